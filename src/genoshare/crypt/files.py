@@ -1,0 +1,335 @@
+"""Crypt4GH files at rest: encryption, random-access decryption, header re-encryption.
+
+What comes from the ``crypt4gh`` package (1.8.6): whole-file encryption (``crypt4gh.lib.encrypt``),
+header parsing/serialisation and packet (de)construction (``crypt4gh.header``), and the libsodium
+binding ``crypt4gh.sodium`` (X25519 key exchange, ChaCha20-Poly1305-IETF). crypt4gh 1.8 ships that
+binding instead of depending on PyNaCl; it decrypts into a caller-supplied buffer, which is exactly
+what a zero-allocation streaming loop needs.
+
+What is written here, because the package does not offer it:
+
+* random access: mapping a plaintext range to the covering segments and reading those runs with
+  ``os.preadv`` into a reused buffer (the package only streams a file front to back);
+* re-encryption for arbitrary plaintext ranges: the package's ``rearrange`` takes one range,
+  re-encrypts for the same keys and refuses multi-range edit lists; here the header is rewritten
+  for a recipient and an edit list is computed for any sequence of ranges, while the data
+  segments are only *referenced* (byte ranges of the original file), never re-encrypted.
+
+Layout reminder (Crypt4GH v1): header, then segments of 65 536 plaintext bytes, each stored as
+12-byte nonce + ciphertext + 16-byte MAC (65 564 bytes; the last one may be shorter). Segment
+``i`` therefore starts at ``header_size + i * 65564`` and holds plaintext ``[i * 65536, ...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import crypt4gh.lib
+from crypt4gh import CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, header, sodium
+
+from genoshare.crypt.errors import CorruptSegment, InvalidKey, NotDecryptable, UnsupportedFormat
+from genoshare.crypt.keys import KEY_SIZE, KeyPair, parse_public_key
+
+__all__ = [
+    "CIPHER_SEGMENT_SIZE",
+    "SEGMENT_SIZE",
+    "EncryptedFile",
+    "Reencryption",
+    "encrypt_file",
+]
+
+_X25519_CHACHA20 = (0).to_bytes(4, "little")  # the only header encryption method in v1
+
+
+def encrypt_file(src: Path, dst: Path, keys: KeyPair) -> None:
+    """Encrypt ``src`` to ``dst`` for ``keys.public``, in constant memory (one 64 KiB segment at a time).
+
+    The header is written with a fresh ephemeral writer key rather than the node's secret key: the
+    node's own files need no sender authentication, and the ephemeral key keeps the node's long-term
+    secret out of the header-encryption path. The output appears atomically (temp file + rename),
+    so a crash never leaves a truncated ``.c4gh`` that DRS would serve as if complete.
+    """
+    src, dst = Path(src), Path(dst)
+    if len(keys.public) != KEY_SIZE:
+        raise InvalidKey("node public key must be 32 bytes")
+    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(8)}.part")
+    try:
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            crypt4gh.lib.encrypt([(0, os.urandom(KEY_SIZE), keys.public)], fin, fout)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Reencryption:
+    """What to send a recipient: ``header`` followed by the bytes of ``data_ranges`` of the original file.
+
+    ``data_ranges`` are half-open ``(start, end)`` byte offsets into the *stored* ``.c4gh`` file, in
+    sending order, always whole segments. A segment may appear twice when the requested plaintext
+    ranges overlap or go backwards: that is legal Crypt4GH (segments decrypt independently) and
+    keeps the edit list a simple forward walk. htsget can hand these out as ``Range`` requests
+    (inclusive ends: ``end - 1``) against the stored object.
+    """
+
+    header: bytes
+    data_ranges: tuple[tuple[int, int], ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.header) + sum(end - start for start, end in self.data_ranges)
+
+
+class EncryptedFile:
+    """A stored Crypt4GH file, opened once with the node's secret key.
+
+    The header is decrypted in the constructor; afterwards reads use ``os.preadv`` on a shared
+    descriptor and per-call buffers, so one instance may serve concurrent range requests from
+    several threads. The libsodium binding holds the GIL while decrypting: async servers should
+    iterate in a worker thread (Starlette's ``StreamingResponse`` does this for sync iterators).
+
+    Stored files with an edit list are refused (:class:`UnsupportedFormat`): the node writes its
+    files itself (:func:`encrypt_file`) and never produces one.
+    """
+
+    def __init__(self, path: Path, secret_key: bytes) -> None:
+        self.path = Path(path)
+        if len(secret_key) != KEY_SIZE:
+            raise InvalidKey("node secret key must be 32 bytes")
+        self._secret = bytes(secret_key)
+        self._file = open(self.path, "rb")  # noqa: SIM115 - lives as long as the object; see close()
+        try:
+            self._session_keys = self._open_header()
+            self.header_size: int = self._file.tell()
+            self.file_size: int = os.fstat(self._file.fileno()).st_size
+            full, rest = divmod(self.file_size - self.header_size, CIPHER_SEGMENT_SIZE)
+            if 0 < rest <= CIPHER_DIFF:
+                raise CorruptSegment(f"{self.path}: final segment truncated to {rest} bytes", full)
+            self.segment_count: int = full + (1 if rest else 0)
+            self.plaintext_size: int = full * SEGMENT_SIZE + (rest - CIPHER_DIFF if rest else 0)
+        except BaseException:
+            self._file.close()
+            raise
+        self._fd = self._file.fileno()
+
+    def _open_header(self) -> list[bytes]:
+        try:
+            raw_packets = list(header.parse(self._file))
+        except ValueError as exc:
+            raise NotDecryptable(f"{self.path}: not a readable Crypt4GH v1 header ({exc})") from exc
+        # Our own loop over crypt4gh's packet decryption instead of header.decrypt(), which logs every
+        # packet addressed to someone else at ERROR level.
+        plain_packets = []
+        for packet in raw_packets:
+            if packet[:4] != _X25519_CHACHA20:
+                continue
+            try:
+                plain_packets.append(header.decrypt_X25519_Chacha20_Poly1305(packet[4:], self._secret))
+            except Exception:  # noqa: S112 - a packet for another recipient is expected, not an error
+                continue
+        if not plain_packets:
+            raise NotDecryptable(f"{self.path}: no header packet opens with this key (wrong key?)")
+        try:
+            data_packets, edit_packet = header.partition_packets(plain_packets)
+            session_keys = [bytes(header.parse_enc_packet(p)) for p in data_packets]
+        except ValueError as exc:
+            raise UnsupportedFormat(f"{self.path}: {exc}") from exc
+        if edit_packet is not None:
+            raise UnsupportedFormat(f"{self.path}: stored files with an edit list are not served")
+        if not session_keys or any(len(k) != KEY_SIZE for k in session_keys):
+            raise NotDecryptable(f"{self.path}: header carries no valid session key")
+        return session_keys
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EncryptedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EncryptedFile({str(self.path)!r}, plaintext_size={self.plaintext_size})"
+
+    # -- plaintext ---------------------------------------------------------------------------------
+
+    def _clamp(self, start: int, end: int | None) -> tuple[int, int]:
+        """Half-open range in plaintext coordinates; an end past the file is clamped like a slice.
+
+        Clamping (rather than raising) matches HTTP Range semantics, where a client may ask for
+        more than exists; negative or inverted ranges are caller bugs and raise ``ValueError``.
+        """
+        if end is None:
+            end = self.plaintext_size
+        if start < 0 or end < start:
+            raise ValueError(f"invalid plaintext range [{start}, {end})")
+        return min(start, self.plaintext_size), min(end, self.plaintext_size)
+
+    def iter_plaintext(
+        self, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+    ) -> Iterator[bytes]:
+        """Yield exactly the plaintext bytes ``[start, end)``, decrypting only the covering segments.
+
+        Pieces are at most ``max(64 KiB, chunk_size rounded down to whole segments)``; the first and
+        last may be shorter. Arguments are checked now, not at the first ``next()``, so a web handler
+        can turn a ``ValueError`` into a 416 before it starts a response.
+        """
+        start, end = self._clamp(start, end)
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        return self._plaintext(start, end, max(1, chunk_size // SEGMENT_SIZE))
+
+    def _plaintext(self, start: int, end: int, batch: int) -> Iterator[bytes]:
+        if start >= end:
+            return
+        cipher = memoryview(bytearray(batch * CIPHER_SEGMENT_SIZE))
+        plain = memoryview(bytearray(batch * SEGMENT_SIZE))
+        segment, last = start // SEGMENT_SIZE, (end - 1) // SEGMENT_SIZE
+        while segment <= last:
+            count = min(batch, last - segment + 1)
+            got = self._read_segments(segment, count, cipher)
+            produced = self._decrypt_segments(segment, cipher[:got], plain)
+            base = segment * SEGMENT_SIZE
+            # bytes() copies out of the reused buffer: consumers (asyncio transports) may keep a
+            # reference after we resume, and the copy is cheap next to the decryption.
+            yield bytes(plain[max(start - base, 0) : min(end - base, produced)])
+            segment += count
+
+    def _read_segments(self, first: int, count: int, into: memoryview) -> int:
+        offset = self.header_size + first * CIPHER_SEGMENT_SIZE
+        want = min(count * CIPHER_SEGMENT_SIZE, self.file_size - offset)
+        got = 0
+        while got < want:
+            n = os.preadv(self._fd, [into[got:want]], offset + got)
+            if n == 0:
+                raise CorruptSegment(
+                    f"{self.path}: file shrank while reading", first + got // CIPHER_SEGMENT_SIZE
+                )
+            got += n
+        return got
+
+    def _decrypt_segments(self, first: int, cipher: memoryview, plain: memoryview) -> int:
+        """Decrypt consecutive stored segments into ``plain``; return the plaintext length."""
+        keys = self._session_keys
+        produced = 0
+        for pos in range(0, len(cipher), CIPHER_SEGMENT_SIZE):
+            block = cipher[pos : pos + CIPHER_SEGMENT_SIZE]
+            out = plain[produced : produced + SEGMENT_SIZE]
+            for key in keys:
+                try:
+                    produced += sodium.chacha20poly1305_decrypt(out, block, key)
+                    break
+                except Exception:  # noqa: S112 - the binding raises ValueError/AssertionError; try next key
+                    continue
+            else:
+                index = first + pos // CIPHER_SEGMENT_SIZE
+                raise CorruptSegment(f"{self.path}: segment {index} fails authentication", index)
+        return produced
+
+    # -- re-encryption -----------------------------------------------------------------------------
+
+    def _segment_plain_len(self, index: int) -> int:
+        if index < self.segment_count - 1:
+            return SEGMENT_SIZE
+        return self.plaintext_size - index * SEGMENT_SIZE
+
+    def _plan(self, ranges: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:
+        """Choose the segments to send and the edit list that cuts the requested bytes out of them.
+
+        The edit list alternates skip/keep lengths over the plaintext of the segments *as sent*.
+        Consecutive ranges that move forward share segments; a range that overlaps or precedes the
+        previous one gets fresh copies of its segments, so every skip stays forward and shorter than
+        two segments (no segment is sent only to be skipped entirely).
+        """
+        sent: list[int] = []
+        edits: list[int] = []
+        stream_len = 0  # plaintext length of the segments chosen so far
+        cursor = 0  # stream position just past the last kept byte
+        prev_end = -1
+        for raw_start, raw_end in ranges:
+            start, end = self._clamp(raw_start, raw_end)
+            if start == end:
+                continue
+            first, last = start // SEGMENT_SIZE, (end - 1) // SEGMENT_SIZE
+            if sent and sent[-1] == first and start >= prev_end:
+                pos = stream_len - self._segment_plain_len(first) + start - first * SEGMENT_SIZE
+                first += 1
+            else:
+                pos = stream_len + start - first * SEGMENT_SIZE
+            for index in range(first, last + 1):
+                sent.append(index)
+                stream_len += self._segment_plain_len(index)
+            skip, keep = pos - cursor, end - start
+            if edits and skip == 0:
+                edits[-1] += keep  # crypt4gh rejects zero skips between keeps
+            else:
+                edits += [skip, keep]
+            cursor, prev_end = pos + keep, end
+        return sent, edits
+
+    def _byte_ranges(self, segments: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        runs: list[list[int]] = []
+        for index in segments:
+            if runs and runs[-1][1] == index:
+                runs[-1][1] = index + 1
+            else:
+                runs.append([index, index + 1])
+        return tuple(
+            (
+                self.header_size + a * CIPHER_SEGMENT_SIZE,
+                min(self.header_size + b * CIPHER_SEGMENT_SIZE, self.file_size),
+            )
+            for a, b in runs
+        )
+
+    def reencrypted(
+        self, recipient_public_key: bytes | str, ranges: Sequence[tuple[int, int]] | None = None
+    ) -> Reencryption:
+        """Header for ``recipient_public_key`` plus the stored segments to send after it.
+
+        ``ranges`` (half-open plaintext ranges, clamped like :meth:`iter_plaintext`) select parts of
+        the plaintext; the recipient then decrypts to their concatenation, in the given order. With
+        ``None`` the whole file is sent and no edit list is written. The header packets are
+        encrypted with the node's secret key as writer, so a recipient can check the sender with
+        ``crypt4gh decrypt --sender_pk node.pub``.
+        """
+        recipient = parse_public_key(recipient_public_key)
+        packets = [header.make_packet_data_enc(0, key) for key in self._session_keys]
+        if ranges is None:
+            segments = list(range(self.segment_count))
+        else:
+            segments, edits = self._plan(ranges)
+            if edits:
+                packets.append(header.make_packet_data_edit_list(edits))
+        writer = [(0, self._secret, recipient)]
+        try:
+            encrypted = [out for packet in packets for out in header.encrypt(packet, writer)]
+        except Exception as exc:  # libsodium refuses degenerate keys with a bare exception
+            raise InvalidKey("cannot encrypt a header for this public key") from exc
+        return Reencryption(header=header.serialize(encrypted), data_ranges=self._byte_ranges(segments))
+
+    def iter_reencrypted(self, reencryption: Reencryption, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream a :class:`Reencryption` of this file: its header, then the stored segment bytes as-is."""
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        return self._raw(reencryption, chunk_size)
+
+    def _raw(self, reencryption: Reencryption, chunk_size: int) -> Iterator[bytes]:
+        yield reencryption.header
+        for start, end in reencryption.data_ranges:
+            offset = start
+            while offset < end:
+                data = os.pread(self._fd, min(chunk_size, end - offset), offset)
+                if not data:
+                    index = (offset - self.header_size) // CIPHER_SEGMENT_SIZE
+                    raise CorruptSegment(f"{self.path}: file shrank while reading", index)
+                yield data
+                offset += len(data)

@@ -1,0 +1,167 @@
+"""The node's Crypt4GH key pair and parsing of keys sent by clients.
+
+Key files use the formats of the ``crypt4gh`` tool (``crypt4gh-keygen``), so operators can
+inspect or rotate them with the reference CLI. The secret key is stored unencrypted by
+default and protected by file permissions (0600, created with ``O_EXCL`` so it is never
+world-readable, not even briefly): a server that must restart unattended has nowhere safe
+to keep a passphrase anyway. If ``GENOSHARE_NODE_KEY_PASSPHRASE`` is set, it is used to
+encrypt the secret key on generation (scrypt + ChaCha20-Poly1305, done by ``crypt4gh``) and
+to unlock it on load.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crypt4gh import sodium
+from crypt4gh.keys import c4gh, get_private_key, get_public_key
+
+from genoshare.crypt.errors import InvalidKey
+
+PASSPHRASE_ENV = "GENOSHARE_NODE_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
+KEY_SIZE = 32
+_PUB_BEGIN = b"-----BEGIN CRYPT4GH PUBLIC KEY-----"
+_PUB_END = b"-----END CRYPT4GH PUBLIC KEY-----"
+_SEC_BEGIN = b"-----BEGIN CRYPT4GH PRIVATE KEY-----"
+_SEC_END = b"-----END CRYPT4GH PRIVATE KEY-----"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """Raw 32-byte X25519 keys; ``secret`` is kept out of ``repr`` so it never lands in logs."""
+
+    public: bytes
+    secret: bytes = field(repr=False)
+
+
+def _pem(begin: bytes, payload: bytes, end: bytes) -> bytes:
+    return begin + b"\n" + base64.b64encode(payload) + b"\n" + end + b"\n"
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    # O_EXCL: overwriting the node key would make every stored file undecryptable.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)  # the umask may have narrowed it; never widened beyond ``mode``
+    finally:
+        os.close(fd)
+
+
+def generate_keypair(dir: Path, name: str = "node") -> KeyPair:
+    """Create ``<name>.pub`` and ``<name>.sec`` in ``dir``; refuses to overwrite existing keys."""
+    dir = Path(dir)
+    dir.mkdir(parents=True, exist_ok=True)
+    sec_path, pub_path = dir / f"{name}.sec", dir / f"{name}.pub"
+    for path in (sec_path, pub_path):
+        if path.exists():
+            raise FileExistsError(f"refusing to overwrite key file {path}")
+    secret = os.urandom(KEY_SIZE)
+    public = sodium.derive_pk(secret)
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if passphrase:
+        encoded = c4gh.encode_private_key(secret, passphrase.encode(), None)
+    else:
+        # Same bytes as crypt4gh's unencrypted branch, without its stderr warning.
+        encoded = (
+            c4gh.MAGIC_WORD + c4gh.encode_string(None) + c4gh.encode_string(None) + c4gh.encode_string(secret)
+        )
+    _write_new(sec_path, _pem(_SEC_BEGIN, encoded, _SEC_END), 0o600)
+    _write_new(pub_path, _pem(_PUB_BEGIN, public, _PUB_END), 0o644)
+    return KeyPair(public=public, secret=secret)
+
+
+def load_keypair(dir: Path, name: str = "node") -> KeyPair:
+    """Load the pair written by :func:`generate_keypair` (or ``crypt4gh-keygen``) and check they match.
+
+    A missing file raises ``FileNotFoundError`` (a deployment problem, not a bad key).
+    """
+    dir = Path(dir)
+    sec_path, pub_path = dir / f"{name}.sec", dir / f"{name}.pub"
+    for path in (sec_path, pub_path):
+        if not path.is_file():
+            raise FileNotFoundError(path)
+    missing_passphrase = False
+
+    def passphrase() -> str:
+        nonlocal missing_passphrase
+        value = os.environ.get(PASSPHRASE_ENV)
+        if value is None:
+            missing_passphrase = True
+            raise InvalidKey(f"{sec_path} is passphrase-protected and {PASSPHRASE_ENV} is not set")
+        return value
+
+    try:
+        secret = bytes(get_private_key(str(sec_path), passphrase))
+        public = bytes(get_public_key(str(pub_path)))
+    except SystemExit as exc:
+        # crypt4gh's parse_private_key is wrapped in a decorator that calls sys.exit(2) on any error.
+        reason = f"{PASSPHRASE_ENV} is not set" if missing_passphrase else "wrong passphrase or corrupt key"
+        raise InvalidKey(f"cannot unlock {sec_path}: {reason}") from exc
+    except (ValueError, NotImplementedError, binascii.Error) as exc:
+        raise InvalidKey(f"cannot parse key files in {dir}: {exc}") from exc
+    if len(secret) != KEY_SIZE or len(public) != KEY_SIZE:
+        raise InvalidKey(f"keys in {dir} are not 32-byte X25519 keys")
+    if sodium.derive_pk(secret) != public:
+        raise InvalidKey(f"{pub_path} is not the public half of {sec_path}")
+    return KeyPair(public=public, secret=secret)
+
+
+def _b64(data: bytes) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidKey("public key is not valid base64") from exc
+
+
+def _from_pem(data: bytes) -> bytes:
+    lines = [line.strip() for line in io.BytesIO(data) if line.strip()]
+    if len(lines) < 3 or lines[0] != _PUB_BEGIN or lines[-1] != _PUB_END:
+        raise InvalidKey("public key PEM must be a CRYPT4GH PUBLIC KEY block")
+    return _b64(b"".join(lines[1:-1]))
+
+
+def _check_usable(key: bytes) -> bytes:
+    if len(key) != KEY_SIZE:
+        raise InvalidKey(f"public key must be {KEY_SIZE} bytes, got {len(key)}")
+    # A low-order point (e.g. all zeros) gives an all-zero shared secret; libsodium refuses it.
+    # Finding out now turns a later server error into a clean client error.
+    probe = os.urandom(KEY_SIZE)
+    try:
+        sodium.kx_client(sodium.derive_pk(probe), probe, key)
+    except Exception as exc:  # the binding raises bare Exception subclasses of several kinds
+        raise InvalidKey("public key is not a usable X25519 point") from exc
+    return bytes(key)
+
+
+def parse_public_key(value: str | bytes) -> bytes:
+    """Return the raw 32-byte X25519 key from what a client or operator hands us.
+
+    Accepted: the ``.pub`` file content (PEM-like), the base64 of that content (htsget clients
+    put the key file in an HTTP header that way), the base64 of the raw key, or the raw 32 bytes.
+    Anything else raises :class:`InvalidKey`.
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        if len(data) == KEY_SIZE:
+            # Cannot be text: any textual form of a 32-byte key is at least 44 characters.
+            return _check_usable(data)
+    elif isinstance(value, str):
+        try:
+            data = value.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise InvalidKey("public key text must be ASCII") from exc
+    else:
+        raise InvalidKey(f"public key must be str or bytes, not {type(value).__name__}")
+    data = data.strip()
+    if data.startswith(b"-----BEGIN"):
+        return _check_usable(_from_pem(data))
+    decoded = _b64(data)
+    if decoded.lstrip().startswith(b"-----BEGIN"):
+        return _check_usable(_from_pem(decoded.strip()))
+    return _check_usable(decoded)
