@@ -1,0 +1,6 @@
+"""Synthetic cohorts (msprime) with phenotypes, for tests, demos and benchmarks."""
+
+from genoshare.synth.cohort import Cohort, generate_cohort
+from genoshare.synth.phenotypes import TERM_LABELS, read_individuals
+
+__all__ = ["TERM_LABELS", "Cohort", "generate_cohort", "read_individuals"]
