@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import crypt4gh.lib
 from crypt4gh import sodium
@@ -16,6 +17,16 @@ DATA = Path(__file__).resolve().parents[2] / "src" / "genoshare" / "demo" / "dat
 
 # Spans the interesting shapes: several full segments plus a short tail.
 PLAIN_SIZE = 5 * SEGMENT_SIZE + 12_345
+
+
+class Sample(NamedTuple):
+    """Plaintext and its encrypted file; short repr so hypothesis reports stay readable."""
+
+    plain: bytes
+    path: Path
+
+    def __repr__(self) -> str:
+        return f"Sample({len(self.plain)} bytes, {self.path.name})"
 
 
 def c4gh_decrypt(data: bytes, secret: bytes) -> bytes:

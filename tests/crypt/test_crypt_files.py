@@ -7,7 +7,7 @@ from pathlib import Path
 
 import crypt4gh.lib
 import pytest
-from c4gh_testlib import DATA, c4gh_decrypt, fresh_keys
+from c4gh_testlib import DATA, Sample, c4gh_decrypt, fresh_keys
 
 from genoshare.crypt import CorruptSegment, EncryptedFile, KeyPair, NotDecryptable, encrypt_file, load_keypair
 from genoshare.crypt.files import CIPHER_SEGMENT_SIZE, SEGMENT_SIZE
@@ -26,7 +26,7 @@ def plain_of(c4gh: Path) -> Path:
     "size", [0, 1, SEGMENT_SIZE - 1, SEGMENT_SIZE, SEGMENT_SIZE + 1, 3 * SEGMENT_SIZE + 1000]
 )
 def test_encrypt_file_round_trips_through_reference_decrypt(
-    size: int, make_encrypted: Callable[[int], tuple[bytes, Path]], node_keys: KeyPair
+    size: int, make_encrypted: Callable[[int], Sample], node_keys: KeyPair
 ) -> None:
     plain, path = make_encrypted(size)
     assert c4gh_decrypt(path.read_bytes(), node_keys.secret) == plain
@@ -57,7 +57,7 @@ def boundary_pairs(size: int) -> list[tuple[int, int]]:
     return [(a, b) for a in points for b in points if a <= b]
 
 
-def test_iter_plaintext_matches_slices(sample: tuple[bytes, Path], node_keys: KeyPair) -> None:
+def test_iter_plaintext_matches_slices(sample: Sample, node_keys: KeyPair) -> None:
     plain, path = sample
     rng = random.Random(7)
     pairs = boundary_pairs(len(plain))
@@ -71,7 +71,7 @@ def test_iter_plaintext_matches_slices(sample: tuple[bytes, Path], node_keys: Ke
                 assert b"".join(f.iter_plaintext(a, b, chunk_size)) == plain[a:b], (a, b, chunk_size)
 
 
-def test_iter_plaintext_piece_sizes(sample: tuple[bytes, Path], node_keys: KeyPair) -> None:
+def test_iter_plaintext_piece_sizes(sample: Sample, node_keys: KeyPair) -> None:
     _, path = sample
     with EncryptedFile(path, node_keys.secret) as f:
         pieces = [len(p) for p in f.iter_plaintext(5, f.plaintext_size, 2 * SEGMENT_SIZE)]
@@ -80,7 +80,7 @@ def test_iter_plaintext_piece_sizes(sample: tuple[bytes, Path], node_keys: KeyPa
         assert list(f.iter_plaintext(3, 3)) == []
 
 
-def test_iter_plaintext_range_rules(sample: tuple[bytes, Path], node_keys: KeyPair) -> None:
+def test_iter_plaintext_range_rules(sample: Sample, node_keys: KeyPair) -> None:
     plain, path = sample
     with EncryptedFile(path, node_keys.secret) as f:
         # An end past the file is clamped, like a slice or an HTTP Range.
@@ -93,7 +93,7 @@ def test_iter_plaintext_range_rules(sample: tuple[bytes, Path], node_keys: KeyPa
             f.iter_plaintext(0, 10, 0)
 
 
-def test_header_size_and_layout(sample: tuple[bytes, Path], node_keys: KeyPair) -> None:
+def test_header_size_and_layout(sample: Sample, node_keys: KeyPair) -> None:
     plain, path = sample
     with EncryptedFile(path, node_keys.secret) as f:
         assert f.segment_count == -(-len(plain) // SEGMENT_SIZE)
@@ -102,7 +102,7 @@ def test_header_size_and_layout(sample: tuple[bytes, Path], node_keys: KeyPair) 
         assert len(rest) == (f.segment_count - 1) * CIPHER_SEGMENT_SIZE + (len(plain) % SEGMENT_SIZE) + 28
 
 
-def test_wrong_key_is_not_decryptable(sample: tuple[bytes, Path]) -> None:
+def test_wrong_key_is_not_decryptable(sample: Sample) -> None:
     _, path = sample
     with pytest.raises(NotDecryptable, match="wrong key"):
         EncryptedFile(path, fresh_keys().secret)
@@ -120,9 +120,7 @@ def test_not_crypt4gh_is_not_decryptable(tmp_path: Path, content: bytes, node_ke
         EncryptedFile(tmp_path / "x.c4gh", node_keys.secret)
 
 
-def test_corrupt_header_packet_is_not_decryptable(
-    tmp_path: Path, sample: tuple[bytes, Path], node_keys: KeyPair
-) -> None:
+def test_corrupt_header_packet_is_not_decryptable(tmp_path: Path, sample: Sample, node_keys: KeyPair) -> None:
     data = bytearray(sample[1].read_bytes())
     data[60] ^= 0x01  # inside the only header packet's ciphertext
     (tmp_path / "x.c4gh").write_bytes(data)
@@ -131,7 +129,7 @@ def test_corrupt_header_packet_is_not_decryptable(
 
 
 def test_flipped_byte_is_corrupt_segment_only_where_read(
-    tmp_path: Path, sample: tuple[bytes, Path], node_keys: KeyPair
+    tmp_path: Path, sample: Sample, node_keys: KeyPair
 ) -> None:
     plain, path = sample
     with EncryptedFile(path, node_keys.secret) as f:
@@ -148,7 +146,7 @@ def test_flipped_byte_is_corrupt_segment_only_where_read(
         assert b"".join(f.iter_plaintext(3 * SEGMENT_SIZE)) == plain[3 * SEGMENT_SIZE :]
 
 
-def test_truncated_file_is_corrupt(tmp_path: Path, sample: tuple[bytes, Path], node_keys: KeyPair) -> None:
+def test_truncated_file_is_corrupt(tmp_path: Path, sample: Sample, node_keys: KeyPair) -> None:
     data = sample[1].read_bytes()
     (tmp_path / "x.c4gh").write_bytes(data[: -(12_345 + 28 - 20)])  # 20 bytes of the last segment left
     with pytest.raises(CorruptSegment):

@@ -247,7 +247,9 @@ class EncryptedFile:
         The edit list alternates skip/keep lengths over the plaintext of the segments *as sent*.
         Consecutive ranges that move forward share segments; a range that overlaps or precedes the
         previous one gets fresh copies of its segments, so every skip stays forward and shorter than
-        two segments (no segment is sent only to be skipped entirely).
+        two segments (no segment is sent only to be skipped entirely). The one thing that cannot be
+        expressed is sending anything after the file's short final segment (``ValueError``); this
+        only happens for overlapping/backward ranges that reach the end of the file.
         """
         sent: list[int] = []
         edits: list[int] = []
@@ -265,6 +267,12 @@ class EncryptedFile:
             else:
                 pos = stream_len + start - first * SEGMENT_SIZE
             for index in range(first, last + 1):
+                if sent and self._segment_plain_len(sent[-1]) < SEGMENT_SIZE:
+                    # Readers frame segments by fixed size, so a short segment can only come last.
+                    raise ValueError(
+                        f"range [{start}, {end}) after one reaching the end of the file: "
+                        "the short final segment must be the last one sent; send ascending ranges"
+                    )
                 sent.append(index)
                 stream_len += self._segment_plain_len(index)
             skip, keep = pos - cursor, end - start
@@ -296,7 +304,8 @@ class EncryptedFile:
         """Header for ``recipient_public_key`` plus the stored segments to send after it.
 
         ``ranges`` (half-open plaintext ranges, clamped like :meth:`iter_plaintext`) select parts of
-        the plaintext; the recipient then decrypts to their concatenation, in the given order. With
+        the plaintext; the recipient then decrypts to their concatenation, in the given order (see
+        :meth:`_plan` for the one ordering that is refused with ``ValueError``). With
         ``None`` the whole file is sent and no edit list is written. The header packets are
         encrypted with the node's secret key as writer, so a recipient can check the sender with
         ``crypt4gh decrypt --sender_pk node.pub``.
