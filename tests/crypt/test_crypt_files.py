@@ -106,9 +106,9 @@ def test_wrong_key_is_not_decryptable(sample: Sample) -> None:
     _, path = sample
     with pytest.raises(NotDecryptable, match="wrong key"):
         EncryptedFile(path, fresh_keys().secret)
-    bob = load_keypair(DATA / "c4gh" / "keys", "alice")
+    alice = load_keypair(DATA / "c4gh" / "keys", "alice")
     with pytest.raises(NotDecryptable):
-        EncryptedFile(DATA / "c4gh" / "spec-v4.3.vcf.gz.c4gh", bob.secret)
+        EncryptedFile(DATA / "c4gh" / "spec-v4.3.vcf.gz.c4gh", alice.secret)
 
 
 @pytest.mark.parametrize(
