@@ -1,0 +1,94 @@
+"""Signs GA4GH Passport v1.2 visas and passports with a key of its own, published as a JWKS.
+
+The node uses it to issue ControlledAccessGrants after a committee approval; the demo and the tests use
+a second instance as a stand-in for an external identity provider (real JWTs, real signatures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+ALGORITHM = "ES256"
+
+
+class VisaIssuer:
+    def __init__(self, issuer: str, key: ECKey) -> None:
+        self.issuer = issuer
+        self.key = key
+
+    @classmethod
+    def load_or_create(cls, issuer: str, key_file: Path) -> VisaIssuer:
+        if key_file.is_file():
+            key = ECKey.import_key(json.loads(key_file.read_text()))
+        else:
+            key = ECKey.generate_key("P-256", auto_kid=True)
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(key.as_dict(private=True), handle)
+        return cls(issuer, key)
+
+    def jwks(self) -> dict[str, Any]:
+        public = self.key.as_dict(private=False)
+        public.update({"use": "sig", "alg": ALGORITHM})
+        return {"keys": [public]}
+
+    def write_jwks(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.jwks(), indent=2))
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        header = {"alg": ALGORITHM, "typ": "JWT", "kid": self.key.kid}
+        return jwt.encode(header, claims, self.key, algorithms=[ALGORITHM])
+
+    def visa(
+        self,
+        subject: str,
+        visa_type: str,
+        value: str,
+        *,
+        source: str | None = None,
+        by: str = "dac",
+        asserted: int | None = None,
+        lifetime: int = 3600,
+        now: int | None = None,
+        jti: str | None = None,
+    ) -> str:
+        now = int(time.time()) if now is None else now
+        return self._sign(
+            {
+                "iss": self.issuer,
+                "sub": subject,
+                "iat": now,
+                "exp": now + lifetime,
+                "jti": jti or str(uuid.uuid4()),
+                "ga4gh_visa_v1": {
+                    "type": visa_type,
+                    "asserted": now if asserted is None else asserted,
+                    "value": value,
+                    "source": source or self.issuer,
+                    "by": by,
+                },
+            }
+        )
+
+    def passport(self, subject: str, visas: list[str], *, lifetime: int = 3600, now: int | None = None) -> str:
+        now = int(time.time()) if now is None else now
+        return self._sign(
+            {
+                "iss": self.issuer,
+                "sub": subject,
+                "iat": now,
+                "exp": now + lifetime,
+                "jti": str(uuid.uuid4()),
+                "ga4gh_passport_v1": visas,
+            }
+        )

@@ -1,0 +1,50 @@
+"""Builds the node's ASGI application from a ``Node``; no configuration is read at import time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from genoshare import __version__
+from genoshare.api import data, drs
+from genoshare.api.errors import install_error_handlers
+from genoshare.node import Node
+from genoshare.settings import Settings, load_settings
+
+
+def service_info(node: Node) -> dict[str, Any]:
+    settings = node.settings
+    return {
+        "id": settings.node_id,
+        "name": settings.node_name,
+        "type": {"group": "org.ga4gh", "artifact": "drs", "version": "1.5.0"},
+        "description": "genoshare node: DRS, htsget and Beacon v2 over encrypted data, gated by GA4GH Passports",
+        "organization": {"name": settings.organization, "url": settings.public_url},
+        "version": __version__,
+        "environment": settings.environment,
+    }
+
+
+def create_app(node: Node) -> FastAPI:
+    app = FastAPI(
+        title="genoshare",
+        version=__version__,
+        description="A GA4GH node: discover with Beacon v2, retrieve with DRS 1.5 and htsget 1.3.",
+    )
+    app.state.node = node
+    install_error_handlers(app)
+    app.include_router(drs.router)
+    app.include_router(data.router)
+
+    @app.get("/service-info", tags=["Service info"], summary="GA4GH service-info of this node")
+    def node_service_info() -> dict[str, Any]:
+        return service_info(node)
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Entry point for ``uvicorn --factory genoshare.api.app:app_from_environment``."""
+    settings: Settings = load_settings()
+    return create_app(Node.open(settings))

@@ -1,0 +1,79 @@
+"""One place that turns genoshare errors into the error body each GA4GH standard defines.
+
+The body's shape follows the API family of the request path, so an access denial raised deep in
+``genoshare.access`` reaches a DRS client as ``{msg, status_code}``, an htsget client as
+``{htsget: {error, message}}`` and a Beacon client as a Beacon error response.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genoshare.errors import GenoshareError
+
+log = logging.getLogger("genoshare.api")
+
+_HTSGET_NAMES = {
+    400: "InvalidInput",
+    401: "InvalidAuthentication",
+    403: "PermissionDenied",
+    404: "NotFound",
+    405: "InvalidInput",
+    413: "InvalidInput",
+    416: "InvalidRange",
+    500: "InternalError",
+}
+
+
+def error_body(path: str, status: int, code: str, message: str) -> dict[str, Any]:
+    if path.startswith("/htsget"):
+        return {"htsget": {"error": code, "message": message}}
+    if path.startswith("/api"):
+        return {
+            "meta": {"beaconId": "", "apiVersion": "v2.0.0", "returnedSchemas": []},
+            "error": {"errorCode": status, "errorMessage": message},
+        }
+    return {"msg": message, "status_code": status}
+
+
+def _response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(request.url.path, status, code, message), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GenoshareError)
+    async def _genoshare(request: Request, error: GenoshareError) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="genoshare"'} if error.status_code == 401 else None
+        return _response(request, error.status_code, error.code, error.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item.get('loc', ()) if part != 'body')}: {item.get('msg')}"
+            for item in error.errors()
+        )
+        return _response(request, 400, "InvalidInput", f"invalid request: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _response(
+            request,
+            error.status_code,
+            _HTSGET_NAMES.get(error.status_code, "InvalidInput"),
+            str(error.detail),
+            getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # The message could hold data; the log gets the traceback, the client a generic line.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _response(request, 500, "InternalError", "internal error; the node operator can find it in the log")

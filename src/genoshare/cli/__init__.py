@@ -1,0 +1,1 @@
+"""The ``genoshare`` command line."""

@@ -1,0 +1,253 @@
+"""``genoshare``: run and manage a node. Every command works on one data directory (``--data-dir``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from genoshare.audit import AuditLog
+
+# DUO-CLI from genoshare.cli.duo import duo_app
+from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.errors import GenoshareError
+from genoshare.node import Node, init_node
+from genoshare.settings import load_settings
+
+app = typer.Typer(
+    name="genoshare",
+    help="Share genomic data under GA4GH standards: Beacon v2, htsget, DRS, Passports, DUO, Crypt4GH.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(
+    help="Create and inspect datasets (consent codes, custodian, access level).", no_args_is_help=True
+)
+objects_app = typer.Typer(help="List the files (DRS objects) of a dataset.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect and verify the tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(objects_app, name="objects")
+app.add_typer(audit_app, name="audit")
+# DUO-CLI app.add_typer(duo_app, name="duo")
+
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", "-d", envvar="GENOSHARE_DATA_DIR", help="The node's data directory.", show_default=True),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def open_node(data_dir: Path) -> Node:
+    settings = load_settings(data_dir)
+    if not settings.keys_dir.is_dir():
+        raise fail(f"{data_dir} is not a genoshare node: run `genoshare init --data-dir {data_dir}` first")
+    return Node.open(settings)
+
+
+@app.command()
+def init(
+    data_dir: DataDir = Path("node"),
+    public_url: Annotated[str, typer.Option(help="URL clients use to reach this node.")] = "http://127.0.0.1:8080",
+) -> None:
+    """Create a node: config file, Crypt4GH node key, database schema and audit chain (SQLite by default)."""
+    settings = load_settings(data_dir, public_url=public_url)
+    init_node(settings).close()
+    console.print(
+        f"node ready in [bold]{settings.data_dir}[/] (database {settings.database_url.split('://')[0]}, "
+        f"objects {settings.objects_url})"
+    )
+
+
+@datasets_app.command("create")
+def datasets_create(
+    dataset_id: Annotated[str, typer.Argument(help="Short id, e.g. cohort1.")],
+    title: Annotated[str, typer.Option(help="Human-readable title.")],
+    custodian: Annotated[str, typer.Option(help="Who owns the data (institution or person).")],
+    duo: Annotated[
+        list[str],
+        typer.Option(
+            "--duo", help="DUO consent code, repeatable: GRU, NPU, DS:MONDO:0005015, TS:12, MOR:2027-01-31 ..."
+        ),
+    ],
+    access: Annotated[str, typer.Option(help="public | registered | controlled")] = "controlled",
+    description: str = "",
+    license: Annotated[str, typer.Option(help="Data licence or agreement name.")] = "",
+    keep_sample_names: Annotated[
+        bool, typer.Option(help="Do not pseudonymise VCF sample names (only for data that is already public).")
+    ] = False,
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Create a dataset with its consent codes and access level."""
+    node = open_node(data_dir)
+    try:
+        dataset = DatasetService(node.database).create(
+            NewDataset(
+                id=dataset_id,
+                title=title,
+                custodian=custodian,
+                access_level=access,
+                duo_codes=duo,
+                description=description,
+                license=license,
+                pseudonymise=not keep_sample_names,
+            )
+        )
+    except GenoshareError as error:
+        raise fail(error.message) from None
+    console.print(f"dataset [bold]{dataset.id}[/] created ({dataset.access_level}; {' '.join(dataset.duo_codes)})")
+
+
+@datasets_app.command("list")
+def datasets_list(data_dir: DataDir = Path("node"), as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List datasets."""
+    rows = DatasetService(open_node(data_dir).database).list()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": d.id,
+                        "title": d.title,
+                        "custodian": d.custodian,
+                        "access": d.access_level,
+                        "duo": d.duo_codes,
+                    }
+                    for d in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("id", "title", "custodian", "access", "consent codes")
+    for d in rows:
+        table.add_row(d.id, d.title, d.custodian, d.access_level, " ".join(d.duo_codes))
+    console.print(table)
+
+
+@app.command()
+def ingest(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset to add the files to.")],
+    files: Annotated[list[Path], typer.Argument(help="VCF/BCF/BAM/CRAM files.", exists=True, dir_okay=False)],
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Validate, de-identify, encrypt, index and publish files; all of them or none."""
+    from genoshare.ingest.pipeline import Ingestor
+
+    node = open_node(data_dir)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=errors, transient=True) as bars:
+        tasks: dict[tuple[str, str], int] = {}
+
+        def progress(name: str, stage: str, done: int, total: int) -> None:
+            key = (name, stage)
+            if key not in tasks:
+                tasks[key] = bars.add_task(f"{stage:>8} {name}", total=total)
+            bars.update(tasks[key], completed=done, total=total)
+
+        try:
+            result = Ingestor(node).ingest(dataset_id, files, progress)
+        except GenoshareError as error:
+            raise fail(error.message) from None
+    for row in result.published:
+        console.print(f"published [bold]{row.id}[/] ({row.format}, {row.size:,} bytes, sha256 {row.sha256[:12]}…)")
+    for name in result.unchanged:
+        console.print(f"unchanged {name} (same content already in {dataset_id})")
+
+
+@objects_app.command("list")
+def objects_list(
+    dataset_id: str, data_dir: DataDir = Path("node"), as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """List a dataset's files with their DRS ids, sizes and checksums."""
+    try:
+        rows = DatasetService(open_node(data_dir).database).objects(dataset_id)
+    except GenoshareError as error:
+        raise fail(error.message) from None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": o.id,
+                        "name": o.name,
+                        "format": o.format,
+                        "size": o.size,
+                        "md5": o.md5,
+                        "sha256": o.sha256,
+                        "htsget_id": o.htsget_id,
+                    }
+                    for o in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table("DRS id", "format", "size", "sha256")
+    for o in rows:
+        table.add_row(o.id, o.format, f"{o.size:,}", o.sha256)
+    console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir = Path("node")) -> None:
+    """Recompute the hash chain; exit 1 and name the first bad entry if anything was edited, removed or moved."""
+    report = AuditLog(open_node(data_dir).database).verify()
+    if report.ok:
+        console.print(f"audit log intact: {report.entries} entries, head {report.head}")
+        return
+    raise fail(f"audit log BROKEN at entry {report.first_bad_seq}: {report.problem}")
+
+
+@audit_app.command("head")
+def audit_head(data_dir: DataDir = Path("node")) -> None:
+    """Print the chain's head hash, to anchor it outside the node."""
+    report = AuditLog(open_node(data_dir).database).verify()
+    typer.echo(f"{report.entries} {report.head}")
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = Path("node"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve the node's APIs (DRS, htsget, Beacon, service-info) with uvicorn."""
+    import uvicorn
+
+    from genoshare.api.app import create_app
+
+    node = open_node(data_dir)
+    console.print(f"serving {node.settings.node_name} on http://{host}:{port} (public URL {node.settings.public_url})")
+    uvicorn.run(create_app(node), host=host, port=port, log_level="info", http="httptools")
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = Path("demo-node"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the demo node and exit.")] = False,
+) -> None:
+    """Init a node with demo data (htsget test files, a synthetic cohort) and serve it."""
+    from genoshare.demo.setup import prepare_demo
+
+    info = prepare_demo(data_dir, f"http://{host}:{port}", console)
+    console.print(info.instructions(), soft_wrap=True)
+    if not no_serve:
+        serve(data_dir=data_dir, host=host, port=port)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Datasets: the unit of consent (DUO codes), custody and access level."""

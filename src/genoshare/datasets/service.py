@@ -1,0 +1,95 @@
+"""Creating, reading and listing datasets, with their consent codes checked against DUO."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from genoshare.access.granularity import AccessLevel
+from genoshare.duo.codes import parse_dataset_codes
+from genoshare.duo.errors import DuoError
+from genoshare.errors import Conflict, InvalidInput, NotFound
+from genoshare.ids import check_dataset_id
+from genoshare.store.db import Database
+from genoshare.store.models import DataObject, Dataset
+
+
+@dataclass(frozen=True)
+class NewDataset:
+    id: str
+    title: str
+    custodian: str
+    access_level: str
+    duo_codes: Sequence[str]
+    description: str = ""
+    license: str = ""
+    pseudonymise: bool = True
+
+
+def check_duo_codes(codes: Sequence[str]) -> list[str]:
+    """Parse each code (by short name or DUO id, parameter after ':'); return them normalised."""
+    if not codes:
+        raise InvalidInput("a dataset needs its consent codes: give at least one --duo (e.g. GRU)")
+    try:
+        parsed = parse_dataset_codes(codes)
+    except DuoError as error:
+        raise InvalidInput(str(error)) from error
+    return [str(code) for code in parsed]
+
+
+class DatasetService:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def create(self, new: NewDataset) -> Dataset:
+        check_dataset_id(new.id)
+        if new.access_level not in AccessLevel.ALL:
+            raise InvalidInput(f"access level must be one of {', '.join(AccessLevel.ALL)}, not {new.access_level!r}")
+        for field, value in (("title", new.title), ("custodian", new.custodian)):
+            if not value.strip():
+                raise InvalidInput(f"a dataset needs a {field}")
+        codes = check_duo_codes(new.duo_codes)
+        with self.database.session() as session:
+            if session.get(Dataset, new.id) is not None:
+                raise Conflict(f"dataset {new.id} exists already")
+            dataset = Dataset(
+                id=new.id,
+                title=new.title.strip(),
+                description=new.description,
+                custodian=new.custodian.strip(),
+                license=new.license,
+                access_level=new.access_level,
+                duo_codes=codes,
+                pseudonymise=new.pseudonymise,
+            )
+            session.add(dataset)
+        return dataset
+
+    def get(self, dataset_id: str, session: Session | None = None) -> Dataset:
+        if session is None:
+            with self.database.sessions() as own:
+                return self.get(dataset_id, own)
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            raise NotFound(f"no dataset {dataset_id!r}")
+        return dataset
+
+    def list(self) -> list[Dataset]:
+        with self.database.sessions() as session:
+            return list(session.scalars(select(Dataset).order_by(Dataset.id)))
+
+    def objects(self, dataset_id: str) -> list[DataObject]:
+        with self.database.sessions() as session:
+            self.get(dataset_id, session)
+            return list(
+                session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id).order_by(DataObject.name))
+            )
+
+    def totals(self) -> tuple[int, int]:
+        """Number of objects and their total size, for DRS service-info."""
+        with self.database.sessions() as session:
+            count, size = session.execute(select(func.count(), func.coalesce(func.sum(DataObject.size), 0))).one()
+            return int(count), int(size)

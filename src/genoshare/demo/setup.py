@@ -1,0 +1,146 @@
+"""Prepares a demo node in one call: init, datasets, ingest, and a researcher passport to try it with.
+
+The demo issuer stands in for an external identity provider (an ELIXIR AAI or a Passport broker): it
+signs real JWTs with its own key, and the demo node trusts its JWKS file.  Its key never leaves the
+demo data directory; do not add it to a real node's trusted issuers.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from rich.console import Console
+
+from genoshare.access.issuer import VisaIssuer
+from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
+from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.ingest.pipeline import Ingestor
+from genoshare.node import init_node, write_config_file
+from genoshare.settings import Settings, TrustedIssuer, load_settings
+from genoshare.synth import generate_cohort
+
+DEMO_ISSUER = "https://demo-issuer.genoshare.invalid"
+DEMO_RESEARCHER = "demo-researcher"
+PUBLIC_DATASET = "demo-htsget"
+COHORT_DATASET = "demo-cohort"
+#: One day: long enough to play with the demo, short enough not to be a standing credential.
+PASSPORT_LIFETIME = 24 * 3600
+
+
+def demo_files() -> list[Path]:
+    """The htsget test files (see data/htsget/SOURCE.txt): htsnexus_test_NA12878 and spec-v4.3 pairs."""
+    root = Path(str(files("genoshare.demo") / "data" / "htsget"))
+    return [
+        root / "bam" / "htsnexus_test_NA12878.bam",
+        root / "cram" / "htsnexus_test_NA12878.cram",
+        root / "vcf" / "spec-v4.3.vcf.gz",
+        root / "bcf" / "spec-v4.3.bcf",
+    ]
+
+
+@dataclass
+class DemoNode:
+    settings: Settings
+    passport: str
+    researcher_passport_without_grant: str
+
+    @property
+    def passport_file(self) -> Path:
+        return self.settings.data_dir / "demo-passport.jwt"
+
+    def instructions(self) -> str:
+        url = self.settings.public_url
+        cohort_file = f"{url}/ga4gh/drs/v1/objects/{COHORT_DATASET}.cohort.vcf.gz"
+        return textwrap.dedent(f"""
+            [bold]genoshare demo node[/] — data in {self.settings.data_dir}
+              service-info    {url}/service-info
+              DRS             {url}/ga4gh/drs/v1/service-info
+              public dataset  {url}/ga4gh/drs/v1/objects/{PUBLIC_DATASET}
+              API docs        {url}/docs
+
+            A demo researcher's passport (ResearcherStatus + a grant for {COHORT_DATASET}, valid 24 h):
+              export PASSPORT=$(cat {self.passport_file})
+
+            Try controlled access:
+              curl -s {cohort_file}             # 401 without a passport
+              curl -s -H "Authorization: Bearer $PASSPORT" {cohort_file}
+              curl -s -H "Authorization: Bearer $PASSPORT" {cohort_file}/access/https
+        """)
+
+
+def prepare_demo(data_dir: Path, public_url: str, console: Console | None = None) -> DemoNode:
+    data_dir = Path(data_dir)
+    keys = data_dir / "keys"
+    issuer = VisaIssuer.load_or_create(DEMO_ISSUER, keys / "demo-issuer.jwk.json")
+    jwks = keys / "demo-issuer.jwks.json"
+    issuer.write_jwks(jwks)
+    settings = load_settings(
+        data_dir,
+        public_url=public_url,
+        trusted_issuers=[TrustedIssuer(issuer=DEMO_ISSUER, jwks_file=jwks.resolve())],
+    )
+    # Rewritten every time: the demo may be started on another port than last time.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    write_config_file(settings)
+    node = init_node(settings)
+    datasets = DatasetService(node.database)
+    existing = {dataset.id for dataset in datasets.list()}
+    ingestor = Ingestor(node)
+    say = console.print if console else (lambda *_: None)
+    if PUBLIC_DATASET not in existing:
+        datasets.create(
+            NewDataset(
+                id=PUBLIC_DATASET,
+                title="htsget test data (NA12878 reads, VCF 4.3 spec example)",
+                custodian="GA4GH htsget compliance suite / htsget-rs",
+                access_level="public",
+                duo_codes=["NRES"],
+                license="MIT (htsget-rs), Apache-2.0 (htsget-compliance)",
+                pseudonymise=False,
+                description="Public 1000 Genomes NA12878 reads on chromosomes 11 and 20, and the VCFv4.3 example.",
+            )
+        )
+    say(f"ingesting {PUBLIC_DATASET} …")
+    ingestor.ingest(PUBLIC_DATASET, demo_files(), actor="demo")
+    if COHORT_DATASET not in existing:
+        datasets.create(
+            NewDataset(
+                id=COHORT_DATASET,
+                title="Synthetic cohort (msprime), 100 individuals",
+                custodian="genoshare demo",
+                access_level="controlled",
+                duo_codes=["GRU", "NPU"],
+                description="Simulated genotypes and phenotypes; no real person is in it.",
+            )
+        )
+    cohort = generate_cohort(data_dir / "demo-input", n_individuals=100, sequence_length=2_000_000, seed=42)
+    say(f"ingesting {COHORT_DATASET} …")
+    ingestor.ingest(COHORT_DATASET, [cohort.vcf_path], actor="demo")
+    node.close()
+    researcher = issuer.visa(
+        DEMO_RESEARCHER,
+        RESEARCHER_STATUS,
+        "https://doi.org/10.1038/s41431-018-0219-y",
+        by="so",
+        lifetime=PASSPORT_LIFETIME,
+    )
+    grant = issuer.visa(
+        DEMO_RESEARCHER,
+        CONTROLLED_ACCESS_GRANTS,
+        f"{settings.public_url}/datasets/{COHORT_DATASET}",
+        by="dac",
+        lifetime=PASSPORT_LIFETIME,
+    )
+    demo = DemoNode(
+        settings=settings,
+        passport=issuer.passport(DEMO_RESEARCHER, [researcher, grant], lifetime=PASSPORT_LIFETIME),
+        researcher_passport_without_grant=issuer.passport(DEMO_RESEARCHER, [researcher], lifetime=PASSPORT_LIFETIME),
+    )
+    demo.passport_file.write_text(demo.passport + "\n")
+    return demo
+
+
+__all__ = ["COHORT_DATASET", "PUBLIC_DATASET", "DemoNode", "prepare_demo"]

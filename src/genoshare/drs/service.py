@@ -1,0 +1,235 @@
+"""DRS 1.5 objects and bundles over the node's datasets.
+
+A file is a DRS blob (id ``<dataset>.<file name>``); a dataset is a DRS bundle whose ``contents`` are its
+files.  Every read asks ``AccessPolicy`` for record-level access to the owning dataset; access URLs point
+at the node's own ``/data`` endpoint with a short-lived ticket in the ``Authorization`` header, so the
+ticket never appears in a URL (and so never in an access log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from genoshare import __version__
+from genoshare.access.granularity import Granularity
+from genoshare.access.passports import Identity
+from genoshare.access.policy import ANONYMOUS
+from genoshare.access.tickets import Ticket
+from genoshare.datasets.service import DatasetService
+from genoshare.errors import GenoshareError, InvalidInput, NotFound
+from genoshare.node import Node
+from genoshare.store.models import DataObject, Dataset
+
+ACCESS_ID = "https"
+
+
+def _time(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class DrsService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.settings = node.settings
+
+    # -- lookup ----------------------------------------------------------------------------------
+
+    def _resolve(self, drs_id: str) -> tuple[Dataset, DataObject | None, list[DataObject]]:
+        """(dataset, the blob or None for a bundle, the bundle's files)."""
+        with self.node.database.sessions() as session:
+            blob = session.get(DataObject, drs_id)
+            if blob is not None:
+                dataset = session.get(Dataset, blob.dataset_id)
+                assert dataset is not None
+                return dataset, blob, []
+            dataset = session.get(Dataset, drs_id)
+            if dataset is None:
+                raise NotFound(f"no DRS object {drs_id!r}")
+            files = list(
+                session.scalars(select(DataObject).where(DataObject.dataset_id == drs_id).order_by(DataObject.name))
+            )
+            return dataset, None, files
+
+    def _authorise(self, identity: Identity | None, dataset: Dataset, drs_id: str, action: str) -> None:
+        self.node.policy.require(identity, dataset, Granularity.RECORD, action=action, resource=f"objects/{drs_id}")
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def _blob(self, blob: DataObject) -> dict[str, Any]:
+        return {
+            "id": blob.id,
+            "name": blob.name,
+            "self_uri": f"drs://{self.settings.public_host}/{blob.id}",
+            "size": blob.size,
+            "created_time": _time(blob.created_at),
+            "updated_time": _time(blob.created_at),
+            "version": blob.sha256[:16],
+            "mime_type": blob.mime_type,
+            "checksums": [{"checksum": blob.sha256, "type": "sha-256"}, {"checksum": blob.md5, "type": "md5"}],
+            "access_methods": [
+                {
+                    "type": "https",
+                    "access_id": ACCESS_ID,
+                    "available": True,
+                    "authorizations": self._authorizations(blob.id),
+                }
+            ],
+            "description": f"{blob.format} file of dataset {blob.dataset_id}",
+            "aliases": [f"htsget:{'variants' if blob.format in ('VCF', 'BCF') else 'reads'}/{blob.htsget_id}"],
+        }
+
+    def _bundle(self, dataset: Dataset, files: Sequence[DataObject], expand: bool) -> dict[str, Any]:
+        md5s = sorted(item.md5 for item in files)
+        contents = []
+        for item in files:
+            entry: dict[str, Any] = {
+                "name": item.name,
+                "id": item.id,
+                "drs_uri": [f"drs://{self.settings.public_host}/{item.id}"],
+            }
+            if expand:
+                entry["contents"] = []
+            contents.append(entry)
+        return {
+            "id": dataset.id,
+            "name": dataset.id,
+            "self_uri": f"drs://{self.settings.public_host}/{dataset.id}",
+            "size": sum(item.size for item in files),
+            "created_time": _time(dataset.created_at),
+            "updated_time": _time(
+                max(
+                    [dataset.updated_at, *(item.created_at for item in files)],
+                    key=lambda t: t.replace(tzinfo=t.tzinfo or UTC),
+                )
+            ),
+            "version": hashlib.md5("".join(md5s).encode(), usedforsecurity=False).hexdigest()[:16],
+            "mime_type": "application/json",
+            # DRS: a bundle's checksum is the checksum of its sorted, concatenated member checksums.
+            "checksums": [
+                {"checksum": hashlib.md5("".join(md5s).encode(), usedforsecurity=False).hexdigest(), "type": "md5"}
+            ],
+            "contents": contents,
+            "description": dataset.title,
+        }
+
+    def _authorizations(self, drs_id: str) -> dict[str, Any]:
+        issuers = [issuer.issuer for issuer in self.settings.trusted_issuers]
+        return {
+            "drs_object_id": drs_id,
+            "supported_types": ["None", "PassportAuth", "BearerAuth"],
+            "passport_auth_issuers": issuers,
+            "bearer_auth_issuers": issuers,
+        }
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def service_info(self) -> dict[str, Any]:
+        count, total = DatasetService(self.node.database).totals()
+        return {
+            "id": f"{self.settings.node_id}.drs",
+            "name": f"{self.settings.node_name} DRS",
+            "type": {"group": "org.ga4gh", "artifact": "drs", "version": "1.5.0"},
+            "description": "Data Repository Service of a genoshare node; files are Crypt4GH-encrypted at rest.",
+            "organization": {"name": self.settings.organization, "url": self.settings.public_url},
+            "version": __version__,
+            "environment": self.settings.environment,
+            "maxBulkRequestLength": self.settings.max_bulk_request_length,
+            "drs": {
+                "maxBulkRequestLength": self.settings.max_bulk_request_length,
+                "objectCount": count,
+                "totalObjectSize": total,
+            },
+        }
+
+    def get_object(self, drs_id: str, identity: Identity | None, expand: bool = False) -> dict[str, Any]:
+        dataset, blob, files = self._resolve(drs_id)
+        self._authorise(identity, dataset, drs_id, "drs.get")
+        return self._blob(blob) if blob is not None else self._bundle(dataset, files, expand)
+
+    def authorizations(self, drs_id: str) -> dict[str, Any]:
+        self._resolve(drs_id)
+        return self._authorizations(drs_id)
+
+    def access_url(self, drs_id: str, access_id: str, identity: Identity | None) -> dict[str, Any]:
+        dataset, blob, _ = self._resolve(drs_id)
+        if blob is None:
+            raise InvalidInput(f"{drs_id} is a bundle: fetch its contents one by one")
+        if access_id != ACCESS_ID:
+            raise NotFound(f"object {drs_id} has no access method {access_id!r} (it has {ACCESS_ID!r})")
+        decision = self.node.policy.require(
+            identity, dataset, Granularity.RECORD, action="drs.access", resource=f"objects/{drs_id}"
+        )
+        ticket = self.node.tickets.issue(
+            Ticket(
+                actor=identity.actor if identity else ANONYMOUS,
+                object_id=blob.id,
+                dataset_id=dataset.id,
+                grants=decision.grants,
+                expires=self.node.tickets.new_expiry(self.settings.ticket_ttl_seconds),
+            )
+        )
+        return {"url": f"{self.settings.public_url}/data/{blob.id}", "headers": [f"Authorization: Bearer {ticket}"]}
+
+    # -- bulk ------------------------------------------------------------------------------------
+
+    def _check_bulk(self, count: int) -> None:
+        if count > self.settings.max_bulk_request_length:
+            raise RequestTooLarge(
+                f"{count} ids in one request; this server takes at most {self.settings.max_bulk_request_length}"
+            )
+        if count == 0:
+            raise InvalidInput("no object ids given")
+
+    def bulk_objects(self, drs_ids: Sequence[str], identity: Identity | None, expand: bool) -> dict[str, Any]:
+        self._check_bulk(len(drs_ids))
+        resolved: list[dict[str, Any]] = []
+        failures: dict[int, list[str]] = {}
+        for drs_id in drs_ids:
+            try:
+                resolved.append(self.get_object(drs_id, identity, expand))
+            except GenoshareError as error:
+                failures.setdefault(error.status_code, []).append(drs_id)
+        return {
+            "summary": {
+                "requested": len(drs_ids),
+                "resolved": len(resolved),
+                "unresolved": len(drs_ids) - len(resolved),
+            },
+            "resolved_drs_object": resolved,
+            "unresolved_drs_objects": [{"error_code": code, "object_ids": ids} for code, ids in failures.items()],
+        }
+
+    def bulk_access(self, requests: Sequence[tuple[str, Sequence[str]]], identity: Identity | None) -> dict[str, Any]:
+        self._check_bulk(sum(len(ids) for _, ids in requests))
+        resolved: list[dict[str, Any]] = []
+        failures: dict[int, list[str]] = {}
+        for drs_id, access_ids in requests:
+            for access_id in access_ids:
+                try:
+                    url = self.access_url(drs_id, access_id, identity)
+                except GenoshareError as error:
+                    failures.setdefault(error.status_code, []).append(drs_id)
+                    continue
+                resolved.append({"drs_object_id": drs_id, "drs_access_id": access_id, **url})
+        requested = sum(len(ids) for _, ids in requests)
+        return {
+            "summary": {"requested": requested, "resolved": len(resolved), "unresolved": requested - len(resolved)},
+            "resolved_drs_object_access_urls": resolved,
+            "unresolved_drs_objects": [{"error_code": code, "object_ids": ids} for code, ids in failures.items()],
+        }
+
+    def bulk_authorizations(self, drs_ids: Sequence[str]) -> list[dict[str, Any]]:
+        self._check_bulk(len(drs_ids))
+        return [self.authorizations(drs_id) for drs_id in drs_ids]
+
+
+class RequestTooLarge(InvalidInput):
+    status_code = 413
+    code = "RequestTooLarge"

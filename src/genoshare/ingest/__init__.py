@@ -1,0 +1,1 @@
+"""Ingest: validate -> de-identify -> checksum -> encrypt -> index -> publish, atomically."""

@@ -1,0 +1,14 @@
+"""Ingest errors carry the file and the place in it, so the steward gets one line that says both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genoshare.errors import InvalidInput
+
+
+class IngestError(InvalidInput):
+    def __init__(self, path: Path, problem: str, where: str | None = None) -> None:
+        location = f" ({where})" if where else ""
+        super().__init__(f"{path.name}{location}: {problem}")
+        self.path = path

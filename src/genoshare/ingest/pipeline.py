@@ -1,0 +1,213 @@
+"""The ingest pipeline: stage every file, then publish all of them or none.
+
+Each file is validated, de-identified, checksummed, indexed and encrypted in a staging area first; one
+database transaction at the end publishes the whole batch.
+
+Encrypted blobs are stored under their content checksum, so a crash leaves at most unreferenced blobs
+(invisible, reclaimable) and never a half-published object; re-ingesting the same source file is
+recognised by its checksum and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pysam
+from pysam import bcftools
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from genoshare.audit import Entry
+from genoshare.crypt.files import encrypt_file
+from genoshare.errors import Conflict
+from genoshare.formats import FileFormat, detect, is_bgzf, split_name
+from genoshare.ids import check_object_name, object_id
+from genoshare.ingest.deidentify import Pseudonymiser, rename_samples
+from genoshare.ingest.errors import IngestError
+from genoshare.ingest.validate import FileReport, validate
+from genoshare.node import Node
+from genoshare.store.models import DataObject, Dataset, Participant
+
+#: Called with (file name, stage, done, total); stages: checksum, validate, encrypt.
+StageProgress = Callable[[str, str, int, int], None]
+_CHUNK = 1 << 20
+
+
+@dataclass
+class Staged:
+    source: Path
+    report: FileReport
+    row: DataObject
+    blob: Path
+    index: Path
+    pseudonyms: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class IngestResult:
+    published: list[DataObject] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def file_checksums(path: Path, progress: Callable[[int, int], None] | None = None) -> tuple[str, str]:
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    total, done = path.stat().st_size, 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            md5.update(chunk)
+            sha256.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def build_index(path: Path, fmt: FileFormat) -> Path:
+    """Always rebuilt from the stored bytes: an index shipped beside a file may not match it."""
+    try:
+        if fmt is FileFormat.VCF:
+            pysam.tabix_index(str(path), preset="vcf", force=True, keep_original=True)
+        elif fmt is FileFormat.BCF:
+            bcftools.index("--csi", "--force", str(path), catch_stdout=False)
+        else:
+            pysam.index(str(path), catch_stdout=False)
+    except (OSError, ValueError, pysam.utils.SamtoolsError) as error:
+        raise IngestError(path, f"could not build the {fmt.index_format} index: {error}") from error
+    index = path.with_name(path.name + "." + fmt.index_format)
+    if not index.is_file():
+        raise IngestError(path, f"indexing produced no {fmt.index_format} file")
+    return index
+
+
+class Ingestor:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.pseudonymiser = Pseudonymiser.load_or_create(node.settings.keys_dir / "pseudonym.secret")
+
+    def ingest(
+        self, dataset_id: str, paths: Sequence[Path], progress: StageProgress | None = None, actor: str = "steward"
+    ) -> IngestResult:
+        with self.node.database.sessions() as session:
+            dataset = session.get(Dataset, dataset_id)
+            if dataset is None:
+                raise IngestError(Path(dataset_id), "no such dataset: create it first (genoshare datasets create)")
+            known = dict(
+                session.execute(
+                    select(DataObject.source_sha256, DataObject.name).where(DataObject.dataset_id == dataset_id)
+                ).all()
+            )
+        workdir = self.node.objects.staging_dir() / f"ingest-{uuid.uuid4().hex}"
+        workdir.mkdir()
+        result = IngestResult()
+        try:
+            staged: list[Staged] = []
+            for path in paths:
+                path = Path(path)
+                source_sha = file_checksums(path, _stage(progress, path.name, "checksum"))[1]
+                if source_sha in known:
+                    result.unchanged.append(known[source_sha])
+                    continue
+                staged.append(self._stage_file(dataset, path, source_sha, workdir, progress))
+                known[source_sha] = staged[-1].row.name
+            self._publish(dataset_id, staged, result, actor)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return result
+
+    def _stage_file(
+        self, dataset: Dataset, path: Path, source_sha: str, workdir: Path, progress: StageProgress | None
+    ) -> Staged:
+        fmt = detect(path)
+        stem, _ = split_name(path.name)
+        name = check_object_name(stem + fmt.extension)
+        plain = workdir / name
+        if fmt is FileFormat.VCF and not is_bgzf(path):
+            if path.name.lower().endswith(".gz"):
+                raise IngestError(path, "compressed with plain gzip, not BGZF: recompress with bgzip")
+            pysam.tabix_compress(str(path), str(plain), force=True)
+            source = plain
+        else:
+            source = path
+        report = validate(source, fmt, _stage(progress, path.name, "validate"))
+        pseudonyms: dict[str, str] = {}
+        if fmt.is_variants and report.samples and dataset.pseudonymise:
+            pseudonyms = {s: self.pseudonymiser.pseudonym(dataset.id, s) for s in report.samples}
+            renamed = workdir / f"{name}.renamed"
+            rename_samples(source, renamed, pseudonyms)
+            renamed.replace(plain)
+        elif source is not plain:
+            shutil.copyfile(source, plain)
+        index = build_index(plain, fmt)
+        md5, sha256 = file_checksums(plain)
+        blob = workdir / f"{name}.c4gh"
+        encrypt_file(plain, blob, self.node.keys)
+        _stage(progress, path.name, "encrypt")(1, 1)
+        row = DataObject(
+            id=object_id(dataset.id, name),
+            dataset_id=dataset.id,
+            name=name,
+            htsget_id=stem,
+            format=fmt.value,
+            size=plain.stat().st_size,
+            md5=md5,
+            sha256=sha256,
+            source_sha256=source_sha,
+            blob_key=f"blobs/{sha256[:2]}/{sha256}.c4gh",
+            index_key=f"indexes/{sha256[:2]}/{sha256}.{fmt.index_format}",
+            index_format=fmt.index_format,
+            mime_type=fmt.mime_type,
+        )
+        plain.unlink()
+        return Staged(path, report, row, blob, index, pseudonyms)
+
+    def _publish(self, dataset_id: str, staged: list[Staged], result: IngestResult, actor: str) -> None:
+        if not staged:
+            return
+        for item in staged:
+            self.node.objects.put(item.blob, item.row.blob_key)
+            self.node.objects.put(item.index, item.row.index_key or "")
+        try:
+            with self.node.database.session() as session:
+                for item in staged:
+                    existing = session.get(DataObject, item.row.id)
+                    if existing is not None:
+                        raise Conflict(
+                            f"{item.source.name}: object {item.row.id} exists with other content; "
+                            "rename the file to add it as a new object"
+                        )
+                    session.add(item.row)
+                    self._add_participants(session, dataset_id, item.pseudonyms)
+        except IntegrityError as error:
+            raise Conflict(f"another ingest published the same files meanwhile: {error.orig}") from error
+        for item in staged:
+            result.published.append(item.row)
+            self.node.audit.record(
+                Entry(
+                    actor,
+                    "ingest",
+                    f"objects/{item.row.id}",
+                    "publish",
+                    details={"dataset": dataset_id, "sha256": item.row.sha256, "records": item.report.records},
+                )
+            )
+
+    @staticmethod
+    def _add_participants(session: Session, dataset_id: str, pseudonyms: dict[str, str]) -> None:
+        existing = set(session.scalars(select(Participant.source_name).where(Participant.dataset_id == dataset_id)))
+        for source_name, pseudonym in pseudonyms.items():
+            if source_name not in existing:
+                session.add(Participant(dataset_id=dataset_id, pseudonym=pseudonym, source_name=source_name))
+
+
+def _stage(progress: StageProgress | None, name: str, stage: str) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress(name, stage, done, total)
+
+    return report

@@ -1,0 +1,122 @@
+"""Reads a whole file with htslib (pysam) before anything is published.
+
+Every record is decoded once, which catches corrupt BGZF blocks, truncation and malformed records, and the
+sort order is checked because htsget and Beacon region queries are only correct on sorted files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pysam
+
+from genoshare.formats import FileFormat, has_bgzf_eof
+from genoshare.ingest.errors import IngestError
+
+#: Called with (bytes read so far, total bytes).
+Progress = Callable[[int, int], None]
+_REPORT_EVERY = 10_000
+
+
+@dataclass(frozen=True)
+class FileReport:
+    format: FileFormat
+    records: int
+    contigs: tuple[str, ...]
+    samples: tuple[str, ...] = field(default=())
+
+
+def _compressed_offset(virtual_offset: int) -> int:
+    return virtual_offset >> 16
+
+
+def validate(path: Path, fmt: FileFormat, progress: Progress | None = None) -> FileReport:
+    # htslib would otherwise try to fetch CRAM references from the EBI server.
+    os.environ.setdefault("REF_PATH", ":")
+    size = path.stat().st_size
+    if fmt is not FileFormat.CRAM and not has_bgzf_eof(path):
+        raise IngestError(path, "truncated: the BGZF end-of-file marker is missing")
+    try:
+        if fmt.is_variants:
+            return _validate_variants(path, fmt, size, progress)
+        return _validate_reads(path, fmt, size, progress)
+    except IngestError:
+        raise
+    except (OSError, ValueError) as error:
+        raise IngestError(path, f"unreadable {fmt} file: {error}") from error
+
+
+def _validate_variants(path: Path, fmt: FileFormat, size: int, progress: Progress | None) -> FileReport:
+    with pysam.VariantFile(str(path)) as variants:
+        if fmt is FileFormat.BCF and not variants.is_bcf:
+            raise IngestError(path, "named .bcf but is not BCF")
+        header_contigs = tuple(variants.header.contigs)
+        samples = tuple(variants.header.samples)
+        finished: set[str] = set()
+        current: str | None = None
+        last_pos = -1
+        records = 0
+        for records, record in enumerate(variants, start=1):
+            contig = record.chrom
+            if contig != current:
+                if contig in finished:
+                    raise IngestError(
+                        path,
+                        f"records of contig {contig} are not together: file is not sorted",
+                        f"record {records}, {contig}:{record.pos}",
+                    )
+                if current is not None:
+                    finished.add(current)
+                current, last_pos = contig, -1
+            if record.pos < last_pos:
+                raise IngestError(
+                    path,
+                    "positions go backwards: file is not sorted",
+                    f"record {records}, {contig}:{record.pos} after {last_pos}",
+                )
+            last_pos = record.pos
+            if progress and records % _REPORT_EVERY == 0:
+                progress(_compressed_offset(variants.tell()), size)
+    if progress:
+        progress(size, size)
+    return FileReport(fmt, records, header_contigs, samples)
+
+
+def _validate_reads(path: Path, fmt: FileFormat, size: int, progress: Progress | None) -> FileReport:
+    with pysam.AlignmentFile(str(path), require_index=False, check_sq=False) as reads:
+        if fmt is FileFormat.BAM and not reads.is_bam:
+            raise IngestError(path, "named .bam but is not BAM")
+        sort_order = reads.header.to_dict().get("HD", {}).get("SO")
+        if sort_order not in (None, "coordinate"):
+            raise IngestError(path, f"not coordinate-sorted (header says SO:{sort_order}); run samtools sort")
+        last = (-1, -1)
+        seen_unmapped = False
+        records = 0
+        for records, read in enumerate(reads.fetch(until_eof=True), start=1):
+            if read.reference_id < 0:
+                seen_unmapped = True
+            else:
+                if seen_unmapped:
+                    raise IngestError(
+                        path,
+                        "mapped read after unplaced reads: file is not sorted",
+                        f"record {records}, read {read.query_name}",
+                    )
+                key = (read.reference_id, read.reference_start)
+                if key < last:
+                    raise IngestError(
+                        path,
+                        "positions go backwards: file is not coordinate-sorted",
+                        f"record {records}, {read.reference_name}:{read.reference_start + 1}",
+                    )
+                last = key
+            # CRAM offsets are container offsets, not BGZF virtual ones: it reports at the end only.
+            if progress and fmt is FileFormat.BAM and records % _REPORT_EVERY == 0:
+                progress(_compressed_offset(reads.tell()), size)
+        contigs = tuple(reads.references)
+    if progress:
+        progress(size, size)
+    return FileReport(fmt, records, contigs)

@@ -1,0 +1,1 @@
+"""Metadata database (SQLAlchemy 2, SQLite or PostgreSQL by URL) and object storage (by URL)."""
