@@ -33,6 +33,12 @@ class Dataset(Base):
     duo_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Whether VCF sample names are replaced by pseudonyms on ingest (off only for already-public data).
     pseudonymise: Mapped[bool] = mapped_column(default=True)
+    #: Actors (``subject@issuer``) who sit on this dataset's data access committee.
+    committee: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Requests the DUO matcher fully permits are approved without waiting for the committee.
+    auto_approve: Mapped[bool] = mapped_column(default=False)
+    #: Beacon disclosure settings of this dataset (minimum counts, privacy budgets); see genoshare.access.
+    beacon_policy: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -73,6 +79,7 @@ class Participant(Base):
     __table_args__ = (
         UniqueConstraint("dataset_id", "source_name", name="uq_participants_source"),
         UniqueConstraint("dataset_id", "pseudonym", name="uq_participants_pseudonym"),
+        UniqueConstraint("token_hash", name="uq_participants_token_hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -81,6 +88,51 @@ class Participant(Base):
     #: The sample name in the steward's file. Never served by any API.
     source_name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: active | withdrawn. A withdrawn person is left out of every answer.
+    consent_status: Mapped[str] = mapped_column(String(16), default="active")
+    #: Narrowings the participant added on top of the dataset's codes, as DUO codes (e.g. ["NCU"]).
+    consent_restrictions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    consent_updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: sha256 of the participant's own access token (the secret link); the token itself is never stored.
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AccessRequest(Base):
+    """A researcher's request for datasets, with the purpose in DUO terms and the committee's decision."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    requester: Mapped[str] = mapped_column(String(500), index=True)
+    datasets: Mapped[list[str]] = mapped_column(JSON)
+    purpose: Mapped[dict[str, object]] = mapped_column(JSON)
+    project_title: Mapped[str] = mapped_column(String(500))
+    institution: Mapped[str] = mapped_column(String(500))
+    #: pending | approved | rejected | revoked
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    #: The DUO matcher's outcome and reasons per dataset, as shown to the committee.
+    match: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Grant(Base):
+    """A ControlledAccessGrants visa this node signed; revoking the row stops every API at once."""
+
+    __tablename__ = "grants"
+
+    #: The visa's ``jti``.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("access_requests.id", ondelete="RESTRICT"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"), index=True)
+    grantee: Mapped[str] = mapped_column(String(500), index=True)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
 class AuditEvent(Base):
