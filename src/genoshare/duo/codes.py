@@ -125,8 +125,7 @@ def validate_code_set(codes: Iterable[ConsentCode]) -> None:
     if len(primaries) != 1:
         got = " and ".join(primaries) if primaries else "none"
         raise DuoError(
-            f"a dataset needs exactly one primary permission ({', '.join(PRIMARY)}; "
-            f"several DS are allowed), got {got}"
+            f"a dataset needs exactly one primary permission ({', '.join(PRIMARY)}; several DS are allowed), got {got}"
         )
     for text, count in Counter(str(c) for c in codes).items():
         if count > 1:
@@ -159,21 +158,18 @@ def _lookup(text: str) -> tuple[DuoTerm, str | None]:
             raise DuoError(_obsolete_message(release.obsolete_by_shorthand[shorthand].id))
         if shorthand in _NOT_DUO:
             raise DuoError(
-                f"{shorthand} ({_NOT_DUO[shorthand]}) is a dbGaP/DUOS code, not a DUO class; "
-                "DUO has no id for it"
+                f"{shorthand} ({_NOT_DUO[shorthand]}) is a dbGaP/DUOS code, not a DUO class; DUO has no id for it"
             )
         term = release.by_shorthand.get(shorthand)
         if term is not None:
             return term, match[2]
-    known = ", ".join(t.shorthand for t in release.consent_codes())
-    raise DuoError(f"unknown consent code {text!r}; known codes: {known}")
+    raise DuoError(f"unknown consent code {text!r}: not a DUO shorthand, id or IRI")
 
 
 def _usable(term: DuoTerm) -> DuoTerm:
     if term.kind is Kind.INVESTIGATION:
         raise DuoError(
-            f"{term.id} ({term.label}) is a DUO investigation class that describes research types, "
-            "not a consent code"
+            f"{term.id} ({term.label}) is a DUO investigation class that describes research types, not a consent code"
         )
     if not term.shorthand:
         raise DuoError(

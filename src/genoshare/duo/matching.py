@@ -30,9 +30,7 @@ __all__ = [
 _RULES: dict[str, Rule] = {**permissions.RULES, **modifiers.RULES}
 
 
-def match(
-    purpose: ResearchPurpose, codes: Iterable[ConsentCode], *, mondo: Ontology | None = None
-) -> MatchResult:
+def match(purpose: ResearchPurpose, codes: Iterable[ConsentCode], *, mondo: Ontology | None = None) -> MatchResult:
     """Judge ``purpose`` against one dataset's codes.
 
     Raises ``DuoError`` for an invalid code set or a purpose disease missing from the MONDO release,

@@ -31,9 +31,7 @@ def nmds(code: ConsentCode, ctx: Context) -> list[Finding]:
     if not purpose.methods_development:
         return [permit("NMDS: the purpose declares no methods development")]
     if purpose.primary in (P.GRU, P.NRES):
-        return [
-            deny("NMDS forbids general methods development; develop methods only within the consented scope")
-        ]
+        return [deny("NMDS forbids general methods development; develop methods only within the consented scope")]
     return [permit(f"NMDS: methods development within {purpose.primary.describe()}, the scope judged above")]
 
 
@@ -66,9 +64,7 @@ def ncu(code: ConsentCode, ctx: Context) -> list[Finding]:
 
 def _not_for_profit(code: ConsentCode, ctx: Context) -> list[Finding]:
     if ctx.purpose.for_profit:
-        return [
-            deny(f"{code.shorthand} limits use to not-for-profit organisations; the requester is for-profit")
-        ]
+        return [deny(f"{code.shorthand} limits use to not-for-profit organisations; the requester is for-profit")]
     return []
 
 
@@ -124,9 +120,7 @@ def mor(code: ConsentCode, ctx: Context) -> list[Finding]:
         return [permit(f"MOR: the publication moratorium ended on {until}")]
     if not purpose.publication_planned:
         return [permit(f"MOR: no publication planned; results must not be published before {until}")]
-    return [
-        review(f"requires agreeing not to publish before {until} (MOR): give the planned publication date")
-    ]
+    return [review(f"requires agreeing not to publish before {until} (MOR): give the planned publication date")]
 
 
 def gs(code: ConsentCode, ctx: Context) -> list[Finding]:
@@ -148,11 +142,7 @@ def rs(code: ConsentCode, ctx: Context) -> list[Finding]:
     topic = code.parameter or ""
     if topic.casefold() in {t.strip().casefold() for t in ctx.purpose.topics}:
         return [permit(f"RS: the research topic is {topic}")]
-    return [
-        review(
-            f"requires research on {topic} (RS): a reviewer must confirm the purpose falls within this topic"
-        )
-    ]
+    return [review(f"requires research on {topic} (RS): a reviewer must confirm the purpose falls within this topic")]
 
 
 def _obligation(declared: str, permitted: str, required: str) -> Rule:

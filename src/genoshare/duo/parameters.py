@@ -88,9 +88,7 @@ PARAMETERS: dict[str, ParameterSpec] = {
     "RS": ParameterSpec("a research topic (EDAM id or text)", "RS:EDAM:topic_3574", _text("RS", "a topic")),
     "MOR": ParameterSpec("an ISO 8601 date", "MOR:2027-01-31", _date),
     "TS": ParameterSpec("a number of months", "TS:12", _months),
-    "COL": ParameterSpec(
-        "the investigator(s) to collaborate with", "COL:Dr Jane Doe", _text("COL", "a name")
-    ),
+    "COL": ParameterSpec("the investigator(s) to collaborate with", "COL:Dr Jane Doe", _text("COL", "a name")),
 }
 
 

@@ -80,9 +80,7 @@ def _disease_scope(code: ConsentCode, ctx: Context, consented: str) -> list[Find
             continue
         elif ctx.mondo.is_a(allowed, disease):
             findings.append(
-                deny(
-                    f"{ctx.disease(disease)} is broader than {consented}; only that disease and its subtypes"
-                )
+                deny(f"{ctx.disease(disease)} is broader than {consented}; only that disease and its subtypes")
             )
         else:
             findings.append(deny(f"{consented} does not include {ctx.disease(disease)}"))
@@ -94,9 +92,7 @@ def _outside_scope(code: ConsentCode, ctx: Context, allows: str) -> list[Finding
     if purpose.primary is P.GRU and purpose.methods_development:
         if ctx.has("NMDS"):
             return [deny(f"{allows}, and NMDS forbids methods development beyond it")]
-        return [
-            permit(f"methods development is allowed beyond {code.shorthand}'s scope: the dataset has no NMDS")
-        ]
+        return [permit(f"methods development is allowed beyond {code.shorthand}'s scope: the dataset has no NMDS")]
     return [deny(f"{allows}; the purpose is {purpose.primary.describe()}")]
 
 
