@@ -7,6 +7,7 @@ import pytest
 from genoshare.duo.codes import parse_dataset_codes
 from genoshare.duo.errors import DuoError
 from genoshare.duo.matching import Outcome, ResearchPurpose, match
+from genoshare.duo.terms import duo_release
 
 P, D, R = Outcome.PERMIT, Outcome.DENY, Outcome.NEEDS_REVIEW
 TODAY = dt.date(2026, 6, 1)
@@ -165,8 +166,6 @@ def test_table(dataset, purpose, expected):
 
 
 def test_every_code_appears_in_the_table():
-    from genoshare.duo.terms import duo_release
-
     used = {code.partition(":")[0] for dataset, _, _ in TABLE for code in dataset}
     assert used == {t.shorthand for t in duo_release().consent_codes()}
 
