@@ -13,7 +13,7 @@ from rich.table import Table
 
 from genoshare.audit import AuditLog
 
-# DUO-CLI from genoshare.cli.duo import duo_app
+from genoshare.cli.duo import duo_app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import GenoshareError
 from genoshare.node import Node, init_node
@@ -33,7 +33,7 @@ audit_app = typer.Typer(help="Inspect and verify the tamper-evident audit log.",
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(objects_app, name="objects")
 app.add_typer(audit_app, name="audit")
-# DUO-CLI app.add_typer(duo_app, name="duo")
+app.add_typer(duo_app, name="duo")
 
 console = Console()
 errors = Console(stderr=True)

@@ -1,0 +1,91 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), a real test passport issuer, real nodes.
+
+PostgreSQL comes from ``GENOSHARE_TEST_POSTGRES_URL`` (an admin URL; ``make test`` starts the server and
+sets it).  Each test gets its own throwaway database, so tests can run in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from genoshare.access.issuer import VisaIssuer
+from genoshare.api.app import create_app
+from genoshare.node import Node, init_node
+from genoshare.settings import TrustedIssuer, load_settings
+from support import PUBLIC_URL, TEST_ISSUER, Passports
+
+os.environ.setdefault("REF_PATH", ":")
+
+
+def postgres_admin_url() -> str:
+    url = os.environ.get("GENOSHARE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.fail(
+            "PostgreSQL tests need GENOSHARE_TEST_POSTGRES_URL; run the suite with `make test`, "
+            "which starts PostgreSQL and sets it",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    admin = make_url(postgres_admin_url())
+    name = f"gs_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> VisaIssuer:
+    """A stand-in for an external passport broker: its own key, real ES256 signatures."""
+    keys = tmp_path_factory.mktemp("issuer")
+    issuer = VisaIssuer.load_or_create(TEST_ISSUER, keys / "issuer.jwk.json")
+    issuer.write_jwks(keys / "jwks.json")
+    return issuer
+
+
+@pytest.fixture
+def node(tmp_path: Path, database_url: str, issuer: VisaIssuer) -> Iterator[Node]:
+    jwks = tmp_path / "trusted-jwks.json"
+    issuer.write_jwks(jwks)
+    settings = load_settings(
+        tmp_path / "node",
+        database_url=database_url,
+        public_url=PUBLIC_URL,
+        environment="test",
+        trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
+    )
+    node = init_node(settings)
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def client(node: Node) -> Iterator[TestClient]:
+    with TestClient(create_app(node)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def passports(issuer: VisaIssuer) -> Passports:
+    return Passports(issuer)

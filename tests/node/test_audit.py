@@ -1,0 +1,91 @@
+"""The audit chain detects any edited, removed or reordered entry."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, text, update
+from typer.testing import CliRunner
+
+from genoshare.audit import AuditLog, Entry
+from genoshare.cli.main import app
+from genoshare.node import Node
+from genoshare.store.models import AuditEvent
+
+
+def fill(log: AuditLog, count: int = 5) -> None:
+    for number in range(count):
+        log.record(
+            Entry(f"user{number}@issuer", "drs.get", f"objects/o{number}", "permit", "public dataset", {"dataset": "d"})
+        )
+
+
+def test_an_untouched_chain_verifies(node: Node) -> None:
+    fill(node.audit)
+    report = node.audit.verify()
+    assert report.ok and report.entries == 5
+
+
+def test_sequence_numbers_are_consecutive_from_one(node: Node) -> None:
+    fill(node.audit, 3)
+    assert [event.seq for event in node.audit.entries()] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("actor", "someone-else@issuer"), ("decision", "deny"), ("reason", ""), ("details", {"dataset": "other"})],
+)
+def test_an_edited_entry_is_found(node: Node, column: str, value: object) -> None:
+    fill(node.audit)
+    with node.database.session() as session:
+        session.execute(update(AuditEvent).where(AuditEvent.seq == 3).values({column: value}))
+    report = node.audit.verify()
+    assert not report.ok and report.first_bad_seq == 3
+
+
+def test_a_removed_entry_is_found(node: Node) -> None:
+    fill(node.audit)
+    with node.database.session() as session:
+        session.execute(delete(AuditEvent).where(AuditEvent.seq == 2))
+    report = node.audit.verify()
+    assert not report.ok and report.first_bad_seq == 2
+
+
+def test_reordered_entries_are_found(node: Node) -> None:
+    fill(node.audit)
+    with node.database.session() as session:
+        session.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(seq=100))
+        session.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(seq=2))
+        session.execute(update(AuditEvent).where(AuditEvent.seq == 100).values(seq=3))
+    report = node.audit.verify()
+    assert not report.ok and report.first_bad_seq == 2
+
+
+def test_entries_cut_off_the_end_are_found(node: Node) -> None:
+    fill(node.audit)
+    with node.database.session() as session:
+        session.execute(delete(AuditEvent).where(AuditEvent.seq == 5))
+    assert not node.audit.verify().ok
+
+
+def test_a_recomputed_entry_still_breaks_its_successor(node: Node) -> None:
+    """Rewriting an entry *with* a fresh hash still fails: the next entry points at the old one."""
+    fill(node.audit)
+    with node.database.session() as session:
+        session.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(hash="f" * 64))
+    report = node.audit.verify()
+    assert not report.ok and report.first_bad_seq == 2
+
+
+def test_cli_verify_exits_non_zero_on_tampering(node: Node) -> None:
+    fill(node.audit)
+    runner = CliRunner()
+    data_dir = str(node.settings.data_dir)
+    env = {"GENOSHARE_DATABASE_URL": node.settings.database_url}
+    good = runner.invoke(app, ["audit", "verify", "--data-dir", data_dir], env=env)
+    assert good.exit_code == 0, good.output
+    assert "intact: 5 entries" in good.output
+    with node.database.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_events SET resource = 'objects/secret' WHERE seq = 4"))
+    bad = runner.invoke(app, ["audit", "verify", "--data-dir", data_dir], env=env)
+    assert bad.exit_code == 1
+    assert "entry 4" in bad.output

@@ -1,0 +1,216 @@
+"""Ingest validates, pseudonymises, encrypts and publishes atomically; bad files lose nothing."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+from pathlib import Path
+
+import pysam
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from genoshare.cli.main import app
+from genoshare.crypt.files import EncryptedFile
+from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.errors import InvalidInput
+from genoshare.ingest.errors import IngestError
+from genoshare.ingest.pipeline import Ingestor
+from genoshare.node import Node
+from genoshare.store.models import Participant
+from support import HTSGET_DATA
+
+BAM = HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam"
+CRAM = HTSGET_DATA / "cram" / "htsnexus_test_NA12878.cram"
+VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"
+BCF = HTSGET_DATA / "bcf" / "spec-v4.3.bcf"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_dataset(node: Node, dataset_id: str = "cohort1", pseudonymise: bool = True) -> None:
+    DatasetService(node.database).create(
+        NewDataset(
+            id=dataset_id,
+            title="T",
+            custodian="C",
+            access_level="controlled",
+            duo_codes=["GRU"],
+            pseudonymise=pseudonymise,
+        )
+    )
+
+
+def decrypt(node: Node, blob_key: str) -> bytes:
+    with EncryptedFile(node.objects.local_path(blob_key), node.keys.secret) as stored:
+        return b"".join(stored.iter_plaintext())
+
+
+def test_reads_are_stored_encrypted_and_decrypt_to_the_original(node: Node) -> None:
+    make_dataset(node)
+    result = Ingestor(node).ingest("cohort1", [BAM, CRAM])
+    rows = {row.format: row for row in result.published}
+    assert set(rows) == {"BAM", "CRAM"}
+    for fmt, original in (("BAM", BAM), ("CRAM", CRAM)):
+        row = rows[fmt]
+        assert row.sha256 == sha256(original)
+        assert row.md5 == hashlib.md5(original.read_bytes()).hexdigest()  # noqa: S324 - DRS checksum
+        assert row.size == original.stat().st_size
+        stored = node.objects.local_path(row.blob_key).read_bytes()
+        assert stored.startswith(b"crypt4gh")
+        assert original.read_bytes()[:4096] not in stored
+        assert decrypt(node, row.blob_key) == original.read_bytes()
+        assert node.objects.local_path(row.index_key or "").stat().st_size > 0
+        assert row.htsget_id == "htsnexus_test_NA12878"
+
+
+def test_vcf_samples_are_replaced_by_stable_pseudonyms(node: Node, tmp_path: Path) -> None:
+    make_dataset(node)
+    row = Ingestor(node).ingest("cohort1", [VCF]).published[0]
+    plain = tmp_path / "stored.vcf.gz"
+    plain.write_bytes(decrypt(node, row.blob_key))
+    with pysam.VariantFile(str(plain)) as stored, pysam.VariantFile(str(VCF)) as original:
+        names = list(stored.header.samples)
+        assert not {"NA00001", "NA00002", "NA00003"} & set(names)
+        assert all(name.startswith("GS") for name in names)
+        assert "NA0000" not in str(stored.header)
+        assert [(r.chrom, r.pos, r.ref, r.alts) for r in stored] == [(r.chrom, r.pos, r.ref, r.alts) for r in original]
+    with node.database.sessions() as session:
+        mapping = {p.source_name: p.pseudonym for p in session.scalars(select(Participant))}
+    assert mapping == dict(zip(["NA00001", "NA00002", "NA00003"], names, strict=True))
+    # Another dataset gives the same people other pseudonyms: they cannot be linked across datasets.
+    make_dataset(node, "cohort2")
+    row2 = Ingestor(node).ingest("cohort2", [BCF]).published[0]
+    plain2 = tmp_path / "stored.bcf"
+    plain2.write_bytes(decrypt(node, row2.blob_key))
+    with pysam.VariantFile(str(plain2)) as stored2:
+        assert not set(stored2.header.samples) & set(names)
+
+
+def test_public_data_can_keep_sample_names(node: Node) -> None:
+    make_dataset(node, pseudonymise=False)
+    row = Ingestor(node).ingest("cohort1", [VCF]).published[0]
+    assert row.sha256 == sha256(VCF)
+
+
+def test_reingesting_the_same_file_is_a_no_op(node: Node) -> None:
+    make_dataset(node)
+    Ingestor(node).ingest("cohort1", [VCF, BAM])
+    again = Ingestor(node).ingest("cohort1", [VCF, BAM])
+    assert again.published == []
+    assert sorted(again.unchanged) == ["htsnexus_test_NA12878.bam", "spec-v4.3.vcf.gz"]
+    assert len(DatasetService(node.database).objects("cohort1")) == 2
+
+
+def test_an_uncompressed_vcf_is_bgzipped_and_indexed(node: Node, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.vcf"
+    plain.write_bytes(gzip.decompress(VCF.read_bytes()))
+    make_dataset(node, pseudonymise=False)
+    row = Ingestor(node).ingest("cohort1", [plain]).published[0]
+    assert row.name == "plain.vcf.gz" and row.index_format == "tbi"
+    assert gzip.decompress(decrypt(node, row.blob_key)) == plain.read_bytes()
+
+
+# -- bad input: one clear error, nothing published --------------------------------------------------------
+
+
+def corrupt_bgzf(tmp_path: Path) -> Path:
+    data = bytearray(VCF.read_bytes())
+    for offset in range(200, 260):
+        data[offset] ^= 0xFF
+    bad = tmp_path / "corrupt.vcf.gz"
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+def truncated_bam(tmp_path: Path) -> Path:
+    bad = tmp_path / "truncated.bam"
+    bad.write_bytes(BAM.read_bytes()[: BAM.stat().st_size // 2])
+    return bad
+
+
+def unsorted_vcf(tmp_path: Path) -> Path:
+    lines = gzip.decompress(VCF.read_bytes()).decode().splitlines(keepends=True)
+    header = [line for line in lines if line.startswith("#")]
+    records = [line for line in lines if not line.startswith("#")]
+    text = tmp_path / "unsorted.vcf"
+    text.write_text("".join(header + records[::-1]))
+    bad = tmp_path / "unsorted.vcf.gz"
+    pysam.tabix_compress(str(text), str(bad))
+    return bad
+
+
+def misnamed(tmp_path: Path) -> Path:
+    bad = tmp_path / "notes.bam"
+    bad.write_text("this is not a BAM file\n")
+    return bad
+
+
+def gzip_not_bgzf(tmp_path: Path) -> Path:
+    bad = tmp_path / "plain-gzip.vcf.gz"
+    bad.write_bytes(gzip.compress(gzip.decompress(VCF.read_bytes())))
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "message"),
+    [
+        (corrupt_bgzf, "corrupt.vcf.gz"),
+        (truncated_bam, "truncated"),
+        (unsorted_vcf, "not sorted"),
+        (misnamed, "first bytes"),
+        (gzip_not_bgzf, "BGZF"),
+    ],
+)
+def test_a_bad_file_publishes_nothing_of_the_batch(node: Node, tmp_path: Path, make_bad, message: str) -> None:  # noqa: ANN001
+    make_dataset(node)
+    bad = make_bad(tmp_path)
+    with pytest.raises(InvalidInput, match=message):
+        Ingestor(node).ingest("cohort1", [BAM, bad])
+    assert DatasetService(node.database).objects("cohort1") == []
+    staging = node.objects.staging_dir()
+    assert list(staging.iterdir()) == []
+
+
+def test_cli_ingest_says_what_is_wrong_in_one_line(node: Node, tmp_path: Path) -> None:
+    make_dataset(node)
+    bad = truncated_bam(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["ingest", "cohort1", str(bad), "--data-dir", str(node.settings.data_dir)],
+        env={"GENOSHARE_DATABASE_URL": node.settings.database_url},
+    )
+    assert result.exit_code == 1
+    assert "truncated.bam" in result.output and "truncated" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_cli_lists_objects_with_checksums(node: Node) -> None:
+    make_dataset(node)
+    runner = CliRunner()
+    env = {"GENOSHARE_DATABASE_URL": node.settings.database_url}
+    data_dir = str(node.settings.data_dir)
+    assert runner.invoke(app, ["ingest", "cohort1", str(BAM), "--data-dir", data_dir], env=env).exit_code == 0
+    listed = runner.invoke(app, ["objects", "list", "cohort1", "--json", "--data-dir", data_dir], env=env)
+    assert sha256(BAM) in listed.output
+    assert '"id": "cohort1.htsnexus_test_NA12878.bam"' in listed.output
+
+
+def test_ingest_into_an_unknown_dataset_is_refused(node: Node) -> None:
+    with pytest.raises(IngestError, match="no such dataset"):
+        Ingestor(node).ingest("nope", [BAM])
+
+
+def test_keep_bytes_of_a_copy_not_the_source(node: Node, tmp_path: Path) -> None:
+    """The steward's file may change or vanish after ingest; the node keeps its own encrypted copy."""
+    copy = tmp_path / "htsnexus_test_NA12878.bam"
+    shutil.copy(BAM, copy)
+    make_dataset(node)
+    row = Ingestor(node).ingest("cohort1", [copy]).published[0]
+    copy.unlink()
+    assert decrypt(node, row.blob_key) == BAM.read_bytes()

@@ -1,0 +1,39 @@
+"""Helpers shared by tests: paths, the test issuer's names, passports, request headers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from genoshare.access.issuer import VisaIssuer
+from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
+
+REPO = Path(__file__).resolve().parent.parent
+HTSGET_DATA = REPO / "src" / "genoshare" / "demo" / "data" / "htsget"
+SPEC = REPO / "spec"
+TEST_ISSUER = "https://issuer.test.genoshare.invalid"
+PUBLIC_URL = "http://testserver"
+
+
+@dataclass
+class Passports:
+    """Makes passports for a test researcher; ``grant(dataset)`` adds a ControlledAccessGrants visa."""
+
+    issuer: VisaIssuer
+    subject: str = "researcher-1"
+
+    def anonymous_researcher(self) -> str:
+        return self.issuer.passport(self.subject, [self.researcher_visa()])
+
+    def researcher_visa(self) -> str:
+        return self.issuer.visa(self.subject, RESEARCHER_STATUS, "https://doi.org/10.1038/s41431-018-0219-y", by="so")
+
+    def grant_visa(self, dataset_id: str, **kwargs: object) -> str:
+        return self.issuer.visa(self.subject, CONTROLLED_ACCESS_GRANTS, f"{PUBLIC_URL}/datasets/{dataset_id}", **kwargs)  # type: ignore[arg-type]
+
+    def with_grant(self, dataset_id: str) -> str:
+        return self.issuer.passport(self.subject, [self.researcher_visa(), self.grant_visa(dataset_id)])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
