@@ -12,7 +12,6 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from genoshare.audit import AuditLog
-
 from genoshare.cli.duo import duo_app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import GenoshareError
