@@ -50,9 +50,7 @@ def read_layout(fmt: HtsgetFormat, path: Path) -> FileLayout:
 
 def _bgzf_header(fmt: HtsgetFormat, handle: BinaryIO, size: int) -> tuple[int, bytes]:
     """Inflate blocks until the header is whole; returns its end as a virtual offset, and its bytes."""
-    measure = {HtsgetFormat.BAM: _bam_header_length, HtsgetFormat.BCF: _bcf_header_length}.get(
-        fmt, _vcf_header_length
-    )
+    measure = {HtsgetFormat.BAM: _bam_header_length, HtsgetFormat.BCF: _bcf_header_length}.get(fmt, _vcf_header_length)
     buffer = bytearray()
     for coffset, block_size, payload in bgzf.iter_blocks(handle, size):
         block_start = len(buffer)

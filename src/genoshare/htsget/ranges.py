@@ -57,8 +57,8 @@ __all__ = [
 
 UNMAPPED = "*"
 _MAX_COORDINATE = 2**32 - 1  # the spec types start/end as 32-bit unsigned
-#: Largest gap (compressed bytes) worth sending rather than cutting around: one maximal BGZF block.
-_MERGE_GAP = 1 << 16
+#: Largest gap (compressed bytes) worth sending rather than cutting around: about one typical BAM block.
+_MERGE_GAP = 1 << 15
 #: What precedes each record's body: BAM's block_size; BCF's l_shared and l_indiv.
 _RECORD_PREFIX = {HtsgetFormat.BAM: struct.Struct("<I"), HtsgetFormat.BCF: struct.Struct("<II")}
 
