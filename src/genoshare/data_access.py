@@ -13,6 +13,7 @@ from genoshare.access.tickets import Ticket
 from genoshare.audit import Entry
 from genoshare.crypt.files import EncryptedFile
 from genoshare.errors import NotFound
+from genoshare.ids import is_wellformed_id
 from genoshare.node import Node
 from genoshare.store.models import DataObject
 
@@ -38,6 +39,8 @@ class DataAccess:
 
     def open(self, object_id: str, token: str) -> OpenedObject:
         ticket = self.node.tickets.verify(token, object_id)
+        if not is_wellformed_id(object_id):
+            raise NotFound(f"no object {object_id!r}")
         with self.node.database.sessions() as session:
             row = session.get(DataObject, object_id)
         if row is None or row.dataset_id != ticket.dataset_id:

@@ -32,3 +32,9 @@ def check_object_name(value: str) -> str:
 def object_id(dataset_id: str, name: str) -> str:
     """DRS id of a file: readable, unique (dataset ids have no dots) and URL-safe."""
     return f"{check_dataset_id(dataset_id)}.{check_object_name(name)}"
+
+
+def is_wellformed_id(value: str) -> bool:
+    """Whether ``value`` could name a dataset or an object; anything else is unknown without a lookup."""
+    dataset, _, name = value.partition(".")
+    return bool(DATASET_ID.fullmatch(dataset)) and (not name or bool(OBJECT_NAME.fullmatch(name)))

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from genoshare.cli.main import app
 from genoshare.crypt.files import EncryptedFile
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.errors import InvalidInput
+from genoshare.errors import Conflict, InvalidInput
 from genoshare.ingest.errors import IngestError
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
@@ -214,3 +214,12 @@ def test_keep_bytes_of_a_copy_not_the_source(node: Node, tmp_path: Path) -> None
     row = Ingestor(node).ingest("cohort1", [copy]).published[0]
     copy.unlink()
     assert decrypt(node, row.blob_key) == BAM.read_bytes()
+
+
+def test_an_htsget_id_taken_by_another_dataset_is_a_clear_conflict(node: Node) -> None:
+    make_dataset(node, "cohort1")
+    make_dataset(node, "cohort2")
+    Ingestor(node).ingest("cohort1", [BAM])
+    with pytest.raises(Conflict, match="htsget id 'htsnexus_test_NA12878' .* taken by dataset cohort1"):
+        Ingestor(node).ingest("cohort2", [BAM])
+    assert DatasetService(node.database).objects("cohort2") == []

@@ -22,6 +22,7 @@ from genoshare.access.policy import ANONYMOUS
 from genoshare.access.tickets import Ticket
 from genoshare.datasets.service import DatasetService
 from genoshare.errors import GenoshareError, InvalidInput, NotFound
+from genoshare.ids import is_wellformed_id
 from genoshare.node import Node
 from genoshare.store.models import DataObject, Dataset
 
@@ -43,6 +44,8 @@ class DrsService:
 
     def _resolve(self, drs_id: str) -> tuple[Dataset, DataObject | None, list[DataObject]]:
         """(dataset, the blob or None for a bundle, the bundle's files)."""
+        if not is_wellformed_id(drs_id):
+            raise NotFound(f"no DRS object {drs_id!r}")
         with self.node.database.sessions() as session:
             blob = session.get(DataObject, drs_id)
             if blob is not None:

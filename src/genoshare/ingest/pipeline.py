@@ -175,12 +175,7 @@ class Ingestor:
         try:
             with self.node.database.session() as session:
                 for item in staged:
-                    existing = session.get(DataObject, item.row.id)
-                    if existing is not None:
-                        raise Conflict(
-                            f"{item.source.name}: object {item.row.id} exists with other content; "
-                            "rename the file to add it as a new object"
-                        )
+                    self._check_names_free(session, item)
                     session.add(item.row)
                     self._add_participants(session, dataset_id, item.pseudonyms)
         except IntegrityError as error:
@@ -195,6 +190,24 @@ class Ingestor:
                     "publish",
                     details={"dataset": dataset_id, "sha256": item.row.sha256, "records": item.report.records},
                 )
+            )
+
+    @staticmethod
+    def _check_names_free(session: Session, item: Staged) -> None:
+        if session.get(DataObject, item.row.id) is not None:
+            raise Conflict(
+                f"{item.source.name}: object {item.row.id} exists with other content; "
+                "rename the file to add it as a new object"
+            )
+        holder = session.scalar(
+            select(DataObject.dataset_id).where(
+                DataObject.htsget_id == item.row.htsget_id, DataObject.format == item.row.format
+            )
+        )
+        if holder is not None:
+            raise Conflict(
+                f"{item.source.name}: htsget id {item.row.htsget_id!r} ({item.row.format}) is taken by dataset "
+                f"{holder}; htsget ids are node-wide, so rename the file"
             )
 
     @staticmethod

@@ -39,6 +39,8 @@ def validate(path: Path, fmt: FileFormat, progress: Progress | None = None) -> F
     size = path.stat().st_size
     if fmt is not FileFormat.CRAM and not has_bgzf_eof(path):
         raise IngestError(path, "truncated: the BGZF end-of-file marker is missing")
+    # htslib prints to stderr when a file has no index yet, which is the normal case here.
+    verbosity = pysam.set_verbosity(0)
     try:
         if fmt.is_variants:
             return _validate_variants(path, fmt, size, progress)
@@ -47,6 +49,8 @@ def validate(path: Path, fmt: FileFormat, progress: Progress | None = None) -> F
         raise
     except (OSError, ValueError) as error:
         raise IngestError(path, f"unreadable {fmt} file: {error}") from error
+    finally:
+        pysam.set_verbosity(verbosity)
 
 
 def _validate_variants(path: Path, fmt: FileFormat, size: int, progress: Progress | None) -> FileReport:
