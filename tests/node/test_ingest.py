@@ -220,6 +220,6 @@ def test_an_htsget_id_taken_by_another_dataset_is_a_clear_conflict(node: Node) -
     make_dataset(node, "cohort1")
     make_dataset(node, "cohort2")
     Ingestor(node).ingest("cohort1", [BAM])
-    with pytest.raises(Conflict, match="htsget id 'htsnexus_test_NA12878' .* taken by dataset cohort1"):
+    with pytest.raises(Conflict, match=r"htsget id 'htsnexus_test_NA12878' .* taken by dataset cohort1"):
         Ingestor(node).ingest("cohort2", [BAM])
     assert DatasetService(node.database).objects("cohort2") == []
