@@ -12,4 +12,5 @@ def parse(data: bytes) -> BinningIndex:
     cursor = Cursor(data, "BAI index")
     cursor.expect(b"BAI\1")
     refs = tuple(read_linear_ref(cursor, DEPTH) for _ in range(cursor.i32()))
+    cursor.finish()
     return BinningIndex(min_shift=MIN_SHIFT, depth=DEPTH, refs=refs, names=None)

@@ -130,6 +130,11 @@ class Cursor:
         if self.take(len(magic)) != magic:
             raise CorruptFile(f"{self.what} does not start with {magic!r}")
 
+    def finish(self) -> None:
+        """Only the optional count of unplaced reads (one u64) may follow the references."""
+        if len(self.data) - self.pos not in (0, 8):
+            raise CorruptFile(f"{self.what} has {len(self.data) - self.pos} unexpected trailing bytes")
+
     def chunks(self) -> tuple[Chunk, ...]:
         n = self.i32()
         flat = self.unpack(f"<{2 * n}Q")

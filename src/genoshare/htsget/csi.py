@@ -23,6 +23,7 @@ def parse(data: bytes) -> BinningIndex:
     aux = cursor.take(l_aux)
     names = read_tabix_meta(Cursor(aux, "CSI aux data")) if l_aux >= 28 else None
     refs = tuple(_read_ref(cursor, depth) for _ in range(cursor.i32()))
+    cursor.finish()
     return BinningIndex(min_shift=min_shift, depth=depth, refs=refs, names=names)
 
 

@@ -289,6 +289,8 @@ def _cram_body(
             for e in crai
             if e.ref_id == ref_id and lo < hi and e.start < hi and e.start + max(e.span, 1) > lo
         }
+    if not crai and layout.header_end < layout.body_end:
+        raise CorruptFile("CRAI index is empty but the CRAM file has data containers")
     boundaries = sorted({e.container_offset for e in crai} | {layout.body_end})
     blocks: list[Block] = []
     for offset in sorted(wanted):

@@ -13,4 +13,5 @@ def parse(data: bytes) -> BinningIndex:
     n_ref = cursor.i32()
     names = read_tabix_meta(cursor)
     refs = tuple(read_linear_ref(cursor, DEPTH) for _ in range(n_ref))
+    cursor.finish()
     return BinningIndex(min_shift=MIN_SHIFT, depth=DEPTH, refs=refs, names=names)
