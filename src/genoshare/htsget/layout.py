@@ -116,7 +116,7 @@ def _vcf_header_length(buffer: bytearray, at_end: bool) -> int | None:
 def _bam_references(header: bytes) -> dict[str, int]:
     (l_text,) = struct.unpack_from("<I", header, 4)
     pos = 12 + l_text
-    references = {}
+    references: dict[str, int] = {}
     while pos < len(header):
         (l_name,) = struct.unpack_from("<I", header, pos)
         references[header[pos + 4 : pos + 3 + l_name].decode(errors="replace")] = len(references)
@@ -131,6 +131,6 @@ def _pysam_references(fmt: HtsgetFormat, path: Path) -> dict[str, int]:
             with pysam.AlignmentFile(str(path), "rc") as reads:
                 return {name: tid for tid, name in enumerate(reads.references)}
         with pysam.VariantFile(str(path)) as variants:
-            return {name: contig.id for name, contig in variants.header.contigs.items()}
+            return {str(name): contig.id for name, contig in variants.header.contigs.items()}
     except (OSError, ValueError) as exc:
         raise CorruptFile(f"cannot read the {fmt} header of {path.name}: {exc}") from exc
