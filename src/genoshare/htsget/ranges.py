@@ -21,7 +21,13 @@ joined, and the header is always its own blocks so clients may reuse it across t
 Only the index decides which records are needed.  The data file is read for its header (once, cached) and,
 for BGZF formats, for the at most two blocks where each merged chunk starts or ends mid-block: those edges
 are re-compressed into inline blocks so that no partial record leaks in (bgzip-ed VCF lines straddle
-blocks), which whole-block ranges would not guarantee.  The EOF marker is always sent inline.
+blocks), which whole-block ranges would not guarantee; an end block that whole records fill exactly is
+sent as stored bytes instead.  The EOF marker is always sent inline.
+
+Errors (``genoshare.htsget.errors``): ``InvalidRange`` for start > end; ``InvalidInput`` for bounds
+outside uint32 or given without a reference (or with ``*``); ``NotFound`` for a reference the header does
+not declare, ``*`` on variants, or a missing file; ``CorruptFile`` (an ``InvalidInput``) for data or index
+files that do not parse.  An empty interval (start == end) overlaps nothing: header and EOF only.
 """
 
 from __future__ import annotations
