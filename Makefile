@@ -1,0 +1,19 @@
+# The two commands a newcomer needs (see README): `make demo` and `make test`.
+PYTHON ?= python3
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test install lint bench
+
+install:
+	bash scripts/install-deps.sh
+
+demo:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e .
+	genoshare demo --data-dir demo-node --port 8080
+
+test: install
+	GENOSHARE_TEST_POSTGRES_URL=$$(bash scripts/start-postgres.sh) $(PYTHON) -m pytest -n $(PYTEST_WORKERS)
+
+lint:
+	ruff check src tests benchmarks
+	ruff format --check src tests benchmarks

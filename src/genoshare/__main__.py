@@ -1,0 +1,5 @@
+"""``python -m genoshare`` runs the CLI."""
+
+from genoshare.cli.main import app
+
+app()
