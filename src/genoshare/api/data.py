@@ -17,6 +17,7 @@ from genoshare.api.deps import NodeDep, bearer_token
 from genoshare.crypt.files import EncryptedFile
 from genoshare.data_access import DataAccess
 from genoshare.errors import InvalidInput, Unauthenticated
+from genoshare.node import Node
 
 router = APIRouter(tags=["Data"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -59,8 +60,17 @@ def _stream(file: EncryptedFile, start: int, end: int) -> Iterator[bytes]:
         file.close()
 
 
-@router.api_route("/data/{object_id}", methods=["GET", "HEAD"], summary="Object bytes (signed ticket required)")
+@router.get("/data/{object_id}", summary="Object bytes (signed ticket required)")
 def read_object(object_id: str, request: Request, node: NodeDep) -> Response:
+    return serve_object(object_id, request, node)
+
+
+@router.head("/data/{object_id}", summary="Object size and range support (signed ticket required)")
+def head_object(object_id: str, request: Request, node: NodeDep) -> Response:
+    return serve_object(object_id, request, node)
+
+
+def serve_object(object_id: str, request: Request, node: Node) -> Response:
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated("data URLs need the ticket that DRS or htsget handed out with them")
