@@ -19,7 +19,16 @@ from genoshare.data_access import DataAccess
 from genoshare.errors import InvalidInput, Unauthenticated
 from genoshare.node import Node
 
-router = APIRouter(tags=["Data"])
+router = APIRouter(
+    tags=["Data"],
+    responses={
+        206: {"description": "The requested byte range."},
+        401: {"description": "No ticket, or a ticket that is expired, forged or for another object."},
+        403: {"description": "The grant behind the ticket no longer holds."},
+        404: {"description": "No such object."},
+        416: {"description": "The Range cannot be served."},
+    },
+)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 1 << 20
 
