@@ -131,6 +131,19 @@ class PassportVerifier:
                 rejected.append(f"visa {index}: {error.message}")
         return Identity(claims["sub"], claims["iss"], tuple(visas), tuple(rejected))
 
+    def verify_all(self, passports: list[str], now: float | None = None) -> Identity:
+        """Several passports of one person (DRS allows a list): their visas are pooled."""
+        identities = [self.verify(passport, now) for passport in passports]
+        first = identities[0]
+        if any((i.subject, i.issuer) != (first.subject, first.issuer) for i in identities[1:]):
+            raise Unauthenticated("the passports name different people; send the passports of one person")
+        return Identity(
+            first.subject,
+            first.issuer,
+            tuple(visa for identity in identities for visa in identity.visas),
+            tuple(reason for identity in identities for reason in identity.rejected_visas),
+        )
+
     def _visa(self, token: object, subject: str, now: float) -> Visa:
         if not isinstance(token, str):
             raise Unauthenticated("visa is not a JWT string")

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from genoshare import __version__
-from genoshare.api import data, drs
+from genoshare.api import beacon, data, drs
 from genoshare.api.errors import install_error_handlers
+from genoshare.api.openapi import install_openapi
 from genoshare.node import Node
 from genoshare.settings import Settings, load_settings
 
@@ -34,8 +35,10 @@ def create_app(node: Node) -> FastAPI:
     )
     app.state.node = node
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(drs.router)
     app.include_router(data.router)
+    app.include_router(beacon.router)
 
     @app.get("/service-info", tags=["Service info"], summary="GA4GH service-info of this node")
     def node_service_info() -> dict[str, Any]:

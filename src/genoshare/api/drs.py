@@ -5,18 +5,34 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from genoshare.access.passports import Identity
 from genoshare.api.deps import IdentityDep, NodeDep, bearer_token
+from genoshare.drs import models
 from genoshare.drs.service import DrsService
-from genoshare.errors import InvalidInput
 from genoshare.node import Node
 
-router = APIRouter(prefix="/ga4gh/drs/v1", tags=["DRS"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.Error, "description": description}
+    for status, description in (
+        (400, "The request is malformed."),
+        (401, "The passport is missing, expired or not signed by a trusted issuer."),
+        (403, "The passport does not grant access to this object."),
+        (404, "No such object or access method."),
+        (413, "Too many ids in one bulk request."),
+    )
+}
+router = APIRouter(prefix="/ga4gh/drs/v1", tags=["DRS"], responses=ERRORS)
 
 
-class PassportsBody(BaseModel):
+class StrictBody(BaseModel):
+    """Request bodies are read strictly: ``"expand": 0`` is an error, not ``false``."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class PassportsBody(StrictBody):
     passports: list[str] = Field(default_factory=list)
 
 
@@ -25,84 +41,105 @@ class PostObjectBody(PassportsBody):
 
 
 class BulkObjectsBody(PassportsBody):
-    bulk_object_ids: list[str]
+    bulk_object_ids: list[str] = Field(min_length=1)
     expand: bool = False
 
 
-class BulkIdsBody(BaseModel):
-    bulk_object_ids: list[str]
+class BulkIdsBody(StrictBody):
+    bulk_object_ids: list[str] = Field(min_length=1)
 
 
-class BulkAccessItem(BaseModel):
+class BulkAccessItem(StrictBody):
     bulk_object_id: str
-    bulk_access_ids: list[str]
+    bulk_access_ids: list[str] = Field(min_length=1)
 
 
 class BulkAccessBody(PassportsBody):
-    bulk_object_access_ids: list[BulkAccessItem]
+    bulk_object_access_ids: list[BulkAccessItem] = Field(min_length=1)
 
 
 def _identity(node: Node, request: Request, passports: list[str]) -> Identity | None:
-    """A passport from the body (DRS PassportAuth) or else from the bearer header."""
-    if len(passports) > 1:
-        raise InvalidInput("send one passport (its visas are combined by the broker that issued it)")
-    token = passports[0] if passports else bearer_token(request)
+    """Passports from the body (DRS PassportAuth) or else from the bearer header."""
+    if passports:
+        return node.passports.verify_all(passports)
+    token = bearer_token(request)
     return node.passports.verify(token) if token else None
 
 
-@router.get("/service-info", summary="DRS service info")
+@router.get("/service-info", summary="DRS service info", response_model=models.ServiceInfo)
 def service_info(node: NodeDep) -> dict[str, Any]:
     return DrsService(node).service_info()
 
 
 # Before /objects/{object_id}, which would otherwise take 'access' for an object id.
-@router.post("/objects/access", summary="Get URLs for fetching the bytes of several DrsObjects")
+@router.post(
+    "/objects/access",
+    summary="Get URLs for fetching the bytes of several DrsObjects",
+    response_model=models.BulkAccessURLs,
+)
 def bulk_access(node: NodeDep, request: Request, body: Annotated[BulkAccessBody, Body()]) -> dict[str, Any]:
     identity = _identity(node, request, body.passports)
     items = [(item.bulk_object_id, item.bulk_access_ids) for item in body.bulk_object_access_ids]
     return DrsService(node).bulk_access(items, identity)
 
 
-@router.get("/objects/{object_id}", summary="Get info about a DrsObject")
+@router.get(
+    "/objects/{object_id}",
+    summary="Get info about a DrsObject",
+    response_model=models.DrsObject,
+    response_model_exclude_none=True,
+)
 def get_object(object_id: str, node: NodeDep, identity: IdentityDep, expand: bool = Query(False)) -> dict[str, Any]:
     return DrsService(node).get_object(object_id, identity, expand)
 
 
-@router.post("/objects/{object_id}", summary="Get info about a DrsObject, with a passport in the body")
+@router.post(
+    "/objects/{object_id}",
+    summary="Get info about a DrsObject, with a passport in the body",
+    response_model=models.DrsObject,
+    response_model_exclude_none=True,
+)
 def post_object(
     object_id: str, node: NodeDep, request: Request, body: Annotated[PostObjectBody, Body()]
 ) -> dict[str, Any]:
     return DrsService(node).get_object(object_id, _identity(node, request, body.passports), body.expand)
 
 
-@router.options("/objects/{object_id}", summary="Authorizations of a DrsObject")
+@router.options("/objects/{object_id}", summary="Authorizations of a DrsObject", response_model=models.Authorizations)
 def options_object(object_id: str, node: NodeDep) -> dict[str, Any]:
     return DrsService(node).authorizations(object_id)
 
 
-@router.get("/objects/{object_id}/access/{access_id}", summary="Get a URL for fetching bytes")
+@router.get(
+    "/objects/{object_id}/access/{access_id}", summary="Get a URL for fetching bytes", response_model=models.AccessURL
+)
 def get_access(object_id: str, access_id: str, node: NodeDep, identity: IdentityDep) -> dict[str, Any]:
     return DrsService(node).access_url(object_id, access_id, identity)
 
 
-@router.post("/objects/{object_id}/access/{access_id}", summary="Get a URL for fetching bytes, passport in body")
+@router.post(
+    "/objects/{object_id}/access/{access_id}",
+    summary="Get a URL for fetching bytes, passport in body",
+    response_model=models.AccessURL,
+)
 def post_access(
     object_id: str, access_id: str, node: NodeDep, request: Request, body: Annotated[PassportsBody, Body()]
 ) -> dict[str, Any]:
     return DrsService(node).access_url(object_id, access_id, _identity(node, request, body.passports))
 
 
-@router.post("/objects", summary="Get info about several DrsObjects")
+@router.post(
+    "/objects",
+    summary="Get info about several DrsObjects",
+    response_model=models.BulkObjects,
+    response_model_exclude_none=True,
+)
 def bulk_objects(node: NodeDep, request: Request, body: Annotated[BulkObjectsBody, Body()]) -> dict[str, Any]:
     identity = _identity(node, request, body.passports)
     return DrsService(node).bulk_objects(body.bulk_object_ids, identity, body.expand)
 
 
-@router.options("/objects", summary="Authorizations of several DrsObjects")
-def bulk_options(node: NodeDep, body: Annotated[BulkIdsBody, Body()]) -> dict[str, Any]:
-    authorizations = DrsService(node).bulk_authorizations(body.bulk_object_ids)
-    return {
-        "summary": {"requested": len(authorizations), "resolved": len(authorizations), "unresolved": 0},
-        "resolved_drs_object": authorizations,
-        "unresolved_drs_objects": [],
-    }
+@router.options("/objects", summary="Authorizations of several DrsObjects", response_model=models.BulkAuthorizations)
+def bulk_options(node: NodeDep, body: Annotated[BulkIdsBody | None, Body()] = None) -> dict[str, Any]:
+    # HTTP clients rarely send a body with OPTIONS; without ids there is nothing to describe.
+    return DrsService(node).bulk_authorizations(body.bulk_object_ids if body else [])

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genoshare.errors import GenoshareError
@@ -42,6 +43,20 @@ def error_body(path: str, status: int, code: str, message: str) -> dict[str, Any
     return {"msg": message, "status_code": status}
 
 
+def _location(loc: tuple[object, ...]) -> str:
+    """``("body", "bulk_object_ids", 0)`` -> ``bulk_object_ids.0``; the body itself is "body"."""
+    inner = [str(part) for part in loc[1:]] if loc and loc[0] == "body" else [str(part) for part in loc]
+    return ".".join(inner) or "body"
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.fullmatch(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def _response(
     request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -56,20 +71,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item.get('loc', ()) if part != 'body')}: {item.get('msg')}"
-            for item in error.errors()
-        )
+        problems = "; ".join(f"{_location(item.get('loc', ()))}: {item.get('msg')}" for item in error.errors())
         return _response(request, 400, "InvalidInput", f"invalid request: {problems}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            # Starlette names only the first matching route's methods; a path served by several routes
+            # (GET here, POST there) must list them all.
+            headers = {"Allow": ", ".join(allowed_methods(app, request.url.path))}
         return _response(
-            request,
-            error.status_code,
-            _HTSGET_NAMES.get(error.status_code, "InvalidInput"),
-            str(error.detail),
-            getattr(error, "headers", None),
+            request, error.status_code, _HTSGET_NAMES.get(error.status_code, "InvalidInput"), str(error.detail), headers
         )
 
     @app.exception_handler(Exception)

@@ -222,15 +222,29 @@ class DrsService:
                     continue
                 resolved.append({"drs_object_id": drs_id, "drs_access_id": access_id, **url})
         requested = sum(len(ids) for _, ids in requests)
-        return {
-            "summary": {"requested": requested, "resolved": len(resolved), "unresolved": requested - len(resolved)},
-            "resolved_drs_object_access_urls": resolved,
-            "unresolved_drs_objects": [{"error_code": code, "object_ids": ids} for code, ids in failures.items()],
-        }
+        return _bulk_answer(requested, "resolved_drs_object_access_urls", resolved, failures)
 
-    def bulk_authorizations(self, drs_ids: Sequence[str]) -> list[dict[str, Any]]:
-        self._check_bulk(len(drs_ids))
-        return [self.authorizations(drs_id) for drs_id in drs_ids]
+    def bulk_authorizations(self, drs_ids: Sequence[str]) -> dict[str, Any]:
+        if drs_ids:
+            self._check_bulk(len(drs_ids))
+        resolved: list[dict[str, Any]] = []
+        failures: dict[int, list[str]] = {}
+        for drs_id in drs_ids:
+            try:
+                resolved.append(self.authorizations(drs_id))
+            except GenoshareError as error:
+                failures.setdefault(error.status_code, []).append(drs_id)
+        return _bulk_answer(len(drs_ids), "resolved_drs_object", resolved, failures)
+
+
+def _bulk_answer(
+    requested: int, key: str, resolved: list[dict[str, Any]], failures: dict[int, list[str]]
+) -> dict[str, Any]:
+    return {
+        "summary": {"requested": requested, "resolved": len(resolved), "unresolved": requested - len(resolved)},
+        key: resolved,
+        "unresolved_drs_objects": [{"error_code": code, "object_ids": ids} for code, ids in failures.items()],
+    }
 
 
 class RequestTooLarge(InvalidInput):
