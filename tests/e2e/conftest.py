@@ -24,8 +24,12 @@ def free_port() -> int:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "genoshare", *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
-        timeout=300, check=False,
+        [sys.executable, "-m", "genoshare", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
     )
 
 
@@ -38,7 +42,9 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "genoshare", "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
             env={**os.environ, **env, "GENOSHARE_PUBLIC_URL": self.url},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

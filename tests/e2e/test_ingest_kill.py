@@ -15,10 +15,19 @@ from genoshare.node import Node
 
 def start_ingest(node: Node, files: list[Path]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "genoshare", "ingest", "cohort1", *map(str, files),
-         "--data-dir", str(node.settings.data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "genoshare",
+            "ingest",
+            "cohort1",
+            *map(str, files),
+            "--data-dir",
+            str(node.settings.data_dir),
+        ],
         env={**os.environ, "GENOSHARE_DATABASE_URL": node.settings.database_url},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -32,8 +41,9 @@ def wait_for_staging(node: Node, process: subprocess.Popen[bytes]) -> None:
 
 
 def test_kill_9_at_several_moments_never_half_publishes(node: Node, big_bams: list[Path]) -> None:
-    DatasetService(node.database).create(NewDataset(
-        id="cohort1", title="T", custodian="C", access_level="controlled", duo_codes=["GRU"]))
+    DatasetService(node.database).create(
+        NewDataset(id="cohort1", title="T", custodian="C", access_level="controlled", duo_codes=["GRU"])
+    )
     killed_mid_way = 0
     for delay in (0.0, 0.5, 1.0, 2.0):
         process = start_ingest(node, big_bams)

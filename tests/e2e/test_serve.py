@@ -16,15 +16,21 @@ from support import HTSGET_DATA
 BAM = HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam"
 
 
-def test_controlled_object_through_drs_over_http(node: Node, issuer: VisaIssuer, serve) -> None:  # noqa: ANN001
-    DatasetService(node.database).create(NewDataset(
-        id="cohort1", title="T", custodian="C", access_level="controlled", duo_codes=["GRU"]))
+def test_controlled_object_through_drs_over_http(node: Node, issuer: VisaIssuer, serve) -> None:
+    DatasetService(node.database).create(
+        NewDataset(
+            id="cohort1", title="T", custodian="C", access_level="controlled", duo_codes=["GRU"], pseudonymise=False
+        )
+    )
     Ingestor(node).ingest("cohort1", [BAM])
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
-    passport = issuer.passport("alice", [
-        issuer.visa("alice", RESEARCHER_STATUS, "https://doi.org/10.1038/s41431-018-0219-y", by="so"),
-        issuer.visa("alice", CONTROLLED_ACCESS_GRANTS, "cohort1"),
-    ])
+    passport = issuer.passport(
+        "alice",
+        [
+            issuer.visa("alice", RESEARCHER_STATUS, "https://doi.org/10.1038/s41431-018-0219-y", by="so"),
+            issuer.visa("alice", CONTROLLED_ACCESS_GRANTS, "cohort1"),
+        ],
+    )
     object_url = f"{server.url}/ga4gh/drs/v1/objects/cohort1.htsnexus_test_NA12878.bam"
     with httpx.Client(timeout=30) as http:
         assert http.get(object_url).status_code == 401

@@ -32,7 +32,12 @@ def datasets(node: Node, tmp_path: Path) -> Node:
     )
     service.create(
         NewDataset(
-            id="secret", title="Controlled data", custodian="C", access_level="controlled", duo_codes=["GRU", "NPU"]
+            id="secret",
+            title="Controlled data",
+            custodian="C",
+            access_level="controlled",
+            duo_codes=["GRU", "NPU"],
+            pseudonymise=False,
         )
     )
     service.create(

@@ -19,7 +19,7 @@ from genoshare.errors import Conflict, InvalidInput
 from genoshare.ingest.errors import IngestError
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
-from genoshare.store.models import Participant
+from genoshare.store.models import ObjectParticipant, Participant
 from support import HTSGET_DATA
 
 BAM = HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam"
@@ -51,7 +51,7 @@ def decrypt(node: Node, blob_key: str) -> bytes:
 
 
 def test_reads_are_stored_encrypted_and_decrypt_to_the_original(node: Node) -> None:
-    make_dataset(node)
+    make_dataset(node, pseudonymise=False)
     result = Ingestor(node).ingest("cohort1", [BAM, CRAM])
     rows = {row.format: row for row in result.published}
     assert set(rows) == {"BAM", "CRAM"}
@@ -91,6 +91,27 @@ def test_vcf_samples_are_replaced_by_stable_pseudonyms(node: Node, tmp_path: Pat
         assert not set(stored2.header.samples) & set(names)
 
 
+@pytest.mark.parametrize("original", [BAM, CRAM], ids=["bam", "cram"])
+def test_read_group_samples_are_pseudonymised(node: Node, tmp_path: Path, original: Path) -> None:
+    make_dataset(node)
+    row = Ingestor(node).ingest("cohort1", [original]).published[0]
+    stored = tmp_path / original.name
+    stored.write_bytes(decrypt(node, row.blob_key))
+    with pysam.AlignmentFile(str(stored)) as kept, pysam.AlignmentFile(str(original)) as source:
+        stored_name = kept.header.to_dict()["RG"][0]["SM"]
+        assert stored_name.startswith("GS")
+        assert "NA12878" not in str(kept.header)
+        assert [r.query_name for r in kept.fetch(until_eof=True)] == [
+            r.query_name for r in source.fetch(until_eof=True)
+        ]
+    assert "NA12878" not in row.name + row.id + row.htsget_id, "the file name held the sample name"
+    with node.database.sessions() as session:
+        people = list(session.scalars(select(Participant)))
+        links = list(session.scalars(select(ObjectParticipant)))
+    assert [(p.source_name, p.pseudonym) for p in people] == [("NA12878", stored_name)]
+    assert [(link.object_id, link.participant_id) for link in links] == [(row.id, people[0].id)]
+
+
 def test_public_data_can_keep_sample_names(node: Node) -> None:
     make_dataset(node, pseudonymise=False)
     row = Ingestor(node).ingest("cohort1", [VCF]).published[0]
@@ -98,7 +119,7 @@ def test_public_data_can_keep_sample_names(node: Node) -> None:
 
 
 def test_reingesting_the_same_file_is_a_no_op(node: Node) -> None:
-    make_dataset(node)
+    make_dataset(node, pseudonymise=False)
     Ingestor(node).ingest("cohort1", [VCF, BAM])
     again = Ingestor(node).ingest("cohort1", [VCF, BAM])
     assert again.published == []
@@ -191,7 +212,7 @@ def test_cli_ingest_says_what_is_wrong_in_one_line(node: Node, tmp_path: Path) -
 
 
 def test_cli_lists_objects_with_checksums(node: Node) -> None:
-    make_dataset(node)
+    make_dataset(node, pseudonymise=False)
     runner = CliRunner()
     env = {"GENOSHARE_DATABASE_URL": node.settings.database_url}
     data_dir = str(node.settings.data_dir)
@@ -210,16 +231,47 @@ def test_keep_bytes_of_a_copy_not_the_source(node: Node, tmp_path: Path) -> None
     """The steward's file may change or vanish after ingest; the node keeps its own encrypted copy."""
     copy = tmp_path / "htsnexus_test_NA12878.bam"
     shutil.copy(BAM, copy)
-    make_dataset(node)
+    make_dataset(node, pseudonymise=False)
     row = Ingestor(node).ingest("cohort1", [copy]).published[0]
     copy.unlink()
     assert decrypt(node, row.blob_key) == BAM.read_bytes()
 
 
 def test_an_htsget_id_taken_by_another_dataset_is_a_clear_conflict(node: Node) -> None:
-    make_dataset(node, "cohort1")
-    make_dataset(node, "cohort2")
+    make_dataset(node, "cohort1", pseudonymise=False)
+    make_dataset(node, "cohort2", pseudonymise=False)
     Ingestor(node).ingest("cohort1", [BAM])
     with pytest.raises(Conflict, match=r"htsget id 'htsnexus_test_NA12878' .* taken by dataset cohort1"):
         Ingestor(node).ingest("cohort2", [BAM])
     assert DatasetService(node.database).objects("cohort2") == []
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ("##contact=jane.doe@hospital.example.org", "e-mail"),
+        ("##patient=123-45-6789", "social security"),
+        ("##nhs=943 476 5919", "NHS"),
+        ("##DOB=1970-01-01", "date of birth"),
+    ],
+)
+def test_headers_with_direct_identifiers_are_refused(node: Node, tmp_path: Path, line: str, kind: str) -> None:
+    lines = gzip.decompress(VCF.read_bytes()).decode().splitlines(keepends=True)
+    text = tmp_path / "leaky.vcf"
+    text.write_text(lines[0] + line + "\n" + "".join(lines[1:]))
+    make_dataset(node)
+    with pytest.raises(IngestError, match=kind) as refused:
+        Ingestor(node).ingest("cohort1", [text])
+    assert line.split("=", 1)[1] not in refused.value.message, "the error must not repeat the identifier"
+    assert DatasetService(node.database).objects("cohort1") == []
+
+
+def test_sample_names_are_scrubbed_from_every_header_line(node: Node, tmp_path: Path) -> None:
+    lines = gzip.decompress(VCF.read_bytes()).decode().splitlines(keepends=True)
+    text = tmp_path / "NA00001.vcf"
+    text.write_text(lines[0] + "##commandline=bcftools call NA00001.bam NA00002.bam\n" + "".join(lines[1:]))
+    make_dataset(node)
+    row = Ingestor(node).ingest("cohort1", [text]).published[0]
+    stored = gzip.decompress(decrypt(node, row.blob_key)).decode()
+    assert "NA0000" not in stored
+    assert "NA0000" not in row.name

@@ -28,11 +28,17 @@ from genoshare.crypt.files import encrypt_file
 from genoshare.errors import Conflict
 from genoshare.formats import FileFormat, detect, is_bgzf, split_name
 from genoshare.ids import check_object_name, object_id
-from genoshare.ingest.deidentify import Pseudonymiser, rename_samples
+from genoshare.ingest.deidentify import (
+    Pseudonymiser,
+    check_for_identifiers,
+    rename_read_groups,
+    rename_samples,
+    scrub_names,
+)
 from genoshare.ingest.errors import IngestError
 from genoshare.ingest.validate import FileReport, validate
 from genoshare.node import Node
-from genoshare.store.models import DataObject, Dataset, Participant
+from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant
 
 #: Called with (file name, stage, done, total); stages: checksum, validate, encrypt.
 StageProgress = Callable[[str, str, int, int], None]
@@ -46,6 +52,7 @@ class Staged:
     row: DataObject
     blob: Path
     index: Path
+    #: sample name in the steward's file -> name in the stored file
     pseudonyms: dict[str, str] = field(default_factory=dict)
 
 
@@ -124,9 +131,7 @@ class Ingestor:
         self, dataset: Dataset, path: Path, source_sha: str, workdir: Path, progress: StageProgress | None
     ) -> Staged:
         fmt = detect(path)
-        stem, _ = split_name(path.name)
-        name = check_object_name(stem + fmt.extension)
-        plain = workdir / name
+        plain = workdir / f"{uuid.uuid4().hex}{fmt.extension}"
         if fmt is FileFormat.VCF and not is_bgzf(path):
             if path.name.lower().endswith(".gz"):
                 raise IngestError(path, "compressed with plain gzip, not BGZF: recompress with bgzip")
@@ -135,17 +140,27 @@ class Ingestor:
         else:
             source = path
         report = validate(source, fmt, _stage(progress, path.name, "validate"))
-        pseudonyms: dict[str, str] = {}
-        if fmt.is_variants and report.samples and dataset.pseudonymise:
-            pseudonyms = {s: self.pseudonymiser.pseudonym(dataset.id, s) for s in report.samples}
-            renamed = workdir / f"{name}.renamed"
-            rename_samples(source, renamed, pseudonyms)
+        check_for_identifiers(path, report.header)
+        # Who is in the file, by the name the stored file will carry (pseudonym, or the public name).
+        names = {
+            sample: self.pseudonymiser.pseudonym(dataset.id, sample) if dataset.pseudonymise else sample
+            for sample in report.samples
+        }
+        if dataset.pseudonymise and names and fmt.is_variants:
+            renamed = workdir / f"{plain.name}.renamed"
+            rename_samples(source, renamed, names)
             renamed.replace(plain)
+        elif dataset.pseudonymise and names:
+            rename_read_groups(source, plain, names, cram=fmt is FileFormat.CRAM)
         elif source is not plain:
             shutil.copyfile(source, plain)
+        stem = split_name(path.name)[0]
+        if dataset.pseudonymise:
+            stem = scrub_names(stem, names)
+        name = check_object_name(stem + fmt.extension)
         index = build_index(plain, fmt)
         md5, sha256 = file_checksums(plain)
-        blob = workdir / f"{name}.c4gh"
+        blob = plain.with_name(plain.name + ".c4gh")
         encrypt_file(plain, blob, self.node.keys)
         _stage(progress, path.name, "encrypt")(1, 1)
         row = DataObject(
@@ -164,7 +179,7 @@ class Ingestor:
             mime_type=fmt.mime_type,
         )
         plain.unlink()
-        return Staged(path, report, row, blob, index, pseudonyms)
+        return Staged(path, report, row, blob, index, names)
 
     def _publish(self, dataset_id: str, staged: list[Staged], result: IngestResult, actor: str) -> None:
         if not staged:
@@ -177,7 +192,7 @@ class Ingestor:
                 for item in staged:
                     self._check_names_free(session, item)
                     session.add(item.row)
-                    self._add_participants(session, dataset_id, item.pseudonyms)
+                    self._link_participants(session, dataset_id, item.row.id, item.pseudonyms)
         except IntegrityError as error:
             raise Conflict(f"another ingest published the same files meanwhile: {error.orig}") from error
         for item in staged:
@@ -211,11 +226,19 @@ class Ingestor:
             )
 
     @staticmethod
-    def _add_participants(session: Session, dataset_id: str, pseudonyms: dict[str, str]) -> None:
-        existing = set(session.scalars(select(Participant.source_name).where(Participant.dataset_id == dataset_id)))
-        for source_name, pseudonym in pseudonyms.items():
-            if source_name not in existing:
-                session.add(Participant(dataset_id=dataset_id, pseudonym=pseudonym, source_name=source_name))
+    def _link_participants(session: Session, dataset_id: str, object_id: str, names: dict[str, str]) -> None:
+        """Record each sample as a participant of the dataset (once) and as present in this file."""
+        known = {
+            p.source_name: p for p in session.scalars(select(Participant).where(Participant.dataset_id == dataset_id))
+        }
+        for source_name, stored_name in names.items():
+            participant = known.get(source_name)
+            if participant is None:
+                participant = Participant(dataset_id=dataset_id, pseudonym=stored_name, source_name=source_name)
+                session.add(participant)
+                session.flush()
+                known[source_name] = participant
+            session.add(ObjectParticipant(object_id=object_id, participant_id=participant.id))
 
 
 def _stage(progress: StageProgress | None, name: str, stage: str) -> Callable[[int, int], None]:

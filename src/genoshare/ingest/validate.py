@@ -27,6 +27,8 @@ class FileReport:
     records: int
     contigs: tuple[str, ...]
     samples: tuple[str, ...] = field(default=())
+    #: The header as text, for the identifier check; never logged.
+    header: str = field(default="", repr=False)
 
 
 def _compressed_offset(virtual_offset: int) -> int:
@@ -59,6 +61,7 @@ def _validate_variants(path: Path, fmt: FileFormat, size: int, progress: Progres
             raise IngestError(path, "named .bcf but is not BCF")
         header_contigs = tuple(variants.header.contigs)
         samples = tuple(variants.header.samples)
+        header = str(variants.header)
         finished: set[str] = set()
         current: str | None = None
         last_pos = -1
@@ -86,7 +89,7 @@ def _validate_variants(path: Path, fmt: FileFormat, size: int, progress: Progres
                 progress(_compressed_offset(variants.tell()), size)
     if progress:
         progress(size, size)
-    return FileReport(fmt, records, header_contigs, samples)
+    return FileReport(fmt, records, header_contigs, samples, header)
 
 
 def _validate_reads(path: Path, fmt: FileFormat, size: int, progress: Progress | None) -> FileReport:
@@ -121,6 +124,8 @@ def _validate_reads(path: Path, fmt: FileFormat, size: int, progress: Progress |
             if progress and fmt is FileFormat.BAM and records % _REPORT_EVERY == 0:
                 progress(_compressed_offset(reads.tell()), size)
         contigs = tuple(reads.references)
+        samples = tuple(sorted({group["SM"] for group in reads.header.to_dict().get("RG", []) if "SM" in group}))
+        header = str(reads.header)
     if progress:
         progress(size, size)
-    return FileReport(fmt, records, contigs)
+    return FileReport(fmt, records, contigs, samples, header)

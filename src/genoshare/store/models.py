@@ -70,6 +70,19 @@ class DataObject(Base):
     index_format: Mapped[str | None] = mapped_column(String(8), nullable=True)
     mime_type: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: available | rederiving (being rewritten without a withdrawn participant; not served meanwhile)
+    status: Mapped[str] = mapped_column(String(16), default="available")
+
+
+class ObjectParticipant(Base):
+    """Whose data a file holds: VCF/BCF sample columns, BAM/CRAM read-group samples."""
+
+    __tablename__ = "object_participants"
+
+    object_id: Mapped[str] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"), primary_key=True)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
 
 
 class Participant(Base):
