@@ -45,6 +45,8 @@ class DataAccess:
             row = session.get(DataObject, object_id)
         if row is None or row.dataset_id != ticket.dataset_id:
             raise NotFound(f"no object {object_id!r}")
+        self.node.policy.check_ticket(ticket)
+        self.node.policy.check_object(row)
         return OpenedObject(
             row, ticket, EncryptedFile(self.node.objects.local_path(row.blob_key), self.node.keys.secret)
         )

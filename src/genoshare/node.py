@@ -12,12 +12,13 @@ from pathlib import Path
 
 import tomli_w
 
+from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import PassportVerifier, TrustedKeys
 from genoshare.access.policy import AccessPolicy
 from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog
 from genoshare.crypt.keys import KeyPair, generate_keypair, load_keypair
-from genoshare.settings import CONFIG_FILE, Settings
+from genoshare.settings import CONFIG_FILE, Settings, TrustedIssuer
 from genoshare.store.db import Database, migrate
 from genoshare.store.objects import ObjectStore, create_object_store
 
@@ -46,12 +47,25 @@ class Node:
         return TicketSigner.load_or_create(self.settings.keys_dir / "ticket.secret")
 
     @cached_property
+    def issuer(self) -> VisaIssuer:
+        """The node's own visa issuer: it signs the grants its access committees approve."""
+        issuer = VisaIssuer.load_or_create(self.settings.public_url, self.settings.keys_dir / "issuer.jwk.json")
+        issuer.write_jwks(self.issuer_jwks_file)
+        return issuer
+
+    @property
+    def issuer_jwks_file(self) -> Path:
+        return self.settings.keys_dir / "issuer.jwks.json"
+
+    @cached_property
     def passports(self) -> PassportVerifier:
-        return PassportVerifier(TrustedKeys(self.settings.trusted_issuers))
+        """Verifies passports against the configured issuers and the node itself."""
+        own = TrustedIssuer(issuer=self.issuer.issuer, jwks_file=self.issuer_jwks_file)
+        return PassportVerifier(TrustedKeys([*self.settings.trusted_issuers, own]))
 
     @cached_property
     def policy(self) -> AccessPolicy:
-        return AccessPolicy(self.audit, self.settings.public_url)
+        return AccessPolicy(self.audit, self.database, self.settings.public_url)
 
     def close(self) -> None:
         self.database.dispose()
@@ -70,6 +84,7 @@ def init_node(settings: Settings, *, write_config: bool = True) -> Node:
     migrate(node.database.engine)
     node.audit.ensure_head()
     node.tickets  # noqa: B018 - creates the ticket secret now rather than on the first request
+    node.issuer  # noqa: B018 - and the node's visa-signing key
     return node
 
 

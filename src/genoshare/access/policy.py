@@ -11,15 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity, Visa
+from genoshare.access.tickets import Ticket
 from genoshare.audit import AuditLog, Entry
 from genoshare.errors import PermissionDenied, Unauthenticated
-from genoshare.store.models import Dataset
+from genoshare.store.db import Database
+from genoshare.store.models import DataObject, Dataset, Grant, ObjectParticipant, Participant
 
 RESEARCHER_STATUS = "ResearcherStatus"
 CONTROLLED_ACCESS_GRANTS = "ControlledAccessGrants"
 ANONYMOUS = "anonymous"
+WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,9 @@ class Decision:
 
 
 class AccessPolicy:
-    def __init__(self, audit: AuditLog, public_url: str) -> None:
+    def __init__(self, audit: AuditLog, database: Database, public_url: str) -> None:
         self.audit = audit
+        self.database = database
         self.public_url = public_url
 
     def grant_values(self, dataset_id: str) -> set[str]:
@@ -42,7 +48,52 @@ class AccessPolicy:
 
     def _grants_for(self, identity: Identity, dataset_id: str) -> list[Visa]:
         names = self.grant_values(dataset_id)
-        return [visa for visa in identity.visas_of_type(CONTROLLED_ACCESS_GRANTS) if visa.value in names]
+        visas = [visa for visa in identity.visas_of_type(CONTROLLED_ACCESS_GRANTS) if visa.value in names]
+        withdrawn = self.revoked_grants([visa.jti for visa in visas])
+        return [visa for visa in visas if visa.jti not in withdrawn]
+
+    def revoked_grants(self, grant_ids: Iterable[str]) -> set[str]:
+        """Which of these visa ids are grants this node signed and has since revoked.
+
+        Visas of other issuers are not in the table and pass: their issuer revokes them by expiry.
+        """
+        ids = [grant_id for grant_id in grant_ids if grant_id]
+        if not ids:
+            return set()
+        with self.database.sessions() as session:
+            return set(session.scalars(select(Grant.id).where(Grant.id.in_(ids), Grant.revoked_at.is_not(None))))
+
+    def check_ticket(self, ticket: Ticket) -> None:
+        """Re-check, on every data request, what may have changed since a ticket was issued."""
+        if self.revoked_grants(ticket.grants):
+            self.audit.record(
+                Entry(
+                    ticket.actor,
+                    "data.read",
+                    f"objects/{ticket.object_id}",
+                    "deny",
+                    "grant revoked",
+                    {"dataset": ticket.dataset_id},
+                )
+            )
+            raise PermissionDenied(f"the grant for dataset {ticket.dataset_id} was revoked")
+
+    def check_object(self, row: DataObject) -> None:
+        """Files whose people all withdrew, or that are being rewritten without someone, are not served."""
+        if row.status != "available":
+            raise PermissionDenied(
+                f"{row.id} is being re-derived without a participant who withdrew consent; try again later"
+            )
+        with self.database.sessions() as session:
+            statuses = list(
+                session.scalars(
+                    select(Participant.consent_status)
+                    .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
+                    .where(ObjectParticipant.object_id == row.id)
+                )
+            )
+        if statuses and all(status == WITHDRAWN for status in statuses):
+            raise PermissionDenied(f"{row.id} holds only data of participants who withdrew consent")
 
     def granularity(self, identity: Identity | None, dataset: Dataset) -> Decision:
         """The most a caller may see of ``dataset``; pure, no audit."""

@@ -154,6 +154,8 @@ class DrsService:
     def get_object(self, drs_id: str, identity: Identity | None, expand: bool = False) -> dict[str, Any]:
         dataset, blob, files = self._resolve(drs_id)
         self._authorise(identity, dataset, drs_id, "drs.get")
+        if blob is not None:
+            self.node.policy.check_object(blob)
         return self._blob(blob) if blob is not None else self._bundle(dataset, files, expand)
 
     def authorizations(self, drs_id: str) -> dict[str, Any]:
@@ -169,6 +171,7 @@ class DrsService:
         decision = self.node.policy.require(
             identity, dataset, Granularity.RECORD, action="drs.access", resource=f"objects/{drs_id}"
         )
+        self.node.policy.check_object(blob)
         ticket = self.node.tickets.issue(
             Ticket(
                 actor=identity.actor if identity else ANONYMOUS,
