@@ -1,0 +1,312 @@
+"""Beacon membership-inference defences: every allele-level answer passes through ``PrivacyGuard``.
+
+A yes/no Beacon leaks membership (Shringarpure & Bustamante 2015; Raisaro et al. 2017): an attacker who
+holds a person's genome asks about that person's rarest alleles, and "yes" answers on alleles nobody else
+is likely to carry identify them as a member. Thresholds and rounding alone do not stop this; the defences
+here are measured by running the attacks (``genoshare.privacy.harness``, ``docs/privacy.md``).
+
+Defences, each configurable per dataset and per access level:
+
+- **minimum allele count**: "yes" only when at least ``min_allele_count`` copies are present;
+- **per-user, per-member privacy budget** (Raisaro et al.): each "yes" on an allele a member carries spends
+  ``-log(1 - D)`` of that member's budget *for this principal*, where ``D = exp(-allele count)`` is the
+  large-beacon limit of the chance that no other member carries the allele (slightly above the exact
+  ``(1 - AF)^2N``, so it spends a little more). A member whose budget cannot pay for an answer is left out
+  of it: the answer is computed over the other carriers, as if the member were not in the dataset;
+- **randomised response**: the answer on alleles with at most ``flip_max_count`` copies is flipped with
+  probability ``flip_probability``; answers are cached per principal so asking again returns the same coin;
+- **answer cache**: any stateful policy answers a repeated query from the cache, at no budget cost;
+- **rate limits** per principal and dataset (``per_minute``, ``per_day``), raising ``RateLimited`` (429);
+- **account linking**: accounts with the same subject at issuers configured as one login service
+  (``linked_issuers``), and accounts a steward linked explicitly, are one principal with one budget.
+
+Anonymous callers get no allele-level answer (``Answer.withheld``) on datasets that are not public.
+
+Configuration lives in ``Dataset.beacon_policy["privacy"]``, next to the Beacon's disclosure settings::
+
+    {"privacy": {"default": {"budget": 2.0},           # every access level of this dataset
+                 "boolean": {"flip_probability": 0.1},  # callers with yes/no granularity
+                 "count": {...}, "record": {...}}}
+
+Keys are the fields of ``PrivacySettings``; what a dataset leaves out comes from ``NODE_DEFAULTS``.
+
+How the Beacon service uses it (once per dataset, for every allele-level answer)::
+
+    caller = guard.caller(identity)                           # once per request: resolves account links
+    decision = policy.granularity(identity, dataset)          # AccessPolicy, as for everything else
+    answer = guard.filter_answer(caller, decision, dataset, allele_key, carriers, allele_count)
+    if answer.withheld: leave the dataset out of the response (no allele-level answer)
+    else: respond with answer.exists; a count only from answer.allele_count/carrier_count when not None
+          (then apply genoshare.access.disclosure as usual)
+
+``allele_key`` must name the query's carrier set: the allele (assembly, contig, start, ref, alt or the
+range/type asked) *and* any filters applied, so different questions are cached apart. ``carriers`` is the
+bitmap of sample numbers the Beacon counted (after filters and consent withdrawals); ``allele_count`` the
+copies among them. ``RateLimited`` carries ``retry_after`` seconds for a 429 response.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+
+from pyroaring import BitMap
+
+from genoshare.access.granularity import AccessLevel, Granularity
+from genoshare.access.passports import Identity
+from genoshare.access.policy import Decision
+from genoshare.access.privacy_state import Answer, PrivacyState, SessionState
+from genoshare.errors import GenoshareError, InvalidInput
+from genoshare.store.models import Dataset
+
+__all__ = ["NODE_DEFAULTS", "Answer", "Caller", "PrivacyGuard", "PrivacySettings", "RateLimited", "spend_cost"]
+
+ANONYMOUS = "anonymous"
+LEVEL_NAMES = {Granularity.BOOLEAN: "boolean", Granularity.COUNT: "count", Granularity.RECORD: "record"}
+
+
+class RateLimited(GenoshareError):
+    status_code = 429
+    code = "TooManyRequests"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """The defences in force for one dataset and one access level; the defaults switch everything off."""
+
+    #: Say "yes" only when at least this many copies of the allele are left to count.
+    min_allele_count: int = 1
+    #: Each member's privacy budget per principal, in nats of attacker evidence; None: no budget.
+    budget: float | None = None
+    #: Probability that a randomised-response answer is the opposite of the truth.
+    flip_probability: float = 0.0
+    #: Randomise only answers on alleles with at most this many copies (None: every answer).
+    flip_max_count: int | None = None
+    per_minute: int | None = None
+    per_day: int | None = None
+    #: Spends below this are not recorded: common alleles cost ~0 and would write one row per carrier.
+    spend_floor: float = 1e-6
+
+    @property
+    def stateful(self) -> bool:
+        """Whether answers need per-principal state (and so are cached)."""
+        return (
+            self.budget is not None
+            or self.flip_probability > 0
+            or self.per_minute is not None
+            or self.per_day is not None
+        )
+
+    @classmethod
+    def merged(cls, base: PrivacySettings, overrides: Mapping[str, object], where: str) -> PrivacySettings:
+        """``base`` with a steward's overrides, checked so a typo is an error rather than a silent no-op."""
+        known = {field.name for field in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise InvalidInput(f"{where}: unknown privacy settings {sorted(unknown)}; known: {sorted(known)}")
+        settings = replace(base, **overrides)  # type: ignore[arg-type]
+        checks = (
+            ("min_allele_count", settings.min_allele_count, int, 1),
+            ("budget", settings.budget, float, 0.0),
+            ("flip_probability", settings.flip_probability, float, 0.0),
+            ("flip_max_count", settings.flip_max_count, int, 0),
+            ("per_minute", settings.per_minute, int, 1),
+            ("per_day", settings.per_day, int, 1),
+            ("spend_floor", settings.spend_floor, float, 0.0),
+        )
+        for name, value, kind, least in checks:
+            if value is None and name in ("budget", "flip_max_count", "per_minute", "per_day"):
+                continue
+            allowed = (int, float) if kind is float else (int,)
+            if isinstance(value, bool) or not isinstance(value, allowed) or value < least:
+                raise InvalidInput(f"{where}.{name} must be a number >= {least}")
+        if settings.flip_probability >= 0.5:
+            raise InvalidInput(f"{where}.flip_probability must be below 0.5 (0.5 answers at random)")
+        return settings
+
+
+#: The node's policy where a dataset says nothing. Record-level callers may read the genotypes anyway, so
+#: nothing is gained by noising their answers. The boolean/count values are the best point of the
+#: measured frontier (docs/privacy.md).
+NODE_DEFAULTS: dict[Granularity, PrivacySettings] = {
+    Granularity.BOOLEAN: PrivacySettings(budget=1.0, per_minute=600, per_day=20_000),
+    Granularity.COUNT: PrivacySettings(budget=1.0, per_minute=600, per_day=20_000),
+    Granularity.RECORD: PrivacySettings(),
+}
+
+
+def spend_cost(allele_count: int) -> float:
+    """Budget one "yes" spends on each carrier: ``-log(1 - D)`` with ``D = exp(-allele_count)``.
+
+    It is the evidence (in nats) the answer gives an attacker who assumed the allele absent from
+    non-members; singletons cost 0.46, doubletons 0.15, and alleles with 15+ copies under 1e-6.
+    """
+    if allele_count <= 0:
+        return 0.0
+    return -math.log1p(-math.exp(-allele_count))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: ``principal`` is whose budget is charged (None for anonymous callers)."""
+
+    account: str | None
+    principal: str | None
+
+
+class PrivacyGuard:
+    """Applies a dataset's defences to allele-level Beacon answers; see the module docstring for use."""
+
+    def __init__(
+        self,
+        state: PrivacyState,
+        *,
+        linked_issuers: Iterable[Iterable[str]] = (),
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+        defaults: Mapping[Granularity, PrivacySettings] | None = None,
+    ) -> None:
+        self.state = state
+        # One login service known under several issuer URLs: the same subject there is the same person.
+        self._issuer_alias: dict[str, str] = {}
+        for group in linked_issuers:
+            members = sorted(group)
+            for issuer in members:
+                self._issuer_alias[issuer] = members[0]
+        self._rng = rng or secrets.SystemRandom()
+        self._clock = clock
+        self._defaults = dict(defaults or NODE_DEFAULTS)
+
+    # --- who -------------------------------------------------------------------------------------------
+
+    def account_of(self, identity: Identity) -> str:
+        """The account name budgets know a passport by: ``subject@issuer``, linked issuers folded."""
+        return f"{identity.subject}@{self._issuer_alias.get(identity.issuer, identity.issuer)}"
+
+    def caller(self, identity: Identity | None) -> Caller:
+        if identity is None:
+            return Caller(None, None)
+        account = self.account_of(identity)
+        return Caller(account, self.state.principal_of(account) or account)
+
+    def link_accounts(self, account: str, other: str, *, by: str) -> str:
+        """Record that two accounts are one person (e.g. by a steward); their budgets become one."""
+        return self.state.link(account, other, by)
+
+    # --- what ------------------------------------------------------------------------------------------
+
+    def settings(self, dataset: Dataset, granularity: Granularity) -> PrivacySettings:
+        level = LEVEL_NAMES.get(granularity, "boolean")
+        base = self._defaults.get(granularity, self._defaults[Granularity.BOOLEAN])
+        section = (dataset.beacon_policy or {}).get("privacy") or {}
+        if not isinstance(section, Mapping):
+            raise InvalidInput(f"dataset {dataset.id}: beacon_policy.privacy must be an object")
+        for name in ("default", level):
+            overrides = section.get(name) or {}
+            if not isinstance(overrides, Mapping):
+                raise InvalidInput(f"dataset {dataset.id}: beacon_policy.privacy.{name} must be an object")
+            base = PrivacySettings.merged(base, overrides, f"beacon_policy.privacy.{name}")
+        return base
+
+    def filter_answer(
+        self,
+        caller: Caller,
+        decision: Decision,
+        dataset: Dataset,
+        allele_key: str,
+        carriers: BitMap,
+        allele_count: int,
+    ) -> Answer:
+        """The answer ``caller`` may get about one allele in ``dataset``; spends budget, fills the cache."""
+        if decision.granularity <= Granularity.NONE:
+            return Answer(False, None, None, "no access to this dataset", withheld=True)
+        if caller.principal is None and dataset.access_level != AccessLevel.PUBLIC:
+            return Answer(False, None, None, "anonymous caller on a non-public dataset", withheld=True)
+        settings = self.settings(dataset, decision.granularity)
+        if not settings.stateful:
+            return _threshold_only(settings, carriers, allele_count)
+        principal = caller.principal or ANONYMOUS
+        with self.state.session(principal, dataset.id) as session:
+            wait = session.tick(self._clock(), settings.per_minute, settings.per_day)
+            if wait is not None:
+                raise RateLimited(f"query limit reached for dataset {dataset.id}; retry in {wait:.0f} s", wait)
+            cached = session.cached(allele_key)
+            if cached is not None:
+                return replace(cached, cached=True)
+            remaining = carriers
+            reason = "answered"
+            if settings.budget is not None:
+                remaining, reason = _within_budget(session, settings, carriers, allele_count)
+            count = _estimated_count(carriers, remaining, allele_count)
+            exists = count >= settings.min_allele_count
+            randomised = settings.flip_probability > 0
+            if (
+                randomised
+                and (settings.flip_max_count is None or count <= settings.flip_max_count)
+                and self._rng.random() < settings.flip_probability
+            ):
+                exists = not exists
+                reason = "randomised response"
+            if exists and settings.budget is not None and remaining:
+                cost = spend_cost(max(count, 1))
+                if cost >= settings.spend_floor:
+                    session.spend(remaining, cost)
+            if randomised:
+                answer = Answer(exists, None, None, reason)
+            elif exists:
+                answer = Answer(True, count, len(remaining), reason)
+            else:
+                answer = Answer(False, 0, 0, reason if count else "below minimum allele count")
+            session.remember(allele_key, answer)
+            return answer
+
+
+def _estimated_count(carriers: BitMap, remaining: BitMap, allele_count: int) -> int:
+    """Copies among the remaining carriers.
+
+    When some were left out, the fewest the rest can hold (each left-out carrier held one or two copies), so
+    a threshold never counts a member who was taken out.
+    """
+    removed = len(carriers) - len(remaining)
+    if removed == 0:
+        return allele_count
+    return max(len(remaining), allele_count - 2 * removed)
+
+
+def _within_budget(
+    session: SessionState, settings: PrivacySettings, carriers: BitMap, allele_count: int
+) -> tuple[BitMap, str]:
+    """Carriers whose budget can still pay for a "yes" on this allele, and why others were left out."""
+    assert settings.budget is not None
+    budget = settings.budget
+    remaining = carriers - session.exhausted(budget) if carriers else carriers
+    reason = "answered" if len(remaining) == len(carriers) else "budget exhausted for some carriers"
+    # Leaving a member out lowers the count, which raises the price for the rest: repeat until stable.
+    while remaining:
+        count = _estimated_count(carriers, remaining, allele_count)
+        if count < settings.min_allele_count:
+            break
+        cost = spend_cost(count)
+        if cost < settings.spend_floor:
+            break
+        spent = session.spent(remaining)
+        over = BitMap(member for member, used in spent.items() if used + cost > budget + 1e-12)
+        if not over:
+            break
+        remaining = remaining - over
+        reason = "budget exhausted for some carriers"
+    return remaining, reason
+
+
+def _threshold_only(settings: PrivacySettings, carriers: BitMap, allele_count: int) -> Answer:
+    if allele_count >= settings.min_allele_count:
+        return Answer(True, allele_count, len(carriers), "answered")
+    return Answer(False, 0, 0, "answered" if allele_count == 0 else "below minimum allele count")
