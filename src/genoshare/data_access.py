@@ -59,6 +59,12 @@ class DataAccess:
                 resource=f"objects/{opened.row.id}",
                 decision="permit",
                 reason="valid ticket",
-                details={"dataset": opened.row.dataset_id, "start": start, "end": end, "method": method},
+                details={
+                    "dataset": opened.row.dataset_id,
+                    "start": start,
+                    "end": end,
+                    "method": method,
+                    "grants": list(opened.ticket.grants),
+                },
             )
         )

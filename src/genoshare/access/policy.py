@@ -132,7 +132,11 @@ class AccessPolicy:
                 resource=resource,
                 decision="permit" if allowed else "deny",
                 reason=decision.reason,
-                details={"dataset": dataset.id, "granularity": decision.granularity.name.lower()},
+                details={
+                    "dataset": dataset.id,
+                    "granularity": decision.granularity.name.lower(),
+                    "grants": list(decision.grants),
+                },
             )
         )
         if allowed:

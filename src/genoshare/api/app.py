@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
 from genoshare import __version__
-from genoshare.api import beacon, data, drs
+from genoshare.api import beacon, data, drs, governance
 from genoshare.api.errors import install_error_handlers
 from genoshare.api.openapi import install_openapi
+from genoshare.governance.rederive import RederivationWorker
 from genoshare.node import Node
 from genoshare.settings import Settings, load_settings
 
@@ -28,16 +31,27 @@ def service_info(node: Node) -> dict[str, Any]:
 
 
 def create_app(node: Node) -> FastAPI:
+    rederivations = RederivationWorker(node)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        rederivations.resume()
+        yield
+        rederivations.shutdown()
+
     app = FastAPI(
         title="genoshare",
         version=__version__,
         description="A GA4GH node: discover with Beacon v2, retrieve with DRS 1.5 and htsget 1.3.",
+        lifespan=lifespan,
     )
     app.state.node = node
+    app.state.rederivations = rederivations
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(drs.router)
     app.include_router(data.router)
+    app.include_router(governance.router)
     app.include_router(beacon.router)
 
     @app.get("/service-info", tags=["Service info"], summary="GA4GH service-info of this node")

@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from genoshare.audit import AuditLog
+from genoshare.cli.common import DataDir, console, errors, fail, open_node
 from genoshare.cli.duo import duo_app
+from genoshare.cli.governance import access_app, consent_app, usage_table
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import GenoshareError
-from genoshare.node import Node, init_node
+from genoshare.governance.usage import usage
+from genoshare.node import init_node
 from genoshare.settings import load_settings
 
 app = typer.Typer(
@@ -33,26 +35,8 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(objects_app, name="objects")
 app.add_typer(audit_app, name="audit")
 app.add_typer(duo_app, name="duo")
-
-console = Console()
-errors = Console(stderr=True)
-
-DataDir = Annotated[
-    Path,
-    typer.Option("--data-dir", "-d", envvar="GENOSHARE_DATA_DIR", help="The node's data directory.", show_default=True),
-]
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def open_node(data_dir: Path) -> Node:
-    settings = load_settings(data_dir)
-    if not settings.keys_dir.is_dir():
-        raise fail(f"{data_dir} is not a genoshare node: run `genoshare init --data-dir {data_dir}` first")
-    return Node.open(settings)
+app.add_typer(access_app, name="access")
+app.add_typer(consent_app, name="consent")
 
 
 @app.command()
@@ -207,6 +191,39 @@ def audit_verify(data_dir: DataDir = Path("node")) -> None:
         console.print(f"audit log intact: {report.entries} entries, head {report.head}")
         return
     raise fail(f"audit log BROKEN at entry {report.first_bad_seq}: {report.problem}")
+
+
+@audit_app.command("report")
+def audit_report(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset to report on.")],
+    participant: Annotated[str | None, typer.Option(help="Only the files holding this pseudonym.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Who used a dataset (or one participant's data): when, how much, under which project and purpose."""
+    uses = usage(open_node(data_dir), dataset_id, participant)
+    if as_json:
+        typer.echo(json.dumps([use.as_dict() for use in uses], indent=2))
+        return
+    console.print(usage_table(uses, f"Use of {dataset_id}" + (f", participant {participant}" if participant else "")))
+
+
+@datasets_app.command("committee")
+def datasets_committee(
+    dataset_id: str,
+    member: Annotated[list[str], typer.Option("--member", help="Committee member as subject@issuer; repeatable.")],
+    auto_approve: Annotated[
+        bool, typer.Option(help="Approve at once the requests that DUO matching fully permits.")
+    ] = False,
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Name the data access committee of a dataset (replaces the previous list)."""
+    node = open_node(data_dir)
+    try:
+        dataset = DatasetService(node.database).set_committee(dataset_id, member, auto_approve)
+    except GenoshareError as error:
+        raise fail(error.message) from None
+    console.print(f"committee of {dataset.id}: {', '.join(dataset.committee)}; auto-approve {dataset.auto_approve}")
 
 
 @audit_app.command("head")

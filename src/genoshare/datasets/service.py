@@ -68,6 +68,15 @@ class DatasetService:
             session.add(dataset)
         return dataset
 
+    def set_committee(self, dataset_id: str, members: Sequence[str], auto_approve: bool) -> Dataset:
+        cleaned = sorted({member.strip() for member in members if member.strip()})
+        if not cleaned or any("@" not in member for member in cleaned):
+            raise InvalidInput("committee members are named subject@issuer, as in their passports")
+        with self.database.session() as session:
+            dataset = self.get(dataset_id, session)
+            dataset.committee, dataset.auto_approve = cleaned, auto_approve
+        return dataset
+
     def get(self, dataset_id: str, session: Session | None = None) -> Dataset:
         if session is None:
             with self.database.sessions() as own:

@@ -1,0 +1,32 @@
+"""What every command shares: the data-directory option, output consoles, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from genoshare.node import Node
+from genoshare.settings import load_settings
+
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", "-d", envvar="GENOSHARE_DATA_DIR", help="The node's data directory.", show_default=True),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def open_node(data_dir: Path) -> Node:
+    settings = load_settings(data_dir)
+    if not settings.keys_dir.is_dir():
+        raise fail(f"{data_dir} is not a genoshare node: run `genoshare init --data-dir {data_dir}` first")
+    return Node.open(settings)

@@ -1,0 +1,187 @@
+"""Dynamic consent: a record per participant and dataset, to see, narrow or withdraw.
+
+Stewards act from the command line; participants through the API with their own secret token.
+
+A withdrawal is one row update; every API reads consent from the database on its next request (the
+access policy for files, the Beacon's consent-aware sample sets for counts and records), so it takes effect
+at once.  Files holding the person alongside others are blocked (``status = rederiving``) and rewritten
+without their columns by ``genoshare.governance.rederive``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from genoshare.audit import Entry
+from genoshare.duo.codes import parse_code
+from genoshare.duo.errors import DuoError
+from genoshare.errors import InvalidInput, NotFound, Unauthenticated
+from genoshare.node import Node
+from genoshare.store.models import DataObject, ObjectParticipant, Participant, utcnow
+
+ACTIVE, WITHDRAWN = "active", "withdrawn"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    dataset: str
+    participant: str
+    status: str
+    restrictions: tuple[str, ...]
+    updated_at: str | None
+    files: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "participant": self.participant,
+            "status": self.status,
+            "restrictions": list(self.restrictions),
+            "updated_at": self.updated_at,
+            "files": list(self.files),
+        }
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    record: ConsentRecord
+    #: Files now unavailable because the person was the only one in them.
+    unavailable: tuple[str, ...]
+    #: Files blocked until they are rewritten without the person.
+    rederiving: tuple[str, ...]
+
+
+class ConsentService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def find(self, dataset_id: str, pseudonym: str) -> Participant:
+        with self.node.database.sessions() as session:
+            participant = session.scalar(
+                select(Participant).where(Participant.dataset_id == dataset_id, Participant.pseudonym == pseudonym)
+            )
+        if participant is None:
+            raise NotFound(f"no participant {pseudonym!r} in dataset {dataset_id!r}")
+        return participant
+
+    def by_token(self, token: str | None) -> Participant:
+        if not token:
+            raise Unauthenticated("send your consent token (the secret from your consent link) in X-Consent-Token")
+        with self.node.database.sessions() as session:
+            participant = session.scalar(select(Participant).where(Participant.token_hash == _token_hash(token)))
+        if participant is None:
+            raise Unauthenticated("unknown consent token")
+        return participant
+
+    def record(self, participant: Participant) -> ConsentRecord:
+        with self.node.database.sessions() as session:
+            files = tuple(
+                session.scalars(
+                    select(ObjectParticipant.object_id)
+                    .where(ObjectParticipant.participant_id == participant.id)
+                    .order_by(ObjectParticipant.object_id)
+                )
+            )
+        updated = participant.consent_updated_at
+        return ConsentRecord(
+            participant.dataset_id,
+            participant.pseudonym,
+            participant.consent_status,
+            tuple(participant.consent_restrictions or ()),
+            updated.isoformat() if updated else None,
+            files,
+        )
+
+    def records(self, dataset_id: str) -> list[ConsentRecord]:
+        with self.node.database.sessions() as session:
+            people = list(
+                session.scalars(
+                    select(Participant).where(Participant.dataset_id == dataset_id).order_by(Participant.pseudonym)
+                )
+            )
+        return [self.record(person) for person in people]
+
+    def issue_link(self, participant: Participant, actor: str) -> str:
+        """A new secret for the participant (replacing any earlier one); only its hash is kept."""
+        token = secrets.token_urlsafe(32)
+        with self.node.database.session() as session:
+            stored = session.get(Participant, participant.id)
+            assert stored is not None
+            stored.token_hash = _token_hash(token)
+        self._audit(actor, "consent.link", participant, "issue", "consent link issued")
+        return token
+
+    def narrow(self, participant: Participant, codes: list[str], actor: str) -> ConsentRecord:
+        """Add DUO modifiers (e.g. NCU, NPU, NPOA) to what this person allows; never widens."""
+        try:
+            parsed = [parse_code(code) for code in codes]
+        except DuoError as error:
+            raise InvalidInput(str(error)) from error
+        primaries = [str(code) for code in parsed if code.is_primary]
+        if primaries:
+            raise InvalidInput(f"narrowing takes modifiers such as NCU or NPU, not permissions: {primaries}")
+        with self.node.database.session() as session:
+            stored = session.get(Participant, participant.id)
+            assert stored is not None
+            stored.consent_restrictions = sorted({*(stored.consent_restrictions or []), *map(str, parsed)})
+            stored.consent_updated_at = utcnow()
+            updated = stored
+        self._audit(actor, "consent.narrow", participant, "narrow", ", ".join(map(str, parsed)))
+        return self.record(updated)
+
+    def withdraw(self, participant: Participant, actor: str) -> Withdrawal:
+        with self.node.database.session() as session:
+            stored = session.get(Participant, participant.id)
+            assert stored is not None
+            stored.consent_status, stored.consent_updated_at = WITHDRAWN, utcnow()
+            unavailable, rederiving = [], []
+            for row in session.scalars(
+                select(DataObject)
+                .join(ObjectParticipant, ObjectParticipant.object_id == DataObject.id)
+                .where(ObjectParticipant.participant_id == stored.id)
+            ):
+                others = session.scalar(
+                    select(Participant.id)
+                    .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
+                    .where(
+                        ObjectParticipant.object_id == row.id,
+                        Participant.id != stored.id,
+                        Participant.consent_status == ACTIVE,
+                    )
+                    .limit(1)
+                )
+                if others is None:
+                    unavailable.append(row.id)
+                else:
+                    row.status = "rederiving"
+                    rederiving.append(row.id)
+            withdrawn = stored
+        self._audit(
+            actor,
+            "consent.withdraw",
+            participant,
+            "withdraw",
+            f"{len(unavailable)} files now unavailable, {len(rederiving)} to re-derive",
+        )
+        return Withdrawal(self.record(withdrawn), tuple(unavailable), tuple(rederiving))
+
+    def _audit(self, actor: str, action: str, participant: Participant, decision: str, reason: str) -> None:
+        self.node.audit.record(
+            Entry(
+                actor,
+                action,
+                f"participants/{participant.dataset_id}/{participant.pseudonym}",
+                decision,
+                reason,
+                {"dataset": participant.dataset_id},
+            )
+        )

@@ -1,0 +1,150 @@
+"""Rewrites multi-sample files without the participants who withdrew, then serves them again.
+
+The file is decrypted to the staging area, the withdrawn samples are dropped with htslib (bcftools for
+VCF/BCF, samtools read-group filtering for BAM), and the result goes through the same index, checksum and
+encrypt steps as an ingest.  The object row is switched to the new bytes in one transaction; until then
+the object is blocked (``status = rederiving``) and no API serves it.  CRAM files stay blocked: dropping
+reads needs the reference to re-encode them; the steward re-ingests them.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pysam
+from pysam import bcftools
+from sqlalchemy import delete, select
+
+from genoshare.audit import Entry
+from genoshare.crypt.files import EncryptedFile, encrypt_file
+from genoshare.formats import FileFormat
+from genoshare.governance.consent import ACTIVE
+from genoshare.ingest.pipeline import build_index, file_checksums
+from genoshare.node import Node
+from genoshare.store.models import DataObject, ObjectParticipant, Participant
+
+ACTOR = "genoshare (consent re-derivation)"
+log = logging.getLogger("genoshare.governance")
+
+
+def pending(node: Node) -> list[str]:
+    with node.database.sessions() as session:
+        return list(session.scalars(select(DataObject.id).where(DataObject.status == "rederiving")))
+
+
+def rederive(node: Node, object_id: str) -> bool:
+    """Rewrite one blocked object; False when its format cannot be rewritten here (it stays blocked)."""
+    with node.database.sessions() as session:
+        row = session.get(DataObject, object_id)
+        if row is None or row.status != "rederiving":
+            return False
+        people = list(
+            session.execute(
+                select(Participant.id, Participant.pseudonym, Participant.consent_status)
+                .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
+                .where(ObjectParticipant.object_id == object_id)
+            )
+        )
+    fmt = FileFormat(row.format)
+    if fmt is FileFormat.CRAM:
+        return False
+    keep = [name for _, name, status in people if status == ACTIVE]
+    gone = [pid for pid, _, status in people if status != ACTIVE]
+    work = node.objects.staging_dir() / f"rederive-{uuid.uuid4().hex}"
+    work.mkdir()
+    try:
+        source = work / f"source{fmt.extension}"
+        with EncryptedFile(node.objects.local_path(row.blob_key), node.keys.secret) as stored, source.open("wb") as out:
+            for piece in stored.iter_plaintext():
+                out.write(piece)
+        target = work / f"kept{fmt.extension}"
+        _keep_samples(source, target, fmt, keep)
+        index = build_index(target, fmt)
+        md5, sha256 = file_checksums(target)
+        blob = work / "kept.c4gh"
+        encrypt_file(target, blob, node.keys)
+        blob_key = f"blobs/{sha256[:2]}/{sha256}.c4gh"
+        index_key = f"indexes/{sha256[:2]}/{sha256}.{fmt.index_format}"
+        node.objects.put(blob, blob_key)
+        node.objects.put(index, index_key)
+        with node.database.session() as session:
+            stored_row = session.get(DataObject, object_id)
+            assert stored_row is not None
+            stored_row.blob_key, stored_row.index_key = blob_key, index_key
+            stored_row.md5, stored_row.sha256, stored_row.size = md5, sha256, target.stat().st_size
+            stored_row.status = "available"
+            session.execute(
+                delete(ObjectParticipant).where(
+                    ObjectParticipant.object_id == object_id, ObjectParticipant.participant_id.in_(gone)
+                )
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    node.audit.record(
+        Entry(
+            ACTOR,
+            "consent.rederive",
+            f"objects/{object_id}",
+            "publish",
+            f"rewritten without {len(gone)} withdrawn participant(s)",
+            {"dataset": row.dataset_id, "sha256": sha256},
+        )
+    )
+    return True
+
+
+def rederive_pending(node: Node) -> list[str]:
+    """Rewrite every blocked object; returns those done. Safe to run again after a crash."""
+    return [object_id for object_id in pending(node) if rederive(node, object_id)]
+
+
+def _keep_samples(source: Path, target: Path, fmt: FileFormat, keep: list[str]) -> None:
+    if fmt.is_variants:
+        output = "z" if fmt is FileFormat.VCF else "b"
+        bcftools.view(
+            "--samples",
+            ",".join(keep),
+            "--force-samples",
+            "--no-version",
+            f"-O{output}",
+            "-o",
+            str(target),
+            str(source),
+            catch_stdout=False,
+        )
+        return
+    with pysam.AlignmentFile(str(source), require_index=False) as reads:
+        groups = [g["ID"] for g in reads.header.to_dict().get("RG", []) if g.get("SM") in keep]
+    groups_file = target.with_name("read-groups.txt")
+    groups_file.write_text("".join(f"{group}\n" for group in groups))
+    pysam.samtools.view("--no-PG", "-b", "-R", str(groups_file), "-o", str(target), str(source), catch_stdout=False)
+
+
+class RederivationWorker:
+    """Runs re-derivations in one background thread of the server, so a withdrawal answers at once."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rederive")
+
+    def submit(self, object_ids: Sequence[str]) -> list[Future[bool]]:
+        return [self._executor.submit(self._run, object_id) for object_id in object_ids]
+
+    def resume(self) -> list[Future[bool]]:
+        """Pick up what a stopped server left blocked."""
+        return self.submit(pending(self.node))
+
+    def _run(self, object_id: str) -> bool:
+        try:
+            return rederive(self.node, object_id)
+        except Exception:
+            log.exception("re-deriving %s failed; it stays blocked until `genoshare consent rederive`", object_id)
+            return False
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=False)

@@ -1,0 +1,51 @@
+"""Builds a controlled dataset with consent codes, a committee, one multi-sample and one single-sample VCF."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pysam import bcftools
+from sqlalchemy import select
+
+from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.ingest.pipeline import Ingestor
+from genoshare.node import Node
+from genoshare.store.models import DataObject, Participant
+from support import HTSGET_DATA, TEST_ISSUER
+
+VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"
+COMMITTEE_MEMBER = f"dac-chair@{TEST_ISSUER}"
+
+
+@dataclass
+class Cohort:
+    node: Node
+    multi: DataObject
+    single: DataObject
+    pseudonyms: dict[str, str]
+
+
+def make_cohort(node: Node, tmp_path: Path, codes: list[str], auto_approve: bool = False) -> Cohort:
+    single_vcf = tmp_path / "single.vcf.gz"
+    bcftools.view("-s", "NA00002", "-Oz", "-o", str(single_vcf), str(VCF), catch_stdout=False)
+    service = DatasetService(node.database)
+    service.create(
+        NewDataset(
+            id="cohort",
+            title="Diabetes cohort",
+            custodian="Example Hospital",
+            access_level="controlled",
+            duo_codes=codes,
+        )
+    )
+    service.set_committee("cohort", [COMMITTEE_MEMBER], auto_approve)
+    multi = Ingestor(node).ingest("cohort", [VCF]).published[0]
+    single = Ingestor(node).ingest("cohort", [single_vcf]).published[0]
+    pseudonyms = {p.source_name: p.pseudonym for p in _participants(node)}
+    return Cohort(node, multi, single, pseudonyms)
+
+
+def _participants(node: Node) -> list[Participant]:
+    with node.database.sessions() as session:
+        return list(session.scalars(select(Participant)))
