@@ -1,0 +1,150 @@
+"""The attackers and how their success is measured.
+
+A1 (Shringarpure & Bustamante 2015) asks about random alleles the target carries; A2 (Raisaro et al. 2017)
+asks about the target's alleles rarest first by the reference panel. Both score the answers with a
+likelihood-ratio test whose per-answer likelihoods know the defence in force: the chance of "yes" for a
+member and a non-member under a minimum allele count (Poisson tails) and randomised response (flip
+probability), and a miss rate ``delta`` for members that covers budget exclusions. Scores are cumulative
+sums, so one pass gives the score after every query count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from genoshare.access.privacy import PrivacySettings
+from genoshare.privacy.cohort import AttackCohort
+
+#: Miss rates a best-responding attacker tries for members' carried alleles (budget exclusions look like
+#: misses); the reported power is the best of them.
+DELTAS = (1e-3, 0.1, 0.3, 0.6)
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class QueryPlans:
+    """Sites each attacker asks about, per target (rows), in asking order."""
+
+    a1: np.ndarray
+    a2: np.ndarray
+    benign: np.ndarray
+
+
+def plan_queries(cohort: AttackCohort, max_queries: int, benign_queries: int, seed: int) -> QueryPlans:
+    rng = np.random.default_rng(seed)
+    n_targets = 2 * cohort.config.n_targets
+    a1 = np.full((n_targets, max_queries), -1, dtype=np.int64)
+    a2 = np.full((n_targets, max_queries), -1, dtype=np.int64)
+    for target in range(n_targets):
+        carried = cohort.carried_by_target(target)
+        count = min(max_queries, len(carried))
+        a1[target, :count] = rng.choice(carried, size=count, replace=False)
+        # Rarest first by the panel, ties in random order (the attacker cannot tell them apart).
+        order = np.lexsort((rng.random(len(carried)), cohort.panel_ac[carried]))
+        a2[target, :count] = carried[order[:count]]
+    if (a1 < 0).any():
+        raise ValueError("a target carries fewer alleles than max_queries; simulate more genome")
+    segregating = np.flatnonzero(cohort.beacon_ac > 0)
+    benign = rng.choice(segregating, size=min(benign_queries, len(segregating)), replace=False)
+    return QueryPlans(a1, a2, benign)
+
+
+def _poisson_cdf(k: np.ndarray | int, lam: np.ndarray) -> np.ndarray:
+    """P(X <= k) for X ~ Poisson(lam), elementwise; k small (thresholds), so a direct sum."""
+    k = np.broadcast_to(np.asarray(k), lam.shape)
+    total = np.zeros_like(lam)
+    term = np.exp(-lam)
+    for j in range(int(k.max()) + 1 if k.size else 0):
+        total = total + np.where(j <= k, term, 0.0)
+        term = term * lam / (j + 1)
+    return np.where(k < 0, 0.0, total)
+
+
+def yes_probability(lam: np.ndarray, offset: int, settings: PrivacySettings) -> np.ndarray:
+    """P(answer "yes") when the beacon holds ``offset`` + Poisson(lam) copies, under threshold and flips."""
+    m, k, p = settings.min_allele_count, settings.flip_max_count, settings.flip_probability
+    below_m = _poisson_cdf(m - 1 - offset, lam)  # P(copies < m)
+    truth_yes = 1.0 - below_m
+    if p <= 0:
+        return truth_yes
+    if k is None:
+        return (1 - p) * truth_yes + p * below_m
+    at_most_k = _poisson_cdf(k - offset, lam)  # P(copies <= k): randomised
+    yes_and_flippable = np.clip(at_most_k - below_m, 0.0, 1.0)  # m <= copies <= k
+    no_and_flippable = np.minimum(below_m, at_most_k)
+    return (truth_yes - yes_and_flippable) + (1 - p) * yes_and_flippable + p * no_and_flippable
+
+
+def lrt_weights(
+    panel_ac: np.ndarray, cohort: AttackCohort, settings: PrivacySettings, delta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log-likelihood ratios (member vs non-member) of a "yes" and of a "no" for each queried allele."""
+    n, panel = cohort.config.n_members, cohort.config.n_panel
+    freq = (panel_ac + 0.5) / (2 * panel + 1)  # unseen alleles are rare, not absent
+    p_non = yes_probability(2 * n * freq, 0, settings)
+    p_mem_true = yes_probability((2 * n - 1) * freq, 1, settings)
+    p_mem = (1 - delta) * p_mem_true + delta * p_non
+    p_non, p_mem = np.clip(p_non, _EPS, 1 - _EPS), np.clip(p_mem, _EPS, 1 - _EPS)
+    return np.log(p_mem / p_non), np.log((1 - p_mem) / (1 - p_non))
+
+
+def scores(
+    answers: np.ndarray, plan: np.ndarray, cohort: AttackCohort, settings: PrivacySettings, delta: float
+) -> np.ndarray:
+    """LRT score of every target after every query count: (targets, queries) cumulative sums."""
+    yes_w, no_w = lrt_weights(cohort.panel_ac[plan[:, : answers.shape[1]]], cohort, settings, delta)
+    return np.cumsum(np.where(answers, yes_w, no_w), axis=1)
+
+
+def power_at_fpr(member: np.ndarray, nonmember: np.ndarray, fpr: float = 0.05) -> float:
+    """Power of the Neyman-Pearson test at exactly ``fpr``: threshold from non-member scores, ties split."""
+    ordered = np.sort(nonmember)
+    threshold = ordered[int(np.ceil((1 - fpr) * len(ordered))) - 1]
+    above = np.mean(nonmember > threshold)
+    at = np.mean(nonmember == threshold)
+    gamma = (fpr - above) / at if at > 0 else 0.0
+    return float(np.mean(member > threshold) + gamma * np.mean(member == threshold))
+
+
+def auc(member: np.ndarray, nonmember: np.ndarray) -> float:
+    """P(member score > non-member score), ties counted half (Mann-Whitney)."""
+    greater = (member[:, None] > nonmember[None, :]).mean()
+    ties = (member[:, None] == nonmember[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+@dataclass(frozen=True)
+class Measured:
+    value: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"value": round(self.value, 4), "low": round(self.low, 4), "high": round(self.high, 4)}
+
+
+def bootstrap(member: np.ndarray, nonmember: np.ndarray, seed: int, replicates: int = 200) -> tuple[Measured, Measured]:
+    """Power at 5 % FPR and AUC with 95 % percentile-bootstrap intervals (both groups resampled)."""
+    rng = np.random.default_rng(seed)
+    powers, aucs = [], []
+    for _ in range(replicates):
+        m = member[rng.integers(0, len(member), len(member))]
+        nm = nonmember[rng.integers(0, len(nonmember), len(nonmember))]
+        powers.append(power_at_fpr(m, nm))
+        aucs.append(auc(m, nm))
+    p_low, p_high = np.percentile(powers, [2.5, 97.5])
+    a_low, a_high = np.percentile(aucs, [2.5, 97.5])
+    return (
+        Measured(power_at_fpr(member, nonmember), float(p_low), float(p_high)),
+        Measured(auc(member, nonmember), float(a_low), float(a_high)),
+    )
+
+
+def power_curve(score_matrix: np.ndarray, n_targets: int, query_counts: Sequence[int]) -> np.ndarray:
+    """Power at 5 % FPR after each of ``query_counts`` queries (members are the first ``n_targets`` rows)."""
+    return np.array(
+        [power_at_fpr(score_matrix[:n_targets, q - 1], score_matrix[n_targets:, q - 1]) for q in query_counts]
+    )

@@ -1,0 +1,36 @@
+"""The attack harness at reduced size: the attackers must work, and the node's default must blunt them.
+
+A smaller beacon (200 members) is easier to attack than the full 1,000, so the gates here are a floor the
+attackers must clear; the full-size numbers come from ``python -m genoshare.privacy.harness``.
+"""
+
+from __future__ import annotations
+
+from genoshare.access.granularity import Granularity
+from genoshare.access.privacy import NODE_DEFAULTS, PrivacySettings
+from genoshare.privacy.cohort import CohortConfig
+from genoshare.privacy.harness import Defence, HarnessConfig, run
+
+SMALL = HarnessConfig(
+    cohort=CohortConfig(n_members=200, n_panel=200, n_targets=40, n_contigs=2, contig_length=12_000_000, seed=7),
+    max_queries=5000,
+    defended_queries=200,
+    benign_queries=2000,
+)
+
+
+def test_attacks_reach_the_gates_and_the_default_policy_blunts_them() -> None:
+    report = run(
+        SMALL,
+        work_dir=None,
+        defences=[Defence("none", PrivacySettings()), Defence("default", NODE_DEFAULTS[Granularity.BOOLEAN])],
+    )
+    assert report["unseen_in_panel_per_target"]["mean"] >= 20
+    gates = report["gates"]
+    assert gates["A1_power_at_max_queries"] >= 0.7
+    assert gates["A2_power_at_30"] >= 0.95
+    undefended, default = report["results"]
+    assert undefended["utility"]["wrong_no"] == 0.0
+    assert undefended["best_response"]["power"] >= 0.8
+    assert default["best_response"]["power"] <= 0.5
+    assert default["utility"]["wrong_no_common"] <= 0.01
