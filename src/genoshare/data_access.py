@@ -46,7 +46,7 @@ class DataAccess:
         if row is None or row.dataset_id != ticket.dataset_id:
             raise NotFound(f"no object {object_id!r}")
         self.node.policy.check_ticket(ticket)
-        self.node.policy.check_object(row)
+        self.node.policy.check_object(row, ticket.grants)
         return OpenedObject(
             row, ticket, EncryptedFile(self.node.objects.local_path(row.blob_key), self.node.keys.secret)
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pysam
 import pytest
 from fastapi.testclient import TestClient
-from governance_support import COMMITTEE_MEMBER, Cohort
+from governance_support import COMMITTEE_MEMBER, Cohort, make_cohort
 
 from genoshare.crypt.files import EncryptedFile
 from genoshare.governance.consent import ConsentService
@@ -127,3 +127,29 @@ def test_usage_report_names_users_and_purposes(client: TestClient, cohort: Cohor
     others = client.get("/consent/usage", headers=token_for(cohort, "NA00001")).json()
     assert others == [] or cohort.single.id not in others[0]["resources"]
     assert client.get("/governance/datasets/cohort/usage", headers=researcher).status_code == 403
+
+
+def test_narrowed_consent_excludes_the_person_from_a_conflicting_grant(
+    client: TestClient, node: Node, tmp_path: Path, passports: Passports
+) -> None:
+    cohort = make_cohort(node, tmp_path, ["GRU"])
+    client.post("/consent/narrow", json={"codes": ["NCU"]}, headers=token_for(cohort, "NA00002"))
+    researcher = bearer(passports.anonymous_researcher())
+    chair = bearer(Passports(passports.issuer, subject=COMMITTEE_MEMBER.split("@")[0]).anonymous_researcher())
+    commercial = client.post(
+        "/governance/requests",
+        headers=researcher,
+        json={
+            "datasets": ["cohort"],
+            "purpose": {"primary": "GRU", "commercial": True},
+            "project_title": "Drug target search",
+            "institution": "Pharma Ltd",
+        },
+    ).json()
+    excluded = commercial["match"]["cohort"]["excluded_participants"]
+    assert [entry["participant"] for entry in excluded] == [cohort.pseudonyms["NA00002"]]
+    assert excluded[0]["reasons"], "the committee sees why"
+    client.post(f"/governance/requests/{commercial['id']}/approve", json={}, headers=chair)
+    node_passport = bearer(client.get("/governance/passport", headers=researcher).json()["passport"])
+    assert client.get(f"{DRS}/objects/{cohort.single.id}", headers=node_passport).status_code == 403
+    assert client.get(f"{DRS}/objects/{cohort.multi.id}", headers=node_passport).status_code == 200

@@ -78,22 +78,35 @@ class AccessPolicy:
             )
             raise PermissionDenied(f"the grant for dataset {ticket.dataset_id} was revoked")
 
-    def check_object(self, row: DataObject) -> None:
-        """Files whose people all withdrew, or that are being rewritten without someone, are not served."""
+    def check_object(self, row: DataObject, grants: Iterable[str] = ()) -> None:
+        """Close files whose people all withdrew or are excluded from the grants relied on.
+
+        A participant is excluded from a grant when their narrowed consent forbids its purpose.  Files
+        being re-derived are closed to everyone until the rewrite is done.
+        """
         if row.status != "available":
             raise PermissionDenied(
                 f"{row.id} is being re-derived without a participant who withdrew consent; try again later"
             )
         with self.database.sessions() as session:
-            statuses = list(
-                session.scalars(
-                    select(Participant.consent_status)
+            people = list(
+                session.execute(
+                    select(Participant.id, Participant.consent_status)
                     .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
                     .where(ObjectParticipant.object_id == row.id)
                 )
             )
-        if statuses and all(status == WITHDRAWN for status in statuses):
+            grant_ids = [grant for grant in grants if grant]
+            excluded: set[int] = set()
+            if grant_ids:
+                for listed in session.scalars(select(Grant.excluded_participants).where(Grant.id.in_(grant_ids))):
+                    excluded.update(listed or ())
+        if not people:
+            return
+        if all(status == WITHDRAWN for _, status in people):
             raise PermissionDenied(f"{row.id} holds only data of participants who withdrew consent")
+        if all(status == WITHDRAWN or person in excluded for person, status in people):
+            raise PermissionDenied(f"{row.id} holds only data of participants whose consent excludes this use")
 
     def granularity(self, identity: Identity | None, dataset: Dataset) -> Decision:
         """The most a caller may see of ``dataset``; pure, no audit."""

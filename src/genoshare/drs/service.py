@@ -18,7 +18,7 @@ from sqlalchemy import select
 from genoshare import __version__
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
-from genoshare.access.policy import ANONYMOUS
+from genoshare.access.policy import ANONYMOUS, Decision
 from genoshare.access.tickets import Ticket
 from genoshare.datasets.service import DatasetService
 from genoshare.errors import GenoshareError, InvalidInput, NotFound
@@ -60,8 +60,10 @@ class DrsService:
             )
             return dataset, None, files
 
-    def _authorise(self, identity: Identity | None, dataset: Dataset, drs_id: str, action: str) -> None:
-        self.node.policy.require(identity, dataset, Granularity.RECORD, action=action, resource=f"objects/{drs_id}")
+    def _authorise(self, identity: Identity | None, dataset: Dataset, drs_id: str, action: str) -> Decision:
+        return self.node.policy.require(
+            identity, dataset, Granularity.RECORD, action=action, resource=f"objects/{drs_id}"
+        )
 
     # -- documents -------------------------------------------------------------------------------
 
@@ -153,9 +155,9 @@ class DrsService:
 
     def get_object(self, drs_id: str, identity: Identity | None, expand: bool = False) -> dict[str, Any]:
         dataset, blob, files = self._resolve(drs_id)
-        self._authorise(identity, dataset, drs_id, "drs.get")
+        decision = self._authorise(identity, dataset, drs_id, "drs.get")
         if blob is not None:
-            self.node.policy.check_object(blob)
+            self.node.policy.check_object(blob, decision.grants)
         return self._blob(blob) if blob is not None else self._bundle(dataset, files, expand)
 
     def authorizations(self, drs_id: str) -> dict[str, Any]:
@@ -171,7 +173,7 @@ class DrsService:
         decision = self.node.policy.require(
             identity, dataset, Granularity.RECORD, action="drs.access", resource=f"objects/{drs_id}"
         )
-        self.node.policy.check_object(blob)
+        self.node.policy.check_object(blob, decision.grants)
         ticket = self.node.tickets.issue(
             Ticket(
                 actor=identity.actor if identity else ANONYMOUS,

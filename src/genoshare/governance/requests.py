@@ -20,13 +20,13 @@ from genoshare.access.granularity import AccessLevel
 from genoshare.access.passports import Identity
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.audit import Entry
-from genoshare.duo.codes import parse_dataset_codes
+from genoshare.duo.codes import ConsentCode, parse_code, parse_dataset_codes
 from genoshare.duo.decision import Outcome
 from genoshare.duo.matching import match
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from genoshare.node import Node
-from genoshare.store.models import AccessRequest, Dataset, Grant, utcnow
+from genoshare.store.models import AccessRequest, Dataset, Grant, Participant, utcnow
 
 #: Grants without a TS time limit or an explicit expiry last a year, then need renewing.
 DEFAULT_GRANT_DAYS = 365
@@ -87,8 +87,12 @@ class AccessRequests:
         for dataset in datasets:
             if dataset.access_level != AccessLevel.CONTROLLED:
                 raise InvalidInput(f"dataset {dataset.id} is {dataset.access_level}: it needs no access request")
-            result = match(purpose, parse_dataset_codes(dataset.duo_codes))
-            results[dataset.id] = result.to_dict()
+            codes = parse_dataset_codes(dataset.duo_codes)
+            result = match(purpose, codes)
+            results[dataset.id] = {
+                **result.to_dict(),
+                "excluded_participants": self._excluded(dataset.id, codes, purpose),
+            }
             outcomes.append(result.outcome)
         request = AccessRequest(
             id=str(uuid.uuid4()),
@@ -152,6 +156,9 @@ class AccessRequests:
                         dataset_id=dataset_id,
                         grantee=request.requester,
                         expires_at=expires_at,
+                        excluded_participants=[
+                            entry["id"] for entry in request.match.get(dataset_id, {}).get("excluded_participants", [])
+                        ],
                     )
                 )
             stored = session.get(AccessRequest, request.id)
@@ -215,6 +222,23 @@ class AccessRequests:
         }
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _excluded(
+        self, dataset_id: str, codes: tuple[ConsentCode, ...], purpose: ResearchPurpose
+    ) -> list[dict[str, Any]]:
+        """Participants whose own narrowing (e.g. NCU) forbids the purpose the dataset's codes allow."""
+        with self.node.database.sessions() as session:
+            people = list(session.scalars(select(Participant).where(Participant.dataset_id == dataset_id)))
+        excluded = []
+        for person in people:
+            extra = [parse_code(code) for code in person.consent_restrictions or ()]
+            if not extra:
+                continue
+            result = match(purpose, (*codes, *extra))
+            if result.outcome is Outcome.DENY:
+                reasons = [r for d in result.decisions if d.code in extra for r in d.reasons]
+                excluded.append({"id": person.id, "participant": person.pseudonym, "reasons": reasons})
+        return excluded
 
     @staticmethod
     def _dataset(session: Any, dataset_id: str) -> Dataset:

@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_by", sa.String(length=500), nullable=True),
+        sa.Column("excluded_participants", sa.JSON(), nullable=False, server_default="[]"),
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="RESTRICT"),
         sa.ForeignKeyConstraint(["request_id"], ["access_requests.id"], ondelete="RESTRICT"),
         sa.PrimaryKeyConstraint("id"),
