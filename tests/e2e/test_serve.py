@@ -11,6 +11,7 @@ from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
+
 from support import HTSGET_DATA
 
 BAM = HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam"

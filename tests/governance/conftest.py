@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from governance_support import Cohort, make_cohort
 
 from genoshare.node import Node
+
+from governance_support import Cohort, make_cohort
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
 from genoshare.store.models import DataObject, Participant
+
 from support import HTSGET_DATA, TEST_ISSUER
 
 VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"

@@ -9,13 +9,14 @@ from pathlib import Path
 import pysam
 import pytest
 from fastapi.testclient import TestClient
-from governance_support import COMMITTEE_MEMBER, Cohort, make_cohort
 
 from genoshare.crypt.files import EncryptedFile
 from genoshare.governance.consent import ConsentService
 from genoshare.governance.requests import STEWARD
 from genoshare.node import Node
 from genoshare.store.models import DataObject
+
+from governance_support import COMMITTEE_MEMBER, Cohort, make_cohort
 from support import Passports, bearer
 
 DRS = "/ga4gh/drs/v1"

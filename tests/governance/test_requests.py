@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from governance_support import COMMITTEE_MEMBER, Cohort, make_cohort
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.node import Node
+
+from governance_support import COMMITTEE_MEMBER, Cohort, make_cohort
 from support import Passports, bearer
 
 DRS = "/ga4gh/drs/v1"

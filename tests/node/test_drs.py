@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from drs_schemas import assert_valid, response_schema
 from genoshare.access.issuer import VisaIssuer
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
+
+from drs_schemas import assert_valid, response_schema
 from support import HTSGET_DATA, TEST_ISSUER, Passports, bearer
 
 BAM = HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam"

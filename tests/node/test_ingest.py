@@ -20,6 +20,7 @@ from genoshare.ingest.errors import IngestError
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
 from genoshare.store.models import ObjectParticipant, Participant
+
 from support import HTSGET_DATA
 
 BAM = HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam"

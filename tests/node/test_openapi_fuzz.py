@@ -14,6 +14,7 @@ from genoshare.api.app import create_app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
+
 from support import HTSGET_DATA
 
 
