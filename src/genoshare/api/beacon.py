@@ -1,0 +1,148 @@
+"""Beacon v2 under ``/api``: a thin adapter from HTTP to ``genoshare.beacon.service``.
+
+Entry routes are generated from ``beacon.framework.ENTRY_TYPES``, the table ``/map`` is built from, so
+the advertised map and the served paths are one list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from genoshare.api.deps import IdentityDep, NodeDep
+from genoshare.beacon import framework
+from genoshare.beacon.framework import ENTRY_TYPES, EntryType, error_body
+from genoshare.beacon.request import from_body, from_query
+from genoshare.beacon.service import BeaconService, Parent
+from genoshare.errors import GenoshareError
+
+
+class BeaconRoute(APIRoute):
+    """Gives errors raised while answering (dependencies included) the ``beaconErrorResponse`` body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except GenoshareError as error:
+                return _error(request, error.status_code, error.message)
+            except RequestValidationError as error:
+                return _error(request, 400, f"invalid request: {error.errors()}")
+
+        return handle
+
+
+def _error(request: Request, status: int, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="genoshare"'} if status == 401 else None
+    body = error_body(request.app.state.node.settings, status, message)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+router = APIRouter(prefix="/api", tags=["Beacon v2"], route_class=BeaconRoute)
+Json = dict[str, Any]
+
+
+def get_beacon(request: Request, node: NodeDep) -> BeaconService:
+    """One service per application: its caches outlive requests."""
+    service: BeaconService | None = getattr(request.app.state, "beacon", None)
+    if service is None:
+        service = request.app.state.beacon = BeaconService(node)
+    return service
+
+
+BeaconDep = Annotated[BeaconService, Depends(get_beacon)]
+
+
+@router.get("", summary="Beacon info")
+@router.get("/info", summary="Beacon info")
+def info(node: NodeDep) -> Json:
+    return framework.info(node.settings)
+
+
+@router.get("/service-info", summary="GA4GH service-info of the Beacon")
+def service_info(node: NodeDep) -> Json:
+    return framework.service_info(node.settings)
+
+
+@router.get("/configuration")
+def configuration(node: NodeDep) -> Json:
+    return framework.configuration(node.settings)
+
+
+@router.get("/map")
+def beacon_map(node: NodeDep) -> Json:
+    return framework.beacon_map(node.settings)
+
+
+@router.get("/entry_types")
+def entry_types(node: NodeDep) -> Json:
+    return framework.entry_types(node.settings)
+
+
+@router.get("/filtering_terms")
+def filtering_terms(beacon: BeaconDep, request: Request) -> Json:
+    return _terms_of(beacon, request, None)
+
+
+def _terms_of(beacon: BeaconService, request: Request, dataset_id: str | None) -> Json:
+    """The whole list unless the client pages it: it is short, and a client needs all of it to build queries."""
+    paging = {k: v for k, v in request.query_params.items() if k in ("skip", "limit")}
+    page = from_query({"limit": "0", **paging})
+    return beacon.filtering_terms(page.skip, page.limit, dataset_id)
+
+
+def _handlers(target: EntryType, parent_path: str | None) -> tuple[Callable[..., Json], Callable[..., Json]]:
+    """GET and POST endpoints answering ``target``, scoped to the ``{id}`` of ``parent_path`` if given."""
+    if parent_path is None:
+
+        def get(beacon: BeaconDep, identity: IdentityDep, request: Request) -> Json:
+            return beacon.query(target, from_query(dict(request.query_params)), identity)
+
+        def post(beacon: BeaconDep, identity: IdentityDep, body: Annotated[Any, Body()] = None) -> Json:
+            return beacon.query(target, from_body(body), identity)
+
+        return get, post
+
+    def get_in(beacon: BeaconDep, identity: IdentityDep, request: Request, id: str) -> Json:
+        return beacon.query(target, from_query(dict(request.query_params)), identity, Parent(parent_path, id))
+
+    def post_in(beacon: BeaconDep, identity: IdentityDep, id: str, body: Annotated[Any, Body()] = None) -> Json:
+        return beacon.query(target, from_body(body), identity, Parent(parent_path, id))
+
+    return get_in, post_in
+
+
+def _add_entry_routes(entry: EntryType) -> None:
+    """``/{entry}``, ``/{entry}/{id}`` and each ``/{entry}/{id}/{related}`` of the default model."""
+    base = f"/{entry.path}"
+    if entry.path == "individuals":
+
+        @router.get(f"{base}/filtering_terms", tags=[entry.name])
+        def individual_terms(beacon: BeaconDep, request: Request) -> Json:
+            return _terms_of(beacon, request, None)
+
+    routes: list[tuple[str, EntryType, str | None]] = [(base, entry, None), (f"{base}/{{id}}", entry, entry.path)]
+    for related in entry.related:
+        if related == "filtering_terms":
+
+            @router.get(f"{base}/{{id}}/filtering_terms", tags=[entry.name])
+            def dataset_terms(beacon: BeaconDep, request: Request, id: str) -> Json:
+                return _terms_of(beacon, request, id)
+
+            continue
+        routes.append((f"{base}/{{id}}/{related}", framework.BY_PATH[related], entry.path))
+    for path, target, parent_path in routes:
+        get, post = _handlers(target, parent_path)
+        router.add_api_route(path, get, methods=["GET"], tags=[entry.name], summary=f"{target.name} (GET)")
+        router.add_api_route(path, post, methods=["POST"], tags=[entry.name], summary=f"{target.name} (POST)")
+
+
+for _entry in ENTRY_TYPES:
+    _add_entry_routes(_entry)

@@ -1,0 +1,1 @@
+"""Beacon v2 discovery: metadata entities, variant queries and disclosure rules, as plain Python."""

@@ -1,0 +1,148 @@
+"""Builds the Beacon's variant index for a published VCF/BCF object, with stable sample numbers.
+
+Each VCF sample (already a pseudonym when the dataset pseudonymises) gets the next free
+``sample_number`` of its dataset the first time it is seen, and keeps it: the number is its bit in every
+carrier bitmap and in the phenotype bitmaps, across files. A person without phenotypes yet gets an
+individual row with unknown sex and one biosample, so every carrier resolves to an entry.
+
+Two ways in: ``index_published_object`` for the ingest pipeline, which still holds the plaintext, and
+``index_dataset`` (``genoshare beacon-index DATASET``), which decrypts each stored object to a scratch file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pysam
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
+from genoshare.crypt.files import EncryptedFile
+from genoshare.errors import InvalidInput
+from genoshare.index.build import build_variant_index
+from genoshare.node import Node
+from genoshare.store.models import DataObject
+
+VARIANT_FORMATS = ("VCF", "BCF")
+DEFAULT_ASSEMBLY = "GRCh38"
+#: Until phenotypes say otherwise: a specimen of unknown origin, a reference (non-tumour) sample.
+DEFAULT_BIOSAMPLE: dict[str, object] = {
+    "biosampleStatus": {"id": "EFO:0009654", "label": "reference sample"},
+    "sampleOriginType": {"id": "OBI:0100051", "label": "specimen from organism"},
+}
+
+
+def index_dir(dataset_id: str, object_row: DataObject) -> str:
+    """Relative to the data directory, named by content so a rebuilt object never reuses a directory."""
+    return f"beacon/{dataset_id}/{object_row.sha256}"
+
+
+def assign_sample_numbers(session: Session, dataset_id: str, pseudonyms: Sequence[str]) -> dict[str, int]:
+    """Numbers for these samples, creating individuals (and a default biosample) for unseen ones."""
+    known = dict(
+        session.execute(
+            select(BeaconIndividual.pseudonym, BeaconIndividual.sample_number).where(
+                BeaconIndividual.dataset_id == dataset_id
+            )
+        ).all()
+    )
+    next_number = (
+        session.scalar(
+            select(func.max(BeaconIndividual.sample_number)).where(BeaconIndividual.dataset_id == dataset_id)
+        )
+        or -1
+    ) + 1
+    for pseudonym in pseudonyms:
+        if pseudonym in known:
+            continue
+        person = BeaconIndividual(dataset_id=dataset_id, pseudonym=pseudonym, sample_number=next_number)
+        session.add(person)
+        session.flush()
+        session.add(
+            BeaconBiosample(
+                dataset_id=dataset_id,
+                biosample_id=f"{pseudonym}-S1",
+                individual_id=person.id,
+                document=dict(DEFAULT_BIOSAMPLE),
+            )
+        )
+        known[pseudonym] = next_number
+        next_number += 1
+    return {name: known[name] for name in pseudonyms}
+
+
+def vcf_assembly(path: Path, default: str = DEFAULT_ASSEMBLY) -> str:
+    """The assembly a VCF header declares (``##reference`` or a contig's ``assembly=``), else ``default``."""
+    with pysam.VariantFile(str(path)) as handle:
+        header = handle.header
+        for record in header.records:
+            if record.key == "reference" and record.value:
+                return Path(record.value).name.split(".fa", 1)[0]
+        for contig in header.contigs.values():
+            declared = contig.header_record.get("assembly")
+            if declared:
+                return str(declared)
+        return default
+
+
+def index_published_object(
+    node: Node, dataset_id: str, object_row: DataObject, plaintext_path: Path, assembly: str | None = None
+) -> BeaconVariantIndex | None:
+    """Index one VCF/BCF object from its plaintext (other formats are ignored: they hold no variants here)."""
+    if object_row.format not in VARIANT_FORMATS:
+        return None
+    with pysam.VariantFile(str(plaintext_path)) as handle:
+        samples = list(handle.header.samples)
+    with node.database.session() as session:
+        numbers = assign_sample_numbers(session, dataset_id, samples)
+    relative = index_dir(dataset_id, object_row)
+    summary = build_variant_index(plaintext_path, node.settings.data_dir / relative, numbers)
+    row = BeaconVariantIndex(
+        object_id=object_row.id,
+        dataset_id=dataset_id,
+        path=relative,
+        assembly_id=assembly or vcf_assembly(plaintext_path),
+        contigs=list(summary.contigs),
+        n_rows=summary.n_rows,
+        n_samples=summary.n_samples,
+        built_at=datetime.now(UTC),
+    )
+    with node.database.session() as session:
+        session.merge(row)
+    return row
+
+
+def index_dataset(node: Node, dataset_id: str, assembly: str | None = None) -> list[BeaconVariantIndex]:
+    """Index every stored VCF/BCF object of a dataset that has no index yet."""
+    with node.database.sessions() as session:
+        if session.scalar(select(func.count()).select_from(DataObject).where(DataObject.dataset_id == dataset_id)) == 0:
+            raise InvalidInput(f"dataset {dataset_id!r} has no published objects: ingest a VCF/BCF first")
+        indexed = set(session.scalars(select(BeaconVariantIndex.object_id)))
+        pending = [
+            row
+            for row in session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id))
+            if row.format in VARIANT_FORMATS and row.id not in indexed
+        ]
+    built = []
+    scratch = Path(tempfile.mkdtemp(dir=node.objects.staging_dir(), prefix="beacon-index-"))
+    try:
+        for row in pending:
+            plain = scratch / row.name
+            with (
+                EncryptedFile(node.objects.local_path(row.blob_key), node.keys.secret) as source,
+                plain.open("wb") as out,
+            ):
+                for chunk in source.iter_plaintext():
+                    out.write(chunk)
+            result = index_published_object(node, dataset_id, row, plain, assembly)
+            if result is not None:
+                built.append(result)
+            plain.unlink()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return built

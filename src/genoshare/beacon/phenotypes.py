@@ -1,0 +1,198 @@
+"""Individuals and biosamples from TSV or Phenopackets v2 JSON, linked to VCF samples by pseudonym.
+
+The TSV has the columns of ``genoshare.synth``'s ``individuals.tsv``.
+
+Files name people as the steward knows them; the name is looked up in ``participants`` (source name or
+pseudonym) and only the pseudonym is stored. A person not yet in any VCF gets the pseudonym the ingest
+would give them, so a later VCF joins up. Steward biosample ids are not published: biosamples are
+renamed ``<pseudonym>-S<n>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.json_format import Parse as parse_json
+from google.protobuf.json_format import ParseError
+from phenopackets import Phenopacket
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from genoshare.beacon.filters import years
+from genoshare.beacon.indexing import DEFAULT_BIOSAMPLE, assign_sample_numbers
+from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual
+from genoshare.errors import InvalidInput, NotFound
+from genoshare.ingest.deidentify import Pseudonymiser
+from genoshare.node import Node
+from genoshare.ontology import get_ontology
+from genoshare.store.models import Dataset, Participant, utcnow
+
+PHENOPACKET_SEX = {
+    "FEMALE": "NCIT:C16576",
+    "MALE": "NCIT:C20197",
+    "OTHER_SEX": "NCIT:C45908",
+    "UNKNOWN_SEX": "NCIT:C17998",
+}
+TSV_COLUMNS = ("individual_id", "sex", "age", "phenotypic_features", "diseases")
+
+
+@dataclass
+class Phenotypes:
+    """One person as a file describes them, before linking."""
+
+    name: str
+    sex: str = "NCIT:C17998"
+    age: str | None = None
+    phenotypic_features: list[dict[str, Any]] = field(default_factory=list)
+    diseases: list[dict[str, Any]] = field(default_factory=list)
+    #: Beacon biosample documents without ids; empty keeps the person's existing biosamples.
+    biosamples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _term(curie: str, label: str | None = None) -> dict[str, Any]:
+    prefix = curie.split(":", 1)[0]
+    if label is None and prefix in ("HP", "MONDO"):
+        ontology = get_ontology(prefix)
+        label = ontology.label(curie) if curie in ontology else None
+    return {"id": curie, "label": label} if label else {"id": curie}
+
+
+def read_tsv(path: Path) -> list[Phenotypes]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        missing = set(TSV_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise InvalidInput(f"{path.name}: missing columns {', '.join(sorted(missing))}")
+        people = []
+        for row in reader:
+            split = [term.strip() for term in row["phenotypic_features"].split(";") if term.strip()]
+            people.append(
+                Phenotypes(
+                    name=row["individual_id"],
+                    sex=row["sex"] or "NCIT:C17998",
+                    age=row["age"] or None,
+                    phenotypic_features=[{"featureType": _term(t)} for t in split],
+                    diseases=[{"diseaseCode": _term(t)} for t in row["diseases"].split(";") if t.strip()],
+                )
+            )
+        return people
+
+
+def _ontology_class(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not value or not value.get("id"):
+        return None
+    return _term(value["id"], value.get("label"))
+
+
+def read_phenopacket(path: Path) -> Phenotypes:
+    try:
+        packet = Phenopacket()
+        parse_json(path.read_text(), packet)
+    except (ParseError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path.name}: not a Phenopacket v2 JSON document: {error}") from error
+    data = json.loads(path.read_text())
+    subject = data.get("subject") or {}
+    if not subject.get("id"):
+        raise InvalidInput(f"{path.name}: the phenopacket has no subject.id to link to a VCF sample")
+    features = [
+        {
+            "featureType": _term(item["type"]["id"], item["type"].get("label")),
+            **({"excluded": True} if item.get("excluded") else {}),
+        }
+        for item in data.get("phenotypicFeatures", [])
+    ]
+    diseases = [
+        {"diseaseCode": _term(item["term"]["id"], item["term"].get("label"))}
+        for item in data.get("diseases", [])
+        if not item.get("excluded")
+    ]
+    biosamples = []
+    for sample in data.get("biosamples", []):
+        document = dict(DEFAULT_BIOSAMPLE)
+        origin = _ontology_class(sample.get("sampledTissue"))
+        status = _ontology_class(sample.get("materialSample"))
+        if origin:
+            document["sampleOriginType"] = origin
+        if status:
+            document["biosampleStatus"] = status
+        diagnosis = _ontology_class(sample.get("histologicalDiagnosis"))
+        if diagnosis:
+            document["histologicalDiagnosis"] = diagnosis
+        biosamples.append(document)
+    age = ((subject.get("timeAtLastEncounter") or {}).get("age") or {}).get("iso8601duration")
+    return Phenotypes(
+        name=subject["id"],
+        sex=PHENOPACKET_SEX.get(subject.get("sex", "UNKNOWN_SEX"), "NCIT:C17998"),
+        age=age,
+        phenotypic_features=features,
+        diseases=diseases,
+        biosamples=biosamples,
+    )
+
+
+def read_file(path: Path) -> list[Phenotypes]:
+    if path.suffix.lower() in (".tsv", ".txt"):
+        return read_tsv(path)
+    if path.suffix.lower() == ".json":
+        return [read_phenopacket(path)]
+    raise InvalidInput(f"{path.name}: give a .tsv (individuals.tsv columns) or a Phenopacket v2 .json")
+
+
+class PhenotypeIngest:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.pseudonymiser = Pseudonymiser.load_or_create(node.settings.keys_dir / "pseudonym.secret")
+
+    def ingest(self, dataset_id: str, paths: Iterable[Path]) -> int:
+        """Store everyone the files describe, in one transaction; returns the number of individuals."""
+        people = [person for path in paths for person in read_file(Path(path))]
+        with self.node.database.session() as session:
+            dataset = session.get(Dataset, dataset_id)
+            if dataset is None:
+                raise NotFound(f"no dataset {dataset_id!r}")
+            names = {name: pseudonym for name, pseudonym in self._known(session, dataset_id)}
+            for person in people:
+                pseudonym = names.get(person.name) or self._pseudonym(dataset, person.name)
+                self._store(session, dataset_id, pseudonym, person)
+        return len(people)
+
+    @staticmethod
+    def _known(session: Session, dataset_id: str) -> list[tuple[str, str]]:
+        rows = session.execute(
+            select(Participant.source_name, Participant.pseudonym).where(Participant.dataset_id == dataset_id)
+        ).all()
+        return [(source, pseudonym) for source, pseudonym in rows] + [(p, p) for _, p in rows]
+
+    def _pseudonym(self, dataset: Dataset, name: str) -> str:
+        return self.pseudonymiser.pseudonym(dataset.id, name) if dataset.pseudonymise else name
+
+    @staticmethod
+    def _store(session: Session, dataset_id: str, pseudonym: str, person: Phenotypes) -> None:
+        assign_sample_numbers(session, dataset_id, [pseudonym])
+        row = session.scalars(
+            select(BeaconIndividual).where(
+                BeaconIndividual.dataset_id == dataset_id, BeaconIndividual.pseudonym == pseudonym
+            )
+        ).one()
+        row.sex = person.sex
+        row.age = person.age
+        row.age_years = years(person.age) if person.age else None
+        row.phenotypic_features = person.phenotypic_features
+        row.diseases = person.diseases
+        row.updated_at = utcnow()  # biosample-only changes must move the version the caches compare
+        if person.biosamples:
+            session.execute(delete(BeaconBiosample).where(BeaconBiosample.individual_id == row.id))
+            for number, document in enumerate(person.biosamples, start=1):
+                session.add(
+                    BeaconBiosample(
+                        dataset_id=dataset_id,
+                        biosample_id=f"{pseudonym}-S{number}",
+                        individual_id=row.id,
+                        document=document,
+                    )
+                )

@@ -1,0 +1,339 @@
+"""Answers Beacon entry queries: select per dataset, ask ``genoshare.access`` how much to show, shape it.
+
+Per dataset: the individuals in scope (active, matching the filters, the path's parent entry and the
+variant parameters) are a bitmap; the target entries follow from it; the dataset's answer is the true
+count passed through ``AccessPolicy.granularity`` and ``access.disclosure``. Records leave only for
+datasets where the decision reaches record level, and each such answer is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyroaring import BitMap
+from sqlalchemy import select
+
+from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, disclose
+from genoshare.access.granularity import Granularity
+from genoshare.access.passports import Identity
+from genoshare.audit import Entry
+from genoshare.beacon import framework, records
+from genoshare.beacon.catalog import Catalog, ServedIndex
+from genoshare.beacon.errors import AssemblyMismatch, BeaconBadRequest
+from genoshare.beacon.filters import matching
+from genoshare.beacon.framework import EntryType
+from genoshare.beacon.people import People, PeopleCache
+from genoshare.beacon.request import API_VERSION, BeaconRequest
+from genoshare.beacon.tables import BeaconGene
+from genoshare.beacon.variants import VariantHit, VariantQuery, build_query, canonical_assembly, parse_internal_id
+from genoshare.node import Node
+from genoshare.store.models import Dataset
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The ``/{entry}/{id}`` part of a path: the entry a query is scoped to."""
+
+    path: str
+    id: str
+
+
+@dataclass
+class Outcome:
+    """One dataset's answer before shaping: its disclosure and, at record level, its page of records."""
+
+    dataset: Dataset
+    disclosure: Disclosure
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BeaconService:
+    def __init__(self, node: Node, max_age: float = 0.5) -> None:
+        self.node = node
+        self.people = PeopleCache(node.database, max_age)
+        self.catalog = Catalog(node.database, node.settings.data_dir, max_age)
+
+    def invalidate(self, dataset_id: str | None = None) -> None:
+        """Hook for governance code: make a consent change visible now rather than within ``max_age``."""
+        self.people.invalidate(dataset_id)
+
+    # --- framework --------------------------------------------------------------------------------
+
+    def filtering_terms(self, skip: int, limit: int, dataset_id: str | None = None) -> dict[str, Any]:
+        present: set[str] = set()
+        for dataset in self._datasets(dataset_id):
+            people = self.people.get(dataset.id)
+            present.update(term for term, bits in people.terms.items() if bits.intersection_cardinality(people.active))
+        return framework.filtering_terms(self.node.settings, present, skip, limit)
+
+    # --- entries ----------------------------------------------------------------------------------
+
+    def query(
+        self, entry: EntryType, request: BeaconRequest, identity: Identity | None, parent: Parent | None = None
+    ) -> dict[str, Any]:
+        datasets = self._datasets(parent.id if parent and parent.path in ("datasets", "cohorts") else None)
+        if entry.collection:
+            return self._collections(entry, request, identity, datasets, parent)
+        variant_query = self._variant_query(entry, request, parent)
+        if variant_query is not None and variant_query.assembly_id:
+            datasets = self._on_assembly(datasets, variant_query.assembly_id)
+        outcomes = []
+        for dataset in datasets:
+            decision = self.node.policy.granularity(identity, dataset)
+            rule = DisclosureRule.from_policy(dataset.beacon_policy)
+            wanted = min(request.granularity, ceiling(decision, rule))
+            entries, total = self._select(entry, request, dataset, variant_query, parent, wanted)
+            disclosure = disclose(decision, rule, request.granularity, total)
+            outcome = Outcome(dataset, disclosure)
+            if disclosure.granularity == Granularity.RECORD:
+                outcome.records = entries(request.skip, request.limit)
+            outcomes.append(outcome)
+        self._audit(entry, identity, outcomes)
+        return self._envelope(entry, request, outcomes)
+
+    def _datasets(self, only: str | None) -> list[Dataset]:
+        datasets = self.catalog.datasets()
+        return [d for d in datasets if d.id == only] if only is not None else datasets
+
+    def _on_assembly(self, datasets: list[Dataset], assembly: str) -> list[Dataset]:
+        wanted = canonical_assembly(assembly)
+        with_data = [d for d in datasets if self.catalog.indexes(d.id)]
+        matching_sets = [
+            d
+            for d in with_data
+            if any(canonical_assembly(s.row.assembly_id) == wanted for s in self.catalog.indexes(d.id))
+        ]
+        if with_data and not matching_sets:
+            have = sorted({s.row.assembly_id for d in with_data for s in self.catalog.indexes(d.id)})
+            raise AssemblyMismatch(
+                f"no dataset here is on assembly {assembly}; the variant data is on {', '.join(have)}"
+            )
+        return matching_sets
+
+    def _variant_query(self, entry: EntryType, request: BeaconRequest, parent: Parent | None) -> VariantQuery | None:
+        query = build_query(request.parameters)
+        if parent is not None and parent.path == "g_variants":
+            contig, start, ref, alt = parse_internal_id(parent.id)
+            return VariantQuery(
+                contig=contig, start_min=start, start_max=start, reference_bases=ref, alternate_bases=alt
+            )
+        if query.is_empty:
+            if entry.path == "g_variants":
+                raise BeaconBadRequest(
+                    "variant queries need referenceName and start (sequence, range or bracket) or geneId"
+                )
+            return None
+        return query
+
+    # --- selection --------------------------------------------------------------------------------
+
+    def _select(
+        self,
+        entry: EntryType,
+        request: BeaconRequest,
+        dataset: Dataset,
+        variant_query: VariantQuery | None,
+        parent: Parent | None,
+        wanted: Granularity,
+    ) -> tuple[Callable[[int, int], list[dict[str, Any]]], int]:
+        """The dataset's matching entries: a page builder (used at record level only) and the true count."""
+        people = self.people.get(dataset.id)
+        scope = matching(people, request.filters) if request.filters else people.active
+        scope = self._parent_scope(people, scope, parent)
+        if entry.path == "g_variants":
+            if variant_query is None:  # pragma: no cover - rejected in _variant_query
+                raise BeaconBadRequest("variant query missing")
+            hits = self._variants(dataset, variant_query, scope)
+            grant = people if wanted == Granularity.RECORD else None
+            return (
+                lambda skip, limit: [records.variant(h, s.row, grant, dataset.id) for h, s in hits[skip : skip + limit]]
+            ), len(hits)
+        if variant_query is not None:
+            carriers = BitMap()
+            for hit, _ in self._variants(dataset, variant_query, scope):
+                carriers |= hit.carriers
+            scope &= carriers
+        if entry.path == "individuals":
+            persons = people.persons(scope)
+            return (lambda skip, limit: [records.individual(p) for p in persons[skip : skip + limit]]), len(persons)
+        samples = [
+            (biosample_id, document, person)
+            for person in people.persons(scope)
+            for biosample_id, document in people.biosamples.get(person.sample_number, ())
+            if not (parent and parent.path == "biosamples") or biosample_id == parent.id
+        ]
+        if entry.path == "biosamples":
+            return (lambda skip, limit: [records.biosample(b, p, d) for b, d, p in samples[skip : skip + limit]]), len(
+                samples
+            )
+        derived = [
+            records.Derived(
+                f"{biosample_id}.{served.row.object_id.rsplit('/', 1)[-1]}", biosample_id, person, served.row
+            )
+            for biosample_id, _, person in samples
+            for served in self.catalog.indexes(dataset.id)
+        ]
+        if parent is not None and parent.path in ("runs", "analyses"):
+            derived = [d for d in derived if parent.id in (d.id, f"{d.id}.run")]
+        if entry.path == "runs":
+            return (lambda skip, limit: [records.run(d) for d in derived[skip : skip + limit]]), len(derived)
+        return (lambda skip, limit: [records.analysis(d) for d in derived[skip : skip + limit]]), len(derived)
+
+    @staticmethod
+    def _parent_scope(people: People, scope: BitMap, parent: Parent | None) -> BitMap:
+        if parent is None or parent.path in ("datasets", "cohorts", "g_variants"):
+            return scope
+        if parent.path == "individuals":
+            person = people.by_id.get(parent.id)
+            return scope & BitMap([person.sample_number]) if person else BitMap()
+        owners = BitMap()
+        for number, samples in people.biosamples.items():
+            for biosample_id, _ in samples:
+                if parent.id == biosample_id or parent.id.startswith(biosample_id + "."):
+                    owners.add(number)
+        return scope & owners
+
+    def _variants(self, dataset: Dataset, query: VariantQuery, scope: BitMap) -> list[tuple[VariantHit, ServedIndex]]:
+        """Matching alleles carried by someone in scope; carriers and frequencies without withdrawn people."""
+        people = self.people.get(dataset.id)
+        found: list[tuple[VariantHit, ServedIndex]] = []
+        for served in self.catalog.indexes(dataset.id):
+            resolved = self._resolve(query, served)
+            if resolved is None:
+                continue
+            for hit in served.source.search(resolved):
+                visible = hit.carriers & scope
+                if not visible:
+                    continue
+                withdrawn = bool(hit.carriers.intersection_cardinality(people.withdrawn))
+                found.append(
+                    (
+                        VariantHit(
+                            hit.contig,
+                            hit.start,
+                            hit.end,
+                            hit.ref,
+                            hit.alt,
+                            hit.variant_type,
+                            hit.length,
+                            hit.ac,
+                            0 if withdrawn else hit.an,
+                            visible,
+                        ),
+                        served,
+                    )
+                )
+        return found
+
+    def _resolve(self, query: VariantQuery, served: ServedIndex) -> VariantQuery | None:
+        """Gene symbol to coordinates on this index's assembly; ``chr20`` and ``20`` as the index names it."""
+        if query.gene_id is not None:
+            with self.node.database.sessions() as session:
+                gene = session.scalars(select(BeaconGene).where(BeaconGene.symbol == query.gene_id)).all()
+            on_assembly = [
+                g for g in gene if canonical_assembly(g.assembly_id) == canonical_assembly(served.row.assembly_id)
+            ]
+            if not on_assembly:
+                raise BeaconBadRequest(
+                    f"gene {query.gene_id!r} is not in the gene table for {served.row.assembly_id} "
+                    "(load a GTF with `genoshare beacon-genes`)"
+                )
+            query = query.with_gene(on_assembly[0].contig, on_assembly[0].start, on_assembly[0].end)
+        contig = query.contig or ""
+        for name in (contig, contig.removeprefix("chr"), f"chr{contig}"):
+            if name in served.row.contigs:
+                return VariantQuery(**{**query.__dict__, "contig": name})
+        return None
+
+    # --- collections ------------------------------------------------------------------------------
+
+    def _collections(
+        self,
+        entry: EntryType,
+        request: BeaconRequest,
+        identity: Identity | None,
+        datasets: list[Dataset],
+        parent: Parent | None,
+    ) -> dict[str, Any]:
+        """Datasets and cohorts are the node's catalogue: everyone sees them; cohort sizes need counts."""
+        shown = []
+        for dataset in datasets:
+            people = self.people.get(dataset.id)
+            if request.filters and not matching(people, request.filters):
+                continue
+            if entry.path == "datasets":
+                shown.append(records.dataset(dataset))
+                continue
+            decision = self.node.policy.granularity(identity, dataset)
+            disclosure = disclose(
+                decision, DisclosureRule.from_policy(dataset.beacon_policy), Granularity.COUNT, len(people.active)
+            )
+            shown.append(records.cohort(dataset, disclosure.count))
+        page = shown[request.skip : request.skip + request.limit]
+        return {
+            "meta": self._meta(entry, request, Granularity.RECORD),
+            "responseSummary": {"exists": bool(shown), "numTotalResults": len(shown)},
+            "response": {"collections": page},
+        }
+
+    # --- shaping ----------------------------------------------------------------------------------
+
+    def _meta(self, entry: EntryType, request: BeaconRequest, returned: Granularity) -> dict[str, Any]:
+        return {
+            "beaconId": self.node.settings.node_id,
+            "apiVersion": API_VERSION,
+            "returnedSchemas": [entry.schema_ref()],
+            "returnedGranularity": returned.beacon,
+            "receivedRequestSummary": request.summary(),
+            "testMode": request.test_mode,
+        }
+
+    def _envelope(self, entry: EntryType, request: BeaconRequest, outcomes: list[Outcome]) -> dict[str, Any]:
+        returned = max((o.disclosure.granularity for o in outcomes), default=Granularity.BOOLEAN)
+        exists = any(o.disclosure.exists for o in outcomes)
+        response: dict[str, Any] = {"meta": self._meta(entry, request, returned), "responseSummary": {"exists": exists}}
+        if returned == Granularity.BOOLEAN:
+            return response
+        counted = [o for o in outcomes if o.disclosure.granularity >= Granularity.COUNT]
+        response["responseSummary"]["numTotalResults"] = sum(o.disclosure.count or 0 for o in counted)
+        keep = {
+            "ALL": lambda o: True,
+            "HIT": lambda o: o.disclosure.exists,
+            "MISS": lambda o: not o.disclosure.exists,
+            "NONE": lambda o: False,
+        }[request.include]
+        response["response"] = {
+            "resultSets": [
+                {
+                    "id": o.dataset.id,
+                    "setType": "dataset",
+                    "exists": o.disclosure.exists,
+                    "resultsCount": o.disclosure.count or 0,
+                    "results": o.records,
+                    "info": {"returnedGranularity": o.disclosure.granularity.beacon},
+                }
+                for o in counted
+                if keep(o)
+            ]
+        }
+        return response
+
+    def _audit(self, entry: EntryType, identity: Identity | None, outcomes: list[Outcome]) -> None:
+        """Records about people leaving the node are logged; yes/no and counts are not (they would flood it)."""
+        shown = {o.dataset.id: len(o.records) for o in outcomes if o.records}
+        if not shown:
+            return
+        self.node.audit.record(
+            Entry(
+                actor=identity.actor if identity else ANONYMOUS,
+                action="beacon.query",
+                resource=f"beacon/{entry.path}",
+                decision="permit",
+                reason="record-level Beacon answer",
+                details={"records": shown},
+            )
+        )
