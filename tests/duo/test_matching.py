@@ -257,7 +257,7 @@ class TestInvalidInput:
         ("fields", "message"),
         [
             ({"primary": "DS"}, "a DS purpose needs at least one MONDO disease id"),
-            ({"primary": "DS", "diseases": ["EFO:0001645"]}, "diseases must be MONDO ids"),
+            ({"primary": "DS", "diseases": ["EFO:0001645"]}, "MONDO"),
             ({"primary": "XYZ"}, "primary"),
             ({"primary": "GRU", "unknown_field": True}, "unknown_field"),
         ],

@@ -20,7 +20,15 @@ from genoshare.governance.rederive import RederivationWorker
 from genoshare.governance.requests import AccessRequests, NewRequest, view
 from genoshare.governance.usage import usage
 
-router = APIRouter(tags=["Governance"])
+router = APIRouter(
+    tags=["Governance"],
+    responses={
+        401: {"description": "No passport (or consent token), or one that does not verify."},
+        403: {"description": "Not allowed: no ResearcherStatus visa, or not on the dataset's committee."},
+        404: {"description": "No such request, dataset or participant."},
+        409: {"description": "The request is not in a state that allows this step."},
+    },
+)
 
 
 class StrictBody(BaseModel):

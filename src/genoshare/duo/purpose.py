@@ -7,14 +7,14 @@ declared becomes a question for a reviewer, while a prohibition (NPU) only bites
 from __future__ import annotations
 
 import datetime as dt
-import re
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from genoshare.duo.errors import DuoError
 
-_MONDO = re.compile(r"^MONDO:\d{7}$")
+MondoId = Annotated[str, StringConstraints(pattern=r"^MONDO:\d{7}$")]
 
 
 class PurposeCategory(StrEnum):
@@ -42,11 +42,19 @@ _DESCRIPTIONS = {
 
 
 class ResearchPurpose(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        # The DS rule below, said in JSON Schema too, so API clients and fuzzers know it.
+        json_schema_extra={
+            "if": {"properties": {"primary": {"const": "DS"}}, "required": ["primary"]},
+            "then": {"properties": {"diseases": {"minItems": 1}}, "required": ["diseases"]},
+        },
+    )
 
     primary: PurposeCategory
     #: MONDO ids the research is about; required for DS.
-    diseases: tuple[str, ...] = ()
+    diseases: tuple[MondoId, ...] = ()
     #: The requester is a for-profit organisation (NPU, NPUNCU).
     for_profit: bool = False
     #: The use itself is commercial, whoever the requester is (NCU, NPUNCU).
@@ -74,14 +82,6 @@ class ResearchPurpose(BaseModel):
     #: When access started, for a renewal or a check during use; a new request starts TS at ``date``.
     access_granted_on: dt.date | None = None
     publication_date: dt.date | None = None
-
-    @field_validator("diseases")
-    @classmethod
-    def _mondo_ids(cls, diseases: tuple[str, ...]) -> tuple[str, ...]:
-        for disease in diseases:
-            if not _MONDO.match(disease):
-                raise ValueError(f"diseases must be MONDO ids like MONDO:0005148, got {disease!r}")
-        return diseases
 
     @model_validator(mode="after")
     def _ds_names_a_disease(self) -> ResearchPurpose:
