@@ -3,12 +3,17 @@
 This is the only part of the engine that reads the data file itself, once per file (the result is cached):
 the first BGZF blocks until the header is complete, the last bytes to see whether an EOF marker is there,
 and, for VCF/BCF/CRAM, the header text through pysam to learn reference names and ids.
+
+The file is read through an ``Opener`` (``open`` by default), so a node can hand in a decrypting reader
+for files kept Crypt4GH-encrypted at rest; pysam then sees only the header, rebuilt in an anonymous
+in-memory file, never a decrypted copy of the data on disk.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,21 +35,34 @@ class FileLayout:
     references: dict[str, int]
 
 
-def read_layout(fmt: HtsgetFormat, path: Path) -> FileLayout:
+#: Opens a data file for reading its (plaintext) bytes; must return a seekable binary handle.
+Opener = Callable[[Path], BinaryIO]
+
+
+def open_plain(path: Path) -> BinaryIO:
+    return open(path, "rb")
+
+
+def read_layout(fmt: HtsgetFormat, path: Path, opener: Opener = open_plain) -> FileLayout:
     try:
-        size = os.stat(path).st_size
-        with open(path, "rb") as handle:
+        with opener(path) as handle:
+            size = handle.seek(0, os.SEEK_END)
             if fmt is HtsgetFormat.CRAM:
                 header_end = cram.header_end(handle)
                 handle.seek(max(size - len(cram.EOF_CONTAINER), 0))
                 has_eof = handle.read() == cram.EOF_CONTAINER
                 body_end = size - len(cram.EOF_CONTAINER) if has_eof else size
-                return FileLayout(header_end, body_end, _pysam_references(fmt, path))
+                handle.seek(0)
+                header_file = handle.read(header_end) + cram.EOF_CONTAINER
+                return FileLayout(header_end, body_end, _pysam_references(fmt, path, header_file))
             header_end, header = _bgzf_header(fmt, handle, size)
             body_end = size - len(bgzf.EOF_MARKER) if bgzf.ends_with_eof(handle, size) else size
     except FileNotFoundError as exc:
         raise NotFound(f"data file {path.name} does not exist") from exc
-    references = _bam_references(header) if fmt is HtsgetFormat.BAM else _pysam_references(fmt, path)
+    if fmt is HtsgetFormat.BAM:
+        references = _bam_references(header)
+    else:
+        references = _pysam_references(fmt, path, bgzf.compress(header) + bgzf.EOF_MARKER)
     return FileLayout(header_end, body_end, references)
 
 
@@ -124,13 +142,23 @@ def _bam_references(header: bytes) -> dict[str, int]:
     return references
 
 
-def _pysam_references(fmt: HtsgetFormat, path: Path) -> dict[str, int]:
-    """Reference ids as htslib assigns them; for BCF only htslib knows (``IDX`` may renumber contigs)."""
+def _pysam_references(fmt: HtsgetFormat, path: Path, header_file: bytes) -> dict[str, int]:
+    """Reference ids as htslib assigns them; for BCF only htslib knows (``IDX`` may renumber contigs).
+
+    ``header_file`` is the header alone as a valid (empty) file; htslib reads it from an anonymous memory
+    file, because the data file itself may be encrypted at rest.
+    """
+    fd = os.memfd_create("htsget-header", os.MFD_CLOEXEC)
     try:
+        os.write(fd, header_file)
+        os.lseek(fd, 0, os.SEEK_SET)
+        memory_path = f"/proc/self/fd/{fd}"
         if fmt is HtsgetFormat.CRAM:
-            with pysam.AlignmentFile(str(path), "rc") as reads:
+            with pysam.AlignmentFile(memory_path, "rc") as reads:
                 return {name: tid for tid, name in enumerate(reads.references)}
-        with pysam.VariantFile(str(path)) as variants:
+        with pysam.VariantFile(memory_path) as variants:
             return {str(name): contig.id for name, contig in variants.header.contigs.items()}
     except (OSError, ValueError) as exc:
         raise CorruptFile(f"cannot read the {fmt} header of {path.name}: {exc}") from exc
+    finally:
+        os.close(fd)

@@ -8,9 +8,15 @@ Public interface::
     InlineBlock(data, data_class)     bytes to send inline as a ``data:`` URI
     Block = ByteRange | InlineBlock
     IndexCache(maxsize=64)            LRU of parsed indexes and file layouts, keyed by path + mtime + size
-    header_blocks(fmt, data_path, cache=None) -> list[Block]
-    region_blocks(fmt, data_path, index_path, reference_name=None, start=None, end=None, cache=None)
-        -> list[Block]
+    Region(reference_name, start=None, end=None)
+    header_blocks(fmt, data_path, cache=None, opener=open_plain) -> list[Block]
+    region_blocks(fmt, data_path, index_path, reference_name=None, start=None, end=None, cache=None,
+                  opener=open_plain) -> list[Block]
+    regions_blocks(fmt, data_path, index_path, regions, cache=None, opener=open_plain) -> list[Block]
+
+``opener`` reads the data file's plaintext (``open`` by default); a node storing files encrypted passes a
+decrypting reader.  ``regions_blocks`` answers several regions at once (htsget POST): their chunks are
+united before cutting, so a record matching two regions is sent once and in file order.
 
 Concatenating the blocks in order gives a valid file: the header, then every record overlapping
 ``[start, end)`` of ``reference_name`` (0-based, half-open; ``None`` bounds mean the contig's start/end,
@@ -48,7 +54,7 @@ from genoshare.htsget import bai, bgzf, cram, csi, tbi
 from genoshare.htsget.binning import BinningIndex, Chunk
 from genoshare.htsget.errors import CorruptFile, InvalidInput, InvalidRange, NotFound
 from genoshare.htsget.formats import HtsgetFormat
-from genoshare.htsget.layout import FileLayout, read_layout
+from genoshare.htsget.layout import FileLayout, Opener, open_plain, read_layout
 
 __all__ = [
     "Block",
@@ -57,8 +63,11 @@ __all__ = [
     "HtsgetFormat",
     "IndexCache",
     "InlineBlock",
+    "Opener",
+    "Region",
     "header_blocks",
     "region_blocks",
+    "regions_blocks",
 ]
 
 UNMAPPED = "*"
@@ -88,6 +97,16 @@ class InlineBlock:
 
 
 Block = ByteRange | InlineBlock
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One requested interval: 0-based, half-open; None bounds mean the contig's start/end."""
+
+    reference_name: str
+    start: int | None = None
+    end: int | None = None
+
 CraiIndex = tuple[cram.CraiEntry, ...]
 _T = TypeVar("_T")
 
@@ -104,8 +123,8 @@ class IndexCache:
         self._entries: OrderedDict[tuple[object, ...], object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def layout(self, fmt: HtsgetFormat, data_path: Path) -> FileLayout:
-        return self._get(("layout", fmt), data_path, lambda: read_layout(fmt, data_path))
+    def layout(self, fmt: HtsgetFormat, data_path: Path, opener: Opener = open_plain) -> FileLayout:
+        return self._get(("layout", fmt), data_path, lambda: read_layout(fmt, data_path, opener))
 
     def binning_index(self, fmt: HtsgetFormat, index_path: Path) -> BinningIndex:
         return self._get(("binning", fmt), index_path, lambda: _parse_binning_index(fmt, index_path))
@@ -131,11 +150,13 @@ class IndexCache:
         return value
 
 
-def header_blocks(fmt: HtsgetFormat, data_path: Path | str, cache: IndexCache | None = None) -> list[Block]:
+def header_blocks(
+    fmt: HtsgetFormat, data_path: Path | str, cache: IndexCache | None = None, opener: Opener = open_plain
+) -> list[Block]:
     """The header, then the EOF marker so the result is itself a valid (empty) file."""
     fmt = HtsgetFormat(fmt)
-    layout = (cache or IndexCache()).layout(fmt, Path(data_path))
-    with open(data_path, "rb") as handle:
+    layout = (cache or IndexCache()).layout(fmt, Path(data_path), opener)
+    with opener(Path(data_path)) as handle:
         return [*_header(fmt, layout, handle), _eof(fmt)]
 
 
@@ -147,18 +168,37 @@ def region_blocks(
     start: int | None = None,
     end: int | None = None,
     cache: IndexCache | None = None,
+    opener: Opener = open_plain,
 ) -> list[Block]:
+    if reference_name is None:
+        _check_query(HtsgetFormat(fmt), reference_name, start, end)
+        return regions_blocks(fmt, data_path, index_path, None, cache, opener)
+    return regions_blocks(fmt, data_path, index_path, [Region(reference_name, start, end)], cache, opener)
+
+
+def regions_blocks(
+    fmt: HtsgetFormat,
+    data_path: Path | str,
+    index_path: Path | str,
+    regions: list[Region] | None,
+    cache: IndexCache | None = None,
+    opener: Opener = open_plain,
+) -> list[Block]:
+    """Header, every record overlapping any of ``regions`` (None: the whole file), EOF."""
     fmt = HtsgetFormat(fmt)
-    _check_query(fmt, reference_name, start, end)
+    for region in regions or ():
+        _check_query(fmt, region.reference_name, region.start, region.end)
     cache = cache or IndexCache()
     data_path, index_path = Path(data_path), Path(index_path)
-    layout = cache.layout(fmt, data_path)
-    with open(data_path, "rb") as handle:
+    layout = cache.layout(fmt, data_path, opener)
+    with opener(data_path) as handle:
         if fmt is HtsgetFormat.CRAM:
-            body = _cram_body(layout, cache.crai(index_path), reference_name, start, end)
+            crai = cache.crai(index_path)
+            body = _cram_body(layout, crai, regions)
         else:
             index = cache.binning_index(fmt, index_path)
-            chunks = _bgzf_chunks(fmt, layout, index, reference_name, start, end)
+            targets: list[Region | None] = list(regions) if regions is not None else [None]
+            chunks = [chunk for region in targets for chunk in _bgzf_chunks(layout, index, region)]
             body = _cut_chunks(fmt, handle, layout.header_end, chunks)
         return _coalesce([*_header(fmt, layout, handle), *body, _eof(fmt)])
 
@@ -201,23 +241,16 @@ def _resolve(references: dict[str, int], index_names: tuple[str, ...] | None, na
     return None if index_names is not None else references[name]
 
 
-def _bgzf_chunks(
-    fmt: HtsgetFormat,
-    layout: FileLayout,
-    index: BinningIndex,
-    reference_name: str | None,
-    start: int | None,
-    end: int | None,
-) -> list[Chunk]:
+def _bgzf_chunks(layout: FileLayout, index: BinningIndex, region: Region | None) -> list[Chunk]:
     body_end = bgzf.join(layout.body_end, 0)
-    if reference_name is None:
+    if region is None:
         return [(layout.header_end, body_end)]
-    if reference_name == UNMAPPED:
+    if region.reference_name == UNMAPPED:
         return [(index.last_end, body_end)]
-    ref_id = _resolve(layout.references, index.names, reference_name)
+    ref_id = _resolve(layout.references, index.names, region.reference_name)
     if ref_id is None:
         return []
-    return index.chunks(ref_id, start or 0, index.max_position if end is None else end)
+    return index.chunks(ref_id, region.start or 0, index.max_position if region.end is None else region.end)
 
 
 def _cut_chunks(fmt: HtsgetFormat, handle: BinaryIO, header_end: int, chunks: list[Chunk]) -> list[Block]:
@@ -280,17 +313,17 @@ def _ends_on_record(fmt: HtsgetFormat, payload: bytes, pos: int) -> bool:
     return pos == size
 
 
-def _cram_body(
-    layout: FileLayout, crai: CraiIndex, reference_name: str | None, start: int | None, end: int | None
-) -> list[Block]:
-    if reference_name is None:
+def _cram_body(layout: FileLayout, crai: CraiIndex, regions: list[Region] | None) -> list[Block]:
+    if regions is None:
         return [ByteRange(layout.header_end, layout.body_end)] if layout.header_end < layout.body_end else []
-    if reference_name == UNMAPPED:
-        wanted = {e.container_offset for e in crai if e.ref_id == cram.UNMAPPED_REF_ID}
-    else:
-        ref_id = _resolve(layout.references, None, reference_name)
-        lo, hi = start or 0, _MAX_COORDINATE + 1 if end is None else end
-        wanted = {
+    wanted: set[int] = set()
+    for region in regions:
+        if region.reference_name == UNMAPPED:
+            wanted |= {e.container_offset for e in crai if e.ref_id == cram.UNMAPPED_REF_ID}
+            continue
+        ref_id = _resolve(layout.references, None, region.reference_name)
+        lo, hi = region.start or 0, _MAX_COORDINATE + 1 if region.end is None else region.end
+        wanted |= {
             e.container_offset
             for e in crai
             if e.ref_id == ref_id and lo < hi and e.start < hi and e.start + max(e.span, 1) > lo
