@@ -212,6 +212,9 @@ def build_variant_index(
                 n_rows += len(batch)
                 writer.write_table(batch.table(), row_group_size=ROW_GROUP_SIZE)
         total = bytes_read()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     finally:
         reader.close()
         os.close(fd)  # htslib does not take ownership of a descriptor it was handed
