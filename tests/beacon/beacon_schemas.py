@@ -20,7 +20,7 @@ MODEL = "models/json/beacon-v2-default-model"
 @cache
 def _registry() -> Registry:
     resources = []
-    for root in ("framework/json", "models/json"):
+    for root in ("framework/json", "models/json", "bin/deref_schemas"):
         for path in (BEACON / root).rglob("*.json"):
             if "examples" in path.parts:
                 continue
@@ -45,4 +45,5 @@ def framework(name: str) -> str:
 
 
 def model(entity: str) -> str:
-    return f"{MODEL}/{entity}/defaultSchema.json"
+    """The spec's dereferenced copy: the genomicVariations schema points at VRS on w3id.org otherwise."""
+    return f"bin/deref_schemas/{entity}/defaultSchema.json"

@@ -11,13 +11,14 @@ Two ways in: ``index_published_object`` for the ingest pipeline, which still hol
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pysam
+import cyvcf2
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from genoshare.store.models import DataObject
 
 VARIANT_FORMATS = ("VCF", "BCF")
 DEFAULT_ASSEMBLY = "GRCh38"
+_CONTIG_ASSEMBLY = re.compile(r"[<,]assembly=([^,>]+)")
 #: Until phenotypes say otherwise: a specimen of unknown origin, a reference (non-tumour) sample.
 DEFAULT_BIOSAMPLE: dict[str, object] = {
     "biosampleStatus": {"id": "EFO:0009654", "label": "reference sample"},
@@ -76,18 +78,21 @@ def assign_sample_numbers(session: Session, dataset_id: str, pseudonyms: Sequenc
     return {name: known[name] for name in pseudonyms}
 
 
-def vcf_assembly(path: Path, default: str = DEFAULT_ASSEMBLY) -> str:
-    """The assembly a VCF header declares (``##reference`` or a contig's ``assembly=``), else ``default``."""
-    with pysam.VariantFile(str(path)) as handle:
-        header = handle.header
-        for record in header.records:
-            if record.key == "reference" and record.value:
-                return Path(record.value).name.split(".fa", 1)[0]
-        for contig in header.contigs.values():
-            declared = contig.header_record.get("assembly")
-            if declared:
-                return str(declared)
-        return default
+def read_header(path: Path, default: str = DEFAULT_ASSEMBLY) -> tuple[list[str], str]:
+    """The samples and the assembly a VCF/BCF header declares (``##reference`` or a contig's ``assembly=``)."""
+    reader = cyvcf2.VCF(str(path), lazy=True)
+    try:
+        samples, header = list(reader.samples), reader.raw_header
+    finally:
+        reader.close()
+    assembly = None
+    for line in header.splitlines():
+        if line.startswith("##reference=") and line[12:].strip():
+            return samples, Path(line[12:].strip()).name.split(".fa", 1)[0]
+        declared = _CONTIG_ASSEMBLY.search(line) if line.startswith("##contig=") else None
+        if declared and assembly is None:
+            assembly = declared.group(1)
+    return samples, assembly or default
 
 
 def index_published_object(
@@ -96,8 +101,7 @@ def index_published_object(
     """Index one VCF/BCF object from its plaintext (other formats are ignored: they hold no variants here)."""
     if object_row.format not in VARIANT_FORMATS:
         return None
-    with pysam.VariantFile(str(plaintext_path)) as handle:
-        samples = list(handle.header.samples)
+    samples, declared = read_header(plaintext_path)
     with node.database.session() as session:
         numbers = assign_sample_numbers(session, dataset_id, samples)
     relative = index_dir(dataset_id, object_row)
@@ -106,7 +110,7 @@ def index_published_object(
         object_id=object_row.id,
         dataset_id=dataset_id,
         path=relative,
-        assembly_id=assembly or vcf_assembly(plaintext_path),
+        assembly_id=assembly or declared,
         contigs=list(summary.contigs),
         n_rows=summary.n_rows,
         n_samples=summary.n_samples,
