@@ -68,6 +68,13 @@ class _Dataset:
         self.starts = starts
         self.ends = table.column("end").to_numpy()
         self.lengths = table.column("length").to_numpy()
+        self._strings = {
+            name: self.table.column(name).combine_chunks() for name in ("contig", "ref", "alt", "variant_type")
+        }
+        self._numbers = {
+            name: self.table.column(name).to_numpy()
+            for name in ("start", "end", "length", "ac", "an", "af", "carrier_count")
+        }
         self.blocks: dict[str, tuple[int, int, int]] = {}
         for contig, lo, hi in _contig_blocks(contigs):
             span = int((self.ends[lo:hi] - self.starts[lo:hi]).max())
@@ -78,6 +85,16 @@ class _Dataset:
             if name in self.blocks:
                 return self.blocks[name]
         return None
+
+    def row(self, row: int, allowed: BitMap | None) -> VariantRow:
+        """Plain Python values from numpy/Arrow arrays: ~1 us a cell instead of ~5 via ChunkedArray."""
+        count = self.bitmap(row).intersection_cardinality(allowed) if allowed is not None else None
+        return VariantRow(
+            dataset_id=self.dataset_id,
+            **{name: values[row].as_py() for name, values in self._strings.items()},
+            **{name: values[row].item() for name, values in self._numbers.items() if name != "carrier_count"},
+            carrier_count=int(self._numbers["carrier_count"][row]) if count is None else count,
+        )
 
     def column(self, name: str, rows: np.ndarray) -> list[object]:
         return self.table.column(name).take(pa.array(rows)).to_pylist()
@@ -104,7 +121,7 @@ def _contig_blocks(contigs: pa.ChunkedArray) -> Iterable[tuple[str, int, int]]:
 
 @dataclass(frozen=True)
 class QueryResult:
-    """Matching rows, ordered by (start, alt, dataset); bitmaps are only read when asked for."""
+    """Matching rows, ordered by (start, dataset, file order); bitmaps are only read when asked for."""
 
     index: VariantIndex
     hits: tuple[tuple[int, int], ...]  # (dataset position, row)
@@ -115,7 +132,7 @@ class QueryResult:
 
     def rows(self, skip: int = 0, limit: int | None = None, allowed: BitMap | None = None) -> list[VariantRow]:
         page = self.hits[skip : None if limit is None else skip + limit]
-        return [self.index.row(d, r, allowed) for d, r in page]
+        return self.index.rows(page, allowed)
 
     def carriers(self, allowed: BitMap | None = None) -> BitMap:
         """Union of carriers over all matches: "how many individuals have any of these variants"."""
@@ -142,12 +159,8 @@ class VariantIndex:
         wanted = set(dataset_ids)
         return [i for i, d in enumerate(self.datasets) if d.dataset_id in wanted]
 
-    def row(self, dataset: int, row: int, allowed: BitMap | None = None) -> VariantRow:
-        ds = self.datasets[dataset]
-        values = {name: ds.table.column(name)[row].as_py() for name in ds.table.column_names}
-        if allowed is not None:
-            values["carrier_count"] = ds.bitmap(row).intersection_cardinality(allowed)
-        return VariantRow(dataset_id=ds.dataset_id, **values)
+    def rows(self, hits: Sequence[tuple[int, int]], allowed: BitMap | None = None) -> list[VariantRow]:
+        return [self.datasets[d].row(r, allowed) for d, r in hits]
 
     def sequence_query(
         self,
@@ -158,7 +171,7 @@ class VariantIndex:
         datasets: Iterable[str] | None = None,
     ) -> QueryResult:
         """Beacon sequence query: the allele starting at 0-based `start`; `N` is a single-base wildcard."""
-        hits: list[tuple[int, int, str]] = []
+        hits: list[tuple[int, int]] = []
         for d in self._select(datasets):
             ds = self.datasets[d]
             block = ds.block(reference_name)
@@ -175,9 +188,8 @@ class VariantIndex:
                     reference_bases, ds.table.column("ref")[row].as_py()
                 ):
                     continue
-                hits.append((d, row, alt))
-        hits.sort(key=lambda h: (h[2], h[0]))
-        return QueryResult(self, tuple((d, r) for d, r, _ in hits))
+                hits.append((d, row))
+        return QueryResult(self, tuple(hits))
 
     def range_query(
         self,
@@ -240,7 +252,7 @@ class VariantIndex:
         max_length: int | None,
         datasets: Iterable[str] | None,
     ) -> QueryResult:
-        keys: list[tuple[int, str, int, int]] = []
+        found: list[tuple[int, np.ndarray]] = []
         for d in self._select(datasets):
             ds = self.datasets[d]
             block = ds.block(reference_name)
@@ -251,24 +263,29 @@ class VariantIndex:
                 rows = rows[ds.lengths[rows] >= min_length]
             if max_length is not None:
                 rows = rows[ds.lengths[rows] <= max_length]
-            if not len(rows):
-                continue
-            alts = ds.column("alt", rows)
-            keep = np.ones(len(rows), dtype=bool)
-            if variant_type is not None:
+            for column, wanted in (("alt", alternate_bases), ("ref", reference_bases)):
+                if wanted is not None and len(rows):
+                    values = ds.column(column, rows)
+                    rows = rows[np.array([_bases_match(wanted, v) for v in values], dtype=bool)]
+            if variant_type is not None and len(rows):
                 accepted = TYPE_QUERY_EXPANSION.get(variant_type, frozenset({variant_type}))
-                keep &= np.array([t in accepted for t in ds.column("variant_type", rows)], dtype=bool)
-            if alternate_bases is not None:
-                keep &= np.array([_bases_match(alternate_bases, a) for a in alts], dtype=bool)
-            if reference_bases is not None:
-                refs = ds.column("ref", rows)
-                keep &= np.array([_bases_match(reference_bases, r) for r in refs], dtype=bool)
-            starts = ds.starts[rows].tolist()
-            keys.extend(
-                (s, str(a), d, r) for s, a, r, k in zip(starts, alts, rows.tolist(), keep.tolist(), strict=True) if k
-            )
-        keys.sort()
-        return QueryResult(self, tuple((d, r) for _, _, d, r in keys))
+                rows = rows[np.array([t in accepted for t in ds.column("variant_type", rows)], dtype=bool)]
+            found.append((d, rows))
+        return QueryResult(self, _merge(self.datasets, found))
+
+
+def _merge(datasets: list[_Dataset], found: list[tuple[int, np.ndarray]]) -> tuple[tuple[int, int], ...]:
+    """Order hits by (start, dataset, file order); one dataset is already in that order."""
+    found = [(d, rows) for d, rows in found if len(rows)]
+    if not found:
+        return ()
+    ids = np.concatenate([np.full(len(rows), d) for d, rows in found])
+    rows = np.concatenate([rows for _, rows in found])
+    if len(found) > 1:
+        starts = np.concatenate([datasets[d].starts[r] for d, r in found])
+        order = np.lexsort((rows, ids, starts))
+        ids, rows = ids[order], rows[order]
+    return tuple(zip(ids.tolist(), rows.tolist(), strict=True))
 
 
 def _files(spec: PathLike | Sequence[PathLike]) -> list[Path]:
