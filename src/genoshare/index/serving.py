@@ -65,9 +65,6 @@ class _Dataset:
         self.dataset_id = dataset_id
         self.table = table.drop_columns(["carriers"])
         self.carriers = table.column("carriers").chunk(0) if table.num_rows else pa.array([], pa.binary())
-        self.starts = starts
-        self.ends = table.column("end").to_numpy()
-        self.lengths = table.column("length").to_numpy()
         self._strings = {
             name: self.table.column(name).combine_chunks() for name in ("contig", "ref", "alt", "variant_type")
         }
@@ -75,6 +72,7 @@ class _Dataset:
             name: self.table.column(name).to_numpy()
             for name in ("start", "end", "length", "ac", "an", "af", "carrier_count")
         }
+        self.starts, self.ends, self.lengths = (self._numbers[n] for n in ("start", "end", "length"))
         self.blocks: dict[str, tuple[int, int, int]] = {}
         for contig, lo, hi in _contig_blocks(contigs):
             span = int((self.ends[lo:hi] - self.starts[lo:hi]).max())
