@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from genoshare import __version__
-from genoshare.api import beacon, data, drs, governance
+from genoshare.api import beacon, data, drs, governance, htsget
 from genoshare.api.errors import install_error_handlers
 from genoshare.api.openapi import install_openapi
 from genoshare.governance.rederive import RederivationWorker
@@ -53,6 +53,7 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(data.router)
     app.include_router(governance.router)
     app.include_router(beacon.router)
+    app.include_router(htsget.router)
 
     @app.get("/service-info", tags=["Service info"], summary="GA4GH service-info of this node")
     def node_service_info() -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Each request carries a ticket (``Authorization: Bearer``) from DRS or htsget, checked on every request.
 Bytes are decrypted from Crypt4GH on the fly, in 1 MiB pieces (FLOORS.md: a default 64 KiB
-``FileResponse`` streams at a fifth of that), and every range served is written to the audit log.
+``FileResponse`` streams at a fifth of that), and every range served is written to the audit log.  A ticket
+with a recipient key (htsget ``encryptionScheme=C4GH``) reads the stored ciphertext under a header re-keyed
+to the recipient instead (see ``genoshare.data_access``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from genoshare.api.deps import NodeDep, bearer_token
-from genoshare.crypt.files import EncryptedFile
-from genoshare.data_access import DataAccess
+from genoshare.data_access import DataAccess, OpenedObject
 from genoshare.errors import InvalidInput, Unauthenticated
 from genoshare.node import Node
 
@@ -62,11 +63,11 @@ class RangeNotSatisfiable(InvalidInput):
         self.size = size
 
 
-def _stream(file: EncryptedFile, start: int, end: int) -> Iterator[bytes]:
+def _stream(opened: OpenedObject, start: int, end: int) -> Iterator[bytes]:
     try:
-        yield from file.iter_plaintext(start, end, CHUNK)
+        yield from opened.iter_bytes(start, end, CHUNK)
     finally:
-        file.close()
+        opened.file.close()
 
 
 @router.get("/data/{object_id}", summary="Object bytes (signed ticket required)")
@@ -85,7 +86,7 @@ def serve_object(object_id: str, request: Request, node: Node) -> Response:
         raise Unauthenticated("data URLs need the ticket that DRS or htsget handed out with them")
     access = DataAccess(node)
     opened = access.open(object_id, token)
-    size = opened.plaintext_size
+    size = opened.size
     try:
         requested = parse_range(request.headers.get("range"), size)
     except RangeNotSatisfiable:
@@ -102,5 +103,5 @@ def serve_object(object_id: str, request: Request, node: Node) -> Response:
         opened.file.close()
         return Response(status_code=status, headers=headers, media_type=opened.mime_type)
     return StreamingResponse(
-        _stream(opened.file, start, end), status_code=status, headers=headers, media_type=opened.mime_type
+        _stream(opened, start, end), status_code=status, headers=headers, media_type=opened.mime_type
     )

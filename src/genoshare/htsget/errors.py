@@ -1,58 +1,76 @@
 """htsget's error vocabulary as exceptions, so one web handler can render any of them.
 
-Each class carries the HTTP status and the ``error`` name of the htsget 1.3 error table; the range engine
-raises them for bad requests and for files it cannot make sense of, and the API layer only has to write
-``{"htsget": {"error": exc.htsget_error, "message": exc.message}}`` with ``exc.http_status``.
+Each class carries the HTTP status and the ``error`` name of the htsget 1.3 error table.  They subclass
+the matching ``genoshare.errors`` classes, so the node's single handler (``genoshare.api.errors``) renders
+them as ``{"htsget": {"error": code, "message": message}}`` with ``status_code`` -- and an access denial
+raised by ``genoshare.access`` (a plain ``genoshare.errors.PermissionDenied``) reaches an htsget client in
+the same shape.  ``http_status``/``htsget_error`` are the engine's older names for the same two values.
 
-The tree mirrors the spec table rather than ``genoshare.errors`` so that the engine stays usable on its own;
-an API layer that wants a single base can catch ``HtsgetError`` next to its own.
+::
+
+    GenoshareError
+     └── HtsgetError
+          ├── InvalidAuthentication  401  (also an Unauthenticated)
+          ├── PermissionDenied       403  (also a genoshare PermissionDenied)
+          ├── NotFound               404  (also a genoshare NotFound)
+          ├── PayloadTooLarge        413  (also an InvalidInput)
+          ├── UnsupportedFormat      400  (also an InvalidInput)
+          ├── InvalidRange           400  (also an InvalidInput)
+          └── InvalidInput           400  (also a genoshare InvalidInput)
+               └── CorruptFile       400  a data or index file that does not parse
 """
 
 from __future__ import annotations
 
-
-class HtsgetError(Exception):
-    http_status = 500
-    htsget_error = "InternalError"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+from genoshare import errors as base
 
 
-class InvalidAuthentication(HtsgetError):
-    http_status = 401
-    htsget_error = "InvalidAuthentication"
+class HtsgetError(base.GenoshareError):
+    status_code = 500
+    code = "InternalError"
+
+    @property
+    def http_status(self) -> int:
+        return self.status_code
+
+    @property
+    def htsget_error(self) -> str:
+        return self.code
 
 
-class PermissionDenied(HtsgetError):
-    http_status = 403
-    htsget_error = "PermissionDenied"
+class InvalidAuthentication(HtsgetError, base.Unauthenticated):
+    status_code = 401
+    code = "InvalidAuthentication"
 
 
-class NotFound(HtsgetError):
-    http_status = 404
-    htsget_error = "NotFound"
+class PermissionDenied(HtsgetError, base.PermissionDenied):
+    status_code = 403
+    code = "PermissionDenied"
 
 
-class PayloadTooLarge(HtsgetError):
-    http_status = 413
-    htsget_error = "PayloadTooLarge"
+class NotFound(HtsgetError, base.NotFound):
+    status_code = 404
+    code = "NotFound"
 
 
-class UnsupportedFormat(HtsgetError):
-    http_status = 400
-    htsget_error = "UnsupportedFormat"
+class PayloadTooLarge(HtsgetError, base.InvalidInput):
+    status_code = 413
+    code = "PayloadTooLarge"
 
 
-class InvalidInput(HtsgetError):
-    http_status = 400
-    htsget_error = "InvalidInput"
+class UnsupportedFormat(HtsgetError, base.InvalidInput):
+    status_code = 400
+    code = "UnsupportedFormat"
 
 
-class InvalidRange(HtsgetError):
-    http_status = 400
-    htsget_error = "InvalidRange"
+class InvalidInput(HtsgetError, base.InvalidInput):
+    status_code = 400
+    code = "InvalidInput"
+
+
+class InvalidRange(HtsgetError, base.InvalidInput):
+    status_code = 400
+    code = "InvalidRange"
 
 
 class CorruptFile(InvalidInput):

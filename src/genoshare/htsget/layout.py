@@ -149,6 +149,8 @@ def _pysam_references(fmt: HtsgetFormat, path: Path, header_file: bytes) -> dict
     file, because the data file itself may be encrypted at rest.
     """
     fd = os.memfd_create("htsget-header", os.MFD_CLOEXEC)
+    # htslib would complain on stderr that the memory file has no index next to it; it needs none.
+    verbosity = pysam.set_verbosity(0)
     try:
         os.write(fd, header_file)
         os.lseek(fd, 0, os.SEEK_SET)
@@ -161,4 +163,5 @@ def _pysam_references(fmt: HtsgetFormat, path: Path, header_file: bytes) -> dict
     except (OSError, ValueError) as exc:
         raise CorruptFile(f"cannot read the {fmt} header of {path.name}: {exc}") from exc
     finally:
+        pysam.set_verbosity(verbosity)
         os.close(fd)

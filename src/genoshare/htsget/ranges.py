@@ -107,6 +107,7 @@ class Region:
     start: int | None = None
     end: int | None = None
 
+
 CraiIndex = tuple[cram.CraiEntry, ...]
 _T = TypeVar("_T")
 

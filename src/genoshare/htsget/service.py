@@ -1,0 +1,375 @@
+"""htsget 1.3 tickets for the node's stored files, without any web framework.
+
+``parse_get``/``parse_post`` turn a request into an ``HtsgetQuery`` (validating every parameter the spec
+defines, and raising the spec's errors); ``HtsgetService.ticket`` resolves the id to a stored object, asks
+the access policy (the one decision point, audited), computes the blocks with the range engine and answers
+with URLs on the node's own ``/data/{object_id}``: each carries a short-lived ticket in its ``headers``
+(never in the URL, so never in an access log) and a ``Range``; small blocks go inline as ``data:`` URIs.
+
+Crypt4GH (htsget-rs's experimental convention, samtools/hts-specs#808): ``encryptionScheme=C4GH`` plus the
+client's public key, base64, in the ``Htsget-Context-Public-Key`` header.  The answer is then one Crypt4GH
+stream for that key (see ``genoshare.htsget.c4gh``): an inline header with an edit list, then ranges of the
+node's encrypted object, which ``/data`` serves re-keyed (the ticket carries the recipient key).
+
+Field and tag filtering is accepted and validated but not applied: whole records are returned, which the
+spec allows ("a server may include more fields than explicitly requested"); service-info says so with
+``fieldsParameterEffective``/``tagsParametersEffective`` false.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from genoshare import __version__
+from genoshare.access.granularity import Granularity
+from genoshare.access.passports import Identity
+from genoshare.access.policy import ANONYMOUS
+from genoshare.access.tickets import Ticket
+from genoshare.crypt.errors import CryptError
+from genoshare.crypt.files import EncryptedFile
+from genoshare.crypt.keys import parse_public_key
+from genoshare.htsget import bgzf, cram
+from genoshare.htsget.c4gh import FreshCipher, Piece, opener, plan_reencryption
+from genoshare.htsget.errors import InvalidInput, InvalidRange, NotFound, PayloadTooLarge, UnsupportedFormat
+from genoshare.htsget.formats import HtsgetFormat
+from genoshare.htsget.ranges import (
+    Block,
+    ByteRange,
+    DataClass,
+    IndexCache,
+    InlineBlock,
+    Region,
+    header_blocks,
+    regions_blocks,
+)
+from genoshare.node import Node
+from genoshare.store.models import DataObject, Dataset
+
+READS, VARIANTS = "reads", "variants"
+ENDPOINT_FORMATS = {
+    READS: (HtsgetFormat.BAM, HtsgetFormat.CRAM),
+    VARIANTS: (HtsgetFormat.VCF, HtsgetFormat.BCF),
+}
+#: htsget-rs's header for the client's Crypt4GH public key (base64 of the key file, or of the raw key).
+PUBLIC_KEY_HEADER = "Htsget-Context-Public-Key"
+C4GH = "C4GH"
+#: The BAM fields the spec lists for ``fields``.
+READ_FIELDS = frozenset({"QNAME", "FLAG", "RNAME", "POS", "MAPQ", "CIGAR", "RNEXT", "PNEXT", "TLEN", "SEQ", "QUAL"})
+MAX_REGIONS = 1000
+#: Spec guideline: "data blocks should not exceed ~1GB"; smaller blocks also make retries cheaper.
+MAX_BLOCK = 1 << 30
+_MEDIA = {
+    HtsgetFormat.BAM: "application/vnd.ga4gh.bam",
+    HtsgetFormat.CRAM: "application/vnd.ga4gh.cram",
+    HtsgetFormat.VCF: "application/vnd.ga4gh.vcf",
+    HtsgetFormat.BCF: "application/vnd.ga4gh.bcf",
+}
+_GET_PARAMETERS = {"format", "class", "referenceName", "start", "end", "fields", "tags", "notags", "encryptionScheme"}
+_POST_FIELDS = {"format", "class", "fields", "tags", "notags", "regions", "encryptionScheme"}
+
+
+@dataclass(frozen=True)
+class HtsgetQuery:
+    endpoint: str
+    id: str
+    format: HtsgetFormat
+    header_only: bool = False
+    #: None: the whole file.
+    regions: tuple[Region, ...] | None = None
+    #: Raw 32-byte X25519 key of the client when it asked for Crypt4GH.
+    recipient_key: bytes | None = None
+
+
+def _format(endpoint: str, value: Any) -> HtsgetFormat:
+    allowed = ENDPOINT_FORMATS[endpoint]
+    if value is None:
+        return allowed[0]
+    if not isinstance(value, str) or value.upper() not in {fmt.value for fmt in allowed}:
+        names = " or ".join(fmt.value for fmt in allowed)
+        raise UnsupportedFormat(f"format {value!r} is not served for {endpoint}; ask for {names}")
+    return HtsgetFormat(value.upper())
+
+
+def _header_only(value: Any) -> bool:
+    if value is None:
+        return False
+    if value != "header":
+        raise InvalidInput(f"class must be 'header' when given, not {value!r}")
+    return True
+
+
+def _coordinate(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.isdigit():
+            raise InvalidInput(f"{name} must be an unsigned integer, not {value!r}")
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise InvalidInput(f"{name} must be a 32-bit unsigned integer, not {value!r}")
+    return value
+
+
+def _names(name: str, value: Any) -> frozenset[str] | None:
+    """A GET comma list or a POST array of strings."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset(item for item in value.split(",") if item)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return frozenset(value)
+    raise InvalidInput(f"{name} must be a list of names")
+
+
+def _check_filters(endpoint: str, fields: Any, tags: Any, notags: Any) -> None:
+    wanted = _names("fields", fields)
+    if wanted is not None and endpoint == READS and wanted - READ_FIELDS:
+        raise InvalidInput(f"unknown fields {sorted(wanted - READ_FIELDS)}; the spec lists {sorted(READ_FIELDS)}")
+    included, excluded = _names("tags", tags), _names("notags", notags)
+    if included and excluded and included & excluded:
+        raise InvalidInput(f"tags and notags intersect: {sorted(included & excluded)}")
+
+
+def _recipient(scheme: Any, public_key: str | None) -> bytes | None:
+    if scheme is None:
+        return None
+    if not isinstance(scheme, str) or scheme.upper() != C4GH:
+        raise InvalidInput(f"encryptionScheme {scheme!r} is not supported; this server offers C4GH")
+    if not public_key:
+        raise InvalidInput(f"encryptionScheme=C4GH needs your Crypt4GH public key, base64, in {PUBLIC_KEY_HEADER}")
+    try:
+        return parse_public_key(public_key)
+    except CryptError as error:
+        raise InvalidInput(f"{PUBLIC_KEY_HEADER}: {error}") from error
+
+
+def parse_get(endpoint: str, object_id: str, params: Mapping[str, str], public_key: str | None) -> HtsgetQuery:
+    fmt = _format(endpoint, params.get("format"))
+    header_only = _header_only(params.get("class"))
+    others = sorted(set(params) & (_GET_PARAMETERS - {"format", "class", "encryptionScheme"}))
+    if header_only and others:
+        raise InvalidInput(f"class=header takes no other parameter than format (got {', '.join(others)})")
+    _check_filters(endpoint, params.get("fields"), params.get("tags"), params.get("notags"))
+    reference = params.get("referenceName")
+    start, end = _coordinate("start", params.get("start")), _coordinate("end", params.get("end"))
+    if (start is not None or end is not None) and reference in (None, "*"):
+        raise InvalidInput("start and end need a referenceName other than '*'")
+    if start is not None and end is not None and start > end:
+        raise InvalidRange(f"start={start} is greater than end={end}")
+    if reference == "*" and endpoint == VARIANTS:
+        raise NotFound("referenceName '*' (unplaced unmapped reads) exists only for reads")
+    regions = None if reference is None else (Region(reference, start, end),)
+    recipient = _recipient(params.get("encryptionScheme"), public_key)
+    return HtsgetQuery(endpoint, object_id, fmt, header_only, regions, recipient)
+
+
+def parse_post(
+    endpoint: str, object_id: str, body: Any, params: Mapping[str, str], public_key: str | None
+) -> HtsgetQuery:
+    """A POST body; the only query parameter allowed is the ``encryptionScheme`` extension."""
+    if set(params) - {"encryptionScheme"}:
+        raise InvalidInput("POST requests take their parameters in the JSON body, not in the query string")
+    if not isinstance(body, dict):
+        raise InvalidInput("the POST body must be a JSON object")
+    unknown = set(body) - _POST_FIELDS
+    if unknown:
+        raise InvalidInput(f"unknown fields in the POST body: {sorted(unknown)}")
+    fmt = _format(endpoint, body.get("format"))
+    header_only = _header_only(body.get("class"))
+    if header_only and set(body) - {"format", "class", "encryptionScheme"}:
+        raise InvalidInput("class=header takes no other parameter than format")
+    _check_filters(endpoint, body.get("fields"), body.get("tags"), body.get("notags"))
+    regions = None if body.get("regions") is None else _regions(endpoint, body["regions"])
+    scheme = body.get("encryptionScheme", params.get("encryptionScheme"))
+    return HtsgetQuery(endpoint, object_id, fmt, header_only, regions, _recipient(scheme, public_key))
+
+
+def _regions(endpoint: str, value: Any) -> tuple[Region, ...]:
+    if not isinstance(value, list) or not value:
+        raise InvalidInput("regions must be a non-empty array")
+    if len(value) > MAX_REGIONS:
+        raise PayloadTooLarge(f"{len(value)} regions in one request; this server takes at most {MAX_REGIONS}")
+    regions = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"referenceName", "start", "end"}:
+            raise InvalidInput(f"a region is an object with referenceName, start, end; not {item!r}")
+        reference = item.get("referenceName")
+        if not isinstance(reference, str) or not reference:
+            raise InvalidInput("every region needs a referenceName")
+        start, end = _coordinate("start", item.get("start")), _coordinate("end", item.get("end"))
+        if reference == "*" and (start is not None or end is not None):
+            raise InvalidInput("start and end need a referenceName other than '*'")
+        if start is not None and end is not None and start >= end:
+            raise InvalidRange(f"start={start} must be less than end={end} in a POST region")
+        if reference == "*" and endpoint == VARIANTS:
+            raise NotFound("referenceName '*' (unplaced unmapped reads) exists only for reads")
+        regions.append(Region(reference, start, end))
+    return tuple(regions)
+
+
+class HtsgetService:
+    """Tickets and service-info; one per application (it keeps the parsed-index cache)."""
+
+    def __init__(self, node: Node, cache: IndexCache | None = None) -> None:
+        self.node = node
+        self.settings = node.settings
+        self.cache = cache or IndexCache()
+
+    def service_info(self, endpoint: str) -> dict[str, Any]:
+        return {
+            "id": f"{self.settings.node_id}.htsget.{endpoint}",
+            "name": f"{self.settings.node_name} htsget {endpoint}",
+            "type": {"group": "org.ga4gh", "artifact": "htsget", "version": "1.3.0"},
+            "description": f"htsget {endpoint} of a genoshare node; files are Crypt4GH-encrypted at rest and "
+            f"served decrypted or, with encryptionScheme=C4GH and {PUBLIC_KEY_HEADER}, re-encrypted.",
+            "organization": {"name": self.settings.organization, "url": self.settings.public_url},
+            "version": __version__,
+            "environment": self.settings.environment,
+            "htsget": {
+                "datatype": endpoint,
+                "formats": [fmt.value for fmt in ENDPOINT_FORMATS[endpoint]],
+                "fieldsParameterEffective": False,
+                "tagsParametersEffective": False,
+            },
+        }
+
+    def _resolve(self, query: HtsgetQuery) -> tuple[DataObject, Dataset]:
+        formats = [fmt.value for fmt in ENDPOINT_FORMATS[query.endpoint]]
+        with self.node.database.sessions() as session:
+            rows = list(
+                session.scalars(
+                    select(DataObject).where(DataObject.htsget_id == query.id, DataObject.format.in_(formats))
+                )
+            )
+            row = next((row for row in rows if row.format == query.format.value), None)
+            if not rows:
+                raise NotFound(f"no {query.endpoint} with id {query.id!r}")
+            if row is None:
+                stored = ", ".join(sorted(r.format for r in rows))
+                raise UnsupportedFormat(f"{query.id} is available as {stored}, not {query.format.value}")
+            dataset = session.get(Dataset, row.dataset_id)
+            assert dataset is not None
+            return row, dataset
+
+    def ticket(self, query: HtsgetQuery, identity: Identity | None) -> dict[str, Any]:
+        row, dataset = self._resolve(query)
+        decision = self.node.policy.require(
+            identity, dataset, Granularity.RECORD, action=f"htsget.{query.endpoint}", resource=f"objects/{row.id}"
+        )
+        self.node.policy.check_object(row, decision.grants)
+        token = self.node.tickets.issue(
+            Ticket(
+                actor=identity.actor if identity else ANONYMOUS,
+                object_id=row.id,
+                dataset_id=dataset.id,
+                grants=decision.grants,
+                expires=self.node.tickets.new_expiry(self.settings.ticket_ttl_seconds),
+                recipient_key=base64.b64encode(query.recipient_key).decode() if query.recipient_key else None,
+            )
+        )
+        data_path = self.node.objects.local_path(row.blob_key)
+        with EncryptedFile(data_path, self.node.keys.secret) as file:
+            blocks, whole = self._blocks(query, row, file)
+            if query.recipient_key is not None:
+                urls = self._c4gh_urls(query, row, file, blocks, token)
+                return {"htsget": {"format": query.format.value, "urls": urls}}
+        answer: dict[str, Any] = {"format": query.format.value, "urls": self._urls(query, row, blocks, token)}
+        if whole:
+            answer["md5"] = row.md5
+        return {"htsget": answer}
+
+    def _blocks(self, query: HtsgetQuery, row: DataObject, file: EncryptedFile) -> tuple[list[Block], bool]:
+        """The engine's blocks; a whole-file request is the stored file as it is (what clients compare)."""
+        fmt, data_path = query.format, self.node.objects.local_path(row.blob_key)
+        read = opener(self.node.keys.secret)
+        if query.header_only:
+            return header_blocks(fmt, data_path, self.cache, read), False
+        if query.regions is None:
+            layout = self.cache.layout(fmt, data_path, read)
+            cut = layout.header_end if fmt is HtsgetFormat.CRAM else bgzf.split(layout.header_end)[0]
+            clean = fmt is HtsgetFormat.CRAM or bgzf.split(layout.header_end)[1] == 0
+            size = file.plaintext_size
+            if not clean:
+                # The header ends inside a BGZF block: no byte offset splits header from body, so the
+                # ticket carries no classes (the spec: all URLs have one, or none has).
+                return [ByteRange(0, size)], True
+            return [ByteRange(0, cut, DataClass.HEADER), ByteRange(cut, size, DataClass.BODY)], True
+        if row.index_key is None:
+            raise NotFound(f"{row.id} has no index, so only the whole file or its header can be served")
+        index_path = self.node.objects.local_path(row.index_key)
+        return regions_blocks(fmt, data_path, index_path, list(query.regions), self.cache, read), False
+
+    def _data_url(self, row: DataObject) -> str:
+        return f"{self.settings.public_url}/data/{row.id}"
+
+    def _urls(self, query: HtsgetQuery, row: DataObject, blocks: list[Block], token: str) -> list[dict[str, Any]]:
+        classed = not (len(blocks) == 1 and isinstance(blocks[0], ByteRange) and query.regions is None)
+        urls = []
+        for block in blocks:
+            if isinstance(block, InlineBlock):
+                entries = [{"url": _data_uri(query.format, block.data)}]
+            else:
+                entries = [
+                    {"url": self._data_url(row), "headers": _range_headers(token, start, end)}
+                    for start, end in _split(block.start, block.end)
+                ]
+            for entry in entries:
+                if classed:
+                    entry["class"] = block.data_class.value
+                urls.append(entry)
+        return urls
+
+    def _c4gh_urls(
+        self, query: HtsgetQuery, row: DataObject, file: EncryptedFile, blocks: list[Block], token: str
+    ) -> list[dict[str, Any]]:
+        assert query.recipient_key is not None
+        pieces = _pieces(query.format, blocks, file)
+        plan = plan_reencryption(file, query.recipient_key, self.node.keys.secret, pieces)
+        # /data serves, for this ticket, the stored file with its header re-keyed to the recipient: its
+        # segments sit at the stored offsets shifted by the difference of the two header lengths.
+        shift = len(file.reencrypted(query.recipient_key, []).header) - file.header_size
+        urls = [{"url": _data_uri(None, plan.header)}]
+        for part in plan.parts:
+            if isinstance(part, FreshCipher):
+                urls.append({"url": _data_uri(None, part.data)})
+                continue
+            for start, end in _split(part.start + shift, part.end + shift):
+                urls.append({"url": self._data_url(row), "headers": _range_headers(token, start, end)})
+        return urls
+
+
+def _pieces(fmt: HtsgetFormat, blocks: list[Block], file: EncryptedFile) -> list[Piece]:
+    """Blocks as plaintext pieces; a trailing EOF marker is taken from the stored file's tail when it is there.
+
+    Stored bytes cost no encryption and keep the stored file's short final segment where it must be: last.
+    """
+    eof = cram.EOF_CONTAINER if fmt is HtsgetFormat.CRAM else bgzf.EOF_MARKER
+    size = file.plaintext_size
+    stored_eof = size >= len(eof) and b"".join(file.iter_plaintext(size - len(eof), size)) == eof
+    pieces: list[Piece] = []
+    for number, block in enumerate(blocks):
+        if isinstance(block, ByteRange):
+            pieces.append((block.start, block.end))
+        elif stored_eof and number == len(blocks) - 1 and block.data.endswith(eof):
+            pieces += [block.data[: -len(eof)], (size - len(eof), size)]
+        else:
+            pieces.append(block.data)
+    return pieces
+
+
+def _split(start: int, end: int) -> list[tuple[int, int]]:
+    return [(at, min(at + MAX_BLOCK, end)) for at in range(start, end, MAX_BLOCK)]
+
+
+def _range_headers(token: str, start: int, end: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Range": f"bytes={start}-{end - 1}"}
+
+
+def _data_uri(fmt: HtsgetFormat | None, data: bytes) -> str:
+    media = _MEDIA[fmt] if fmt else "application/octet-stream"
+    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
