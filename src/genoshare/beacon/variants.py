@@ -138,7 +138,7 @@ def build_query(parameters: Mapping[str, Any]) -> VariantQuery:
     starts: list[int] = list(parameters.get("start") or [])
     ends: list[int] = list(parameters.get("end") or [])
     contig = parameters.get("referenceName")
-    common = {
+    common: dict[str, Any] = {
         "reference_bases": _bases("referenceBases", parameters.get("referenceBases")),
         "alternate_bases": _bases("alternateBases", parameters.get("alternateBases")),
         "variant_types": _types(parameters.get("variantType")),
