@@ -311,6 +311,7 @@ class HtsgetService:
         classed = not (len(blocks) == 1 and isinstance(blocks[0], ByteRange) and query.regions is None)
         urls = []
         for block in blocks:
+            entries: list[dict[str, Any]]
             if isinstance(block, InlineBlock):
                 entries = [{"url": _data_uri(query.format, block.data)}]
             else:
@@ -333,7 +334,7 @@ class HtsgetService:
         # /data serves, for this ticket, the stored file with its header re-keyed to the recipient: its
         # segments sit at the stored offsets shifted by the difference of the two header lengths.
         shift = len(file.reencrypted(query.recipient_key, []).header) - file.header_size
-        urls = [{"url": _data_uri(None, plan.header)}]
+        urls: list[dict[str, Any]] = [{"url": _data_uri(None, plan.header)}]
         for part in plan.parts:
             if isinstance(part, FreshCipher):
                 urls.append({"url": _data_uri(None, part.data)})
