@@ -173,7 +173,7 @@ def _definition(entry: EntryType) -> dict[str, Any]:
             "schemaVersion": API_VERSION,
         },
         "additionallySupportedSchemas": [],
-        "nonFilteredQueriesAllowed": True,
+        "nonFilteredQueriesAllowed": entry.path != "g_variants",  # variants need a position or a gene
     }
     if entry.collection:
         definition["aCollectionOf"] = [{"id": "individual", "name": "Individuals"}]
