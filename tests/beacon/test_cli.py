@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from sqlalchemy import select
 from typer.testing import CliRunner
 
-from genoshare.beacon.tables import BeaconGene, BeaconIndividual
+from genoshare.beacon.tables import BeaconGene, BeaconIndividual, BeaconVariantIndex
 from genoshare.cli.beacon import register
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
@@ -30,9 +31,9 @@ def test_index_phenotypes_and_genes(tmp_path: Path) -> None:
     register(app)
     runner = CliRunner()
     data = ["--data-dir", str(tmp_path / "node")]
-    result = runner.invoke(app, ["beacon-index", "small", *data])
-    assert result.exit_code == 0, result.output
-    assert "6 samples, GRCh38" in result.output
+    with node.database.sessions() as session:
+        built = session.scalars(select(BeaconVariantIndex)).all()
+    assert [(b.n_samples, b.assembly_id) for b in built] == [(6, "GRCh38")], "ingest builds the Beacon index"
     assert "indexed already" in runner.invoke(app, ["beacon-index", "small", *data]).output
     result = runner.invoke(app, ["ingest-phenotypes", "small", str(cohort.individuals_path), *data])
     assert result.exit_code == 0, result.output

@@ -5,16 +5,16 @@ from alembic.migration import MigrationContext
 
 from genoshare.node import Node
 from genoshare.store.db import migrate
-from genoshare.store.models import Base
+from genoshare.store.schema import metadata
 
 
 def test_migrations_build_exactly_the_models(node: Node) -> None:
     with node.database.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
     assert differences == []
 
 
 def test_migrating_twice_changes_nothing(node: Node) -> None:
     migrate(node.database.engine)
     with node.database.engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []

