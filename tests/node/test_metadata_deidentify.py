@@ -70,3 +70,7 @@ def test_whitelisted_free_text_is_kept() -> None:
 def test_identifiers_hidden_in_other_fields_stop_the_ingest(scrub: MetadataDeidentifier, value: str) -> None:
     with pytest.raises(InvalidInput, match=r"P1\.extra"):
         scrub.record("c1", "P1", {"extra": value})
+
+
+def test_an_empty_age_column_is_filled_from_the_birth_date(scrub: MetadataDeidentifier) -> None:
+    assert scrub.record("c1", "P1", {"age": "", "dob": "2000-11-26"}) == {"age": "P25Y"}

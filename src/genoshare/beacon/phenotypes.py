@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from genoshare.beacon.indexing import DEFAULT_BIOSAMPLE, assign_sample_numbers
 from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual
 from genoshare.errors import InvalidInput, NotFound
 from genoshare.ingest.deidentify import Pseudonymiser
+from genoshare.ingest.metadata import MetadataDeidentifier
 from genoshare.node import Node
 from genoshare.ontology import get_ontology
 from genoshare.store.models import Dataset, Participant, utcnow
@@ -62,20 +63,25 @@ def _term(curie: str, label: str | None = None) -> dict[str, Any]:
     return {"id": curie, "label": label} if label else {"id": curie}
 
 
-def read_tsv(path: Path) -> list[Phenotypes]:
+#: Cleans one person's raw record before anything is read from it: ``scrub(name, record) -> record``.
+Scrub = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def read_tsv(path: Path, scrub: Scrub) -> list[Phenotypes]:
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
         missing = set(TSV_COLUMNS) - set(reader.fieldnames or ())
         if missing:
             raise InvalidInput(f"{path.name}: missing columns {', '.join(sorted(missing))}")
         people = []
-        for row in reader:
+        for raw in reader:
+            row = scrub(raw["individual_id"], dict(raw))
             split = [term.strip() for term in row["phenotypic_features"].split(";") if term.strip()]
             people.append(
                 Phenotypes(
                     name=row["individual_id"],
                     sex=row["sex"] or "NCIT:C17998",
-                    age=row["age"] or None,
+                    age=row.get("age") or None,
                     phenotypic_features=[{"featureType": _term(t)} for t in split],
                     diseases=[{"diseaseCode": _term(t)} for t in row["diseases"].split(";") if t.strip()],
                 )
@@ -89,16 +95,17 @@ def _ontology_class(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return _term(value["id"], value.get("label"))
 
 
-def read_phenopacket(path: Path) -> Phenotypes:
+def read_phenopacket(path: Path, scrub: Scrub) -> Phenotypes:
     try:
         packet = Phenopacket()
         parse_json(path.read_text(), packet)
     except (ParseError, UnicodeDecodeError) as error:
         raise InvalidInput(f"{path.name}: not a Phenopacket v2 JSON document: {error}") from error
     data = json.loads(path.read_text())
-    subject = data.get("subject") or {}
-    if not subject.get("id"):
+    if not (data.get("subject") or {}).get("id"):
         raise InvalidInput(f"{path.name}: the phenopacket has no subject.id to link to a VCF sample")
+    data = scrub(data["subject"]["id"], data)
+    subject = data["subject"]
     features = [
         {
             "featureType": _term(item["type"]["id"], item["type"].get("label")),
@@ -124,7 +131,8 @@ def read_phenopacket(path: Path) -> Phenotypes:
         if diagnosis:
             document["histologicalDiagnosis"] = diagnosis
         biosamples.append(document)
-    age = ((subject.get("timeAtLastEncounter") or {}).get("age") or {}).get("iso8601duration")
+    # The age at the last encounter, else the one de-identification derived from a date of birth.
+    age = ((subject.get("timeAtLastEncounter") or {}).get("age") or {}).get("iso8601duration") or subject.get("age")
     return Phenotypes(
         name=subject["id"],
         sex=PHENOPACKET_SEX.get(subject.get("sex", "UNKNOWN_SEX"), "NCIT:C17998"),
@@ -135,22 +143,32 @@ def read_phenopacket(path: Path) -> Phenotypes:
     )
 
 
-def read_file(path: Path) -> list[Phenotypes]:
+def read_file(path: Path, scrub: Scrub) -> list[Phenotypes]:
     if path.suffix.lower() in (".tsv", ".txt"):
-        return read_tsv(path)
+        return read_tsv(path, scrub)
     if path.suffix.lower() == ".json":
-        return [read_phenopacket(path)]
+        return [read_phenopacket(path, scrub)]
     raise InvalidInput(f"{path.name}: give a .tsv (individuals.tsv columns) or a Phenopacket v2 .json")
 
 
 class PhenotypeIngest:
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.pseudonymiser = Pseudonymiser.load_or_create(node.settings.keys_dir / "pseudonym.secret")
+        secret = node.settings.keys_dir / "pseudonym.secret"
+        self.pseudonymiser = Pseudonymiser.load_or_create(secret)
+        self.deidentifier = MetadataDeidentifier(secret.read_bytes())
 
     def ingest(self, dataset_id: str, paths: Iterable[Path]) -> int:
-        """Store everyone the files describe, in one transaction; returns the number of individuals."""
-        people = [person for path in paths for person in read_file(Path(path))]
+        """Store everyone the files describe, in one transaction; returns the number of individuals.
+
+        Every record is de-identified first (``genoshare.ingest.metadata``): identifiers dropped, birth
+        dates turned into ages, other dates shifted per person; one still holding an identifier stops it.
+        """
+
+        def scrub(name: str, record: dict[str, Any]) -> dict[str, Any]:
+            return self.deidentifier.record(dataset_id, name, record)
+
+        people = [person for path in paths for person in read_file(Path(path), scrub)]
         with self.node.database.session() as session:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None:

@@ -113,16 +113,18 @@ class MetadataDeidentifier:
     def _walk(self, value: Any, shift: dt.timedelta, path: str) -> Any:
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
+            derived_age = None
             for key, item in value.items():
                 name = snake(str(key))
                 if name in DIRECT_IDENTIFIERS or (name in FREE_TEXT and name not in self.keep_free_text):
                     continue
                 if name in BIRTH_DATES:
                     parsed = _parse_date(str(item))
-                    if parsed and "age" not in value:
-                        out["age"] = age_between(parsed[0], self.reference_date)
+                    derived_age = age_between(parsed[0], self.reference_date) if parsed else None
                     continue
                 out[key] = self._walk(item, shift, f"{path}.{key}")
+            if derived_age and not out.get("age"):
+                out["age"] = derived_age
             return out
         if isinstance(value, list):
             return [self._walk(item, shift, f"{path}[{index}]") for index, item in enumerate(value)]
