@@ -33,7 +33,8 @@ def dataset(database: Database, dataset_id: str = "cohort", **privacy: object) -
     with database.session() as session:
         row = session.get(Dataset, dataset_id)
         assert row is not None
-        row.beacon_policy = {"privacy": {"default": privacy}}
+        # Start from everything off (not the node's defaults), so each test sees only the defence it names.
+        row.beacon_policy = {"privacy": {"default": {"budget": None, "flip_probability": 0.0, **privacy}}}
     return row
 
 
@@ -105,7 +106,7 @@ def test_repeats_come_from_the_cache_and_cost_nothing(database: Database) -> Non
 
 
 def test_randomised_answers_are_cached_so_asking_again_does_not_average_the_noise(database: Database) -> None:
-    ds = dataset(database, budget=None, flip_probability=0.4, flip_max_count=5)
+    ds = dataset(database, flip_probability=0.4, flip_max_count=5)
     g = guard(database)
     alice = g.caller(ALICE)
     answers = [ask(g, alice, ds, f"k{i}", [1]) for i in range(200)]
