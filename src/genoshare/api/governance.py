@@ -145,6 +145,10 @@ def withdraw(node: NodeDep, request: Request, token: ConsentToken = None) -> dic
     result = service.withdraw(participant, f"participant:{participant.pseudonym}")
     worker: RederivationWorker = request.app.state.rederivations
     worker.submit(result.rederiving)
+    beacon = getattr(request.app.state, "beacon", None)
+    if beacon is not None:
+        # Beacon re-reads consent within half a second anyway; this makes it immediate.
+        beacon.invalidate(participant.dataset_id)
     return {**result.record.as_dict(), "unavailable": list(result.unavailable), "rederiving": list(result.rederiving)}
 
 
