@@ -15,6 +15,8 @@ import tomli_w
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import PassportVerifier, TrustedKeys
 from genoshare.access.policy import AccessPolicy
+from genoshare.access.privacy import PrivacyGuard
+from genoshare.access.privacy_state import SqlPrivacyState
 from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog
 from genoshare.crypt.keys import KeyPair, generate_keypair, load_keypair
@@ -62,6 +64,11 @@ class Node:
         """Verifies passports against the configured issuers and the node itself."""
         own = TrustedIssuer(issuer=self.issuer.issuer, jwks_file=self.issuer_jwks_file)
         return PassportVerifier(TrustedKeys([*self.settings.trusted_issuers, own]))
+
+    @cached_property
+    def privacy(self) -> PrivacyGuard:
+        """Beacon membership-inference defences, with their state in the metadata database."""
+        return PrivacyGuard(SqlPrivacyState(self.database), linked_issuers=self.settings.linked_issuers)
 
     @cached_property
     def policy(self) -> AccessPolicy:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     #: Lifetime of the signed data URLs handed out by DRS and htsget.
     ticket_ttl_seconds: int = Field(default=300, ge=10, le=86400)
     max_bulk_request_length: int = Field(default=100, ge=1, le=10000)
+    #: Groups of passport issuers that are one login service: a person's accounts at them share one
+    #: Beacon privacy budget (``genoshare.access.privacy``).
+    linked_issuers: list[list[str]] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

@@ -103,3 +103,11 @@ def test_committee_is_named_by_subject_at_issuer(cohort: Cohort) -> None:
     assert run(cohort.node, "datasets", "committee", "cohort", "--member", "chair@issuer", "--auto-approve")[0] == 0
     code, output = run(cohort.node, "datasets", "committee", "cohort", "--member", "no-issuer")
     assert code == 1 and "subject@issuer" in output
+
+
+def test_linking_two_accounts_shares_one_budget(cohort: Cohort) -> None:
+    code, output = run(cohort.node, "privacy", "link", "alice@idp-a", "alice@idp-b")
+    assert code == 0, output
+    guard = cohort.node.privacy
+    assert guard.state.principal_of("alice@idp-a") == guard.state.principal_of("alice@idp-b") is not None
+    assert run(cohort.node, "privacy", "link", "alice", "bob@idp")[0] == 1

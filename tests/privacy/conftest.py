@@ -1,22 +1,16 @@
 """A migrated metadata database with two datasets, for the privacy defences' tests.
 
-SQLite for now; the lead's shared fixture will run the same tests on PostgreSQL.
+``database_url`` is the shared fixture: every test here runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from genoshare.store.db import Database, migrate
 from genoshare.store.models import Dataset
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'privacy.db'}"
 
 
 @pytest.fixture

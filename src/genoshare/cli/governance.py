@@ -207,3 +207,20 @@ def consent_rederive(data_dir: DataDir = Path("node")) -> None:
     """Finish re-deriving files a stopped server left blocked."""
     done = rederive_pending(open_node(data_dir))
     console.print(f"re-derived: {', '.join(done) or 'none'}")
+
+
+privacy_app = typer.Typer(help="Beacon privacy defences: link the accounts of one person.", no_args_is_help=True)
+
+
+@privacy_app.command("link")
+def privacy_link(
+    account: Annotated[str, typer.Argument(help="subject@issuer, as in the audit log.")],
+    other: Annotated[str, typer.Argument(help="Another account of the same person.")],
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Record that two accounts are one person: from now on they share one privacy budget."""
+    for name in (account, other):
+        if "@" not in name:
+            raise fail(f"{name!r}: accounts are named subject@issuer")
+    principal = open_node(data_dir).privacy.link_accounts(account, other, by=STEWARD)
+    console.print(f"{account} and {other} now share the budget of {principal}")

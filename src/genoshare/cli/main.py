@@ -14,7 +14,7 @@ from genoshare.audit import AuditLog
 from genoshare.cli.beacon import register as register_beacon_commands
 from genoshare.cli.common import DataDir, console, errors, fail, open_node
 from genoshare.cli.duo import duo_app
-from genoshare.cli.governance import access_app, consent_app, usage_table
+from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import GenoshareError
 from genoshare.governance.usage import usage
@@ -38,6 +38,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(duo_app, name="duo")
 app.add_typer(access_app, name="access")
 app.add_typer(consent_app, name="consent")
+app.add_typer(privacy_app, name="privacy")
 register_beacon_commands(app)
 
 
