@@ -16,6 +16,7 @@ from rich.console import Console
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
+from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import init_node, write_config_file
@@ -24,6 +25,8 @@ from genoshare.synth import generate_cohort
 
 DEMO_ISSUER = "https://demo-issuer.genoshare.invalid"
 DEMO_RESEARCHER = "demo-researcher"
+#: The demo cohort's access committee: one member, whose passport the demo also writes out.
+DEMO_COMMITTEE = "demo-dac"
 PUBLIC_DATASET = "demo-htsget"
 COHORT_DATASET = "demo-cohort"
 #: One day: long enough to play with the demo, short enough not to be a standing credential.
@@ -51,6 +54,10 @@ class DemoNode:
     def passport_file(self) -> Path:
         return self.settings.data_dir / "demo-passport.jwt"
 
+    @property
+    def committee_passport_file(self) -> Path:
+        return self.settings.data_dir / "demo-committee-passport.jwt"
+
     def instructions(self) -> str:
         url = self.settings.public_url
         cohort_file = f"{url}/ga4gh/drs/v1/objects/{COHORT_DATASET}.cohort.vcf.gz"
@@ -58,6 +65,8 @@ class DemoNode:
             [bold]genoshare demo node[/] — data in {self.settings.data_dir}
               service-info    {url}/service-info
               DRS             {url}/ga4gh/drs/v1/service-info
+              htsget          {url}/htsget/reads/htsnexus_test_NA12878?referenceName=11&start=4999999&end=5010000
+              Beacon v2       {url}/api/info
               public dataset  {url}/ga4gh/drs/v1/objects/{PUBLIC_DATASET}
               API docs        {url}/docs
 
@@ -68,6 +77,10 @@ class DemoNode:
               curl -s {cohort_file}             # 401 without a passport
               curl -s -H "Authorization: Bearer $PASSPORT" {cohort_file}
               curl -s -H "Authorization: Bearer $PASSPORT" {cohort_file}/access/https
+              curl -s -H "Authorization: Bearer $PASSPORT" "{url}/api/individuals?requestedGranularity=count"
+
+            The cohort's access committee member (to approve requests at {url}/governance/requests):
+              export DAC=$(cat {self.committee_passport_file})
         """)
 
 
@@ -116,9 +129,11 @@ def prepare_demo(data_dir: Path, public_url: str, console: Console | None = None
                 description="Simulated genotypes and phenotypes; no real person is in it.",
             )
         )
+        datasets.set_committee(COHORT_DATASET, [f"{DEMO_COMMITTEE}@{DEMO_ISSUER}"], auto_approve=False)
     cohort = generate_cohort(data_dir / "demo-input", n_individuals=100, sequence_length=2_000_000, seed=42)
     say(f"ingesting {COHORT_DATASET} …")
     ingestor.ingest(COHORT_DATASET, [cohort.vcf_path], actor="demo")
+    PhenotypeIngest(node).ingest(COHORT_DATASET, [cohort.individuals_path])
     node.close()
     researcher = issuer.visa(
         DEMO_RESEARCHER,
@@ -140,6 +155,22 @@ def prepare_demo(data_dir: Path, public_url: str, console: Console | None = None
         researcher_passport_without_grant=issuer.passport(DEMO_RESEARCHER, [researcher], lifetime=PASSPORT_LIFETIME),
     )
     demo.passport_file.write_text(demo.passport + "\n")
+    demo.committee_passport_file.write_text(
+        issuer.passport(
+            DEMO_COMMITTEE,
+            [
+                issuer.visa(
+                    DEMO_COMMITTEE,
+                    RESEARCHER_STATUS,
+                    "https://doi.org/10.1038/s41431-018-0219-y",
+                    by="so",
+                    lifetime=PASSPORT_LIFETIME,
+                )
+            ],
+            lifetime=PASSPORT_LIFETIME,
+        )
+        + "\n"
+    )
     return demo
 
 

@@ -1,0 +1,38 @@
+"""The README's first command: `genoshare demo` builds a node whose printed passports work as promised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from genoshare.api.app import create_app
+from genoshare.demo.setup import COHORT_DATASET, PUBLIC_DATASET, prepare_demo
+from genoshare.node import Node
+
+
+def test_demo_node_serves_public_and_controlled_data(tmp_path: Path) -> None:
+    demo = prepare_demo(tmp_path / "demo", "http://testserver")
+    node = Node.open(demo.settings)
+    researcher = {"Authorization": f"Bearer {demo.passport_file.read_text().strip()}"}
+    with TestClient(create_app(node)) as client:
+        public = client.get(f"/ga4gh/drs/v1/objects/{PUBLIC_DATASET}").json()
+        assert sorted(item["name"] for item in public["contents"]) == [
+            "htsnexus_test_NA12878.bam",
+            "htsnexus_test_NA12878.cram",
+            "spec-v4.3.bcf",
+            "spec-v4.3.vcf.gz",
+        ]
+        cohort_file = f"/ga4gh/drs/v1/objects/{COHORT_DATASET}.cohort.vcf.gz"
+        assert client.get(cohort_file).status_code == 401
+        assert client.get(cohort_file, headers=researcher).status_code == 200
+        ticket = client.get(
+            "/htsget/reads/htsnexus_test_NA12878", params={"referenceName": "11", "start": 4999999, "end": 5010000}
+        )
+        assert ticket.status_code == 200 and ticket.json()["htsget"]["format"] == "BAM"
+        counted = client.get("/api/individuals", params={"requestedGranularity": "count"}, headers=researcher).json()
+        assert counted["responseSummary"]["numTotalResults"] >= 100
+    # Running the demo again (another port, same directory) keeps the data and refreshes the passports.
+    again = prepare_demo(tmp_path / "demo", "http://127.0.0.1:9999")
+    assert again.settings.public_url == "http://127.0.0.1:9999"
+    assert node.audit.verify().ok
