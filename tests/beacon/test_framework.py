@@ -44,7 +44,7 @@ def test_filtering_terms_list_data_terms_and_fields(world: World) -> None:
 
 
 def test_errors_are_beacon_error_responses(world: World) -> None:
-    response = world.client.get("/api/g_variants", params={"referenceName": "20"})
+    response = world.client.get("/api/g_variants", params={"referenceName": "20", "start": "one"})
     assert response.status_code == 400
     assert_valid(response.json(), framework("beaconErrorResponse"))
     assert response.json()["meta"]["beaconId"] == world.node.settings.node_id

@@ -1,7 +1,9 @@
 """Beacon v2 under ``/api``: a thin adapter from HTTP to ``genoshare.beacon.service``.
 
 Entry routes are generated from ``beacon.framework.ENTRY_TYPES``, the table ``/map`` is built from, so
-the advertised map and the served paths are one list.
+the advertised map and the served paths are one list. Their parameters, request body and error answers
+are declared from ``beacon.openapi``; the handlers read the raw query string and body themselves, because
+``beacon.request`` parses GET and POST into one request (and answers what it cannot parse with a 400).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from genoshare.access.privacy import RateLimited
 from genoshare.api.deps import IdentityDep, NodeDep
-from genoshare.beacon import framework
+from genoshare.beacon import framework, openapi
 from genoshare.beacon.framework import ENTRY_TYPES, EntryType, error_body
 from genoshare.beacon.request import from_body, from_query
 from genoshare.beacon.service import BeaconService, Parent
@@ -31,6 +34,8 @@ class BeaconRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
+            except RateLimited as error:
+                return _error(request, 429, error.message, {"Retry-After": str(max(1, round(error.retry_after)))})
             except GenoshareError as error:
                 return _error(request, error.status_code, error.message)
             except RequestValidationError as error:
@@ -39,13 +44,15 @@ class BeaconRoute(APIRoute):
         return handle
 
 
-def _error(request: Request, status: int, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="genoshare"'} if status == 401 else None
+def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="genoshare"'}
     body = error_body(request.app.state.node.settings, status, message)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-router = APIRouter(prefix="/api", tags=["Beacon v2"], route_class=BeaconRoute)
+router = APIRouter(prefix="/api", tags=["Beacon v2"], route_class=BeaconRoute, responses=openapi.ERROR_RESPONSES)
+_PAGING = {"parameters": openapi.paging_parameters()}
 Json = dict[str, Any]
 
 
@@ -86,7 +93,7 @@ def entry_types(node: NodeDep) -> Json:
     return framework.entry_types(node.settings)
 
 
-@router.get("/filtering_terms")
+@router.get("/filtering_terms", openapi_extra=_PAGING)
 def filtering_terms(beacon: BeaconDep, request: Request) -> Json:
     return _terms_of(beacon, request, None)
 
@@ -124,7 +131,7 @@ def _add_entry_routes(entry: EntryType) -> None:
     base = f"/{entry.path}"
     if entry.path == "individuals":
 
-        @router.get(f"{base}/filtering_terms", tags=[entry.name])
+        @router.get(f"{base}/filtering_terms", tags=[entry.name], openapi_extra=_PAGING)
         def individual_terms(beacon: BeaconDep, request: Request) -> Json:
             return _terms_of(beacon, request, None)
 
@@ -132,7 +139,7 @@ def _add_entry_routes(entry: EntryType) -> None:
     for related in entry.related:
         if related == "filtering_terms":
 
-            @router.get(f"{base}/{{id}}/filtering_terms", tags=[entry.name])
+            @router.get(f"{base}/{{id}}/filtering_terms", tags=[entry.name], openapi_extra=_PAGING)
             def dataset_terms(beacon: BeaconDep, request: Request, id: str) -> Json:
                 return _terms_of(beacon, request, id)
 
@@ -140,8 +147,22 @@ def _add_entry_routes(entry: EntryType) -> None:
         routes.append((f"{base}/{{id}}/{related}", framework.BY_PATH[related], entry.path))
     for path, target, parent_path in routes:
         get, post = _handlers(target, parent_path)
-        router.add_api_route(path, get, methods=["GET"], tags=[entry.name], summary=f"{target.name} (GET)")
-        router.add_api_route(path, post, methods=["POST"], tags=[entry.name], summary=f"{target.name} (POST)")
+        router.add_api_route(
+            path,
+            get,
+            methods=["GET"],
+            tags=[entry.name],
+            summary=f"{target.name} (GET)",
+            openapi_extra={"parameters": openapi.query_parameters()},
+        )
+        router.add_api_route(
+            path,
+            post,
+            methods=["POST"],
+            tags=[entry.name],
+            summary=f"{target.name} (POST)",
+            openapi_extra={"requestBody": openapi.request_body()},
+        )
 
 
 for _entry in ENTRY_TYPES:

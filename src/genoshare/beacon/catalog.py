@@ -2,6 +2,8 @@
 
 A Beacon request must not cost a full metadata read; a steward's change (a new dataset, a new index, an
 access level) is seen after at most ``max_age`` seconds, in every server process, without notification.
+Each index is served by ``genoshare.index.serving.VariantIndex`` (numpy columns in memory), loaded once and
+kept until the index is rebuilt.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from genoshare.beacon.store import VariantSource
 from genoshare.beacon.tables import BeaconVariantIndex
+from genoshare.index.serving import VariantIndex
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset
 
@@ -22,7 +24,8 @@ from genoshare.store.models import Dataset
 @dataclass(frozen=True)
 class ServedIndex:
     row: BeaconVariantIndex
-    source: VariantSource
+    #: One dataset inside, named by the index's object id.
+    source: VariantIndex
 
 
 class Catalog:
@@ -68,10 +71,7 @@ class Catalog:
             if known is not None and known.row.built_at == row.built_at:
                 fresh[row.object_id] = known
             else:
-                fresh[row.object_id] = ServedIndex(row, VariantSource(self._path(row)))
-        for object_id, served in self._indexes.items():
-            if fresh.get(object_id) is not served:
-                served.source.close()
+                fresh[row.object_id] = ServedIndex(row, VariantIndex({row.object_id: self._path(row)}))
         self._indexes = fresh
 
     def _path(self, row: BeaconVariantIndex) -> Path:

@@ -3,6 +3,8 @@
 Ontology filters on HPO and MONDO terms match their descendants unless ``includeDescendantTerms`` is
 false; other CURIEs (NCIT sex terms) match exactly. Alphanumeric filters cover ``sex`` and ``age``
 (ISO 8601 durations like ``P70Y`` or plain years). Several filters are ANDed, as the spec says.
+A term the ontology does not know matches nobody, like any term no one is annotated with (``/filtering_terms``
+lists those with data); ``similarity`` other than exact is answered with exact matches, which the spec allows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
 }
+SEX_OPERATORS = ("=", "!")
 SEX_LABELS = {"female": "NCIT:C16576", "male": "NCIT:C20197", "unknown": "NCIT:C17998"}
 ALPHANUMERIC_FIELDS = ("sex", "age")
 _DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?$")
@@ -92,8 +95,6 @@ def _parse_object(item: Mapping[str, Any]) -> Filter:
     descendants = item.get("includeDescendantTerms", True)
     if not isinstance(descendants, bool):
         raise BeaconBadRequest("includeDescendantTerms must be true or false")
-    if item.get("similarity", "exact") != "exact":
-        raise BeaconBadRequest("only similarity 'exact' is supported")
     return OntologyFilter(item["id"], descendants, scope)
 
 
@@ -105,7 +106,7 @@ def expand(term: str, include_descendants: bool) -> frozenset[str]:
         return frozenset({term})
     ontology = get_ontology(prefix)
     if term not in ontology:
-        raise BeaconBadRequest(f"unknown {prefix} term {term!r}")
+        return frozenset({term})
     return ontology.descendants(term) | {term}
 
 
@@ -132,7 +133,7 @@ def _one(people: People, item: Filter) -> BitMap:
             return term_set
         if item.operator == "!":
             return people.everyone - term_set
-        raise BeaconBadRequest("the sex filter takes '=' or '!'")
+        raise BeaconBadRequest(f"the sex filter takes {' or '.join(SEX_OPERATORS)}")
     limit, compare = years(item.value), OPERATORS[item.operator]
     return BitMap(
         number

@@ -173,7 +173,7 @@ def _definition(entry: EntryType) -> dict[str, Any]:
             "schemaVersion": API_VERSION,
         },
         "additionallySupportedSchemas": [],
-        "nonFilteredQueriesAllowed": entry.path != "g_variants",  # variants need a position or a gene
+        "nonFilteredQueriesAllowed": True,  # g_variants too: every variant, paginated, through the guard
     }
     if entry.collection:
         definition["aCollectionOf"] = [{"id": "individual", "name": "Individuals"}]

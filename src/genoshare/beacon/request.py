@@ -18,7 +18,7 @@ GRANULARITIES = {"boolean": Granularity.BOOLEAN, "count": Granularity.COUNT, "re
 _CONTROL = {"skip", "limit", "requestedGranularity", "filters", "includeResultsetResponses", "testMode"}
 _INTEGER_LISTS = {"start", "end"}
 _INTEGERS = {"variantMinLength", "variantMaxLength"}
-_INCLUDE = ("ALL", "HIT", "MISS", "NONE")
+INCLUDE = ("ALL", "HIT", "MISS", "NONE")
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def _granularity(value: Any) -> Granularity:
 def _include(value: Any) -> str:
     if value is None:
         return "HIT"
-    if value not in _INCLUDE:
-        raise BeaconBadRequest(f"includeResultsetResponses must be one of {', '.join(_INCLUDE)}")
+    if value not in INCLUDE:
+        raise BeaconBadRequest(f"includeResultsetResponses must be one of {', '.join(INCLUDE)}")
     return str(value)
 
 

@@ -4,12 +4,19 @@ Per dataset: the individuals in scope (active, matching the filters, the path's 
 variant parameters) are a bitmap; the target entries follow from it; the dataset's answer is the true
 count passed through ``AccessPolicy.granularity`` and ``access.disclosure``. Records leave only for
 datasets where the decision reaches record level, and each such answer is written to the audit log.
+
+Every answer that depends on alleles (g_variants, or any entry narrowed by variant parameters) first
+passes ``access.privacy.PrivacyGuard`` with the carriers in scope: it may withhold the dataset (anonymous
+callers on non-public data), say "no" (minimum allele count, exhausted budgets), or randomise the answer,
+in which case only yes/no leaves. Counts stay bitmap operations on the variant index: withdrawal is a
+difference, filters an intersection, and the union of carriers is formed only for such answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pyroaring import BitMap
@@ -18,16 +25,18 @@ from sqlalchemy import select
 from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, disclose
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
+from genoshare.access.privacy import Answer, PrivacyGuard
 from genoshare.audit import Entry
 from genoshare.beacon import framework, records
 from genoshare.beacon.catalog import Catalog, ServedIndex
-from genoshare.beacon.errors import AssemblyMismatch, BeaconBadRequest
+from genoshare.beacon.errors import AssemblyMismatch, EntryNotFound, UnknownGene
 from genoshare.beacon.filters import matching
 from genoshare.beacon.framework import EntryType
 from genoshare.beacon.people import People, PeopleCache
 from genoshare.beacon.request import API_VERSION, BeaconRequest
 from genoshare.beacon.tables import BeaconGene
 from genoshare.beacon.variants import VariantHit, VariantQuery, build_query, canonical_assembly, parse_internal_id
+from genoshare.index.serving import UNBOUNDED, QueryResult
 from genoshare.node import Node
 from genoshare.store.models import Dataset
 
@@ -51,11 +60,78 @@ class Outcome:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Matches:
+    """A variant query's hits in one dataset that someone in ``scope`` carries, per served index."""
+
+    parts: tuple[tuple[QueryResult, ServedIndex], ...]
+    scope: BitMap
+    #: A non-filtered query: its answer is about every indexed person, whose union is not worth reading.
+    everything: bool
+
+    @property
+    def total(self) -> int:
+        return sum(result.total for result, _ in self.parts)
+
+    @cached_property
+    def carriers(self) -> BitMap:
+        """Who the answer is about: carriers in scope (every indexed person in scope for a non-filtered query)."""
+        if self.everything:
+            indexed = [ds.samples for result, _ in self.parts for ds in result.index.datasets]
+            return (BitMap.union(*indexed) if indexed else BitMap()) & self.scope
+        union = [result.carriers(self.scope) for result, _ in self.parts]
+        return BitMap.union(*union) if union else BitMap()
+
+    def allele_count(self, carriers: BitMap) -> int:
+        """Copies among the carriers in scope (see ``QueryResult.allele_count``).
+
+        A non-filtered answer counts one per person: enough for the guard, which only needs to know the
+        answer is not about a rare allele.
+        """
+        if self.everything:
+            return len(carriers)
+        return sum(result.allele_count(self.scope) for result, _ in self.parts)
+
+    def page(self, skip: int, limit: int, withdrawn: BitMap) -> list[tuple[VariantHit, ServedIndex]]:
+        """Hits ``skip`` to ``skip + limit`` across the indexes; a frequency touching a withdrawn person is hidden."""
+        found: list[tuple[VariantHit, ServedIndex]] = []
+        for result, served in self.parts:
+            if skip >= result.total:
+                skip -= result.total
+                continue
+            take = limit - len(found)
+            rows, bitmaps = result.rows(skip, take), result.bitmaps(skip, take)
+            for row, carriers in zip(rows, bitmaps, strict=True):
+                an = 0 if carriers.intersection_cardinality(withdrawn) else row.an
+                hit = VariantHit(
+                    row.contig, row.start, row.end, row.ref, row.alt, row.variant_type, row.length, row.ac, an,
+                    carriers & self.scope,
+                )  # fmt: skip
+                found.append((hit, served))
+            skip = 0
+            if len(found) >= limit:
+                break
+        return found
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One dataset's matching entries: a page builder (record level only) and the true count.
+
+    ``matches`` are the variant hits behind them when the answer depends on alleles.
+    """
+
+    entries: Callable[[int, int], list[dict[str, Any]]]
+    total: int
+    matches: Matches | None = None
+
+
 class BeaconService:
-    def __init__(self, node: Node, max_age: float = 0.5) -> None:
+    def __init__(self, node: Node, max_age: float = 0.5, guard: PrivacyGuard | None = None) -> None:
         self.node = node
         self.people = PeopleCache(node.database, max_age)
         self.catalog = Catalog(node.database, node.settings.data_dir, max_age)
+        self.guard = guard or node.privacy
 
     def invalidate(self, dataset_id: str | None = None) -> None:
         """Hook for governance code: make a consent change visible now rather than within ``max_age``."""
@@ -81,16 +157,29 @@ class BeaconService:
         variant_query = self._variant_query(entry, request, parent)
         if variant_query is not None and variant_query.assembly_id:
             datasets = self._on_assembly(datasets, variant_query.assembly_id)
+        caller = self.guard.caller(identity) if variant_query is not None else None
         outcomes = []
         for dataset in datasets:
             decision = self.node.policy.granularity(identity, dataset)
             rule = DisclosureRule.from_policy(dataset.beacon_policy)
             wanted = min(request.granularity, ceiling(decision, rule))
-            entries, total = self._select(entry, request, dataset, variant_query, parent, wanted)
-            disclosure = disclose(decision, rule, request.granularity, total)
+            selection = self._select(entry, request, dataset, variant_query, parent, wanted)
+            requested, total = request.granularity, selection.total
+            if selection.matches is not None and caller is not None:
+                key = _answer_key(entry, request, variant_query, parent)
+                carriers = selection.matches.carriers
+                answer = self.guard.filter_answer(
+                    caller, decision, dataset, key, carriers, selection.matches.allele_count(carriers)
+                )
+                if answer.withheld:
+                    continue
+                total, exact = _guarded_total(answer, carriers, total)
+                if not exact:
+                    requested = Granularity.BOOLEAN
+            disclosure = disclose(decision, rule, requested, total)
             outcome = Outcome(dataset, disclosure)
             if disclosure.granularity == Granularity.RECORD:
-                outcome.records = entries(request.skip, request.limit)
+                outcome.records = selection.entries(request.skip, request.limit)
             outcomes.append(outcome)
         self._audit(entry, identity, outcomes)
         return self._envelope(entry, request, outcomes)
@@ -115,17 +204,21 @@ class BeaconService:
         return matching_sets
 
     def _variant_query(self, entry: EntryType, request: BeaconRequest, parent: Parent | None) -> VariantQuery | None:
+        """The variant conditions of the request; None when nothing depends on alleles.
+
+        A g_variants query with no parameter is a non-filtered query (every variant); other entries
+        are narrowed by variants only when variant parameters are given.
+        """
         query = build_query(request.parameters)
         if parent is not None and parent.path == "g_variants":
-            contig, start, ref, alt = parse_internal_id(parent.id)
+            allele = parse_internal_id(parent.id)
+            if allele is None:
+                raise EntryNotFound(f"{parent.id!r} is not a variant id of this Beacon (contig:start:ref:alt)")
+            contig, start, ref, alt = allele
             return VariantQuery(
                 contig=contig, start_min=start, start_max=start, reference_bases=ref, alternate_bases=alt
             )
-        if query.is_empty:
-            if entry.path == "g_variants":
-                raise BeaconBadRequest(
-                    "variant queries need referenceName and start (sequence, range or bracket) or geneId"
-                )
+        if query.is_empty and entry.path != "g_variants":
             return None
         return query
 
@@ -139,27 +232,28 @@ class BeaconService:
         variant_query: VariantQuery | None,
         parent: Parent | None,
         wanted: Granularity,
-    ) -> tuple[Callable[[int, int], list[dict[str, Any]]], int]:
-        """The dataset's matching entries: a page builder (used at record level only) and the true count."""
+    ) -> Selection:
         people = self.people.get(dataset.id)
         scope = matching(people, request.filters) if request.filters else people.active
         scope = self._parent_scope(people, scope, parent)
-        if entry.path == "g_variants":
-            if variant_query is None:  # pragma: no cover - rejected in _variant_query
-                raise BeaconBadRequest("variant query missing")
-            hits = self._variants(dataset, variant_query, scope)
+        matches = None if variant_query is None else self._variants(dataset, variant_query, scope)
+        if entry.path == "g_variants" and matches is not None:
             grant = people if wanted == Granularity.RECORD else None
-            return (
-                lambda skip, limit: [records.variant(h, s.row, grant, dataset.id) for h, s in hits[skip : skip + limit]]
-            ), len(hits)
-        if variant_query is not None:
-            carriers = BitMap()
-            for hit, _ in self._variants(dataset, variant_query, scope):
-                carriers |= hit.carriers
-            scope &= carriers
+            return Selection(
+                lambda skip, limit: [
+                    records.variant(hit, served.row, grant, dataset.id)
+                    for hit, served in matches.page(skip, limit, people.withdrawn)
+                ],
+                matches.total,
+                matches,
+            )
+        if matches is not None:
+            scope = matches.carriers
         if entry.path == "individuals":
             persons = people.persons(scope)
-            return (lambda skip, limit: [records.individual(p) for p in persons[skip : skip + limit]]), len(persons)
+            return Selection(
+                lambda skip, limit: [records.individual(p) for p in persons[skip : skip + limit]], len(persons), matches
+            )
         samples = [
             (biosample_id, document, person)
             for person in people.persons(scope)
@@ -167,8 +261,10 @@ class BeaconService:
             if not (parent and parent.path == "biosamples") or biosample_id == parent.id
         ]
         if entry.path == "biosamples":
-            return (lambda skip, limit: [records.biosample(b, p, d) for b, d, p in samples[skip : skip + limit]]), len(
-                samples
+            return Selection(
+                lambda skip, limit: [records.biosample(b, p, d) for b, d, p in samples[skip : skip + limit]],
+                len(samples),
+                matches,
             )
         derived = [
             records.Derived(
@@ -180,8 +276,12 @@ class BeaconService:
         if parent is not None and parent.path in ("runs", "analyses"):
             derived = [d for d in derived if parent.id in (d.id, f"{d.id}.run")]
         if entry.path == "runs":
-            return (lambda skip, limit: [records.run(d) for d in derived[skip : skip + limit]]), len(derived)
-        return (lambda skip, limit: [records.analysis(d) for d in derived[skip : skip + limit]]), len(derived)
+            return Selection(
+                lambda skip, limit: [records.run(d) for d in derived[skip : skip + limit]], len(derived), matches
+            )
+        return Selection(
+            lambda skip, limit: [records.analysis(d) for d in derived[skip : skip + limit]], len(derived), matches
+        )
 
     @staticmethod
     def _parent_scope(people: People, scope: BitMap, parent: Parent | None) -> BitMap:
@@ -197,57 +297,40 @@ class BeaconService:
                     owners.add(number)
         return scope & owners
 
-    def _variants(self, dataset: Dataset, query: VariantQuery, scope: BitMap) -> list[tuple[VariantHit, ServedIndex]]:
-        """Matching alleles carried by someone in scope; carriers and frequencies without withdrawn people."""
-        people = self.people.get(dataset.id)
-        found: list[tuple[VariantHit, ServedIndex]] = []
+    def _variants(self, dataset: Dataset, query: VariantQuery, scope: BitMap) -> Matches:
+        """Matching alleles carried by someone in scope (which already excludes withdrawn people)."""
+        parts = []
         for served in self.catalog.indexes(dataset.id):
             resolved = self._resolve(query, served)
-            if resolved is None:
-                continue
-            for hit in served.source.search(resolved):
-                visible = hit.carriers & scope
-                if not visible:
-                    continue
-                withdrawn = bool(hit.carriers.intersection_cardinality(people.withdrawn))
-                found.append(
-                    (
-                        VariantHit(
-                            hit.contig,
-                            hit.start,
-                            hit.end,
-                            hit.ref,
-                            hit.alt,
-                            hit.variant_type,
-                            hit.length,
-                            hit.ac,
-                            0 if withdrawn else hit.an,
-                            visible,
-                        ),
-                        served,
-                    )
-                )
-        return found
+            result = served.source.search(
+                resolved.contig,
+                start=_bounds(resolved.start_min, resolved.start_max),
+                end=_bounds(resolved.end_min, resolved.end_max),
+                overlap=resolved.overlap,
+                variant_type=resolved.variant_types,
+                alternate_bases=resolved.alternate_bases,
+                reference_bases=resolved.reference_bases,
+                min_length=resolved.min_length,
+                max_length=resolved.max_length,
+            )
+            parts.append((result.carried_within(scope), served))
+        return Matches(tuple(parts), scope, query.is_empty)
 
-    def _resolve(self, query: VariantQuery, served: ServedIndex) -> VariantQuery | None:
-        """Gene symbol to coordinates on this index's assembly; ``chr20`` and ``20`` as the index names it."""
-        if query.gene_id is not None:
-            with self.node.database.sessions() as session:
-                gene = session.scalars(select(BeaconGene).where(BeaconGene.symbol == query.gene_id)).all()
-            on_assembly = [
-                g for g in gene if canonical_assembly(g.assembly_id) == canonical_assembly(served.row.assembly_id)
-            ]
-            if not on_assembly:
-                raise BeaconBadRequest(
-                    f"gene {query.gene_id!r} is not in the gene table for {served.row.assembly_id} "
-                    "(load a GTF with `genoshare beacon-genes`)"
-                )
-            query = query.with_gene(on_assembly[0].contig, on_assembly[0].start, on_assembly[0].end)
-        contig = query.contig or ""
-        for name in (contig, contig.removeprefix("chr"), f"chr{contig}"):
-            if name in served.row.contigs:
-                return VariantQuery(**{**query.__dict__, "contig": name})
-        return None
+    def _resolve(self, query: VariantQuery, served: ServedIndex) -> VariantQuery:
+        """Gene symbol to coordinates on this index's assembly."""
+        if query.gene_id is None:
+            return query
+        with self.node.database.sessions() as session:
+            gene = session.scalars(select(BeaconGene).where(BeaconGene.symbol == query.gene_id)).all()
+        on_assembly = [
+            g for g in gene if canonical_assembly(g.assembly_id) == canonical_assembly(served.row.assembly_id)
+        ]
+        if not on_assembly:
+            raise UnknownGene(
+                f"gene {query.gene_id!r} is not in the gene table for {served.row.assembly_id} "
+                "(load a GTF with `genoshare beacon-genes`)"
+            )
+        return query.with_gene(on_assembly[0].contig, on_assembly[0].start, on_assembly[0].end)
 
     # --- collections ------------------------------------------------------------------------------
 
@@ -337,3 +420,26 @@ class BeaconService:
                 details={"records": shown},
             )
         )
+
+
+def _bounds(low: int | None, high: int | None) -> tuple[int, int]:
+    return (UNBOUNDED[0] if low is None else low, UNBOUNDED[1] if high is None else high)
+
+
+def _answer_key(entry: EntryType, request: BeaconRequest, query: VariantQuery | None, parent: Parent | None) -> str:
+    """What the guard caches an answer under: the carrier set asked about (entry, scope, alleles, filters)."""
+    where = f"{parent.path}/{parent.id}" if parent else ""
+    return f"{entry.path}|{where}|{query!r}|{request.filters!r}"
+
+
+def _guarded_total(answer: Answer, carriers: BitMap, total: int) -> tuple[int, bool]:
+    """The count to disclose after the guard, and whether it is exact.
+
+    A "no" is a count of 0. A randomised answer has no count (it would give the coin away), and when the
+    budget left members out the true count over the others is not known here: both answer yes/no only.
+    """
+    if not answer.exists:
+        return 0, True
+    if answer.allele_count is None or answer.carrier_count != len(carriers):
+        return max(total, 1), False
+    return total, True

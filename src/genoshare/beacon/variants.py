@@ -2,21 +2,24 @@
 
 Coordinates are 0-based half-open, as Beacon v2 and the variant index use them. Query kinds:
 
-- sequence: ``start`` (one value) + ``alternateBases`` [+ ``referenceBases``]: variants starting there;
+- sequence: ``start`` (one value) [+ ``alternateBases``/``referenceBases``]: variants starting there;
 - range: ``start`` + ``end`` (one value each): variants overlapping ``[start, end)``;
-- bracket: ``start`` and ``end`` with two values each: variants starting in ``[start0, start1]`` and ending
-  in ``[end0, end1]`` (both inclusive);
+- bracket: ``start`` or ``end`` with two values: variants starting in ``[start0, start1]`` and ending
+  in ``[end0, end1]`` (both inclusive; a single value on the other side is an exact position);
 - gene: ``geneId``: variants overlapping the gene's span on the dataset's assembly.
 
 ``variantType``, ``variantMinLength``/``variantMaxLength`` and bases narrow any kind; ``N`` in bases is a
-wildcard for one base.
+wildcard for one base. Every parameter is one more condition on the answer, so any combination the
+OpenAPI declares valid has an answer rather than an error (schemathesis holds the node to that): no
+``referenceName`` means any contig, ``end`` alone the window ``[0, end)``, an empty window or an
+unordered bracket no variant, and a query with no parameter at all every variant (non-filtered).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyroaring import BitMap
@@ -61,25 +64,21 @@ class VariantQuery:
 
     @property
     def is_empty(self) -> bool:
-        return self.contig is None and self.gene_id is None
+        """No condition at all: a non-filtered query, whose answer is every variant in the datasets."""
+        return self == VariantQuery(assembly_id=self.assembly_id)
 
     def with_gene(self, contig: str, start: int, end: int) -> VariantQuery:
-        return VariantQuery(**{**self.__dict__, "contig": contig, "overlap": (start, end)})
+        """The gene's span as the overlap window, intersected with any window and contig also asked for."""
+        low, high = start, end
+        if self.overlap is not None:
+            low, high = max(low, self.overlap[0]), min(high, self.overlap[1])
+        if self.contig is not None and _bare(self.contig) != _bare(contig):
+            high = low  # a gene on another contig: nothing overlaps both
+        return replace(self, contig=contig, overlap=(low, high))
 
-    def accepts(self, hit: VariantHit) -> bool:
-        """The narrowing checks, applied to candidate rows a positional lookup returned."""
-        return (
-            (self.start_min is None or hit.start >= self.start_min)
-            and (self.start_max is None or hit.start <= self.start_max)
-            and (self.end_min is None or hit.end >= self.end_min)
-            and (self.end_max is None or hit.end <= self.end_max)
-            and (self.overlap is None or (hit.start < self.overlap[1] and hit.end > self.overlap[0]))
-            and (self.reference_bases is None or bases_match(self.reference_bases, hit.ref))
-            and (self.alternate_bases is None or bases_match(self.alternate_bases, hit.alt))
-            and (self.variant_types is None or hit.variant_type in self.variant_types)
-            and (self.min_length is None or hit.length >= self.min_length)
-            and (self.max_length is None or hit.length <= self.max_length)
-        )
+
+def _bare(contig: str) -> str:
+    return contig.removeprefix("chr")
 
 
 @dataclass(frozen=True)
@@ -101,18 +100,12 @@ class VariantHit:
         return f"{self.contig}:{self.start}:{self.ref}:{self.alt}"
 
 
-def parse_internal_id(value: str) -> tuple[str, int, str, str]:
+def parse_internal_id(value: str) -> tuple[str, int, str, str] | None:
+    """``contig:start:ref:alt``, or None for an id this node never gives out."""
     parts = value.rsplit(":", 3)
-    if len(parts) != 4 or not parts[1].isdigit():
-        raise BeaconBadRequest(f"variant id {value!r} is not contig:start:ref:alt")
-    return parts[0], int(parts[1]), parts[2], parts[3]
-
-
-def bases_match(pattern: str, bases: str) -> bool:
-    pattern = pattern.upper()
-    if pattern in ("", "-", "."):
-        return bases in ("", "-", ".")
-    return len(pattern) == len(bases) and all(p in ("N", b) for p, b in zip(pattern, bases.upper(), strict=True))
+    if len(parts) != 4 or not parts[1].isdigit() or not all(parts):
+        return None
+    return parts[0], int(parts[1]), parts[2].upper(), parts[3].upper()
 
 
 def _bases(name: str, value: Any) -> str | None:
@@ -137,43 +130,32 @@ def build_query(parameters: Mapping[str, Any]) -> VariantQuery:
         raise BeaconBadRequest(f"unsupported request parameters: {', '.join(sorted(unknown))}")
     starts: list[int] = list(parameters.get("start") or [])
     ends: list[int] = list(parameters.get("end") or [])
-    contig = parameters.get("referenceName")
-    common: dict[str, Any] = {
-        "reference_bases": _bases("referenceBases", parameters.get("referenceBases")),
-        "alternate_bases": _bases("alternateBases", parameters.get("alternateBases")),
-        "variant_types": _types(parameters.get("variantType")),
-        "min_length": parameters.get("variantMinLength"),
-        "max_length": parameters.get("variantMaxLength"),
-        "assembly_id": parameters.get("assemblyId"),
-    }
     if any(n < 0 for n in (*starts, *ends)) or len(starts) > 2 or len(ends) > 2:
         raise BeaconBadRequest("start and end take one or two non-negative coordinates")
-    if "geneId" in parameters:
-        if starts or ends or contig:
-            raise BeaconBadRequest("geneId replaces referenceName/start/end: send one or the other")
-        return VariantQuery(gene_id=str(parameters["geneId"]), **common)
-    if not starts and not ends and contig is None:
-        if any(value is not None for value in common.values() if value != common["assembly_id"]):
-            raise BeaconBadRequest("a variant query needs referenceName and start (or geneId)")
-        return VariantQuery(**common)
-    if contig is None or not starts:
-        raise BeaconBadRequest("a variant query needs both referenceName and start")
-    contig = str(contig).removeprefix("refseq:")
+    contig = parameters.get("referenceName")
+    query = VariantQuery(
+        contig=None if contig is None else str(contig).removeprefix("refseq:"),
+        reference_bases=_bases("referenceBases", parameters.get("referenceBases")),
+        alternate_bases=_bases("alternateBases", parameters.get("alternateBases")),
+        variant_types=_types(parameters.get("variantType")),
+        min_length=parameters.get("variantMinLength"),
+        max_length=parameters.get("variantMaxLength"),
+        assembly_id=parameters.get("assemblyId"),
+        gene_id=None if parameters.get("geneId") is None else str(parameters["geneId"]),
+    )
     if len(starts) == 2 or len(ends) == 2:
-        if len(starts) != 2 or len(ends) != 2:
-            raise BeaconBadRequest("a bracket query takes two values in both start and end")
-        if starts[0] > starts[1] or ends[0] > ends[1]:
-            raise BeaconBadRequest("bracket bounds must be ordered: start[0] <= start[1], end[0] <= end[1]")
-        return VariantQuery(
-            contig=contig, start_min=starts[0], start_max=starts[1], end_min=ends[0], end_max=ends[1], **common
+        start_bounds = (starts[0], starts[-1]) if starts else (None, None)
+        end_bounds = (ends[0], ends[-1]) if ends else (None, None)
+        return replace(
+            query, start_min=start_bounds[0], start_max=start_bounds[1], end_min=end_bounds[0], end_max=end_bounds[1]
         )
+    if starts and ends:
+        return replace(query, overlap=(starts[0], ends[0]))
+    if starts:
+        return replace(query, start_min=starts[0], start_max=starts[0])
     if ends:
-        if ends[0] <= starts[0]:
-            raise BeaconBadRequest("end must be greater than start")
-        return VariantQuery(contig=contig, overlap=(starts[0], ends[0]), **common)
-    if common["alternate_bases"] is None and common["variant_types"] is None:
-        raise BeaconBadRequest("a query with start and no end needs alternateBases (or variantType)")
-    return VariantQuery(contig=contig, start_min=starts[0], start_max=starts[0], **common)
+        return replace(query, overlap=(0, ends[0]))
+    return query
 
 
 _ASSEMBLY_SYNONYMS = {"hg38": "GRCh38", "hg19": "GRCh37", "b37": "GRCh37", "hs37d5": "GRCh37"}

@@ -4,11 +4,16 @@ Point queries are binary searches on the sorted `start` column held as numpy arr
 FLOORS.md puts DuckDB's best in-memory point query at 0.64 ms, already most of the Beacon latency budget.
 The Parquet files stay the storage and exchange layout (DuckDB/Spark read them directly for analytics).
 Carrier bitmaps are kept as an Arrow binary column and only deserialised for the rows a query returns.
+Counts restricted to allowed samples stay vectorised: a row whose carrier count exceeds the number of the
+index's samples outside the allowed set has an allowed carrier for sure, so only the few remaining rows
+(none when nobody is excluded) need their bitmap read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import base64
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +24,7 @@ import pyarrow.parquet as pq
 from pyroaring import BitMap
 
 from genoshare.index.build import INDEX_FILE
-from genoshare.index.schema import TYPE_QUERY_EXPANSION
+from genoshare.index.schema import METADATA_KEY, TYPE_QUERY_EXPANSION
 
 PathLike = str | Path
 
@@ -42,8 +47,7 @@ class VariantRow:
     carrier_count: int
 
 
-# (dataset, contig's first row, contig's end row, longest variant span on the contig) -> candidate rows
-_Candidates = Callable[["_Dataset", int, int, int], np.ndarray]
+UNBOUNDED = (0, 2**62)
 
 
 def _bases_match(pattern: str, bases: str) -> bool:
@@ -73,10 +77,13 @@ class _Dataset:
             for name in ("start", "end", "length", "ac", "an", "af", "carrier_count")
         }
         self.starts, self.ends, self.lengths = (self._numbers[n] for n in ("start", "end", "length"))
+        self.carrier_counts = self._numbers["carrier_count"]
+        self.acs = self._numbers["ac"]
         self.blocks: dict[str, tuple[int, int, int]] = {}
         for contig, lo, hi in _contig_blocks(contigs):
             span = int((self.ends[lo:hi] - self.starts[lo:hi]).max())
             self.blocks[contig] = (lo, hi, span)
+        self.samples = _samples(files, self.carriers)
 
     def block(self, reference_name: str) -> tuple[int, int, int] | None:
         for name in (reference_name, reference_name.removeprefix("chr"), "chr" + reference_name):
@@ -100,6 +107,24 @@ class _Dataset:
     def bitmap(self, row: int) -> BitMap:
         return BitMap.deserialize(self.carriers[row].as_py())
 
+    def bitmaps(self, rows: np.ndarray) -> list[BitMap]:
+        return [BitMap.deserialize(b) for b in self.carriers.take(pa.array(rows)).to_pylist()]
+
+
+def _samples(files: Sequence[Path], carriers: pa.Array) -> BitMap:
+    """The index's sample numbers, from the builder's file metadata (any carrier set is a subset).
+
+    A bulk writer (Spark) may leave the metadata out; the union of all carrier sets is then a correct
+    stand-in for the vectorised bounds, as samples that carry nothing cannot matter to them.
+    """
+    found = BitMap()
+    for path in files:
+        metadata = pq.read_schema(path).metadata or {}
+        if METADATA_KEY not in metadata:
+            return BitMap.union(*(BitMap.deserialize(b) for b in carriers.to_pylist())) if len(carriers) else found
+        found |= BitMap.deserialize(base64.b64decode(json.loads(metadata[METADATA_KEY])["samples"]))
+    return found
+
 
 def _is_sorted(contigs: pa.ChunkedArray, starts: np.ndarray) -> bool:
     blocks = list(_contig_blocks(contigs))
@@ -119,26 +144,74 @@ def _contig_blocks(contigs: pa.ChunkedArray) -> Iterable[tuple[str, int, int]]:
 
 @dataclass(frozen=True)
 class QueryResult:
-    """Matching rows, ordered by (start, dataset, file order); bitmaps are only read when asked for."""
+    """Matching rows, ordered by (start, dataset, file order); bitmaps are only read when asked for.
+
+    `datasets[i]` is the position (in `index.datasets`) and `positions[i]` the row of hit `i`.
+    """
 
     index: VariantIndex
-    hits: tuple[tuple[int, int], ...]  # (dataset position, row)
+    datasets: np.ndarray
+    positions: np.ndarray
 
     @property
     def total(self) -> int:
-        return len(self.hits)
+        return len(self.positions)
+
+    def _page(self, skip: int, limit: int | None) -> list[tuple[int, int]]:
+        end = None if limit is None else skip + limit
+        return list(zip(self.datasets[skip:end].tolist(), self.positions[skip:end].tolist(), strict=True))
 
     def rows(self, skip: int = 0, limit: int | None = None, allowed: BitMap | None = None) -> list[VariantRow]:
-        page = self.hits[skip : None if limit is None else skip + limit]
-        return self.index.rows(page, allowed)
+        return self.index.rows(self._page(skip, limit), allowed)
+
+    def bitmaps(self, skip: int = 0, limit: int | None = None) -> list[BitMap]:
+        """Each hit's carriers (all samples of the index), for the hits of one page."""
+        return [self.index.datasets[d].bitmap(r) for d, r in self._page(skip, limit)]
+
+    def _groups(self) -> Iterable[tuple[_Dataset, np.ndarray]]:
+        for d in np.unique(self.datasets).tolist():
+            yield self.index.datasets[d], self.positions[self.datasets == d]
 
     def carriers(self, allowed: BitMap | None = None) -> BitMap:
         """Union of carriers over all matches: "how many individuals have any of these variants"."""
-        union = BitMap.union(*(self.index.datasets[d].bitmap(r) for d, r in self.hits)) if self.hits else BitMap()
+        bitmaps = [b for ds, rows in self._groups() for b in ds.bitmaps(rows)]
+        union = BitMap.union(*bitmaps) if bitmaps else BitMap()
         return union & allowed if allowed is not None else union
 
     def carrier_count(self, allowed: BitMap | None = None) -> int:
         return len(self.carriers(allowed))
+
+    def carried_within(self, allowed: BitMap) -> QueryResult:
+        """The hits with at least one carrier in `allowed`, reading only bitmaps the counts cannot settle."""
+        keep = np.ones(self.total, dtype=bool)
+        for d in np.unique(self.datasets).tolist():
+            ds = self.index.datasets[d]
+            mine = np.flatnonzero(self.datasets == d)
+            rows = self.positions[mine]
+            outside = len(ds.samples) - ds.samples.intersection_cardinality(allowed)
+            unsure = np.flatnonzero(ds.carrier_counts[rows] <= outside)
+            if len(unsure):
+                seen = [b.intersection_cardinality(allowed) > 0 for b in ds.bitmaps(rows[unsure])]
+                keep[mine[unsure]] = np.array(seen, dtype=bool)
+        return QueryResult(self.index, self.datasets[keep], self.positions[keep])
+
+    def allele_count(self, allowed: BitMap) -> int:
+        """Copies of the matching alleles among `allowed` samples: exact from `ac` where no carrier is left out.
+
+        The index stores who carries an allele, not how many copies each holds, so for a hit with some
+        carriers outside `allowed` the count is the carriers inside (one copy each): a lower bound, which
+        makes a minimum-count threshold or a privacy budget err on the side of the carriers.
+        """
+        total = 0
+        for ds, rows in self._groups():
+            outside = len(ds.samples) - ds.samples.intersection_cardinality(allowed)
+            if outside == 0:
+                total += int(ds.acs[rows].sum())
+                continue
+            for row, bitmap in zip(rows.tolist(), ds.bitmaps(rows), strict=True):
+                inside = bitmap.intersection_cardinality(allowed)
+                total += int(ds.acs[row]) if inside == len(bitmap) else inside
+        return total
 
 
 class VariantIndex:
@@ -169,32 +242,20 @@ class VariantIndex:
         datasets: Iterable[str] | None = None,
     ) -> QueryResult:
         """Beacon sequence query: the allele starting at 0-based `start`; `N` is a single-base wildcard."""
-        hits: list[tuple[int, int]] = []
-        for d in self._select(datasets):
-            ds = self.datasets[d]
-            block = ds.block(reference_name)
-            if block is None:
-                continue
-            lo, hi, _ = block
-            first = lo + int(np.searchsorted(ds.starts[lo:hi], start, side="left"))
-            last = lo + int(np.searchsorted(ds.starts[lo:hi], start, side="right"))
-            for row in range(first, last):
-                alt = ds.table.column("alt")[row].as_py()
-                if not _bases_match(alternate_bases, alt):
-                    continue
-                if reference_bases is not None and not _bases_match(
-                    reference_bases, ds.table.column("ref")[row].as_py()
-                ):
-                    continue
-                hits.append((d, row))
-        return QueryResult(self, tuple(hits))
+        return self.search(
+            reference_name,
+            start=(start, start),
+            alternate_bases=alternate_bases,
+            reference_bases=reference_bases,
+            datasets=datasets,
+        )
 
     def range_query(
         self,
         reference_name: str,
         start: int,
         end: int,
-        variant_type: str | None = None,
+        variant_type: str | Collection[str] | None = None,
         alternate_bases: str | None = None,
         reference_bases: str | None = None,
         min_length: int | None = None,
@@ -202,21 +263,15 @@ class VariantIndex:
         datasets: Iterable[str] | None = None,
     ) -> QueryResult:
         """Beacon range query: variants overlapping the 0-based half-open [start, end)."""
-
-        def overlapping(ds: _Dataset, lo: int, hi: int, span: int) -> np.ndarray:
-            first = lo + int(np.searchsorted(ds.starts[lo:hi], start - span, side="left"))
-            last = lo + int(np.searchsorted(ds.starts[lo:hi], end, side="left"))
-            return np.arange(first, last)[ds.ends[first:last] > start]
-
-        return self._search(
+        return self.search(
             reference_name,
-            overlapping,
-            variant_type,
-            alternate_bases,
-            reference_bases,
-            min_length,
-            max_length,
-            datasets,
+            overlap=(start, end),
+            variant_type=variant_type,
+            alternate_bases=alternate_bases,
+            reference_bases=reference_bases,
+            min_length=min_length,
+            max_length=max_length,
+            datasets=datasets,
         )
 
     def bracket_query(
@@ -224,66 +279,110 @@ class VariantIndex:
         reference_name: str,
         start: tuple[int, int],
         end: tuple[int, int],
-        variant_type: str | None = None,
+        variant_type: str | Collection[str] | None = None,
         min_length: int | None = None,
         max_length: int | None = None,
         datasets: Iterable[str] | None = None,
     ) -> QueryResult:
         """Beacon bracket query: start in [start[0], start[1]] and end in [end[0], end[1]] (inclusive)."""
+        return self.search(
+            reference_name,
+            start=start,
+            end=end,
+            variant_type=variant_type,
+            min_length=min_length,
+            max_length=max_length,
+            datasets=datasets,
+        )
 
-        def bracketed(ds: _Dataset, lo: int, hi: int, span: int) -> np.ndarray:
-            first = lo + int(np.searchsorted(ds.starts[lo:hi], start[0], side="left"))
-            last = lo + int(np.searchsorted(ds.starts[lo:hi], start[1], side="right"))
-            ends = ds.ends[first:last]
-            return np.arange(first, last)[(ends >= end[0]) & (ends <= end[1])]
-
-        return self._search(reference_name, bracketed, variant_type, None, None, min_length, max_length, datasets)
-
-    def _search(
+    def search(
         self,
-        reference_name: str,
-        candidates: _Candidates,
-        variant_type: str | None,
-        alternate_bases: str | None,
-        reference_bases: str | None,
-        min_length: int | None,
-        max_length: int | None,
-        datasets: Iterable[str] | None,
+        reference_name: str | None,
+        *,
+        start: tuple[int, int] = UNBOUNDED,
+        end: tuple[int, int] = UNBOUNDED,
+        overlap: tuple[int, int] | None = None,
+        variant_type: str | Collection[str] | None = None,
+        alternate_bases: str | None = None,
+        reference_bases: str | None = None,
+        min_length: int | None = None,
+        max_length: int | None = None,
+        datasets: Iterable[str] | None = None,
     ) -> QueryResult:
+        """Every constraint at once; the Beacon query kinds are special cases.
+
+        Start and end within inclusive bounds, overlapping the half-open `overlap`, and the allele filters.
+        No `reference_name`: every contig. A string `variant_type` is expanded (INDEL also matches DEL and
+        INS); a collection is taken as is.
+        """
+        if isinstance(variant_type, str):
+            variant_type = TYPE_QUERY_EXPANSION.get(variant_type, frozenset({variant_type}))
         found: list[tuple[int, np.ndarray]] = []
         for d in self._select(datasets):
             ds = self.datasets[d]
-            block = ds.block(reference_name)
-            if block is None:
-                continue
-            rows = candidates(ds, *block)
-            if min_length is not None:
-                rows = rows[ds.lengths[rows] >= min_length]
-            if max_length is not None:
-                rows = rows[ds.lengths[rows] <= max_length]
-            for column, wanted in (("alt", alternate_bases), ("ref", reference_bases)):
-                if wanted is not None and len(rows):
-                    values = ds.column(column, rows)
-                    rows = rows[np.array([_bases_match(wanted, v) for v in values], dtype=bool)]
-            if variant_type is not None and len(rows):
-                accepted = TYPE_QUERY_EXPANSION.get(variant_type, frozenset({variant_type}))
-                rows = rows[np.array([t in accepted for t in ds.column("variant_type", rows)], dtype=bool)]
-            found.append((d, rows))
-        return QueryResult(self, _merge(self.datasets, found))
+            if reference_name is None:
+                blocks = list(ds.blocks.values())
+            else:
+                block = ds.block(reference_name)
+                blocks = [] if block is None else [block]
+            for lo, hi, span in blocks:
+                rows = _candidates(ds, lo, hi, span, start, end, overlap)
+                if min_length is not None:
+                    rows = rows[ds.lengths[rows] >= min_length]
+                if max_length is not None:
+                    rows = rows[ds.lengths[rows] <= max_length]
+                for column, wanted in (("alt", alternate_bases), ("ref", reference_bases)):
+                    if wanted is not None and len(rows):
+                        values = ds.column(column, rows)
+                        rows = rows[np.array([_bases_match(wanted, v) for v in values], dtype=bool)]
+                if variant_type is not None and len(rows):
+                    kinds = ds.column("variant_type", rows)
+                    rows = rows[np.array([t in variant_type for t in kinds], dtype=bool)]
+                found.append((d, rows))
+        return _merge(self, found, by_start=reference_name is not None)
 
 
-def _merge(datasets: list[_Dataset], found: list[tuple[int, np.ndarray]]) -> tuple[tuple[int, int], ...]:
-    """Order hits by (start, dataset, file order); one dataset is already in that order."""
+def _candidates(
+    ds: _Dataset,
+    lo: int,
+    hi: int,
+    span: int,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    overlap: tuple[int, int] | None,
+) -> np.ndarray:
+    """Rows of one contig block meeting the positional constraints: a binary search on `start`, then ends."""
+    first, last = start
+    if overlap is not None:
+        if overlap[1] <= overlap[0]:
+            return np.arange(0)
+        first, last = max(first, overlap[0] - span), min(last, overlap[1] - 1)
+    if first > last:
+        return np.arange(0)
+    a = lo + int(np.searchsorted(ds.starts[lo:hi], first, side="left"))
+    b = lo + int(np.searchsorted(ds.starts[lo:hi], last, side="right"))
+    ends = ds.ends[a:b]
+    keep = (ends >= end[0]) & (ends <= end[1])
+    if overlap is not None:
+        keep &= ends > overlap[0]
+    return np.arange(a, b)[keep]
+
+
+def _merge(index: VariantIndex, found: list[tuple[int, np.ndarray]], by_start: bool) -> QueryResult:
+    """Order hits on one contig by (start, dataset, file order); hits on every contig stay in file order.
+
+    One dataset's block is already in (start, file order).
+    """
     found = [(d, rows) for d, rows in found if len(rows)]
     if not found:
-        return ()
+        return QueryResult(index, np.arange(0), np.arange(0))
     ids = np.concatenate([np.full(len(rows), d) for d, rows in found])
     rows = np.concatenate([rows for _, rows in found])
-    if len(found) > 1:
-        starts = np.concatenate([datasets[d].starts[r] for d, r in found])
+    if by_start and len(found) > 1:
+        starts = np.concatenate([index.datasets[d].starts[r] for d, r in found])
         order = np.lexsort((rows, ids, starts))
         ids, rows = ids[order], rows[order]
-    return tuple(zip(ids.tolist(), rows.tolist(), strict=True))
+    return QueryResult(index, ids, rows)
 
 
 def _files(spec: PathLike | Sequence[PathLike]) -> list[Path]:
