@@ -10,34 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from genoshare.beacon.genes import load_genes
 from genoshare.beacon.indexing import index_dataset
 from genoshare.beacon.phenotypes import PhenotypeIngest
-from genoshare.errors import GenoshareError
-from genoshare.node import Node
-from genoshare.settings import load_settings
-
-console = Console()
-errors = Console(stderr=True)
-
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", "-d", envvar="GENOSHARE_DATA_DIR", help="The node's data directory.")
-]
-
-
-def _open(data_dir: Path) -> Node:
-    settings = load_settings(data_dir)
-    if not settings.keys_dir.is_dir():
-        errors.print(f"[bold red]error:[/] {data_dir} is not a genoshare node: run `genoshare init` first")
-        raise typer.Exit(1)
-    return Node.open(settings)
-
-
-def _fail(error: GenoshareError) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
-    return typer.Exit(1)
+from genoshare.cli.common import DataDir, console, open_node, reported
 
 
 def ingest_phenotypes(
@@ -46,13 +23,12 @@ def ingest_phenotypes(
     data_dir: DataDir = Path("node"),
 ) -> None:
     """Describe a dataset's individuals (sex, age, HPO features, MONDO diseases, biosamples) for the Beacon."""
-    node = _open(data_dir)
-    try:
-        count = PhenotypeIngest(node).ingest(dataset, files)
-    except GenoshareError as error:
-        raise _fail(error) from error
-    finally:
-        node.close()
+    node = open_node(data_dir)
+    with reported():
+        try:
+            count = PhenotypeIngest(node).ingest(dataset, files)
+        finally:
+            node.close()
     console.print(f"{count} individuals described in dataset [bold]{dataset}[/]")
 
 
@@ -62,13 +38,12 @@ def beacon_index(
     data_dir: DataDir = Path("node"),
 ) -> None:
     """Build the Beacon variant index of every VCF/BCF of a dataset that has none yet."""
-    node = _open(data_dir)
-    try:
-        built = index_dataset(node, dataset, assembly)
-    except GenoshareError as error:
-        raise _fail(error) from error
-    finally:
-        node.close()
+    node = open_node(data_dir)
+    with reported():
+        try:
+            built = index_dataset(node, dataset, assembly)
+        finally:
+            node.close()
     for row in built:
         console.print(f"indexed {row.object_id}: {row.n_rows} alleles, {row.n_samples} samples, {row.assembly_id}")
     if not built:
@@ -81,13 +56,12 @@ def beacon_genes(
     data_dir: DataDir = Path("node"),
 ) -> None:
     """Load the gene table used by Beacon ``geneId`` queries (replaces that assembly's table)."""
-    node = _open(data_dir)
-    try:
-        count = load_genes(node.database, gtf, assembly)
-    except GenoshareError as error:
-        raise _fail(error) from error
-    finally:
-        node.close()
+    node = open_node(data_dir)
+    with reported():
+        try:
+            count = load_genes(node.database, gtf, assembly)
+        finally:
+            node.close()
     console.print(f"{count} genes loaded for {assembly}")
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from genoshare.errors import GenoshareError
 from genoshare.node import Node
 from genoshare.settings import load_settings
 
@@ -23,6 +26,15 @@ DataDir = Annotated[
 def fail(message: str, code: int = 1) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn a genoshare error into the command's one-line message and exit code 1."""
+    try:
+        yield
+    except GenoshareError as error:
+        raise fail(error.message) from None
 
 
 def open_node(data_dir: Path) -> Node:

@@ -14,7 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from genoshare.cli.common import DataDir, console, fail, open_node
+from genoshare.cli.common import DataDir, console, fail, open_node, reported
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import GenoshareError
 from genoshare.governance.consent import ConsentService
@@ -90,10 +90,8 @@ def access_list(
 @access_app.command("show")
 def access_show(request_id: str, data_dir: DataDir = Path("node")) -> None:
     """One request with the reasons behind each consent code's outcome."""
-    try:
+    with reported():
         request = AccessRequests(open_node(data_dir)).get(request_id, STEWARD)
-    except GenoshareError as error:
-        raise fail(error.message) from None
     console.print(f"[bold]{request.project_title}[/] ({request.institution}) by {request.requester}: {request.status}")
     for dataset_id, result in request.match.items():
         console.print(f"  {dataset_id}: [bold]{result['outcome']}[/]")
@@ -124,10 +122,8 @@ def access_reject(
     request_id: str, reason: Annotated[str, typer.Option(help="Why.")], data_dir: DataDir = Path("node")
 ) -> None:
     """Reject a pending request with a reason the requester will see."""
-    try:
+    with reported():
         AccessRequests(open_node(data_dir)).reject(request_id, STEWARD, reason)
-    except GenoshareError as error:
-        raise fail(error.message) from None
     console.print(f"rejected {request_id}")
 
 
@@ -136,10 +132,8 @@ def access_revoke(
     request_id: str, reason: Annotated[str, typer.Option(help="Why.")], data_dir: DataDir = Path("node")
 ) -> None:
     """Revoke an approval; every API refuses the grant from its next request on."""
-    try:
+    with reported():
         AccessRequests(open_node(data_dir)).revoke(request_id, STEWARD, reason)
-    except GenoshareError as error:
-        raise fail(error.message) from None
     console.print(f"revoked {request_id}")
 
 
@@ -163,10 +157,8 @@ def consent_link(dataset_id: str, pseudonym: str, data_dir: DataDir = Path("node
     """Issue a participant's secret consent token (hand it over privately; only its hash is kept)."""
     node = open_node(data_dir)
     service = ConsentService(node)
-    try:
+    with reported():
         token = service.issue_link(service.find(dataset_id, pseudonym), STEWARD)
-    except GenoshareError as error:
-        raise fail(error.message) from None
     console.print(f"consent token for {pseudonym}: {token}")
     console.print(f"the participant uses it as header X-Consent-Token on {node.settings.public_url}/consent")
 
@@ -180,10 +172,8 @@ def consent_narrow(
 ) -> None:
     """Record a participant's narrower consent (e.g. no commercial use)."""
     service = ConsentService(open_node(data_dir))
-    try:
+    with reported():
         record = service.narrow(service.find(dataset_id, pseudonym), code, STEWARD)
-    except GenoshareError as error:
-        raise fail(error.message) from None
     console.print(f"{pseudonym}: restrictions now {' '.join(record.restrictions)}")
 
 
@@ -192,10 +182,8 @@ def consent_withdraw(dataset_id: str, pseudonym: str, data_dir: DataDir = Path("
     """Withdraw a participant: left out of every answer at once; shared files are rewritten without them."""
     node = open_node(data_dir)
     service = ConsentService(node)
-    try:
+    with reported():
         result = service.withdraw(service.find(dataset_id, pseudonym), STEWARD)
-    except GenoshareError as error:
-        raise fail(error.message) from None
     console.print(f"{pseudonym} withdrawn; unavailable now: {', '.join(result.unavailable) or 'none'}")
     with console.status("re-deriving shared files without them …"):
         done = rederive_pending(node)

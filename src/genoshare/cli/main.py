@@ -12,11 +12,10 @@ from rich.table import Table
 
 from genoshare.audit import AuditLog
 from genoshare.cli.beacon import register as register_beacon_commands
-from genoshare.cli.common import DataDir, console, errors, fail, open_node
+from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.errors import GenoshareError
 from genoshare.governance.usage import usage
 from genoshare.node import init_node
 from genoshare.settings import load_settings
@@ -77,7 +76,7 @@ def datasets_create(
 ) -> None:
     """Create a dataset with its consent codes and access level."""
     node = open_node(data_dir)
-    try:
+    with reported():
         dataset = DatasetService(node.database).create(
             NewDataset(
                 id=dataset_id,
@@ -90,8 +89,6 @@ def datasets_create(
                 pseudonymise=not keep_sample_names,
             )
         )
-    except GenoshareError as error:
-        raise fail(error.message) from None
     console.print(f"dataset [bold]{dataset.id}[/] created ({dataset.access_level}; {' '.join(dataset.duo_codes)})")
 
 
@@ -142,10 +139,8 @@ def ingest(
                 tasks[key] = bars.add_task(f"{stage:>8} {name}", total=total)
             bars.update(tasks[key], completed=done, total=total)
 
-        try:
+        with reported():
             result = Ingestor(node).ingest(dataset_id, files, progress)
-        except GenoshareError as error:
-            raise fail(error.message) from None
     for row in result.published:
         console.print(f"published [bold]{row.id}[/] ({row.format}, {row.size:,} bytes, sha256 {row.sha256[:12]}…)")
     for name in result.unchanged:
@@ -157,10 +152,8 @@ def objects_list(
     dataset_id: str, data_dir: DataDir = Path("node"), as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """List a dataset's files with their DRS ids, sizes and checksums."""
-    try:
+    with reported():
         rows = DatasetService(open_node(data_dir).database).objects(dataset_id)
-    except GenoshareError as error:
-        raise fail(error.message) from None
     if as_json:
         typer.echo(
             json.dumps(
@@ -222,10 +215,8 @@ def datasets_committee(
 ) -> None:
     """Name the data access committee of a dataset (replaces the previous list)."""
     node = open_node(data_dir)
-    try:
+    with reported():
         dataset = DatasetService(node.database).set_committee(dataset_id, member, auto_approve)
-    except GenoshareError as error:
-        raise fail(error.message) from None
     console.print(f"committee of {dataset.id}: {', '.join(dataset.committee)}; auto-approve {dataset.auto_approve}")
 
 
