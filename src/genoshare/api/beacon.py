@@ -1,9 +1,9 @@
 """Beacon v2 under ``/api``: a thin adapter from HTTP to ``genoshare.beacon.service``.
 
 Entry routes are generated from ``beacon.framework.ENTRY_TYPES``, the table ``/map`` is built from, so
-the advertised map and the served paths are one list. Their parameters, request body and error answers
-are declared from ``beacon.openapi``; the handlers read the raw query string and body themselves, because
-``beacon.request`` parses GET and POST into one request (and answers what it cannot parse with a 400).
+the advertised map and the served paths are one list. Parameters and request bodies are the typed
+models of ``beacon.openapi``, so FastAPI's validation and the published OpenAPI agree; a request they
+reject is a 400 with the Beacon error body.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -52,7 +52,8 @@ def _error(request: Request, status: int, message: str, headers: dict[str, str] 
 
 
 router = APIRouter(prefix="/api", tags=["Beacon v2"], route_class=BeaconRoute, responses=openapi.ERROR_RESPONSES)
-_PAGING = {"parameters": openapi.paging_parameters()}
+PagingDep = Annotated[openapi.Paging, Query()]
+QueryDep = Annotated[openapi.QueryParameters, Query()]
 Json = dict[str, Any]
 
 
@@ -93,15 +94,14 @@ def entry_types(node: NodeDep) -> Json:
     return framework.entry_types(node.settings)
 
 
-@router.get("/filtering_terms", openapi_extra=_PAGING)
-def filtering_terms(beacon: BeaconDep, request: Request) -> Json:
-    return _terms_of(beacon, request, None)
+@router.get("/filtering_terms")
+def filtering_terms(beacon: BeaconDep, paging: PagingDep) -> Json:
+    return _terms_of(beacon, paging, None)
 
 
-def _terms_of(beacon: BeaconService, request: Request, dataset_id: str | None) -> Json:
+def _terms_of(beacon: BeaconService, paging: openapi.Paging, dataset_id: str | None) -> Json:
     """The whole list unless the client pages it: it is short, and a client needs all of it to build queries."""
-    paging = {k: v for k, v in request.query_params.items() if k in ("skip", "limit")}
-    page = from_query({"limit": "0", **paging})
+    page = from_query({"limit": 0, **paging.model_dump(exclude_none=True)})
     return beacon.filtering_terms(page.skip, page.limit, dataset_id)
 
 
@@ -109,19 +109,19 @@ def _handlers(target: EntryType, parent_path: str | None) -> tuple[Callable[...,
     """GET and POST endpoints answering ``target``, scoped to the ``{id}`` of ``parent_path`` if given."""
     if parent_path is None:
 
-        def get(beacon: BeaconDep, identity: IdentityDep, request: Request) -> Json:
-            return beacon.query(target, from_query(dict(request.query_params)), identity)
+        def get(beacon: BeaconDep, identity: IdentityDep, params: QueryDep) -> Json:
+            return beacon.query(target, from_query(params.document()), identity)
 
-        def post(beacon: BeaconDep, identity: IdentityDep, body: Annotated[Any, Body()] = None) -> Json:
-            return beacon.query(target, from_body(body), identity)
+        def post(beacon: BeaconDep, identity: IdentityDep, body: openapi.BeaconRequestBody) -> Json:
+            return beacon.query(target, from_body(body.document()), identity)
 
         return get, post
 
-    def get_in(beacon: BeaconDep, identity: IdentityDep, request: Request, id: str) -> Json:
-        return beacon.query(target, from_query(dict(request.query_params)), identity, Parent(parent_path, id))
+    def get_in(beacon: BeaconDep, identity: IdentityDep, params: QueryDep, id: str) -> Json:
+        return beacon.query(target, from_query(params.document()), identity, Parent(parent_path, id))
 
-    def post_in(beacon: BeaconDep, identity: IdentityDep, id: str, body: Annotated[Any, Body()] = None) -> Json:
-        return beacon.query(target, from_body(body), identity, Parent(parent_path, id))
+    def post_in(beacon: BeaconDep, identity: IdentityDep, id: str, body: openapi.BeaconRequestBody) -> Json:
+        return beacon.query(target, from_body(body.document()), identity, Parent(parent_path, id))
 
     return get_in, post_in
 
@@ -131,38 +131,24 @@ def _add_entry_routes(entry: EntryType) -> None:
     base = f"/{entry.path}"
     if entry.path == "individuals":
 
-        @router.get(f"{base}/filtering_terms", tags=[entry.name], openapi_extra=_PAGING)
-        def individual_terms(beacon: BeaconDep, request: Request) -> Json:
-            return _terms_of(beacon, request, None)
+        @router.get(f"{base}/filtering_terms", tags=[entry.name])
+        def individual_terms(beacon: BeaconDep, paging: PagingDep) -> Json:
+            return _terms_of(beacon, paging, None)
 
     routes: list[tuple[str, EntryType, str | None]] = [(base, entry, None), (f"{base}/{{id}}", entry, entry.path)]
     for related in entry.related:
         if related == "filtering_terms":
 
-            @router.get(f"{base}/{{id}}/filtering_terms", tags=[entry.name], openapi_extra=_PAGING)
-            def dataset_terms(beacon: BeaconDep, request: Request, id: str) -> Json:
-                return _terms_of(beacon, request, id)
+            @router.get(f"{base}/{{id}}/filtering_terms", tags=[entry.name])
+            def dataset_terms(beacon: BeaconDep, paging: PagingDep, id: str) -> Json:
+                return _terms_of(beacon, paging, id)
 
             continue
         routes.append((f"{base}/{{id}}/{related}", framework.BY_PATH[related], entry.path))
     for path, target, parent_path in routes:
         get, post = _handlers(target, parent_path)
-        router.add_api_route(
-            path,
-            get,
-            methods=["GET"],
-            tags=[entry.name],
-            summary=f"{target.name} (GET)",
-            openapi_extra={"parameters": openapi.query_parameters()},
-        )
-        router.add_api_route(
-            path,
-            post,
-            methods=["POST"],
-            tags=[entry.name],
-            summary=f"{target.name} (POST)",
-            openapi_extra={"requestBody": openapi.request_body()},
-        )
+        router.add_api_route(path, get, methods=["GET"], tags=[entry.name], summary=f"{target.name} (GET)")
+        router.add_api_route(path, post, methods=["POST"], tags=[entry.name], summary=f"{target.name} (POST)")
 
 
 for _entry in ENTRY_TYPES:

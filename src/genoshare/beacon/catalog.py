@@ -38,6 +38,10 @@ class Catalog:
         self._index_version: tuple[float, tuple[int, object]] = (-1.0, (-1, None))
         self._lock = threading.Lock()
 
+    def invalidate(self) -> None:
+        """Read the datasets (and their policies) again on next use."""
+        self._datasets = (-1.0, [])
+
     def datasets(self) -> list[Dataset]:
         loaded_at, rows = self._datasets
         if time.monotonic() - loaded_at < self.max_age:

@@ -98,10 +98,10 @@ def _parameters(raw: Mapping[str, Any]) -> dict[str, Any]:
     return parameters
 
 
-def from_query(query: Mapping[str, str]) -> BeaconRequest:
+def from_query(query: Mapping[str, Any]) -> BeaconRequest:
     """GET: request parameters and controls share the query string; filters are comma-separated CURIEs."""
     skip, limit = _pagination(query.get("skip"), query.get("limit"))
-    raw_filters = [term for term in query.get("filters", "").split(",") if term.strip()]
+    raw_filters = [term.strip() for term in str(query.get("filters", "")).split(",") if term.strip()]
     return BeaconRequest(
         parameters=_parameters({k: v for k, v in query.items() if k not in _CONTROL}),
         filters=parse_filters(raw_filters),
@@ -110,7 +110,7 @@ def from_query(query: Mapping[str, str]) -> BeaconRequest:
         limit=limit,
         granularity=_granularity(query.get("requestedGranularity")),
         include=_include(query.get("includeResultsetResponses")),
-        test_mode=query.get("testMode", "false").lower() == "true",
+        test_mode=str(query.get("testMode", "false")).lower() == "true",
     )
 
 

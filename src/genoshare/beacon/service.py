@@ -134,8 +134,9 @@ class BeaconService:
         self.guard = guard or node.privacy
 
     def invalidate(self, dataset_id: str | None = None) -> None:
-        """Hook for governance code: make a consent change visible now rather than within ``max_age``."""
+        """Hook for governance code: make a consent or policy change visible now rather than within ``max_age``."""
         self.people.invalidate(dataset_id)
+        self.catalog.invalidate()
 
     # --- framework --------------------------------------------------------------------------------
 

@@ -334,10 +334,10 @@ class VariantIndex:
                 for column, wanted in (("alt", alternate_bases), ("ref", reference_bases)):
                     if wanted is not None and len(rows):
                         values = ds.column(column, rows)
-                        rows = rows[np.array([_bases_match(wanted, v) for v in values], dtype=bool)]
+                        rows = rows[np.array([_bases_match(wanted, str(v)) for v in values], dtype=np.bool_)]
                 if variant_type is not None and len(rows):
                     kinds = ds.column("variant_type", rows)
-                    rows = rows[np.array([t in variant_type for t in kinds], dtype=bool)]
+                    rows = rows[np.array([t in variant_type for t in kinds], dtype=np.bool_)]
                 found.append((d, rows))
         return _merge(self, found, by_start=reference_name is not None)
 
