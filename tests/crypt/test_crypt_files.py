@@ -22,9 +22,7 @@ def plain_of(c4gh: Path) -> Path:
     return DATA / folder / name
 
 
-@pytest.mark.parametrize(
-    "size", [0, 1, SEGMENT_SIZE - 1, SEGMENT_SIZE, SEGMENT_SIZE + 1, 3 * SEGMENT_SIZE + 1000]
-)
+@pytest.mark.parametrize("size", [0, 1, SEGMENT_SIZE - 1, SEGMENT_SIZE, SEGMENT_SIZE + 1, 3 * SEGMENT_SIZE + 1000])
 def test_encrypt_file_round_trips_through_reference_decrypt(
     size: int, make_encrypted: Callable[[int], Sample], node_keys: KeyPair
 ) -> None:
@@ -111,9 +109,7 @@ def test_wrong_key_is_not_decryptable(sample: Sample) -> None:
         EncryptedFile(DATA / "c4gh" / "spec-v4.3.vcf.gz.c4gh", alice.secret)
 
 
-@pytest.mark.parametrize(
-    "content", [b"", b"not crypt4gh at all", b"crypt4gh\x02\x00\x00\x00\x01\x00\x00\x00"]
-)
+@pytest.mark.parametrize("content", [b"", b"not crypt4gh at all", b"crypt4gh\x02\x00\x00\x00\x01\x00\x00\x00"])
 def test_not_crypt4gh_is_not_decryptable(tmp_path: Path, content: bytes, node_keys: KeyPair) -> None:
     (tmp_path / "x.c4gh").write_bytes(content)
     with pytest.raises(NotDecryptable):
@@ -128,9 +124,7 @@ def test_corrupt_header_packet_is_not_decryptable(tmp_path: Path, sample: Sample
         EncryptedFile(tmp_path / "x.c4gh", node_keys.secret)
 
 
-def test_flipped_byte_is_corrupt_segment_only_where_read(
-    tmp_path: Path, sample: Sample, node_keys: KeyPair
-) -> None:
+def test_flipped_byte_is_corrupt_segment_only_where_read(tmp_path: Path, sample: Sample, node_keys: KeyPair) -> None:
     plain, path = sample
     with EncryptedFile(path, node_keys.secret) as f:
         target = f.header_size + 2 * CIPHER_SEGMENT_SIZE + 100  # in segment 2

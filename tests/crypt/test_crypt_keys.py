@@ -14,9 +14,7 @@ from genoshare.crypt.keys import PASSPHRASE_ENV
 KEYS = DATA / "c4gh" / "keys"
 
 
-def test_generate_writes_crypt4gh_formats_with_private_mode(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_generate_writes_crypt4gh_formats_with_private_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
     pair = generate_keypair(tmp_path, "n1")
     assert stat.S_IMODE((tmp_path / "n1.sec").stat().st_mode) == 0o600

@@ -12,6 +12,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import pysam
 import pytest
 from htsget_oracle import (
     DEMO_DATASETS,
@@ -29,6 +30,7 @@ from htsget_oracle import (
     source_records,
 )
 
+from genoshare.htsget.binning import level_firsts
 from genoshare.htsget.ranges import (
     ByteRange,
     DataClass,
@@ -155,3 +157,44 @@ def test_small_regions_send_a_small_part(synthetic_reads: dict[str, Dataset], ca
     small = region_blocks(ds.fmt, ds.data, ds.index, "chrC", 300_000, 301_000, cache=cache)
     contig = region_blocks(ds.fmt, ds.data, ds.index, "chrC", cache=cache)
     assert _sent(small) < _sent(contig) / 2
+
+
+@pytest.mark.parametrize("kind", ["bai", "csi"])
+def test_index_chunks_stop_before_bins_past_the_region(
+    synthetic_reads: dict[str, Dataset], cache: IndexCache, kind: str
+) -> None:
+    """Parent bins spread their chunks over the whole bin; those past the region's end must not be sent.
+
+    Each such chunk used to cost two re-compressed edge blocks per ticket.  Checked: no chunk reaches the first
+    chunk of a bin that starts at the region's end or later, and (the premise, on the data) every record from
+    that offset on starts at the end or later.
+    """
+    ds = synthetic_reads[kind]
+    index = cache.binning_index(ds.fmt, ds.index)
+    placed: dict[int, list[tuple[int, int]]] = {}
+    with pysam.AlignmentFile(str(ds.data), "rb") as reads:
+        while True:
+            offset = reads.tell()
+            try:
+                read = next(reads)
+            except StopIteration:
+                break
+            if read.reference_id >= 0:
+                placed.setdefault(read.reference_id, []).append((read.reference_start, offset))
+    firsts = level_firsts(index.depth)
+    rng = random.Random(kind)
+    trimmed = 0
+    for _ in range(300):
+        tid = rng.randrange(len(placed))
+        beg = rng.randrange(0, list(ds.contigs.values())[tid])
+        end = beg + rng.randrange(1, 20_000)
+        bound = 1 << 64
+        for b, chunks in index.refs[tid].bins.items():
+            level = max(level for level, first in enumerate(firsts) if first <= b)
+            if (b - firsts[level]) << (index.min_shift + 3 * (index.depth - level)) >= end:
+                bound = min([bound, *(chunk_start for chunk_start, _ in chunks)])
+        assert all(position >= end for position, offset in placed[tid] if offset >= bound)
+        chunks = index.chunks(tid, beg, end)
+        assert all(chunk_start < chunk_end <= bound for chunk_start, chunk_end in chunks)
+        trimmed += bound < (1 << 64) and bool(chunks)
+    assert trimmed > 100  # the bound was in force for most regions

@@ -5,12 +5,17 @@ Bytes are decrypted from Crypt4GH on the fly, in 1 MiB pieces (FLOORS.md: a defa
 ``FileResponse`` streams at a fifth of that), and every range served is written to the audit log.  A ticket
 with a recipient key (htsget ``encryptionScheme=C4GH``) reads the stored ciphertext under a header re-keyed
 to the recipient instead (see ``genoshare.data_access``).
+
+Pieces are produced in a worker thread one ahead of the one being sent: decryption then runs while the event
+loop writes the previous piece to the socket, instead of each waiting for the other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
@@ -32,6 +37,8 @@ router = APIRouter(
 )
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 1 << 20
+#: Threads that decrypt the next piece of each stream; one piece in flight per stream.
+_PRODUCERS = ThreadPoolExecutor(thread_name_prefix="genoshare-data")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -63,11 +70,20 @@ class RangeNotSatisfiable(InvalidInput):
         self.size = size
 
 
-def _stream(opened: OpenedObject, start: int, end: int) -> Iterator[bytes]:
+async def _stream(opened: OpenedObject, start: int, end: int) -> AsyncIterator[bytes]:
+    """The pieces of ``[start, end)``, the next one prepared in a thread while this one is sent.
+
+    The file is closed once no thread reads it any more, also when the client goes away mid-stream (the
+    piece being prepared then is dropped); closing needs no ``await``, which a cancelled task could not do.
+    """
+    pieces = opened.iter_bytes(start, end, CHUNK)
+    upcoming = _PRODUCERS.submit(next, pieces, None)
     try:
-        yield from opened.iter_bytes(start, end, CHUNK)
+        while (piece := await asyncio.wrap_future(upcoming)) is not None:
+            upcoming = _PRODUCERS.submit(next, pieces, None)
+            yield piece
     finally:
-        opened.file.close()
+        upcoming.add_done_callback(lambda _: opened.file.close())
 
 
 @router.get("/data/{object_id}", summary="Object bytes (signed ticket required)")

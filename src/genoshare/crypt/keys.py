@@ -68,9 +68,7 @@ def generate_keypair(dir: Path, name: str = "node") -> KeyPair:
         encoded = c4gh.encode_private_key(secret, passphrase.encode(), None)
     else:
         # Same bytes as crypt4gh's unencrypted branch, without its stderr warning.
-        encoded = (
-            c4gh.MAGIC_WORD + c4gh.encode_string(None) + c4gh.encode_string(None) + c4gh.encode_string(secret)
-        )
+        encoded = c4gh.MAGIC_WORD + c4gh.encode_string(None) + c4gh.encode_string(None) + c4gh.encode_string(secret)
     _write_new(sec_path, _pem(_SEC_BEGIN, encoded, _SEC_END), 0o600)
     _write_new(pub_path, _pem(_PUB_BEGIN, public, _PUB_END), 0o644)
     return KeyPair(public=public, secret=secret)

@@ -9,8 +9,8 @@ each holding chunks of virtual offsets, plus a "minimum offset" lower bound (BAI
 from __future__ import annotations
 
 import struct
-from bisect import bisect_right
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
 
 from genoshare.htsget.errors import CorruptFile
 
@@ -26,6 +26,10 @@ class RefIndex:
     linear: tuple[int, ...]
     #: Largest chunk end of this reference: where its last record stops.
     last_end: int
+    #: Bin start positions, ascending, and beside each the smallest chunk start among bins starting there or
+    #: later; filled by ``BinningIndex`` (see ``BinningIndex._past_offset``).
+    bin_starts: tuple[int, ...] = field(default=(), compare=False)
+    past_offsets: tuple[int, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,24 @@ class BinningIndex:
     refs: tuple[RefIndex, ...]
     #: Reference names stored in the index itself (tabix meta); None when ids follow the file header.
     names: tuple[str, ...] | None
+
+    def __post_init__(self) -> None:
+        firsts = level_firsts(self.depth)
+        for ref in self.refs:
+            starts: dict[int, int] = {}
+            for b, chunks in ref.bins.items():
+                if not chunks:
+                    continue
+                level = bisect_right(firsts, b) - 1
+                begin = (b - firsts[level]) << (self.min_shift + 3 * (self.depth - level))
+                first = min(start for start, _ in chunks)
+                starts[begin] = min(first, starts.get(begin, first))
+            ordered = sorted(starts.items())
+            suffix: list[int] = []
+            for _, offset in reversed(ordered):
+                suffix.append(min(offset, suffix[-1]) if suffix else offset)
+            object.__setattr__(ref, "bin_starts", tuple(begin for begin, _ in ordered))
+            object.__setattr__(ref, "past_offsets", tuple(reversed(suffix)))
 
     @property
     def max_position(self) -> int:
@@ -53,8 +75,13 @@ class BinningIndex:
         if beg >= end:
             return []
         ref = self.refs[ref_id]
-        min_off = self._min_offset(ref, beg)
-        return [chunk for b in self._bins(ref, beg, end) for chunk in ref.bins[b] if chunk[1] > min_off]
+        min_off, past = self._min_offset(ref, beg), self._past_offset(ref, end)
+        return [
+            (start, min(stop, past))
+            for b in self._bins(ref, beg, end)
+            for start, stop in ref.bins[b]
+            if stop > min_off and start < past
+        ]
 
     def _bins(self, ref: RefIndex, beg: int, end: int) -> list[int]:
         """Bins of ``ref`` overlapping the region, walking whichever side is smaller.
@@ -75,6 +102,18 @@ class BinningIndex:
             if level < len(spans) and spans[level][0] <= b <= spans[level][1]:
                 found.append(b)
         return found
+
+    def _past_offset(self, ref: RefIndex, end: int) -> int:
+        """A virtual offset from which on every record starts at ``end`` or later (a record boundary).
+
+        Indexed files are sorted by position, and every record of a bin starts inside the bin, so the first
+        chunk of any bin starting at ``end`` or later begins a run of records that cannot overlap the region.
+        Parent bins hold the reads that cross a window boundary, and their chunks are spread over the bin's
+        whole span; without this bound a 10 kbp query keeps chunks from up to the whole reference away,
+        each one costing two cut edge blocks.
+        """
+        at = bisect_left(ref.bin_starts, end)
+        return ref.past_offsets[at] if at < len(ref.past_offsets) else 1 << 64
 
     def _min_offset(self, ref: RefIndex, beg: int) -> int:
         """A virtual offset below which no record overlapping ``beg`` onwards can start."""
