@@ -14,6 +14,7 @@ difference, filters an intersection, and the union of carriers is formed only fo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, disclose
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
-from genoshare.access.privacy import Answer, PrivacyGuard
+from genoshare.access.privacy import Answer, Caller, PrivacyGuard
 from genoshare.audit import Entry
 from genoshare.beacon import framework, records
 from genoshare.beacon.catalog import Catalog, ServedIndex
@@ -132,11 +133,14 @@ class BeaconService:
         self.people = PeopleCache(node.database, max_age)
         self.catalog = Catalog(node.database, node.settings.data_dir, max_age)
         self.guard = guard or node.privacy
+        self.max_age = max_age
+        self._callers: dict[str, tuple[float, Caller]] = {}
 
     def invalidate(self, dataset_id: str | None = None) -> None:
         """Hook for governance code: make a consent or policy change visible now rather than within ``max_age``."""
         self.people.invalidate(dataset_id)
         self.catalog.invalidate()
+        self._callers.clear()
 
     # --- framework --------------------------------------------------------------------------------
 
@@ -158,7 +162,7 @@ class BeaconService:
         variant_query = self._variant_query(entry, request, parent)
         if variant_query is not None and variant_query.assembly_id:
             datasets = self._on_assembly(datasets, variant_query.assembly_id)
-        caller = self.guard.caller(identity) if variant_query is not None else None
+        caller = self._caller(identity) if variant_query is not None else None
         outcomes = []
         for dataset in datasets:
             decision = self.node.policy.granularity(identity, dataset)
@@ -184,6 +188,24 @@ class BeaconService:
             outcomes.append(outcome)
         self._audit(entry, identity, outcomes)
         return self._envelope(entry, request, outcomes)
+
+    def _caller(self, identity: Identity | None) -> Caller:
+        """Whose budget an answer spends; an account link a steward records is seen within ``max_age``.
+
+        Resolving links is a database read, a third of a guarded answer's cost if done on every request.
+        """
+        if identity is None:
+            return self.guard.caller(None)
+        account = self.guard.account_of(identity)
+        now = time.monotonic()
+        known = self._callers.get(account)
+        if known is not None and now - known[0] < self.max_age:
+            return known[1]
+        if len(self._callers) > 10_000:
+            self._callers.clear()
+        caller = self.guard.caller(identity)
+        self._callers[account] = (now, caller)
+        return caller
 
     def _datasets(self, only: str | None) -> list[Dataset]:
         datasets = self.catalog.datasets()
