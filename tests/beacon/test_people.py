@@ -140,8 +140,11 @@ def test_withdrawal_removes_a_person_within_a_second(world: World, headers: dict
     before = count(world, headers["researcher"])
     set_status(world, pseudonym, "withdrawn")
     try:
-        time.sleep(0.6)  # no invalidate(): another process's write must show within max_age
-        assert count(world, headers["researcher"]) == before - 1
+        # No invalidate(): another process's write must show within a second, however loaded the machine.
+        started = time.monotonic()
+        while count(world, headers["researcher"]) != before - 1:
+            assert time.monotonic() - started < 1.0, "the withdrawal did not reach Beacon counts within 1 s"
+            time.sleep(0.05)
         body = world.client.get("/api/individuals", params={"limit": 100}, headers=headers["granted"]).json()
         assert pseudonym not in {r["id"] for r in result_set(body, "cohort")["results"]}
         one = world.client.get(f"/api/individuals/{pseudonym}", headers=headers["granted"]).json()
