@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.errors import Unauthenticated
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
 
@@ -294,3 +295,14 @@ def test_decisions_and_bytes_served_are_audited(client: TestClient, datasets: No
     assert events[-1].details["start"] == 10 and events[-1].details["end"] == 20
     assert datasets.audit.verify().ok
     assert all("eyJ" not in str(e.details) + e.reason + e.actor for e in events), "tokens never reach the log"
+
+
+def test_a_cached_passport_still_expires(datasets: Node, issuer: VisaIssuer, passports: Passports) -> None:
+    """Verification is cached for speed, but expiry is checked on every use."""
+    now = int(time.time())
+    token = issuer.passport(passports.subject, [passports.grant_visa("secret")], lifetime=600, now=now)
+    verifier = datasets.passports
+    assert verifier.verify(token, now=now).visas
+    assert verifier.verify(token, now=now + 300).visas, "still valid, answered from the cache"
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(token, now=now + 3600)
