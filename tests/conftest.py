@@ -20,6 +20,7 @@ from genoshare.access.issuer import VisaIssuer
 from genoshare.api.app import create_app
 from genoshare.node import Node, init_node
 from genoshare.settings import TrustedIssuer, load_settings
+
 from support import PUBLIC_URL, TEST_ISSUER, Passports
 
 os.environ.setdefault("REF_PATH", ":")
