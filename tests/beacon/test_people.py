@@ -140,25 +140,33 @@ def test_withdrawal_removes_a_person_within_a_second(world: World, headers: dict
     before = count(world, headers["researcher"])
     set_status(world, pseudonym, "withdrawn")
     try:
-        # No invalidate(): another process's write must show within a second, however loaded the machine.
+        # No invalidate(): another process's write must show everywhere within a second.
         started = time.monotonic()
-        while count(world, headers["researcher"]) != before - 1:
-            assert time.monotonic() - started < 1.0, "the withdrawal did not reach Beacon counts within 1 s"
+        while not gone_everywhere(world, headers, pseudonym, before):
+            assert time.monotonic() - started < 1.0, "the withdrawal did not reach every Beacon answer within 1 s"
             time.sleep(0.05)
-        body = world.client.get("/api/individuals", params={"limit": 100}, headers=headers["granted"]).json()
-        assert pseudonym not in {r["id"] for r in result_set(body, "cohort")["results"]}
-        one = world.client.get(f"/api/individuals/{pseudonym}", headers=headers["granted"]).json()
-        assert one["responseSummary"]["exists"] is False
-        variants = world.client.get(
-            f"/api/individuals/{pseudonym}/g_variants",
-            params={"referenceName": "20", "start": 0, "end": 300_000},
-            headers=headers["granted"],
-        ).json()
-        assert variants["responseSummary"]["exists"] is False
     finally:
         set_status(world, pseudonym, "active")
         world.client.app.state.beacon.invalidate("cohort")  # type: ignore[attr-defined]
     assert count(world, headers["researcher"]) == before
+
+
+def gone_everywhere(world: World, headers: dict[str, dict[str, str]], pseudonym: str, before: int) -> bool:
+    """Counts, record lists, the person's own record and their variants all leave the person out."""
+    granted = headers["granted"]
+    body = world.client.get("/api/individuals", params={"limit": 100}, headers=granted).json()
+    one = world.client.get(f"/api/individuals/{pseudonym}", headers=granted).json()
+    variants = world.client.get(
+        f"/api/individuals/{pseudonym}/g_variants",
+        params={"referenceName": "20", "start": 0, "end": 300_000},
+        headers=granted,
+    ).json()
+    return (
+        count(world, headers["researcher"]) == before - 1
+        and pseudonym not in {r["id"] for r in result_set(body, "cohort")["results"]}
+        and one["responseSummary"]["exists"] is False
+        and variants["responseSummary"]["exists"] is False
+    )
 
 
 def set_status(world: World, pseudonym: str, status: str) -> None:
