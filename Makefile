@@ -2,13 +2,13 @@
 PYTHON ?= python3
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test install lint bench
+.PHONY: demo test install lint
 
 install:
-	bash scripts/install-deps.sh
+	bash scripts/install-deps.sh --test
 
 demo:
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e .
+	bash scripts/install-deps.sh
 	genoshare demo --data-dir demo-node --port 8080
 
 test: install
