@@ -23,14 +23,14 @@ def run(node: Node, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_request_approve_revoke_from_the_command_line(cohort: Cohort, passports: Passports, tmp_path: Path) -> None:
-    node = cohort.node
+def request_access(cohort: Cohort, passports: Passports, tmp_path: Path, purpose: dict) -> tuple[int, str]:
+    """`genoshare access request` as a researcher with a passport file and a purpose file."""
     passport = tmp_path / "passport.jwt"
     passport.write_text(passports.anonymous_researcher())
-    purpose = tmp_path / "purpose.json"
-    purpose.write_text(json.dumps({"primary": "DS", "diseases": ["MONDO:0005148"]}))
-    code, output = run(
-        node,
+    purpose_file = tmp_path / "purpose.json"
+    purpose_file.write_text(json.dumps(purpose))
+    return run(
+        cohort.node,
         "access",
         "request",
         "--passport-file",
@@ -38,12 +38,17 @@ def test_request_approve_revoke_from_the_command_line(cohort: Cohort, passports:
         "--dataset",
         "cohort",
         "--purpose-file",
-        str(purpose),
+        str(purpose_file),
         "--project",
         "T2D",
         "--institution",
         "Uni",
     )
+
+
+def test_request_approve_revoke_from_the_command_line(cohort: Cohort, passports: Passports, tmp_path: Path) -> None:
+    node = cohort.node
+    code, output = request_access(cohort, passports, tmp_path, {"primary": "DS", "diseases": ["MONDO:0005148"]})
     assert code == 0, output
     assert "pending" in output and "MONDO:0005148" in output
     code, output = run(node, "access", "list", "--json")
@@ -57,25 +62,7 @@ def test_request_approve_revoke_from_the_command_line(cohort: Cohort, passports:
 
 
 def test_bad_purpose_file_is_one_clear_line(cohort: Cohort, passports: Passports, tmp_path: Path) -> None:
-    passport = tmp_path / "passport.jwt"
-    passport.write_text(passports.anonymous_researcher())
-    purpose = tmp_path / "purpose.json"
-    purpose.write_text(json.dumps({"primary": "DS"}))
-    code, output = run(
-        cohort.node,
-        "access",
-        "request",
-        "--passport-file",
-        str(passport),
-        "--dataset",
-        "cohort",
-        "--purpose-file",
-        str(purpose),
-        "--project",
-        "T2D",
-        "--institution",
-        "Uni",
-    )
+    code, output = request_access(cohort, passports, tmp_path, {"primary": "DS"})
     assert code == 1
     assert "disease" in output and "Traceback" not in output
 
