@@ -12,7 +12,7 @@ demo:
 	genoshare demo --data-dir demo-node --port 8080
 
 test: install
-	GENOSHARE_TEST_POSTGRES_URL=$$(bash scripts/start-postgres.sh) $(PYTHON) -m pytest -n $(PYTEST_WORKERS)
+	url=$$(bash scripts/start-postgres.sh) && GENOSHARE_TEST_POSTGRES_URL=$$url $(PYTHON) -m pytest -n $(PYTEST_WORKERS)
 
 lint:
 	ruff check src tests benchmarks
