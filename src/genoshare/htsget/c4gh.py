@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import KEY_SIZE, parse_public_key
 
-__all__ = ["FreshCipher", "Piece", "Plan", "StoredCipher", "opener", "plan_reencryption"]
+__all__ = ["FreshCipher", "Piece", "Plan", "StoredCipher", "lent_opener", "opener", "plan_reencryption"]
 
 _NONCE_SIZE = 12
 
@@ -64,11 +64,16 @@ class Plan:
 
 
 class _PlaintextReader(io.RawIOBase):
-    """Seekable, read-only plaintext of an ``EncryptedFile``; decrypts only the segments a read touches."""
+    """Seekable, read-only plaintext of an ``EncryptedFile``; decrypts only the segments a read touches.
 
-    def __init__(self, file: EncryptedFile) -> None:
+    ``owned``: whether closing the reader closes the file (a reader lent over a file its caller keeps
+    open must not).
+    """
+
+    def __init__(self, file: EncryptedFile, owned: bool = True) -> None:
         super().__init__()
         self._file = file
+        self._owned = owned
         self._pos = 0
 
     def readable(self) -> bool:
@@ -89,16 +94,13 @@ class _PlaintextReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        end = min(self._pos + len(view), self._file.plaintext_size)
-        filled = 0
-        for piece in self._file.iter_plaintext(min(self._pos, end), end, len(view)):
-            view[filled : filled + len(piece)] = piece
-            filled += len(piece)
-        self._pos += filled
-        return filled
+        data = self._file.read_plaintext(self._pos, self._pos + len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
     def close(self) -> None:
-        if not self.closed:
+        if not self.closed and self._owned:
             self._file.close()
         super().close()
 
@@ -110,6 +112,20 @@ def opener(secret_key: bytes) -> Callable[[Path], BinaryIO]:
         return io.BufferedReader(_PlaintextReader(EncryptedFile(path, secret_key)), SEGMENT_SIZE)
 
     return open_encrypted
+
+
+def lent_opener(file: EncryptedFile) -> Callable[[Path], BinaryIO]:
+    """An ``Opener`` over a file the caller has open already (a ticket opens its file once, not twice).
+
+    Every path the engine passes must be that file's; closing the handle leaves the file open.
+    """
+
+    def open_lent(path: Path) -> BinaryIO:
+        if Path(path) != file.path:
+            raise ValueError(f"this opener reads {file.path}, not {path}")
+        return io.BufferedReader(_PlaintextReader(file, owned=False), SEGMENT_SIZE)
+
+    return open_lent
 
 
 def plan_reencryption(

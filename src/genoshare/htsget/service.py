@@ -35,7 +35,7 @@ from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
 from genoshare.htsget import bgzf, cram
-from genoshare.htsget.c4gh import FreshCipher, Piece, opener, plan_reencryption
+from genoshare.htsget.c4gh import FreshCipher, Piece, lent_opener, plan_reencryption
 from genoshare.htsget.errors import InvalidInput, InvalidRange, NotFound, PayloadTooLarge, UnsupportedFormat
 from genoshare.htsget.formats import HtsgetFormat
 from genoshare.htsget.ranges import (
@@ -305,7 +305,7 @@ class HtsgetService:
     def _blocks(self, query: HtsgetQuery, row: DataObject, file: EncryptedFile) -> tuple[list[Block], bool]:
         """The engine's blocks; a whole-file request is the stored file as it is (what clients compare)."""
         fmt, data_path = query.format, file.path
-        read = opener(self.node.keys.secret)
+        read = lent_opener(file)
         if query.header_only:
             return header_blocks(fmt, data_path, self.cache, read), False
         if query.regions is None:
