@@ -242,3 +242,37 @@ def test_sql_and_memory_state_answer_alike(database: Database) -> None:
         caller = g.caller(ALICE)
         results.append([ask(g, caller, ds, key, carriers, count) for key, carriers, count in queries])
     assert results[0] == results[1]
+
+
+def test_two_server_processes_share_one_budget(database: Database, database_url: str) -> None:
+    """Each state keeps a copy in memory; a spend by another process on the same database is still seen."""
+    ds = dataset(database, budget=1.0)
+    other_database = Database(database_url)
+    try:
+        one, two = guard(database), PrivacyGuard(SqlPrivacyState(other_database), rng=random.Random(2), clock=Clock())
+        alice_one, alice_two = one.caller(ALICE), two.caller(ALICE)
+        assert ask(one, alice_one, ds, "a1", [7]).exists
+        assert ask(two, alice_two, ds, "a2", [7]).exists  # 0.92 of member 7's budget spent across both
+        assert not ask(one, alice_one, ds, "a3", [7]).exists
+        assert ask(two, alice_two, ds, "a1", [7]).cached  # the answer the other process gave
+        assert spent(database, alice_one.principal, 7) == pytest.approx(2 * spend_cost(1))
+    finally:
+        other_database.dispose()
+
+
+def test_a_refused_request_leaves_the_state_as_it_was(database: Database) -> None:
+    ds = dataset(database, budget=1.0, per_minute=2)
+    clock = Clock()
+    g = PrivacyGuard(SqlPrivacyState(database), clock=clock)
+    alice = g.caller(ALICE)
+    assert ask(g, alice, ds, "a1", [7]).exists
+    ask(g, alice, ds, "a2", [8])
+    for _ in range(3):
+        with pytest.raises(RateLimited):
+            ask(g, alice, ds, "a3", [7])
+    clock.now += 60
+    assert ask(g, alice, ds, "a1", [7]).cached
+    assert spent(database, alice.principal, 7) == pytest.approx(spend_cost(1))
+    # A restart (a new state on the same database) sees the same budget and answers.
+    reopened = PrivacyGuard(SqlPrivacyState(database), clock=clock)
+    assert ask(reopened, reopened.caller(ALICE), ds, "a2", [8]).cached

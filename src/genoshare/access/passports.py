@@ -129,17 +129,29 @@ class PassportVerifier:
             raise Unauthenticated(f"{what} has no subject")
         return claims
 
-    def verify(self, passport: str, now: float | None = None) -> Identity:
+    def remembered(self, passport: str, now: float | None = None) -> Identity | None:
+        """The identity of a passport verified before and not yet expired, or None: no signature work, no I/O.
+
+        The API asks this on the event loop and verifies anything else in a worker thread.
+        """
         now = time.time() if now is None else now
         key = hashlib.sha256(passport.encode()).hexdigest()
         with self._lock:
             cached = self._verified.get(key)
             if cached is not None:
                 self._verified.move_to_end(key)
-        if cached is not None and cached[0] + LEEWAY_SECONDS >= now:
-            identity = cached[1]
-            live = tuple(visa for visa in identity.visas if visa.expires + LEEWAY_SECONDS >= now)
-            return identity if len(live) == len(identity.visas) else replace(identity, visas=live)
+        if cached is None or cached[0] + LEEWAY_SECONDS < now:
+            return None
+        identity = cached[1]
+        live = tuple(visa for visa in identity.visas if visa.expires + LEEWAY_SECONDS >= now)
+        return identity if len(live) == len(identity.visas) else replace(identity, visas=live)
+
+    def verify(self, passport: str, now: float | None = None) -> Identity:
+        now = time.time() if now is None else now
+        remembered = self.remembered(passport, now)
+        if remembered is not None:
+            return remembered
+        key = hashlib.sha256(passport.encode()).hexdigest()
         identity, expires = self._verify_uncached(passport, now)
         with self._lock:
             self._verified[key] = (expires, identity)

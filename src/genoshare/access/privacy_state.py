@@ -9,13 +9,16 @@ runs hundreds of thousands of guarded answers through it, and a test checks that
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 from pyroaring import BitMap
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -171,113 +174,276 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_SESSIONS = PrivacySession.__table__
+_SPENDS = PrivacySpend.__table__
+_ANSWERS = PrivacyAnswer.__table__
+_THIS_SESSION = (_SESSIONS.c.principal == bindparam("p")) & (_SESSIONS.c.dataset_id == bindparam("d"))
+_THIS_SPENDS = (_SPENDS.c.principal == bindparam("p")) & (_SPENDS.c.dataset_id == bindparam("d"))
+_COUNTERS = {
+    "minute_window": bindparam("mw"),
+    "minute_count": bindparam("mc"),
+    "day_window": bindparam("dw"),
+    "day_count": bindparam("dc"),
+}
+# Statements built once: a guarded answer runs two or three of them, and building them is most of their cost.
+#: Lock the row if it is exactly as this process last wrote it (compare-and-set on requests and stamp).
+_LOCK_IF_UNCHANGED = (
+    update(_SESSIONS)
+    .where(_THIS_SESSION, _SESSIONS.c.requests == bindparam("seen"), _SESSIONS.c.updated_at == bindparam("seen_at"))
+    .values(requests=_SESSIONS.c.requests + 1, updated_at=bindparam("at"))
+)
+_LOCK_IF_UNCHANGED_COUNTING = _LOCK_IF_UNCHANGED.values(**_COUNTERS)
+#: Lock the row whatever its state, and read it.
+_LOCK = (
+    update(_SESSIONS)
+    .where(_THIS_SESSION)
+    .values(requests=_SESSIONS.c.requests + 1, updated_at=bindparam("at"))
+    .returning(
+        _SESSIONS.c.requests,
+        _SESSIONS.c.minute_window,
+        _SESSIONS.c.minute_count,
+        _SESSIONS.c.day_window,
+        _SESSIONS.c.day_count,
+    )
+)
+# Every write sets the stamp: left out, the column's onupdate would stamp the row as someone else's change.
+_SET_COUNTERS = update(_SESSIONS).where(_THIS_SESSION).values(updated_at=bindparam("at"), **_COUNTERS)
+_NEW_SESSION = insert(_SESSIONS)
+_READ_SPENDS = select(_SPENDS.c.member, _SPENDS.c.spent).where(_THIS_SPENDS)
+_READ_ANSWERS = select(
+    _ANSWERS.c.key_hash, _ANSWERS.c.exists, _ANSWERS.c.allele_count, _ANSWERS.c.carrier_count, _ANSWERS.c.reason
+).where((_ANSWERS.c.principal == bindparam("p")) & (_ANSWERS.c.dataset_id == bindparam("d")))
+_ADD_SPEND = (
+    update(_SPENDS)
+    .where(_THIS_SPENDS, _SPENDS.c.member.in_(bindparam("members", expanding=True)))
+    .values(spent=_SPENDS.c.spent + bindparam("amount"))
+)
+_NEW_SPEND = insert(_SPENDS)
+_NEW_ANSWER = insert(_ANSWERS)
+
+
+@dataclass
+class _Known:
+    """One principal's state on one dataset as this process last committed it.
+
+    ``requests`` and ``stamp`` are the row's values after that commit: while the row still holds them,
+    nobody else (another process, a steward's link) has changed anything, and this copy is the truth.
+    """
+
+    requests: int
+    stamp: datetime
+    counters: list[int]
+    answers: dict[str, Answer]
+    spends: dict[int, float]
+
+
 class _SqlSession:
-    def __init__(self, session: Session, row: PrivacySession) -> None:
-        self._session = session
-        self._row = row
-        self._principal = row.principal
-        self._dataset_id = row.dataset_id
+    """A unit of work over the cached state: reads from memory, writes through to the database.
+
+    The principal's row is locked by the first call (normally ``tick``), in one statement that also
+    checks the cache is current and stores the new counters; the rest is an INSERT per new answer and
+    two statements when budget is spent, all committed together when the unit of work ends.
+    """
+
+    def __init__(self, state: SqlPrivacyState, connection: Connection, principal: str, dataset_id: str) -> None:
+        self._state = state
+        self._connection = connection
+        self._key = (principal, dataset_id)
+        self._ids = {"p": principal, "d": dataset_id}
+        self._known: _Known | None = None
+        self._stamp = _fresh_stamp()
+        #: The cached copy as it was before this unit of work, while only its counters have changed.
+        self._before: tuple[int, datetime, list[int]] | None = None
+
+    def _locked(self, counters: Callable[[list[int]], list[int]] | None = None) -> _Known:
+        """Lock the row and return the current state, applying ``counters`` to the counters in the same write."""
+        if self._known is not None:
+            if counters is not None:
+                self._known.counters = counters(self._known.counters)
+                self._write_counters(self._known.counters)
+            return self._known
+        known = self._state._cached(self._key)
+        if known is not None:
+            params = {**self._ids, "seen": known.requests, "seen_at": known.stamp, "at": self._stamp}
+            statement = _LOCK_IF_UNCHANGED
+            if counters is not None:
+                fresh = counters(known.counters)
+                params.update(_counter_params(fresh))
+                statement = _LOCK_IF_UNCHANGED_COUNTING
+            if self._connection.execute(statement, params).rowcount == 1:
+                self._before = (known.requests, known.stamp, known.counters)
+                if counters is not None:
+                    known.counters = fresh
+                known.requests += 1
+                known.stamp = self._stamp
+                self._known = known
+                return known
+        self._known = self._load()
+        if counters is not None:
+            self._known.counters = counters(self._known.counters)
+            self._write_counters(self._known.counters)
+        return self._known
+
+    def _load(self) -> _Known:
+        """The row locked and everything of this principal on this dataset read (a first use, or a change)."""
+        row = self._connection.execute(_LOCK, {**self._ids, "at": self._stamp}).one_or_none()
+        if row is None:
+            try:
+                with self._connection.begin_nested():
+                    self._connection.execute(
+                        _NEW_SESSION,
+                        {
+                            "principal": self._key[0], "dataset_id": self._key[1], "requests": 0,
+                            "minute_window": 0, "minute_count": 0, "day_window": 0, "day_count": 0,
+                            "updated_at": self._stamp,
+                        },
+                    )  # fmt: skip
+            except IntegrityError:
+                pass  # another request created it first; the lock below now finds it
+            row = self._connection.execute(_LOCK, {**self._ids, "at": self._stamp}).one()
+        spends = {member: spent for member, spent in self._connection.execute(_READ_SPENDS, self._ids)}
+        answers = {
+            digest: Answer(exists, allele_count, carrier_count, reason, cached=True)
+            for digest, exists, allele_count, carrier_count, reason in self._connection.execute(
+                _READ_ANSWERS, self._ids
+            )
+        }
+        return _Known(int(row[0]), self._stamp, [int(v) for v in row[1:]], answers, spends)
+
+    def rolled_back(self) -> bool:
+        """Undo this unit of work in memory; False if the copy must be read again instead.
+
+        A rate-limited request changes nothing but the counters it is refused on, so the copy stays
+        usable: a client hammering a limit must not make every refusal re-read its whole state.
+        """
+        if self._known is None:
+            return True
+        if self._before is None:
+            return False
+        self._known.requests, self._known.stamp, self._known.counters = self._before
+        return True
+
+    def _write_counters(self, counters: list[int]) -> None:
+        self._connection.execute(_SET_COUNTERS, {**self._ids, "at": self._stamp, **_counter_params(counters)})
 
     def tick(self, now: float, per_minute: int | None, per_day: int | None) -> float | None:
-        row = self._row
-        counters = [row.minute_window, row.minute_count, row.day_window, row.day_count]
-        wait, counters = _window_tick(now, per_minute, per_day, counters)
-        row.minute_window, row.minute_count, row.day_window, row.day_count = counters
-        return wait
+        waits: list[float | None] = []
+
+        def counted(counters: list[int]) -> list[int]:
+            wait, after = _window_tick(now, per_minute, per_day, counters)
+            waits.append(wait)
+            return after
+
+        self._locked(counted)
+        return waits[-1]
 
     def cached(self, key: str) -> Answer | None:
-        row = self._session.get(PrivacyAnswer, (self._principal, self._dataset_id, key_hash(key)))
-        if row is None:
-            return None
-        return Answer(row.exists, row.allele_count, row.carrier_count, row.reason, cached=True)
+        return self._locked().answers.get(key_hash(key))
 
     def remember(self, key: str, answer: Answer) -> None:
-        self._session.add(
-            PrivacyAnswer(
-                principal=self._principal,
-                dataset_id=self._dataset_id,
-                key_hash=key_hash(key),
-                exists=answer.exists,
-                allele_count=answer.allele_count,
-                carrier_count=answer.carrier_count,
-                reason=answer.reason,
-            )
-        )
-
-    def _spends(self) -> Select[tuple[int, float]]:
-        return select(PrivacySpend.member, PrivacySpend.spent).where(
-            PrivacySpend.principal == self._principal, PrivacySpend.dataset_id == self._dataset_id
-        )
+        digest = key_hash(key)
+        known = self._locked()
+        self._connection.execute(
+            _NEW_ANSWER,
+            {
+                "principal": self._key[0], "dataset_id": self._key[1], "key_hash": digest, "exists": answer.exists,
+                "allele_count": answer.allele_count, "carrier_count": answer.carrier_count, "reason": answer.reason,
+                "created_at": datetime.now(UTC),
+            },
+        )  # fmt: skip
+        self._before = None
+        known.answers[digest] = replace(answer, cached=True)
 
     def exhausted(self, budget: float) -> BitMap:
-        rows = self._session.execute(self._spends().where(PrivacySpend.spent >= budget))
-        return BitMap(member for member, _ in rows)
+        return BitMap(member for member, spent in self._locked().spends.items() if spent >= budget)
 
     def spent(self, members: BitMap) -> dict[int, float]:
-        rows = self._session.execute(self._spends().where(PrivacySpend.member.in_(list(members))))
-        return {member: spent for member, spent in rows}
+        spends = self._locked().spends
+        return {member: spends[member] for member in members if member in spends}
 
     def spend(self, members: BitMap, amount: float) -> None:
-        present = BitMap(self.spent(members))
+        spends = self._locked().spends
+        self._before = None
+        present = [member for member in members if member in spends]
         if present:
-            self._session.execute(
-                update(PrivacySpend)
-                .where(
-                    PrivacySpend.principal == self._principal,
-                    PrivacySpend.dataset_id == self._dataset_id,
-                    PrivacySpend.member.in_(list(present)),
-                )
-                .values(spent=PrivacySpend.spent + amount)
+            self._connection.execute(_ADD_SPEND, {**self._ids, "members": present, "amount": amount})
+        fresh = [member for member in members if member not in spends]
+        if fresh:
+            self._connection.execute(
+                _NEW_SPEND,
+                [{"principal": self._key[0], "dataset_id": self._key[1], "member": m, "spent": amount} for m in fresh],
             )
-        self._session.add_all(
-            PrivacySpend(principal=self._principal, dataset_id=self._dataset_id, member=member, spent=amount)
-            for member in members - present
-        )
-        self._session.flush()
+        for member in members:
+            spends[member] = spends.get(member, 0.0) + amount
+
+
+def _counter_params(counters: list[int]) -> dict[str, int]:
+    return dict(zip(("mw", "mc", "dw", "dc"), counters, strict=True))
+
+
+def _fresh_stamp() -> datetime:
+    """A write's stamp: the time, to the microsecond the databases keep, so another writer's differs."""
+    return datetime.now(UTC)
 
 
 class SqlPrivacyState:
-    """Privacy state in the node's metadata database."""
+    """Privacy state in the node's metadata database, served from memory.
+
+    The database is the store of record: every answer's changes are written (and committed) before the
+    answer leaves, so budgets and cached answers survive restarts and are seen by other processes. Reads
+    come from a copy in memory, which an answer may use only after locking the principal's row with a
+    compare-and-set on the request counter and the stamp of this process's last write; if another writer
+    (another server process, ``genoshare privacy link``) changed the row since, the copy is read again.
+    A guarded answer thus costs one locking UPDATE and an INSERT, instead of reading spends and answers.
+    """
+
+    #: (principal, dataset) pairs kept in memory; the least recently used is read again when needed.
+    CACHE_SIZE = 4096
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
+        self._guard = threading.Lock()
+        # Concurrent answers for one principal in this process take turns here before the database lock.
+        self._locks = [threading.Lock() for _ in range(64)]
 
-    @staticmethod
-    def _locked_row(session: Session, principal: str, dataset_id: str) -> PrivacySession:
-        """The principal's counter row, write-locked so concurrent answers for one person run in turn.
+    def _cached(self, key: tuple[str, str]) -> _Known | None:
+        with self._guard:
+            known = self._known.get(key)
+            if known is not None:
+                self._known.move_to_end(key)
+            return known
 
-        The UPDATE comes first: it takes a row lock on PostgreSQL and the write lock on SQLite.
-        """
-        bump = (
-            update(PrivacySession)
-            .where(PrivacySession.principal == principal, PrivacySession.dataset_id == dataset_id)
-            .values(requests=PrivacySession.requests + 1)
-        )
-        if session.execute(bump).rowcount == 0:  # type: ignore[attr-defined]
-            try:
-                with session.begin_nested():
-                    session.add(
-                        PrivacySession(
-                            principal=principal,
-                            dataset_id=dataset_id,
-                            requests=0,
-                            minute_window=0,
-                            minute_count=0,
-                            day_window=0,
-                            day_count=0,
-                        )
-                    )
-            except IntegrityError:
-                pass  # another request created it first; the bump below now finds it
-            session.execute(bump)
-        row = session.get(PrivacySession, (principal, dataset_id), populate_existing=True)
-        assert row is not None
-        return row
+    def _keep(self, key: tuple[str, str], known: _Known) -> None:
+        with self._guard:
+            self._known[key] = known
+            self._known.move_to_end(key)
+            while len(self._known) > self.CACHE_SIZE:
+                self._known.popitem(last=False)
+
+    def _forget(self, *principals: str) -> None:
+        with self._guard:
+            for key in [key for key in self._known if key[0] in principals]:
+                del self._known[key]
 
     @contextmanager
     def session(self, principal: str, dataset_id: str) -> Iterator[SessionState]:
-        with self.database.session() as session:
-            yield _SqlSession(session, self._locked_row(session, principal, dataset_id))
+        key = (principal, dataset_id)
+        with self._locks[hash(key) % len(self._locks)]:
+            session: _SqlSession | None = None
+            try:
+                with self.database.engine.begin() as connection:
+                    session = _SqlSession(self, connection, principal, dataset_id)
+                    yield session
+                    session._locked()  # a unit of work that asked nothing still counts as a request
+            except BaseException:
+                # Rolled back: what was changed in memory never happened; undo it or read it again next time.
+                if session is None or not session.rolled_back():
+                    with self._guard:
+                        self._known.pop(key, None)
+                raise
+            if session._known is not None:
+                self._keep(key, session._known)
 
     def principal_of(self, account: str) -> str | None:
         with self.database.session() as session:
@@ -297,7 +463,9 @@ class SqlPrivacyState:
                 session.flush()
                 self._merge(session, keep, gone)
             links[other].principal = keep
-            return keep
+        # Other processes see the merge by the changed rows; this one need not wait for the check.
+        self._forget(keep, gone)
+        return keep
 
     @staticmethod
     def _merge(session: Session, keep: str, gone: str) -> None:

@@ -12,6 +12,7 @@ from genoshare import __version__
 from genoshare.api import beacon, data, drs, governance, htsget
 from genoshare.api.errors import install_error_handlers
 from genoshare.api.openapi import install_openapi
+from genoshare.beacon.service import BeaconService
 from genoshare.governance.rederive import RederivationWorker
 from genoshare.node import Node
 from genoshare.settings import Settings, load_settings
@@ -46,6 +47,8 @@ def create_app(node: Node) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
+    # Made now, not on the first Beacon request: tests and governance hooks reach it from the start.
+    app.state.beacon = BeaconService(node)
     app.state.rederivations = rederivations
     install_error_handlers(app)
     install_openapi(app)

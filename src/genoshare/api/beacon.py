@@ -57,11 +57,9 @@ QueryDep = Annotated[openapi.QueryParameters, Query()]
 Json = dict[str, Any]
 
 
-def get_beacon(request: Request, node: NodeDep) -> BeaconService:
-    """One service per application: its caches outlive requests."""
-    service: BeaconService | None = getattr(request.app.state, "beacon", None)
-    if service is None:
-        service = request.app.state.beacon = BeaconService(node)
+async def get_beacon(request: Request) -> BeaconService:
+    """One service per application (``create_app`` makes it): its caches outlive requests."""
+    service: BeaconService = request.app.state.beacon
     return service
 
 

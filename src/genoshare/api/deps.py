@@ -1,17 +1,23 @@
-"""Request dependencies: the node, and who is calling (verified passport or nobody)."""
+"""Request dependencies: the node, and who is calling (verified passport or nobody).
+
+They are ``async``: FastAPI runs a sync dependency in the thread pool, one hand-over per dependency per
+request, which cost more than the work these do. A passport seen before is found in memory on the event
+loop; verifying a new one (signatures, perhaps fetching an issuer's keys) still runs in a worker thread.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from genoshare.access.passports import Identity
 from genoshare.errors import Unauthenticated
 from genoshare.node import Node
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     node: Node = request.app.state.node
     return node
 
@@ -30,8 +36,11 @@ def identify(node: Node, token: str | None) -> Identity | None:
     return node.passports.verify(token) if token else None
 
 
-def get_identity(request: Request, node: Annotated[Node, Depends(get_node)]) -> Identity | None:
-    return identify(node, bearer_token(request))
+async def get_identity(request: Request, node: Annotated[Node, Depends(get_node)]) -> Identity | None:
+    token = bearer_token(request)
+    if not token:
+        return None
+    return node.passports.remembered(token) or await run_in_threadpool(node.passports.verify, token)
 
 
 NodeDep = Annotated[Node, Depends(get_node)]

@@ -14,10 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # The server's thread pool shares connections; SQLite must allow that and wait for writers.
+        # No pre-ping: a file cannot drop a connection, and the ping is a statement on every checkout.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        # A database server may close idle connections; test each one before handing it out.
+        kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
