@@ -8,10 +8,14 @@ Each decision that gates data is written to the audit log with its reason.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity, Visa
@@ -36,11 +40,84 @@ class Decision:
     grants: tuple[str, ...] = ()
 
 
+class _GrantChanges:
+    """A counter bumped whenever this process writes a ``Grant`` row (flush and commit)."""
+
+    generation = 0
+
+    @classmethod
+    def bump(cls, *_: Any) -> None:
+        cls.generation += 1
+
+
+def _grant_written(session: Session, _context: Any, _instances: Any = None) -> None:
+    if any(isinstance(row, Grant) for row in (*session.new, *session.dirty, *session.deleted)):
+        session.info["grants_changed"] = True
+        _GrantChanges.bump()
+
+
+def _committed(session: Session) -> None:
+    if session.info.pop("grants_changed", False):
+        _GrantChanges.bump()
+
+
+def _bulk_write(state: Any) -> None:
+    if (state.is_update or state.is_delete) and any(mapper.class_ is Grant for mapper in state.all_mappers):
+        state.session.info["grants_changed"] = True
+        _GrantChanges.bump()
+
+
+event.listen(Session, "before_flush", _grant_written)
+event.listen(Session, "after_commit", _committed)
+event.listen(Session, "do_orm_execute", _bulk_write)
+
+
+class RevokedGrants:
+    """Whether a grant this node signed is revoked, without a database read on every request.
+
+    Each id's answer is remembered for at most ``max_age`` seconds, and forgotten at once when this process
+    writes any grant (a committee's revocation through the API): in-process revocations take effect on
+    the next request, those written by another process (the CLI) within ``max_age``, as consent
+    withdrawals do. The read cost ~0.5 ms, a quarter of a Beacon answer for a caller with a grant.
+    """
+
+    def __init__(self, database: Database, max_age: float = 0.5) -> None:
+        self.database = database
+        self.max_age = max_age
+        self._known: dict[str, tuple[int, float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, grant_ids: Iterable[str]) -> set[str]:
+        ids = [grant_id for grant_id in grant_ids if grant_id]
+        if not ids:
+            return set()
+        generation, now = _GrantChanges.generation, time.monotonic()
+        known = [self._known.get(grant_id) for grant_id in ids]
+        if all(k is not None and k[0] == generation and now - k[1] < self.max_age for k in known):
+            return {grant_id for grant_id, k in zip(ids, known, strict=True) if k is not None and k[2]}
+        revoked = self.read(ids)
+        with self._lock:
+            if len(self._known) > 100_000:
+                self._known.clear()
+            for grant_id in ids:
+                self._known[grant_id] = (generation, now, grant_id in revoked)
+        return revoked
+
+    def read(self, grant_ids: Iterable[str]) -> set[str]:
+        """The same, read from the database now (for a data read, where one query is noise)."""
+        ids = [grant_id for grant_id in grant_ids if grant_id]
+        if not ids:
+            return set()
+        with self.database.sessions() as session:
+            return set(session.scalars(select(Grant.id).where(Grant.id.in_(ids), Grant.revoked_at.is_not(None))))
+
+
 class AccessPolicy:
     def __init__(self, audit: AuditLog, database: Database, public_url: str) -> None:
         self.audit = audit
         self.database = database
         self.public_url = public_url
+        self.revocations = RevokedGrants(database)
 
     def grant_values(self, dataset_id: str) -> set[str]:
         """Visa values that name this dataset: its id or its URL on this node."""
@@ -57,15 +134,11 @@ class AccessPolicy:
 
         Visas of other issuers are not in the table and pass: their issuer revokes them by expiry.
         """
-        ids = [grant_id for grant_id in grant_ids if grant_id]
-        if not ids:
-            return set()
-        with self.database.sessions() as session:
-            return set(session.scalars(select(Grant.id).where(Grant.id.in_(ids), Grant.revoked_at.is_not(None))))
+        return self.revocations.of(grant_ids)
 
     def check_ticket(self, ticket: Ticket) -> None:
         """Re-check, on every data request, what may have changed since a ticket was issued."""
-        if self.revoked_grants(ticket.grants):
+        if self.revocations.read(ticket.grants):
             self.audit.record(
                 Entry(
                     ticket.actor,

@@ -8,6 +8,7 @@ reject is a 400 with the Beacon error body.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -103,23 +104,37 @@ def _terms_of(beacon: BeaconService, paging: openapi.Paging, dataset_id: str | N
     return beacon.filtering_terms(page.skip, page.limit, dataset_id)
 
 
-def _handlers(target: EntryType, parent_path: str | None) -> tuple[Callable[..., Json], Callable[..., Json]]:
+class BeaconJSON(Response):
+    """An entry answer serialised once, straight from the service's plain dicts.
+
+    FastAPI would first walk the whole document through ``jsonable_encoder`` and validate it against the
+    declared ``dict``: a quarter of the time of a short answer, for documents made of plain JSON values
+    already. The routes still declare the same response model, so the published OpenAPI is unchanged.
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _handlers(target: EntryType, parent_path: str | None) -> tuple[Callable[..., Response], Callable[..., Response]]:
     """GET and POST endpoints answering ``target``, scoped to the ``{id}`` of ``parent_path`` if given."""
     if parent_path is None:
 
-        def get(beacon: BeaconDep, identity: IdentityDep, params: QueryDep) -> Json:
-            return beacon.query(target, from_query(params.document()), identity)
+        def get(beacon: BeaconDep, identity: IdentityDep, params: QueryDep) -> Response:
+            return BeaconJSON(beacon.query(target, from_query(params.document()), identity))
 
-        def post(beacon: BeaconDep, identity: IdentityDep, body: openapi.BeaconRequestBody) -> Json:
-            return beacon.query(target, from_body(body.document()), identity)
+        def post(beacon: BeaconDep, identity: IdentityDep, body: openapi.BeaconRequestBody) -> Response:
+            return BeaconJSON(beacon.query(target, from_body(body.document()), identity))
 
         return get, post
 
-    def get_in(beacon: BeaconDep, identity: IdentityDep, params: QueryDep, id: str) -> Json:
-        return beacon.query(target, from_query(params.document()), identity, Parent(parent_path, id))
+    def get_in(beacon: BeaconDep, identity: IdentityDep, params: QueryDep, id: str) -> Response:
+        return BeaconJSON(beacon.query(target, from_query(params.document()), identity, Parent(parent_path, id)))
 
-    def post_in(beacon: BeaconDep, identity: IdentityDep, id: str, body: openapi.BeaconRequestBody) -> Json:
-        return beacon.query(target, from_body(body.document()), identity, Parent(parent_path, id))
+    def post_in(beacon: BeaconDep, identity: IdentityDep, id: str, body: openapi.BeaconRequestBody) -> Response:
+        return BeaconJSON(beacon.query(target, from_body(body.document()), identity, Parent(parent_path, id)))
 
     return get_in, post_in
 
@@ -145,8 +160,15 @@ def _add_entry_routes(entry: EntryType) -> None:
         routes.append((f"{base}/{{id}}/{related}", framework.BY_PATH[related], entry.path))
     for path, target, parent_path in routes:
         get, post = _handlers(target, parent_path)
-        router.add_api_route(path, get, methods=["GET"], tags=[entry.name], summary=f"{target.name} (GET)")
-        router.add_api_route(path, post, methods=["POST"], tags=[entry.name], summary=f"{target.name} (POST)")
+        for handler, method in ((get, "GET"), (post, "POST")):
+            router.add_api_route(
+                path,
+                handler,
+                methods=[method],
+                tags=[entry.name],
+                summary=f"{target.name} ({method})",
+                response_model=Json,
+            )
 
 
 for _entry in ENTRY_TYPES:

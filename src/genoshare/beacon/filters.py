@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pyroaring import BitMap
+from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 
 from genoshare.beacon.errors import BeaconBadRequest
 from genoshare.beacon.people import People
@@ -120,11 +120,14 @@ def matching(people: People, filters: Sequence[Filter]) -> BitMap:
     return result
 
 
-def _one(people: People, item: Filter) -> BitMap:
+def _one(people: People, item: Filter) -> AbstractBitMap:
     if isinstance(item, OntologyFilter):
-        found = BitMap()
-        for term in expand(item.id, item.include_descendants) & people.terms.keys():
-            found |= people.terms[term]
+        key = (item.id, item.include_descendants)
+        found = people.term_matches.get(key)
+        if found is None:
+            terms = expand(item.id, item.include_descendants) & people.terms.keys()
+            found = FrozenBitMap(BitMap.union(*(people.terms[term] for term in terms)) if terms else ())
+            people.term_matches[key] = found
         return found
     if item.id == "sex":
         wanted = SEX_LABELS.get(item.value.lower(), item.value)

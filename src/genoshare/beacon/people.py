@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pyroaring import BitMap
+from pyroaring import BitMap, FrozenBitMap
 from sqlalchemy import func, select
 
 from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual
@@ -54,6 +54,10 @@ class People:
     biosamples: dict[int, list[tuple[str, dict[str, object]]]] = field(default_factory=dict)
     withdrawn: BitMap = field(default_factory=BitMap)
     by_id: dict[str, Person] = field(default_factory=dict)
+    #: Who an ontology filter matches, per (term, include descendants): an HPO term high in the tree has
+    #: thousands of descendants, whose union cost milliseconds on every query. Withdrawals do not change
+    #: it (they are subtracted from ``active``); a reload of the annotations makes a new ``People``.
+    term_matches: dict[tuple[str, bool], FrozenBitMap] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {person.pseudonym: person for person in self.by_number.values()}

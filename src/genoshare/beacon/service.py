@@ -273,9 +273,11 @@ class BeaconService:
         if matches is not None:
             scope = matches.carriers
         if entry.path == "individuals":
-            persons = people.persons(scope)
+            # A count needs no Person objects: only a record-level answer builds its page of them.
             return Selection(
-                lambda skip, limit: [records.individual(p) for p in persons[skip : skip + limit]], len(persons), matches
+                lambda skip, limit: [records.individual(p) for p in people.persons(scope)[skip : skip + limit]],
+                scope.intersection_cardinality(people.everyone),
+                matches,
             )
         samples = [
             (biosample_id, document, person)
