@@ -1,7 +1,8 @@
 """The attack harness at reduced size: the attackers must work, and the node's default must blunt them.
 
 A smaller beacon (200 members) is easier to attack than the full 1,000, so the gates here are a floor the
-attackers must clear; the full-size numbers come from ``python -m genoshare.privacy.harness``.
+attackers must clear; the full-size numbers come from ``python -m genoshare.privacy.harness``. This test
+asks the oracle only (``node=False``); ``test_harness_real_handler.py`` attacks a real node's handler.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def test_attacks_reach_the_gates_and_the_default_policy_blunts_them() -> None:
     report = run(
         SMALL,
         work_dir=None,
+        node=False,
         defences=[Defence("none", PrivacySettings()), Defence("default", NODE_DEFAULTS[Granularity.BOOLEAN])],
     )
     assert report["unseen_in_panel_per_target"]["mean"] >= 20

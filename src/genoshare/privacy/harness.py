@@ -1,23 +1,38 @@
-"""Run the membership-inference attacks against the node's guarded Beacon answers; write the frontier.
+"""Run the membership-inference attacks against the node's Beacon; write the power/utility frontier.
 
-    python -m genoshare.privacy.harness [--quick] [--work-dir benchmarks/work/privacy]
+    python -m genoshare.privacy.harness [--quick] [--work-dir benchmarks/work/privacy] [--workers 2]
 
-The target is ``PrivacyGuard.filter_answer``, the call the Beacon service makes for every allele-level
-answer, fed with the cohort's carrier bitmaps (pyroaring) and allele counts; each target is attacked in a
-user session of its own, and a benign user asks 10,000 random segregating sites in one session.
+Two targets answer the same sessions (each attacked target in a user session of its own; a benign user asks
+10,000 random segregating sites in one session):
+
+- **the node** (``node_target.NodeBeacon``): the cohort's members ingested into a real node as a controlled
+  dataset, each query asked through ``BeaconService.query`` (what ``GET /api/g_variants`` runs) with one
+  passport identity per session, so the access decision, granularity, guard and defaults are the node's.
+  The headline rows -- no defence (the gates) and the node default -- are measured here.
+- **the oracle** (``GuardedBeacon``): ``PrivacyGuard.filter_answer`` over the cohort's carrier bitmaps, about
+  4x cheaper per answer, used for the grid of defences. The harness checks, for the two headline defences,
+  that the oracle gives answer-for-answer the same results as the node (``agreement`` in the report), and
+  ``tests/privacy/test_harness_real_handler.py`` proves it on a small cohort with the node's SQL state.
+
+Defences without per-user state (no budget, no randomised response, no rate limit) answer every session
+alike, so both targets are asked once per distinct allele and the answers are reused for every session.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import contextlib
 import json
+import multiprocessing
 import random
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from pyroaring import BitMap
@@ -37,6 +52,7 @@ from genoshare.privacy.attacks import (
     scores,
 )
 from genoshare.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
+from genoshare.privacy.node_target import NodeBeacon, SteppingClock, build_node
 from genoshare.store.models import Dataset
 
 ISSUER = "https://attackers.example.org"
@@ -52,33 +68,41 @@ class Defence:
     settings: PrivacySettings
 
 
+def _rr(budget: float | None, p: float, k: int) -> Defence:
+    name = f"budget={budget} + rr p={p} k<={k}" if budget is not None else f"rr p={p} k<={k}"
+    return Defence(name, PrivacySettings(budget=budget, flip_probability=p, flip_max_count=k))
+
+
 def defence_grid() -> list[Defence]:
-    """Each defence alone over a range of strengths, then budgets combined with randomised response."""
+    """Each defence alone over a range of strengths, then budgets combined with randomised response.
+
+    Points the earlier full-size frontier showed dominated (rr p=0.1/0.2 alone, min_count=3, budget=4) were
+    dropped to keep the run in minutes; the combinations around the goal's corner (power 0.10, 25 % of rare
+    alleles hidden) were added: randomising only singletons/doubletons (k<=2) hides fewer rare alleles.
+    """
     grid = [Defence("none", PrivacySettings())]
-    grid += [Defence(f"min_count={m}", PrivacySettings(min_allele_count=m)) for m in (2, 3, 5)]
-    grid += [Defence(f"budget={b}", PrivacySettings(budget=b)) for b in (0.25, 0.5, 1.0, 2.0, 4.0)]
-    grid += [Defence(f"rr p={p} k<=5", PrivacySettings(flip_probability=p, flip_max_count=5)) for p in (0.1, 0.2, 0.3)]
-    grid += [
-        Defence(f"budget={b} + rr p={p} k<=5", PrivacySettings(budget=b, flip_probability=p, flip_max_count=5))
-        for b, p in [*itertools.product((0.5, 1.0, 2.0), (0.1, 0.2)), (1.0, 0.3), (1.5, 0.2)]
-    ]
+    grid += [Defence(f"min_count={m}", PrivacySettings(min_allele_count=m)) for m in (2, 5)]
+    grid += [Defence(f"budget={b}", PrivacySettings(budget=b)) for b in (0.25, 0.5, 1.0, 2.0)]
+    grid.append(_rr(None, 0.3, 5))
+    grid += [_rr(b, p, 5) for b, p in ((0.5, 0.2), (1.0, 0.2), (1.0, 0.3), (1.5, 0.2), (1.5, 0.3), (2.0, 0.3))]
+    grid += [_rr(b, p, 2) for b, p in ((1.0, 0.3), (1.0, 0.4), (1.25, 0.3), (1.5, 0.3), (1.5, 0.4))]
     grid.append(Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN]))
     return grid
 
 
-class _SteppingClock:
-    """One simulated second per request, so rate limits apply at a realistic pace rather than never."""
+class Target(Protocol):
+    """Something that answers one user's session of allele queries: the node's handler or the oracle."""
 
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        return self.now
+    def session(self, user: str, sites: np.ndarray) -> np.ndarray: ...
 
 
 class GuardedBeacon:
-    """The Beacon's allele-level answer path over the cohort: carriers and count in, guarded answer out."""
+    """The oracle: the Beacon's allele-level answer path over the cohort, carriers and count into the guard.
+
+    It makes the same ``PrivacyGuard.filter_answer`` calls, in the same order and with the same coin, as
+    ``BeaconService`` does for the node (``node_target.NodeBeacon``), without the request handling around
+    them; the harness and a test check the two agree answer for answer.
+    """
 
     def __init__(self, cohort: AttackCohort, settings: PrivacySettings, seed: int) -> None:
         self.cohort = cohort
@@ -90,22 +114,61 @@ class GuardedBeacon:
         self.guard = PrivacyGuard(
             MemoryPrivacyState(),
             rng=random.Random(seed),  # noqa: S311  (a reproducible measurement, not a secret)
-            clock=_SteppingClock(),
+            clock=SteppingClock(),
             defaults=defaults,
         )
         self.decision = Decision(self.dataset.id, Granularity.BOOLEAN, "registered researcher, yes/no")
+        self._carriers: dict[int, BitMap] = {}
 
     def session(self, user: str, sites: np.ndarray) -> np.ndarray:
         caller = self.guard.caller(Identity(user, ISSUER))
         answers = np.zeros(len(sites), dtype=bool)
         ac = self.cohort.beacon_ac
         for i, site in enumerate(sites.tolist()):
-            carriers = BitMap(self.cohort.carriers(site).tolist())
+            carriers = self._carriers.get(site)
+            if carriers is None:
+                carriers = self._carriers[site] = BitMap(self.cohort.carriers(site).tolist())
             answer = self.guard.filter_answer(
                 caller, self.decision, self.dataset, f"site:{site}", carriers, int(ac[site])
             )
             answers[i] = answer.exists
         return answers
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Every session's answers under one defence: (targets, queries) per attack, and the benign session."""
+
+    a1: np.ndarray
+    a2: np.ndarray
+    benign: np.ndarray
+
+    def same_as(self, other: Answers) -> dict[str, float]:
+        """Share of identical answers, per session kind (1.0 everywhere when two targets agree)."""
+        return {
+            name: float(np.mean(getattr(self, name) == getattr(other, name)[:, : getattr(self, name).shape[1]]))
+            if name != "benign"
+            else float(np.mean(self.benign == other.benign))
+            for name in ("a1", "a2", "benign")
+        }
+
+
+def collect(target: Target, plans: QueryPlans, settings: PrivacySettings, queries: int) -> Answers:
+    """Ask every session's queries, in a fixed order (A1 targets, A2 targets, benign).
+
+    Without per-user state every session gets the same answer for an allele, so each distinct allele is
+    asked once (in one session) and the answer reused: 400 sessions x 5,000 queries become ~0.4 M questions.
+    """
+    a1, a2 = plans.a1[:, :queries], plans.a2[:, :queries]
+    if not settings.stateful:
+        distinct = np.unique(np.concatenate([a1.ravel(), a2.ravel(), plans.benign]))
+        known = target.session("stateless-reference", distinct)
+        return Answers(*(known[np.searchsorted(distinct, plan)] for plan in (a1, a2, plans.benign)))
+    answers = [
+        np.stack([target.session(f"{attack}-target-{t}", plan[t]) for t in range(len(plan))])
+        for attack, plan in (("A1", a1), ("A2", a2))
+    ]
+    return Answers(answers[0], answers[1], target.session("benign-researcher", plans.benign))
 
 
 def utility(cohort: AttackCohort, sites: np.ndarray, answers: np.ndarray) -> dict[str, float]:
@@ -123,25 +186,31 @@ def utility(cohort: AttackCohort, sites: np.ndarray, answers: np.ndarray) -> dic
     }
 
 
-def evaluate(cohort: AttackCohort, plans: QueryPlans, defence: Defence, queries: int, seed: int) -> dict[str, object]:
-    """Attack every target under ``defence`` for up to ``queries`` queries; measure benign utility too.
+def evaluate(
+    cohort: AttackCohort, plans: QueryPlans, defence: Defence, answers: Answers, seed: int, target: str
+) -> dict[str, object]:
+    """Score every target's session under ``defence``; measure benign utility too.
 
     The best-responding attacker picks the attack, the miss rate ``delta`` and the number of queries that
     maximise power. Picking on the same targets it is scored on overstates power (hundreds of choices,
     hundreds of targets), so the headline is cross-fitted: choose on one half of the targets, measure on
     the other, both ways. The in-sample maximum is reported too, as an upper bound.
     """
-    started = time.monotonic()
-    beacon = GuardedBeacon(cohort, defence.settings, seed)
     n_targets = cohort.config.n_targets
-    result: dict[str, object] = {"defence": defence.name, "settings": asdict(defence.settings), "queries": queries}
+    queries = answers.a1.shape[1]
+    result: dict[str, object] = {
+        "defence": defence.name,
+        "settings": asdict(defence.settings),
+        "queries": queries,
+        "target": target,
+    }
     points = [q for q in REPORT_POINTS if q <= queries]
     matrices: dict[tuple[str, float], np.ndarray] = {}
     for attack in ("A1", "A2"):
         plan = (plans.a1 if attack == "A1" else plans.a2)[:, :queries]
-        answers = np.stack([beacon.session(f"{attack}-target-{t}", plan[t]) for t in range(2 * n_targets)])
+        attack_answers = answers.a1 if attack == "A1" else answers.a2
         for delta in DELTAS:
-            matrices[attack, delta] = scores(answers, plan, cohort, defence.settings, delta)
+            matrices[attack, delta] = scores(attack_answers, plan, cohort, defence.settings, delta)
         report = []
         for q in points:
             # The delta a best-responding attacker would pick at this query count (in-sample).
@@ -152,10 +221,19 @@ def evaluate(cohort: AttackCohort, plans: QueryPlans, defence: Defence, queries:
         classic = power_curve(matrices[attack, DELTAS[0]], n_targets, points)
         result[attack] = {"curve": report, "classic_power": dict(zip(points, map(float, classic), strict=True))}
     result["best_response"] = _best_response(matrices, n_targets, queries)
-    benign_answers = beacon.session("benign-researcher", plans.benign)
-    result["utility"] = utility(cohort, plans.benign, benign_answers)
-    result["seconds"] = round(time.monotonic() - started, 1)
+    result["utility"] = utility(cohort, plans.benign, answers.benign)
     return result
+
+
+def measure(
+    cohort: AttackCohort, plans: QueryPlans, defence: Defence, queries: int, seed: int, target: Target, name: str
+) -> tuple[dict[str, object], Answers]:
+    """Collect the answers of ``target`` under ``defence`` and score them; the result records the time taken."""
+    started = time.monotonic()
+    answers = collect(target, plans, defence.settings, queries)
+    result = evaluate(cohort, plans, defence, answers, seed, name)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result, answers
 
 
 def _best_response(matrices: dict[tuple[str, float], np.ndarray], n_targets: int, queries: int) -> dict[str, object]:
@@ -264,6 +342,10 @@ class HarnessConfig:
     defended_queries: int = 1000
     benign_queries: int = 10_000
     seed: int = 8
+    #: Where the node's privacy state lives for the headline sessions (see ``NodeBeacon``).
+    node_state: str = "memory"
+    #: A1 sessions asked again with the node's SQL state, which must give the same answers as ``node_state``.
+    sql_check_sessions: int = 4
 
 
 QUICK = HarnessConfig(
@@ -273,22 +355,115 @@ QUICK = HarnessConfig(
     benign_queries=3000,
 )
 
+#: The defences measured through the node's own handler; every other is measured on the oracle.
+HEADLINE = ("none", "node default")
 
-def run(config: HarnessConfig, work_dir: Path | None, defences: Sequence[Defence] | None = None) -> dict[str, object]:
-    """Undefended attacks up to ``max_queries`` (the gates), then each defence up to ``defended_queries``."""
+_SHARED: dict[str, object] = {}
+
+
+def _oracle_job(defence: Defence, queries: int) -> tuple[dict[str, object], Answers]:
+    """One defence on the oracle, in a worker process forked with the cohort and plans in ``_SHARED``."""
+    cohort, plans, seed = _SHARED["cohort"], _SHARED["plans"], _SHARED["seed"]
+    assert isinstance(cohort, AttackCohort) and isinstance(plans, QueryPlans) and isinstance(seed, int)
+    return _measure_oracle(cohort, plans, defence, queries, seed)
+
+
+def run(
+    config: HarnessConfig,
+    work_dir: Path | None,
+    defences: Sequence[Defence] | None = None,
+    *,
+    node_root: Path | None = None,
+    workers: int = 0,
+    node: bool = True,
+) -> dict[str, object]:
+    """Undefended attacks up to ``max_queries`` (the gates), then each defence up to ``defended_queries``.
+
+    The defences named in ``HEADLINE`` are measured through the node's Beacon handler (built under
+    ``node_root``, default ``work_dir``, else a temporary directory) unless ``node`` is False; all are also
+    run on the oracle (in ``workers`` forked processes while the node is asked, or inline with 0), and the
+    report says how far the two agreed.
+    """
+    began = time.monotonic()
     cohort = load_or_simulate(config.cohort, work_dir)
     plans = plan_queries(cohort, config.max_queries, config.benign_queries, config.seed)
     grid = list(defences if defences is not None else defence_grid())
-    undefended = evaluate(cohort, plans, grid[0], config.max_queries, config.seed)
-    results = [undefended] + [evaluate(cohort, plans, d, config.defended_queries, config.seed) for d in grid[1:]]
+    if grid[0].settings.stateful:
+        raise ValueError("the first defence must be stateless (the undefended gates)")
+
+    def budget(i: int) -> int:
+        return config.max_queries if i == 0 else config.defended_queries
+
+    timings: dict[str, float] = {}
+    oracle: list[tuple[dict[str, object], Answers]] = []
+    pending: list[Callable[[], tuple[dict[str, object], Answers]]] = []
+    pool = None
+    stack = contextlib.ExitStack()
+    if workers > 0:
+        _SHARED.update(cohort=cohort, plans=plans, seed=config.seed)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        futures = [pool.submit(_oracle_job, d, budget(i)) for i, d in enumerate(grid)]
+        pending = [f.result for f in futures]
+    try:
+        headline_names = HEADLINE if node else ()
+        node_dir = Path()
+        if node:
+            root = node_root or work_dir
+            if root is None:  # a throwaway node, removed at the end
+                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genoshare-attack-node-")))
+            started = time.monotonic()
+            node_dir = build_node(cohort, root)
+            timings["node_build_s"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        headline: dict[str, tuple[dict[str, object], Answers]] = {}
+        for i, defence in enumerate(grid):
+            if defence.name not in headline_names:
+                continue
+            state = "sql" if not defence.settings.stateful else config.node_state
+            # The node default is whatever the node applies with nothing configured: no dataset policy.
+            settings = None if defence.name == "node default" else defence.settings
+            beacon = NodeBeacon(node_dir, settings, config.seed, state=state)  # type: ignore[arg-type]
+            try:
+                headline[defence.name] = measure(
+                    cohort, plans, defence, budget(i), config.seed, beacon, f"node ({state} state)"
+                )
+            finally:
+                beacon.close()
+            if defence.settings.stateful and state != "sql" and config.sql_check_sessions:
+                headline[defence.name][0]["sql_state_agreement"] = _sql_check(
+                    node_dir, settings, config, plans, headline[defence.name][1]
+                )
+        timings["node_s"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        if pool is None:
+            oracle = [_measure_oracle(cohort, plans, d, budget(i), config.seed) for i, d in enumerate(grid)]
+        else:
+            oracle = [wait() for wait in pending]
+        timings["oracle_wait_s"] = round(time.monotonic() - started, 1)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        _SHARED.clear()
+        stack.close()
+    results = []
+    for defence, (result, answers) in zip(grid, oracle, strict=True):
+        if defence.name in headline:
+            node_result, node_answers = headline[defence.name]
+            node_result["oracle_agreement"] = node_answers.same_as(answers)
+            results.append(node_result)
+        else:
+            results.append(result)
+    undefended = results[0]
     a1, a2 = undefended["A1"], undefended["A2"]
     assert isinstance(a1, dict) and isinstance(a2, dict)
     gates = {
         "A1_power_at_max_queries": a1["classic_power"][config.max_queries],
         "A2_power_at_30": a2["classic_power"][30],
+        "measured_on": undefended["target"],
     }
     candidates = [r for r in results[1:] if _utility_ok(r)]
     best = min(candidates, key=lambda r: r["best_response"]["power"]) if candidates else None  # type: ignore[index]
+    timings["total_s"] = round(time.monotonic() - began, 1)
     return {
         "config": asdict(config),
         "n_sites": cohort.n_sites,
@@ -297,7 +472,31 @@ def run(config: HarnessConfig, work_dir: Path | None, defences: Sequence[Defence
         "results": results,
         "best_point": best["defence"] if best else None,
         "goal_met_by": [r["defence"] for r in results if meets_goal(r)],
+        "timings": timings,
     }
+
+
+def _measure_oracle(
+    cohort: AttackCohort, plans: QueryPlans, defence: Defence, queries: int, seed: int
+) -> tuple[dict[str, object], Answers]:
+    return measure(cohort, plans, defence, queries, seed, GuardedBeacon(cohort, defence.settings, seed), "oracle")
+
+
+def _sql_check(
+    node_dir: Path, settings: PrivacySettings | None, config: HarnessConfig, plans: QueryPlans, answers: Answers
+) -> float:
+    """The first A1 sessions asked again with the node's SQL state: the share of answers that came out equal.
+
+    Same seed, same order of guard calls, so the coin falls the same way: any difference is the state.
+    """
+    beacon = NodeBeacon(node_dir, settings, config.seed, state="sql")
+    try:
+        k = config.sql_check_sessions
+        plan = plans.a1[:k, : answers.a1.shape[1]]
+        again = np.stack([beacon.session(f"A1-target-{t}", plan[t]) for t in range(k)])
+    finally:
+        beacon.close()
+    return float(np.mean(again == answers.a1[:k]))
 
 
 def _utility_ok(result: dict[str, object]) -> bool:
@@ -317,9 +516,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/work/privacy"))
     parser.add_argument("--quick", action="store_true", help="a reduced cohort (the test's size)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the oracle grid (0: inline)")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else HarnessConfig()
-    report = run(config, args.work_dir)
+    report = run(config, args.work_dir, workers=args.workers)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     stem = "quick" if args.quick else "full"
     (args.work_dir / f"results-{stem}.json").write_text(json.dumps(report, indent=1))
@@ -327,7 +527,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.work_dir / f"frontier-{stem}.md").write_text(table + "\n")
     plotted = plot_frontier(report["results"], args.work_dir / f"frontier-{stem}.png")  # type: ignore[arg-type]
     print(table)
-    print(json.dumps({k: report[k] for k in ("gates", "unseen_in_panel_per_target", "best_point", "goal_met_by")}))
+    keys = ("gates", "unseen_in_panel_per_target", "best_point", "goal_met_by", "timings")
+    print(json.dumps({k: report[k] for k in keys}))
+    for r in report["results"]:  # type: ignore[attr-defined]
+        if "oracle_agreement" in r:
+            print(
+                f"{r['defence']}: {r['target']}; same answers as the oracle: {r['oracle_agreement']}"
+                f"{'; SQL state: ' + str(r['sql_state_agreement']) if 'sql_state_agreement' in r else ''}"
+            )
     print(f"plot: {'written' if plotted else 'skipped (no matplotlib)'}; results in {args.work_dir}")
     gates = report["gates"]
     assert isinstance(gates, dict)
