@@ -7,8 +7,8 @@ from typing import Any
 
 from genoshare.beacon.people import People, Person
 from genoshare.beacon.tables import BeaconVariantIndex
-from genoshare.beacon.variants import VariantHit
 from genoshare.duo.codes import parse_dataset_codes
+from genoshare.index.serving import VariantRow
 from genoshare.store.models import Dataset
 
 SEX_LABELS = {"NCIT:C16576": "female", "NCIT:C20197": "male", "NCIT:C17998": "unknown"}
@@ -64,7 +64,7 @@ def analysis(item: Derived) -> dict[str, Any]:
     }
 
 
-def variant(hit: VariantHit, index: BeaconVariantIndex, people: People | None, dataset_id: str) -> dict[str, Any]:
+def variant(hit: VariantRow, index: BeaconVariantIndex, people: People | None, dataset_id: str) -> dict[str, Any]:
     """A genomicVariation; ``people`` (record access) adds the carriers, never their genotypes' source names."""
     record: dict[str, Any] = {
         "variantInternalId": hit.internal_id,
@@ -96,7 +96,7 @@ def variant(hit: VariantHit, index: BeaconVariantIndex, people: People | None, d
     if people is not None:
         record["caseLevelData"] = [
             {"biosampleId": people.biosamples[person.sample_number][0][0], "individualId": person.pseudonym}
-            for person in people.persons(hit.carriers)
+            for person in people.persons(hit.carriers or ())
             if people.biosamples.get(person.sample_number)
         ]
     return record

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -36,8 +36,8 @@ from genoshare.beacon.framework import EntryType
 from genoshare.beacon.people import People, PeopleCache
 from genoshare.beacon.request import API_VERSION, BeaconRequest
 from genoshare.beacon.tables import BeaconGene
-from genoshare.beacon.variants import VariantHit, VariantQuery, build_query, canonical_assembly, parse_internal_id
-from genoshare.index.serving import UNBOUNDED, QueryResult
+from genoshare.beacon.variants import VariantQuery, build_query, canonical_assembly, parse_internal_id
+from genoshare.index.serving import UNBOUNDED, QueryResult, VariantRow
 from genoshare.node import Node
 from genoshare.store.models import Dataset
 
@@ -93,9 +93,9 @@ class Matches:
             return len(carriers)
         return sum(result.allele_count(self.scope) for result, _ in self.parts)
 
-    def page(self, skip: int, limit: int, withdrawn: BitMap) -> list[tuple[VariantHit, ServedIndex]]:
+    def page(self, skip: int, limit: int, withdrawn: BitMap) -> list[tuple[VariantRow, ServedIndex]]:
         """Hits ``skip`` to ``skip + limit`` across the indexes; a frequency touching a withdrawn person is hidden."""
-        found: list[tuple[VariantHit, ServedIndex]] = []
+        found: list[tuple[VariantRow, ServedIndex]] = []
         for result, served in self.parts:
             if skip >= result.total:
                 skip -= result.total
@@ -104,11 +104,7 @@ class Matches:
             rows, bitmaps = result.rows(skip, take), result.bitmaps(skip, take)
             for row, carriers in zip(rows, bitmaps, strict=True):
                 an = 0 if carriers.intersection_cardinality(withdrawn) else row.an
-                hit = VariantHit(
-                    row.contig, row.start, row.end, row.ref, row.alt, row.variant_type, row.length, row.ac, an,
-                    carriers & self.scope,
-                )  # fmt: skip
-                found.append((hit, served))
+                found.append((replace(row, an=an, carriers=carriers & self.scope), served))
             skip = 0
             if len(found) >= limit:
                 break

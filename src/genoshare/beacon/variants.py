@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pyroaring import BitMap
-
 from genoshare.beacon.errors import BeaconBadRequest
 
 _BASES = re.compile(r"^[ACGTUNRYSWKMBDHV.\-]*$")
@@ -79,25 +77,6 @@ class VariantQuery:
 
 def _bare(contig: str) -> str:
     return contig.removeprefix("chr")
-
-
-@dataclass(frozen=True)
-class VariantHit:
-    contig: str
-    start: int
-    end: int
-    ref: str
-    alt: str
-    variant_type: str
-    length: int
-    ac: int
-    an: int
-    carriers: BitMap
-
-    @property
-    def internal_id(self) -> str:
-        """Stable, public, and free of sample information: the allele itself."""
-        return f"{self.contig}:{self.start}:{self.ref}:{self.alt}"
 
 
 def parse_internal_id(value: str) -> tuple[str, int, str, str] | None:

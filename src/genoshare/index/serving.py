@@ -31,7 +31,11 @@ PathLike = str | Path
 
 @dataclass(frozen=True)
 class VariantRow:
-    """One ALT allele in one dataset; `carrier_count` is restricted to the allowed samples if given."""
+    """One ALT allele in one dataset; `carrier_count` is restricted to the allowed samples if given.
+
+    The Beacon's hits are these rows too, with `carriers` (who in scope carries it) filled in for the
+    record-level answer and `an` zeroed where a frequency would touch a withdrawn person.
+    """
 
     dataset_id: str
     contig: str
@@ -45,6 +49,12 @@ class VariantRow:
     an: int
     af: float
     carrier_count: int
+    carriers: BitMap | None = None
+
+    @property
+    def internal_id(self) -> str:
+        """Stable, public, and free of sample information: the allele itself."""
+        return f"{self.contig}:{self.start}:{self.ref}:{self.alt}"
 
 
 UNBOUNDED = (0, 2**62)
