@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyroaring import BitMap
+from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 
 from genoshare.index.build import INDEX_FILE
 from genoshare.index.schema import METADATA_KEY, TYPE_QUERY_EXPANSION
@@ -60,6 +60,8 @@ class VariantRow:
 UNBOUNDED = (0, 2**62)
 #: Up to this many rows, cells are read one by one rather than with a vectorised Arrow call.
 _FEW = 16
+#: Rows per precomputed carrier union (15,600 unions of ~1 KB for 1M variants of 1,000 samples).
+RUN = 64
 
 
 def _bases_match(pattern: str, bases: str) -> bool:
@@ -96,6 +98,31 @@ class _Dataset:
             span = int((self.ends[lo:hi] - self.starts[lo:hi]).max())
             self.blocks[contig] = (lo, hi, span)
         self.samples = _samples(files, self.carriers)
+        self.run_unions = _run_unions(self.carriers)
+
+    def union(self, rows: np.ndarray) -> BitMap:
+        """Carriers of any of ``rows``: precomputed unions for the runs whose rows are all asked for.
+
+        Rows of a run that are left out but carried by nobody do not change the union, so they do not
+        stop its precomputed union from being used (``carried_within`` drops exactly such rows when
+        nobody is excluded). A 100 kb window spans ~1,700 rows: ~30 runs and a few dozen rows at the edges
+        instead of ~1,700 bitmaps to deserialise (~6 ms).
+        """
+        if len(rows) < 2 * RUN:
+            return BitMap.union(*self.bitmaps(rows)) if len(rows) else BitMap()
+        runs = rows // RUN
+        first, last = int(runs.min()), int(runs.max())
+        asked = np.bincount(runs - first, minlength=last - first + 1)
+        # Rows of each run that are not asked for and do have carriers: runs with none are whole.
+        span = np.arange(first * RUN, min((last + 1) * RUN, len(self.carrier_counts)))
+        carried = np.bincount(span[self.carrier_counts[span] > 0] // RUN - first, minlength=last - first + 1)
+        asked_carried = np.bincount(runs[self.carrier_counts[rows] > 0] - first, minlength=last - first + 1)
+        whole = np.flatnonzero(carried == asked_carried) + first
+        whole = whole[asked[whole - first] > 0]
+        parts: list[AbstractBitMap] = [self.run_unions[k] for k in whole.tolist()]
+        loose = rows[~np.isin(runs, whole)]
+        parts.extend(self.bitmaps(loose))
+        return BitMap.union(*parts) if parts else BitMap()
 
     def block(self, reference_name: str) -> tuple[int, int, int] | None:
         for name in (reference_name, reference_name.removeprefix("chr"), "chr" + reference_name):
@@ -126,6 +153,15 @@ class _Dataset:
         if len(rows) <= _FEW:
             return [BitMap.deserialize(self.carriers[row].as_py()) for row in rows.tolist()]
         return [BitMap.deserialize(b) for b in self.carriers.take(pa.array(rows)).to_pylist()]
+
+
+def _run_unions(carriers: pa.Array) -> list[FrozenBitMap]:
+    """The union of carriers of every ``RUN`` consecutive rows (built once, when the index is loaded)."""
+    values = carriers.to_pylist()
+    return [
+        FrozenBitMap(BitMap.union(*(BitMap.deserialize(b) for b in values[start : start + RUN])))
+        for start in range(0, len(values), RUN)
+    ]
 
 
 def _samples(files: Sequence[Path], carriers: pa.Array) -> BitMap:
@@ -195,8 +231,8 @@ class QueryResult:
 
     def carriers(self, allowed: BitMap | None = None) -> BitMap:
         """Union of carriers over all matches: "how many individuals have any of these variants"."""
-        bitmaps = [b for ds, rows in self._groups() for b in ds.bitmaps(rows)]
-        union = BitMap.union(*bitmaps) if bitmaps else BitMap()
+        unions = [ds.union(rows) for ds, rows in self._groups()]
+        union = BitMap.union(*unions) if unions else BitMap()
         return union & allowed if allowed is not None else union
 
     def carrier_count(self, allowed: BitMap | None = None) -> int:
