@@ -1,27 +1,31 @@
 """``/data/{object_id}``: the bytes behind DRS access URLs and htsget tickets.
 
-Each request carries a ticket (``Authorization: Bearer``) from DRS or htsget, checked on every request.
-Bytes are decrypted from Crypt4GH on the fly, in 1 MiB pieces (FLOORS.md: a default 64 KiB
-``FileResponse`` streams at a fifth of that), and every range served is written to the audit log.  A ticket
-with a recipient key (htsget ``encryptionScheme=C4GH``) reads the stored ciphertext under a header re-keyed
-to the recipient instead (see ``genoshare.data_access``).
+Each request carries a ticket (``Authorization: Bearer``) from DRS or htsget, checked on every request, and
+every range served is written to the audit log (``genoshare.drs.stored``).  Objects are Crypt4GH files
+decrypted on the fly, or, for public datasets stored unencrypted, read straight from disk; both in 1 MiB
+pieces (FLOORS.md: a default 64 KiB ``FileResponse`` streams at a fifth of that).  A ticket with a recipient
+key (htsget ``encryptionScheme=C4GH``) reads the stored ciphertext under a header re-keyed to the recipient.
 
-Pieces are produced in a worker thread one ahead of the one being sent: decryption then runs while the event
-loop writes the previous piece to the socket, instead of each waiting for the other.
+Pieces are produced by worker threads, ``AHEAD`` of the one being sent.  The decryptor releases the GIL
+(``genoshare.crypt.aead``), so decryption runs while the event loop writes to the socket and, with several
+pieces in flight, on more than one core; before, decrypting and sending took turns.  Pieces are fresh
+buffers handed to the socket without a copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from genoshare.api.deps import NodeDep, bearer_token
-from genoshare.data_access import DataAccess, OpenedObject
+from genoshare.drs.stored import OpenedBlob, open_for_ticket, record_read
 from genoshare.errors import InvalidInput, Unauthenticated
 from genoshare.node import Node
 
@@ -37,7 +41,9 @@ router = APIRouter(
 )
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 1 << 20
-#: Threads that decrypt the next piece of each stream; one piece in flight per stream.
+#: Pieces prepared while one is sent: two keep both cores busy decrypting on a 2-core machine.
+AHEAD = 2
+#: Threads that read (and decrypt) the pieces of every stream.
 _PRODUCERS = ThreadPoolExecutor(thread_name_prefix="genoshare-data")
 
 
@@ -70,20 +76,67 @@ class RangeNotSatisfiable(InvalidInput):
         self.size = size
 
 
-async def _stream(opened: OpenedObject, start: int, end: int) -> AsyncIterator[bytes]:
-    """The pieces of ``[start, end)``, the next one prepared in a thread while this one is sent.
+def _pieces(start: int, end: int) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` in CHUNK pieces cut at multiples of CHUNK, so no segment is decrypted twice."""
+    while start < end:
+        stop = min((start // CHUNK + 1) * CHUNK, end)
+        yield start, stop
+        start = stop
 
-    The file is closed once no thread reads it any more, also when the client goes away mid-stream (the
-    piece being prepared then is dropped); closing needs no ``await``, which a cancelled task could not do.
+
+def _close_when_done(opened: OpenedBlob, futures: list[Future[memoryview]]) -> None:
+    """Close the file once no worker reads it (closing needs no ``await``: a cancelled task cannot await)."""
+    running = [future for future in futures if not future.cancel()]
+    if not running:
+        opened.close()
+        return
+    left = [len(running)]
+    lock = threading.Lock()
+
+    def done(_: Future[memoryview]) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            opened.close()
+
+    for future in running:
+        future.add_done_callback(done)
+
+
+async def _plaintext_stream(opened: OpenedBlob, start: int, end: int) -> AsyncIterator[memoryview]:
+    """Plaintext ``[start, end)``, ``AHEAD`` pieces read and decrypted in parallel while one is sent.
+
+    Also when the client goes away mid-stream, the file is closed once the pieces in flight are done.
     """
-    pieces = opened.iter_bytes(start, end, CHUNK)
+    bounds = _pieces(start, end)
+    pending: deque[Future[memoryview]] = deque()
+
+    def refill() -> None:
+        while len(pending) <= AHEAD and (span := next(bounds, None)) is not None:
+            pending.append(_PRODUCERS.submit(opened.read, *span))
+
+    try:
+        refill()
+        while pending:
+            piece = await asyncio.wrap_future(pending[0])
+            pending.popleft()
+            refill()
+            yield piece
+    finally:
+        _close_when_done(opened, list(pending))
+
+
+async def _reencrypted_stream(opened: OpenedBlob, start: int, end: int) -> AsyncIterator[bytes]:
+    """The re-keyed file's ``[start, end)``: stored ciphertext, read one piece ahead (no decryption)."""
+    pieces = opened.iter_reencrypted(start, end, CHUNK)
     upcoming = _PRODUCERS.submit(next, pieces, None)
     try:
         while (piece := await asyncio.wrap_future(upcoming)) is not None:
             upcoming = _PRODUCERS.submit(next, pieces, None)
             yield piece
     finally:
-        upcoming.add_done_callback(lambda _: opened.file.close())
+        upcoming.add_done_callback(lambda _: opened.close())
 
 
 @router.get("/data/{object_id}", summary="Object bytes (signed ticket required)")
@@ -100,13 +153,12 @@ def serve_object(object_id: str, request: Request, node: Node) -> Response:
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated("data URLs need the ticket that DRS or htsget handed out with them")
-    access = DataAccess(node)
-    opened = access.open(object_id, token)
+    opened = open_for_ticket(node, object_id, token)
     size = opened.size
     try:
         requested = parse_range(request.headers.get("range"), size)
     except RangeNotSatisfiable:
-        opened.file.close()
+        opened.close()
         raise
     start, end = requested or (0, size)
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start), "Cache-Control": "no-store"}
@@ -114,10 +166,9 @@ def serve_object(object_id: str, request: Request, node: Node) -> Response:
     if requested is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{size}"
-    access.record_read(opened, start, end, request.method)
+    record_read(node, opened, start, end, request.method)
     if request.method == "HEAD":
-        opened.file.close()
+        opened.close()
         return Response(status_code=status, headers=headers, media_type=opened.mime_type)
-    return StreamingResponse(
-        _stream(opened, start, end), status_code=status, headers=headers, media_type=opened.mime_type
-    )
+    body = _plaintext_stream if opened.reencryption is None else _reencrypted_stream
+    return StreamingResponse(body(opened, start, end), status_code=status, headers=headers, media_type=opened.mime_type)

@@ -17,6 +17,7 @@ from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.governance.usage import usage
+from genoshare.ingest.storage import check_plaintext_allowed, enable_plaintext_storage
 from genoshare.node import init_node
 from genoshare.settings import load_settings
 
@@ -72,11 +73,19 @@ def datasets_create(
     keep_sample_names: Annotated[
         bool, typer.Option(help="Do not pseudonymise VCF sample names (only for data that is already public).")
     ] = False,
+    store_plaintext: Annotated[
+        bool,
+        typer.Option(
+            help="Store the files unencrypted and serve them straight from disk (fastest); public datasets only."
+        ),
+    ] = False,
     data_dir: DataDir = Path("node"),
 ) -> None:
     """Create a dataset with its consent codes and access level."""
     node = open_node(data_dir)
     with reported():
+        if store_plaintext:
+            check_plaintext_allowed(dataset_id, access)
         dataset = DatasetService(node.database).create(
             NewDataset(
                 id=dataset_id,
@@ -89,7 +98,12 @@ def datasets_create(
                 pseudonymise=not keep_sample_names,
             )
         )
-    console.print(f"dataset [bold]{dataset.id}[/] created ({dataset.access_level}; {' '.join(dataset.duo_codes)})")
+        if store_plaintext:
+            dataset = enable_plaintext_storage(node.database, dataset.id)
+    at_rest = "; files stored unencrypted" if dataset.store_plaintext else ""
+    console.print(
+        f"dataset [bold]{dataset.id}[/] created ({dataset.access_level}; {' '.join(dataset.duo_codes)}{at_rest})"
+    )
 
 
 @datasets_app.command("list")

@@ -141,7 +141,8 @@ class DrsService:
             "id": f"{self.settings.node_id}.drs",
             "name": f"{self.settings.node_name} DRS",
             "type": {"group": "org.ga4gh", "artifact": "drs", "version": "1.5.0"},
-            "description": "Data Repository Service of a genoshare node; files are Crypt4GH-encrypted at rest.",
+            "description": "Data Repository Service of a genoshare node; files are Crypt4GH-encrypted at rest "
+            "(public datasets may keep them unencrypted).",
             "organization": {"name": self.settings.organization, "url": self.settings.public_url},
             "version": __version__,
             "environment": self.settings.environment,

@@ -34,10 +34,12 @@ from genoshare.access.tickets import Ticket
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
+from genoshare.drs.stored import is_plaintext
 from genoshare.htsget import bgzf, cram
 from genoshare.htsget.c4gh import FreshCipher, Piece, lent_opener, plan_reencryption
 from genoshare.htsget.errors import InvalidInput, InvalidRange, NotFound, PayloadTooLarge, UnsupportedFormat
 from genoshare.htsget.formats import HtsgetFormat
+from genoshare.htsget.layout import Opener, open_plain
 from genoshare.htsget.ranges import (
     Block,
     ByteRange,
@@ -236,8 +238,9 @@ class HtsgetService:
             "id": f"{self.settings.node_id}.htsget.{endpoint}",
             "name": f"{self.settings.node_name} htsget {endpoint}",
             "type": {"group": "org.ga4gh", "artifact": "htsget", "version": "1.3.0"},
-            "description": f"htsget {endpoint} of a genoshare node; files are Crypt4GH-encrypted at rest and "
-            f"served decrypted or, with encryptionScheme=C4GH and {PUBLIC_KEY_HEADER}, re-encrypted.",
+            "description": f"htsget {endpoint} of a genoshare node; files are Crypt4GH-encrypted at rest (public "
+            f"datasets may keep them unencrypted) and served decrypted or, with encryptionScheme=C4GH and "
+            f"{PUBLIC_KEY_HEADER}, re-encrypted.",
             "organization": {"name": self.settings.organization, "url": self.settings.public_url},
             "version": __version__,
             "environment": self.settings.environment,
@@ -292,27 +295,40 @@ class HtsgetService:
             )
         )
         data_path = self._local_path(row.blob_key)
-        with EncryptedFile(data_path, self.node.keys.secret) as file:
-            blocks, whole = self._blocks(query, row, file)
+        if is_plaintext(row.blob_key):
             if query.recipient_key is not None:
-                urls = self._c4gh_urls(query, row, file, blocks, token)
-                return {"htsget": {"format": query.format.value, "urls": urls}}
+                raise InvalidInput(
+                    f"{query.id} is public data stored unencrypted: encryptionScheme=C4GH is not offered for it; "
+                    "ask without encryptionScheme"
+                )
+            size = data_path.stat().st_size
+            blocks, whole = self._blocks(query, row, data_path, size, open_plain)
+        else:
+            with EncryptedFile(data_path, self.node.keys.secret) as file:
+                blocks, whole = self._blocks(query, row, data_path, file.plaintext_size, lent_opener(file))
+                if query.recipient_key is not None:
+                    urls = self._c4gh_urls(query, row, file, blocks, token)
+                    return {"htsget": {"format": query.format.value, "urls": urls}}
         answer: dict[str, Any] = {"format": query.format.value, "urls": self._urls(query, row, blocks, token)}
         if whole:
             answer["md5"] = row.md5
         return {"htsget": answer}
 
-    def _blocks(self, query: HtsgetQuery, row: DataObject, file: EncryptedFile) -> tuple[list[Block], bool]:
-        """The engine's blocks; a whole-file request is the stored file as it is (what clients compare)."""
-        fmt, data_path = query.format, file.path
-        read = lent_opener(file)
+    def _blocks(
+        self, query: HtsgetQuery, row: DataObject, data_path: Path, size: int, read: Opener
+    ) -> tuple[list[Block], bool]:
+        """The engine's blocks; a whole-file request is the stored file as it is (what clients compare).
+
+        ``read`` opens the stored file's plaintext (a decrypting reader over the ticket's open Crypt4GH file,
+        or ``open`` for files stored unencrypted); ``size`` is the plaintext's length.
+        """
+        fmt = query.format
         if query.header_only:
             return header_blocks(fmt, data_path, self.cache, read), False
         if query.regions is None:
             layout = self.cache.layout(fmt, data_path, read)
             cut = layout.header_end if fmt is HtsgetFormat.CRAM else bgzf.split(layout.header_end)[0]
             clean = fmt is HtsgetFormat.CRAM or bgzf.split(layout.header_end)[1] == 0
-            size = file.plaintext_size
             if not clean:
                 # The header ends inside a BGZF block: no byte offset splits header from body, so the
                 # ticket carries no classes (the spec: all URLs have one, or none has).

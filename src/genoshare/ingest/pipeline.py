@@ -3,14 +3,17 @@
 Each file is validated, de-identified, checksummed, indexed and encrypted in a staging area first; one
 database transaction at the end publishes the whole batch.
 
-Encrypted blobs are stored under their content checksum, so a crash leaves at most unreferenced blobs
-(invisible, reclaimable) and never a half-published object; re-ingesting the same source file is
-recognised by its checksum and skipped.
+Blobs are stored under their content checksum, so a crash leaves at most unreferenced blobs (invisible,
+reclaimable) and never a half-published object; re-ingesting the same source file is recognised by its
+checksum and skipped.  Blobs are Crypt4GH-encrypted (key ``blobs/xx/<sha256>.c4gh``), except in public
+datasets created with ``--store-plaintext``, whose files are stored as they are (key ``blobs/xx/<sha256>``
+plus the format's extension; see ``genoshare.ingest.storage`` and ``genoshare.drs.stored``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
@@ -37,6 +40,7 @@ from genoshare.ingest.deidentify import (
     scrub_names,
 )
 from genoshare.ingest.errors import IngestError
+from genoshare.ingest.storage import check_plaintext_allowed
 from genoshare.ingest.validate import FileReport, validate
 from genoshare.node import Node
 from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant
@@ -107,6 +111,8 @@ class Ingestor:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None:
                 raise IngestError(Path(dataset_id), "no such dataset: create it first (genoshare datasets create)")
+            if dataset.store_plaintext:
+                check_plaintext_allowed(dataset.id, dataset.access_level)
             known = dict(
                 session.execute(
                     select(DataObject.source_sha256, DataObject.name).where(DataObject.dataset_id == dataset_id)
@@ -164,9 +170,16 @@ class Ingestor:
         name = check_object_name(stem + fmt.extension)
         index = build_index(plain, fmt)
         md5, sha256 = file_checksums(plain)
-        blob = plain.with_name(plain.name + ".c4gh")
-        encrypt_file(plain, blob, self.node.keys)
-        _stage(progress, path.name, "encrypt")(1, 1)
+        if dataset.store_plaintext:
+            # A second name for the staged file: the store moves the blob in, the Beacon index reads ``plain``.
+            blob = plain.with_name(plain.name + ".blob")
+            _link_or_copy(plain, blob)
+            blob_key = f"blobs/{sha256[:2]}/{sha256}{fmt.extension}"
+        else:
+            blob = plain.with_name(plain.name + ".c4gh")
+            encrypt_file(plain, blob, self.node.keys)
+            _stage(progress, path.name, "encrypt")(1, 1)
+            blob_key = f"blobs/{sha256[:2]}/{sha256}.c4gh"
         row = DataObject(
             id=object_id(dataset.id, name),
             dataset_id=dataset.id,
@@ -177,7 +190,7 @@ class Ingestor:
             md5=md5,
             sha256=sha256,
             source_sha256=source_sha,
-            blob_key=f"blobs/{sha256[:2]}/{sha256}.c4gh",
+            blob_key=blob_key,
             index_key=f"indexes/{sha256[:2]}/{sha256}.{fmt.index_format}",
             index_format=fmt.index_format,
             mime_type=fmt.mime_type,
@@ -261,6 +274,13 @@ class Ingestor:
                 session.flush()
                 known[source_name] = participant
             session.add(ObjectParticipant(object_id=object_id, participant_id=participant.id))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _stage(progress: StageProgress | None, name: str, stage: str) -> Callable[[int, int], None]:

@@ -39,6 +39,9 @@ class Dataset(Base):
     auto_approve: Mapped[bool] = mapped_column(default=False)
     #: Beacon disclosure settings of this dataset (minimum counts, privacy budgets); see genoshare.access.
     beacon_policy: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    #: Files of this dataset are stored unencrypted and served straight from disk; public datasets only
+    #: (``genoshare datasets create --access public --store-plaintext``), every other level refuses it.
+    store_plaintext: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
