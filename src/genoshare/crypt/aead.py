@@ -191,8 +191,13 @@ def releases_gil() -> bool:
     return _LIB is not None
 
 
-def decryptor(keys: Sequence[bytes]) -> SegmentDecryptor:
-    """A decryptor trying ``keys`` in turn on each segment; thread-safe (no state is shared between calls)."""
-    if _LIB is not None:
+def decryptor(keys: Sequence[bytes], release_gil: bool = True) -> SegmentDecryptor:
+    """A decryptor trying ``keys`` in turn on each segment; thread-safe (no state is shared between calls).
+
+    ``release_gil=False`` asks for ``cryptography``'s binding: its bundled OpenSSL decrypts 20-30 % faster
+    per core than the system libcrypto here, so it is the better choice where nothing else would run
+    meanwhile (a ticket's few edge blocks, a batch job reading a file front to back).
+    """
+    if release_gil and _LIB is not None:
         return _LibcryptoDecryptor(_LIB, keys)
     return _CryptographyDecryptor(keys)

@@ -39,7 +39,7 @@ from pathlib import Path
 import crypt4gh.lib
 from crypt4gh import CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, header
 
-from genoshare.crypt.aead import decryptor
+from genoshare.crypt.aead import SegmentDecryptor, decryptor
 from genoshare.crypt.errors import CorruptSegment, InvalidKey, NotDecryptable, UnsupportedFormat
 from genoshare.crypt.keys import KEY_SIZE, KeyPair, parse_public_key
 
@@ -147,7 +147,9 @@ class EncryptedFile:
         self._file = open(self.path, "rb")  # noqa: SIM115 - lives as long as the object; see close()
         try:
             self._session_keys = self._open_header()
-            self._decryptor = decryptor(self._session_keys)
+            # Single-threaded reads take the faster binding; parallel streaming the one releasing the GIL.
+            self._decryptor = decryptor(self._session_keys, release_gil=False)
+            self._streaming = decryptor(self._session_keys)
             self.header_size: int = self._file.tell()
             self.file_size: int = os.fstat(self._file.fileno()).st_size
             full, rest = divmod(self.file_size - self.header_size, CIPHER_SEGMENT_SIZE)
@@ -241,13 +243,17 @@ class EncryptedFile:
         For small random reads (the range engine's BGZF edge blocks): one ``preadv`` and one decryption pass,
         where the streaming iterator would allocate its buffers and yield piece by piece.
         """
-        return bytes(self.plaintext_view(start, end))
+        return bytes(self._view(start, end, self._decryptor))
 
     def plaintext_view(self, start: int, end: int) -> memoryview:
         """Like :meth:`read_plaintext`, as a view of a buffer made for this call (no copy; nothing reuses it).
 
-        Thread-safe: streaming several pieces at once decrypts them in parallel (the decryptor releases the GIL).
+        For streaming: the decryptor releases the GIL, so several pieces decrypt in parallel with each other
+        and with the event loop sending the previous ones.  Thread-safe.
         """
+        return self._view(start, end, self._streaming)
+
+    def _view(self, start: int, end: int, decrypt: SegmentDecryptor) -> memoryview:
         start, end = self._clamp(start, end)
         if start >= end:
             return memoryview(b"")
@@ -256,7 +262,7 @@ class EncryptedFile:
         cipher = memoryview(bytearray(count * CIPHER_SEGMENT_SIZE))
         plain = memoryview(bytearray(count * SEGMENT_SIZE))
         got = self._read_segments(first, count, cipher)
-        produced = self._decrypt_segments(first, cipher[:got], plain)
+        produced = self._decrypt_segments(first, cipher[:got], plain, decrypt)
         base = first * SEGMENT_SIZE
         return plain[start - base : min(end - base, produced)]
 
@@ -287,14 +293,16 @@ class EncryptedFile:
             got += n
         return got
 
-    def _decrypt_segments(self, first: int, cipher: memoryview, plain: memoryview) -> int:
+    def _decrypt_segments(
+        self, first: int, cipher: memoryview, plain: memoryview, decrypt: SegmentDecryptor | None = None
+    ) -> int:
         """Decrypt consecutive stored segments into ``plain``; return the plaintext length.
 
         A segment too short to hold a nonce and a tag fails like a forged one: both mean altered bytes.
-        The decryptor releases the GIL where it can (``genoshare.crypt.aead``), so a web server's event
-        loop keeps sending while a worker thread is in here.
+        ``decrypt`` defaults to the faster single-threaded binding; streaming passes the one releasing the
+        GIL (``genoshare.crypt.aead``), so a web server's event loop keeps sending while a worker is in here.
         """
-        produced, failed = self._decryptor.decrypt(cipher, plain)
+        produced, failed = (decrypt or self._decryptor).decrypt(cipher, plain)
         if failed is not None:
             index = first + failed
             raise CorruptSegment(f"{self.path}: segment {index} fails authentication", index)
