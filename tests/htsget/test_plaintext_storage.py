@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from genoshare.cli.main import app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.demo.setup import demo_files
+from genoshare.drs import stored
 from genoshare.errors import InvalidInput
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.ingest.storage import enable_plaintext_storage
@@ -175,3 +176,13 @@ def test_cli_option(node: Node) -> None:
     assert created.exit_code == 0, created.output
     assert "stored unencrypted" in created.output
     assert DatasetService(node.database).get("open").store_plaintext
+
+
+def test_pieces_the_page_cache_lacks_come_from_a_thread(
+    node: Node, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without RWF_NOWAIT (or on a cache miss) every piece is read in a worker thread; same bytes."""
+    monkeypatch.setattr(stored, "_NOWAIT", 0)
+    _plaintext_dataset(node)
+    data = _follow(client, _ticket(client, f"reads/{BAM_ID}"))
+    assert data == (HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam").read_bytes()

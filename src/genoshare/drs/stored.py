@@ -11,12 +11,14 @@ access policy again (a grant revoked or a file closed since the ticket was issue
 encrypted blobs).
 
 Plaintext objects are read with ``os.preadv`` into fresh buffers, in large pieces (FLOORS.md: 64 KiB pieces
-stream at a fifth of 1 MiB ones).  A ticket with a recipient key (htsget ``encryptionScheme=C4GH``) on a
-plaintext object is refused when issued (``genoshare.htsget.service``), and again here.
+stream at a fifth of 1 MiB ones); pieces in the page cache are read without leaving the event loop.  A
+ticket with a recipient key (htsget ``encryptionScheme=C4GH``) on a plaintext object is refused when issued
+(``genoshare.htsget.service``), and again here.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ from genoshare.node import Node
 from genoshare.store.models import DataObject
 
 ENCRYPTED_SUFFIX = ".c4gh"
+#: ``preadv2`` flag: fail with EAGAIN rather than wait for the disk (Linux >= 4.14); 0 where unavailable.
+_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 
 
 def is_plaintext(blob_key: str) -> bool:
@@ -63,6 +67,27 @@ class PlainFile:
                 raise NotFound(f"{self.path.name} shrank while being read")
             got += n
         return view
+
+    def cached_view(self, start: int, end: int) -> memoryview | None:
+        """Bytes ``[start, end)`` if the page cache holds them all, else None; never waits for the disk.
+
+        ``preadv2`` with ``RWF_NOWAIT`` fails instead of blocking, so an event loop can read cached pieces
+        itself (as the bare HTTP ceiling does) and hand only real disk reads to a thread: measured here, a
+        thread hop per 1 MiB piece doubled the CPU a plaintext stream costs.
+        """
+        if not _NOWAIT:
+            return None
+        start, end = min(max(start, 0), self.plaintext_size), min(end, self.plaintext_size)
+        view = memoryview(bytearray(max(end - start, 0)))
+        try:
+            got = os.preadv(self._fd, [view], start, _NOWAIT) if len(view) else 0
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as error:
+            if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without RWF_NOWAIT
+                return None
+            raise
+        return view if got == len(view) else None
 
     def close(self) -> None:
         if self._fd >= 0:
