@@ -56,7 +56,7 @@ def test_undefended_node_gives_members_away_and_the_default_blunts_it(
     cohort: AttackCohort, node_dir: Path, tmp_path: Path
 ) -> None:
     config = HarnessConfig(
-        cohort=TINY, max_queries=1000, defended_queries=150, benign_queries=800, sql_check_sessions=2
+        cohort=TINY, max_queries=2000, defended_queries=150, benign_queries=800, sql_check_sessions=2
     )
     report = run(
         config,

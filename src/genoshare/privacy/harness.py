@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -84,8 +86,8 @@ def defence_grid() -> list[Defence]:
     grid += [Defence(f"min_count={m}", PrivacySettings(min_allele_count=m)) for m in (2, 5)]
     grid += [Defence(f"budget={b}", PrivacySettings(budget=b)) for b in (0.25, 0.5, 1.0, 2.0)]
     grid.append(_rr(None, 0.3, 5))
-    grid += [_rr(b, p, 5) for b, p in ((0.5, 0.2), (1.0, 0.2), (1.0, 0.3), (1.5, 0.2), (1.5, 0.3), (2.0, 0.3))]
-    grid += [_rr(b, p, 2) for b, p in ((1.0, 0.3), (1.0, 0.4), (1.25, 0.3), (1.5, 0.3), (1.5, 0.4))]
+    grid += [_rr(b, p, 5) for b, p in ((0.5, 0.2), (1.0, 0.2), (1.0, 0.3), (1.5, 0.2))]
+    grid += [_rr(b, p, 2) for b, p in ((1.0, 0.3), (1.25, 0.3), (1.5, 0.3), (1.5, 0.4))]
     grid.append(Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN]))
     return grid
 
@@ -225,14 +227,50 @@ def evaluate(
     return result
 
 
+def cache_key(
+    cohort: AttackCohort, plans: QueryPlans, settings: PrivacySettings, queries: int, seed: int, name: str
+) -> str:
+    """Names one measurement: cohort, plans, defence, query budget, coin seed and target kind."""
+    parts = [cohort.config.digest(), plans.a1.shape, int(plans.a1[:, :8].sum()), len(plans.benign), queries, seed]
+    return hashlib.sha256(json.dumps([*parts, asdict(settings), name], default=str).encode()).hexdigest()[:16]
+
+
 def measure(
-    cohort: AttackCohort, plans: QueryPlans, defence: Defence, queries: int, seed: int, target: Target, name: str
-) -> tuple[dict[str, object], Answers]:
-    """Collect the answers of ``target`` under ``defence`` and score them; the result records the time taken."""
+    cohort: AttackCohort,
+    plans: QueryPlans,
+    defence: Defence,
+    queries: int,
+    seed: int,
+    target: Callable[[], Target],
+    name: str,
+    cache: Path | None = None,
+) -> tuple[dict[str, object], Answers | None]:
+    """Collect the answers of ``target()`` under ``defence`` and score them; the result records the time taken.
+
+    With ``cache``, a measurement of the same cohort, plans, defence and target kind is read back instead of
+    run again (answers too, when they were kept), and a new one is written as soon as it is done: a run that
+    is interrupted on a busy machine resumes where it stopped.
+    """
+    key = cache_key(cohort, plans, defence.settings, queries, seed, name)
+    if cache is not None and (cache / f"{key}.json").exists():
+        result = json.loads((cache / f"{key}.json").read_text())
+        result["defence"] = defence.name
+        stored = cache / f"{key}.npz"
+        if not stored.exists():
+            return result, None
+        with np.load(stored) as arrays:
+            return result, Answers(arrays["a1"], arrays["a2"], arrays["benign"])
     started = time.monotonic()
-    answers = collect(target, plans, defence.settings, queries)
+    answers = collect(target(), plans, defence.settings, queries)
     result = evaluate(cohort, plans, defence, answers, seed, name)
     result["seconds"] = round(time.monotonic() - started, 1)
+    result = json.loads(json.dumps(result))  # the same shape whether measured now or read from the cache
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache / f"{key}.tmp.npz", a1=answers.a1, a2=answers.a2, benign=answers.benign)
+        (cache / f"{key}.tmp.npz").replace(cache / f"{key}.npz")
+        (cache / f"{key}.tmp").write_text(json.dumps(result))
+        (cache / f"{key}.tmp").replace(cache / f"{key}.json")
     return result, answers
 
 
@@ -301,8 +339,9 @@ def frontier_table(results: Sequence[dict[str, object]]) -> str:
         best, use = r["best_response"], r["utility"]
         assert isinstance(best, dict) and isinstance(use, dict)
         top = best["in_sample_max"]
+        where = " (node handler)" if str(r.get("target", "")).startswith("node") else ""
         lines.append(
-            f"| {r['defence']} | {best['power']:.3f} [{best['low']:.3f}, {best['high']:.3f}] "
+            f"| {r['defence']}{where} | {best['power']:.3f} [{best['low']:.3f}, {best['high']:.3f}] "
             f"| {top['power']:.3f} ({top['attack']}, {top['queries']}) | {use['wrong_no']:.3f} "
             f"| {use['wrong_no_rare']:.3f} | {use['wrong_no_common']:.4f} | {'yes' if meets_goal(r) else 'no'} |"
         )
@@ -361,11 +400,38 @@ HEADLINE = ("none", "node default")
 _SHARED: dict[str, object] = {}
 
 
-def _oracle_job(defence: Defence, queries: int) -> tuple[dict[str, object], Answers]:
-    """One defence on the oracle, in a worker process forked with the cohort and plans in ``_SHARED``."""
-    cohort, plans, seed = _SHARED["cohort"], _SHARED["plans"], _SHARED["seed"]
-    assert isinstance(cohort, AttackCohort) and isinstance(plans, QueryPlans) and isinstance(seed, int)
-    return _measure_oracle(cohort, plans, defence, queries, seed)
+def _job(kind: str, defence: Defence, queries: int) -> tuple[dict[str, object], Answers | None]:
+    """One defence on the oracle or the node, with the cohort, plans and node in ``_SHARED`` (forked workers)."""
+    cohort, plans, config, cache = (_SHARED[k] for k in ("cohort", "plans", "config", "cache"))
+    assert isinstance(cohort, AttackCohort) and isinstance(plans, QueryPlans) and isinstance(config, HarnessConfig)
+    seed = config.seed
+    if kind == "oracle":
+        oracle = lambda: GuardedBeacon(cohort, defence.settings, seed)  # noqa: E731
+        return measure(cohort, plans, defence, queries, seed, oracle, "oracle", cache)  # type: ignore[arg-type]
+    node_dir = _SHARED["node_dir"]
+    assert isinstance(node_dir, Path)
+    # Each node job asks its own copy of the node: the dataset's policy and privacy tables are per defence.
+    own = node_dir.with_name(f"{node_dir.name}-{defence.name.replace(' ', '_')}")
+    shutil.rmtree(own, ignore_errors=True)
+    shutil.copytree(node_dir, own)
+    state = "sql" if not defence.settings.stateful else config.node_state
+    # The node default is whatever the node applies with nothing configured: no dataset policy.
+    settings = None if defence.name == "node default" else defence.settings
+    beacons: list[NodeBeacon] = []
+
+    def open_node() -> Target:
+        beacons.append(NodeBeacon(own, settings, seed, state=state))  # type: ignore[arg-type]
+        return beacons[-1]
+
+    try:
+        result, answers = measure(cohort, plans, defence, queries, seed, open_node, f"node ({state} state)", cache)  # type: ignore[arg-type]
+    finally:
+        for beacon in beacons:
+            beacon.close()
+    if defence.settings.stateful and state != "sql" and config.sql_check_sessions and answers is not None:
+        result["sql_state_agreement"] = _sql_check(own, settings, config, plans, answers)
+    shutil.rmtree(own, ignore_errors=True)
+    return result, answers
 
 
 def run(
@@ -380,9 +446,10 @@ def run(
     """Undefended attacks up to ``max_queries`` (the gates), then each defence up to ``defended_queries``.
 
     The defences named in ``HEADLINE`` are measured through the node's Beacon handler (built under
-    ``node_root``, default ``work_dir``, else a temporary directory) unless ``node`` is False; all are also
-    run on the oracle (in ``workers`` forked processes while the node is asked, or inline with 0), and the
-    report says how far the two agreed.
+    ``node_root``, default ``work_dir``, else a temporary directory) unless ``node`` is False; every defence
+    is also run on the oracle, and the report says how far the two agreed. With ``workers``, the jobs (node
+    ones first: they are the longest) run in that many forked processes; with 0, one after the other.
+    Measurements are cached under ``work_dir/cache``, so an interrupted run resumes.
     """
     began = time.monotonic()
     cohort = load_or_simulate(config.cohort, work_dir)
@@ -395,70 +462,43 @@ def run(
         return config.max_queries if i == 0 else config.defended_queries
 
     timings: dict[str, float] = {}
-    oracle: list[tuple[dict[str, object], Answers]] = []
-    pending: list[Callable[[], tuple[dict[str, object], Answers]]] = []
-    pool = None
-    stack = contextlib.ExitStack()
-    if workers > 0:
-        _SHARED.update(cohort=cohort, plans=plans, seed=config.seed)
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        futures = [pool.submit(_oracle_job, d, budget(i)) for i, d in enumerate(grid)]
-        pending = [f.result for f in futures]
-    try:
-        headline_names = HEADLINE if node else ()
-        node_dir = Path()
+    cache = None if work_dir is None else work_dir / "cache"
+    with contextlib.ExitStack() as stack:
+        _SHARED.update(cohort=cohort, plans=plans, config=config, cache=cache)
+        stack.callback(_SHARED.clear)
+        jobs = [("node", i) for i, d in enumerate(grid) if node and d.name in HEADLINE]
+        jobs += [("oracle", i) for i in range(len(grid))]
         if node:
             root = node_root or work_dir
             if root is None:  # a throwaway node, removed at the end
                 root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genoshare-attack-node-")))
             started = time.monotonic()
-            node_dir = build_node(cohort, root)
+            _SHARED["node_dir"] = build_node(cohort, root)
             timings["node_build_s"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
-        headline: dict[str, tuple[dict[str, object], Answers]] = {}
-        for i, defence in enumerate(grid):
-            if defence.name not in headline_names:
-                continue
-            state = "sql" if not defence.settings.stateful else config.node_state
-            # The node default is whatever the node applies with nothing configured: no dataset policy.
-            settings = None if defence.name == "node default" else defence.settings
-            beacon = NodeBeacon(node_dir, settings, config.seed, state=state)  # type: ignore[arg-type]
-            try:
-                headline[defence.name] = measure(
-                    cohort, plans, defence, budget(i), config.seed, beacon, f"node ({state} state)"
-                )
-            finally:
-                beacon.close()
-            if defence.settings.stateful and state != "sql" and config.sql_check_sessions:
-                headline[defence.name][0]["sql_state_agreement"] = _sql_check(
-                    node_dir, settings, config, plans, headline[defence.name][1]
-                )
-        timings["node_s"] = round(time.monotonic() - started, 1)
-        started = time.monotonic()
-        if pool is None:
-            oracle = [_measure_oracle(cohort, plans, d, budget(i), config.seed) for i, d in enumerate(grid)]
+        if workers > 0:
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
+            futures = [pool.submit(_job, kind, grid[i], budget(i)) for kind, i in jobs]
+            done = [f.result() for f in futures]
         else:
-            oracle = [wait() for wait in pending]
-        timings["oracle_wait_s"] = round(time.monotonic() - started, 1)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        _SHARED.clear()
-        stack.close()
+            done = [_job(kind, grid[i], budget(i)) for kind, i in jobs]
+        timings["attacks_s"] = round(time.monotonic() - started, 1)
+    measured = {(kind, i): outcome for (kind, i), outcome in zip(jobs, done, strict=True)}
     results = []
-    for defence, (result, answers) in zip(grid, oracle, strict=True):
-        if defence.name in headline:
-            node_result, node_answers = headline[defence.name]
-            node_result["oracle_agreement"] = node_answers.same_as(answers)
-            results.append(node_result)
-        else:
-            results.append(result)
+    for i, _ in enumerate(grid):
+        result, answers = measured["oracle", i]
+        if ("node", i) in measured:
+            node_result, node_answers = measured["node", i]
+            agree = node_answers.same_as(answers) if node_answers is not None and answers is not None else None
+            node_result["oracle_agreement"] = agree
+            result = node_result
+        results.append(result)
     undefended = results[0]
     a1, a2 = undefended["A1"], undefended["A2"]
     assert isinstance(a1, dict) and isinstance(a2, dict)
     gates = {
-        "A1_power_at_max_queries": a1["classic_power"][config.max_queries],
-        "A2_power_at_30": a2["classic_power"][30],
+        "A1_power_at_max_queries": a1["classic_power"][str(config.max_queries)],
+        "A2_power_at_30": a2["classic_power"]["30"],
         "measured_on": undefended["target"],
     }
     candidates = [r for r in results[1:] if _utility_ok(r)]
@@ -474,12 +514,6 @@ def run(
         "goal_met_by": [r["defence"] for r in results if meets_goal(r)],
         "timings": timings,
     }
-
-
-def _measure_oracle(
-    cohort: AttackCohort, plans: QueryPlans, defence: Defence, queries: int, seed: int
-) -> tuple[dict[str, object], Answers]:
-    return measure(cohort, plans, defence, queries, seed, GuardedBeacon(cohort, defence.settings, seed), "oracle")
 
 
 def _sql_check(
@@ -516,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/work/privacy"))
     parser.add_argument("--quick", action="store_true", help="a reduced cohort (the test's size)")
-    parser.add_argument("--workers", type=int, default=2, help="processes for the oracle grid (0: inline)")
+    parser.add_argument("--workers", type=int, default=3, help="processes for the attack jobs (0: inline)")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else HarnessConfig()
     report = run(config, args.work_dir, workers=args.workers)
