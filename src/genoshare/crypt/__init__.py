@@ -11,6 +11,8 @@ Public interface::
     EncryptedFile(path: Path, secret_key: bytes)                # header decrypted once; context manager
         .plaintext_size, .header_size, .file_size, .segment_count
         .iter_plaintext(start=0, end=None, chunk_size=1 << 20) -> Iterator[bytes]
+        .read_plaintext(start, end) -> bytes                    # one batch; small random reads
+        .plaintext_view(start, end) -> memoryview               # fresh buffer, GIL released while decrypting
         .reencrypted(recipient_public_key, ranges=None) -> Reencryption
         .iter_reencrypted(reencryption, chunk_size=1 << 20) -> Iterator[bytes]
     Reencryption(header: bytes, data_ranges: tuple[tuple[int, int], ...])   # .size
