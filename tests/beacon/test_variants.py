@@ -136,6 +136,8 @@ def test_gene_query_is_the_gene_range(world: World, granted: dict[str, str]) -> 
         assert records_of(gene)
         unknown = world.client.get("/api/g_variants", params={"geneId": "NOPE1"})
         assert unknown.status_code == 404 and "NOPE1" in unknown.json()["error"]["errorMessage"]
+        # A symbol no gene has, whatever its characters (PostgreSQL refuses NUL in a text parameter).
+        assert world.client.get("/api/g_variants", params={"geneId": "\x00"}).status_code == 404
     finally:
         with world.node.database.session() as session:
             session.execute(delete(BeaconGene))

@@ -15,7 +15,7 @@ difference, filters an intersection, and the union of carriers is formed only fo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -341,8 +341,10 @@ class BeaconService:
         """Gene symbol to coordinates on this index's assembly."""
         if query.gene_id is None:
             return query
-        with self.node.database.sessions() as session:
-            gene = session.scalars(select(BeaconGene).where(BeaconGene.symbol == query.gene_id)).all()
+        gene: Sequence[BeaconGene] = []
+        if "\x00" not in query.gene_id:  # no symbol has one, and PostgreSQL refuses it in a text parameter
+            with self.node.database.sessions() as session:
+                gene = session.scalars(select(BeaconGene).where(BeaconGene.symbol == query.gene_id)).all()
         on_assembly = [
             g for g in gene if canonical_assembly(g.assembly_id) == canonical_assembly(served.row.assembly_id)
         ]
