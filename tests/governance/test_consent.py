@@ -10,13 +10,16 @@ import pysam
 import pytest
 from fastapi.testclient import TestClient
 
-from genoshare.crypt.files import EncryptedFile
+from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.drs.stored import copy_plaintext, is_plaintext
 from genoshare.governance.consent import ConsentService
+from genoshare.governance.rederive import rederive_pending
 from genoshare.governance.requests import STEWARD
+from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
 from genoshare.store.models import DataObject
 
-from governance_support import COMMITTEE_MEMBER, Cohort, make_cohort
+from governance_support import COMMITTEE_MEMBER, VCF, Cohort, make_cohort
 from support import Passports, bearer
 
 DRS = "/ga4gh/drs/v1"
@@ -32,8 +35,7 @@ def stored_samples(node: Node, object_id: str, tmp_path: Path) -> list[str]:
     with node.database.sessions() as session:
         row = session.get(DataObject, object_id)
     plain = tmp_path / f"check-{row.sha256}.vcf.gz"
-    with EncryptedFile(node.objects.local_path(row.blob_key), node.keys.secret) as stored:
-        plain.write_bytes(b"".join(stored.iter_plaintext()))
+    copy_plaintext(node, row, plain)
     with pysam.VariantFile(str(plain)) as variants:
         return list(variants.header.samples)
 
@@ -95,6 +97,23 @@ def test_withdrawal_blocks_files_at_once_and_rewrites_shared_ones(
     fetched = client.get(f"/data/{cohort.multi.id}", headers=dict(line.split(": ", 1) for line in body["headers"]))
     assert cohort.pseudonyms["NA00002"] not in gzip.decompress(fetched.content).decode()
     assert cohort.node.audit.verify().ok
+
+
+def test_withdrawal_rewrites_files_a_public_dataset_stores_unencrypted(node: Node, tmp_path: Path) -> None:
+    DatasetService(node.database).create(
+        NewDataset(
+            id="open", title="Open", custodian="C", access_level="public", duo_codes=["GRU"], store_plaintext=True
+        )
+    )
+    shared = Ingestor(node).ingest("open", [VCF]).published[0]
+    assert is_plaintext(shared.blob_key)
+    consent = ConsentService(node)
+    first, *others = consent.records("open")
+    withdrawal = consent.withdraw(consent.find("open", first.participant), STEWARD)
+    assert withdrawal.rederiving == (shared.id,)
+    assert rederive_pending(node) == [shared.id]
+    remaining = stored_samples(node, shared.id, tmp_path)
+    assert sorted(remaining) == sorted(record.participant for record in others)
 
 
 def test_usage_report_names_users_and_purposes(client: TestClient, cohort: Cohort, passports: Passports) -> None:

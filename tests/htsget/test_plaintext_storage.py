@@ -25,7 +25,6 @@ from genoshare.demo.setup import demo_files
 from genoshare.drs import stored
 from genoshare.errors import InvalidInput
 from genoshare.ingest.pipeline import Ingestor
-from genoshare.ingest.storage import enable_plaintext_storage
 from genoshare.node import Node
 from genoshare.store.models import DataObject, Dataset
 
@@ -36,17 +35,22 @@ DEMO = {ds.name: ds for ds in DEMO_DATASETS}
 BOB_PUB = base64.b64encode((HTSGET_DATA / "c4gh" / "keys" / "bob.pub").read_bytes()).decode()
 
 
-def _create(node: Node, dataset_id: str, level: str) -> None:
+def _create(node: Node, dataset_id: str, level: str, store_plaintext: bool = False) -> None:
     DatasetService(node.database).create(
         NewDataset(
-            id=dataset_id, title=dataset_id, custodian="C", access_level=level, duo_codes=["GRU"], pseudonymise=False
+            id=dataset_id,
+            title=dataset_id,
+            custodian="C",
+            access_level=level,
+            duo_codes=["GRU"],
+            pseudonymise=False,
+            store_plaintext=store_plaintext,
         )
     )
 
 
 def _plaintext_dataset(node: Node) -> list[DataObject]:
-    _create(node, "open", "public")
-    enable_plaintext_storage(node.database, "open")
+    _create(node, "open", "public", store_plaintext=True)
     return Ingestor(node).ingest("open", demo_files()).published
 
 
@@ -149,9 +153,10 @@ def test_crypt4gh_is_refused_clearly_and_everything_is_audited(node: Node, clien
 
 @pytest.mark.parametrize("level", ["controlled", "registered"])
 def test_only_public_datasets_may_store_plaintext(node: Node, level: str) -> None:
-    _create(node, "closed", level)
     with pytest.raises(InvalidInput, match="only for public datasets"):
-        enable_plaintext_storage(node.database, "closed")
+        _create(node, "closed", level, store_plaintext=True)
+    assert DatasetService(node.database).list() == [], "a refused dataset is not half-created"
+    _create(node, "closed", level)
     # A flag set behind the node's back (say, by hand in the database) still never stores such files unencrypted.
     with node.database.session() as session:
         dataset = session.get(Dataset, "closed")

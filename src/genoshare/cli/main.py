@@ -17,7 +17,6 @@ from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.governance.usage import usage
-from genoshare.ingest.storage import check_plaintext_allowed, enable_plaintext_storage
 from genoshare.node import init_node
 from genoshare.settings import load_settings
 
@@ -84,8 +83,6 @@ def datasets_create(
     """Create a dataset with its consent codes and access level."""
     node = open_node(data_dir)
     with reported():
-        if store_plaintext:
-            check_plaintext_allowed(dataset_id, access)
         dataset = DatasetService(node.database).create(
             NewDataset(
                 id=dataset_id,
@@ -96,10 +93,9 @@ def datasets_create(
                 description=description,
                 license=license,
                 pseudonymise=not keep_sample_names,
+                store_plaintext=store_plaintext,
             )
         )
-        if store_plaintext:
-            dataset = enable_plaintext_storage(node.database, dataset.id)
     at_rest = "; files stored unencrypted" if dataset.store_plaintext else ""
     console.print(
         f"dataset [bold]{dataset.id}[/] created ({dataset.access_level}; {' '.join(dataset.duo_codes)}{at_rest})"

@@ -13,6 +13,7 @@ from genoshare.duo.codes import parse_dataset_codes
 from genoshare.duo.errors import DuoError
 from genoshare.errors import Conflict, InvalidInput, NotFound
 from genoshare.ids import check_dataset_id
+from genoshare.ingest.storage import check_plaintext_allowed
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset
 
@@ -27,6 +28,8 @@ class NewDataset:
     description: str = ""
     license: str = ""
     pseudonymise: bool = True
+    #: Public datasets only: keep files unencrypted at rest (``genoshare.ingest.storage``).
+    store_plaintext: bool = False
 
 
 def check_duo_codes(codes: Sequence[str]) -> list[str]:
@@ -52,6 +55,8 @@ class DatasetService:
             if not value.strip():
                 raise InvalidInput(f"a dataset needs a {field}")
         codes = check_duo_codes(new.duo_codes)
+        if new.store_plaintext:
+            check_plaintext_allowed(new.id, new.access_level)
         with self.database.session() as session:
             if session.get(Dataset, new.id) is not None:
                 raise Conflict(f"dataset {new.id} exists already")
@@ -64,6 +69,7 @@ class DatasetService:
                 access_level=new.access_level,
                 duo_codes=codes,
                 pseudonymise=new.pseudonymise,
+                store_plaintext=new.store_plaintext,
             )
             session.add(dataset)
         return dataset

@@ -7,8 +7,8 @@ always read the way it was written.
 
 ``open_for_ticket`` is the path from a data ticket to bytes for both kinds: it verifies the ticket, asks the
 access policy again (a grant revoked or a file closed since the ticket was issued stops the read), and
-``record_read`` audits each range served, in the same form as ``genoshare.data_access`` (which reads only
-encrypted blobs).
+``record_read`` audits each range served.  ``copy_plaintext`` is how the node's own background work
+(Beacon indexing, re-derivation after a withdrawal) reads a blob of either kind.
 
 Plaintext objects are read with ``os.preadv`` into fresh buffers, in large pieces (FLOORS.md: 64 KiB pieces
 stream at a fifth of 1 MiB ones); pieces in the page cache are read without leaving the event loop.  A
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +163,7 @@ def open_for_ticket(node: Node, object_id: str, token: str) -> OpenedBlob:
 
 
 def record_read(node: Node, opened: OpenedBlob, start: int, end: int, method: str) -> None:
-    """One audit entry per range served (same fields as ``genoshare.data_access``)."""
+    """One audit entry per range served."""
     node.audit.record(
         Entry(
             actor=opened.ticket.actor,
@@ -180,3 +181,14 @@ def record_read(node: Node, opened: OpenedBlob, start: int, end: int, method: st
             },
         )
     )
+
+
+def copy_plaintext(node: Node, row: DataObject, target: Path) -> None:
+    """Write the plaintext of a stored object to ``target`` (a staging file of the node's own work)."""
+    path = node.objects.local_path(row.blob_key)
+    if is_plaintext(row.blob_key):
+        shutil.copyfile(path, target)
+        return
+    with EncryptedFile(path, node.keys.secret) as stored, target.open("wb") as out:
+        for piece in stored.iter_plaintext():
+            out.write(piece)

@@ -21,7 +21,8 @@ from pysam import bcftools
 from sqlalchemy import delete, select
 
 from genoshare.audit import Entry
-from genoshare.crypt.files import EncryptedFile, encrypt_file
+from genoshare.crypt.files import encrypt_file
+from genoshare.drs.stored import copy_plaintext
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
 from genoshare.ingest.pipeline import build_index, file_checksums
@@ -59,9 +60,7 @@ def rederive(node: Node, object_id: str) -> bool:
     work.mkdir()
     try:
         source = work / f"source{fmt.extension}"
-        with EncryptedFile(node.objects.local_path(row.blob_key), node.keys.secret) as stored, source.open("wb") as out:
-            for piece in stored.iter_plaintext():
-                out.write(piece)
+        copy_plaintext(node, row, source)
         target = work / f"kept{fmt.extension}"
         _keep_samples(source, target, fmt, keep)
         index = build_index(target, fmt)

@@ -3,15 +3,13 @@
 Plaintext storage exists for speed: a public dataset's files are open to anyone anyway, and serving them
 straight from disk skips decryption, the largest cost of streaming (``docs/htsget.md``, Performance).
 Anything that needs an access decision (registered, controlled) must stay encrypted at rest, so the option
-is refused for those levels here, when set and again at every ingest.
+is refused for those levels here, when a dataset is created and again at every ingest.
 """
 
 from __future__ import annotations
 
 from genoshare.access.granularity import AccessLevel
 from genoshare.errors import InvalidInput
-from genoshare.store.db import Database
-from genoshare.store.models import Dataset
 
 
 def check_plaintext_allowed(dataset_id: str, access_level: str) -> None:
@@ -21,14 +19,3 @@ def check_plaintext_allowed(dataset_id: str, access_level: str) -> None:
             f"dataset {dataset_id} is {access_level}: its files must stay Crypt4GH-encrypted at rest; "
             "--store-plaintext is only for public datasets"
         )
-
-
-def enable_plaintext_storage(database: Database, dataset_id: str) -> Dataset:
-    """Store the files ingested into ``dataset_id`` from now on unencrypted (files already there stay as they are)."""
-    with database.session() as session:
-        dataset = session.get(Dataset, dataset_id)
-        if dataset is None:
-            raise InvalidInput(f"no dataset {dataset_id!r}")
-        check_plaintext_allowed(dataset.id, dataset.access_level)
-        dataset.store_plaintext = True
-    return dataset
