@@ -7,14 +7,16 @@ sets it).  Each test gets its own throwaway database, so tests can run in parall
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.api.app import create_app
@@ -51,9 +53,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     try:
         yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(engine, name)
         engine.dispose()
+
+
+def _drop_database(engine: Engine, name: str) -> None:
+    """Drop a test database, waiting out an autovacuum worker.
+
+    ``WITH (FORCE)`` ends our own connections, but a worker autovacuum started in the fresh database belongs
+    to the server and a non-superuser may not end it: the drop is then refused until the worker is done.
+    """
+    for attempt in range(40):
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError:
+            if attempt == 39:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture(scope="session")
