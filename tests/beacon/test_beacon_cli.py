@@ -50,3 +50,21 @@ def test_index_phenotypes_and_genes(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["ingest-phenotypes", "nope", str(cohort.individuals_path), *data])
     assert missing.exit_code == 1
     node.close()
+
+
+def test_beacon_index_rebuilds_from_files_a_public_dataset_stores_unencrypted(tmp_path: Path) -> None:
+    cohort = generate_cohort(tmp_path / "cohort", 4, 50_000, seed=5, n_variants=100)
+    node = init_node(load_settings(tmp_path / "node"))
+    DatasetService(node.database).create(NewDataset("open", "open", "Test", "public", ["GRU"], store_plaintext=True))
+    Ingestor(node).ingest("open", [cohort.vcf_path])
+    with node.database.session() as session:
+        for built in session.scalars(select(BeaconVariantIndex)):
+            session.delete(built)  # as if the build after publish had failed
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["beacon-index", "open", "--data-dir", str(tmp_path / "node")])
+    assert result.exit_code == 0, result.output
+    with node.database.sessions() as session:
+        rebuilt = session.scalars(select(BeaconVariantIndex)).all()
+    assert [b.n_samples for b in rebuilt] == [4]
+    node.close()

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
-from genoshare.crypt.files import EncryptedFile
+from genoshare.drs.stored import copy_plaintext
 from genoshare.errors import InvalidInput
 from genoshare.index.build import build_variant_index
 from genoshare.node import Node
@@ -137,12 +137,7 @@ def index_dataset(node: Node, dataset_id: str, assembly: str | None = None) -> l
     try:
         for row in pending:
             plain = scratch / row.name
-            with (
-                EncryptedFile(node.objects.local_path(row.blob_key), node.keys.secret) as source,
-                plain.open("wb") as out,
-            ):
-                for chunk in source.iter_plaintext():
-                    out.write(chunk)
+            copy_plaintext(node, row, plain)
             result = index_published_object(node, dataset_id, row, plain, assembly)
             if result is not None:
                 built.append(result)
