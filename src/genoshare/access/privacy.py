@@ -135,10 +135,11 @@ class PrivacySettings:
 
 
 #: The node's policy where a dataset says nothing: the frontier point with the lowest measured attacker
-#: power among those within the utility goal (docs/privacy.md: at N = 1,000, best-response power 0.22 at
-#: 5 % FPR over <= 1,000 queries, 23 % wrong "no" on alleles with <= 5 copies, none on common alleles).
+#: power among those within the utility goal (docs/privacy.md, measured through the node's Beacon handler:
+#: at N = 1,000, best-response power 0.165 at 5 % FPR over <= 1,000 queries, 22 % wrong "no" on alleles with
+#: <= 5 copies, none on common alleles; randomising only singletons and doubletons, where the evidence is).
 #: Record-level callers may read the genotypes anyway, so nothing is gained by noising their answers.
-_REGISTERED = PrivacySettings(budget=1.0, flip_probability=0.1, flip_max_count=5, per_minute=600, per_day=20_000)
+_REGISTERED = PrivacySettings(budget=1.25, flip_probability=0.3, flip_max_count=2, per_minute=600, per_day=20_000)
 NODE_DEFAULTS: dict[Granularity, PrivacySettings] = {
     Granularity.BOOLEAN: _REGISTERED,
     Granularity.COUNT: _REGISTERED,

@@ -87,7 +87,7 @@ def defence_grid() -> list[Defence]:
     grid += [Defence(f"budget={b}", PrivacySettings(budget=b)) for b in (0.25, 0.5, 1.0, 2.0)]
     grid.append(_rr(None, 0.3, 5))
     grid += [_rr(b, p, 5) for b, p in ((0.5, 0.2), (1.0, 0.2), (1.0, 0.3), (1.5, 0.2))]
-    grid += [_rr(b, p, 2) for b, p in ((1.0, 0.3), (1.25, 0.3), (1.5, 0.3), (1.5, 0.4))]
+    grid += [_rr(b, p, 2) for b, p in ((1.0, 0.3), (1.25, 0.3), (1.5, 0.3))]
     grid.append(Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN]))
     return grid
 
