@@ -35,6 +35,6 @@ def test_attacks_reach_the_gates_and_the_default_policy_blunts_them() -> None:
     assert undefended["utility"]["wrong_no"] == 0.0
     assert undefended["best_response"]["power"] >= 0.8
     assert default["best_response"]["power"] <= 0.5
-    # At 200 members "AF >= 1 %" starts at 4 copies, inside randomised response's reach (<= 5 copies);
-    # at full size (1,000 members, 20+ copies) the harness measures no wrong "no" on common alleles.
+    # At 200 members "AF >= 1 %" starts at 4 copies, within reach of budget exclusions (and of randomised
+    # response when a steward flips up to 5 copies); at full size the harness measures no wrong "no" there.
     assert default["utility"]["wrong_no_common"] <= 0.03

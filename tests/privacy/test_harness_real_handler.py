@@ -77,7 +77,7 @@ def test_undefended_node_gives_members_away_and_the_default_blunts_it(
     # The node's default: the best-responding attacker (who knows the defence) does far worse.
     assert default["best_response"]["power"] <= undefended["best_response"]["power"] - 0.3
     # ... and benign researchers still hear "yes" on alleles that are not rare (here AF >= 1 % is 3+ copies,
-    # inside randomised response's reach, so a few are flipped; at full size none are).
+    # where budget exclusions can still reach; at full size none are wrongly denied).
     assert default["utility"]["wrong_no_common"] <= 0.1
     assert default["utility"]["wrong_no"] <= 0.3
     assert np.isfinite(report["timings"]["total_s"])
