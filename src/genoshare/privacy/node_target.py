@@ -36,7 +36,7 @@ from genoshare.beacon.request import BeaconRequest
 from genoshare.beacon.service import BeaconService
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node, init_node
+from genoshare.node import init_node
 from genoshare.privacy.cohort import AttackCohort
 from genoshare.settings import load_settings
 from genoshare.store.models import Dataset
@@ -152,7 +152,8 @@ class NodeBeacon:
         two equal) for the 800,000-answer full-size sessions, where SQLite's ~6 ms a stateful answer
         would take over an hour. Everything else is the node's either way.
         """
-        self.node = Node.open(load_settings(node_dir / "data", environment="test"))
+        # init_node is idempotent: it brings a cached node's schema up to date (migrations since it was built).
+        self.node = init_node(load_settings(node_dir / "data", environment="test"))
         if settings is None:
             policy: dict[str, object] = {}
         else:
