@@ -230,3 +230,21 @@ def test_cohort_size_needs_counts(world: World, headers: dict[str, dict[str, str
     assert anonymous["opencounts"]["cohortSize"] == 40
     researcher = world.client.get("/api/cohorts", headers=headers["researcher"]).json()["response"]["collections"]
     assert {c["id"]: c.get("cohortSize") for c in researcher}["cohort"] == 40
+
+
+def test_a_withdrawn_person_never_appears_to_carry_variants(world: World, headers: dict[str, dict[str, str]]) -> None:
+    """Not even through randomised response, which flips rare "no" answers for registered callers."""
+    pseudonym = world.pseudonyms["GS00004"]
+    set_status(world, pseudonym, "withdrawn")
+    world.client.app.state.beacon.invalidate("cohort")  # type: ignore[attr-defined]
+    try:
+        for window in range(20):  # 20 distinct questions: each a fresh coin for the guard
+            params = {"referenceName": "20", "start": window * 10_000, "end": (window + 1) * 10_000}
+            for caller in ("researcher", "granted"):
+                body = world.client.get(
+                    f"/api/individuals/{pseudonym}/g_variants", params=params, headers=headers[caller]
+                ).json()
+                assert body["responseSummary"]["exists"] is False, (caller, params)
+    finally:
+        set_status(world, pseudonym, "active")
+        world.client.app.state.beacon.invalidate("cohort")  # type: ignore[attr-defined]

@@ -3,7 +3,8 @@
 Phenotype and demographic filters become bitmap lookups; a withdrawn participant is one bitmap
 difference. Both halves are cached per dataset and re-validated against the database at most every
 ``max_age`` seconds (two indexed queries), so a withdrawal written by another process is seen within
-``max_age`` (0.5 s by default) without any notification; ``invalidate()`` makes it immediate in-process.
+``max_age`` (``REVALIDATE_AFTER`` by default) without any notification; ``invalidate()`` makes it immediate
+in-process.
 """
 
 from __future__ import annotations
@@ -108,8 +109,13 @@ def _load(database: Database, dataset_id: str) -> People:
     return People(by_number, terms, BitMap(by_number), biosamples)
 
 
+#: Seconds a cached dataset's people are trusted before the database is asked again. A withdrawal must leave
+#: every answer within 1 s (issue 7), including the time a busy server takes to answer: a quarter of it.
+REVALIDATE_AFTER = 0.25
+
+
 class PeopleCache:
-    def __init__(self, database: Database, max_age: float = 0.5) -> None:
+    def __init__(self, database: Database, max_age: float = REVALIDATE_AFTER) -> None:
         self.database = database
         self.max_age = max_age
         self._entries: dict[str, _Entry] = {}

@@ -33,7 +33,7 @@ from genoshare.beacon.catalog import Catalog, ServedIndex
 from genoshare.beacon.errors import AssemblyMismatch, EntryNotFound, UnknownGene
 from genoshare.beacon.filters import matching
 from genoshare.beacon.framework import EntryType
-from genoshare.beacon.people import People, PeopleCache
+from genoshare.beacon.people import REVALIDATE_AFTER, People, PeopleCache
 from genoshare.beacon.request import API_VERSION, BeaconRequest
 from genoshare.beacon.tables import BeaconGene
 from genoshare.beacon.variants import VariantQuery, build_query, canonical_assembly, parse_internal_id
@@ -124,7 +124,7 @@ class Selection:
 
 
 class BeaconService:
-    def __init__(self, node: Node, max_age: float = 0.5, guard: PrivacyGuard | None = None) -> None:
+    def __init__(self, node: Node, max_age: float = REVALIDATE_AFTER, guard: PrivacyGuard | None = None) -> None:
         self.node = node
         self.people = PeopleCache(node.database, max_age)
         self.catalog = Catalog(node.database, node.settings.data_dir, max_age)
@@ -166,7 +166,10 @@ class BeaconService:
             wanted = min(request.granularity, ceiling(decision, rule))
             selection = self._select(entry, request, dataset, variant_query, parent, wanted)
             requested, total = request.granularity, selection.total
-            if selection.matches is not None and caller is not None:
+            # An empty scope (a parent entry not in this dataset, a withdrawn person, filters nobody matches)
+            # makes the answer an exact "no" that says nothing about anyone's genotypes: nothing to guard, and
+            # randomising it would only invent variants for someone who is not there.
+            if selection.matches is not None and caller is not None and selection.matches.scope:
                 key = _answer_key(entry, request, variant_query, parent)
                 carriers = selection.matches.carriers
                 answer = self.guard.filter_answer(
