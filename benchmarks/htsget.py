@@ -80,7 +80,6 @@ def prepare(size: int) -> tuple[Path, Path]:
     """(plaintext BAM, node data directory), built once."""
     from genoshare.datasets.service import DatasetService, NewDataset
     from genoshare.ingest.pipeline import Ingestor
-    from genoshare.ingest.storage import enable_plaintext_storage
     from genoshare.node import init_node
     from genoshare.settings import load_settings
 
@@ -105,11 +104,11 @@ def prepare(size: int) -> tuple[Path, Path]:
                     access_level="public",
                     duo_codes=["NRES"],
                     pseudonymise=False,
+                    store_plaintext=plaintext,
                 )
             )
         source = bam
         if plaintext:
-            enable_plaintext_storage(node.database, dataset_id)
             # htsget ids are node-wide: the same file under another name.
             source = WORK / "synthetic_plain.bam"
             source.unlink(missing_ok=True)
