@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from genoshare.beacon.openapi import ERROR_SCHEMA as BEACON_ERROR_SCHEMA
+
 _ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
     "/htsget": {
         "type": "object",
@@ -23,18 +25,7 @@ _ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
             }
         },
     },
-    "/api": {
-        "type": "object",
-        "required": ["meta", "error"],
-        "properties": {
-            "meta": {"type": "object"},
-            "error": {
-                "type": "object",
-                "required": ["errorCode"],
-                "properties": {"errorCode": {"type": "integer"}, "errorMessage": {"type": "string"}},
-            },
-        },
-    },
+    "/api": BEACON_ERROR_SCHEMA,
     "": {
         "type": "object",
         "required": ["msg", "status_code"],

@@ -180,7 +180,8 @@ class Paging(BaseModel):
     limit: Count | None = None
 
 
-_ERROR: dict[str, Any] = {
+#: The body of every Beacon error (beaconErrorResponse); ``genoshare.api.openapi`` documents it for ``/api``.
+ERROR_SCHEMA: dict[str, Any] = {
     "title": "beaconErrorResponse",
     "type": "object",
     "required": ["meta", "error"],
@@ -194,7 +195,7 @@ _ERROR: dict[str, Any] = {
     },
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+    status: {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     for status, description in (
         (400, "The request is not what this OpenAPI declares"),
         (401, "The bearer token could not be verified"),
