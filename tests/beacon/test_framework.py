@@ -48,6 +48,10 @@ def test_errors_are_beacon_error_responses(world: World) -> None:
     assert response.status_code == 400
     assert_valid(response.json(), framework("beaconErrorResponse"))
     assert response.json()["meta"]["beaconId"] == world.node.settings.node_id
+    typo = world.client.get("/api/individuals", params={"requestedGranularity": "count", "limt": "5"})
+    assert typo.status_code == 400 and "limt" in typo.json()["error"]["errorMessage"]
+    negative = world.client.get("/api/individuals", params={"skip": "-1"})
+    assert negative.status_code == 400 and "skip" in negative.json()["error"]["errorMessage"]
     bad_token = world.client.get("/api/individuals", headers={"Authorization": "Bearer not-a-jwt"})
     assert bad_token.status_code == 401
     assert_valid(bad_token.json(), framework("beaconErrorResponse"))

@@ -172,6 +172,17 @@ class QueryParameters(BaseModel):
     def document(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
 
+    @classmethod
+    def openapi_parameters(cls) -> list[dict[str, Any]]:
+        """The fields as OpenAPI query parameters, as FastAPI would document a ``Query()`` model."""
+        parameters = []
+        for name, schema in cls.model_json_schema()["properties"].items():
+            parameter = {"name": name, "in": "query", "required": False, "schema": schema}
+            if "description" in schema:
+                parameter["description"] = schema["description"]
+            parameters.append(parameter)
+        return parameters
+
 
 class Paging(BaseModel):
     model_config = ConfigDict(extra="forbid")
