@@ -28,19 +28,24 @@ class ServedIndex:
     source: VariantIndex
 
 
+#: "Never read": ``time.monotonic()`` counts from boot, so on a machine up for less than ``max_age`` a
+#: stamp of -1 looked fresh and a new catalog served no datasets at all.
+_NEVER = float("-inf")
+
+
 class Catalog:
     def __init__(self, database: Database, data_dir: Path, max_age: float = 0.5) -> None:
         self.database = database
         self.data_dir = data_dir
         self.max_age = max_age
-        self._datasets: tuple[float, list[Dataset]] = (-1.0, [])
+        self._datasets: tuple[float, list[Dataset]] = (_NEVER, [])
         self._indexes: dict[str, ServedIndex] = {}
-        self._index_version: tuple[float, tuple[int, object]] = (-1.0, (-1, None))
+        self._index_version: tuple[float, tuple[int, object]] = (_NEVER, (-1, None))
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         """Read the datasets (and their policies) again on next use."""
-        self._datasets = (-1.0, [])
+        self._datasets = (_NEVER, [])
 
     def datasets(self) -> list[Dataset]:
         loaded_at, rows = self._datasets
