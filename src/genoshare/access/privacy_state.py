@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from pyroaring import BitMap
+from pyroaring import BitMap, FrozenBitMap
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -91,6 +91,40 @@ def _window_tick(
     return None, [minute, minute_count + 1, day, day_count + 1]
 
 
+class Spends:
+    """Budget spent per member, with the members at or over each budget asked about kept ready.
+
+    Every guarded answer asks who is exhausted; scanning every member ever spent on made that grow with
+    the session (0.16 ms after a thousand questions). Spends only grow, so a member once over a budget
+    stays over it, and the sets are updated as spends are added.
+    """
+
+    def __init__(self, spent: dict[int, float] | None = None) -> None:
+        self._spent = spent if spent is not None else {}
+        self._exhausted: dict[float, FrozenBitMap] = {}
+
+    def items(self) -> Iterator[tuple[int, float]]:
+        return iter(self._spent.items())
+
+    def exhausted(self, budget: float) -> BitMap:
+        members = self._exhausted.get(budget)
+        if members is None:
+            members = self._exhausted[budget] = FrozenBitMap(m for m, spent in self._spent.items() if spent >= budget)
+        return members
+
+    def of(self, members: BitMap) -> dict[int, float]:
+        return {member: self._spent[member] for member in members if member in self._spent}
+
+    def add(self, members: Iterable[int], amount: float) -> None:
+        totals: dict[int, float] = {}
+        for member in members:
+            totals[member] = self._spent[member] = self._spent.get(member, 0.0) + amount
+        for budget, over in self._exhausted.items():
+            crossed = [member for member, total in totals.items() if total >= budget and member not in over]
+            if crossed:
+                self._exhausted[budget] = over | FrozenBitMap(crossed)
+
+
 # --- in memory ---------------------------------------------------------------------------------------------
 
 
@@ -98,7 +132,7 @@ def _window_tick(
 class _MemorySession:
     counters: list[int]
     answers: dict[str, Answer]
-    spends: dict[int, float]
+    spends: Spends
 
     def tick(self, now: float, per_minute: int | None, per_day: int | None) -> float | None:
         wait, self.counters = _window_tick(now, per_minute, per_day, self.counters)
@@ -111,14 +145,13 @@ class _MemorySession:
         self.answers[key] = answer
 
     def exhausted(self, budget: float) -> BitMap:
-        return BitMap(member for member, spent in self.spends.items() if spent >= budget)
+        return self.spends.exhausted(budget)
 
     def spent(self, members: BitMap) -> dict[int, float]:
-        return {member: self.spends[member] for member in members if member in self.spends}
+        return self.spends.of(members)
 
     def spend(self, members: BitMap, amount: float) -> None:
-        for member in members:
-            self.spends[member] = self.spends.get(member, 0.0) + amount
+        self.spends.add(members, amount)
 
 
 class MemoryPrivacyState:
@@ -130,7 +163,7 @@ class MemoryPrivacyState:
 
     @contextmanager
     def session(self, principal: str, dataset_id: str) -> Iterator[SessionState]:
-        yield self._sessions.setdefault((principal, dataset_id), _MemorySession([0, 0, 0, 0], {}, {}))
+        yield self._sessions.setdefault((principal, dataset_id), _MemorySession([0, 0, 0, 0], {}, Spends()))
 
     def principal_of(self, account: str) -> str | None:
         return self._links.get(account)
@@ -149,9 +182,9 @@ class MemoryPrivacyState:
             if principal != gone:
                 continue
             del self._sessions[(principal, dataset_id)]
-            target = self._sessions.setdefault((keep, dataset_id), _MemorySession([0, 0, 0, 0], {}, {}))
+            target = self._sessions.setdefault((keep, dataset_id), _MemorySession([0, 0, 0, 0], {}, Spends()))
             for member, spent in moved.spends.items():
-                target.spends[member] = target.spends.get(member, 0.0) + spent
+                target.spends.add([member], spent)
             for key, answer in moved.answers.items():
                 target.answers.setdefault(key, answer)
             target.counters = _merged_counters(target.counters, moved.counters)
@@ -234,7 +267,7 @@ class _Known:
     stamp: datetime
     counters: list[int]
     answers: dict[str, Answer]
-    spends: dict[int, float]
+    spends: Spends
 
 
 class _SqlSession:
@@ -301,7 +334,7 @@ class _SqlSession:
             except IntegrityError:
                 pass  # another request created it first; the lock below now finds it
             row = self._connection.execute(_LOCK, {**self._ids, "at": self._stamp}).one()
-        spends = {member: spent for member, spent in self._connection.execute(_READ_SPENDS, self._ids)}
+        spends = Spends({member: spent for member, spent in self._connection.execute(_READ_SPENDS, self._ids)})
         answers = {
             digest: Answer(exists, allele_count, carrier_count, reason, cached=True)
             for digest, exists, allele_count, carrier_count, reason in self._connection.execute(
@@ -355,26 +388,24 @@ class _SqlSession:
         known.answers[digest] = replace(answer, cached=True)
 
     def exhausted(self, budget: float) -> BitMap:
-        return BitMap(member for member, spent in self._locked().spends.items() if spent >= budget)
+        return self._locked().spends.exhausted(budget)
 
     def spent(self, members: BitMap) -> dict[int, float]:
-        spends = self._locked().spends
-        return {member: spends[member] for member in members if member in spends}
+        return self._locked().spends.of(members)
 
     def spend(self, members: BitMap, amount: float) -> None:
         spends = self._locked().spends
         self._before = None
-        present = [member for member in members if member in spends]
-        if present:
-            self._connection.execute(_ADD_SPEND, {**self._ids, "members": present, "amount": amount})
-        fresh = [member for member in members if member not in spends]
+        known = spends.of(members)
+        if known:
+            self._connection.execute(_ADD_SPEND, {**self._ids, "members": list(known), "amount": amount})
+        fresh = [member for member in members if member not in known]
         if fresh:
             self._connection.execute(
                 _NEW_SPEND,
                 [{"principal": self._key[0], "dataset_id": self._key[1], "member": m, "spent": amount} for m in fresh],
             )
-        for member in members:
-            spends[member] = spends.get(member, 0.0) + amount
+        spends.add(members, amount)
 
 
 def _counter_params(counters: list[int]) -> dict[str, int]:
