@@ -156,3 +156,21 @@ def test_recipient_key_forms_and_garbage(sample: Sample, node_keys: KeyPair) -> 
                 f.reencrypted(garbage, None)
         with pytest.raises(ValueError):
             f.reencrypted(recipient.public, [(5, 1)])
+
+
+def test_a_header_without_edit_list_is_the_same_bytes_every_time(sample: Sample, node_keys: KeyPair) -> None:
+    """``/data`` re-keys per request, and a client may join Range requests cutting through the header."""
+    plain, path = sample
+    recipient, other = fresh_keys(), fresh_keys()
+    with EncryptedFile(path, node_keys.secret) as f, EncryptedFile(path, node_keys.secret) as again:
+        whole = f.reencrypted(recipient.public, None).header
+        assert again.reencrypted(recipient.public, []).header == whole
+        assert f.reencrypted(other.public, None).header != whole
+        assert c4gh_decrypt(assemble(path, again.reencrypted(recipient.public, None)), recipient.secret) == plain
+        # A header with an edit list is never taken from (or put in) the remembered ones.
+        for ranges in ([(1, 2)], [(5, 9)]):
+            assert (
+                c4gh_decrypt(assemble(path, f.reencrypted(recipient.public, ranges)), recipient.secret)
+                == plain[ranges[0][0] : ranges[0][1]]
+            )
+        assert f.reencrypted(recipient.public, None).header == whole

@@ -35,6 +35,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import crypt4gh.lib
 from crypt4gh import CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, header
@@ -52,36 +53,41 @@ __all__ = [
 ]
 
 _X25519_CHACHA20 = (0).to_bytes(4, "little")  # the only header encryption method in v1
-#: Opened headers kept (a few hundred bytes each): more than the files a node serves at once.
+#: Headers kept per cache (a few hundred bytes each): more than the files (and recipients) a node serves at once.
 _HEADER_CACHE_SIZE = 256
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
-class _HeaderCache:
-    """Session keys of headers already opened, keyed by (secret key, raw header packets); thread-safe LRU.
+class _HeaderCache(Generic[_K, _V]):
+    """A thread-safe LRU of header work: session keys of opened headers, headers re-keyed to a recipient.
 
-    Only successful opens are kept, so every error is raised again on the next attempt.
+    Only successes are kept, so every error is raised again on the next attempt.
     """
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._entries: OrderedDict[tuple[bytes, tuple[bytes, ...]], tuple[bytes, ...]] = OrderedDict()
+        self._entries: OrderedDict[_K, _V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[bytes, tuple[bytes, ...]]) -> tuple[bytes, ...] | None:
+    def get(self, key: _K) -> _V | None:
         with self._lock:
-            keys = self._entries.get(key)
-            if keys is not None:
+            value = self._entries.get(key)
+            if value is not None:
                 self._entries.move_to_end(key)
-            return keys
+            return value
 
-    def put(self, key: tuple[bytes, tuple[bytes, ...]], session_keys: tuple[bytes, ...]) -> None:
+    def put(self, key: _K, value: _V) -> None:
         with self._lock:
-            self._entries[key] = session_keys
+            self._entries[key] = value
             while len(self._entries) > self._maxsize:
                 self._entries.popitem(last=False)
 
 
-_opened_headers = _HeaderCache(_HEADER_CACHE_SIZE)
+#: Session keys of opened headers, keyed by (secret key, raw header packets).
+_opened_headers: _HeaderCache[tuple[bytes, tuple[bytes, ...]], tuple[bytes, ...]] = _HeaderCache(_HEADER_CACHE_SIZE)
+#: Headers without an edit list re-keyed to a recipient, keyed by (secret key, session keys, recipient key).
+_rekeyed_headers: _HeaderCache[tuple[bytes, tuple[bytes, ...], bytes], bytes] = _HeaderCache(_HEADER_CACHE_SIZE)
 
 
 def encrypt_file(src: Path, dst: Path, keys: KeyPair) -> None:
@@ -385,19 +391,35 @@ class EncryptedFile:
         ``crypt4gh decrypt --sender_pk node.pub``.
         """
         recipient = parse_public_key(recipient_public_key)
-        packets = [header.make_packet_data_enc(0, key) for key in self._session_keys]
         if ranges is None:
-            segments = list(range(self.segment_count))
+            segments, edits = list(range(self.segment_count)), []
         else:
             segments, edits = self._plan(ranges)
-            if edits:
-                packets.append(header.make_packet_data_edit_list(edits))
+        return Reencryption(header=self._rekeyed_header(recipient, edits), data_ranges=self._byte_ranges(segments))
+
+    def _rekeyed_header(self, recipient: bytes, edits: list[int]) -> bytes:
+        """The session keys (and ``edits``, if any) in a header for ``recipient``.
+
+        Without an edit list the header depends only on the keys, so it is made once and remembered: every
+        ``/data`` request of a ticket with a recipient key then sends the same header bytes (packets are sealed
+        with random nonces, so a header made per request would differ, and a client joining ``Range`` requests
+        that cut through it would get a broken one), and tickets and requests skip the X25519 exchange.
+        """
+        cache_key = (self._secret, self._session_keys, recipient)
+        if not edits and (cached := _rekeyed_headers.get(cache_key)) is not None:
+            return cached
+        packets = [header.make_packet_data_enc(0, key) for key in self._session_keys]
+        if edits:
+            packets.append(header.make_packet_data_edit_list(edits))
         writer = [(0, self._secret, recipient)]
         try:
             encrypted = [out for packet in packets for out in header.encrypt(packet, writer)]
         except Exception as exc:  # libsodium refuses degenerate keys with a bare exception
             raise InvalidKey("cannot encrypt a header for this public key") from exc
-        return Reencryption(header=header.serialize(encrypted), data_ranges=self._byte_ranges(segments))
+        rekeyed = header.serialize(encrypted)
+        if not edits:
+            _rekeyed_headers.put(cache_key, rekeyed)
+        return rekeyed
 
     def iter_reencrypted(self, reencryption: Reencryption, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream a :class:`Reencryption` of this file: its header, then the stored segment bytes as-is."""
