@@ -20,14 +20,17 @@ import crypt4gh.lib
 import jsonschema
 import pysam
 import pytest
+from crypt4gh import CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, header
 from crypt4gh.keys import get_private_key
 from fastapi.testclient import TestClient
 from htsget_oracle import DEMO_DATASETS, SUFFIX, Dataset, expected, records_of
 
 from genoshare.access.issuer import VisaIssuer
+from genoshare.api import data
 from genoshare.api.app import create_app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.demo.setup import demo_files
+from genoshare.drs import stored
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node, init_node
 from genoshare.settings import TrustedIssuer, load_settings
@@ -304,6 +307,54 @@ def test_service_info_for_reads_and_variants(api: TestClient) -> None:
         assert info["htsget"]["datatype"] == endpoint
         assert info["htsget"]["formats"] == formats
         assert info["htsget"]["fieldsParameterEffective"] is False
+
+
+@pytest.mark.parametrize("in_loop", [True, False], ids=["page-cache-in-loop", "thread"])
+def test_reencrypted_data_ranges_are_exact_and_decrypt_to_the_plaintext(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch, in_loop: bool
+) -> None:
+    """Any Range of the re-keyed file (new header, then the stored segments as they are) is that slice of it.
+
+    Cuts inside the new header, across its end, beside segment and piece boundaries and at the file's end;
+    pieces of 100 kB, so one range is several pieces cut mid-segment, read in the event loop or (cache miss,
+    no RWF_NOWAIT) in a thread.  The header followed by whole segments, fetched by Range, decrypts with the
+    reference ``crypt4gh`` and bob's key to exactly those segments' plaintext.
+    """
+    monkeypatch.setattr(data, "CHUNK", 100_000)
+    if not in_loop:
+        monkeypatch.setattr(stored, "_NOWAIT", 0)
+    body = ticket(api, f"reads/{BAM_ID}", c4gh=True)
+    (entry,) = [e for e in body["htsget"]["urls"] if e["url"].startswith("http")]
+    url, auth = entry["url"].removeprefix(PUBLIC_URL), {"Authorization": entry["headers"]["Authorization"]}
+    whole = api.get(url, headers=auth)
+    assert whole.status_code == 200
+    file = whole.content
+    reader = io.BytesIO(file)
+    list(header.parse(reader))
+    header_size, cipher, plain = reader.tell(), CIPHER_SEGMENT_SIZE, SEGMENT_SIZE
+    original = (HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam").read_bytes()
+
+    def get(first: int, last: int) -> bytes:
+        response = api.get(url, headers={**auth, "Range": f"bytes={first}-{last - 1}"})
+        assert response.status_code == 206, response.text
+        assert response.headers["content-range"] == f"bytes {first}-{last - 1}/{len(file)}"
+        return response.content
+
+    edges = [0, 1, header_size - 1, header_size, header_size + 1, header_size + cipher - 1, header_size + cipher]
+    edges += [header_size + 100_000 - 1, header_size + 2 * cipher + 1, len(file) - cipher, len(file) - 1, len(file)]
+    rng = random.Random(5)
+    spans = [(a, b) for a in edges for b in edges if a < b] + [
+        tuple(sorted(rng.sample(range(len(file) + 1), 2))) for _ in range(20)
+    ]
+    for first, last in spans:
+        assert get(first, last) == file[first:last], (first, last)
+    assert api.get(url, headers={**auth, "Range": "bytes=-10"}).content == file[-10:]
+    assert api.get(url, headers={**auth, "Range": f"bytes={header_size}-"}).content == file[header_size:]
+
+    segments = -(-len(original) // plain)
+    for first, last in ((0, 1), (3, 17), (segments - 2, segments), (segments - 1, segments)):
+        sealed = get(0, header_size) + get(header_size + first * cipher, min(header_size + last * cipher, len(file)))
+        assert decrypt_for_bob(sealed) == original[first * plain : last * plain], (first, last)
 
 
 def test_every_ticket_and_data_range_is_audited(api: TestClient, demo_node: Node) -> None:

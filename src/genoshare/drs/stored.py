@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,24 +42,22 @@ def is_plaintext(blob_key: str) -> bool:
     return not blob_key.endswith(ENCRYPTED_SUFFIX)
 
 
-class PlainFile:
-    """A plaintext blob, read by position from several threads at once (``os.preadv`` on one descriptor)."""
+class StoredBytes:
+    """A blob's bytes as stored, read by position from several threads at once (``os.preadv`` on one descriptor).
+
+    What the node streams without transforming: a plaintext blob (:class:`PlainFile`), and the ciphertext
+    segments of a Crypt4GH blob sent as they are to a recipient under a re-keyed header.  Both go through
+    this one reader, so both get the same cheap path (see :meth:`cached_view`).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        self.plaintext_size: int = os.fstat(self._fd).st_size
+        self.size: int = os.fstat(self._fd).st_size
 
-    def read_plaintext(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` clamped to the file."""
-        return bytes(self.plaintext_view(start, end))
-
-    def plaintext_view(self, start: int, end: int) -> memoryview:
+    def view(self, start: int, end: int) -> memoryview:
         """Bytes ``[start, end)`` clamped to the file, in a buffer made for this call (safe to hand to a socket)."""
-        start, end = min(max(start, 0), self.plaintext_size), min(end, self.plaintext_size)
-        if start >= end:
-            return memoryview(b"")
-        view = memoryview(bytearray(end - start))
+        start, view = self._buffer(start, end)
         got = 0
         while got < len(view):
             n = os.preadv(self._fd, [view[got:]], start + got)
@@ -78,8 +75,7 @@ class PlainFile:
         """
         if not _NOWAIT:
             return None
-        start, end = min(max(start, 0), self.plaintext_size), min(end, self.plaintext_size)
-        view = memoryview(bytearray(max(end - start, 0)))
+        start, view = self._buffer(start, end)
         try:
             got = os.preadv(self._fd, [view], start, _NOWAIT) if len(view) else 0
         except (BlockingIOError, InterruptedError):
@@ -90,16 +86,37 @@ class PlainFile:
             raise
         return view if got == len(view) else None
 
+    def _buffer(self, start: int, end: int) -> tuple[int, memoryview]:
+        """``start`` clamped to the file, and a fresh buffer for ``[start, end)`` clamped to it."""
+        start, end = min(max(start, 0), self.size), min(end, self.size)
+        return start, memoryview(bytearray(max(end - start, 0)))
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> PlainFile:
+    def __enter__(self) -> StoredBytes:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PlainFile(StoredBytes):
+    """A plaintext blob, with the plaintext-reading interface of :class:`EncryptedFile` (the stored bytes)."""
+
+    @property
+    def plaintext_size(self) -> int:
+        return self.size
+
+    def read_plaintext(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` clamped to the file."""
+        return bytes(self.view(start, end))
+
+    def plaintext_view(self, start: int, end: int) -> memoryview:
+        """Bytes ``[start, end)`` clamped to the file, in a buffer made for this call."""
+        return self.view(start, end)
 
 
 @dataclass
@@ -109,6 +126,8 @@ class OpenedBlob:
     file: EncryptedFile | PlainFile
     #: For a ticket with a recipient key: the stored file's header re-written for it (no edit list).
     reencryption: Reencryption | None = None
+    #: For a ticket with a recipient key: the stored file's bytes, whose segments follow the new header as they are.
+    stored: StoredBytes | None = None
 
     @property
     def size(self) -> int:
@@ -125,17 +144,22 @@ class OpenedBlob:
         """Plaintext ``[start, end)`` (tickets without a recipient key); thread-safe, for parallel readers."""
         return self.file.plaintext_view(start, end)
 
-    def iter_reencrypted(self, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
-        """Bytes ``[start, end)`` of the file re-keyed to the ticket's recipient: header bytes, then stored segments."""
+    def reencrypted_parts(self, start: int, end: int) -> tuple[bytes, int, int]:
+        """Bytes ``[start, end)`` of the file re-keyed to the recipient: ``(header slice, first, last)``.
+
+        The slice of the new header they cover, followed by the stored bytes ``[first, last)``: ciphertext
+        segments, sent as they are, never decrypted or re-encrypted.
+        """
         assert self.reencryption is not None and isinstance(self.file, EncryptedFile)
         header = self.reencryption.header
-        offset = self.file.header_size - len(header)
-        stored = (max(start, len(header)) + offset, max(end, len(header)) + offset)
-        part = Reencryption(header=header[start:end], data_ranges=(stored,) if stored[0] < stored[1] else ())
-        return (piece for piece in self.file.iter_reencrypted(part, chunk_size) if piece)
+        shift = self.file.header_size - len(header)
+        first, last = max(start, len(header)) + shift, max(end, len(header)) + shift
+        return header[start:end], first, max(first, last)
 
     def close(self) -> None:
         self.file.close()
+        if self.stored is not None:
+            self.stored.close()
 
 
 def open_for_ticket(node: Node, object_id: str, token: str) -> OpenedBlob:
@@ -154,12 +178,13 @@ def open_for_ticket(node: Node, object_id: str, token: str) -> OpenedBlob:
             raise InvalidInput(f"{object_id} is stored unencrypted (public data): it is not served as Crypt4GH")
         return OpenedBlob(row, ticket, PlainFile(path))
     file = EncryptedFile(path, node.keys.secret)
+    if not ticket.recipient_key:
+        return OpenedBlob(row, ticket, file)
     try:
-        reencryption = file.reencrypted(ticket.recipient_key, []) if ticket.recipient_key else None
+        return OpenedBlob(row, ticket, file, file.reencrypted(ticket.recipient_key, []), StoredBytes(path))
     except BaseException:
         file.close()
         raise
-    return OpenedBlob(row, ticket, file, reencryption)
 
 
 def record_read(node: Node, opened: OpenedBlob, start: int, end: int, method: str) -> None:
