@@ -61,6 +61,7 @@ def test_stored_files_read_the_same_from_many_threads(sample: Sample, node_keys:
     rng = random.Random(3)
     spans = [sorted(rng.randrange(0, len(sample.plain) + 1) for _ in range(2)) for _ in range(40)]
     failures: list[str] = []
+    kept: list[tuple[int, int, memoryview]] = []
     with EncryptedFile(sample.path, node_keys.secret) as file:
 
         def read(part: list[list[int]]) -> None:
@@ -69,6 +70,10 @@ def test_stored_files_read_the_same_from_many_threads(sample: Sample, node_keys:
                     failures.append(f"{start}-{end}")
                 if bytes(file.plaintext_view(start, end)) != sample.plain[start:end]:
                     failures.append(f"view {start}-{end}")
+                # Into a caller's buffer (as /data does); kept, to show later reads on this thread reuse nothing
+                # a returned view holds.
+                into = memoryview(bytearray(file.covering_size(start, end)))
+                kept.append((start, end, file.plaintext_view(start, end, into)))
 
         threads = [threading.Thread(target=read, args=(spans[i::4],)) for i in range(4)]
         for thread in threads:
@@ -76,6 +81,21 @@ def test_stored_files_read_the_same_from_many_threads(sample: Sample, node_keys:
         for thread in threads:
             thread.join()
     assert failures == []
+    assert all(bytes(view) == sample.plain[start:end] for start, end, view in kept)
+
+
+def test_reads_into_a_callers_buffer(sample: Sample, node_keys: KeyPair) -> None:
+    with EncryptedFile(sample.path, node_keys.secret) as file:
+        size = file.plaintext_size
+        assert file.covering_size(0, 0) == 0
+        assert file.covering_size(0, 1) == file.covering_size(SEGMENT - 1, SEGMENT) == SEGMENT
+        assert file.covering_size(SEGMENT - 1, SEGMENT + 1) == 2 * SEGMENT
+        assert file.covering_size(size - 1, size + 10) == SEGMENT  # clamped like a slice
+        into = bytearray(file.covering_size(SEGMENT - 1, 2 * SEGMENT + 1))
+        view = file.plaintext_view(SEGMENT - 1, 2 * SEGMENT + 1, memoryview(into))
+        assert view.obj is into and bytes(view) == sample.plain[SEGMENT - 1 : 2 * SEGMENT + 1]
+        with pytest.raises(ValueError, match="cannot hold"):
+            file.plaintext_view(SEGMENT - 1, SEGMENT + 1, memoryview(bytearray(SEGMENT)))
 
 
 def test_a_forged_stored_segment_fails_with_its_number(sample: Sample, node_keys: KeyPair, tmp_path: Path) -> None:

@@ -84,6 +84,25 @@ class _HeaderCache(Generic[_K, _V]):
                 self._entries.popitem(last=False)
 
 
+_scratch = threading.local()
+#: Largest ciphertext read into the calling thread's reused buffer: a 1 MiB streaming piece's segments.
+_SCRATCH_MAX = 16 * CIPHER_SEGMENT_SIZE
+
+
+def _cipher_scratch(size: int) -> memoryview:
+    """A buffer of ``size`` bytes for ciphertext about to be decrypted, reused by the calling thread.
+
+    Ciphertext never leaves the call that decrypts it, so each thread keeps one buffer instead of allocating
+    (and faulting in) a fresh one per read; larger reads than streaming's get a buffer of their own.
+    """
+    if size > _SCRATCH_MAX:
+        return memoryview(bytearray(size))
+    buffer: memoryview | None = getattr(_scratch, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _scratch.buffer = memoryview(bytearray(size))
+    return buffer[:size]
+
+
 #: Session keys of opened headers, keyed by (secret key, raw header packets).
 _opened_headers: _HeaderCache[tuple[bytes, tuple[bytes, ...]], tuple[bytes, ...]] = _HeaderCache(_HEADER_CACHE_SIZE)
 #: Headers without an edit list re-keyed to a recipient, keyed by (secret key, session keys, recipient key).
@@ -251,26 +270,37 @@ class EncryptedFile:
         """
         return bytes(self._view(start, end, self._decryptor))
 
-    def plaintext_view(self, start: int, end: int) -> memoryview:
-        """Like :meth:`read_plaintext`, as a view of a buffer made for this call (no copy; nothing reuses it).
+    def plaintext_view(self, start: int, end: int, into: memoryview | None = None) -> memoryview:
+        """Like :meth:`read_plaintext`, as a view of a buffer no one else uses (no copy).
 
         For streaming: the decryptor releases the GIL, so several pieces decrypt in parallel with each other
-        and with the event loop sending the previous ones.  Thread-safe.
+        and with the event loop sending the previous ones.  Thread-safe.  ``into``, a writable buffer of at
+        least :meth:`covering_size` bytes, is decrypted into instead of a new one: a server allocates it on its
+        event loop, where freed buffers are reused, while one allocated in a worker thread and freed in the
+        loop came back from the kernel every time (about 250 page faults per MiB, as costly as the cipher).
         """
-        return self._view(start, end, self._streaming)
+        return self._view(start, end, self._streaming, into)
 
-    def _view(self, start: int, end: int, decrypt: SegmentDecryptor) -> memoryview:
+    def covering_size(self, start: int, end: int) -> int:
+        """Plaintext bytes of the whole segments that hold ``[start, end)`` (the buffer a read decrypts into)."""
+        start, end = self._clamp(start, end)
+        return 0 if start >= end else ((end - 1) // SEGMENT_SIZE - start // SEGMENT_SIZE + 1) * SEGMENT_SIZE
+
+    def _view(self, start: int, end: int, decrypt: SegmentDecryptor, into: memoryview | None = None) -> memoryview:
         start, end = self._clamp(start, end)
         if start >= end:
             return memoryview(b"")
         first, last = start // SEGMENT_SIZE, (end - 1) // SEGMENT_SIZE
         count = last - first + 1
-        cipher = memoryview(bytearray(count * CIPHER_SEGMENT_SIZE))
-        plain = memoryview(bytearray(count * SEGMENT_SIZE))
+        if into is None:
+            into = memoryview(bytearray(count * SEGMENT_SIZE))
+        elif len(into) < count * SEGMENT_SIZE:
+            raise ValueError(f"{len(into)} bytes cannot hold the {count} segments of [{start}, {end})")
+        cipher = _cipher_scratch(count * CIPHER_SEGMENT_SIZE)
         got = self._read_segments(first, count, cipher)
-        produced = self._decrypt_segments(first, cipher[:got], plain, decrypt)
+        produced = self._decrypt_segments(first, cipher[:got], into, decrypt)
         base = first * SEGMENT_SIZE
-        return plain[start - base : min(end - base, produced)]
+        return into[start - base : min(end - base, produced)]
 
     def _plaintext(self, start: int, end: int, batch: int) -> Iterator[bytes]:
         if start >= end:

@@ -140,10 +140,6 @@ class OpenedBlob:
     def mime_type(self) -> str:
         return self.row.mime_type if self.reencryption is None else "application/octet-stream"
 
-    def read(self, start: int, end: int) -> memoryview:
-        """Plaintext ``[start, end)`` (tickets without a recipient key); thread-safe, for parallel readers."""
-        return self.file.plaintext_view(start, end)
-
     def reencrypted_parts(self, start: int, end: int) -> tuple[bytes, int, int]:
         """Bytes ``[start, end)`` of the file re-keyed to the recipient: ``(header slice, first, last)``.
 
