@@ -1,6 +1,6 @@
 """htsget through a real node: ticket latency and streaming throughput on a >= 1 GB BAM, beside two baselines.
 
-Usage: python benchmarks/htsget.py [--tickets 1000] [--repeat 3] [--size-gb 1.05]
+Usage: python benchmarks/htsget.py [--tickets 1000] [--repeat 5] [--size-gb 1.05]
 
 Builds once (cached under benchmarks/work/htsget/, git-ignored) a coordinate-sorted BAM of synthetic reads
 and a node holding it twice: Crypt4GH-encrypted at rest (id ``synthetic``, dataset ``bench``), and as plain
@@ -20,9 +20,10 @@ Measured in one run, so the ratios are meaningful on a noisy machine (FLOORS.md)
   rate that decrypting and then sending each piece in turn would give (what a cipher holding the GIL
   allows; the default binding releases it, so the node may beat this bound).
 
-Every rate is printed with its ratio to both baselines.
+Every rate is printed with its ratio to both baselines, and the load average at the end.
 
-Throughputs are medians of --repeat runs with the page cache warm.
+Throughputs are medians of --repeat rounds with the page cache warm; in each round every stream is measured
+once, and a ratio is the median of the ratios within rounds (the load of a shared machine drifts).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -175,9 +177,19 @@ def stream_ticket(ticket: dict) -> float:
     return total / seconds / 1e9
 
 
-def median_rate(repeat: int, measure: object) -> float:
-    measure()  # type: ignore[operator]  # warm the page cache and the server
-    return statistics.median(measure() for _ in range(repeat))  # type: ignore[operator]
+def interleaved(repeat: int, measures: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Each measure --repeat times, round-robin: one round of all of them, then the next.
+
+    On a shared machine the load drifts within a minute; measuring every stream once per round, instead of one
+    stream's repeats and then the next stream's, gives each ratio figures taken under the same conditions.
+    """
+    for measure in measures.values():
+        measure()  # warm the page cache and the servers
+    rates: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(repeat):
+        for name, measure in measures.items():
+            rates[name].append(measure())
+    return rates
 
 
 def cat_rate(path: Path) -> float:
@@ -189,7 +201,7 @@ def cat_rate(path: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--size-gb", type=float, default=1.05)
     parser.add_argument("--bare-app", nargs=2, metavar=("FILE", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -274,12 +286,6 @@ def run(args: argparse.Namespace, bam: Path, data_dir: Path, node_url: str, hold
     def quantile(values: list[float], q: float) -> float:
         return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1e3
 
-    cat = median_rate(args.repeat, lambda: cat_rate(bam))
-    ceiling = median_rate(args.repeat, lambda: (lambda s, t: s / t / 1e9)(*curl(bare_url, {})))
-    plaintext = median_rate(args.repeat, lambda: stream_ticket(at_rest))
-    decrypting = median_rate(args.repeat, lambda: stream_ticket(plain))
-    decrypting_holding = median_rate(args.repeat, lambda: stream_ticket(holding))
-    reencrypted = median_rate(args.repeat, lambda: stream_ticket(sealed))
     ranges = [
         (int(e["headers"]["Range"][6:].split("-")[0]), int(e["headers"]["Range"].split("-")[1]) + 1)
         for e in plain["htsget"]["urls"]
@@ -287,11 +293,26 @@ def run(args: argparse.Namespace, bam: Path, data_dir: Path, node_url: str, hold
     ]
     size = sum(end - start for start, end in ranges)
     body = max(ranges, key=lambda span: span[1] - span[0])
-    cipher = median_rate(args.repeat, lambda: decrypt_rate(data_dir, *body))
-    serial = 1 / (1 / cipher + 1 / ceiling)
+    rates = interleaved(
+        args.repeat,
+        {
+            "cat": lambda: cat_rate(bam),
+            "ceiling": lambda: (lambda s, t: s / t / 1e9)(*curl(bare_url, {})),
+            "plaintext": lambda: stream_ticket(at_rest),
+            "reencrypted": lambda: stream_ticket(sealed),
+            "decrypting": lambda: stream_ticket(plain),
+            "holding": lambda: stream_ticket(holding),
+            "cipher": lambda: decrypt_rate(data_dir, *body),
+        },
+    )
+    rates["serial"] = [1 / (1 / c + 1 / h) for c, h in zip(rates["cipher"], rates["ceiling"], strict=True)]
 
-    def row(label: str, rate: float, note: str = "") -> None:
-        print(f"{label:34s} {rate:6.2f} GB/s   {rate / ceiling:5.2f}x ceiling   {rate / cat:5.2f}x cat   {note}")
+    def row(label: str, name: str, note: str = "") -> None:
+        """The median rate, and the medians of its ratios to the baselines measured in the same rounds."""
+        rate = statistics.median(rates[name])
+        ceiling = statistics.median(r / c for r, c in zip(rates[name], rates["ceiling"], strict=True))
+        cat = statistics.median(r / c for r, c in zip(rates[name], rates["cat"], strict=True))
+        print(f"{label:34s} {rate:6.2f} GB/s   {ceiling:5.2f}x ceiling   {cat:5.2f}x cat   {note}")
 
     print(f"\nBAM {bam.stat().st_size / 1e9:.2f} GB; slice {size / 1e9:.2f} GB; {args.tickets} tickets")
     for label, values, note in (
@@ -300,14 +321,15 @@ def run(args: argparse.Namespace, bam: Path, data_dir: Path, node_url: str, hold
         ("ticket latency (C4GH to client)", c4gh_latencies, ""),
     ):
         print(f"{label:34s} p50 {quantile(values, 0.5):6.2f} ms   p99 {quantile(values, 0.99):6.2f} ms   {note}")
-    row("cat file > /dev/null", cat, "(raw read baseline)")
-    row("bare ASGI, 1 MiB chunks", ceiling, "(HTTP ceiling, curl client)")
-    row("node, plaintext at rest", plaintext, "target >= 0.8x ceiling")
-    row("node, re-encrypted to client", reencrypted, "target >= 0.8x ceiling")
-    row("node, decrypted from C4GH", decrypting, "(cipher releases the GIL; default)")
-    row("  same, cipher holding the GIL", decrypting_holding, "(GENOSHARE_AEAD=cryptography; before)")
-    row("  in-process decryption", cipher, "(cipher ceiling, one thread)")
-    row("  decrypt, then send, serial", serial, "(bound when the two take turns)")
+    row("cat file > /dev/null", "cat", "(raw read baseline)")
+    row("bare ASGI, 1 MiB chunks", "ceiling", "(HTTP ceiling, curl client)")
+    row("node, plaintext at rest", "plaintext", "target >= 0.8x ceiling")
+    row("node, re-encrypted to client", "reencrypted", "target >= 0.8x ceiling")
+    row("node, decrypted from C4GH", "decrypting", "(cipher releases the GIL; default)")
+    row("  same, cipher holding the GIL", "holding", "(GENOSHARE_AEAD=cryptography; before)")
+    row("  in-process decryption", "cipher", "(cipher ceiling, one thread)")
+    row("  decrypt, then send, serial", "serial", "(bound when the two take turns)")
+    print(f"{args.repeat} interleaved rounds; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
