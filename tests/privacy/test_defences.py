@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import asdict
 
 import pytest
 from pyroaring import BitMap
@@ -11,13 +12,15 @@ from pyroaring import BitMap
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
-from genoshare.access.privacy import Caller, PrivacyGuard, RateLimited, spend_cost
+from genoshare.access.privacy import Caller, PrivacyGuard, PrivacySettings, RateLimited, spend_cost
 from genoshare.access.privacy_state import MemoryPrivacyState, SqlPrivacyState
 from genoshare.errors import InvalidInput
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset
 
 ALICE = Identity("alice", "https://login.example.org")
+#: Every setting at the value that switches its defence off (PrivacySettings' own defaults).
+OFF = asdict(PrivacySettings())
 BOOLEAN = Decision("cohort", Granularity.BOOLEAN, "test")
 
 
@@ -34,7 +37,7 @@ def dataset(database: Database, dataset_id: str = "cohort", **privacy: object) -
         row = session.get(Dataset, dataset_id)
         assert row is not None
         # Start from everything off (not the node's defaults), so each test sees only the defence it names.
-        row.beacon_policy = {"privacy": {"default": {"budget": None, "flip_probability": 0.0, **privacy}}}
+        row.beacon_policy = {"privacy": {"default": {**OFF, **privacy}}}
     return row
 
 

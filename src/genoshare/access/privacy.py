@@ -91,6 +91,22 @@ class PrivacySettings:
     flip_probability: float = 0.0
     #: Randomise only answers on alleles with at most this many copies (None: every answer).
     flip_max_count: int | None = None
+    #: Randomised response weakens with the count: an allele with ``c >= 2`` copies flips with probability
+    #: ``flip_probability * flip_decay ** (c - 1)`` (absent alleles and singletons with ``flip_probability``).
+    #: A "yes" on a singleton is the strongest evidence and most in need of noise; one on an allele with 5
+    #: copies is weaker evidence and is more often what a benign user wants, so a single cut-off either
+    #: hides too many of those or leaves singletons too clear. 1.0: the same probability up to the cut-off.
+    flip_decay: float = 1.0
+    #: Probability that a "no" (an absent allele, one below the minimum count, or one whose only carriers'
+    #: budgets are spent) becomes "yes"; None: ``flip_probability``. A false "yes" costs a researcher a
+    #: follow-up, a false "no" a finding; raising it weakens a "yes" as evidence without hiding alleles.
+    false_yes_probability: float | None = None
+    #: The budget a "yes" spends is priced as if the allele had ``spend_count_scale`` times its copies. An
+    #: attacker's evidence comes from *its* reference panel, not the Beacon's count: an allele with 3 copies
+    #: here is often seen 0-1 times in a panel of the same size, and a "yes" on it is then worth nearly as
+    #: much as one on a singleton. 0.5 prices a "yes" at about the evidence it gives, on average, an attacker
+    #: whose panel is as large as the dataset; 1.0 prices it at the Beacon's own count (Raisaro et al.).
+    spend_count_scale: float = 1.0
     per_minute: int | None = None
     per_day: int | None = None
     #: Spends below this are not recorded: common alleles cost ~0 and would write one row per carrier.
@@ -131,15 +147,53 @@ class PrivacySettings:
                 raise InvalidInput(f"{where}.{name} must be a number >= {least}")
         if settings.flip_probability >= 0.5:
             raise InvalidInput(f"{where}.flip_probability must be below 0.5 (0.5 answers at random)")
+        if settings.false_yes_probability is not None and not (
+            isinstance(settings.false_yes_probability, (int, float))
+            and not isinstance(settings.false_yes_probability, bool)
+            and 0 <= settings.false_yes_probability < 0.5
+        ):
+            raise InvalidInput(f"{where}.false_yes_probability must be a number >= 0 and below 0.5")
+        for name, value in (("flip_decay", settings.flip_decay), ("spend_count_scale", settings.spend_count_scale)):
+            # Above 1 the decay would flip common alleles more than rare ones, the scale would under-price.
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise InvalidInput(f"{where}.{name} must be a number between 0 and 1")
+        if settings.spend_count_scale == 0:
+            raise InvalidInput(f"{where}.spend_count_scale must be above 0 (0 would price every answer infinitely)")
         return settings
 
+    def flip_chance(self, count: int) -> float:
+        """Probability that the answer on an allele with ``count`` copies (after exclusions) is flipped.
 
-#: The node's policy where a dataset says nothing: the frontier point with the lowest measured attacker
-#: power among those within the utility goal (docs/privacy.md, measured through the node's Beacon handler:
-#: at N = 1,000, best-response power 0.165 at 5 % FPR over <= 1,000 queries, 22 % wrong "no" on alleles with
-#: <= 5 copies, none on common alleles; randomising only singletons and doubletons, where the evidence is).
+        The attack harness's likelihoods use this too, so the attackers know exactly the defence in force.
+        """
+        if self.flip_probability <= 0 or (self.flip_max_count is not None and count > self.flip_max_count):
+            return 0.0
+        if count < self.min_allele_count and self.false_yes_probability is not None:
+            return self.false_yes_probability
+        return self.flip_probability * self.flip_decay ** max(count - 1, 0)
+
+    def cost(self, count: int) -> float:
+        """Budget one "yes" on an allele with ``count`` copies (after exclusions) spends on each carrier."""
+        return spend_cost(max(count, 1) * self.spend_count_scale)
+
+
+#: The node's policy where a dataset says nothing (docs/privacy.md): a budget of 1.0 and randomised response
+#: graded by the count -- a present allele is denied 30 % of the time as a singleton, 12 % with 2 copies,
+#: under 5 % with 3-5 copies; an absent one (or one whose only carriers' budgets are spent) is affirmed 45 %
+#: of the time, so a "yes" on a rare allele is weak evidence and answers after exhaustion carry none. Chosen
+#: on the mean over six seeds of the harness at N = 1,000 (best-response power at 5 % FPR over <= 1,000
+#: queries ~0.10, against ~0.14 for the earlier budget 1.25 + 30 % flips on <= 2 copies; ~21 % wrong "no"
+#: on alleles with <= 5 copies, none on common ones); the price is more false "yes" on absent alleles.
 #: Record-level callers may read the genotypes anyway, so nothing is gained by noising their answers.
-_REGISTERED = PrivacySettings(budget=1.25, flip_probability=0.3, flip_max_count=2, per_minute=600, per_day=20_000)
+_REGISTERED = PrivacySettings(
+    budget=1.0,
+    flip_probability=0.3,
+    flip_max_count=5,
+    flip_decay=0.4,
+    false_yes_probability=0.45,
+    per_minute=600,
+    per_day=20_000,
+)
 NODE_DEFAULTS: dict[Granularity, PrivacySettings] = {
     Granularity.BOOLEAN: _REGISTERED,
     Granularity.COUNT: _REGISTERED,
@@ -147,11 +201,12 @@ NODE_DEFAULTS: dict[Granularity, PrivacySettings] = {
 }
 
 
-def spend_cost(allele_count: int) -> float:
+def spend_cost(allele_count: float) -> float:
     """Budget one "yes" spends on each carrier: ``-log(1 - D)`` with ``D = exp(-allele_count)``.
 
     It is the evidence (in nats) the answer gives an attacker who assumed the allele absent from
     non-members; singletons cost 0.46, doubletons 0.15, and alleles with 15+ copies under 1e-6.
+    ``PrivacySettings.cost`` calls it with a scaled count (``spend_count_scale``).
     """
     if allele_count <= 0:
         return 0.0
@@ -270,15 +325,12 @@ class PrivacyGuard:
             count = _estimated_count(carriers, remaining, allele_count)
             exists = count >= settings.min_allele_count
             randomised = settings.flip_probability > 0
-            if (
-                randomised
-                and (settings.flip_max_count is None or count <= settings.flip_max_count)
-                and self._rng.random() < settings.flip_probability
-            ):
+            chance = settings.flip_chance(count)
+            if chance > 0 and self._rng.random() < chance:
                 exists = not exists
                 reason = "randomised response"
             if exists and settings.budget is not None and remaining:
-                cost = spend_cost(max(count, 1))
+                cost = settings.cost(count)
                 if cost >= settings.spend_floor:
                     session.spend(remaining, cost)
             if randomised:
@@ -316,7 +368,7 @@ def _within_budget(
         count = _estimated_count(carriers, remaining, allele_count)
         if count < settings.min_allele_count:
             break
-        cost = spend_cost(count)
+        cost = settings.cost(count)
         if cost < settings.spend_floor:
             break
         spent = session.spent(remaining)

@@ -63,19 +63,33 @@ def _poisson_cdf(k: np.ndarray | int, lam: np.ndarray) -> np.ndarray:
     return np.where(k < 0, 0.0, total)
 
 
+#: Counts beyond which an answer without a flip cut-off is taken to flip at the last count's rate (the
+#: decayed flip chance there is negligible next to the other terms).
+_FLIP_SUM_LIMIT = 64
+
+
 def yes_probability(lam: np.ndarray, offset: int, settings: PrivacySettings) -> np.ndarray:
-    """P(answer "yes") when the beacon holds ``offset`` + Poisson(lam) copies, under threshold and flips."""
-    m, k, p = settings.min_allele_count, settings.flip_max_count, settings.flip_probability
-    below_m = _poisson_cdf(m - 1 - offset, lam)  # P(copies < m)
-    truth_yes = 1.0 - below_m
-    if p <= 0:
-        return truth_yes
-    if k is None:
-        return (1 - p) * truth_yes + p * below_m
-    at_most_k = _poisson_cdf(k - offset, lam)  # P(copies <= k): randomised
-    yes_and_flippable = np.clip(at_most_k - below_m, 0.0, 1.0)  # m <= copies <= k
-    no_and_flippable = np.minimum(below_m, at_most_k)
-    return (truth_yes - yes_and_flippable) + (1 - p) * yes_and_flippable + p * no_and_flippable
+    """P(answer "yes") when the beacon holds ``offset`` + Poisson(lam) copies, under threshold and flips.
+
+    Summed count by count with the guard's own ``PrivacySettings.flip_chance``, so a flip probability
+    that falls with the count (``flip_decay``) is known to the attacker exactly as the guard applies it.
+    """
+    m, k = settings.min_allele_count, settings.flip_max_count
+    if settings.flip_probability <= 0:
+        return 1.0 - _poisson_cdf(m - 1 - offset, lam)  # P(copies >= m)
+    last = max(m - 1, k if k is not None else _FLIP_SUM_LIMIT)
+    total = np.zeros_like(lam)
+    below = np.zeros_like(lam)  # P(copies <= count so far)
+    term = np.exp(-lam)  # P(Poisson = count - offset), advanced once count passes offset
+    for count in range(last + 1):
+        if count >= offset:
+            flip = settings.flip_chance(count)
+            total = total + term * (1 - flip if count >= m else flip)
+            below = below + term
+            term = term * lam / (count - offset + 1)
+    tail = np.clip(1.0 - below, 0.0, 1.0)  # copies > last: at or above the threshold
+    tail_flip = settings.flip_chance(last + 1)
+    return total + tail * (1 - tail_flip)
 
 
 def lrt_weights(
@@ -94,9 +108,14 @@ def lrt_weights(
 def scores(
     answers: np.ndarray, plan: np.ndarray, cohort: AttackCohort, settings: PrivacySettings, delta: float
 ) -> np.ndarray:
-    """LRT score of every target after every query count: (targets, queries) cumulative sums."""
+    """LRT score of every target after every query count: (targets, queries) cumulative sums.
+
+    Rounded to 1e-9: targets with the same answers on alleles of the same panel counts in another order
+    have the same score, and power at 5 % FPR splits such ties; unrounded, the last bits of the sums
+    (which depend on the order of addition) would decide them instead and move power by a few points.
+    """
     yes_w, no_w = lrt_weights(cohort.panel_ac[plan[:, : answers.shape[1]]], cohort, settings, delta)
-    return np.cumsum(np.where(answers, yes_w, no_w), axis=1)
+    return np.round(np.cumsum(np.where(answers, yes_w, no_w), axis=1), 9)
 
 
 def power_at_fpr(member: np.ndarray, nonmember: np.ndarray, fpr: float = 0.05) -> float:
