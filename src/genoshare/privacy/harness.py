@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import multiprocessing
-import random
 import shutil
 import sys
 import tempfile
@@ -54,7 +53,7 @@ from genoshare.privacy.attacks import (
     scores,
 )
 from genoshare.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
-from genoshare.privacy.node_target import NodeBeacon, SteppingClock, build_node
+from genoshare.privacy.node_target import NodeBeacon, SessionCoin, SteppingClock, build_node
 from genoshare.store.models import Dataset
 
 ISSUER = "https://attackers.example.org"
@@ -70,24 +69,38 @@ class Defence:
     settings: PrivacySettings
 
 
-def _rr(budget: float | None, p: float, k: int) -> Defence:
+def _rr(budget: float | None, p: float, k: int, **graded: float) -> Defence:
+    """Randomised response on alleles with <= ``k`` copies, with a budget and the graded settings if given."""
     name = f"budget={budget} + rr p={p} k<={k}" if budget is not None else f"rr p={p} k<={k}"
-    return Defence(name, PrivacySettings(budget=budget, flip_probability=p, flip_max_count=k))
+    labels = {"flip_decay": "decay", "false_yes_probability": "false-yes", "spend_count_scale": "spend x"}
+    name += "".join(f" {labels[key]}={value}" for key, value in graded.items())
+    return Defence(name, PrivacySettings(budget=budget, flip_probability=p, flip_max_count=k, **graded))  # type: ignore[arg-type]
+
+
+#: The node's default before the graded settings (measured through the node's handler in the earlier run).
+PREVIOUS_DEFAULT = PrivacySettings(budget=1.25, flip_probability=0.3, flip_max_count=2, per_minute=600, per_day=20_000)
 
 
 def defence_grid() -> list[Defence]:
     """Each defence alone over a range of strengths, then budgets combined with randomised response.
 
-    Points the earlier full-size frontier showed dominated (rr p=0.1/0.2 alone, min_count=3, budget=4) were
-    dropped to keep the run in minutes; the combinations around the goal's corner (power 0.10, 25 % of rare
-    alleles hidden) were added: randomising only singletons/doubletons (k<=2) hides fewer rare alleles.
+    Points the earlier full-size frontiers showed dominated (rr p=0.1/0.2 alone, min_count=3, budget=4,
+    budget 1.0/1.5 with p=0.2) were dropped to keep the run in minutes. The graded settings are each tried
+    on their own (a flip that decays with the count; a spend priced at half the count) and together with a
+    false-"yes" rate above the false-"no" one, the combination the exploration found best (docs/privacy.md).
     """
     grid = [Defence("none", PrivacySettings())]
     grid += [Defence(f"min_count={m}", PrivacySettings(min_allele_count=m)) for m in (2, 5)]
     grid += [Defence(f"budget={b}", PrivacySettings(budget=b)) for b in (0.25, 0.5, 1.0, 2.0)]
     grid.append(_rr(None, 0.3, 5))
-    grid += [_rr(b, p, 5) for b, p in ((0.5, 0.2), (1.0, 0.2), (1.0, 0.3), (1.5, 0.2))]
-    grid += [_rr(b, p, 2) for b, p in ((1.0, 0.3), (1.25, 0.3), (1.5, 0.3))]
+    grid += [_rr(b, p, 5) for b, p in ((0.5, 0.2), (1.0, 0.3))]
+    grid += [_rr(b, 0.3, 2) for b in (1.0, 1.5)]
+    grid.append(Defence("previous default", PREVIOUS_DEFAULT))
+    grid.append(_rr(2.5, 0.3, 2, spend_count_scale=0.5))
+    grid.append(_rr(1.0, 0.35, 5, flip_decay=0.5))
+    grid += [_rr(1.0, p, 5, flip_decay=0.5, false_yes_probability=0.45) for p in (0.25, 0.3)]
+    grid.append(_rr(1.0, 0.3, 5, flip_decay=0.5, false_yes_probability=0.49))
+    grid.append(_rr(1.25, 0.3, 5, flip_decay=0.4, false_yes_probability=0.45))
     grid.append(Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN]))
     return grid
 
@@ -113,17 +126,14 @@ class GuardedBeacon:
         )
         self.dataset.beacon_policy = {}
         defaults = {Granularity.BOOLEAN: settings, Granularity.COUNT: settings, Granularity.RECORD: settings}
-        self.guard = PrivacyGuard(
-            MemoryPrivacyState(),
-            rng=random.Random(seed),  # noqa: S311  (a reproducible measurement, not a secret)
-            clock=SteppingClock(),
-            defaults=defaults,
-        )
+        self.coin = SessionCoin(seed)
+        self.guard = PrivacyGuard(MemoryPrivacyState(), rng=self.coin, clock=SteppingClock(), defaults=defaults)
         self.decision = Decision(self.dataset.id, Granularity.BOOLEAN, "registered researcher, yes/no")
         self._carriers: dict[int, BitMap] = {}
 
     def session(self, user: str, sites: np.ndarray) -> np.ndarray:
         caller = self.guard.caller(Identity(user, ISSUER))
+        self.coin.start_session(user)
         answers = np.zeros(len(sites), dtype=bool)
         ac = self.cohort.beacon_ac
         for i, site in enumerate(sites.tolist()):
@@ -155,19 +165,24 @@ class Answers:
         }
 
 
-def collect(target: Target, plans: QueryPlans, settings: PrivacySettings, queries: int) -> Answers:
+def collect(
+    target: Target, plans: QueryPlans, settings: PrivacySettings, queries: int, rows: np.ndarray | None = None
+) -> Answers:
     """Ask every session's queries, in a fixed order (A1 targets, A2 targets, benign).
 
     Without per-user state every session gets the same answer for an allele, so each distinct allele is
     asked once (in one session) and the answer reused: 400 sessions x 5,000 queries become ~0.4 M questions.
+    With ``rows``, only those targets' attack sessions are asked (and the benign one): a sample to compare
+    with another target's full run, session by session (each session's coin is its own, ``SessionCoin``).
     """
     a1, a2 = plans.a1[:, :queries], plans.a2[:, :queries]
     if not settings.stateful:
         distinct = np.unique(np.concatenate([a1.ravel(), a2.ravel(), plans.benign]))
         known = target.session("stateless-reference", distinct)
         return Answers(*(known[np.searchsorted(distinct, plan)] for plan in (a1, a2, plans.benign)))
+    asked = np.arange(len(a1)) if rows is None else rows
     answers = [
-        np.stack([target.session(f"{attack}-target-{t}", plan[t]) for t in range(len(plan))])
+        np.stack([target.session(f"{attack}-target-{t}", plan[t]) for t in asked.tolist()])
         for attack, plan in (("A1", a1), ("A2", a2))
     ]
     return Answers(answers[0], answers[1], target.session("benign-researcher", plans.benign))
@@ -228,11 +243,23 @@ def evaluate(
 
 
 def cache_key(
-    cohort: AttackCohort, plans: QueryPlans, settings: PrivacySettings, queries: int, seed: int, name: str
+    cohort: AttackCohort,
+    plans: QueryPlans,
+    settings: PrivacySettings,
+    queries: int,
+    seed: int,
+    name: str,
+    rows: np.ndarray | None = None,
 ) -> str:
-    """Names one measurement: cohort, plans, defence, query budget, coin seed and target kind."""
+    """Names one measurement: cohort, plans, defence, query budget, coin seed, target kind and sessions asked."""
     parts = [cohort.config.digest(), plans.a1.shape, int(plans.a1[:, :8].sum()), len(plans.benign), queries, seed]
-    return hashlib.sha256(json.dumps([*parts, asdict(settings), name], default=str).encode()).hexdigest()[:16]
+    parts.append("coin per session")  # answers collected with one coin for the whole run are not reused
+    if rows is not None:
+        parts.append(rows.tolist())
+    # Only the fields set away from their defaults: a setting added later leaves earlier measurements valid.
+    unset = PrivacySettings()
+    changed = {k: v for k, v in asdict(settings).items() if getattr(unset, k) != v}
+    return hashlib.sha256(json.dumps([*parts, changed, name], default=str).encode()).hexdigest()[:16]
 
 
 def measure(
@@ -244,25 +271,36 @@ def measure(
     target: Callable[[], Target],
     name: str,
     cache: Path | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[dict[str, object], Answers | None]:
     """Collect the answers of ``target()`` under ``defence`` and score them; the result records the time taken.
 
-    With ``cache``, a measurement of the same cohort, plans, defence and target kind is read back instead of
-    run again (answers too, when they were kept), and a new one is written as soon as it is done: a run that
-    is interrupted on a busy machine resumes where it stopped.
+    With ``rows`` (a sample of the targets, see ``collect``) the answers are only collected, not scored: they
+    are there to be compared with the full run of another target.
+
+    With ``cache``, the answers of the same cohort, plans, defence and target kind are read back instead of
+    asked again, and new ones are written as soon as they are in: a run that is interrupted on a busy
+    machine resumes where it stopped. Cached answers are scored afresh (seconds, against minutes to ask
+    them), so a change to the attackers is never hidden behind a stale score.
     """
-    key = cache_key(cohort, plans, defence.settings, queries, seed, name)
-    if cache is not None and (cache / f"{key}.json").exists():
-        result = json.loads((cache / f"{key}.json").read_text())
-        result["defence"] = defence.name
-        stored = cache / f"{key}.npz"
-        if not stored.exists():
-            return result, None
-        with np.load(stored) as arrays:
-            return result, Answers(arrays["a1"], arrays["a2"], arrays["benign"])
+    key = cache_key(cohort, plans, defence.settings, queries, seed, name, rows)
+
+    def scored(answers: Answers) -> dict[str, object]:
+        if rows is None:
+            return evaluate(cohort, plans, defence, answers, seed, name)
+        return {"defence": defence.name, "settings": asdict(defence.settings), "queries": queries, "target": name}
+
+    if cache is not None and (cache / f"{key}.json").exists() and (cache / f"{key}.npz").exists():
+        asked = json.loads((cache / f"{key}.json").read_text())
+        with np.load(cache / f"{key}.npz") as arrays:
+            answers = Answers(arrays["a1"], arrays["a2"], arrays["benign"])
+        result = scored(answers)
+        result["seconds"] = asked["seconds"]  # the time it took to ask them, not to read them back
+        result["cached"] = True
+        return json.loads(json.dumps(result)), answers
     started = time.monotonic()
-    answers = collect(target(), plans, defence.settings, queries)
-    result = evaluate(cohort, plans, defence, answers, seed, name)
+    answers = collect(target(), plans, defence.settings, queries, rows)
+    result = scored(answers)
     result["seconds"] = round(time.monotonic() - started, 1)
     result = json.loads(json.dumps(result))  # the same shape whether measured now or read from the cache
     if cache is not None:
@@ -385,6 +423,14 @@ class HarnessConfig:
     node_state: str = "memory"
     #: A1 sessions asked again with the node's SQL state, which must give the same answers as ``node_state``.
     sql_check_sessions: int = 4
+    #: For stateful defences, the node's handler answers every ``node_every``-th target's sessions (members
+    #: and non-members alike) and the benign session; the oracle answers all, and the two are compared
+    #: answer for answer. 1: the node answers every session (4x the run time for the same figures).
+    node_every: int = 4
+    #: Other seeds (coins and query plans) at which the defences in ``SPREAD`` are measured again on the
+    #: oracle: one seed's power moves by +-0.03 from run to run at 200 + 200 targets, as much as the gaps
+    #: between neighbouring defences, so a default is chosen on the mean over seeds, not on a lucky draw.
+    spread_seeds: tuple[int, ...] = ()
 
 
 QUICK = HarnessConfig(
@@ -392,19 +438,32 @@ QUICK = HarnessConfig(
     max_queries=5000,
     defended_queries=300,
     benign_queries=3000,
+    spread_seeds=(9, 10),
 )
+
+FULL = HarnessConfig(spread_seeds=(9, 10, 11, 12, 13))
 
 #: The defences measured through the node's own handler; every other is measured on the oracle.
 HEADLINE = ("none", "node default")
+#: The defences measured at the other seeds too (``HarnessConfig.spread_seeds``).
+SPREAD = ("node default", "previous default")
 
 _SHARED: dict[str, object] = {}
 
 
-def _job(kind: str, defence: Defence, queries: int) -> tuple[dict[str, object], Answers | None]:
-    """One defence on the oracle or the node, with the cohort, plans and node in ``_SHARED`` (forked workers)."""
+def _job(
+    kind: str, defence: Defence, queries: int, seed: int | None = None
+) -> tuple[dict[str, object], Answers | None]:
+    """One defence on the oracle or the node, with the cohort, plans and node in ``_SHARED`` (forked workers).
+
+    ``seed``: another seed than the config's, for the oracle (new query plans and coins; ``spread_seeds``).
+    """
     cohort, plans, config, cache = (_SHARED[k] for k in ("cohort", "plans", "config", "cache"))
     assert isinstance(cohort, AttackCohort) and isinstance(plans, QueryPlans) and isinstance(config, HarnessConfig)
-    seed = config.seed
+    if seed is not None and seed != config.seed:
+        plans = plan_queries(cohort, config.max_queries, config.benign_queries, seed)
+    else:
+        seed = config.seed
     if kind == "oracle":
         oracle = lambda: GuardedBeacon(cohort, defence.settings, seed)  # noqa: E731
         return measure(cohort, plans, defence, queries, seed, oracle, "oracle", cache)  # type: ignore[arg-type]
@@ -415,6 +474,9 @@ def _job(kind: str, defence: Defence, queries: int) -> tuple[dict[str, object], 
     shutil.rmtree(own, ignore_errors=True)
     shutil.copytree(node_dir, own)
     state = "sql" if not defence.settings.stateful else config.node_state
+    rows = None
+    if defence.settings.stateful and config.node_every > 1:
+        rows = np.arange(0, 2 * cohort.config.n_targets, config.node_every)
     # The node default is whatever the node applies with nothing configured: no dataset policy.
     settings = None if defence.name == "node default" else defence.settings
     beacons: list[NodeBeacon] = []
@@ -424,12 +486,15 @@ def _job(kind: str, defence: Defence, queries: int) -> tuple[dict[str, object], 
         return beacons[-1]
 
     try:
-        result, answers = measure(cohort, plans, defence, queries, seed, open_node, f"node ({state} state)", cache)  # type: ignore[arg-type]
+        name = f"node ({state} state)"
+        result, answers = measure(cohort, plans, defence, queries, seed, open_node, name, cache, rows)  # type: ignore[arg-type]
+        if rows is not None:
+            result["node_rows"] = rows.tolist()
     finally:
         for beacon in beacons:
             beacon.close()
     if defence.settings.stateful and state != "sql" and config.sql_check_sessions and answers is not None:
-        result["sql_state_agreement"] = _sql_check(own, settings, config, plans, answers)
+        result["sql_state_agreement"] = _sql_check(own, settings, config, plans, answers, rows)
     shutil.rmtree(own, ignore_errors=True)
     return result, answers
 
@@ -466,8 +531,11 @@ def run(
     with contextlib.ExitStack() as stack:
         _SHARED.update(cohort=cohort, plans=plans, config=config, cache=cache)
         stack.callback(_SHARED.clear)
-        jobs = [("node", i) for i, d in enumerate(grid) if node and d.name in HEADLINE]
-        jobs += [("oracle", i) for i in range(len(grid))]
+        jobs: list[tuple[str, int, int | None]] = [
+            ("node", i, None) for i, d in enumerate(grid) if node and d.name in HEADLINE
+        ]
+        jobs += [("oracle", i, None) for i in range(len(grid))]
+        jobs += [("oracle", i, s) for i, d in enumerate(grid) if d.name in SPREAD for s in config.spread_seeds]
         if node:
             root = node_root or work_dir
             if root is None:  # a throwaway node, removed at the end
@@ -478,17 +546,31 @@ def run(
         started = time.monotonic()
         if workers > 0:
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
-            futures = [pool.submit(_job, kind, grid[i], budget(i)) for kind, i in jobs]
+            futures = [pool.submit(_job, kind, grid[i], budget(i), seed) for kind, i, seed in jobs]
             done = [f.result() for f in futures]
         else:
-            done = [_job(kind, grid[i], budget(i)) for kind, i in jobs]
+            done = [_job(kind, grid[i], budget(i), seed) for kind, i, seed in jobs]
         timings["attacks_s"] = round(time.monotonic() - started, 1)
-    measured = {(kind, i): outcome for (kind, i), outcome in zip(jobs, done, strict=True)}
+    measured = dict(zip(jobs, done, strict=True))
     results = []
     for i, _ in enumerate(grid):
-        result, answers = measured["oracle", i]
-        if ("node", i) in measured:
-            node_result, node_answers = measured["node", i]
+        result, answers = measured["oracle", i, None]
+        if config.spread_seeds and grid[i].name in SPREAD:
+            result["spread"] = _spread([result] + [measured["oracle", i, s][0] for s in config.spread_seeds])
+            result["spread"]["seeds"] = [config.seed, *config.spread_seeds]
+        if ("node", i, None) in measured:
+            node_result, node_answers = measured["node", i, None]
+            if "node_rows" in node_result:
+                # The node answered a sample of the sessions: the figures are the oracle's full run, which
+                # gave the same answers as the node's handler on every session both asked.
+                rows = np.asarray(node_result["node_rows"])
+                if answers is not None:
+                    answers = Answers(answers.a1[rows], answers.a2[rows], answers.benign)
+                sample = {k: node_result[k] for k in ("target", "seconds", "sql_state_agreement") if k in node_result}
+                node_result = {**result, "target": f"{node_result['target']} on {len(rows)} of the targets + oracle"}
+                node_result["node_sample"] = sample
+                if "sql_state_agreement" in sample:
+                    node_result["sql_state_agreement"] = sample["sql_state_agreement"]
             agree = node_answers.same_as(answers) if node_answers is not None and answers is not None else None
             node_result["oracle_agreement"] = agree
             result = node_result
@@ -517,20 +599,58 @@ def run(
 
 
 def _sql_check(
-    node_dir: Path, settings: PrivacySettings | None, config: HarnessConfig, plans: QueryPlans, answers: Answers
+    node_dir: Path,
+    settings: PrivacySettings | None,
+    config: HarnessConfig,
+    plans: QueryPlans,
+    answers: Answers,
+    rows: np.ndarray | None,
 ) -> float:
     """The first A1 sessions asked again with the node's SQL state: the share of answers that came out equal.
 
-    Same seed, same order of guard calls, so the coin falls the same way: any difference is the state.
+    Same seed, same sessions, so the coin falls the same way: any difference is the state.
+    ``rows``: the targets whose sessions ``answers`` holds (None: all).
     """
     beacon = NodeBeacon(node_dir, settings, config.seed, state="sql")
     try:
         k = config.sql_check_sessions
-        plan = plans.a1[:k, : answers.a1.shape[1]]
-        again = np.stack([beacon.session(f"A1-target-{t}", plan[t]) for t in range(k)])
+        targets = (np.arange(len(plans.a1)) if rows is None else rows)[:k].tolist()
+        plan = plans.a1[:, : answers.a1.shape[1]]
+        again = np.stack([beacon.session(f"A1-target-{t}", plan[t]) for t in targets])
     finally:
         beacon.close()
     return float(np.mean(again == answers.a1[:k]))
+
+
+def _spread(results: Sequence[dict[str, object]]) -> dict[str, object]:
+    """Best-response power and rare-allele wrong "no" of one defence over several seeds: each, mean, sd."""
+    power = [float(r["best_response"]["power"]) for r in results]  # type: ignore[index]
+    rare = [float(r["utility"]["wrong_no_rare"]) for r in results]  # type: ignore[index]
+    return {
+        "power": power,
+        "power_mean": round(float(np.mean(power)), 4),
+        "power_sd": round(float(np.std(power, ddof=1)), 4),
+        "wrong_no_rare": rare,
+        "wrong_no_rare_mean": round(float(np.mean(rare)), 4),
+    }
+
+
+def spread_table(results: Sequence[dict[str, object]]) -> str:
+    """The defences measured at several seeds: power and rare wrong "no" at each, and their mean."""
+    lines = [
+        "| defence | seeds | best-response power at each seed | mean (sd) | rare wrong no, mean |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        spread = r.get("spread")
+        if not isinstance(spread, dict):
+            continue
+        each = ", ".join(f"{p:.3f}" for p in spread["power"])
+        lines.append(
+            f"| {r['defence']} | {', '.join(map(str, spread['seeds']))} | {each} "
+            f"| {spread['power_mean']:.3f} ({spread['power_sd']:.3f}) | {spread['wrong_no_rare_mean']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def _utility_ok(result: dict[str, object]) -> bool:
@@ -550,14 +670,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/work/privacy"))
     parser.add_argument("--quick", action="store_true", help="a reduced cohort (the test's size)")
-    parser.add_argument("--workers", type=int, default=3, help="processes for the attack jobs (0: inline)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the attack jobs (0: inline)")
     args = parser.parse_args(argv)
-    config = QUICK if args.quick else HarnessConfig()
+    config = QUICK if args.quick else FULL
     report = run(config, args.work_dir, workers=args.workers)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     stem = "quick" if args.quick else "full"
     (args.work_dir / f"results-{stem}.json").write_text(json.dumps(report, indent=1))
     table = frontier_table(report["results"])  # type: ignore[arg-type]
+    if config.spread_seeds:
+        table += "\n\n" + spread_table(report["results"])  # type: ignore[arg-type]
     (args.work_dir / f"frontier-{stem}.md").write_text(table + "\n")
     plotted = plot_frontier(report["results"], args.work_dir / f"frontier-{stem}.png")  # type: ignore[arg-type]
     print(table)

@@ -11,7 +11,8 @@ with one passport ``Identity`` per target session: a registered researcher (Rese
 which on a controlled dataset is count-level access, so ``NODE_DEFAULTS[Granularity.COUNT]`` or the dataset's
 ``beacon_policy["privacy"]`` applies. The guard is the node's ``PrivacyGuard`` on the node's
 ``SqlPrivacyState`` (the metadata database); only its coin (a seeded ``random.Random``, so runs reproduce)
-and its clock (one simulated second per request, so rate limits act at a human's pace) are the harness's.
+and its clock (one simulated second per request, so rate limits act at a human's pace) are the harness's;
+the coin is reseeded per session (``SessionCoin``), so any sample of sessions reproduces the full run's.
 """
 
 from __future__ import annotations
@@ -133,6 +134,21 @@ class SteppingClock:
         return self.now
 
 
+class SessionCoin(random.Random):
+    """The guard's coin, reseeded from (run seed, user) at the start of each user's session.
+
+    Each session's coin falls the same way whichever sessions ran before it, so the node's handler can be
+    asked a sample of the sessions and compared answer for answer with the oracle's run of all of them.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.run_seed = seed
+
+    def start_session(self, user: str) -> None:
+        self.seed(f"{self.run_seed}:{user}")
+
+
 def researcher(subject: str) -> Identity:
     """A registered researcher's passport identity: ResearcherStatus visa, no grant for the dataset."""
     visa = Visa(RESEARCHER_STATUS, "https://doi.org/10.1038/s41431-018-0219-y", ISSUER, "so", 0, ISSUER, 2**31, subject)
@@ -165,10 +181,11 @@ class NodeBeacon:
             for table in (PrivacyAnswer, PrivacySpend, PrivacySession, PrivacyLink):
                 session.query(table).delete()  # a fresh measurement: nothing spent or cached by an earlier run
         store: PrivacyState = self.node.privacy.state if state == "sql" else MemoryPrivacyState()
+        self.coin = SessionCoin(seed)  # a reproducible measurement, not a secret
         self.guard = PrivacyGuard(
             store,
             linked_issuers=self.node.settings.linked_issuers,
-            rng=random.Random(seed),  # noqa: S311  (a reproducible measurement, not a secret)
+            rng=self.coin,
             clock=SteppingClock(),
         )
         self.service = BeaconService(self.node, max_age=3600.0, guard=self.guard)
@@ -191,6 +208,7 @@ class NodeBeacon:
 
     def session(self, user: str, sites: np.ndarray) -> np.ndarray:
         identity = researcher(user)
+        self.coin.start_session(user)
         return np.array([self.ask(identity, site) for site in sites.tolist()], dtype=bool)
 
     def close(self) -> None:
