@@ -20,7 +20,8 @@ Measured in one run, so the ratios are meaningful on a noisy machine (FLOORS.md)
   rate that decrypting and then sending each piece in turn would give (what a cipher holding the GIL
   allows; the default binding releases it, so the node may beat this bound).
 
-Every rate is printed with its ratio to both baselines, and the load average at the end.
+Every rate is printed with its ratio to both baselines and the CPU time the serving process spent per GB (the
+in-process cipher: this process), and the load average at the end.
 
 Throughputs are medians of --repeat rounds with the page cache warm; in each round every stream is measured
 once, and a ratio is the median of the ratios within rounds (the load of a shared machine drifts).
@@ -167,35 +168,51 @@ def curl(url: str, headers: dict[str, str]) -> tuple[int, float]:
     return int(size), float(seconds)
 
 
-def stream_ticket(ticket: dict) -> float:
-    """GB/s over the ticket's byte-range URLs (the bulk of a large slice)."""
+def stream_ticket(ticket: dict) -> tuple[int, float]:
+    """(bytes, seconds) over the ticket's byte-range URLs (the bulk of a large slice)."""
     total, seconds = 0, 0.0
     for entry in ticket["htsget"]["urls"]:
         if entry["url"].startswith("http"):
             size, spent = curl(entry["url"], entry.get("headers", {}))
             total, seconds = total + size, seconds + spent
-    return total / seconds / 1e9
+    return total, seconds
 
 
-def interleaved(repeat: int, measures: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Each measure --repeat times, round-robin: one round of all of them, then the next.
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: A measure: a callable returning (bytes, seconds), and the process whose CPU it costs (None: not measured).
+Measure = tuple[Callable[[], tuple[int, float]], int | None]
+
+
+def interleaved(repeat: int, measures: dict[str, Measure]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """GB/s and CPU s/GB of each measure, --repeat times, round-robin: one round of all of them, then the next.
 
     On a shared machine the load drifts within a minute; measuring every stream once per round, instead of one
-    stream's repeats and then the next stream's, gives each ratio figures taken under the same conditions.
+    stream's repeats and then the next stream's, gives each ratio figures taken under the same conditions.  The
+    CPU a serving process spends per GB hardly depends on the neighbours' load, where throughput does.
     """
-    for measure in measures.values():
+    for measure, _ in measures.values():
         measure()  # warm the page cache and the servers
     rates: dict[str, list[float]] = {name: [] for name in measures}
+    costs: dict[str, list[float]] = {name: [] for name in measures}
     for _ in range(repeat):
-        for name, measure in measures.items():
-            rates[name].append(measure())
-    return rates
+        for name, (measure, pid) in measures.items():
+            before = cpu_seconds(pid) if pid is not None else 0.0
+            size, seconds = measure()
+            rates[name].append(size / seconds / 1e9)
+            if pid is not None:
+                costs[name].append((cpu_seconds(pid) - before) / (size / 1e9))
+    return rates, costs
 
 
-def cat_rate(path: Path) -> float:
+def cat_rate(path: Path) -> tuple[int, float]:
     began = time.perf_counter()
     subprocess.run(f"cat '{path}' > /dev/null", shell=True, check=True)
-    return path.stat().st_size / (time.perf_counter() - began) / 1e9
+    return path.stat().st_size, time.perf_counter() - began
 
 
 def main() -> None:
@@ -220,15 +237,16 @@ def main() -> None:
     )
     bare = start([sys.executable, __file__, "--bare-app", str(bam), str(bare_port)], f"http://127.0.0.1:{bare_port}/x")
     try:
-        run(args, bam, data_dir, node_url, holding_url, f"http://127.0.0.1:{bare_port}/file")
+        pids = {"node": server.pid, "holding": holding.pid, "bare": bare.pid}
+        run(args, bam, data_dir, node_url, holding_url, f"http://127.0.0.1:{bare_port}/file", pids)
     finally:
         for process in (server, holding, bare):
             process.terminate()
             process.wait(timeout=20)
 
 
-def decrypt_rate(data_dir: Path, start: int, end: int) -> float:
-    """GB/s of ``EncryptedFile.iter_plaintext`` over ``[start, end)`` of the stored BAM, in this process."""
+def decrypt_rate(data_dir: Path, start: int, end: int) -> tuple[int, float]:
+    """(bytes, seconds) of ``EncryptedFile.iter_plaintext`` over ``[start, end)`` of the stored BAM, in this process."""
     from genoshare.crypt.files import EncryptedFile
     from genoshare.node import Node
     from genoshare.settings import load_settings
@@ -242,12 +260,20 @@ def decrypt_rate(data_dir: Path, start: int, end: int) -> float:
             began = time.perf_counter()
             for _ in file.iter_plaintext(start, end, CHUNK):
                 pass
-            return (end - start) / (time.perf_counter() - began) / 1e9
+            return end - start, time.perf_counter() - began
     finally:
         node.close()
 
 
-def run(args: argparse.Namespace, bam: Path, data_dir: Path, node_url: str, holding_url: str, bare_url: str) -> None:
+def run(
+    args: argparse.Namespace,
+    bam: Path,
+    data_dir: Path,
+    node_url: str,
+    holding_url: str,
+    bare_url: str,
+    pids: dict[str, int],
+) -> None:
     keys = Path(__file__).resolve().parents[1] / "src/genoshare/demo/data/htsget/c4gh/keys"
     c4gh = {"Htsget-Context-Public-Key": base64.b64encode((keys / "bob.pub").read_bytes()).decode()}
     reads = f"{node_url}/htsget/reads/synthetic"
@@ -293,26 +319,27 @@ def run(args: argparse.Namespace, bam: Path, data_dir: Path, node_url: str, hold
     ]
     size = sum(end - start for start, end in ranges)
     body = max(ranges, key=lambda span: span[1] - span[0])
-    rates = interleaved(
+    rates, costs = interleaved(
         args.repeat,
         {
-            "cat": lambda: cat_rate(bam),
-            "ceiling": lambda: (lambda s, t: s / t / 1e9)(*curl(bare_url, {})),
-            "plaintext": lambda: stream_ticket(at_rest),
-            "reencrypted": lambda: stream_ticket(sealed),
-            "decrypting": lambda: stream_ticket(plain),
-            "holding": lambda: stream_ticket(holding),
-            "cipher": lambda: decrypt_rate(data_dir, *body),
+            "cat": (lambda: cat_rate(bam), None),
+            "ceiling": (lambda: curl(bare_url, {}), pids["bare"]),
+            "plaintext": (lambda: stream_ticket(at_rest), pids["node"]),
+            "reencrypted": (lambda: stream_ticket(sealed), pids["node"]),
+            "decrypting": (lambda: stream_ticket(plain), pids["node"]),
+            "holding": (lambda: stream_ticket(holding), pids["holding"]),
+            "cipher": (lambda: decrypt_rate(data_dir, *body), os.getpid()),
         },
     )
     rates["serial"] = [1 / (1 / c + 1 / h) for c, h in zip(rates["cipher"], rates["ceiling"], strict=True)]
 
     def row(label: str, name: str, note: str = "") -> None:
-        """The median rate, and the medians of its ratios to the baselines measured in the same rounds."""
+        """The median rate, the medians of its ratios to the baselines measured in the same rounds, and CPU/GB."""
         rate = statistics.median(rates[name])
         ceiling = statistics.median(r / c for r, c in zip(rates[name], rates["ceiling"], strict=True))
         cat = statistics.median(r / c for r, c in zip(rates[name], rates["cat"], strict=True))
-        print(f"{label:34s} {rate:6.2f} GB/s   {ceiling:5.2f}x ceiling   {cat:5.2f}x cat   {note}")
+        cpu = f"{statistics.median(costs[name]):5.2f}" if costs.get(name) else "    -"
+        print(f"{label:34s} {rate:6.2f} GB/s   {ceiling:5.2f}x ceiling   {cat:5.2f}x cat   {cpu} CPU s/GB   {note}")
 
     print(f"\nBAM {bam.stat().st_size / 1e9:.2f} GB; slice {size / 1e9:.2f} GB; {args.tickets} tickets")
     for label, values, note in (
