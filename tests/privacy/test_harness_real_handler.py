@@ -81,3 +81,14 @@ def test_undefended_node_gives_members_away_and_the_default_blunts_it(
     assert default["utility"]["wrong_no_common"] <= 0.1
     assert default["utility"]["wrong_no"] <= 0.3
     assert np.isfinite(report["timings"]["total_s"])
+
+
+def test_a_sample_of_sessions_is_answered_as_in_the_full_run(cohort: AttackCohort) -> None:
+    """Why the node's handler may answer only every 4th target: each session's coin is its own."""
+    plans = plan_queries(cohort, 60, 150, seed=3)
+    full = collect(GuardedBeacon(cohort, DEFAULT, seed=5), plans, DEFAULT, 60)
+    rows = np.array([1, 6, 17, 30])
+    sample = collect(GuardedBeacon(cohort, DEFAULT, seed=5), plans, DEFAULT, 60, rows)
+    assert (sample.a1 == full.a1[rows]).all() and (sample.a2 == full.a2[rows]).all()
+    assert (sample.benign == full.benign).all()
+    assert not full.a2.all()  # the defence changed answers, or the equality would prove little

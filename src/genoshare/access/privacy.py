@@ -14,7 +14,12 @@ Defences, each configurable per dataset and per access level:
   ``(1 - AF)^2N``, so it spends a little more). A member whose budget cannot pay for an answer is left out
   of it: the answer is computed over the other carriers, as if the member were not in the dataset;
 - **randomised response**: the answer on alleles with at most ``flip_max_count`` copies is flipped with
-  probability ``flip_probability``; answers are cached per principal so asking again returns the same coin;
+  probability ``flip_probability``; answers are cached per principal so asking again returns the same coin.
+  Graded: ``flip_decay`` lowers the flip for alleles with more copies (the evidence is in singletons), and
+  ``false_yes_probability`` sets the chance that a "no" becomes "yes" apart from the reverse, so answers on
+  an exhausted member's alleles are affirmed exactly as often as absent alleles and carry no evidence;
+- **spend pricing**: ``spend_count_scale`` prices a "yes" at a deflated count, for attackers whose reference
+  panel has not seen alleles the Beacon holds a few copies of;
 - **answer cache**: any stateful policy answers a repeated query from the cache, at no budget cost;
 - **rate limits** per principal and dataset (``per_minute``, ``per_day``), raising ``RateLimited`` (429);
 - **account linking**: accounts with the same subject at issuers configured as one login service
