@@ -187,7 +187,7 @@ class PrivacySettings:
 #: under 5 % with 3-5 copies; an absent one (or one whose only carriers' budgets are spent) is affirmed 45 %
 #: of the time, so a "yes" on a rare allele is weak evidence and answers after exhaustion carry none. Chosen
 #: on the mean over six seeds of the harness at N = 1,000 (best-response power at 5 % FPR over <= 1,000
-#: queries ~0.10, against ~0.14 for the earlier budget 1.25 + 30 % flips on <= 2 copies; ~21 % wrong "no"
+#: queries ~0.10, against ~0.17-0.18 for the earlier budget 1.25 + 30 % flips on <= 2 copies; ~22 % wrong "no"
 #: on alleles with <= 5 copies, none on common ones); the price is more false "yes" on absent alleles.
 #: Record-level callers may read the genotypes anyway, so nothing is gained by noising their answers.
 _REGISTERED = PrivacySettings(
