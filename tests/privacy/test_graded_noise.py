@@ -122,3 +122,13 @@ def test_the_attackers_know_the_graded_defence_as_the_guard_applies_it(
         modelled = float(yes_probability(np.array([0.0]), count, settings)[0])  # exactly `count` copies
         measured = yes_rate(g, ds, list(range(count)), count, n, f"c{count}")
         assert measured == pytest.approx(modelled, abs=4 * np.sqrt(modelled * (1 - modelled) / n) + 1e-9), count
+
+
+def test_switching_randomised_response_off_switches_the_false_yes_off_too(database: Database) -> None:
+    """A steward who sets ``flip_probability: 0`` over the node default (which has a false-"yes" rate) gets
+    exact answers, not a one-sided noise left over from the default."""
+    ds = policy(database, flip_probability=0.0, false_yes_probability=0.45, flip_decay=0.4)
+    g = PrivacyGuard(MemoryPrivacyState(), rng=random.Random(2), clock=Clock())
+    assert yes_rate(g, ds, [], 0, 200, "absent") == 0.0
+    answer = g.filter_answer(g.caller(ALICE), BOOLEAN, ds, "present", BitMap([1, 2]), 2)
+    assert answer.exists and answer.allele_count == 2  # not randomised, so the count is given

@@ -105,6 +105,8 @@ class PrivacySettings:
     #: Probability that a "no" (an absent allele, one below the minimum count, or one whose only carriers'
     #: budgets are spent) becomes "yes"; None: ``flip_probability``. A false "yes" costs a researcher a
     #: follow-up, a false "no" a finding; raising it weakens a "yes" as evidence without hiding alleles.
+    #: Like ``flip_decay``, it applies only while randomised response is on (``flip_probability > 0``), so
+    #: ``flip_probability = 0`` alone switches all noise off.
     false_yes_probability: float | None = None
     #: The budget a "yes" spends is priced as if the allele had ``spend_count_scale`` times its copies. An
     #: attacker's evidence comes from *its* reference panel, not the Beacon's count: an allele with 3 copies
