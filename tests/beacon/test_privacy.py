@@ -126,3 +126,30 @@ def test_rate_limit_is_a_429_with_retry_after(
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) >= 1
     assert response.json()["error"]["errorCode"] == 429
+
+
+def test_randomised_answers_say_so_without_saying_which_way_the_coin_fell(
+    world: World, issuer: VisaIssuer, policy: Any, alleles: dict[Allele, tuple[int, frozenset[str]]]
+) -> None:
+    """Under the node default a researcher is told answers on rare alleles are randomised: on every answer the
+    policy randomised, "yes" or "no", so the notice gives no coin away; exact answers carry no notice."""
+    singleton = next(a for a, (ac, _) in alleles.items() if ac == 1)
+    absent = (singleton[0], singleton[1], next(b for b in "ACGT" if b not in (singleton[1], singleton[2])))
+    assert absent not in alleles
+
+    def notice(headers: dict[str, str], allele: Allele) -> tuple[bool, Any]:
+        start, ref, alt = allele
+        params = {"referenceName": "20", "start": start, "referenceBases": ref, "alternateBases": alt}
+        body = world.client.get("/api/datasets/cohort/g_variants", params=params, headers=headers).json()
+        return body["responseSummary"]["exists"], body.get("info", {}).get("randomisedResponse")
+
+    policy(None)  # the node default
+    headers = researcher(issuer, "privacy-notice")
+    for allele in (singleton, absent):
+        _, told = notice(headers, allele)
+        assert told is not None and told["datasets"] == ["cohort"] and "randomised" in told["message"]
+    policy(OFF)
+    assert notice(researcher(issuer, "privacy-notice-off"), singleton) == (True, None)
+    granted = bearer(Passports(issuer, subject="privacy-notice-grant").with_grant("cohort"))
+    policy(None)
+    assert notice(granted, singleton) == (True, None)  # record-level callers get exact answers

@@ -46,6 +46,11 @@ class Answer:
     withheld: bool = False
     cached: bool = False
 
+    @property
+    def randomised(self) -> bool:
+        """Whether the policy randomised this answer (whatever the coin said: that is never told)."""
+        return self.allele_count is None and not self.withheld
+
 
 class SessionState(Protocol):
     """One principal's state on one dataset, inside one unit of work."""

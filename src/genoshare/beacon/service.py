@@ -42,6 +42,13 @@ from genoshare.node import Node
 from genoshare.store.models import Dataset
 
 ANONYMOUS = "anonymous"
+#: Told to every caller whose answer the privacy policy randomised, so that nobody takes a "yes" on a rare
+#: allele as proof: the datasets are named, never whether the coin changed this answer.
+RANDOMISED_NOTICE = (
+    "To protect the people in these datasets from re-identification, their answers on rare alleles are "
+    "randomised (randomised response): a 'yes' may be false and a 'no' may hide carriers. Asking again "
+    "gives the same answer. Ask the data access committee for access to get exact answers."
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class Outcome:
     dataset: Dataset
     disclosure: Disclosure
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: The privacy policy randomised this dataset's answer (randomised response), whichever way it fell.
+    randomised: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +174,7 @@ class BeaconService:
             rule = DisclosureRule.from_policy(dataset.beacon_policy)
             wanted = min(request.granularity, ceiling(decision, rule))
             selection = self._select(entry, request, dataset, variant_query, parent, wanted)
-            requested, total = request.granularity, selection.total
+            requested, total, randomised = request.granularity, selection.total, False
             # An empty scope (a parent entry not in this dataset, a withdrawn person, filters nobody matches)
             # makes the answer an exact "no" that says nothing about anyone's genotypes: nothing to guard, and
             # randomising it would only invent variants for someone who is not there.
@@ -177,11 +186,12 @@ class BeaconService:
                 )
                 if answer.withheld:
                     continue
+                randomised = answer.randomised
                 total, exact = _guarded_total(answer, carriers, total)
                 if not exact:
                     requested = Granularity.BOOLEAN
             disclosure = disclose(decision, rule, requested, total)
-            outcome = Outcome(dataset, disclosure)
+            outcome = Outcome(dataset, disclosure, randomised=randomised)
             if disclosure.granularity == Granularity.RECORD:
                 outcome.records = selection.entries(request.skip, request.limit)
             outcomes.append(outcome)
@@ -405,6 +415,9 @@ class BeaconService:
         returned = max((o.disclosure.granularity for o in outcomes), default=Granularity.BOOLEAN)
         exists = any(o.disclosure.exists for o in outcomes)
         response: dict[str, Any] = {"meta": self._meta(entry, request, returned), "responseSummary": {"exists": exists}}
+        randomised = [o.dataset.id for o in outcomes if o.randomised]
+        if randomised:
+            response["info"] = {"randomisedResponse": {"datasets": randomised, "message": RANDOMISED_NOTICE}}
         if returned == Granularity.BOOLEAN:
             return response
         counted = [o for o in outcomes if o.disclosure.granularity >= Granularity.COUNT]
