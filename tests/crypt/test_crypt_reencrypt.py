@@ -174,3 +174,34 @@ def test_a_header_without_edit_list_is_the_same_bytes_every_time(sample: Sample,
                 == plain[ranges[0][0] : ranges[0][1]]
             )
         assert f.reencrypted(recipient.public, None).header == whole
+
+
+def test_a_rekeyed_header_is_the_same_bytes_in_every_process_and_after_a_restart(
+    sample: Sample, node_keys: KeyPair
+) -> None:
+    """A download resumed after a restart, or split over several server processes, joins headers made apart."""
+    import subprocess
+    import sys
+
+    plain, path = sample
+    recipient = fresh_keys()
+    program = (
+        "import sys; from pathlib import Path; from genoshare.crypt import EncryptedFile; "
+        "f = EncryptedFile(Path(sys.argv[1]), bytes.fromhex(sys.argv[2])); "
+        "sys.stdout.write(f.reencrypted(bytes.fromhex(sys.argv[3]), [(3, 70000), (1, 2)]).header.hex() + ' ' "
+        "+ f.reencrypted(bytes.fromhex(sys.argv[3]), None).header.hex())"
+    )
+    made = [
+        subprocess.run(
+            [sys.executable, "-c", program, str(path), node_keys.secret.hex(), recipient.public.hex()],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()
+        for _ in range(2)
+    ]  # fmt: skip
+    assert made[0] == made[1]
+    edited, whole = (bytes.fromhex(h) for h in made[0])
+    with EncryptedFile(path, node_keys.secret) as f:
+        r = f.reencrypted(recipient.public, [(3, 70000), (1, 2)])
+        assert r.header == edited
+        assert c4gh_decrypt(assemble(path, r), recipient.secret) == plain[3:70000] + plain[1:2]
+        assert c4gh_decrypt(whole + path.read_bytes()[f.header_size :], recipient.secret) == plain

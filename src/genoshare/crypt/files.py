@@ -28,6 +28,8 @@ Layout reminder (Crypt4GH v1): header, then segments of 65 536 plaintext bytes, 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -38,7 +40,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import crypt4gh.lib
-from crypt4gh import CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, header
+from crypt4gh import CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, header, sodium
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from genoshare.crypt.aead import SegmentDecryptor, decryptor
 from genoshare.crypt.errors import CorruptSegment, InvalidKey, NotDecryptable, UnsupportedFormat
@@ -107,6 +110,22 @@ def _cipher_scratch(size: int) -> memoryview:
 _opened_headers: _HeaderCache[tuple[bytes, tuple[bytes, ...]], tuple[bytes, ...]] = _HeaderCache(_HEADER_CACHE_SIZE)
 #: Headers without an edit list re-keyed to a recipient, keyed by (secret key, session keys, recipient key).
 _rekeyed_headers: _HeaderCache[tuple[bytes, tuple[bytes, ...], bytes], bytes] = _HeaderCache(_HEADER_CACHE_SIZE)
+
+
+def _sealed_packet(packet: bytes, writer_public: bytes, shared_key: bytes) -> bytes:
+    """One header packet sealed as crypt4gh's X25519_chacha20_ietf_poly1305 method, nonce derived, not random.
+
+    crypt4gh draws a random nonce per packet, so the same file re-keyed to the same recipient came out as
+    different bytes in another server process or after a restart, and a client resuming a download, or
+    splitting it over Range requests served by several workers, joined pieces of different headers. Here the
+    nonce is an HMAC of the packet under the X25519 shared key (a synthetic IV): a nonce repeats only for the
+    same key and the same packet, which then seals to the same bytes -- all a repeat reveals is that two
+    headers for one recipient are equal. The format is crypt4gh's (method, writer key, nonce, ciphertext,
+    MAC), which ``crypt4gh decrypt`` reads; the package offers no way to pass a nonce, hence these lines.
+    """
+    nonce = hmac.new(shared_key, packet, hashlib.sha256).digest()[:12]
+    sealed = ChaCha20Poly1305(shared_key).encrypt(nonce, bytes(packet), None)
+    return (0).to_bytes(4, "little") + writer_public + nonce + sealed
 
 
 def encrypt_file(src: Path, dst: Path, keys: KeyPair) -> None:
@@ -430,10 +449,10 @@ class EncryptedFile:
     def _rekeyed_header(self, recipient: bytes, edits: list[int]) -> bytes:
         """The session keys (and ``edits``, if any) in a header for ``recipient``.
 
-        Without an edit list the header depends only on the keys, so it is made once and remembered: every
-        ``/data`` request of a ticket with a recipient key then sends the same header bytes (packets are sealed
-        with random nonces, so a header made per request would differ, and a client joining ``Range`` requests
-        that cut through it would get a broken one), and tickets and requests skip the X25519 exchange.
+        The same keys and edits give the same bytes in every process (``_sealed_packet``), which a client
+        joining ``Range`` requests that cut through the header relies on. Without an edit list the header
+        depends only on the keys, so it is also remembered: tickets and ``/data`` requests then skip the
+        X25519 exchange.
         """
         cache_key = (self._secret, self._session_keys, recipient)
         if not edits and (cached := _rekeyed_headers.get(cache_key)) is not None:
@@ -441,12 +460,12 @@ class EncryptedFile:
         packets = [header.make_packet_data_enc(0, key) for key in self._session_keys]
         if edits:
             packets.append(header.make_packet_data_edit_list(edits))
-        writer = [(0, self._secret, recipient)]
+        public = sodium.derive_pk(self._secret)
         try:
-            encrypted = [out for packet in packets for out in header.encrypt(packet, writer)]
+            shared = sodium.kx_server(public, self._secret, recipient)
         except Exception as exc:  # libsodium refuses degenerate keys with a bare exception
             raise InvalidKey("cannot encrypt a header for this public key") from exc
-        rekeyed = header.serialize(encrypted)
+        rekeyed = header.serialize([_sealed_packet(packet, public, shared) for packet in packets])
         if not edits:
             _rekeyed_headers.put(cache_key, rekeyed)
         return rekeyed
