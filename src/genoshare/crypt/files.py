@@ -125,7 +125,7 @@ def _sealed_packet(packet: bytes, writer_public: bytes, shared_key: bytes) -> by
     """
     nonce = hmac.new(shared_key, packet, hashlib.sha256).digest()[:12]
     sealed = ChaCha20Poly1305(shared_key).encrypt(nonce, bytes(packet), None)
-    return (0).to_bytes(4, "little") + writer_public + nonce + sealed
+    return _X25519_CHACHA20 + writer_public + nonce + sealed
 
 
 def encrypt_file(src: Path, dst: Path, keys: KeyPair) -> None:
