@@ -1,0 +1,80 @@
+"""Real genoshare processes for tests: the CLI in a child process, ``genoshare serve`` on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "genoshare", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+
+
+class Server:
+    """``genoshare serve`` in a child process, stopped at the end of the test."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "genoshare", "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
+            env={**os.environ, **env, "GENOSHARE_PUBLIC_URL": self.url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read() if self.process.stdout else ''}")
+            try:
+                if httpx.get(f"{self.url}/service-info", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start within 30 s")
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            output, _ = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        return output or ""
+
+
+@pytest.fixture
+def serve() -> Iterator[type[Server]]:
+    started: list[Server] = []
+
+    class Tracked(Server):
+        def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+            super().__init__(data_dir, env)
+            started.append(self)
+
+    yield Tracked
+    for server in started:
+        server.stop()
