@@ -1,19 +1,26 @@
 # The two commands a newcomer needs (see README): `make demo` and `make test`.
-PYTHON ?= python3
+# Both install into a virtual environment ($(VENV)) at the versions pinned in constraints.txt.
+VENV ?= .venv
+PORT ?= 8080
 PYTEST_WORKERS ?= 2
+BIN := $(VENV)/bin
 
-.PHONY: demo test install lint
+.PHONY: demo test install lock lint
 
 install:
-	bash scripts/install-deps.sh --test
+	VENV=$(VENV) bash scripts/install-deps.sh --test
 
 demo:
-	bash scripts/install-deps.sh
-	genoshare demo --data-dir demo-node --port 8080
+	VENV=$(VENV) bash scripts/install-deps.sh
+	$(BIN)/genoshare demo --data-dir demo-node --port $(PORT)
 
 test: install
-	url=$$(bash scripts/start-postgres.sh) && GENOSHARE_TEST_POSTGRES_URL=$$url $(PYTHON) -m pytest -n $(PYTEST_WORKERS)
+	url=$$(bash scripts/start-postgres.sh) && GENOSHARE_TEST_POSTGRES_URL=$$url $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+
+# Resolve pyproject.toml's ranges afresh and pin the result in constraints.txt (then run `make test`).
+lock:
+	bash scripts/lock.sh
 
 lint:
-	ruff check src tests benchmarks
-	ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks

@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# Installs what genoshare needs on a fresh Debian machine. Safe to run again.
+# Installs what genoshare needs on a fresh Debian machine into a virtual environment. Safe to run again.
 #   scripts/install-deps.sh          the node: tabix (bgzip writes the demo's synthetic cohort) + genoshare
 #   scripts/install-deps.sh --test   and what the tests need: PostgreSQL (the production database, tested
 #                                    for real), samtools and bcftools (baselines the tests compare against)
+#
+# Python packages go into $VENV (default .venv), never into the system's python3: Debian's own python3
+# refuses pip installs (PEP 668), and a virtual environment keeps the node's versions apart from the
+# machine's. They install at the versions pinned in constraints.txt, the ones CI passed with
+# (`make lock` refreshes it).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${VENV:-.venv}
+python=${PYTHON:-python3}
 need=()
 command -v bgzip >/dev/null || need+=(tabix)
+# Debian splits venv and ensurepip out of python3; without them `python3 -m venv` cannot make a venv with pip.
+if [ ! -x "$venv/bin/pip" ] && ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+  need+=(python3-venv)
+fi
 extra=""
 if [ "${1:-}" = "--test" ]; then
   command -v pg_ctlcluster >/dev/null || need+=(postgresql)
@@ -14,8 +26,13 @@ if [ "${1:-}" = "--test" ]; then
   extra="[test]"
 fi
 if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "genoshare needs these Debian packages: ${need[*]}; install them (sudo apt-get install ${need[*]}) and run again" >&2
+    exit 1
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-python3 -m pip install -q --disable-pip-version-check -e ".${extra}"
+[ -x "$venv/bin/pip" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extra}"
