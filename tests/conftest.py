@@ -23,7 +23,7 @@ from genoshare.api.app import create_app
 from genoshare.node import Node, init_node
 from genoshare.settings import TrustedIssuer, load_settings
 
-from support import PUBLIC_URL, TEST_ISSUER, Passports
+from support import PUBLIC_URL, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports
 
 os.environ.setdefault("REF_PATH", ":")
 
@@ -93,6 +93,7 @@ def node(tmp_path: Path, database_url: str, issuer: VisaIssuer) -> Iterator[Node
         public_url=PUBLIC_URL,
         environment="test",
         trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
+        passports=TEST_PASSPORT_POLICY,
     )
     node = init_node(settings)
     yield node

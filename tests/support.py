@@ -13,6 +13,8 @@ HTSGET_DATA = REPO / "src" / "genoshare" / "demo" / "data" / "htsget"
 SPEC = REPO / "spec"
 TEST_ISSUER = "https://issuer.test.genoshare.invalid"
 PUBLIC_URL = "http://testserver"
+#: Nodes under test count the test issuer's grants as a DAC's (by default only a node's own grants count).
+TEST_PASSPORT_POLICY = {"controlled_access_grants": {"issuers": [TEST_ISSUER], "sources": [TEST_ISSUER]}}
 
 
 @dataclass

@@ -7,7 +7,8 @@
      ├── NotFound           404    unknown dataset, object, id
      ├── Conflict           409    the thing exists already in another shape
      ├── Unauthenticated    401    missing, expired or wrongly signed credentials
-     └── PermissionDenied   403    valid credentials without the right grant
+     ├── PermissionDenied   403    valid credentials without the right grant
+     └── BadGateway         502    a service the node relies on (a passport broker) failed to answer
 
 Services raise these, never ``HTTPException``; ``genoshare.api.errors`` turns them into the body that the
 standard of the calling path expects (DRS ``{msg, status_code}``, htsget ``{htsget: {error, message}}``,
@@ -22,6 +23,8 @@ class GenoshareError(Exception):
     status_code = 500
     #: The error's name in the htsget vocabulary, reused as a short code by the other APIs.
     code = "InternalError"
+    #: Set where a denial was already written to the audit log, so the API does not log it a second time.
+    audited = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -51,3 +54,10 @@ class Unauthenticated(GenoshareError):
 class PermissionDenied(GenoshareError):
     status_code = 403
     code = "PermissionDenied"
+
+
+class BadGateway(GenoshareError):
+    """Not the caller's fault: an upstream the node must ask (a passport broker) did not answer usefully."""
+
+    status_code = 502
+    code = "BadGateway"

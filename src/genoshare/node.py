@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import httpx
 import tomli_w
+from sqlalchemy.engine import make_url
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import PassportVerifier, TrustedKeys
@@ -20,11 +22,14 @@ from genoshare.access.privacy_state import SqlPrivacyState
 from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog
 from genoshare.crypt.keys import KeyPair, generate_keypair, load_keypair
+from genoshare.errors import InvalidInput
 from genoshare.settings import CONFIG_FILE, Settings, TrustedIssuer
 from genoshare.store.db import Database, migrate
 from genoshare.store.objects import ObjectStore, create_object_store
 
 NODE_KEY_NAME = "node"
+#: The audit chain's HMAC key: beside the other keys, apart from the database it protects.
+AUDIT_KEY_FILE = "audit.key"
 
 
 @dataclass
@@ -35,9 +40,16 @@ class Node:
     audit: AuditLog
 
     @classmethod
-    def open(cls, settings: Settings) -> Node:
+    def open(cls, settings: Settings, *, new_database: bool = False) -> Node:
+        """The node of ``settings``; refuses to start an empty SQLite database in an initialised node.
+
+        ``new_database`` is for ``init_node`` only, which creates the database of a new node.
+        """
+        if not new_database:
+            check_database(settings)
         database = Database(settings.database_url)
-        return cls(settings, database, create_object_store(settings.objects_url), AuditLog(database))
+        audit = AuditLog(database, settings.keys_dir / AUDIT_KEY_FILE)
+        return cls(settings, database, create_object_store(settings.objects_url), audit)
 
     @cached_property
     def keys(self) -> KeyPair:
@@ -62,8 +74,16 @@ class Node:
     @cached_property
     def passports(self) -> PassportVerifier:
         """Verifies passports against the configured issuers and the node itself."""
+        settings = self.settings
         own = TrustedIssuer(issuer=self.issuer.issuer, jwks_file=self.issuer_jwks_file)
-        return PassportVerifier(TrustedKeys([*self.settings.trusted_issuers, own]))
+        keys = TrustedKeys([*settings.trusted_issuers, own], self.http, settings.passports.jwks_refetch_seconds)
+        audiences = (settings.public_url, settings.node_id)
+        return PassportVerifier(keys, settings.passports, node_issuer=self.issuer.issuer, audiences=audiences)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        """The node's one HTTP client (issuers' keys, brokers): kept-alive connections, closed with the node."""
+        return httpx.Client(timeout=10, follow_redirects=False)
 
     @cached_property
     def privacy(self) -> PrivacyGuard:
@@ -75,11 +95,31 @@ class Node:
         return AccessPolicy(self.audit, self.database, self.settings.public_url)
 
     def close(self) -> None:
+        if "http" in self.__dict__:
+            self.__dict__.pop("http").close()
         self.database.dispose()
+
+
+def check_database(settings: Settings) -> None:
+    """Refuse a missing SQLite database in a data directory that already holds a node's keys.
+
+    SQLite would create it silently: a node initialised on PostgreSQL, run once without its database URL,
+    would then answer from a new, empty database (no datasets, no consent, a new audit chain).
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    if (settings.keys_dir / f"{NODE_KEY_NAME}.sec").exists() and not Path(url.database).exists():
+        raise InvalidInput(
+            f"{settings.data_dir} is an initialised node but its database {url.database} does not exist; it was "
+            "probably initialised on another database: set database_url in "
+            f"{settings.data_dir / CONFIG_FILE} or GENOSHARE_DATABASE_URL (no new database was created)"
+        )
 
 
 def init_node(settings: Settings, *, write_config: bool = True) -> Node:
     """Create or complete a node's data directory; safe to run again on an existing one."""
+    check_database(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if write_config and not (settings.data_dir / CONFIG_FILE).exists():
         write_config_file(settings)
@@ -87,7 +127,7 @@ def init_node(settings: Settings, *, write_config: bool = True) -> Node:
     keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not (keys_dir / f"{NODE_KEY_NAME}.sec").exists():
         generate_keypair(keys_dir, NODE_KEY_NAME)
-    node = Node.open(settings)
+    node = Node.open(settings, new_database=True)
     migrate(node.database.engine)
     node.audit.ensure_head()
     node.tickets  # noqa: B018 - creates the ticket secret now rather than on the first request
@@ -96,12 +136,16 @@ def init_node(settings: Settings, *, write_config: bool = True) -> Node:
 
 
 def write_config_file(settings: Settings, path: Path | None = None) -> None:
-    """Write the settings that differ from the embedded defaults, so the file documents the node."""
+    """Write the settings that differ from the embedded defaults, so the file documents the node.
+
+    The database URL is always kept unless it is the SQLite file inside the data directory (which moves with
+    it): a node on PostgreSQL must not depend on an environment variable that someone may forget.
+    """
     values = settings.model_dump(mode="json", exclude={"data_dir"}, exclude_defaults=True)
-    defaults = Settings(data_dir=settings.data_dir)
-    for key in ("database_url", "objects_url"):
-        if values.get(key) == getattr(defaults, key):
-            values.pop(key)
+    if values.get("database_url") == settings.default_database_url:
+        values.pop("database_url")
+    if values.get("objects_url") == settings.default_objects_url:
+        values.pop("objects_url")
     target = path or settings.data_dir / CONFIG_FILE
     target.write_text(
         "# genoshare node configuration; GENOSHARE_* environment variables override it.\n" + tomli_w.dumps(values)

@@ -1,5 +1,9 @@
 """Node configuration: one TOML file in the data directory, overridden by ``GENOSHARE_*`` variables.
 
+Precedence, highest first: arguments given in code (or CLI options), ``GENOSHARE_*`` environment variables,
+the data directory's ``genoshare.toml``, the defaults.  Explicit arguments win so that a test's
+``database_url=`` can never lose to an exported production URL.
+
 Settings are built by ``load_settings`` and passed to ``create_app`` / the CLI commands; nothing reads
 configuration at import time, so tests can run many nodes side by side in one process.
 """
@@ -11,24 +15,111 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 CONFIG_FILE = "genoshare.toml"
+#: The SQLite database a node keeps in its data directory when no ``database_url`` is configured.
+DEFAULT_DATABASE_FILE = "genoshare.db"
+
+
+#: The Registered Access bona fide researcher standard (GA4GH Passport, "Registered Access").
+BONA_FIDE_RESEARCHER = "https://doi.org/10.1038/s41431-018-0219-y"
+#: The Passport's fixed vocabulary for a visa's ``by``; a visa without ``by`` is "unknown" and never counts.
+By = Literal["self", "peer", "system", "so", "dac"]
+#: In ``issuers``, ``sources`` and ``values``: any.
+ANY = "*"
 
 
 class TrustedIssuer(BaseModel):
-    """A passport broker or visa issuer whose signatures this node accepts."""
+    """A passport broker or visa issuer whose signatures this node accepts.
+
+    Its keys come from ``jwks_url`` or ``jwks_file``, or else from its OIDC discovery document
+    (``<issuer>/.well-known/openid-configuration``). A ``broker`` is an OIDC provider whose access tokens this
+    node also accepts (GA4GH AAI 1.2, Passport Clearinghouse): it fetches the visas from the broker's
+    UserInfo endpoint, or, given this node's own client credentials at the broker, exchanges the token for a
+    passport at the broker's token endpoint (RFC 8693), which the AAI profile prefers.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     issuer: str
     jwks_url: str | None = None
     jwks_file: Path | None = None
+    broker: bool = False
+    #: Override what the discovery document says.
+    userinfo_url: str | None = None
+    token_url: str | None = None
+    #: This node's OAuth client at the broker: enables token exchange, and is an accepted ``aud``.
+    client_id: str | None = None
+    #: A file holding the client secret (kept out of genoshare.toml).
+    client_secret_file: Path | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TrustedIssuer:
-        if (self.jwks_url is None) == (self.jwks_file is None):
-            raise ValueError(f"trusted issuer {self.issuer!r}: give exactly one of jwks_url or jwks_file")
+        if self.jwks_url is not None and self.jwks_file is not None:
+            raise ValueError(f"trusted issuer {self.issuer!r}: give at most one of jwks_url or jwks_file")
+        if (self.client_id is None) != (self.client_secret_file is None):
+            raise ValueError(f"trusted issuer {self.issuer!r}: give both client_id and client_secret_file, or neither")
+        if (self.client_id or self.userinfo_url or self.token_url) and not self.broker:
+            raise ValueError(f"trusted issuer {self.issuer!r}: client and endpoint settings are for brokers only")
         return self
+
+
+class VisaTypePolicy(BaseModel):
+    """Which visas of one type count here: their ``by``, visa issuer (``iss``), ``source`` and ``value``.
+
+    A visa of the type that fails any of these is dropped with a reason, as if it were not in the passport.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: list[By]
+    issuers: list[str] = [ANY]
+    sources: list[str] = [ANY]
+    values: list[str] = [ANY]
+
+
+class ResearcherStatusPolicy(VisaTypePolicy):
+    """Which ResearcherStatus visas make a registered researcher.
+
+    Default: the Registered Access bona fide status, asserted by a signing official, an institution's
+    system or a peer (another bona fide researcher), from any trusted issuer; never self-asserted.
+    """
+
+    by: list[By] = ["so", "system", "peer"]
+    values: list[str] = [BONA_FIDE_RESEARCHER]
+
+
+class ControlledAccessGrantsPolicy(VisaTypePolicy):
+    """Which ControlledAccessGrants visas grant access to this node's datasets.
+
+    Default: only this node's own access committees (issuer and source: the node's ``public_url``), by
+    ``dac``. List the issuers and sources (the DACs) of other grants to accept them too; the value must name
+    a dataset of this node (``<public_url>/datasets/<id>``) either way.
+    """
+
+    by: list[By] = ["dac"]
+    issuers: list[str] = []
+    sources: list[str] = []
+
+
+class PassportSettings(BaseModel):
+    """How passports, visas and broker access tokens are checked (GA4GH AAI 1.2.1 / Passport 1.2.1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    researcher_status: ResearcherStatusPolicy = Field(default_factory=ResearcherStatusPolicy)
+    controlled_access_grants: ControlledAccessGrantsPolicy = Field(default_factory=ControlledAccessGrantsPolicy)
+    #: Accepted ``aud`` values besides the node's ``public_url`` and ``node_id``; a token without ``aud`` passes.
+    audiences: list[str] = Field(default_factory=list)
+    #: Clock skew tolerated for ``exp``, ``nbf``, ``iat`` and ``asserted``.
+    leeway_seconds: int = Field(default=60, ge=0, le=600)
+    #: An unknown ``kid`` refetches the issuer's keys, at most once per this many seconds per issuer.
+    jwks_refetch_seconds: float = Field(default=10, ge=0, le=3600)
 
 
 class Settings(BaseSettings):
@@ -44,9 +135,22 @@ class Settings(BaseSettings):
     organization: str = "Example Institute"
     environment: Literal["dev", "test", "prod"] = "dev"
     trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    passports: PassportSettings = Field(default_factory=PassportSettings)
     #: Lifetime of the signed data URLs handed out by DRS and htsget.
     ticket_ttl_seconds: int = Field(default=300, ge=10, le=86400)
     max_bulk_request_length: int = Field(default=100, ge=1, le=10000)
+    #: How often a ``/data`` download asks again whether its ticket still opens the object: a revocation,
+    #: a withdrawal or the ticket's expiry cuts even a single long GET within this many seconds.
+    stream_recheck_seconds: float = Field(default=2.0, gt=0, le=60)
+    #: HTTP server limits of ``genoshare serve`` (``genoshare.api.server``, docs/operations.md): the most a
+    #: request line and headers may take (a passport with many visas fits; more is answered 431), ...
+    max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024, le=16 * 1024 * 1024)
+    #: ... the seconds a client has to send them once it connects or its previous response ended (slowloris), ...
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: ... the open connections (past it, the one waiting longest for its headers is dropped, or the new one
+    #: answered 503 when all are busy), and the seconds an idle keep-alive connection is kept.
+    max_connections: int = Field(default=1000, ge=2, le=1_000_000)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=600)
     #: Groups of passport issuers that are one login service: a person's accounts at them share one
     #: Beacon privacy budget (``genoshare.access.privacy``).
     linked_issuers: list[list[str]] = Field(default_factory=list)
@@ -60,8 +164,18 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (passed as init values): operators override without editing it.
-        return env_settings, init_settings
+        # Operators override the file without editing it; code and CLI options override both.
+        return init_settings, env_settings, ConfigFileSource(settings_cls)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value:
+            try:
+                make_url(value)
+            except ArgumentError as error:
+                raise ValueError(f"not a database URL (e.g. postgresql+psycopg://user@host/db): {error}") from None
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -72,10 +186,18 @@ class Settings(BaseSettings):
     def _defaults_in_data_dir(self) -> Settings:
         self.data_dir = self.data_dir.resolve()
         if not self.database_url:
-            self.database_url = f"sqlite:///{self.data_dir / 'genoshare.db'}"
+            self.database_url = self.default_database_url
         if not self.objects_url:
-            self.objects_url = (self.data_dir / "objects").as_uri()
+            self.objects_url = self.default_objects_url
         return self
+
+    @property
+    def default_database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / DEFAULT_DATABASE_FILE}"
+
+    @property
+    def default_objects_url(self) -> str:
+        return (self.data_dir / "objects").as_uri()
 
     @property
     def keys_dir(self) -> Path:
@@ -87,14 +209,23 @@ class Settings(BaseSettings):
         return self.public_url.split("://", 1)[-1].split("/", 1)[0]
 
 
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """``genoshare.toml`` of the data directory named by the sources above it (arguments or environment)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: ``__call__`` reads the whole file at once.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data_dir = self.current_state.get("data_dir")
+        config = Path(data_dir) / CONFIG_FILE if data_dir is not None else None
+        if config is None or not config.is_file():
+            return {}
+        with config.open("rb") as handle:
+            return tomllib.load(handle)
+
+
 def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Settings:
     """Settings for the node in ``data_dir`` (default: ``$GENOSHARE_DATA_DIR`` or ``./node``)."""
     directory = Path(data_dir or os.environ.get("GENOSHARE_DATA_DIR") or "node")
-    values: dict[str, Any] = {}
-    config = directory / CONFIG_FILE
-    if config.is_file():
-        with config.open("rb") as handle:
-            values = tomllib.load(handle)
-    values.update(overrides)
-    values["data_dir"] = directory
-    return Settings(**values)
+    return Settings(**{**overrides, "data_dir": directory})

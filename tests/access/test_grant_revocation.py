@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -40,12 +41,23 @@ def database(database_url: str) -> Iterator[Database]:
 
 
 def alice() -> Identity:
-    visa = Visa(CONTROLLED_ACCESS_GRANTS, "cohort", "https://node", "dac", 0, "https://node", 2**31, GRANT_ID)
+    visa = Visa(
+        CONTROLLED_ACCESS_GRANTS,
+        "https://node/datasets/cohort",
+        "https://node",
+        "dac",
+        0,
+        "https://node",
+        2**31,
+        GRANT_ID,
+    )
     return Identity("alice", "https://issuer", (visa,))
 
 
-def test_a_revocation_through_an_orm_session_takes_effect_on_the_next_decision(database: Database) -> None:
-    policy = AccessPolicy(AuditLog(database), database, "https://node")
+def test_a_revocation_through_an_orm_session_takes_effect_on_the_next_decision(
+    database: Database, tmp_path: Path
+) -> None:
+    policy = AccessPolicy(AuditLog(database, tmp_path / "audit.key"), database, "https://node")
     with database.sessions() as session:
         dataset = session.get(Dataset, "cohort")
     assert dataset is not None
@@ -58,8 +70,8 @@ def test_a_revocation_through_an_orm_session_takes_effect_on_the_next_decision(d
     assert policy.granularity(alice(), dataset).granularity == Granularity.BOOLEAN
 
 
-def test_a_bulk_update_is_seen_at_once_too(database: Database) -> None:
-    policy = AccessPolicy(AuditLog(database), database, "https://node")
+def test_a_bulk_update_is_seen_at_once_too(database: Database, tmp_path: Path) -> None:
+    policy = AccessPolicy(AuditLog(database, tmp_path / "audit.key"), database, "https://node")
     assert policy.revoked_grants([GRANT_ID]) == set()
     with database.session() as session:
         session.execute(update(Grant).where(Grant.id == GRANT_ID).values(revoked_at=utcnow()))

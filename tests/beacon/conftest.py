@@ -28,7 +28,7 @@ from genoshare.settings import TrustedIssuer, load_settings
 from genoshare.store.models import Dataset
 from genoshare.synth import generate_cohort
 
-from support import PUBLIC_URL, TEST_ISSUER
+from support import PUBLIC_URL, TEST_ISSUER, TEST_PASSPORT_POLICY
 
 N_PEOPLE = 40
 N_VARIANTS = 3000
@@ -63,6 +63,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, issuer: VisaIssuer) -> Itera
         public_url=PUBLIC_URL,
         environment="test",
         trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
+        passports=TEST_PASSPORT_POLICY,
     )
     node = init_node(settings)
     datasets = DatasetService(node.database)

@@ -98,7 +98,7 @@ def test_htsget_client_downloads_regions_equal_to_samtools_and_bcftools(
         "alice",
         [
             issuer.visa("alice", RESEARCHER_STATUS, "https://doi.org/10.1038/s41431-018-0219-y", by="so"),
-            issuer.visa("alice", CONTROLLED_ACCESS_GRANTS, "closed"),
+            issuer.visa("alice", CONTROLLED_ACCESS_GRANTS, f"{server.url}/datasets/closed"),
         ],
     )
     granted = tmp_path / "granted.bam"

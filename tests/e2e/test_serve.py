@@ -29,7 +29,7 @@ def test_controlled_object_through_drs_over_http(node: Node, issuer: VisaIssuer,
         "alice",
         [
             issuer.visa("alice", RESEARCHER_STATUS, "https://doi.org/10.1038/s41431-018-0219-y", by="so"),
-            issuer.visa("alice", CONTROLLED_ACCESS_GRANTS, "cohort1"),
+            issuer.visa("alice", CONTROLLED_ACCESS_GRANTS, f"{server.url}/datasets/cohort1"),
         ],
     )
     object_url = f"{server.url}/ga4gh/drs/v1/objects/cohort1.htsnexus_test_NA12878.bam"

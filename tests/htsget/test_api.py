@@ -31,11 +31,12 @@ from genoshare.api.app import create_app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.demo.setup import demo_files
 from genoshare.drs import stored
+from genoshare.htsget import bgzf
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node, init_node
 from genoshare.settings import TrustedIssuer, load_settings
 
-from support import HTSGET_DATA, PUBLIC_URL, SPEC, TEST_ISSUER, Passports, bearer
+from support import HTSGET_DATA, PUBLIC_URL, SPEC, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
 
 KEYS = HTSGET_DATA / "c4gh" / "keys"
 BOB_PUB = base64.b64encode((KEYS / "bob.pub").read_bytes()).decode()
@@ -81,6 +82,7 @@ def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         public_url=PUBLIC_URL,
         environment="test",
         trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=root / "jwks.json")],
+        passports=TEST_PASSPORT_POLICY,
     )
     node = init_node(settings)
     datasets = DatasetService(node.database)
@@ -193,11 +195,11 @@ def test_unplaced_reads_and_header_only(api: TestClient, tmp_path: Path, c4gh: b
     answer.write_bytes(decrypt_for_bob(data) if c4gh else data)
     assert Counter(key for key, *_ in records_of(ds, answer)) == expected(ds, "*", None, None)
     body = ticket(api, f"variants/{VCF_ID}?class=header", c4gh)
-    if not c4gh:
-        assert {entry["class"] for entry in body["htsget"]["urls"]} <= {"header", "body"}
+    # The spec: class=header asks for header data only (no EOF marker, which is body data).
+    assert {entry.get("class") for entry in body["htsget"]["urls"]} == {"header"}
     data = follow(api, body)
     answer = tmp_path / "header.vcf.gz"
-    answer.write_bytes(decrypt_for_bob(data) if c4gh else data)
+    answer.write_bytes((decrypt_for_bob(data) if c4gh else data) + bgzf.EOF_MARKER)
     with pysam.VariantFile(str(answer)) as variants:
         assert list(variants) == []
         assert "20" in variants.header.contigs

@@ -16,6 +16,8 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from genoshare.access.passports import PASSPORT_TYP, VISA_TYP
+
 ALGORITHM = "ES256"
 
 
@@ -45,8 +47,9 @@ class VisaIssuer:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.jwks(), indent=2))
 
-    def _sign(self, claims: dict[str, Any]) -> str:
-        header = {"alg": ALGORITHM, "typ": "JWT", "kid": self.key.kid}
+    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
+        """Any claims under this issuer's key (the tests also forge with it)."""
+        header = {"alg": ALGORITHM, "typ": typ, "kid": self.key.kid}
         return jwt.encode(header, claims, self.key, algorithms=[ALGORITHM])
 
     def visa(
@@ -56,39 +59,43 @@ class VisaIssuer:
         value: str,
         *,
         source: str | None = None,
-        by: str = "dac",
-        asserted: int | None = None,
+        by: str | None = "dac",
+        asserted: object = None,
         lifetime: int = 3600,
         now: int | None = None,
         jti: str | None = None,
+        conditions: list[list[dict[str, str]]] | None = None,
     ) -> str:
+        """A visa document token; ``by=None`` leaves ``by`` out (an "unknown" authority)."""
         now = int(time.time()) if now is None else now
-        return self._sign(
-            {
-                "iss": self.issuer,
-                "sub": subject,
-                "iat": now,
-                "exp": now + lifetime,
-                "jti": jti or str(uuid.uuid4()),
-                "ga4gh_visa_v1": {
-                    "type": visa_type,
-                    "asserted": now if asserted is None else asserted,
-                    "value": value,
-                    "source": source or self.issuer,
-                    "by": by,
-                },
-            }
-        )
+        body: dict[str, Any] = {
+            "type": visa_type,
+            "asserted": now if asserted is None else asserted,
+            "value": value,
+            "source": source or self.issuer,
+        }
+        if by is not None:
+            body["by"] = by
+        if conditions is not None:
+            body["conditions"] = conditions
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": jti or str(uuid.uuid4()),
+            "ga4gh_visa_v1": body,
+        }
+        return self.sign(claims, typ=VISA_TYP)
 
     def passport(self, subject: str, visas: list[str], *, lifetime: int = 3600, now: int | None = None) -> str:
         now = int(time.time()) if now is None else now
-        return self._sign(
-            {
-                "iss": self.issuer,
-                "sub": subject,
-                "iat": now,
-                "exp": now + lifetime,
-                "jti": str(uuid.uuid4()),
-                "ga4gh_passport_v1": visas,
-            }
-        )
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": str(uuid.uuid4()),
+            "ga4gh_passport_v1": visas,
+        }
+        return self.sign(claims, typ=PASSPORT_TYP)

@@ -17,16 +17,15 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from genoshare.access.consent import ConsentExclusions
 from genoshare.access.granularity import AccessLevel, Granularity
-from genoshare.access.passports import Identity, Visa
+from genoshare.access.passports import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS, Identity, Visa
 from genoshare.access.tickets import Ticket
 from genoshare.audit import AuditLog, Entry
-from genoshare.errors import PermissionDenied, Unauthenticated
+from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset, Grant, ObjectParticipant, Participant
 
-RESEARCHER_STATUS = "ResearcherStatus"
-CONTROLLED_ACCESS_GRANTS = "ControlledAccessGrants"
 ANONYMOUS = "anonymous"
 WITHDRAWN = "withdrawn"
 
@@ -118,10 +117,15 @@ class AccessPolicy:
         self.database = database
         self.public_url = public_url
         self.revocations = RevokedGrants(database)
+        self.consent = ConsentExclusions(database)
 
     def grant_values(self, dataset_id: str) -> set[str]:
-        """Visa values that name this dataset: its id or its URL on this node."""
-        return {dataset_id, f"{self.public_url}/datasets/{dataset_id}"}
+        """The visa value that names this dataset: its URL on this node (a grant value is a URL claim).
+
+        A bare id is refused: ``demo-cohort`` granted by another DAC for its own dataset of that name must
+        not open this node's.
+        """
+        return {f"{self.public_url}/datasets/{dataset_id}"}
 
     def _grants_for(self, identity: Identity, dataset_id: str) -> list[Visa]:
         names = self.grant_values(dataset_id)
@@ -149,37 +153,43 @@ class AccessPolicy:
                     {"dataset": ticket.dataset_id},
                 )
             )
-            raise PermissionDenied(f"the grant for dataset {ticket.dataset_id} was revoked")
+            raise _audited(PermissionDenied(f"the grant for dataset {ticket.dataset_id} was revoked"))
 
-    def check_object(self, row: DataObject, grants: Iterable[str] = ()) -> None:
+    def check_object(self, row: DataObject, grants: Iterable[str] = ()) -> frozenset[str]:
         """Close files whose people all withdrew or are excluded from the grants relied on.
 
-        A participant is excluded from a grant when their narrowed consent forbids its purpose.  Files
-        being re-derived are closed to everyone until the rewrite is done.
+        Returns the pseudonyms of the people in the file whose narrowed consent excludes those grants
+        (``genoshare.access.consent``, read now): the file may only be served without them.  Files being
+        re-derived are closed to everyone until the rewrite is done.
         """
         if row.status != "available":
             raise PermissionDenied(
                 f"{row.id} is being re-derived without a participant who withdrew consent; try again later"
             )
+        grant_ids = [grant for grant in grants if grant]
         with self.database.sessions() as session:
             people = list(
                 session.execute(
-                    select(Participant.id, Participant.consent_status)
+                    select(Participant.pseudonym, Participant.consent_status, Participant.consent_restrictions)
                     .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
                     .where(ObjectParticipant.object_id == row.id)
                 )
             )
-            grant_ids = [grant for grant in grants if grant]
-            excluded: set[int] = set()
-            if grant_ids:
-                for listed in session.scalars(select(Grant.excluded_participants).where(Grant.id.in_(grant_ids))):
-                    excluded.update(listed or ())
+            narrowed = bool(grant_ids) and any(status != WITHDRAWN and extra for _, status, extra in people)
+            codes = session.scalar(select(Dataset.duo_codes).where(Dataset.id == row.dataset_id)) if narrowed else []
         if not people:
-            return
-        if all(status == WITHDRAWN for _, status in people):
+            return frozenset()
+        if all(status == WITHDRAWN for _, status, _ in people):
             raise PermissionDenied(f"{row.id} holds only data of participants who withdrew consent")
-        if all(status == WITHDRAWN or person in excluded for person, status in people):
+        active = {name: tuple(extra or ()) for name, status, extra in people if status != WITHDRAWN}
+        excluded = self.consent.excluded(row.dataset_id, grant_ids, active, codes or []) if narrowed else frozenset()
+        if excluded and excluded >= active.keys():
             raise PermissionDenied(f"{row.id} holds only data of participants whose consent excludes this use")
+        return excluded
+
+    def hidden_people(self, dataset_id: str, decision: Decision) -> frozenset[str]:
+        """Pseudonyms that answers to a caller with this decision leave out: their consent excludes its grants."""
+        return self.consent.in_dataset(dataset_id, decision.grants)
 
     def granularity(self, identity: Identity | None, dataset: Dataset) -> Decision:
         """The most a caller may see of ``dataset``; pure, no audit."""
@@ -228,8 +238,14 @@ class AccessPolicy:
         if allowed:
             return decision
         if identity is None:
-            raise Unauthenticated(f"dataset {dataset.id} is {dataset.access_level}: send a GA4GH passport")
-        raise PermissionDenied(f"access to dataset {dataset.id} denied: {decision.reason}")
+            raise _audited(Unauthenticated(f"dataset {dataset.id} is {dataset.access_level}: send a GA4GH passport"))
+        raise _audited(PermissionDenied(f"access to dataset {dataset.id} denied: {decision.reason}"))
 
     def decisions(self, identity: Identity | None, datasets: Iterable[Dataset]) -> list[Decision]:
         return [self.granularity(identity, dataset) for dataset in datasets]
+
+
+def _audited(error: GenoshareError) -> GenoshareError:
+    """Mark a denial this module has written to the audit log (the API logs the others)."""
+    error.audited = True
+    return error

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from genoshare.errors import GenoshareError
 from genoshare.node import Node
-from genoshare.settings import load_settings
+from genoshare.settings import CONFIG_FILE, Settings, load_settings
 from genoshare.store.db import migrate
 
 console = Console()
@@ -38,11 +42,37 @@ def reported() -> Iterator[None]:
         raise fail(error.message) from None
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Say at once that the port is taken, before a demo spends a minute building its node for nothing."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                taken = f"port {port} on {host} is taken by another program"
+                raise fail(f"{taken}: choose another (--port, or PORT=... for make demo)") from None
+            raise fail(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def node_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """The node's settings; a bad value (in genoshare.toml, ``GENOSHARE_*`` or an option) as one line."""
+    try:
+        return load_settings(data_dir, **overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "settings"
+        raise fail(f"setting {where}: {first['msg']} (from an option, GENOSHARE_* or genoshare.toml)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise fail(f"{data_dir / CONFIG_FILE} is not valid TOML: {error}") from None
+
+
 def open_node(data_dir: Path) -> Node:
-    settings = load_settings(data_dir)
+    settings = node_settings(data_dir)
     if not settings.keys_dir.is_dir():
         raise fail(f"{data_dir} is not a genoshare node: run `genoshare init --data-dir {data_dir}` first")
-    node = Node.open(settings)
+    with reported():
+        node = Node.open(settings)
     # A node made by an older genoshare gets the newer migrations before any command touches its tables
     # (~10 ms when there is nothing to do), so upgrading the package is all an operator has to do.
     migrate(node.database.engine)

@@ -10,15 +10,14 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from genoshare.audit import AuditLog
+from genoshare.audit.log import AuditKeyError
 from genoshare.cli.beacon import register as register_beacon_commands
-from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported
+from genoshare.cli.common import DataDir, console, ensure_port_free, errors, fail, node_settings, open_node, reported
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.governance.usage import usage
 from genoshare.node import init_node
-from genoshare.settings import load_settings
 
 app = typer.Typer(
     name="genoshare",
@@ -44,11 +43,22 @@ register_beacon_commands(app)
 @app.command()
 def init(
     data_dir: DataDir = Path("node"),
-    public_url: Annotated[str, typer.Option(help="URL clients use to reach this node.")] = "http://127.0.0.1:8080",
+    public_url: Annotated[
+        str | None, typer.Option(help="URL clients use to reach this node [default: http://127.0.0.1:8080].")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the metadata database, e.g. postgresql+psycopg://user@host/db "
+            "[default: GENOSHARE_DATABASE_URL, else SQLite in the data directory]; kept in genoshare.toml."
+        ),
+    ] = None,
 ) -> None:
     """Create a node: config file, Crypt4GH node key, database schema and audit chain (SQLite by default)."""
-    settings = load_settings(data_dir, public_url=public_url)
-    init_node(settings).close()
+    given = {"public_url": public_url, "database_url": database_url}
+    with reported():
+        settings = node_settings(data_dir, **{key: value for key, value in given.items() if value is not None})
+        init_node(settings).close()
     console.print(
         f"node ready in [bold]{settings.data_dir}[/] (database {settings.database_url.split('://')[0]}, "
         f"objects {settings.objects_url})"
@@ -190,13 +200,35 @@ def objects_list(
 
 
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = Path("node")) -> None:
-    """Recompute the hash chain; exit 1 and name the first bad entry if anything was edited, removed or moved."""
-    report = AuditLog(open_node(data_dir).database).verify()
-    if report.ok:
-        console.print(f"audit log intact: {report.entries} entries, head {report.head}")
-        return
-    raise fail(f"audit log BROKEN at entry {report.first_bad_seq}: {report.problem}")
+def audit_verify(
+    data_dir: DataDir = Path("node"),
+    head: Annotated[
+        Path | None,
+        typer.Option(help="A head exported by `audit head --export`: fail if the chain no longer holds it."),
+    ] = None,
+) -> None:
+    """Recompute the keyed chain; exit 1 and name the first bad entry if anything was edited, removed or moved."""
+    anchor = _read_anchor(head) if head is not None else None
+    node = open_node(data_dir)
+    report = node.audit.verify()
+    if not report.ok:
+        raise fail(f"audit log BROKEN at entry {report.first_bad_seq}: {report.problem}")
+    if anchor is not None:
+        problem = node.audit.verify_anchor(anchor, node.issuer.key)
+        if problem is not None:
+            raise fail(f"audit log BROKEN: {problem}")
+    anchored = f"; holds the head exported at {anchor.get('exported_at')}" if anchor is not None else ""
+    console.print(f"audit log intact: {report.entries} entries, head {report.head}{anchored}")
+
+
+def _read_anchor(path: Path) -> dict[str, object]:
+    try:
+        anchor = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise fail(f"cannot read the exported head {path}: {error}") from None
+    if not isinstance(anchor, dict):
+        raise fail(f"{path} is not an exported audit head (a JSON object from `genoshare audit head --export`)")
+    return anchor
 
 
 @audit_app.command("report")
@@ -231,10 +263,28 @@ def datasets_committee(
 
 
 @audit_app.command("head")
-def audit_head(data_dir: DataDir = Path("node")) -> None:
-    """Print the chain's head hash, to anchor it outside the node."""
-    report = AuditLog(open_node(data_dir).database).verify()
-    typer.echo(f"{report.entries} {report.head}")
+def audit_head(
+    data_dir: DataDir = Path("node"),
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Write the head, signed with the node's key, to this file; keep it off the node."),
+    ] = None,
+) -> None:
+    """Print the chain's head (entries and hash); with --export, save it signed, to anchor it outside the node."""
+    node = open_node(data_dir)
+    if export is None:
+        report = node.audit.verify()
+        typer.echo(f"{report.entries} {report.head}")
+        return
+    try:
+        anchor = node.audit.signed_head(node.issuer.key, node.issuer.issuer)
+    except AuditKeyError as error:
+        raise fail(str(error)) from None
+    try:
+        export.write_text(json.dumps(anchor, indent=2) + "\n")
+    except OSError as error:
+        raise fail(f"cannot write {export}: {error}") from None
+    typer.echo(f"{anchor['seq']} {anchor['hash']} (signed head written to {export})")
 
 
 @app.command()
@@ -243,14 +293,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
 ) -> None:
-    """Serve the node's APIs (DRS, htsget, Beacon, service-info) with uvicorn."""
-    import uvicorn
-
-    from genoshare.api.app import create_app
+    """Serve the node's APIs (DRS, htsget, Beacon, service-info) with uvicorn, within the node's server limits."""
+    from genoshare.api.server import run
 
     node = open_node(data_dir)
     console.print(f"serving {node.settings.node_name} on http://{host}:{port} (public URL {node.settings.public_url})")
-    uvicorn.run(create_app(node), host=host, port=port, log_level="info", http="httptools")
+    try:
+        run(node, host, port)
+    finally:
+        node.close()  # its HTTP client's connections to issuers and brokers, and the database pool
 
 
 @app.command()
@@ -263,6 +314,8 @@ def demo(
     """Init a node with demo data (htsget test files, a synthetic cohort) and serve it."""
     from genoshare.demo.setup import prepare_demo
 
+    if not no_serve:
+        ensure_port_free(host, port)
     info = prepare_demo(data_dir, f"http://{host}:{port}", console)
     console.print(info.instructions(), soft_wrap=True)
     if not no_serve:

@@ -94,6 +94,8 @@ def prepare_demo(data_dir: Path, public_url: str, console: Console | None = None
         data_dir,
         public_url=public_url,
         trusted_issuers=[TrustedIssuer(issuer=DEMO_ISSUER, jwks_file=jwks.resolve())],
+        # The demo issuer stands in for an external DAC: its grants count (a node's own always do).
+        passports={"controlled_access_grants": {"issuers": [DEMO_ISSUER], "sources": [DEMO_ISSUER]}},
     )
     # Rewritten every time: the demo may be started on another port than last time.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
