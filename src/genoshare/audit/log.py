@@ -1,24 +1,40 @@
-"""An append-only, hash-chained log in the metadata database.
+"""An append-only, keyed hash chain in the metadata database.
 
-Each entry's hash covers the previous entry's hash and all of its own fields, so editing, removing or
-reordering any entry breaks the chain from that point on, and ``verify`` names the first broken entry.
+Each entry's hash is an HMAC-SHA256, under the node's audit key, of the previous entry's hash and all of its
+own fields, so editing, removing or reordering any entry breaks the chain from that point on, and ``verify``
+names the first broken entry.  The key lives in the node's key directory (``keys/audit.key``, 0600), not in
+the database: someone who can write the database but not read the key cannot recompute the hashes after an
+edit (with a plain SHA-256 chain they could, and the edit went unseen).  A chain written before the key
+existed is re-hashed under a new key the first time the node touches it, after it verified with the old,
+unkeyed formula; once the key exists, every entry must carry its MAC (an attacker cannot downgrade).
+
+Cutting entries off the *end* (and moving the head back) cannot be seen from inside the database, keyed or
+not.  ``signed_head`` exports the head signed with the node's key, to keep elsewhere; ``verify_anchor``
+then finds a chain that no longer reaches that head, or reaches it with other entries
+(``genoshare audit head --export`` and ``genoshare audit verify --head``).
+
 Appends lock the single ``audit_head`` row (``UPDATE ... RETURNING``), which serialises concurrent writers
-in every process on SQLite and PostgreSQL alike.  Cutting entries off the *end* of the chain cannot be
-seen from inside the database; operators who need that anchor the head (``genoshare audit head``)
-somewhere else, e.g. in a daily signed e-mail.
-
-Entries never hold genotypes or tokens: actors are passport subjects, resources are ids.
+in every process on SQLite and PostgreSQL alike.  Entries never hold genotypes or tokens: actors are
+passport subjects, resources are ids.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator, Mapping
+import os
+import secrets
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 from sqlalchemy import bindparam, insert, select, update
 
 from genoshare.store.db import Database
@@ -32,6 +48,15 @@ _ADVANCE_HEAD = (
 )
 _INSERT_EVENT = insert(AuditEvent)
 _SET_HEAD_HASH = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("head_hash"))
+#: Locks the head row without changing it: the one-time re-hashing of an unkeyed chain runs under it.
+_LOCK_HEAD = update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq)
+_READ_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
+KEY_BYTES = 32
+HEAD_TYPE = "genoshare-audit-head"
+
+
+class AuditKeyError(Exception):
+    """The audit key is missing while the chain needs one, or cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +78,8 @@ class ChainReport:
     problem: str = ""
 
 
-def _entry_hash(prev_hash: str, seq: int, at: datetime, entry: Entry) -> str:
+def _entry_hash(key: bytes | None, prev_hash: str, seq: int, at: datetime, entry: Entry) -> str:
+    """HMAC-SHA256 of the entry under ``key``; plain SHA-256 (chains written before keys) when ``key`` is None."""
     payload = json.dumps(
         {
             "prev": prev_hash,
@@ -69,8 +95,14 @@ def _entry_hash(prev_hash: str, seq: int, at: datetime, entry: Entry) -> str:
         sort_keys=True,
         separators=(",", ":"),
         default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    ).encode()
+    if key is None:
+        return hashlib.sha256(payload).hexdigest()
+    return hmac.new(key, payload, hashlib.sha256).hexdigest()
+
+
+def _as_entry(event: AuditEvent | _Event) -> Entry:
+    return Entry(event.actor, event.action, event.resource, event.decision, event.reason, event.details)
 
 
 def _canonical_time(at: datetime) -> str:
@@ -81,23 +113,84 @@ def _canonical_time(at: datetime) -> str:
 
 
 class AuditLog:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, key_file: Path) -> None:
         self.database = database
+        self.key_file = Path(key_file)
+        self._key: bytes | None = None
+        self._key_lock = threading.Lock()
 
     def ensure_head(self) -> None:
+        """Create the chain's head row and its key (``genoshare init``); re-hash an older, unkeyed chain."""
         with self.database.session() as session:
             if session.get(AuditHead, 1) is None:
                 session.add(AuditHead(id=1, seq=0, hash=GENESIS))
+        self.key()
+
+    def key(self) -> bytes:
+        """The node's audit key; made on first use, re-hashing a chain that was written without one."""
+        if self._key is not None:
+            return self._key
+        with self._key_lock:
+            if self._key is None:
+                self._key = self._read_key() or self._create_key()
+            return self._key
+
+    def _read_key(self) -> bytes | None:
+        try:
+            raw = self.key_file.read_bytes()
+        except FileNotFoundError:
+            return None
+        if len(raw) != KEY_BYTES:
+            raise AuditKeyError(f"{self.key_file} is not an audit key ({len(raw)} bytes, expected {KEY_BYTES})")
+        return raw
+
+    def _create_key(self) -> bytes:
+        """A new key, and the chain so far re-hashed under it, in one transaction holding the head row.
+
+        Only a chain that verifies with the old unkeyed formula is re-hashed: a keyed chain whose key went
+        missing is refused, so losing (or deleting) the key never launders edits made meanwhile.
+        """
+        with self.database.engine.begin() as connection:
+            if connection.execute(_LOCK_HEAD).one_or_none() is None:
+                raise RuntimeError("audit log not initialised: run `genoshare init`")
+            existing = self._read_key()  # another process may have made it while this one waited for the lock
+            if existing is not None:
+                return existing
+            head = connection.execute(_READ_HEAD).one_or_none()
+            events = [_row_event(row) for row in connection.execute(select(AuditEvent).order_by(AuditEvent.seq))]
+            report = _walk(None, events, head)
+            if not report.ok:
+                raise AuditKeyError(
+                    f"the audit key {self.key_file} is missing and the chain is not a valid unkeyed one "
+                    f"({report.problem}): restore the key from the node's backup"
+                )
+            key = secrets.token_bytes(KEY_BYTES)
+            self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(key)
+                handle.flush()
+                os.fsync(handle.fileno())
+            prev = GENESIS
+            for event in events:
+                digest = _entry_hash(key, prev, event.seq, event.at, _as_entry(event))
+                connection.execute(
+                    update(AuditEvent).where(AuditEvent.seq == event.seq).values(prev_hash=prev, hash=digest)
+                )
+                prev = digest
+            connection.execute(_SET_HEAD_HASH, {"head_hash": prev})
+            return key
 
     def record(self, entry: Entry) -> int:
         """Append one entry and return its sequence number."""
+        key = self.key()
         with self.database.engine.begin() as connection:
             row = connection.execute(_ADVANCE_HEAD).one_or_none()
             if row is None:
                 raise RuntimeError("audit log not initialised: run `genoshare init`")
             seq, prev_hash = row
             at = datetime.now(UTC)
-            digest = _entry_hash(prev_hash, seq, at, entry)
+            digest = _entry_hash(key, prev_hash, seq, at, entry)
             connection.execute(
                 _INSERT_EVENT,
                 {
@@ -126,38 +219,124 @@ class AuditLog:
             yield from session.scalars(query.execution_options(yield_per=1000))
 
     def verify(self) -> ChainReport:
-        """Walk the chain from the start, recomputing every hash."""
+        """Walk the chain from the start, recomputing every MAC under the node's key."""
+        try:
+            key = self.key()
+        except AuditKeyError as error:
+            return ChainReport(0, False, GENESIS, 1, str(error))
         with self.database.sessions() as session:
-            head = session.get(AuditHead, 1)
-            expected_prev, expected_seq, count = GENESIS, 1, 0
-            for event in session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000)):
-                count += 1
-                if event.seq != expected_seq:
-                    return ChainReport(
-                        count,
-                        False,
-                        expected_prev,
-                        expected_seq,
-                        f"entry {expected_seq} is missing (next present is {event.seq})",
-                    )
-                if event.prev_hash != expected_prev:
-                    return ChainReport(
-                        count,
-                        False,
-                        expected_prev,
-                        event.seq,
-                        f"entry {event.seq} does not follow entry {event.seq - 1}",
-                    )
-                entry = Entry(event.actor, event.action, event.resource, event.decision, event.reason, event.details)
-                if _entry_hash(event.prev_hash, event.seq, event.at, entry) != event.hash:
-                    return ChainReport(count, False, expected_prev, event.seq, f"entry {event.seq} was altered")
-                expected_prev, expected_seq = event.hash, event.seq + 1
-            if head is None or head.seq != expected_seq - 1 or head.hash != expected_prev:
-                return ChainReport(
-                    count,
-                    False,
-                    expected_prev,
-                    expected_seq,
-                    "the chain's recorded head does not match its last entry (entries removed at the end?)",
-                )
-            return ChainReport(count, True, expected_prev)
+            head = session.execute(_READ_HEAD).one_or_none()
+            events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000))
+            return _walk(key, events, head)
+
+    def signed_head(self, signing_key: ECKey, issuer: str) -> dict[str, Any]:
+        """The verified head as an exportable anchor: its claims and an ES256 JWS over them by the node's key.
+
+        Refuses a broken chain: an anchor must vouch only for a chain that verified when it was made.
+        """
+        report = self.verify()
+        if not report.ok:
+            raise AuditKeyError(f"the chain does not verify ({report.problem}): no head exported")
+        claims = {
+            "typ": HEAD_TYPE,
+            "iss": issuer,
+            "seq": report.entries,
+            "hash": report.head,
+            "exported_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        payload = json.dumps(claims, sort_keys=True, separators=(",", ":"))
+        token = jws.serialize_compact({"alg": "ES256", "kid": signing_key.kid}, payload, signing_key)
+        return {**claims, "signature": token}
+
+    def verify_anchor(self, anchor: Mapping[str, Any], public_key: ECKey) -> str | None:
+        """Why the chain no longer holds an exported head (one line), or None when it does.
+
+        The anchor's own signature is checked first, so a forged anchor file cannot vouch for a rewritten
+        chain.  The chain may have grown since; entry ``seq`` must still be there with the anchored hash.
+        """
+        try:
+            signed = json.loads(jws.deserialize_compact(str(anchor.get("signature", "")), public_key).payload)
+        except (JoseError, ValueError, TypeError) as error:
+            return f"the exported head's signature does not verify with this node's key ({error})"
+        if signed.get("typ") != HEAD_TYPE or not isinstance(signed.get("seq"), int):
+            return "the exported head is not a genoshare audit head"
+        seq, anchored = int(signed["seq"]), str(signed.get("hash", ""))
+        if seq == 0:
+            return None
+        with self.database.sessions() as session:
+            event = session.get(AuditEvent, seq)
+            last = session.get(AuditHead, 1)
+        exported = signed.get("exported_at", "?")
+        if event is None:
+            return (
+                f"the head exported at {exported} was entry {seq}, but the chain now ends at entry "
+                f"{last.seq if last else 0}: entries were cut off the end"
+            )
+        if event.hash != anchored:
+            return f"entry {seq} is not the one in the head exported at {exported}: the chain was rewritten"
+        return None
+
+
+@dataclass(frozen=True)
+class _Event:
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    resource: str
+    decision: str
+    reason: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def _row_event(row: Any) -> _Event:
+    return _Event(
+        row.seq,
+        row.at,
+        row.actor,
+        row.action,
+        row.resource,
+        row.decision,
+        row.reason,
+        row.details,
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def _walk(key: bytes | None, events: Iterable[AuditEvent | _Event], head: Any) -> ChainReport:
+    """Recompute each hash in order (under ``key``, or unkeyed when None) up to the head row, and match the head.
+
+    ``head`` is read before the walk: entries appended while it runs lie beyond it and are left for the next.
+    """
+    expected_prev, expected_seq, count = GENESIS, 1, 0
+    for event in events:
+        if head is not None and event.seq > head.seq:
+            break
+        count += 1
+        if event.seq != expected_seq:
+            return ChainReport(
+                count,
+                False,
+                expected_prev,
+                expected_seq,
+                f"entry {expected_seq} is missing (next present is {event.seq})",
+            )
+        if event.prev_hash != expected_prev:
+            return ChainReport(
+                count, False, expected_prev, event.seq, f"entry {event.seq} does not follow entry {event.seq - 1}"
+            )
+        if _entry_hash(key, event.prev_hash, event.seq, event.at, _as_entry(event)) != event.hash:
+            return ChainReport(count, False, expected_prev, event.seq, f"entry {event.seq} was altered")
+        expected_prev, expected_seq = event.hash, event.seq + 1
+    if head is None or head.seq != expected_seq - 1 or head.hash != expected_prev:
+        return ChainReport(
+            count,
+            False,
+            expected_prev,
+            expected_seq,
+            "the chain's recorded head does not match its last entry (entries removed at the end?)",
+        )
+    return ChainReport(count, True, expected_prev)
