@@ -30,6 +30,7 @@ from htsget_oracle import (
     source_records,
 )
 
+from genoshare.htsget import bgzf, cram
 from genoshare.htsget.binning import level_firsts
 from genoshare.htsget.ranges import (
     ByteRange,
@@ -119,10 +120,13 @@ def test_regions_match_pysam(dataset: Dataset, cache: IndexCache, tmp_path: Path
 
 
 @pytest.mark.parametrize("dataset", _all_dataset_names(), indirect=True)
-def test_header_only_is_a_valid_empty_file(dataset: Dataset, cache: IndexCache, tmp_path: Path) -> None:
+def test_header_only_is_header_data_and_with_eof_a_valid_empty_file(
+    dataset: Dataset, cache: IndexCache, tmp_path: Path
+) -> None:
     blocks = header_blocks(dataset.fmt, dataset.data, cache=cache)
-    assert [b.data_class for b in blocks[:-1]] == [DataClass.HEADER] * (len(blocks) - 1)
-    blob = materialize(blocks, dataset.data)
+    assert blocks and all(b.data_class is DataClass.HEADER for b in blocks)
+    eof = cram.EOF_CONTAINER if dataset.fmt == "CRAM" else bgzf.EOF_MARKER
+    blob = materialize(blocks, dataset.data) + eof
     check_container(dataset, blob)
     answer = tmp_path / f"header{SUFFIX[dataset.fmt]}"
     answer.write_bytes(blob)

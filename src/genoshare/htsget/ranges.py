@@ -154,11 +154,16 @@ class IndexCache:
 def header_blocks(
     fmt: HtsgetFormat, data_path: Path | str, cache: IndexCache | None = None, opener: Opener = open_plain
 ) -> list[Block]:
-    """The header, then the EOF marker so the result is itself a valid (empty) file."""
+    """The header alone (htsget ``class=header``): every block of class header.
+
+    No EOF marker: the spec asks for header data only, and the marker is body data.  A complete file is
+    what a request without ``class`` returns (header, records, EOF); the header followed by an EOF marker
+    is a valid empty one.
+    """
     fmt = HtsgetFormat(fmt)
     layout = (cache or IndexCache()).layout(fmt, Path(data_path), opener)
     with opener(Path(data_path)) as handle:
-        return [*_header(fmt, layout, handle), _eof(fmt)]
+        return _header(fmt, layout, handle)
 
 
 def region_blocks(

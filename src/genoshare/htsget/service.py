@@ -35,6 +35,7 @@ from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
 from genoshare.drs.stored import is_plaintext
+from genoshare.governance.subsets import served_object
 from genoshare.htsget import bgzf, cram
 from genoshare.htsget.c4gh import FreshCipher, Piece, lent_opener, plan_reencryption
 from genoshare.htsget.errors import InvalidInput, InvalidRange, NotFound, PayloadTooLarge, UnsupportedFormat
@@ -283,7 +284,8 @@ class HtsgetService:
         decision = self.node.policy.require(
             identity, dataset, Granularity.RECORD, action=f"htsget.{query.endpoint}", resource=f"objects/{row.id}"
         )
-        self.node.policy.check_object(row, decision.grants)
+        # A shared file is served without the people whose consent excludes the caller's grants.
+        row = served_object(self.node, row, self.node.policy.check_object(row, decision.grants))
         token = self.node.tickets.issue(
             Ticket(
                 actor=identity.actor if identity else ANONYMOUS,
@@ -292,6 +294,7 @@ class HtsgetService:
                 grants=decision.grants,
                 expires=self.node.tickets.new_expiry(self.settings.ticket_ttl_seconds),
                 recipient_key=base64.b64encode(query.recipient_key).decode() if query.recipient_key else None,
+                version=row.sha256,
             )
         )
         data_path = self._local_path(row.blob_key)
@@ -343,7 +346,9 @@ class HtsgetService:
         return f"{self.settings.public_url}/data/{row.id}"
 
     def _urls(self, query: HtsgetQuery, row: DataObject, blocks: list[Block], token: str) -> list[dict[str, Any]]:
-        classed = not (len(blocks) == 1 and isinstance(blocks[0], ByteRange) and query.regions is None)
+        classed = query.header_only or not (
+            len(blocks) == 1 and isinstance(blocks[0], ByteRange) and query.regions is None
+        )
         urls = []
         for block in blocks:
             entries: list[dict[str, Any]]
@@ -376,6 +381,9 @@ class HtsgetService:
                 continue
             for start, end in _split(part.start + shift, part.end + shift):
                 urls.append({"url": self._data_url(row), "headers": _range_headers(token, start, end)})
+        if query.header_only:  # everything a class=header answer holds is header data, the spec's only class
+            for entry in urls:
+                entry["class"] = DataClass.HEADER.value
         return urls
 
 
