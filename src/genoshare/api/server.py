@@ -1,0 +1,158 @@
+"""``genoshare serve``: uvicorn with limits that no request, slow or large, can get around.
+
+uvicorn alone bounds none of what a client sends before its request reaches the application: httptools
+keeps every header byte it is given (24 MB ``Authorization`` headers were parsed; ten unfinished 50 MiB
+headers took 400 MB), no timer runs while headers trickle in (a byte a second held 2,000 sockets for as
+long as the client liked: uvicorn's keep-alive timer restarts on every byte), and ``limit_concurrency``
+answers 503 only once headers are complete, so the sockets of a slowloris never count.
+
+:class:`GuardedHttpToolsProtocol` adds the three at the protocol level, where bytes arrive:
+
+- the request line and headers may take ``max_header_bytes``; more is answered ``431`` and the connection
+  closed (counted before the parser buffers them, so memory stays bounded by the limit plus one read);
+- they must be complete ``header_timeout_seconds`` after the connection opens or its previous response
+  ends, else the connection is closed (``408``);
+- at most ``max_connections`` are open: one more drops the connection that has waited longest for its
+  headers (a slowloris socket before any real client), or, when every connection is busy, is answered
+  ``503`` and closed.
+
+httptools rather than h11: h11's ``h11_max_incomplete_event_size`` bounds the size alone (a 400, not a
+431) and nothing else, so a guard was needed either way; httptools is the C parser whose throughput the
+benchmarks measure, and the guard costs one comparison per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from genoshare.node import Node
+from genoshare.settings import Settings
+
+
+def _plain_response(status: bytes, message: str) -> bytes:
+    body = message.encode()
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header size limit, a header timeout and a connection cap."""
+
+    #: Set per server by :func:`guarded_protocol`.
+    settings: ClassVar[Settings]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._awaiting_headers = True
+        self._header_bytes = 0
+        self._waiting_since = time.monotonic()
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._wait_for_headers()
+        if len(self.connections) > self.settings.max_connections:
+            self._make_room()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        awaiting = self._awaiting_headers
+        super().data_received(data)
+        # Bytes that arrived while headers were incomplete and left them incomplete are all header bytes.
+        if awaiting and self._awaiting_headers and not self.transport.is_closing():
+            self._header_bytes += len(data)
+            if self._header_bytes > self.settings.max_header_bytes:
+                self._refuse(
+                    b"431 Request Header Fields Too Large",
+                    f"request line and headers over {self.settings.max_header_bytes} bytes",
+                )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._awaiting_headers = True
+        self._header_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
+        self._stop_header_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._wait_for_headers()
+
+    def _wait_for_headers(self) -> None:
+        self._awaiting_headers = True
+        self._header_bytes = 0
+        self._waiting_since = time.monotonic()
+        self._stop_header_timer()
+        self._header_timer = self.loop.call_later(self.settings.header_timeout_seconds, self._headers_too_slow)
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        # Only when no request is being answered (a pipelined request waits for the one before it).
+        if self._awaiting_headers and (self.cycle is None or self.cycle.response_complete):
+            self._refuse(
+                b"408 Request Timeout", f"headers not complete within {self.settings.header_timeout_seconds} s"
+            )
+
+    def _make_room(self) -> None:
+        """Over the cap: drop the connection waiting longest for its headers, else refuse this one."""
+        idle = [
+            other
+            for other in self.connections
+            if isinstance(other, GuardedHttpToolsProtocol)
+            and other._awaiting_headers
+            and (other.cycle is None or other.cycle.response_complete)
+            and not other.transport.is_closing()
+        ]
+        if idle:
+            oldest = min(idle, key=lambda other: other._waiting_since)
+            oldest._refuse(b"503 Service Unavailable", "too many connections; this one was waiting for headers")
+        else:
+            self._refuse(b"503 Service Unavailable", "too many connections; try again shortly")
+
+    def _refuse(self, status: bytes, message: str) -> None:
+        self._stop_header_timer()
+        self.logger.warning("closing connection from %s: %s", self.client, message)
+        if not self.transport.is_closing():
+            self.transport.write(_plain_response(status, message))
+            self.transport.close()
+        # Closed before the response could be asked for: the socket no longer counts against the cap.
+        self.connections.discard(self)
+
+
+def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class uvicorn instantiates per connection, bound to this node's limits."""
+    return type("GenoshareHttpProtocol", (GuardedHttpToolsProtocol,), {"settings": settings})
+
+
+def run(node: Node, host: str, port: int) -> None:
+    """Serve the node's application with the limits of its settings until interrupted."""
+    from genoshare.api.app import create_app
+
+    settings = node.settings
+    uvicorn.run(
+        create_app(node),
+        host=host,
+        port=port,
+        log_level="info",
+        http=guarded_protocol(settings),
+        timeout_keep_alive=settings.keep_alive_seconds,
+    )
