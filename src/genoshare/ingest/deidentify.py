@@ -1,5 +1,8 @@
 """Replaces sample names (VCF columns, BAM/CRAM read-group ``SM``) by stable pseudonyms before storing.
 
+The rest of a pseudonymised file's de-identification: VCF headers keep only their structural lines
+(below); BAM/CRAM headers and records are rewritten by ``genoshare.ingest.reads``.
+
 Pseudonyms are an HMAC of (dataset, sample name) under a node secret: stable across re-ingests, so the
 same person keeps one pseudonym, and not reversible without the secret.  The mapping is also kept in the
 ``participants`` table, which no API serves.
@@ -12,7 +15,7 @@ import hmac
 import os
 import re
 import secrets
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pysam
@@ -39,67 +42,70 @@ class Pseudonymiser:
         digest = hmac.new(self._secret, f"{dataset_id}\0{sample}".encode(), hashlib.sha256).hexdigest()
         return f"{PREFIX}{digest[:12].upper()}"
 
+    def read_namer(self, dataset_id: str) -> Callable[[str], str]:
+        """Opaque read names: keyed BLAKE2 of the original, so mates keep one name and re-ingests agree.
+
+        96 bits: no two of a file's reads share a name by chance (under 10^-11 for a billion reads).
+        """
+        key = hmac.new(self._secret, f"read-names\0{dataset_id}".encode(), hashlib.sha256).digest()
+
+        def name(original: str) -> str:
+            return hashlib.blake2b(original.encode(), key=key, digest_size=12).hexdigest()
+
+        return name
+
 
 def scrub_names(text: str, names: dict[str, str]) -> str:
-    """Replace each name wherever it stands as a whole token in a header.
+    """Replace each sample name standing as a whole token in a file name (``NA12878.bam``).
 
-    That covers sample columns and ``SM`` tags, and also file names in ``@PG``/``##commandline`` lines,
-    which often carry the sample name too.
+    Only for the file's name: inside a header, sample names are replaced where they stand (the ``#CHROM``
+    columns, ``SM``), never by text substitution, which would also rewrite ``Number=1`` or contig ``chr1``.
     """
     for old, new in sorted(names.items(), key=lambda item: -len(item[0])):
         text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(old)}(?![A-Za-z0-9])", new, text)
     return text
 
 
-#: Direct identifiers that must never reach a stored header; found ones stop the ingest.
-IDENTIFIER_PATTERNS = {
-    "an e-mail address": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-    "a US social security number": re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
-    "an NHS number": re.compile(r"(?<!\d)\d{3} \d{3} \d{4}(?!\d)"),
-    "a date of birth": re.compile(r"(?i)\b(?:date[ _-]?of[ _-]?birth|dob|birth[ _-]?date)\b"),
-}
+#: VCF header lines a pseudonymised file keeps: the declarations records depend on.  Everything else
+#: (``##source``, ``##commandline``, ``##GATKCommandLine``, ``##bcftools_*``, ``##SAMPLE``, ``##PEDIGREE``,
+#: any site-specific line) is free text or names samples, so it is not stored.
+VCF_KEPT_LINES = frozenset(
+    {"fileformat", "fileDate", "reference", "contig", "INFO", "FORMAT", "FILTER", "ALT", "assembly", "phasing", "META"}
+)
+_PUBLIC_LOCATION = re.compile(r"^(?:https?|ftp)://", re.IGNORECASE)
 
 
-def check_for_identifiers(path: Path, header: str) -> None:
-    """Refuse a file whose header still holds an obvious direct identifier (the value is not repeated)."""
-    for number, line in enumerate(header.splitlines(), start=1):
-        for kind, pattern in IDENTIFIER_PATTERNS.items():
-            if pattern.search(line):
-                raise IngestError(path, f"header line {number} holds {kind}; remove it before ingest")
+def public_location(location: str) -> str:
+    """A reference's location without the directories of a local path, which often name a user."""
+    if _PUBLIC_LOCATION.match(location):
+        return location
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def deidentified_vcf_header(header: str, names: dict[str, str]) -> str:
+    """The header with only the known-safe lines, and samples renamed in the ``#CHROM`` columns alone."""
+    kept = []
+    for line in header.splitlines():
+        if line.startswith("#CHROM"):
+            columns = line.split("\t")
+            kept.append("\t".join(columns[:9] + [names[sample] for sample in columns[9:]]))
+            continue
+        key, _, value = line[2:].partition("=")
+        if key not in VCF_KEPT_LINES:
+            continue
+        kept.append(f"##reference={public_location(value)}" if key == "reference" else line)
+    return "\n".join(kept) + "\n"
 
 
 def rename_samples(source: Path, target: Path, names: dict[str, str]) -> None:
-    """Write ``source`` with its VCF/BCF samples renamed to ``target`` (bcftools reheader, records untouched)."""
+    """Write ``source`` with its de-identified header (bcftools reheader, records untouched)."""
     with pysam.VariantFile(str(source)) as variants:
         header = str(variants.header)
     header_file = target.with_name(target.name + ".header.vcf")
-    header_file.write_text(scrub_names(header, names))
+    header_file.write_text(deidentified_vcf_header(header, names))
     try:
         bcftools.reheader("--header", str(header_file), "--output", str(target), str(source), catch_stdout=False)
     except pysam.utils.SamtoolsError as error:
         raise IngestError(source, f"could not rename samples: {error}") from error
-    finally:
-        header_file.unlink(missing_ok=True)
-
-
-def rename_read_groups(source: Path, target: Path, names: dict[str, str], cram: bool) -> None:
-    """Write ``source`` with read-group ``SM`` names replaced (samtools reheader; reads untouched).
-
-    CRAM is rewritten in place on ``target`` (a copy), which works while the new header fits the space
-    the CRAM writer reserved; pseudonyms are short, so it does in practice.
-    """
-    with pysam.AlignmentFile(str(source), require_index=False, check_sq=False) as reads:
-        header = str(reads.header)
-    header_file = target.with_name(target.name + ".header.sam")
-    header_file.write_text(scrub_names(header, names))
-    try:
-        if cram:
-            shutil.copyfile(source, target)
-            pysam.samtools.reheader("--no-PG", "-i", str(header_file), str(target), catch_stdout=False)
-        else:
-            # --no-PG: samtools would record its command line, which holds the original file name.
-            pysam.samtools.reheader("--no-PG", str(header_file), str(source), save_stdout=str(target))
-    except pysam.utils.SamtoolsError as error:
-        raise IngestError(source, f"could not pseudonymise read-group samples: {error}") from error
     finally:
         header_file.unlink(missing_ok=True)

@@ -8,7 +8,8 @@ Applied to every record on ingest, whatever its shape, by walking it:
 - every other date is shifted by a per-participant offset (stable for that person, different between
   people), so intervals within a person's record stay true while calendar dates no longer match
   hospital records;
-- a value that still looks like an e-mail or a national id stops the ingest.
+- a value that still looks like a direct identifier (``genoshare.ingest.identifiers``: e-mail, phone,
+  address, national or record number, a labelled name or birth date) stops the ingest.
 
 Written by hand: the de-identification libraries on PyPI target clinical free text (NLP), not the
 structured records a Beacon serves.
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from genoshare.errors import InvalidInput
+from genoshare.ingest.identifiers import find_identifier
 
 DIRECT_IDENTIFIERS = frozenset(
     {
@@ -63,11 +65,6 @@ DIRECT_IDENTIFIERS = frozenset(
 BIRTH_DATES = frozenset({"date_of_birth", "dob", "birth_date", "birthdate", "born"})
 FREE_TEXT = frozenset({"description", "notes", "note", "comment", "comments", "free_text", "remarks", "narrative"})
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})((?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?)$")
-_LEAKS = {
-    "an e-mail address": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-    "a US social security number": re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
-    "an NHS number": re.compile(r"(?<!\d)\d{3} \d{3} \d{4}(?!\d)"),
-}
 MAX_SHIFT_DAYS = 180
 
 
@@ -129,9 +126,9 @@ class MetadataDeidentifier:
         if isinstance(value, list):
             return [self._walk(item, shift, f"{path}[{index}]") for index, item in enumerate(value)]
         if isinstance(value, str):
-            for kind, pattern in _LEAKS.items():
-                if pattern.search(value):
-                    raise InvalidInput(f"{path} holds {kind}; remove it before ingest")
+            kind = find_identifier(value)
+            if kind is not None:
+                raise InvalidInput(f"{path} holds {kind}; remove it before ingest")
             parsed = _parse_date(value)
             if parsed is not None:
                 return (parsed[0] + shift).isoformat() + parsed[1]

@@ -32,14 +32,10 @@ from genoshare.crypt.files import encrypt_file
 from genoshare.errors import Conflict
 from genoshare.formats import FileFormat, detect, is_bgzf, split_name
 from genoshare.ids import check_object_name, object_id
-from genoshare.ingest.deidentify import (
-    Pseudonymiser,
-    check_for_identifiers,
-    rename_read_groups,
-    rename_samples,
-    scrub_names,
-)
+from genoshare.ingest.deidentify import Pseudonymiser, rename_samples, scrub_names
 from genoshare.ingest.errors import IngestError
+from genoshare.ingest.identifiers import check_for_identifiers, check_raw_header
+from genoshare.ingest.reads import deidentify_reads
 from genoshare.ingest.storage import check_plaintext_allowed
 from genoshare.ingest.validate import FileReport, validate
 from genoshare.node import Node
@@ -149,6 +145,7 @@ class Ingestor:
             source = plain
         else:
             source = path
+        check_raw_header(source, fmt)
         report = validate(source, fmt, _stage(progress, path.name, "validate"))
         check_for_identifiers(path, report.header)
         # Who is in the file, by the name the stored file will carry (pseudonym, or the public name).
@@ -156,12 +153,12 @@ class Ingestor:
             sample: self.pseudonymiser.pseudonym(dataset.id, sample) if dataset.pseudonymise else sample
             for sample in report.samples
         }
-        if dataset.pseudonymise and names and fmt.is_variants:
+        if dataset.pseudonymise and fmt.is_variants:
             renamed = workdir / f"{plain.name}.renamed"
             rename_samples(source, renamed, names)
             renamed.replace(plain)
-        elif dataset.pseudonymise and names:
-            rename_read_groups(source, plain, names, cram=fmt is FileFormat.CRAM)
+        elif dataset.pseudonymise:
+            deidentify_reads(source, plain, fmt, names, self.pseudonymiser.read_namer(dataset.id))
         elif source is not plain:
             shutil.copyfile(source, plain)
         stem = split_name(path.name)[0]
