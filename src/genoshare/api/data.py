@@ -21,28 +21,67 @@ import asyncio
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from genoshare.api.deps import NodeDep, bearer_token
+from genoshare.api.openapi import TICKET
+from genoshare.audit import Entry
 from genoshare.crypt.files import EncryptedFile
-from genoshare.drs.stored import OpenedBlob, PlainFile, StoredBytes, open_for_ticket, record_read
-from genoshare.errors import InvalidInput, Unauthenticated
+from genoshare.drs.stored import OpenedBlob, PlainFile, StoredBytes, open_for_ticket, recheck, record_read
+from genoshare.errors import GenoshareError, InvalidInput, Unauthenticated
+from genoshare.formats import FileFormat
 from genoshare.node import Node
 
 router = APIRouter(
     tags=["Data"],
     responses={
-        206: {"description": "The requested byte range."},
+        400: {"description": "A malformed Range."},
         401: {"description": "No ticket, or a ticket that is expired, forged or for another object."},
         403: {"description": "The grant behind the ticket no longer holds."},
         404: {"description": "No such object."},
-        416: {"description": "The Range cannot be served."},
+        416: {
+            "description": "No range of the Range header is satisfiable.",
+            "headers": {"Content-Range": {"description": "bytes */size", "schema": {"type": "string"}}},
+        },
     },
 )
+#: The stored object's own media type, or octet-stream for a Crypt4GH stream re-keyed to the client.
+_BINARY = {
+    media: {"schema": {"type": "string", "format": "binary"}}
+    for media in ("application/octet-stream", *(fmt.mime_type for fmt in FileFormat))
+}
+_SIZE = {"description": "Bytes in this answer", "schema": {"type": "integer"}}
+_RANGES = {"description": "Always bytes", "schema": {"type": "string"}}
+_PART = {"description": "bytes first-last/size", "schema": {"type": "string"}}
+
+
+def _answers(body: bool) -> dict[int | str, dict[str, Any]]:
+    """200 and 206 as GET sends them (``body``) or as HEAD announces them."""
+    whole = {
+        "description": "The whole object: no Range, several ranges (RFC 9110 lets a server send it all), "
+        "or an empty object.",
+        "headers": {"Accept-Ranges": _RANGES, "Content-Length": _SIZE},
+    }
+    part = {"description": "The requested byte range.", "headers": {"Content-Range": _PART, "Content-Length": _SIZE}}
+    if body:
+        whole["content"] = part["content"] = _BINARY
+    return {200: whole, 206: part}
+
+
+_RANGE_HEADER = {
+    "name": "Range",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "One byte range, e.g. bytes=0-1023, bytes=1024- or bytes=-500 (RFC 9110)",
+}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 1 << 20
 #: Encrypted pieces decrypted while one is sent (more did not help on 2 cores, and each costs 2 MiB).
@@ -51,24 +90,58 @@ AHEAD = 1
 _PRODUCERS = ThreadPoolExecutor(thread_name_prefix="genoshare-data")
 
 
+#: Digits past which a position is larger than any object (2**63 has 19): never converted with ``int``,
+#: which refuses strings over 4,300 digits with a ValueError.
+_MAX_DIGITS = 18
+_BEYOND_ANY_OBJECT = 1 << 63
+_RANGE_SPEC = re.compile(r"(\d*)-(\d*)")
+
+
+def _position(digits: str) -> int:
+    """A ``first-pos``/``last-pos``/``suffix-length``, capped above any object size instead of parsed."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= _MAX_DIGITS else _BEYOND_ANY_OBJECT
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """One ``bytes=a-b`` range as a half-open pair, or None for the whole object."""
+    """The one byte range to answer with 206, as a half-open pair, or None for the whole object (200).
+
+    RFC 9110 section 14 to the letter: a unit other than ``bytes`` is ignored (MUST); a malformed
+    ranges-specifier is rejected (400, as 14.2 allows); when no range is satisfiable the answer is 416 with
+    ``Content-Range: bytes */size``; several ranges are answered with the whole object (200, as 14.2 allows:
+    no multipart/byteranges); an empty object is sent whole (200), since no ``Content-Range`` can describe a
+    part of nothing.
+    """
     if header is None:
         return None
-    match = _RANGE.fullmatch(header.strip())
-    if not match or match.groups() == ("", ""):
-        raise RangeNotSatisfiable(f"unsupported Range {header!r}: send one 'bytes=start-end' range", size)
-    first, last = match.groups()
-    if first == "":
-        start, end = max(0, size - int(last)), size
-    else:
-        start = int(first)
-        end = size if last == "" else min(int(last) + 1, size)
-        if last != "" and int(last) < start:
-            raise RangeNotSatisfiable(f"Range {header!r} ends before it starts", size)
-    if start >= size and size > 0:
-        raise RangeNotSatisfiable(f"Range {header!r} starts past the end ({size} bytes)", size)
-    return start, end
+    unit, equals, specifier = header.partition("=")
+    if not equals:
+        raise InvalidInput(f"malformed Range {header[:80]!r}: send 'bytes=start-end'")
+    if unit.strip().lower() != "bytes":
+        return None
+    ranges: list[tuple[int | None, int | None]] = []
+    for spec in filter(None, (part.strip() for part in specifier.split(","))):
+        match = _RANGE_SPEC.fullmatch(spec)
+        if match is None or match.groups() == ("", ""):
+            raise InvalidInput(f"malformed Range {header[:80]!r}: send 'bytes=start-end'")
+        first, last = (None if digits == "" else _position(digits) for digits in match.groups())
+        if first is not None and last is not None and last < first:
+            raise InvalidInput(f"malformed Range {header[:80]!r}: a range ends before it starts")
+        ranges.append((first, last))
+    if not ranges:
+        raise InvalidInput(f"malformed Range {header[:80]!r}: send 'bytes=start-end'")
+    if size == 0:
+        return None
+    satisfiable = [(first, last) for first, last in ranges if (first < size if first is not None else last != 0)]
+    if not satisfiable:
+        raise RangeNotSatisfiable(f"Range {header[:80]!r} asks for none of the object's {size} bytes", size)
+    if len(ranges) > 1:
+        return None
+    first, last = satisfiable[0]
+    if first is None:  # a suffix: the last ``last`` bytes, or all of them when the object is shorter
+        assert last is not None
+        return max(0, size - last), size
+    return first, size if last is None else min(last + 1, size)
 
 
 class RangeNotSatisfiable(InvalidInput):
@@ -78,6 +151,8 @@ class RangeNotSatisfiable(InvalidInput):
     def __init__(self, message: str, size: int) -> None:
         super().__init__(message)
         self.size = size
+        #: RFC 9110 15.5.17: a 416 names the object's current length.
+        self.headers = {"Content-Range": f"bytes */{size}"}
 
 
 def _pieces(start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -108,7 +183,7 @@ def _close_when_done(opened: OpenedBlob, futures: list[Future[memoryview]]) -> N
         future.add_done_callback(done)
 
 
-async def _decrypted_stream(opened: OpenedBlob, start: int, end: int) -> AsyncIterator[memoryview]:
+async def _decrypted_stream(opened: OpenedBlob, start: int, end: int) -> AsyncGenerator[memoryview, None]:
     """Plaintext ``[start, end)`` of a Crypt4GH object, ``AHEAD`` pieces decrypted in threads while one is sent.
 
     Each piece is decrypted into a buffer allocated here, in the event loop that later frees it: buffers
@@ -139,7 +214,7 @@ async def _decrypted_stream(opened: OpenedBlob, start: int, end: int) -> AsyncIt
 
 async def _stored_stream(
     opened: OpenedBlob, source: StoredBytes, start: int, end: int, prefix: bytes = b""
-) -> AsyncIterator[memoryview]:
+) -> AsyncGenerator[memoryview, None]:
     """``prefix``, then ``source``'s stored bytes ``[start, end)``: cached pieces read in the loop, others in a thread.
 
     The path of every stream sent as stored, plaintext-at-rest objects and the re-keyed ciphertext alike: a
@@ -162,25 +237,101 @@ async def _stored_stream(
         _close_when_done(opened, [reading] if reading is not None else [])
 
 
-def _stored_plaintext_stream(opened: OpenedBlob, start: int, end: int) -> AsyncIterator[memoryview]:
+def _stored_plaintext_stream(opened: OpenedBlob, start: int, end: int) -> AsyncGenerator[memoryview, None]:
     """A plaintext-stored object's ``[start, end)``, read as it is."""
     assert isinstance(opened.file, PlainFile)
     return _stored_stream(opened, opened.file, start, end)
 
 
-def _reencrypted_stream(opened: OpenedBlob, start: int, end: int) -> AsyncIterator[memoryview]:
+def _reencrypted_stream(opened: OpenedBlob, start: int, end: int) -> AsyncGenerator[memoryview, None]:
     """The re-keyed file's ``[start, end)``: part of the new header, then stored ciphertext (no decryption)."""
     assert opened.stored is not None
     header, first, last = opened.reencrypted_parts(start, end)
     return _stored_stream(opened, opened.stored, first, last, header)
 
 
-@router.get("/data/{object_id}", summary="Object bytes (signed ticket required)")
+class ObjectResponse(StreamingResponse):
+    """An object's bytes; access is asked again every ``stream_recheck_seconds`` while they stream.
+
+    A grant revoked, a ticket expired or a file closed (a withdrawal) ends the stream within that interval:
+    the connection is closed before the announced ``Content-Length``, so the client sees a cut transfer,
+    not a complete file.  The file is closed however the response ends, also when the client leaves before
+    the first byte (a stream that never started has no ``finally`` of its own to run).
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        opened: OpenedBlob,
+        pieces: AsyncGenerator[memoryview, None],
+        status_code: int,
+        headers: dict[str, str],
+    ) -> None:
+        self.node, self.opened, self._pieces = node, opened, pieces
+        self._started = False
+        self.sent = 0
+        super().__init__(self._guarded(), status_code=status_code, headers=headers, media_type=opened.mime_type)
+
+    async def _guarded(self) -> AsyncGenerator[memoryview, None]:
+        self._started = True
+        loop = asyncio.get_running_loop()
+        interval = self.node.settings.stream_recheck_seconds
+        due = loop.time() + interval
+        try:
+            async for piece in self._pieces:
+                if loop.time() >= due:
+                    await run_in_threadpool(recheck, self.node, self.opened)
+                    due = loop.time() + interval
+                yield piece
+                self.sent += len(piece)
+        finally:
+            await self._pieces.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except GenoshareError as ended:
+            # Returning without the last body message makes the server close the connection (a cut transfer).
+            self._record_stop(ended)
+        finally:
+            body = self.body_iterator
+            assert isinstance(body, AsyncGenerator)
+            await body.aclose()
+            if not self._started:
+                self.opened.close()
+
+    def _record_stop(self, ended: GenoshareError) -> None:
+        ticket = self.opened.ticket
+        self.node.audit.record(
+            Entry(
+                actor=ticket.actor,
+                action="data.read",
+                resource=f"objects/{ticket.object_id}",
+                decision="deny",
+                reason=f"stopped mid-stream: {ended.message}",
+                details={"dataset": ticket.dataset_id, "bytes_sent": self.sent},
+            )
+        )
+
+
+@router.get(
+    "/data/{object_id}",
+    response_class=Response,
+    responses=_answers(body=True),
+    openapi_extra={**TICKET, "parameters": [_RANGE_HEADER]},
+    summary="Object bytes (signed ticket required)",
+)
 def read_object(object_id: str, request: Request, node: NodeDep) -> Response:
     return serve_object(object_id, request, node)
 
 
-@router.head("/data/{object_id}", summary="Object size and range support (signed ticket required)")
+@router.head(
+    "/data/{object_id}",
+    response_class=Response,
+    responses=_answers(body=False),
+    openapi_extra=TICKET,
+    summary="Object size and range support (signed ticket required)",
+)
 def head_object(object_id: str, request: Request, node: NodeDep) -> Response:
     return serve_object(object_id, request, node)
 
@@ -190,18 +341,25 @@ def serve_object(object_id: str, request: Request, node: Node) -> Response:
     if token is None:
         raise Unauthenticated("data URLs need the ticket that DRS or htsget handed out with them")
     opened = open_for_ticket(node, object_id, token)
-    size = opened.size
     try:
-        requested = parse_range(request.headers.get("range"), size)
-    except RangeNotSatisfiable:
+        return _answer(opened, request, node)
+    except BaseException:
+        # Every error before the response owns the file (a bad Range, a failed audit write) closes it here.
         opened.close()
         raise
+
+
+def _answer(opened: OpenedBlob, request: Request, node: Node) -> Response:
+    size = opened.size
+    # RFC 9110 14.2: Range is defined for GET only; without validators of ours, an If-Range never matches.
+    honoured = request.method == "GET" and "if-range" not in request.headers
+    requested = parse_range(request.headers.get("range"), size) if honoured else None
     start, end = requested or (0, size)
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start), "Cache-Control": "no-store"}
     status = 200
     if requested is not None:
         status = 206
-        headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{size}"
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     record_read(node, opened, start, end, request.method)
     if request.method == "HEAD":
         opened.close()
@@ -212,4 +370,4 @@ def serve_object(object_id: str, request: Request, node: Node) -> Response:
         body = _stored_plaintext_stream
     else:
         body = _decrypted_stream
-    return StreamingResponse(body(opened, start, end), status_code=status, headers=headers, media_type=opened.mime_type)
+    return ObjectResponse(node, opened, body(opened, start, end), status, headers)

@@ -66,8 +66,10 @@ def _response(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GenoshareError)
     async def _genoshare(request: Request, error: GenoshareError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Bearer realm="genoshare"'} if error.status_code == 401 else None
-        return _response(request, error.status_code, error.code, error.message, headers)
+        headers = {"WWW-Authenticate": 'Bearer realm="genoshare"'} if error.status_code == 401 else {}
+        # Headers an error's standard requires of it (a 416's Content-Range).
+        headers.update(getattr(error, "headers", None) or {})
+        return _response(request, error.status_code, error.code, error.message, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -6,7 +6,8 @@ any other key is the plaintext itself, which only a public dataset created with 
 always read the way it was written.
 
 ``open_for_ticket`` is the path from a data ticket to bytes for both kinds: it verifies the ticket, asks the
-access policy again (a grant revoked or a file closed since the ticket was issued stops the read), and
+access policy again (a grant revoked or a file closed since the ticket was issued stops the read; ``recheck``
+asks again while a long read streams), and
 ``record_read`` audits each range served.  ``copy_plaintext`` is how the node's own background work
 (Beacon indexing, re-derivation after a withdrawal) reads a blob of either kind.
 
@@ -21,13 +22,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from genoshare.access.tickets import Ticket
 from genoshare.audit import Entry
 from genoshare.crypt.files import EncryptedFile, Reencryption
-from genoshare.errors import InvalidInput, NotFound
+from genoshare.errors import InvalidInput, NotFound, Unauthenticated
 from genoshare.ids import is_wellformed_id
 from genoshare.node import Node
 from genoshare.store.models import DataObject
@@ -160,14 +162,7 @@ class OpenedBlob:
 
 def open_for_ticket(node: Node, object_id: str, token: str) -> OpenedBlob:
     ticket = node.tickets.verify(token, object_id)
-    if not is_wellformed_id(object_id):
-        raise NotFound(f"no object {object_id!r}")
-    with node.database.sessions() as session:
-        row = session.get(DataObject, object_id)
-    if row is None or row.dataset_id != ticket.dataset_id:
-        raise NotFound(f"no object {object_id!r}")
-    node.policy.check_ticket(ticket)
-    node.policy.check_object(row, ticket.grants)
+    row = _still_readable(node, ticket)
     path = node.objects.local_path(row.blob_key)
     if is_plaintext(row.blob_key):
         if ticket.recipient_key:
@@ -181,6 +176,31 @@ def open_for_ticket(node: Node, object_id: str, token: str) -> OpenedBlob:
     except BaseException:
         file.close()
         raise
+
+
+def _still_readable(node: Node, ticket: Ticket) -> DataObject:
+    """The ticket's object, if the ticket still opens it: not expired, grants not revoked, file not closed."""
+    if ticket.expires < time.time():
+        raise Unauthenticated("data ticket expired: ask DRS or htsget for a new URL")
+    if not is_wellformed_id(ticket.object_id):
+        raise NotFound(f"no object {ticket.object_id!r}")
+    with node.database.sessions() as session:
+        row = session.get(DataObject, ticket.object_id)
+    if row is None or row.dataset_id != ticket.dataset_id:
+        raise NotFound(f"no object {ticket.object_id!r}")
+    node.policy.check_ticket(ticket)
+    node.policy.check_object(row, ticket.grants)
+    return row
+
+
+def recheck(node: Node, opened: OpenedBlob) -> None:
+    """Raise if access to an object being streamed has ended (expiry, revocation, withdrawal) since it opened.
+
+    A download is one GET for most clients (curl, wget, browsers, DRS clients), so checking only when a
+    request arrives would let a revoked or expired ticket stream a whole file; ``/data`` calls this every
+    few seconds while it streams.
+    """
+    _still_readable(node, opened.ticket)
 
 
 def record_read(node: Node, opened: OpenedBlob, start: int, end: int, method: str) -> None:
