@@ -16,11 +16,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from genoshare.access.consent import denial_reasons
 from genoshare.access.granularity import AccessLevel
 from genoshare.access.passports import Identity
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.audit import Entry
-from genoshare.duo.codes import ConsentCode, parse_code, parse_dataset_codes
+from genoshare.duo.codes import parse_dataset_codes
 from genoshare.duo.decision import Outcome
 from genoshare.duo.matching import match
 from genoshare.duo.purpose import ResearchPurpose
@@ -91,7 +92,7 @@ class AccessRequests:
             result = match(purpose, codes)
             results[dataset.id] = {
                 **result.to_dict(),
-                "excluded_participants": self._excluded(dataset.id, codes, purpose),
+                "excluded_participants": self._excluded(dataset, purpose),
             }
             outcomes.append(result.outcome)
         request = AccessRequest(
@@ -223,21 +224,18 @@ class AccessRequests:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _excluded(
-        self, dataset_id: str, codes: tuple[ConsentCode, ...], purpose: ResearchPurpose
-    ) -> list[dict[str, Any]]:
-        """Participants whose own narrowing (e.g. NCU) forbids the purpose the dataset's codes allow."""
+    def _excluded(self, dataset: Dataset, purpose: ResearchPurpose) -> list[dict[str, Any]]:
+        """Participants whose own narrowing (e.g. NCU) forbids the purpose the dataset's codes allow.
+
+        Shown to the committee; what is served is decided from the consent of the day (``genoshare.access``).
+        """
         with self.node.database.sessions() as session:
-            people = list(session.scalars(select(Participant).where(Participant.dataset_id == dataset_id)))
+            people = list(session.scalars(select(Participant).where(Participant.dataset_id == dataset.id)))
         excluded = []
         for person in people:
-            extra = [parse_code(code) for code in person.consent_restrictions or ()]
-            if not extra:
-                continue
-            result = match(purpose, (*codes, *extra))
-            if result.outcome is Outcome.DENY:
-                reasons = [r for d in result.decisions if d.code in extra for r in d.reasons]
-                excluded.append({"id": person.id, "participant": person.pseudonym, "reasons": reasons})
+            reasons = denial_reasons(purpose, dataset.duo_codes, person.consent_restrictions or ())
+            if reasons:
+                excluded.append({"id": person.id, "participant": person.pseudonym, "reasons": list(reasons)})
         return excluded
 
     @staticmethod
