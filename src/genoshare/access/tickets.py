@@ -31,6 +31,9 @@ class Ticket:
     expires: int
     #: Crypt4GH public key (base64) the bytes must be re-encrypted to, when the client asked for that.
     recipient_key: str | None = None
+    #: sha-256 of the bytes the ticket was issued for (the file, or its subset for this grant), so that ranges
+    #: computed on them are never served from other bytes after a consent change.
+    version: str | None = None
 
 
 class TicketSigner:
@@ -57,6 +60,8 @@ class TicketSigner:
         }
         if ticket.recipient_key:
             claims["rk"] = ticket.recipient_key
+        if ticket.version:
+            claims["ver"] = ticket.version
         return jwt.encode({"alg": "HS256"}, claims, self._key, algorithms=["HS256"])
 
     def new_expiry(self, ttl_seconds: int) -> int:
@@ -78,4 +83,5 @@ class TicketSigner:
             grants=tuple(claims.get("grants") or ()),
             expires=claims["exp"],
             recipient_key=claims.get("rk"),
+            version=claims.get("ver"),
         )

@@ -22,6 +22,7 @@ from genoshare.access.policy import ANONYMOUS, Decision
 from genoshare.access.tickets import Ticket
 from genoshare.datasets.service import DatasetService
 from genoshare.errors import GenoshareError, InvalidInput, NotFound
+from genoshare.governance.subsets import served_object
 from genoshare.ids import is_wellformed_id
 from genoshare.node import Node
 from genoshare.store.models import DataObject, Dataset
@@ -157,9 +158,9 @@ class DrsService:
     def get_object(self, drs_id: str, identity: Identity | None, expand: bool = False) -> dict[str, Any]:
         dataset, blob, files = self._resolve(drs_id)
         decision = self._authorise(identity, dataset, drs_id, "drs.get")
-        if blob is not None:
-            self.node.policy.check_object(blob, decision.grants)
-        return self._blob(blob) if blob is not None else self._bundle(dataset, files, expand)
+        if blob is None:
+            return self._bundle(dataset, files, expand)
+        return self._blob(served_object(self.node, blob, self.node.policy.check_object(blob, decision.grants)))
 
     def authorizations(self, drs_id: str) -> dict[str, Any]:
         self._resolve(drs_id)
@@ -174,7 +175,7 @@ class DrsService:
         decision = self.node.policy.require(
             identity, dataset, Granularity.RECORD, action="drs.access", resource=f"objects/{drs_id}"
         )
-        self.node.policy.check_object(blob, decision.grants)
+        served = served_object(self.node, blob, self.node.policy.check_object(blob, decision.grants))
         ticket = self.node.tickets.issue(
             Ticket(
                 actor=identity.actor if identity else ANONYMOUS,
@@ -182,6 +183,7 @@ class DrsService:
                 dataset_id=dataset.id,
                 grants=decision.grants,
                 expires=self.node.tickets.new_expiry(self.settings.ticket_ttl_seconds),
+                version=served.sha256,
             )
         )
         return {"url": f"{self.settings.public_url}/data/{blob.id}", "headers": [f"Authorization: Bearer {ticket}"]}

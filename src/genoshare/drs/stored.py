@@ -29,7 +29,8 @@ from pathlib import Path
 from genoshare.access.tickets import Ticket
 from genoshare.audit import Entry
 from genoshare.crypt.files import EncryptedFile, Reencryption
-from genoshare.errors import InvalidInput, NotFound, Unauthenticated
+from genoshare.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from genoshare.governance.subsets import served_object
 from genoshare.ids import is_wellformed_id
 from genoshare.node import Node
 from genoshare.store.models import DataObject
@@ -189,8 +190,12 @@ def _still_readable(node: Node, ticket: Ticket) -> DataObject:
     if row is None or row.dataset_id != ticket.dataset_id:
         raise NotFound(f"no object {ticket.object_id!r}")
     node.policy.check_ticket(ticket)
-    node.policy.check_object(row, ticket.grants)
-    return row
+    served = served_object(node, row, node.policy.check_object(row, ticket.grants))
+    if ticket.version is not None and served.sha256 != ticket.version:
+        raise PermissionDenied(
+            f"{row.id} has changed since this ticket was issued (a participant's consent changed): ask again"
+        )
+    return served
 
 
 def recheck(node: Node, opened: OpenedBlob) -> None:

@@ -14,6 +14,7 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pysam
@@ -56,8 +57,52 @@ def rederive(node: Node, object_id: str) -> bool:
         return False
     keep = [name for _, name, status in people if status == ACTIVE]
     gone = [pid for pid, _, status in people if status != ACTIVE]
+    derived = derive(node, row, keep)
+    with node.database.session() as session:
+        stored_row = session.get(DataObject, object_id)
+        assert stored_row is not None
+        stored_row.blob_key, stored_row.index_key = derived.blob_key, derived.index_key
+        stored_row.md5, stored_row.sha256, stored_row.size = derived.md5, derived.sha256, derived.size
+        stored_row.status = "available"
+        session.execute(
+            delete(ObjectParticipant).where(
+                ObjectParticipant.object_id == object_id, ObjectParticipant.participant_id.in_(gone)
+            )
+        )
+    node.audit.record(
+        Entry(
+            ACTOR,
+            "consent.rederive",
+            f"objects/{object_id}",
+            "publish",
+            f"rewritten without {len(gone)} withdrawn participant(s)",
+            {"dataset": row.dataset_id, "sha256": derived.sha256},
+        )
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A file rewritten with some of its samples, stored like an ingest's: encrypted, indexed, checksummed."""
+
+    blob_key: str
+    index_key: str
+    md5: str
+    sha256: str
+    size: int
+
+
+def derive(node: Node, row: DataObject, keep: list[str]) -> Derived:
+    """Store the object's file with only the samples ``keep`` (VCF/BCF columns, BAM read groups).
+
+    The plaintext exists only in a private staging directory, removed when done; the result is Crypt4GH
+    encrypted to the node's key and put under content-addressed keys (atomically). Shared by the
+    re-derivation after a withdrawal and the subsets served to grants that a narrowed consent excludes.
+    """
+    fmt = FileFormat(row.format)
     work = node.objects.staging_dir() / f"rederive-{uuid.uuid4().hex}"
-    work.mkdir()
+    work.mkdir(mode=0o700)
     try:
         source = work / f"source{fmt.extension}"
         copy_plaintext(node, row, source)
@@ -71,30 +116,9 @@ def rederive(node: Node, object_id: str) -> bool:
         index_key = f"indexes/{sha256[:2]}/{sha256}.{fmt.index_format}"
         node.objects.put(blob, blob_key)
         node.objects.put(index, index_key)
-        with node.database.session() as session:
-            stored_row = session.get(DataObject, object_id)
-            assert stored_row is not None
-            stored_row.blob_key, stored_row.index_key = blob_key, index_key
-            stored_row.md5, stored_row.sha256, stored_row.size = md5, sha256, target.stat().st_size
-            stored_row.status = "available"
-            session.execute(
-                delete(ObjectParticipant).where(
-                    ObjectParticipant.object_id == object_id, ObjectParticipant.participant_id.in_(gone)
-                )
-            )
+        return Derived(blob_key, index_key, md5, sha256, target.stat().st_size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    node.audit.record(
-        Entry(
-            ACTOR,
-            "consent.rederive",
-            f"objects/{object_id}",
-            "publish",
-            f"rewritten without {len(gone)} withdrawn participant(s)",
-            {"dataset": row.dataset_id, "sha256": sha256},
-        )
-    )
-    return True
 
 
 def rederive_pending(node: Node) -> list[str]:
