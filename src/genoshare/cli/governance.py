@@ -23,7 +23,9 @@ from genoshare.governance.requests import STEWARD, AccessRequests, NewRequest, v
 from genoshare.governance.usage import Use
 
 access_app = typer.Typer(help="Access requests: list, show, approve, reject, revoke.", no_args_is_help=True)
-consent_app = typer.Typer(help="Participants' consent: list, issue links, narrow, withdraw.", no_args_is_help=True)
+consent_app = typer.Typer(
+    help="Participants' consent: list, issue links, narrow, widen, withdraw.", no_args_is_help=True
+)
 
 
 def usage_table(uses: list[Use], title: str) -> Table:
@@ -175,6 +177,20 @@ def consent_narrow(
     with reported():
         record = service.narrow(service.find(dataset_id, pseudonym), code, STEWARD)
     console.print(f"{pseudonym}: restrictions now {' '.join(record.restrictions)}")
+
+
+@consent_app.command("widen")
+def consent_widen(
+    dataset_id: str,
+    pseudonym: str,
+    code: Annotated[list[str], typer.Option("--code", help="A narrowing to lift, e.g. NCU; repeatable.")],
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Lift a participant's earlier narrowing (they consent to that use again)."""
+    service = ConsentService(open_node(data_dir))
+    with reported():
+        record = service.widen(service.find(dataset_id, pseudonym), code, STEWARD)
+    console.print(f"{pseudonym}: restrictions now {' '.join(record.restrictions) or 'none'}")
 
 
 @consent_app.command("withdraw")

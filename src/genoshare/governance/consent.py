@@ -1,6 +1,8 @@
 """Dynamic consent: a record per participant and dataset, to see, narrow or withdraw.
 
-Stewards act from the command line; participants through the API with their own secret token.
+Stewards act from the command line; participants through the API with their own secret token.  A
+narrowing (or lifting it again) is one row update: the access policy reads it at the next request and
+serves shared files without the person, and leaves them out of Beacon answers, for grants it excludes.
 
 A withdrawal is one row update; every API reads consent from the database on its next request (the
 access policy for files, the Beacon's consent-aware sample sets for counts and records), so it takes effect
@@ -136,6 +138,29 @@ class ConsentService:
             stored.consent_updated_at = utcnow()
             updated = stored
         self._audit(actor, "consent.narrow", participant, "narrow", ", ".join(map(str, parsed)))
+        return self.record(updated)
+
+    def widen(self, participant: Participant, codes: list[str], actor: str) -> ConsentRecord:
+        """Lift narrowings this person added earlier (e.g. NCU); the dataset's own codes stay as they are.
+
+        Access to their data under grants the narrowing excluded returns at the next request.
+        """
+        try:
+            lifted = {str(parse_code(code)) for code in codes}
+        except DuoError as error:
+            raise InvalidInput(str(error)) from error
+        with self.node.database.session() as session:
+            stored = session.get(Participant, participant.id)
+            assert stored is not None
+            current = set(stored.consent_restrictions or [])
+            if not lifted <= current:
+                raise InvalidInput(
+                    f"{', '.join(sorted(lifted - current))} is not among your narrowings ({', '.join(sorted(current))})"
+                )
+            stored.consent_restrictions = sorted(current - lifted)
+            stored.consent_updated_at = utcnow()
+            updated = stored
+        self._audit(actor, "consent.widen", participant, "widen", ", ".join(sorted(lifted)))
         return self.record(updated)
 
     def withdraw(self, participant: Participant, actor: str) -> Withdrawal:
