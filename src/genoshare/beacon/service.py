@@ -14,6 +14,7 @@ difference, filters an intersection, and the union of carriers is formed only fo
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from sqlalchemy import select
 from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, disclose
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
+from genoshare.access.policy import Decision
 from genoshare.access.privacy import Answer, Caller, PrivacyGuard
 from genoshare.audit import Entry
 from genoshare.beacon import framework, records
@@ -173,13 +175,14 @@ class BeaconService:
             decision = self.node.policy.granularity(identity, dataset)
             rule = DisclosureRule.from_policy(dataset.beacon_policy)
             wanted = min(request.granularity, ceiling(decision, rule))
-            selection = self._select(entry, request, dataset, variant_query, parent, wanted)
+            hidden = self._hidden(dataset, decision)
+            selection = self._select(entry, request, dataset, variant_query, parent, wanted, hidden)
             requested, total, randomised = request.granularity, selection.total, False
             # An empty scope (a parent entry not in this dataset, a withdrawn person, filters nobody matches)
             # makes the answer an exact "no" that says nothing about anyone's genotypes: nothing to guard, and
             # randomising it would only invent variants for someone who is not there.
             if selection.matches is not None and caller is not None and selection.matches.scope:
-                key = _answer_key(entry, request, variant_query, parent)
+                key = _answer_key(entry, request, variant_query, parent, hidden)
                 carriers = selection.matches.carriers
                 answer = self.guard.filter_answer(
                     caller, decision, dataset, key, carriers, selection.matches.allele_count(carriers)
@@ -197,6 +200,14 @@ class BeaconService:
             outcomes.append(outcome)
         self._audit(entry, identity, outcomes)
         return self._envelope(entry, request, outcomes)
+
+    def _hidden(self, dataset: Dataset, decision: Decision) -> BitMap:
+        """Sample numbers of the people whose narrowed consent excludes the grants this caller relies on."""
+        names = self.node.policy.hidden_people(dataset.id, decision)
+        if not names:
+            return BitMap()
+        people = self.people.get(dataset.id)
+        return BitMap(people.by_id[name].sample_number for name in names if name in people.by_id)
 
     def _caller(self, identity: Identity | None) -> Caller:
         """Whose budget an answer spends; an account link a steward records is seen within ``max_age``.
@@ -264,17 +275,19 @@ class BeaconService:
         variant_query: VariantQuery | None,
         parent: Parent | None,
         wanted: Granularity,
+        hidden: BitMap,
     ) -> Selection:
+        """``hidden``: people left out of this caller's answer (on top of those who withdrew)."""
         people = self.people.get(dataset.id)
         scope = matching(people, request.filters) if request.filters else people.active
-        scope = self._parent_scope(people, scope, parent)
+        scope = self._parent_scope(people, scope, parent) - hidden
         matches = None if variant_query is None else self._variants(dataset, variant_query, scope)
         if entry.path == "g_variants" and matches is not None:
             grant = people if wanted == Granularity.RECORD else None
             return Selection(
                 lambda skip, limit: [
                     records.variant(hit, served.row, grant, dataset.id)
-                    for hit, served in matches.page(skip, limit, people.withdrawn)
+                    for hit, served in matches.page(skip, limit, people.withdrawn | hidden)
                 ],
                 matches.total,
                 matches,
@@ -388,9 +401,8 @@ class BeaconService:
                 shown.append(records.dataset(dataset))
                 continue
             decision = self.node.policy.granularity(identity, dataset)
-            disclosure = disclose(
-                decision, DisclosureRule.from_policy(dataset.beacon_policy), Granularity.COUNT, len(people.active)
-            )
+            size = len(people.active - self._hidden(dataset, decision))
+            disclosure = disclose(decision, DisclosureRule.from_policy(dataset.beacon_policy), Granularity.COUNT, size)
             shown.append(records.cohort(dataset, disclosure.count))
         page = shown[request.skip : request.skip + request.limit]
         return {
@@ -465,10 +477,16 @@ def _bounds(low: int | None, high: int | None) -> tuple[int, int]:
     return (UNBOUNDED[0] if low is None else low, UNBOUNDED[1] if high is None else high)
 
 
-def _answer_key(entry: EntryType, request: BeaconRequest, query: VariantQuery | None, parent: Parent | None) -> str:
-    """What the guard caches an answer under: the carrier set asked about (entry, scope, alleles, filters)."""
+def _answer_key(
+    entry: EntryType, request: BeaconRequest, query: VariantQuery | None, parent: Parent | None, hidden: BitMap
+) -> str:
+    """What the guard caches an answer under: the carrier set asked about (entry, scope, alleles, filters).
+
+    People hidden from the caller by their consent change that set: a narrowing or widening is a new key.
+    """
     where = f"{parent.path}/{parent.id}" if parent else ""
-    return f"{entry.path}|{where}|{query!r}|{request.filters!r}"
+    key = f"{entry.path}|{where}|{query!r}|{request.filters!r}"
+    return f"{key}|hidden:{hashlib.sha256(hidden.serialize()).hexdigest()[:16]}" if hidden else key
 
 
 def _guarded_total(answer: Answer, carriers: BitMap, total: int) -> tuple[int, bool]:
