@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from genoshare.access.passports import Identity
@@ -36,8 +37,23 @@ def identify(node: Node, token: str | None) -> Identity | None:
     return node.passports.verify(token) if token else None
 
 
-async def get_identity(request: Request, node: Annotated[Node, Depends(get_node)]) -> Identity | None:
-    token = bearer_token(request)
+class PassportBearer(HTTPBearer):
+    """The passport in ``Authorization: Bearer``, read by ``bearer_token``.
+
+    Being a security dependency, every route that takes a passport says so in the OpenAPI (``security``), and
+    /docs offers to take one (its Authorize button).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(scheme_name="passport", bearerFormat="JWT", auto_error=False)
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return bearer_token(request)
+
+
+async def get_identity(
+    node: Annotated[Node, Depends(get_node)], token: Annotated[str | None, Security(PassportBearer())]
+) -> Identity | None:
     if not token:
         return None
     return node.passports.remembered(token) or await run_in_threadpool(node.passports.verify, token)

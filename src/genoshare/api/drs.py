@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from genoshare.access.passports import Identity
 from genoshare.api.deps import IdentityDep, NodeDep, bearer_token
+from genoshare.api.openapi import PASSPORT
 from genoshare.drs import models
 from genoshare.drs.service import DrsService
 from genoshare.node import Node
@@ -75,6 +76,7 @@ def service_info(node: NodeDep) -> dict[str, Any]:
 @router.post(
     "/objects/access",
     summary="Get URLs for fetching the bytes of several DrsObjects",
+    openapi_extra=PASSPORT,
     response_model=models.BulkAccessURLs,
 )
 def bulk_access(node: NodeDep, request: Request, body: Annotated[BulkAccessBody, Body()]) -> dict[str, Any]:
@@ -96,6 +98,7 @@ def get_object(object_id: str, node: NodeDep, identity: IdentityDep, expand: boo
 @router.post(
     "/objects/{object_id}",
     summary="Get info about a DrsObject, with a passport in the body",
+    openapi_extra=PASSPORT,
     response_model=models.DrsObject,
     response_model_exclude_none=True,
 )
@@ -120,6 +123,7 @@ def get_access(object_id: str, access_id: str, node: NodeDep, identity: Identity
 @router.post(
     "/objects/{object_id}/access/{access_id}",
     summary="Get a URL for fetching bytes, passport in body",
+    openapi_extra=PASSPORT,
     response_model=models.AccessURL,
 )
 def post_access(
@@ -131,6 +135,7 @@ def post_access(
 @router.post(
     "/objects",
     summary="Get info about several DrsObjects",
+    openapi_extra=PASSPORT,
     response_model=models.BulkObjects,
     response_model_exclude_none=True,
 )

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from genoshare.access.passports import Identity
 from genoshare.api.deps import IdentityDep, NodeDep
 from genoshare.htsget.errors import InvalidInput, PayloadTooLarge
 from genoshare.htsget.service import (
+    C4GH,
+    ENDPOINT_FORMATS,
+    MAX_REGIONS,
     PUBLIC_KEY_HEADER,
+    READ_FIELDS,
     READS,
     VARIANTS,
     HtsgetQuery,
@@ -36,6 +42,118 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/htsget", tags=["htsget"], responses=ERRORS)
 
 
+class TicketJSON(JSONResponse):
+    media_type = MEDIA_TYPE
+
+
+class TicketUrl(BaseModel):
+    url: str = Field(description="An https URL on this node's /data, or a data: URI holding the bytes inline")
+    headers: dict[str, str] | SkipJsonSchema[None] = Field(
+        None, description="Send these with the request: the ticket (Authorization) and the byte Range"
+    )
+    class_: Literal["header", "body"] | SkipJsonSchema[None] = Field(None, alias="class")
+
+
+class TicketBody(BaseModel):
+    format: Literal["BAM", "CRAM", "VCF", "BCF"]
+    urls: list[TicketUrl] = Field(description="Concatenated in order, the bytes make the file or its slice")
+    md5: str | SkipJsonSchema[None] = Field(None, description="MD5 of the whole file, when the whole file is asked")
+
+
+class Ticket(BaseModel):
+    """The htsget 1.3 ticket; routes answer with ``TicketJSON`` directly, so this documents, never validates."""
+
+    htsget: TicketBody
+
+
+_UINT32 = {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}
+_CLASS = {"type": "string", "enum": ["header"], "description": "header: only the header; absent: header and body"}
+_SCHEME = {"type": "string", "enum": [C4GH], "description": f"Crypt4GH for the key sent in {PUBLIC_KEY_HEADER}"}
+_KEY_HEADER = {
+    "name": PUBLIC_KEY_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Your Crypt4GH public key, base64; needed with encryptionScheme=C4GH",
+}
+_CROSS_RULES = (
+    "start and end need a referenceName other than '*'; start <= end (start < end in POST regions); "
+    "class=header takes no other parameter than format; tags and notags do not intersect. "
+    "A request that breaks these is answered 400 InvalidInput or InvalidRange."
+)
+
+
+def _format_schema(endpoint: str) -> dict[str, Any]:
+    formats = [fmt.value for fmt in ENDPOINT_FORMATS[endpoint]]
+    return {"type": "string", "enum": formats, "description": f"Default {formats[0]}"}
+
+
+def _fields_pattern(endpoint: str) -> str:
+    """Reads fields are the spec's BAM field names; a variants server may take any name."""
+    name = f"(?:{'|'.join(sorted(READ_FIELDS))})" if endpoint == READS else "[^,]+"
+    return f"^{name}(?:,{name})*$"
+
+
+def _get_declaration(endpoint: str) -> dict[str, Any]:
+    """The htsget GET query parameters (the route reads them raw, so FastAPI cannot see them)."""
+
+    def query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+        parameter = {"name": name, "in": "query", "required": False, "schema": schema}
+        if description or "description" in schema:
+            parameter["description"] = description or schema["description"]
+        return parameter
+
+    names = {"type": "string", "pattern": "^[^,]+(?:,[^,]+)*$"}
+    return {
+        "description": _CROSS_RULES,
+        "parameters": [
+            query("format", _format_schema(endpoint)),
+            query("class", _CLASS),
+            query("referenceName", {"type": "string", "minLength": 1}, "Contig; '*' is the unplaced unmapped reads"),
+            query("start", _UINT32, "0-based start; needs referenceName"),
+            query("end", _UINT32, "0-based exclusive end; needs referenceName"),
+            query("fields", {"type": "string", "pattern": _fields_pattern(endpoint)}, "Comma-separated fields"),
+            query("tags", names, "Comma-separated tags to include"),
+            query("notags", names, "Comma-separated tags to leave out"),
+            query("encryptionScheme", _SCHEME),
+            _KEY_HEADER,
+        ],
+    }
+
+
+def _post_declaration(endpoint: str) -> dict[str, Any]:
+    """The htsget POST body (read raw, so that an oversized body is refused before it is parsed)."""
+    names = {"type": "array", "items": {"type": "string", "minLength": 1}}
+    region = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["referenceName"],
+        "properties": {"referenceName": {"type": "string", "minLength": 1}, "start": _UINT32, "end": _UINT32},
+    }
+    fields_item = {"type": "string", "enum": sorted(READ_FIELDS)} if endpoint == READS else names["items"]
+    body = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "format": _format_schema(endpoint),
+            "class": _CLASS,
+            "fields": {"type": "array", "items": fields_item},
+            "tags": names,
+            "notags": names,
+            "regions": {"type": "array", "minItems": 1, "maxItems": MAX_REGIONS, "items": region},
+            "encryptionScheme": _SCHEME,
+        },
+    }
+    return {
+        "description": f"{_CROSS_RULES} Bodies over {MAX_BODY} bytes are answered 413.",
+        "parameters": [
+            {"name": "encryptionScheme", "in": "query", "required": False, "schema": _SCHEME},
+            _KEY_HEADER,
+        ],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": body}}},
+    }
+
+
 def _service(request: Request, node: Node) -> HtsgetService:
     """One service per application, so that parsed indexes stay cached across requests."""
     service: HtsgetService | None = getattr(request.app.state, "htsget", None)
@@ -45,7 +163,7 @@ def _service(request: Request, node: Node) -> HtsgetService:
 
 
 def _ticket(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, media_type=MEDIA_TYPE)
+    return TicketJSON(body)
 
 
 @router.get("/reads/service-info", summary="htsget reads service-info")
@@ -58,13 +176,25 @@ def variants_service_info(request: Request, node: NodeDep) -> dict[str, Any]:
     return _service(request, node).service_info(VARIANTS)
 
 
-@router.get("/reads/{id:path}", summary="Ticket for reads (BAM, CRAM)")
+@router.get(
+    "/reads/{id:path}",
+    response_model=Ticket,
+    response_class=TicketJSON,
+    openapi_extra=_get_declaration(READS),
+    summary="Ticket for reads (BAM, CRAM)",
+)
 def get_reads(id: str, request: Request, node: NodeDep, identity: IdentityDep) -> JSONResponse:
     query = parse_get(READS, id, request.query_params, request.headers.get(PUBLIC_KEY_HEADER))
     return _ticket(_service(request, node).ticket(query, identity))
 
 
-@router.get("/variants/{id:path}", summary="Ticket for variants (VCF, BCF)")
+@router.get(
+    "/variants/{id:path}",
+    response_model=Ticket,
+    response_class=TicketJSON,
+    openapi_extra=_get_declaration(VARIANTS),
+    summary="Ticket for variants (VCF, BCF)",
+)
 def get_variants(id: str, request: Request, node: NodeDep, identity: IdentityDep) -> JSONResponse:
     query = parse_get(VARIANTS, id, request.query_params, request.headers.get(PUBLIC_KEY_HEADER))
     return _ticket(_service(request, node).ticket(query, identity))
@@ -82,13 +212,25 @@ async def _body(request: Request) -> Any:
         raise InvalidInput(f"the POST body is not JSON: {error}") from error
 
 
-@router.post("/reads/{id:path}", summary="Ticket for reads, several regions in a JSON body")
+@router.post(
+    "/reads/{id:path}",
+    response_model=Ticket,
+    response_class=TicketJSON,
+    openapi_extra=_post_declaration(READS),
+    summary="Ticket for reads, several regions in a JSON body",
+)
 async def post_reads(id: str, request: Request, node: NodeDep, identity: IdentityDep) -> JSONResponse:
     query = parse_post(READS, id, await _body(request), request.query_params, request.headers.get(PUBLIC_KEY_HEADER))
     return _ticket(await _in_thread(_service(request, node), query, identity))
 
 
-@router.post("/variants/{id:path}", summary="Ticket for variants, several regions in a JSON body")
+@router.post(
+    "/variants/{id:path}",
+    response_model=Ticket,
+    response_class=TicketJSON,
+    openapi_extra=_post_declaration(VARIANTS),
+    summary="Ticket for variants, several regions in a JSON body",
+)
 async def post_variants(id: str, request: Request, node: NodeDep, identity: IdentityDep) -> JSONResponse:
     body = await _body(request)
     query = parse_post(VARIANTS, id, body, request.query_params, request.headers.get(PUBLIC_KEY_HEADER))

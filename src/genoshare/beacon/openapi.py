@@ -191,7 +191,8 @@ class Paging(BaseModel):
     limit: Count | None = None
 
 
-#: The body of every Beacon error (beaconErrorResponse); ``genoshare.api.openapi`` documents it for ``/api``.
+#: The body of every Beacon error (beaconErrorResponse); ``genoshare.api.openapi`` makes it the one component
+#: every ``/api`` error response refers to (``ERROR_RESPONSES`` give only the descriptions).
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "beaconErrorResponse",
     "type": "object",
@@ -206,7 +207,7 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    status: {"description": description}
     for status, description in (
         (400, "The request is not what this OpenAPI declares"),
         (401, "The bearer token could not be verified"),
