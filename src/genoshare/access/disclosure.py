@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from genoshare.access.granularity import Granularity
-from genoshare.access.policy import Decision
+from genoshare.access.granularity import AccessLevel, Granularity
+from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS, Decision
 from genoshare.errors import InvalidInput
 
 DEFAULT_MIN_COUNT = 5
@@ -79,3 +79,28 @@ def disclose(decision: Decision, rule: DisclosureRule, requested: Granularity, c
     if count and shown < rule.min_count:
         return Disclosure(Granularity.BOOLEAN, exists, None)
     return Disclosure(Granularity.COUNT, exists, shown)
+
+
+def more_access(access_level: str, dataset_id: str, decision: Decision, anonymous: bool) -> str | None:
+    """What would let this caller see more of the dataset, in the words of ``AccessPolicy.granularity``'s rules.
+
+    None when the caller already gets records. Like the decision itself it depends on the caller and the
+    dataset's access level only, never on what the dataset holds.
+    """
+    if decision.granularity >= Granularity.RECORD:
+        return None
+    grant = (
+        f"a {CONTROLLED_ACCESS_GRANTS} visa for {dataset_id} (ask its data access committee: "
+        "POST /governance/requests) gives records"
+    )
+    if decision.granularity >= Granularity.COUNT:
+        return grant
+    if access_level == AccessLevel.CONTROLLED:
+        steps = [f"a {RESEARCHER_STATUS} visa gives counts", grant]
+    else:
+        steps = [f"a {RESEARCHER_STATUS} visa gives records"]
+    if anonymous:
+        steps.insert(
+            0, "any GA4GH passport from an issuer this node trusts (Authorization: Bearer) gives yes/no on alleles"
+        )
+    return "; ".join(steps)

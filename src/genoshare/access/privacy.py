@@ -300,6 +300,19 @@ class PrivacyGuard:
             base = PrivacySettings.merged(base, overrides, f"beacon_policy.privacy.{name}")
         return base
 
+    def withholds(self, caller: Caller, decision: Decision, dataset: Dataset) -> str | None:
+        """Why ``dataset`` gives ``caller`` no allele-level answer at all, or None when it answers.
+
+        Decided from who asks and the dataset's access level only, never from the data: the Beacon tells
+        the caller which datasets were not consulted, and that notice must read the same whether or not
+        the dataset holds the allele.
+        """
+        if decision.granularity <= Granularity.NONE:
+            return "no access to this dataset"
+        if caller.principal is None and dataset.access_level != AccessLevel.PUBLIC:
+            return f"anonymous callers get no answer about alleles from {dataset.access_level} datasets"
+        return None
+
     def filter_answer(
         self,
         caller: Caller,
@@ -310,10 +323,9 @@ class PrivacyGuard:
         allele_count: int,
     ) -> Answer:
         """The answer ``caller`` may get about one allele in ``dataset``; spends budget, fills the cache."""
-        if decision.granularity <= Granularity.NONE:
-            return Answer(False, None, None, "no access to this dataset", withheld=True)
-        if caller.principal is None and dataset.access_level != AccessLevel.PUBLIC:
-            return Answer(False, None, None, "anonymous caller on a non-public dataset", withheld=True)
+        withheld = self.withholds(caller, decision, dataset)
+        if withheld is not None:
+            return Answer(False, None, None, withheld, withheld=True)
         settings = self.settings(dataset, decision.granularity)
         if not settings.stateful:
             return _threshold_only(settings, carriers, allele_count)

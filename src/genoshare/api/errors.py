@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from genoshare.beacon.framework import error_body as beacon_error_body
 from genoshare.errors import GenoshareError
 
 log = logging.getLogger("genoshare.api")
@@ -32,14 +33,13 @@ _HTSGET_NAMES = {
 }
 
 
-def error_body(path: str, status: int, code: str, message: str) -> dict[str, Any]:
+def error_body(request: Request, status: int, code: str, message: str) -> dict[str, Any]:
+    path = request.url.path
     if path.startswith("/htsget"):
         return {"htsget": {"error": code, "message": message}}
     if path.startswith("/api"):
-        return {
-            "meta": {"beaconId": "", "apiVersion": "v2.0.0", "returnedSchemas": []},
-            "error": {"errorCode": status, "errorMessage": message},
-        }
+        # The same body the Beacon routes give, for paths no route serves (a generic 404 or 405).
+        return beacon_error_body(request.app.state.node.settings, status, message)
     return {"msg": message, "status_code": status}
 
 
@@ -60,7 +60,7 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
 def _response(
     request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(error_body(request.url.path, status, code, message), status_code=status, headers=headers)
+    return JSONResponse(error_body(request, status, code, message), status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from pyroaring import BitMap
 from sqlalchemy import select
 
-from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, disclose
+from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, disclose, more_access
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
@@ -52,6 +52,12 @@ RANDOMISED_NOTICE = (
     "gives the same answer. Ask the data access committee for access to get exact answers."
 )
 
+#: Told whenever a dataset in scope gave no answer, so that an "exists: false" is never read as its "no".
+NOT_CONSULTED_NOTICE = (
+    "These datasets were not asked, so this answer says nothing about them (see info.datasets for why and "
+    "what access would include them). The list depends only on who asks, never on the data."
+)
+
 
 @dataclass(frozen=True)
 class Parent:
@@ -63,13 +69,18 @@ class Parent:
 
 @dataclass
 class Outcome:
-    """One dataset's answer before shaping: its disclosure and, at record level, its page of records."""
+    """One dataset's answer before shaping: its disclosure and, at record level, its page of records.
+
+    ``disclosure`` is None for a dataset that was not consulted; ``withheld`` says why.
+    """
 
     dataset: Dataset
-    disclosure: Disclosure
+    decision: Decision
+    disclosure: Disclosure | None
     records: list[dict[str, Any]] = field(default_factory=list)
     #: The privacy policy randomised this dataset's answer (randomised response), whichever way it fell.
     randomised: bool = False
+    withheld: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,11 @@ class BeaconService:
         outcomes = []
         for dataset in datasets:
             decision = self.node.policy.granularity(identity, dataset)
+            # Decided before the data is read, so that "not consulted" is the same whatever the dataset holds.
+            withheld = None if caller is None else self.guard.withholds(caller, decision, dataset)
+            if withheld is not None:
+                outcomes.append(Outcome(dataset, decision, None, withheld=withheld))
+                continue
             rule = DisclosureRule.from_policy(dataset.beacon_policy)
             wanted = min(request.granularity, ceiling(decision, rule))
             hidden = self._hidden(dataset, decision)
@@ -188,18 +204,19 @@ class BeaconService:
                     caller, decision, dataset, key, carriers, selection.matches.allele_count(carriers)
                 )
                 if answer.withheld:
+                    outcomes.append(Outcome(dataset, decision, None, withheld=answer.reason))
                     continue
                 randomised = answer.randomised
                 total, exact = _guarded_total(answer, carriers, total)
                 if not exact:
                     requested = Granularity.BOOLEAN
             disclosure = disclose(decision, rule, requested, total)
-            outcome = Outcome(dataset, disclosure, randomised=randomised)
+            outcome = Outcome(dataset, decision, disclosure, randomised=randomised)
             if disclosure.granularity == Granularity.RECORD:
                 outcome.records = selection.entries(request.skip, request.limit)
             outcomes.append(outcome)
         self._audit(entry, identity, outcomes)
-        return self._envelope(entry, request, outcomes)
+        return self._envelope(entry, request, outcomes, identity is None)
 
     def _hidden(self, dataset: Dataset, decision: Decision) -> BitMap:
         """Sample numbers of the people whose narrowed consent excludes the grants this caller relies on."""
@@ -423,35 +440,64 @@ class BeaconService:
             "testMode": request.test_mode,
         }
 
-    def _envelope(self, entry: EntryType, request: BeaconRequest, outcomes: list[Outcome]) -> dict[str, Any]:
-        returned = max((o.disclosure.granularity for o in outcomes), default=Granularity.BOOLEAN)
-        exists = any(o.disclosure.exists for o in outcomes)
-        response: dict[str, Any] = {"meta": self._meta(entry, request, returned), "responseSummary": {"exists": exists}}
+    def _envelope(
+        self, entry: EntryType, request: BeaconRequest, outcomes: list[Outcome], anonymous: bool
+    ) -> dict[str, Any]:
+        """The response document; ``docs/beacon.md`` describes each part (keep the two together).
+
+        ``returnedGranularity`` is the level actually given: record when some dataset returned records,
+        count when every consulted dataset gave a count (``numTotalResults`` is then their sum, and is
+        given only then: a sum leaving out a dataset that answered yes/no would read as "none" next to its
+        "yes"), otherwise boolean. Each dataset's own level, access and what would give more are in
+        ``info.datasets`` and in its result set's ``info``; datasets not consulted are in ``info.notConsulted``.
+        """
+        consulted = [(o, o.disclosure) for o in outcomes if o.disclosure is not None]
+        levels = {disclosure.granularity for _, disclosure in consulted}
+        every_count = bool(levels) and min(levels) >= Granularity.COUNT
+        returned = (
+            Granularity.RECORD
+            if Granularity.RECORD in levels
+            else Granularity.COUNT
+            if every_count
+            else Granularity.BOOLEAN
+        )
+        summary: dict[str, Any] = {"exists": any(disclosure.exists for _, disclosure in consulted)}
+        if every_count:
+            summary["numTotalResults"] = sum(disclosure.count or 0 for _, disclosure in consulted)
+        notes = {o.dataset.id: _note(o, anonymous) for o in outcomes}
+        info: dict[str, Any] = {"datasets": list(notes.values())}
+        skipped = [o.dataset.id for o in outcomes if o.disclosure is None]
+        if skipped:
+            info["notConsulted"] = {"datasets": skipped, "message": NOT_CONSULTED_NOTICE}
         randomised = [o.dataset.id for o in outcomes if o.randomised]
         if randomised:
-            response["info"] = {"randomisedResponse": {"datasets": randomised, "message": RANDOMISED_NOTICE}}
-        if returned == Granularity.BOOLEAN:
+            info["randomisedResponse"] = {"datasets": randomised, "message": RANDOMISED_NOTICE}
+        response: dict[str, Any] = {
+            "meta": self._meta(entry, request, returned),
+            "responseSummary": summary,
+            "info": info,
+        }
+        counted = [(o, d) for o, d in consulted if d.granularity >= Granularity.COUNT]
+        if not counted:
             return response
-        counted = [o for o in outcomes if o.disclosure.granularity >= Granularity.COUNT]
-        response["responseSummary"]["numTotalResults"] = sum(o.disclosure.count or 0 for o in counted)
         keep = {
-            "ALL": lambda o: True,
-            "HIT": lambda o: o.disclosure.exists,
-            "MISS": lambda o: not o.disclosure.exists,
-            "NONE": lambda o: False,
+            "ALL": lambda d: True,
+            "HIT": lambda d: d.exists,
+            "MISS": lambda d: not d.exists,
+            "NONE": lambda d: False,
         }[request.include]
         response["response"] = {
             "resultSets": [
                 {
                     "id": o.dataset.id,
                     "setType": "dataset",
-                    "exists": o.disclosure.exists,
-                    "resultsCount": o.disclosure.count or 0,
+                    "exists": disclosure.exists,
+                    "resultsCount": disclosure.count or 0,
                     "results": o.records,
-                    "info": {"returnedGranularity": o.disclosure.granularity.beacon},
+                    "info": notes[o.dataset.id],
                 }
-                for o in counted
-                if keep(o)
+                for o, disclosure in counted
+                if keep(disclosure)
             ]
         }
         return response
@@ -471,6 +517,26 @@ class BeaconService:
                 details={"records": shown},
             )
         )
+
+
+def _note(outcome: Outcome, anonymous: bool) -> dict[str, Any]:
+    """One dataset's part of the answer: whether it was consulted, at what level, why, and how to get more.
+
+    Everything here follows from the caller and the dataset's access level, except ``exists`` and the level
+    a consulted dataset's answer fell to (as its result set shows anyway).
+    """
+    dataset, disclosure = outcome.dataset, outcome.disclosure
+    note: dict[str, Any] = {"id": dataset.id, "accessLevel": dataset.access_level, "consulted": disclosure is not None}
+    if disclosure is None:
+        note["reason"] = outcome.withheld
+    else:
+        note["returnedGranularity"] = disclosure.granularity.beacon
+        note["exists"] = disclosure.exists
+    note["access"] = outcome.decision.reason
+    more = more_access(dataset.access_level, dataset.id, outcome.decision, anonymous)
+    if more is not None:
+        note["toGetMore"] = more
+    return note
 
 
 def _bounds(low: int | None, high: int | None) -> tuple[int, int]:
