@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,10 +45,15 @@ class Server:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        # Read the log as it comes: a full pipe (64 KiB of access log lines) would block the server.
+        self._log: list[str] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read() if self.process.stdout else ''}")
+                self._reader.join(timeout=5)
+                raise RuntimeError(f"server exited: {self.log}")
             try:
                 if httpx.get(f"{self.url}/service-info", timeout=1).status_code == 200:
                     return
@@ -56,14 +62,25 @@ class Server:
         self.stop()
         raise RuntimeError("server did not start within 30 s")
 
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._log.append(line)
+
+    @property
+    def log(self) -> str:
+        """What the server printed so far."""
+        return "".join(self._log)
+
     def stop(self) -> str:
         self.process.terminate()
         try:
-            output, _ = self.process.communicate(timeout=10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            output, _ = self.process.communicate()
-        return output or ""
+            self.process.wait()
+        self._reader.join(timeout=10)
+        return self.log
 
 
 @pytest.fixture
