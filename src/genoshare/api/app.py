@@ -39,6 +39,7 @@ def create_app(node: Node) -> FastAPI:
         rederivations.resume()
         yield
         rederivations.shutdown()
+        app.state.denials.flush()
 
     app = FastAPI(
         title="genoshare",

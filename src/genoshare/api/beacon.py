@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from genoshare.access.privacy import RateLimited
 from genoshare.api.deps import IdentityDep, NodeDep
+from genoshare.api.errors import audit_denial
 from genoshare.beacon import framework, openapi
 from genoshare.beacon.framework import ENTRY_TYPES, EntryType, error_body
 from genoshare.beacon.request import from_body, from_query
@@ -39,6 +40,7 @@ class BeaconRoute(APIRoute):
             except RateLimited as error:
                 return _error(request, 429, error.message, {"Retry-After": str(max(1, round(error.retry_after)))})
             except GenoshareError as error:
+                await audit_denial(request, error)
                 return _error(request, error.status_code, error.message)
             except RequestValidationError as error:
                 return _error(request, 400, f"invalid request: {error.errors()}")

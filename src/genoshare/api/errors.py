@@ -14,8 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from genoshare.audit.denials import DenialLog
 from genoshare.beacon.framework import error_body as beacon_error_body
 from genoshare.errors import GenoshareError
 
@@ -63,9 +65,37 @@ def _response(
     return JSONResponse(error_body(request, status, code, message), status_code=status, headers=headers)
 
 
+#: Statuses that refuse the caller (credentials, grants, ranges); each is counted in the audit log.
+_DENIALS = (401, 403, 416)
+_ACTIONS = (("/data", "data.read"), ("/htsget", "htsget"), ("/ga4gh/drs", "drs"), ("/api", "beacon.query"))
+
+
+async def audit_denial(request: Request, error: GenoshareError) -> None:
+    """Count a refusal in the audit log, unless the access policy already wrote it (``error.audited``)."""
+    denials: DenialLog | None = getattr(request.app.state, "denials", None)
+    if denials is None or error.status_code not in _DENIALS or error.audited:
+        return
+    path = request.url.path
+    action = next((name for prefix, name in _ACTIONS if path.startswith(prefix)), "http")
+    await run_in_threadpool(
+        denials.deny,
+        client=request.client.host if request.client else "unknown",
+        action=action,
+        resource=path,
+        status=error.status_code,
+        reason=error.message,
+        method=request.method,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    node = getattr(app.state, "node", None)
+    if node is not None:
+        app.state.denials = DenialLog(node.audit)
+
     @app.exception_handler(GenoshareError)
     async def _genoshare(request: Request, error: GenoshareError) -> JSONResponse:
+        await audit_denial(request, error)
         headers = {"WWW-Authenticate": 'Bearer realm="genoshare"'} if error.status_code == 401 else {}
         # Headers an error's standard requires of it (a 416's Content-Range).
         headers.update(getattr(error, "headers", None) or {})

@@ -30,6 +30,7 @@ from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
 from genoshare.access.privacy import Answer, Caller, PrivacyGuard
 from genoshare.audit import Entry
+from genoshare.audit.people import encode_people
 from genoshare.beacon import framework, records
 from genoshare.beacon.catalog import Catalog, ServedIndex
 from genoshare.beacon.errors import AssemblyMismatch, EntryNotFound, UnknownGene
@@ -81,6 +82,8 @@ class Outcome:
     #: The privacy policy randomised this dataset's answer (randomised response), whichever way it fell.
     randomised: bool = False
     withheld: str | None = None
+    #: At count or record level: sample numbers of the people the answer is about (for the audit log).
+    about: BitMap = field(default_factory=BitMap)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,14 @@ class Selection:
     entries: Callable[[int, int], list[dict[str, Any]]]
     total: int
     matches: Matches | None = None
+    #: Sample numbers of the people the count is about; None for g_variants, whose are the ``matches`` carriers.
+    scope: BitMap | None = None
+
+    def about(self) -> BitMap:
+        """Whose data the answer reflects, for the audit log ("who used my data" reports Beacon answers too)."""
+        if self.scope is not None:
+            return self.scope
+        return self.matches.carriers if self.matches is not None else BitMap()
 
 
 class BeaconService:
@@ -214,6 +225,8 @@ class BeaconService:
             outcome = Outcome(dataset, decision, disclosure, randomised=randomised)
             if disclosure.granularity == Granularity.RECORD:
                 outcome.records = selection.entries(request.skip, request.limit)
+            if disclosure.granularity >= Granularity.COUNT:
+                outcome.about = selection.about()
             outcomes.append(outcome)
         self._audit(entry, identity, outcomes)
         return self._envelope(entry, request, outcomes, identity is None)
@@ -317,6 +330,7 @@ class BeaconService:
                 lambda skip, limit: [records.individual(p) for p in people.persons(scope)[skip : skip + limit]],
                 scope.intersection_cardinality(people.everyone),
                 matches,
+                scope,
             )
         samples = [
             (biosample_id, document, person)
@@ -329,6 +343,7 @@ class BeaconService:
                 lambda skip, limit: [records.biosample(b, p, d) for b, d, p in samples[skip : skip + limit]],
                 len(samples),
                 matches,
+                scope,
             )
         derived = [
             records.Derived(
@@ -341,10 +356,13 @@ class BeaconService:
             derived = [d for d in derived if parent.id in (d.id, f"{d.id}.run")]
         if entry.path == "runs":
             return Selection(
-                lambda skip, limit: [records.run(d) for d in derived[skip : skip + limit]], len(derived), matches
+                lambda skip, limit: [records.run(d) for d in derived[skip : skip + limit]], len(derived), matches, scope
             )
         return Selection(
-            lambda skip, limit: [records.analysis(d) for d in derived[skip : skip + limit]], len(derived), matches
+            lambda skip, limit: [records.analysis(d) for d in derived[skip : skip + limit]],
+            len(derived),
+            matches,
+            scope,
         )
 
     @staticmethod
@@ -503,8 +521,23 @@ class BeaconService:
         return response
 
     def _audit(self, entry: EntryType, identity: Identity | None, outcomes: list[Outcome]) -> None:
-        """Records about people leaving the node are logged; yes/no and counts are not (they would flood it)."""
-        shown = {o.dataset.id: len(o.records) for o in outcomes if o.records}
+        """Every answer above yes/no is logged: per dataset the granularity, count, records and whose data it was.
+
+        The people are the sample numbers the count covers, as a serialised roaring bitmap (a few bytes for
+        thousands of people in runs), so that "who used my data" can report Beacon answers to each of them.
+        A yes/no is not logged (anonymous callers may ask without end, and it is the least that is shown).
+        """
+        shown = {
+            o.dataset.id: {
+                "granularity": o.disclosure.granularity.name.lower(),
+                "count": o.disclosure.count or 0,
+                "records": len(o.records),
+                "grants": list(o.decision.grants),
+                "people": encode_people(o.about),
+            }
+            for o in outcomes
+            if o.disclosure is not None and o.disclosure.granularity >= Granularity.COUNT
+        }
         if not shown:
             return
         self.node.audit.record(
@@ -513,8 +546,10 @@ class BeaconService:
                 action="beacon.query",
                 resource=f"beacon/{entry.path}",
                 decision="permit",
-                reason="record-level Beacon answer",
-                details={"records": shown},
+                reason="record-level Beacon answer"
+                if any(answer["records"] for answer in shown.values())
+                else "count-level Beacon answer",
+                details={"datasets": shown},
             )
         )
 
