@@ -175,7 +175,8 @@ class Grant(Base):
     expires_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    #: Participants whose narrowed consent forbids this grant's purpose; their files stay closed to it.
+    #: Participants whose narrowed consent forbade this grant's purpose at approval (what the committee saw);
+    #: what is served follows their consent of the day (``genoshare.access.consent``).
     excluded_participants: Mapped[list[int]] = mapped_column(JSON, default=list)
 
 
