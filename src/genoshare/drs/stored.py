@@ -224,6 +224,8 @@ def record_read(node: Node, opened: OpenedBlob, start: int, end: int, method: st
                 "method": method,
                 "grants": list(opened.ticket.grants),
                 "reencrypted": opened.reencryption is not None,
+                # Which bytes: a file served without someone (consent) has its own checksum (usage reports).
+                "sha256": opened.row.sha256,
             },
         )
     )

@@ -31,6 +31,7 @@ from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import ANONYMOUS
 from genoshare.access.tickets import Ticket
+from genoshare.audit import Entry
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
@@ -285,7 +286,8 @@ class HtsgetService:
             identity, dataset, Granularity.RECORD, action=f"htsget.{query.endpoint}", resource=f"objects/{row.id}"
         )
         # A shared file is served without the people whose consent excludes the caller's grants.
-        row = served_object(self.node, row, self.node.policy.check_object(row, decision.grants))
+        excluded = self.node.policy.check_object(row, decision.grants)
+        row = served_object(self.node, row, excluded)
         token = self.node.tickets.issue(
             Ticket(
                 actor=identity.actor if identity else ANONYMOUS,
@@ -311,10 +313,52 @@ class HtsgetService:
                 blocks, whole = self._blocks(query, row, data_path, file.plaintext_size, lent_opener(file))
                 if query.recipient_key is not None:
                     urls = self._c4gh_urls(query, row, file, blocks, token)
-                    return {"htsget": {"format": query.format.value, "urls": urls}}
+                    c4gh = {"format": query.format.value, "urls": urls}
+                    return self._issued(identity, row, decision.grants, excluded, c4gh)
         answer: dict[str, Any] = {"format": query.format.value, "urls": self._urls(query, row, blocks, token)}
         if whole:
             answer["md5"] = row.md5
+        return self._issued(identity, row, decision.grants, excluded, answer)
+
+    def _issued(
+        self,
+        identity: Identity | None,
+        row: DataObject,
+        grants: tuple[str, ...],
+        excluded: frozenset[str],
+        answer: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Log what a ticket hands out: data inline in it leaves the node here, not through ``/data``.
+
+        Usage reports add ``inline_bytes`` to the bytes served; ``data_bytes`` (what its URLs point at) are
+        counted when ``/data`` serves them.  ``withheld``: people whose consent kept them out of the file.
+        """
+        inline = data_bytes = 0
+        for url in answer["urls"]:
+            if url["url"].startswith("data:"):
+                encoded = url["url"].partition(",")[2]
+                inline += len(encoded) * 3 // 4 - encoded[-2:].count("=")
+            else:
+                first, _, last = url["headers"]["Range"].removeprefix("bytes=").partition("-")
+                data_bytes += int(last) - int(first) + 1
+        self.node.audit.record(
+            Entry(
+                actor=identity.actor if identity else ANONYMOUS,
+                action="htsget.ticket",
+                resource=f"objects/{row.id}",
+                decision="permit",
+                reason="htsget ticket issued",
+                details={
+                    "dataset": row.dataset_id,
+                    "grants": list(grants),
+                    "format": answer["format"],
+                    "inline_bytes": inline,
+                    "data_bytes": data_bytes,
+                    "withheld": sorted(excluded),
+                    "sha256": row.sha256,
+                },
+            )
+        )
         return {"htsget": answer}
 
     def _blocks(
