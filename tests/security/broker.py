@@ -16,6 +16,7 @@ import base64
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 from joserfc import jwt
@@ -91,7 +92,8 @@ class Broker:
         given = base64.b64decode(credentials).decode().split(":", 1) if scheme.lower() == "basic" else []
         if self.client is None or tuple(given) != self.client:
             return JSONResponse({"error": "invalid_client"}, 401)
-        form = await request.form()
+        # application/x-www-form-urlencoded, read without python-multipart (Starlette's form() needs it)
+        form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
         if (
             form.get("grant_type") != TOKEN_EXCHANGE
             or form.get("requested_token_type") != PASSPORT_TYPE

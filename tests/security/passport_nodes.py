@@ -107,6 +107,8 @@ class BrokerProcess:
         self.http.post("/admin/revoke", json={"token": token}).raise_for_status()
 
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         self.http.close()
         self.process.terminate()
         try:

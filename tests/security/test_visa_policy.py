@@ -16,7 +16,6 @@ import pytest
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
-from genoshare.settings import BONA_FIDE_RESEARCHER
 
 from passport_nodes import CONTROLLED, DAC, REGISTERED, access, build_node, researcher_visa
 from processes import Server
@@ -88,17 +87,3 @@ def test_asserted_must_be_an_integer_timestamp_not_in_the_future(issuer: VisaIss
         passport = issuer.passport(SUBJECT, [grant(issuer, server, asserted=asserted)])
         assert status(server, CONTROLLED, passport) == 403, asserted
     assert status(server, CONTROLLED, issuer.passport(SUBJECT, [grant(issuer, server, asserted=now - 86400)])) == 200
-
-
-def test_the_policy_is_configurable_per_visa_type(tmp_path_factory: pytest.TempPathFactory, issuer: VisaIssuer) -> None:
-    strict = {"researcher_status": {"by": ["so"], "sources": ["https://uni.example.org"]}}
-    server = Server(build_node(tmp_path_factory.mktemp("strict"), issuer, **strict), {})
-    try:
-        at_uni = researcher_visa(issuer, SUBJECT, source="https://uni.example.org")
-        assert status(server, REGISTERED, issuer.passport(SUBJECT, [at_uni])) == 200
-        peer = researcher_visa(issuer, SUBJECT, source="https://uni.example.org", by="peer")
-        elsewhere = issuer.visa(SUBJECT, RESEARCHER_STATUS, BONA_FIDE_RESEARCHER, by="so")
-        for refused in (peer, elsewhere):
-            assert status(server, REGISTERED, issuer.passport(SUBJECT, [refused])) == 403
-    finally:
-        server.stop()
