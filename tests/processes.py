@@ -80,6 +80,8 @@ class Server:
             self.process.kill()
             self.process.wait()
         self._reader.join(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         return self.log
 
 
