@@ -4,9 +4,9 @@ Issue 12: after a commercial request listing them under ``excluded_participants`
 column was in the VCF served to that grantee and ``/api/individuals/<pseudonym>`` returned their record.
 Here, through a real ``genoshare serve``: the shared VCF reaches the commercial grantee without their
 column (checked with pysam on the bytes of DRS, htsget whole-file and region tickets, and its Crypt4GH
-variant), Beacon leaves them out of that caller's individuals and allele answers, their own BAM is refused
-with a GA4GH error, while a non-commercial grantee gets everything; lifting the narrowing restores it all
-at the next request.
+variant), a BAM they share reaches it without their reads, Beacon leaves them out of that caller's
+individuals and allele answers, their own BAM is refused with a GA4GH error, while a non-commercial grantee
+gets everything; lifting the narrowing restores it all at the next request.
 """
 
 from __future__ import annotations
@@ -45,24 +45,36 @@ def passport(issuer: VisaIssuer, subject: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {issuer.passport(subject, [visa])}"}
 
 
-def single_sample_bam(path: Path, sample: str) -> Path:
+def bam_of(path: Path, samples: list[str]) -> Path:
+    """A sorted BAM with one read group (and 20 reads) per sample."""
     header = {
         "HD": {"VN": "1.6", "SO": "coordinate"},
         "SQ": [{"SN": "20", "LN": 300_000}],
-        "RG": [{"ID": "rg1", "SM": sample}],
+        "RG": [{"ID": f"rg{number}", "SM": sample} for number, sample in enumerate(samples)],
     }
     with pysam.AlignmentFile(str(path), "wb", header=header) as out:
-        for number in range(50):
+        for number in range(20 * len(samples)):
             read = pysam.AlignedSegment(out.header)
             read.query_name = f"read{number}"
             read.reference_id, read.reference_start, read.mapping_quality = 0, 1000 + 100 * number, 60
             read.cigarstring = "50M"
             read.query_sequence = "ACGT" * 12 + "AC"
             read.query_qualities = pysam.qualitystring_to_array("I" * 50)
-            read.set_tag("RG", "rg1")
+            read.set_tag("RG", f"rg{number % len(samples)}")
             out.write(read)
     pysam.index(str(path))
     return path
+
+
+def read_samples(data: bytes, path: Path) -> dict[str, int]:
+    """Reads per sample (by the read group's SM) in a downloaded BAM."""
+    path.write_bytes(data)
+    with pysam.AlignmentFile(str(path), check_sq=False) as reads:
+        sample_of = {group["ID"]: group["SM"] for group in reads.header.to_dict().get("RG", [])}
+        counts = dict.fromkeys(sample_of.values(), 0)
+        for read in reads.fetch(until_eof=True):
+            counts[sample_of[str(read.get_tag("RG"))]] += 1
+    return counts
 
 
 def fetch_ticket(http: httpx.Client, ticket: dict[str, Any]) -> bytes:
@@ -131,16 +143,20 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
 ) -> None:
     cohort = generate_cohort(tmp_path / "cohort", 8, 300_000, seed=5, n_variants=300)
     narrowing = cohort.sample_ids[0]
-    bam = single_sample_bam(tmp_path / "narrowing-person.bam", narrowing)
+    own_bam = bam_of(tmp_path / "narrowing-person.bam", [narrowing])
+    shared_bam = bam_of(tmp_path / "two-people.bam", [narrowing, cohort.sample_ids[1]])
     DatasetService(node.database).create(
         NewDataset(
             id="study", title="Study", custodian="Example Hospital", access_level="controlled", duo_codes=["GRU"]
         )
     )
     DatasetService(node.database).set_committee("study", [f"{CHAIR}@{TEST_ISSUER}"], auto_approve=False)
-    published = {row.format: row for row in Ingestor(node).ingest("study", [cohort.vcf_path, bam]).published}
+    published = {
+        row.name.split(".")[0]: row
+        for row in Ingestor(node).ingest("study", [cohort.vcf_path, own_bam, shared_bam]).published
+    }
     PhenotypeIngest(node).ingest("study", [cohort.individuals_path])
-    vcf, reads = published["VCF"], published["BAM"]
+    vcf, reads, shared_reads = published["cohort"], published["narrowing-person"], published["two-people"]
     with node.database.sessions() as session:
         pseudonyms = {
             source: name for source, name in session.execute(select(Participant.source_name, Participant.pseudonym))
@@ -230,6 +246,9 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
             assert refused.status_code == 403 and "consent" in refused.json()["msg"], refused.text
             ticket = pharma.htsget(f"reads/{reads.htsget_id}")
             assert ticket.status_code == 403 and ticket.json()["htsget"]["error"] == "PermissionDenied", ticket.text
+            # A BAM shared with someone else: their read group and reads only.
+            bam, _ = pharma.drs_bytes(shared_reads.id)
+            assert read_samples(bam, tmp_path / "shared.bam") == {pseudonyms[cohort.sample_ids[1]]: 20}
             return data
 
         def sees_everyone(grantee: Grantee) -> None:
@@ -243,6 +262,8 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
             answer = grantee.beacon("g_variants", **private, alternateBases=only_theirs.alts[0])
             assert carriers_in(answer) == {person}
             assert grantee.htsget(f"reads/{reads.htsget_id}").status_code == 200
+            bam, _ = grantee.drs_bytes(shared_reads.id)
+            assert read_samples(bam, tmp_path / "shared-all.bam") == {person: 20, pseudonyms[cohort.sample_ids[1]]: 20}
 
         subset = pharma_sees_without_them()
         sees_everyone(academic)
