@@ -34,6 +34,7 @@ from genoshare.node import Node
 from genoshare.store.models import Participant
 from genoshare.synth import generate_cohort
 
+from processes import run_cli
 from support import TEST_ISSUER
 
 CHAIR = "dac-chair"
@@ -175,7 +176,8 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
     assert carried is not None and only_theirs is not None, "the synthetic cohort needs a private allele"
 
     recipient = generate_keypair(tmp_path / "client-keys", "client")
-    server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
+    env = {"GENOSHARE_DATABASE_URL": node.settings.database_url}
+    server = serve(node.settings.data_dir, env)
     url = server.url
     consent = ConsentService(node)
     token = {"X-Consent-Token": consent.issue_link(consent.find("study", person), STEWARD)}
@@ -278,9 +280,13 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
         old = http.get(stale["url"], headers=dict(line.split(": ", 1) for line in stale["headers"]))
         assert old.status_code == 403, old.text
 
-        # Narrowing again takes effect at the next request, also for a ticket handed out before it.
+        # Narrowing again, by the steward in another process, takes effect at the next request, also for a
+        # ticket handed out before it.
         ticket = http.get(f"{url}{DRS}/objects/{vcf.id}/access/https", headers=pharma.headers).json()
-        http.post(f"{url}/consent/narrow", json={"codes": ["NCU"]}, headers=token)
+        cli = run_cli(
+            "consent", "narrow", "study", person, "--code", "NCU", "--data-dir", str(node.settings.data_dir), env=env
+        )
+        assert cli.returncode == 0, cli.stdout + cli.stderr
         before = http.get(ticket["url"], headers=dict(line.split(": ", 1) for line in ticket["headers"]))
         assert before.status_code == 403, "the full file is not served after the narrowing"
         assert pharma_sees_without_them() == subset
