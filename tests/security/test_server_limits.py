@@ -1,0 +1,158 @@
+"""Exhausting ``genoshare serve`` before a request reaches the application: slowloris and huge headers.
+
+Issue 12: the HTTP server had no header size limit, header timeout or connection cap: 2,000 slowloris
+sockets were held for 30 s, ten unfinished 50 MiB headers raised its RSS from 322 to 738 MB, and a 24 MB
+``Authorization`` header was parsed.  Here, bounded in count and time: a few hundred trickling sockets
+against a 2 s header timeout and a cap of 100 connections, and headers of a few MiB against the default
+64 KiB limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from genoshare.node import Node, init_node
+from genoshare.settings import load_settings
+
+TRICKLE = b"GET /service-info HTTP/1.1\r\nHost: localhost\r\n"
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    """One node on SQLite: these attacks end before any request reaches the application or its database."""
+    node = init_node(load_settings(tmp_path / "node", database_url=f"sqlite:///{tmp_path / 'node.db'}"))
+    yield node
+    node.close()
+
+
+def address(url: str) -> tuple[str, int]:
+    host, port = url.split("://", 1)[1].split(":")
+    return host, int(port)
+
+
+def sockets_of(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            continue
+    return count
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server closed (after at most a short error response), without waiting."""
+    sock.setblocking(False)
+    try:
+        while True:
+            if not sock.recv(65536):
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:  # reset
+        return True
+
+
+def test_slowloris_sockets_are_dropped_and_real_clients_served(node: Node, serve: Any, tmp_path: Path) -> None:
+    server = serve(
+        node.settings.data_dir,
+        {
+            "GENOSHARE_DATABASE_URL": node.settings.database_url,
+            "GENOSHARE_HEADER_TIMEOUT_SECONDS": "2",
+            "GENOSHARE_MAX_CONNECTIONS": "100",
+        },
+    )
+    pid, target = server.process.pid, address(server.url)
+    attackers = []
+    for _ in range(300):
+        sock = socket.create_connection(target)
+        sock.sendall(TRICKLE)
+        attackers.append(sock)
+    started = time.monotonic()
+    with httpx.Client(timeout=10) as http:
+        # Headers trickle in, a line every half second, for 3.5 s: past the 2 s header timeout.
+        line = 0
+        while time.monotonic() - started < 3.5:
+            for sock in attackers:
+                try:
+                    sock.sendall(f"X-Slow-{line}: 1\r\n".encode())
+                except OSError:
+                    continue
+            line += 1
+            # Meanwhile a real client is served at once, and the server holds no more than its cap.
+            asked = time.monotonic()
+            assert http.get(f"{server.url}/service-info").status_code == 200
+            assert time.monotonic() - asked < 1
+            assert sockets_of(pid) <= 100 + 5
+            time.sleep(0.5)
+        time.sleep(0.5)
+        still_open = [sock for sock in attackers if not closed_by_server(sock)]
+        assert still_open == [], f"{len(still_open)} of 300 trickling sockets still open after the header timeout"
+        assert http.get(f"{server.url}/service-info").status_code == 200
+    for sock in attackers:
+        sock.close()
+
+
+def test_oversized_headers_are_refused_with_bounded_memory(node: Node, serve: Any, tmp_path: Path) -> None:
+    server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
+    pid, target = server.process.pid, address(server.url)
+    with httpx.Client(timeout=10) as http:
+        assert http.get(f"{server.url}/service-info").status_code == 200
+        # A passport with many visas still fits (the limit is 64 KiB by default).
+        big_passport = http.get(
+            f"{server.url}/ga4gh/drs/v1/objects/x", headers={"Authorization": "Bearer " + "a" * 40_000}
+        )
+        assert big_passport.status_code in (401, 404), big_passport.text
+    before = rss_mib(pid)
+
+    # Ten unfinished 8 MiB headers, sent at once.
+    attackers = []
+    for _ in range(10):
+        sock = socket.create_connection(target)
+        sock.sendall(b"GET /service-info HTTP/1.1\r\nHost: localhost\r\nX-Big: ")
+        attackers.append(sock)
+    piece = b"a" * (1 << 20)
+    refused = 0
+    for sock in attackers:
+        try:
+            for _ in range(8):
+                sock.sendall(piece)
+        except OSError:  # the server closed the connection mid-header
+            refused += 1
+            continue
+    for sock in attackers:
+        sock.settimeout(5)
+        try:
+            answer = sock.recv(200)
+        except OSError:
+            answer = b""
+        assert answer.startswith(b"HTTP/1.1 431") or answer == b"", answer
+        sock.close()
+    grown = rss_mib(pid) - before
+    assert grown < 8, f"server RSS grew {grown:.0f} MiB on ten unfinished headers"
+
+    # A complete request with a 4 MiB Authorization header is refused before it is parsed.
+    with socket.create_connection(target) as sock:
+        sock.settimeout(5)
+        request = b"GET /service-info HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + b"a" * (4 << 20)
+        with contextlib.suppress(OSError):  # the server may close before all of it is sent
+            sock.sendall(request + b"\r\n\r\n")
+        answer = sock.recv(200)
+        assert answer.startswith(b"HTTP/1.1 431"), answer
+    with httpx.Client(timeout=10) as http:
+        assert http.get(f"{server.url}/service-info").status_code == 200
