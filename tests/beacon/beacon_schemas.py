@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -71,12 +72,26 @@ MODELS = {
 }
 
 
+def assert_zoned_date_times(document: Any) -> None:
+    """Every ``...DateTime`` value is an RFC 3339 date-time with its zone (checked here, not only by the
+    schemas' ``format``, which jsonschema skips silently without the rfc3339-validator package)."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key.endswith("DateTime") and isinstance(value, str):
+                assert datetime.fromisoformat(value).utcoffset() is not None, f"{key}: {value!r} has no zone"
+            assert_zoned_date_times(value)
+    elif isinstance(document, list):
+        for value in document:
+            assert_zoned_date_times(value)
+
+
 def assert_answer(body: dict[str, Any], entry: str) -> None:
     """An entry answer is valid for the granularity it says it returned, and says the same thing everywhere.
 
     Beyond the schemas: no records below record level; a total only when every consulted dataset gave a
     count, and then it adds up; ``exists`` is what the datasets said; each result set's level is its dataset's.
     """
+    assert_zoned_date_times(body)
     returned = body["meta"]["returnedGranularity"]
     if entry in ("datasets", "cohorts"):
         assert_valid(body, framework("beaconCollectionsResponse"))
