@@ -15,11 +15,17 @@ from typing import Any
 
 import httpx
 from granted import CHAIR, Grantee, build_study, consent_token, researcher_passport
+from sqlalchemy import select
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.node import Node
+from genoshare.store.models import Grant
 
 SUBJECT = "alice"
+
+
+def ids_in(body: dict[str, Any]) -> set[str]:
+    return {record["id"] for rs in body["response"]["resultSets"] for record in rs["results"]}
 
 
 def inline_bytes(ticket: dict[str, Any]) -> int:
@@ -112,3 +118,24 @@ def test_every_route_is_in_the_participants_report(node: Node, issuer: VisaIssue
         uses = {use["user"].split("@")[0]: use for use in dataset.json()}
         assert uses[SUBJECT]["bytes_served"] == report()["bytes_served"] > 0
         assert set(uses[SUBJECT]["routes"]) == {"beacon", "data", "drs", "htsget"}
+        assert "bob" in uses
+        with node.database.sessions() as session:
+            [grant] = session.scalars(select(Grant.id).where(Grant.grantee.startswith(SUBJECT)))
+        by_grant = http.get(f"{url}/governance/datasets/study/usage", params={"grant": grant}, headers=chair).json()
+        assert [use["user"].split("@")[0] for use in by_grant] == [SUBJECT] and by_grant[0]["grants"] == [grant]
+
+        # Someone whose consent excludes a grant: files reach that grantee without them, and so does their report.
+        narrowing = consent_token(node, other)
+        assert http.post(f"{url}/consent/narrow", json={"codes": ["NCU"]}, headers=narrowing).status_code == 200
+        pharma = Grantee(http, url, issuer, "pharma", commercial=True)
+        data_url, ticket = pharma.data_ticket(study.vcf.id)
+        assert http.get(data_url, headers=ticket).status_code == 200
+        pharma_whole = http.get(f"{url}/htsget/variants/{study.vcf.htsget_id}", headers=pharma.headers)
+        fetch_data_urls(http, pharma_whole.json())
+        assert len(ids_in(pharma.beacon("individuals", limit=100))) == len(study.sample_ids) - 1
+        theirs = http.get(f"{url}/consent/usage", headers=narrowing).json()
+        assert not [use for use in theirs if use["user"].startswith("pharma")], theirs
+        mine = http.get(f"{url}/consent/usage", headers=token).json()
+        assert {"beacon", "data", "drs", "htsget"} == set(
+            next(u for u in mine if u["user"].startswith("pharma"))["routes"]
+        )

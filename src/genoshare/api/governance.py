@@ -117,9 +117,14 @@ def passport(node: NodeDep, identity: IdentityDep) -> dict[str, Any]:
 
 
 @router.get("/governance/datasets/{dataset_id}/usage", summary="Who used this dataset (its committee)")
-def dataset_usage(dataset_id: str, node: NodeDep, identity: IdentityDep) -> list[dict[str, Any]]:
+def dataset_usage(
+    dataset_id: str,
+    node: NodeDep,
+    identity: IdentityDep,
+    grant: Annotated[str | None, Query(description="Only the uses that relied on this grant (its visa jti).")] = None,
+) -> list[dict[str, Any]]:
     AccessRequests(node).require_member(_caller(identity).actor, [dataset_id])
-    return [use.as_dict() for use in usage(node, dataset_id)]
+    return [use.as_dict() for use in usage(node, dataset_id, grant=grant)]
 
 
 ConsentToken = Annotated[str | None, Header(alias="X-Consent-Token", description="Your consent link's secret.")]

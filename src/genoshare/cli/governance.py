@@ -20,7 +20,7 @@ from genoshare.errors import GenoshareError
 from genoshare.governance.consent import ConsentService
 from genoshare.governance.rederive import rederive_pending
 from genoshare.governance.requests import STEWARD, AccessRequests, NewRequest, view
-from genoshare.governance.usage import Use
+from genoshare.governance.usage import Route, Use
 
 access_app = typer.Typer(help="Access requests: list, show, approve, reject, revoke.", no_args_is_help=True)
 consent_app = typer.Typer(
@@ -29,7 +29,7 @@ consent_app = typer.Typer(
 
 
 def usage_table(uses: list[Use], title: str) -> Table:
-    table = Table("user", "first", "last", "requests", "bytes", "projects", "purposes", title=title)
+    table = Table("user", "first", "last", "requests", "bytes", "routes", "projects", "purposes", title=title)
     for use in uses:
         table.add_row(
             use.actor,
@@ -37,10 +37,19 @@ def usage_table(uses: list[Use], title: str) -> Table:
             f"{use.last:%Y-%m-%d %H:%M}",
             str(use.requests),
             f"{use.bytes_served:,}",
+            "; ".join(_route_text(name, route) for name, route in sorted(use.routes.items())),
             "; ".join(sorted(use.projects)),
             "; ".join(sorted(use.purposes)),
         )
     return table
+
+
+def _route_text(name: str, route: Route) -> str:
+    """``htsget 2 (1,234 bytes)``, ``beacon 3 (12 records, 1 count)``: what one route served."""
+    parts = [f"{route.bytes_served:,} bytes" if route.bytes_served else ""]
+    parts += [f"{route.records} records" if route.records else "", f"{route.counts} counts" if route.counts else ""]
+    shown = ", ".join(part for part in parts if part)
+    return f"{name} {route.requests}" + (f" ({shown})" if shown else "")
 
 
 @access_app.command("request")

@@ -234,16 +234,18 @@ def _read_anchor(path: Path) -> dict[str, object]:
 @audit_app.command("report")
 def audit_report(
     dataset_id: Annotated[str, typer.Argument(help="Dataset to report on.")],
-    participant: Annotated[str | None, typer.Option(help="Only the files holding this pseudonym.")] = None,
+    participant: Annotated[str | None, typer.Option(help="Only what served this pseudonym's data.")] = None,
+    grant: Annotated[str | None, typer.Option(help="Only the uses relying on this grant (visa jti).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     data_dir: DataDir = Path("node"),
 ) -> None:
-    """Who used a dataset (or one participant's data): when, how much, under which project and purpose."""
-    uses = usage(open_node(data_dir), dataset_id, participant)
+    """Who used a dataset (or one participant's data): when, how much, by which route, under which project."""
+    uses = usage(open_node(data_dir), dataset_id, participant, grant)
     if as_json:
         typer.echo(json.dumps([use.as_dict() for use in uses], indent=2))
         return
-    console.print(usage_table(uses, f"Use of {dataset_id}" + (f", participant {participant}" if participant else "")))
+    scope = (f", participant {participant}" if participant else "") + (f", grant {grant}" if grant else "")
+    console.print(usage_table(uses, f"Use of {dataset_id}{scope}"))
 
 
 @datasets_app.command("committee")

@@ -131,6 +131,8 @@ class OpenedBlob:
     reencryption: Reencryption | None = None
     #: For a ticket with a recipient key: the stored file's bytes, whose segments follow the new header as they are.
     stored: StoredBytes | None = None
+    #: Pseudonyms of the people the served file leaves out (their consent excludes the ticket's grants).
+    withheld: frozenset[str] = frozenset()
 
     @property
     def size(self) -> int:
@@ -163,24 +165,28 @@ class OpenedBlob:
 
 def open_for_ticket(node: Node, object_id: str, token: str) -> OpenedBlob:
     ticket = node.tickets.verify(token, object_id)
-    row = _still_readable(node, ticket)
+    row, withheld = _still_readable(node, ticket)
     path = node.objects.local_path(row.blob_key)
     if is_plaintext(row.blob_key):
         if ticket.recipient_key:
             raise InvalidInput(f"{object_id} is stored unencrypted (public data): it is not served as Crypt4GH")
-        return OpenedBlob(row, ticket, PlainFile(path))
+        return OpenedBlob(row, ticket, PlainFile(path), withheld=withheld)
     file = EncryptedFile(path, node.keys.secret)
     if not ticket.recipient_key:
-        return OpenedBlob(row, ticket, file)
+        return OpenedBlob(row, ticket, file, withheld=withheld)
     try:
-        return OpenedBlob(row, ticket, file, file.reencrypted(ticket.recipient_key, []), StoredBytes(path))
+        reencryption = file.reencrypted(ticket.recipient_key, [])
+        return OpenedBlob(row, ticket, file, reencryption, StoredBytes(path), withheld)
     except BaseException:
         file.close()
         raise
 
 
-def _still_readable(node: Node, ticket: Ticket) -> DataObject:
-    """The ticket's object, if the ticket still opens it: not expired, grants not revoked, file not closed."""
+def _still_readable(node: Node, ticket: Ticket) -> tuple[DataObject, frozenset[str]]:
+    """The ticket's object, if the ticket still opens it (not expired, grants not revoked, file not closed).
+
+    As served: itself, or its subset without the people (also returned) whose consent excludes the grants.
+    """
     if ticket.expires < time.time():
         raise Unauthenticated("data ticket expired: ask DRS or htsget for a new URL")
     if not is_wellformed_id(ticket.object_id):
@@ -190,12 +196,13 @@ def _still_readable(node: Node, ticket: Ticket) -> DataObject:
     if row is None or row.dataset_id != ticket.dataset_id:
         raise NotFound(f"no object {ticket.object_id!r}")
     node.policy.check_ticket(ticket)
-    served = served_object(node, row, node.policy.check_object(row, ticket.grants))
+    withheld = node.policy.check_object(row, ticket.grants)
+    served = served_object(node, row, withheld)
     if ticket.version is not None and served.sha256 != ticket.version:
         raise PermissionDenied(
             f"{row.id} has changed since this ticket was issued (a participant's consent changed): ask again"
         )
-    return served
+    return served, withheld
 
 
 def recheck(node: Node, opened: OpenedBlob) -> None:
@@ -224,8 +231,8 @@ def record_read(node: Node, opened: OpenedBlob, start: int, end: int, method: st
                 "method": method,
                 "grants": list(opened.ticket.grants),
                 "reencrypted": opened.reencryption is not None,
-                # Which bytes: a file served without someone (consent) has its own checksum (usage reports).
-                "sha256": opened.row.sha256,
+                # Whose data the bytes held: usage reports tell each participant (consent may leave some out).
+                "withheld": sorted(opened.withheld),
             },
         )
     )

@@ -12,7 +12,7 @@ count or records covered them (the audit entry names the people by sample number
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from genoshare.audit.people import decode_people
 from genoshare.beacon.tables import BeaconIndividual
 from genoshare.node import Node
-from genoshare.store.models import AccessRequest, DataObject, Grant, ObjectParticipant, Participant
+from genoshare.store.models import AccessRequest, Grant, ObjectParticipant, Participant
 
 #: Audit actions that mean data or metadata left the node for someone, and the route each is reported as.
 ROUTES = {
@@ -98,6 +98,8 @@ class _Person:
     pseudonym: str
     files: frozenset[str]
     numbers: frozenset[int]
+    #: Grants approved with this person excluded (their narrowed consent forbids the grant's purpose).
+    excluded_from: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,21 @@ def usage(node: Node, dataset_id: str, participant: str | None = None, grant: st
                     BeaconIndividual.dataset_id == dataset_id, BeaconIndividual.pseudonym == participant
                 )
             )
-            person = _Person(participant, frozenset(files), frozenset(numbers))
-        checksums = session.execute(select(DataObject.id, DataObject.sha256).where(DataObject.dataset_id == dataset_id))
-        stored = {object_id: sha256 for object_id, sha256 in checksums}
+            ids = set(
+                session.scalars(
+                    select(Participant.id).where(
+                        Participant.dataset_id == dataset_id, Participant.pseudonym == participant
+                    )
+                )
+            )
+            excluded_from = frozenset(
+                grant_id
+                for grant_id, excluded in session.execute(
+                    select(Grant.id, Grant.excluded_participants).where(Grant.dataset_id == dataset_id)
+                )
+                if ids & set(excluded or ())
+            )
+            person = _Person(participant, frozenset(files), frozenset(numbers), excluded_from)
         by_grant = {
             grant_id: request
             for grant_id, request in session.execute(
@@ -138,16 +152,12 @@ def usage(node: Node, dataset_id: str, participant: str | None = None, grant: st
                 .where(Grant.dataset_id == dataset_id)
             )
         }
-    #: Checksum of a file served without some people -> who was left out (from the ticket that served it).
-    subsets: dict[str, frozenset[str]] = {}
     uses: dict[str, Use] = {}
     for event in node.audit.entries():
         if event.action not in ROUTES or event.decision != "permit":
             continue
         details: Mapping[str, Any] = event.details or {}
-        if event.action == "htsget.ticket" and details.get("withheld"):
-            subsets[str(details.get("sha256"))] = frozenset(details["withheld"])
-        served = _served(event.action, event.resource, details, dataset_id, person, stored, subsets)
+        served = _served(event.action, event.resource, details, dataset_id, person)
         if served is None or (grant is not None and grant not in served.grants):
             continue
         use = uses.setdefault(event.actor, Use(event.actor, event.at, event.at))
@@ -175,8 +185,6 @@ def _served(
     details: Mapping[str, Any],
     dataset_id: str,
     person: _Person | None,
-    stored: Mapping[str, str],
-    subsets: Mapping[str, frozenset[str]],
 ) -> _Served | None:
     """What one audit entry served of ``dataset_id`` (to ``person``'s data, when given); None if nothing."""
     if action == "beacon.query":
@@ -188,10 +196,10 @@ def _served(
     if person is not None:
         if object_id not in person.files:
             return None
-        withheld: Iterable[str] = details.get("withheld") or ()
-        if action == "data.read" and details.get("sha256") not in (None, stored.get(object_id)):
-            withheld = subsets.get(str(details["sha256"]), ())
-        if person.pseudonym in withheld:
+        if "withheld" in details:  # entries of what was served name whom it left out
+            if person.pseudonym in details["withheld"]:
+                return None
+        elif grants and all(g in person.excluded_from for g in grants):  # DRS decisions: as the grants said
             return None
     size = 0
     if action == "data.read" and details.get("method") != "HEAD":
