@@ -160,6 +160,8 @@ def test_error_bodies_are_beacon_error_responses(
     assert document["meta"]["beaconId"] == world.node.settings.node_id
     assert document["error"]["errorCode"] == status
     assert document["error"]["errorMessage"]
+    if status == 405:  # RFC 9110: a 405 names the methods the path is served with
+        assert "GET" in response.headers["Allow"].split(", "), response.headers
 
 
 def test_a_bad_passport_gets_a_beacon_error_response(world: World) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from genoshare.audit.denials import DenialLog
 from genoshare.beacon.framework import error_body as beacon_error_body
@@ -51,12 +51,23 @@ def _location(loc: tuple[object, ...]) -> str:
     return ".".join(inner) or "body"
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
-    methods: set[str] = set()
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path_regex.fullmatch(path):
-            methods |= route.methods
-    return sorted(methods)
+    """The methods some route serves ``path`` with, asked of the routes themselves.
+
+    FastAPI keeps an included router as one route (it no longer copies its routes into ``app.routes``), so
+    the routes' own matching is the one view that sees them all.
+    """
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({"type": "http", "path": path, "method": method, "root_path": ""})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
 
 
 def _response(

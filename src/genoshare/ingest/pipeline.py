@@ -145,9 +145,11 @@ class Ingestor:
             source = plain
         else:
             source = path
-        check_raw_header(source, fmt)
+        if fmt is not FileFormat.CRAM:
+            check_raw_header(source, fmt, shown_as=path)
         report = validate(source, fmt, _stage(progress, path.name, "validate"))
-        check_for_identifiers(path, report.header)
+        if fmt is FileFormat.CRAM:
+            check_for_identifiers(path, report.header)
         # Who is in the file, by the name the stored file will carry (pseudonym, or the public name).
         names = {
             sample: self.pseudonymiser.pseudonym(dataset.id, sample) if dataset.pseudonymise else sample
