@@ -3,8 +3,8 @@
 Every pattern runs in linear time: each one starts only at a token boundary (a look-behind) and its
 repetitions are bounded, so a long line costs one pass per pattern, not one pass per start position (the
 former e-mail pattern backtracked quadratically: a 200 MiB header line ran for minutes).  Lines longer than
-:data:`MAX_HEADER_LINE` are refused before any pattern sees them, and :func:`check_raw_header` refuses a
-too-long line or header while streaming the file, before htslib loads the header into memory.
+:data:`MAX_HEADER_LINE` are refused before any pattern sees them; :func:`check_raw_header` does this while
+streaming the file, before htslib loads the header into memory.
 
 The patterns find what has a shape (e-mail, phone, national and record numbers, postal addresses) or a
 label (``Patient: John Smith``, ``Dr. Jane Doe``, ``DOB``).  Free text without either cannot be judged
@@ -86,7 +86,7 @@ def find_identifier(text: str) -> str | None:
 
 
 def check_for_identifiers(path: Path, header: str) -> None:
-    """Refuse a file whose header holds a direct identifier or a line too long to judge.
+    """Refuse a file whose parsed header holds a direct identifier or a line too long to judge.
 
     The message names the line and the kind of identifier, never the value.
     """
@@ -98,33 +98,32 @@ def check_for_identifiers(path: Path, header: str) -> None:
             raise IngestError(path, f"header line {number} holds {kind}; remove it before ingest")
 
 
-def check_raw_header(path: Path, fmt: FileFormat) -> None:
-    """Refuse an over-long header line, or header, while streaming it: before htslib parses the header.
+def check_raw_header(source: Path, fmt: FileFormat, shown_as: Path) -> None:
+    """Refuse a direct identifier, a line too long to judge or a huge header, before htslib parses it.
 
-    CRAM headers sit in a compressed container only htslib reads; they are checked after parsing, by
-    :func:`check_for_identifiers`.
+    Each line is read as the file holds it (line numbers are the file's), with bounded reads.  VCF, BCF
+    and BAM only: a CRAM header sits in a container only htslib reads, so CRAM headers are checked once
+    parsed, by :func:`check_for_identifiers`.  ``shown_as`` is the file's name in messages.
     """
-    if fmt is FileFormat.CRAM:
-        return
     try:
-        with gzip.open(path, "rb") as stream:
+        with gzip.open(source, "rb") as stream:
             if fmt is FileFormat.VCF:
-                _check_lines(path, stream, None)
+                _check_lines(shown_as, stream, None)
                 return
             magic = stream.read(4)
             if fmt is FileFormat.BCF:
                 stream.read(1)
             (length,) = struct.unpack("<I", stream.read(4))
             if length > MAX_HEADER_BYTES:
-                raise IngestError(path, f"the header is {length} bytes, more than {MAX_HEADER_BYTES}; refused")
+                raise IngestError(shown_as, _TOO_BIG)
             if magic in (b"BAM\1", b"BCF\2"):
-                _check_lines(path, stream, length)
+                _check_lines(shown_as, stream, length)
     except (OSError, EOFError, struct.error, zlib.error):
         return  # not readable as BGZF: the validation that follows says what is wrong
 
 
 def _check_lines(path: Path, stream: gzip.GzipFile, length: int | None) -> None:
-    """Read header lines, each with a bounded read.
+    """Read header lines, each with a bounded read, and check each.
 
     ``length`` is the header's size in bytes; None for VCF, whose header ends at the first line that does
     not start with ``#``.
@@ -136,17 +135,22 @@ def _check_lines(path: Path, stream: gzip.GzipFile, length: int | None) -> None:
         if not line or (length is None and not line.startswith(b"#")):
             return
         number, total = number + 1, total + len(line)
+        # The #CHROM line grows with the number of samples: only the header's size bounds it.
+        while line.startswith(b"#CHROM") and not line.endswith(b"\n") and total <= MAX_HEADER_BYTES:
+            more = stream.readline(MAX_HEADER_LINE)
+            if not more:
+                break
+            line, total = line + more, total + len(more)
         if total > MAX_HEADER_BYTES:
-            raise IngestError(path, f"the header is more than {MAX_HEADER_BYTES} bytes; refused")
-        if line.startswith(b"#CHROM"):
-            while line and not line.endswith(b"\n"):
-                line = stream.readline(MAX_HEADER_LINE)
-                total += len(line)
-                if total > MAX_HEADER_BYTES:
-                    raise IngestError(path, f"the header is more than {MAX_HEADER_BYTES} bytes; refused")
-            continue
-        if len(line) > MAX_HEADER_LINE and not line.endswith(b"\n"):
+            raise IngestError(path, _TOO_BIG)
+        if len(line) > MAX_HEADER_LINE and not line.startswith(b"#CHROM"):
             raise IngestError(path, _too_long(number))
+        kind = find_identifier(line.decode("utf-8", "replace").rstrip("\r\n\0"))
+        if kind is not None:
+            raise IngestError(path, f"header line {number} holds {kind}; remove it before ingest")
+
+
+_TOO_BIG = f"the header is more than {MAX_HEADER_BYTES} bytes; refused"
 
 
 def _too_long(number: int) -> str:
