@@ -1,10 +1,10 @@
 """Rewrites multi-sample files without the participants who withdrew, then serves them again.
 
 The file is decrypted to the staging area, the withdrawn samples are dropped with htslib (bcftools for
-VCF/BCF, samtools read-group filtering for BAM), and the result goes through the same index, checksum and
-encrypt steps as an ingest.  The object row is switched to the new bytes in one transaction; until then
-the object is blocked (``status = rederiving``) and no API serves it.  CRAM files stay blocked: dropping
-reads needs the reference to re-encode them; the steward re-ingests them.
+VCF/BCF, ``genoshare.ingest.reads.keep_samples`` for BAM/CRAM), and the result goes through the same
+index, checksum and encrypt steps as an ingest.  The object row is switched to the new bytes in one
+transaction; until then the object is blocked (``status = rederiving``) and no API serves it.  A file
+that would be left with no read stays blocked rather than be published empty.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pysam
 from pysam import bcftools
 from sqlalchemy import delete, select
 
 from genoshare.audit import Entry
 from genoshare.crypt.files import encrypt_file
 from genoshare.drs.stored import copy_plaintext
+from genoshare.errors import Conflict
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
 from genoshare.ingest.pipeline import build_index, file_checksums
+from genoshare.ingest.reads import keep_samples
 from genoshare.node import Node
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
 
@@ -40,7 +41,7 @@ def pending(node: Node) -> list[str]:
 
 
 def rederive(node: Node, object_id: str) -> bool:
-    """Rewrite one blocked object; False when its format cannot be rewritten here (it stays blocked)."""
+    """Rewrite one blocked object; False when it is not blocked (any more)."""
     with node.database.sessions() as session:
         row = session.get(DataObject, object_id)
         if row is None or row.status != "rederiving":
@@ -52,9 +53,6 @@ def rederive(node: Node, object_id: str) -> bool:
                 .where(ObjectParticipant.object_id == object_id)
             )
         )
-    fmt = FileFormat(row.format)
-    if fmt is FileFormat.CRAM:
-        return False
     keep = [name for _, name, status in people if status == ACTIVE]
     gone = [pid for pid, _, status in people if status != ACTIVE]
     derived = derive(node, row, keep)
@@ -141,11 +139,8 @@ def _keep_samples(source: Path, target: Path, fmt: FileFormat, keep: list[str]) 
             catch_stdout=False,
         )
         return
-    with pysam.AlignmentFile(str(source), require_index=False) as reads:
-        groups = [g["ID"] for g in reads.header.to_dict().get("RG", []) if g.get("SM") in keep]
-    groups_file = target.with_name("read-groups.txt")
-    groups_file.write_text("".join(f"{group}\n" for group in groups))
-    pysam.samtools.view("--no-PG", "-b", "-R", str(groups_file), "-o", str(target), str(source), catch_stdout=False)
+    if keep_samples(source, target, fmt, keep) == 0:
+        raise Conflict("no read of a participant who still consents would remain; the file stays blocked")
 
 
 class RederivationWorker:
