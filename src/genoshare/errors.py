@@ -25,6 +25,8 @@ class GenoshareError(Exception):
     code = "InternalError"
     #: Set where a denial was already written to the audit log, so the API does not log it a second time.
     audited = False
+    #: ``(action, resource, details)`` the API's refusal log writes this denial under (else its own names).
+    audit_as: tuple[str, str, dict[str, object]] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

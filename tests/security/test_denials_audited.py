@@ -52,14 +52,23 @@ def test_every_refusal_and_count_answer_is_audited(node: Node, issuer: VisaIssue
             "garbage passport": http.get(f"{url}/api/individuals", headers=bearer("garbage")),
             "bad ticket": http.get(data_url, headers=bearer("e30.e30.e30")),
             "416": http.get(data_url, headers={**ticket, "Range": "bytes=999999999-"}),
+            "no passport": http.get(f"{url}{DRS}/objects/{study.vcf.id}"),
         }
-        assert [response.status_code for response in attempts.values()] == [401, 401, 401, 401, 416], {
+        assert [response.status_code for response in attempts.values()] == [401, 401, 401, 401, 416, 401], {
             name: response.text for name, response in attempts.items()
         }
         denied = [event for event in new_entries(node, start) if event.decision == "deny"]
-        where = {(event.details["status"], event.resource.split("/")[1]) for event in denied}
-        assert where == {(401, "ga4gh"), (401, "htsget"), (401, "api"), (401, "data"), (416, "data")}, denied
-        assert all(event.reason for event in denied)
+        assert sorted((event.details["status"], event.action) for event in denied) == [
+            (401, "beacon.query"),
+            (401, "data.read"),
+            (401, "drs"),
+            (401, "drs.get"),
+            (401, "htsget"),
+            (416, "data.read"),
+        ], denied
+        assert all(event.reason and event.resource for event in denied)
+        [anonymous] = [event for event in denied if event.action == "drs.get"]
+        assert anonymous.resource == f"objects/{study.vcf.id}" and anonymous.details["dataset"] == "study"
 
         # A refusal the access policy writes itself is logged once, not twice.
         bob = bearer(researcher_passport(issuer, "bob"))
@@ -76,12 +85,14 @@ def test_every_refusal_and_count_answer_is_audited(node: Node, issuer: VisaIssue
         assert answer.details["datasets"]["study"]["granularity"] == "count"
         assert answer.details["datasets"]["study"]["count"] == counted.json()["responseSummary"]["numTotalResults"]
 
-        # A burst of garbage: every refusal counted, in a bounded number of rows.
+        # A burst of garbage passports and of anonymous requests for controlled data: every refusal
+        # counted, in a bounded number of rows.
         start = last_seq(node)
         for _ in range(BURST):
             assert http.get(f"{url}/api/individuals", headers=bearer("garbage")).status_code == 401
-        assert len(new_entries(node, start)) <= 1
+            assert http.get(f"{url}{DRS}/objects/{study.vcf.id}").status_code == 401
+        assert len(new_entries(node, start)) == 0
     server.stop()
     repeats = [event for event in new_entries(node, start) if event.details.get("repeats")]
-    assert sum(event.details["repeats"] for event in repeats) == BURST, repeats
+    assert sorted(event.details["repeats"] for event in repeats) == [BURST, BURST], repeats
     assert node.audit.verify().ok

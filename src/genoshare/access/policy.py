@@ -218,9 +218,22 @@ class AccessPolicy:
     def require(
         self, identity: Identity | None, dataset: Dataset, needed: Granularity, *, action: str, resource: str
     ) -> Decision:
-        """Allow or raise (401 without credentials, 403 with insufficient ones); audited either way."""
+        """Allow or raise (401 without credentials, 403 with insufficient ones); audited either way.
+
+        An anonymous refusal costs the caller nothing, so it is left to the API's refusal log, which counts
+        repeats in one entry (``genoshare.audit.denials``) under the action and resource named here.
+        """
         decision = self.granularity(identity, dataset)
         allowed = decision.granularity >= needed
+        details: dict[str, object] = {
+            "dataset": dataset.id,
+            "granularity": decision.granularity.name.lower(),
+            "grants": list(decision.grants),
+        }
+        if not allowed and identity is None:
+            error = Unauthenticated(f"dataset {dataset.id} is {dataset.access_level}: send a GA4GH passport")
+            error.audit_as = (action, resource, details)
+            raise error
         self.audit.record(
             Entry(
                 actor=identity.actor if identity else ANONYMOUS,
@@ -228,17 +241,11 @@ class AccessPolicy:
                 resource=resource,
                 decision="permit" if allowed else "deny",
                 reason=decision.reason,
-                details={
-                    "dataset": dataset.id,
-                    "granularity": decision.granularity.name.lower(),
-                    "grants": list(decision.grants),
-                },
+                details=details,
             )
         )
         if allowed:
             return decision
-        if identity is None:
-            raise _audited(Unauthenticated(f"dataset {dataset.id} is {dataset.access_level}: send a GA4GH passport"))
         raise _audited(PermissionDenied(f"access to dataset {dataset.id} denied: {decision.reason}"))
 
     def decisions(self, identity: Identity | None, datasets: Iterable[Dataset]) -> list[Decision]:

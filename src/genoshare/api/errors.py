@@ -88,14 +88,17 @@ async def audit_denial(request: Request, error: GenoshareError) -> None:
         return
     path = request.url.path
     action = next((name for prefix, name in _ACTIONS if path.startswith(prefix)), "http")
+    action, resource, details = error.audit_as or (action, path, {})
     await run_in_threadpool(
         denials.deny,
         client=request.client.host if request.client else "unknown",
         action=action,
-        resource=path,
+        resource=resource,
         status=error.status_code,
+        code=error.code,
         reason=error.message,
         method=request.method,
+        details=details,
     )
 
 
