@@ -134,13 +134,13 @@ def test_a_generated_client_queries_beacon_gets_a_region_and_downloads_bytes(
 
     # htsget: a region ticket by GET, the same region by POST, then the bytes it points at.
     ticket = ticket_get.sync("spec-v4.3", client=anonymous, reference_name="20", start=14_000, end=1_110_700)
-    assert isinstance(ticket, models.Ticket), ticket
+    assert isinstance(ticket, models.HtsgetTicket), ticket
     assert records(fetch(ticket, client, server.url)) >= REGION_RECORDS
     region = models.PostVariantsHtsgetVariantsIdPostBodyRegionsItem(reference_name="20", start=14_000, end=1_110_700)
     posted = ticket_post.sync(
         "spec-v4.3", client=anonymous, body=models.PostVariantsHtsgetVariantsIdPostBody(regions=[region])
     )
-    assert isinstance(posted, models.Ticket), posted
+    assert isinstance(posted, models.HtsgetTicket), posted
     assert records(fetch(posted, client, server.url)) >= REGION_RECORDS
 
     # A controlled dataset: the shared htsget error without a passport, a ticket with one (AuthenticatedClient).
@@ -155,12 +155,12 @@ def test_a_generated_client_queries_beacon_gets_a_region_and_downloads_bytes(
     )
     researcher = client.AuthenticatedClient(base_url=server.url, token=passport)
     granted = ticket_get.sync("closed-variants", client=researcher, reference_name="20", start=14_000, end=1_110_700)
-    assert isinstance(granted, models.Ticket), granted
+    assert isinstance(granted, models.HtsgetTicket), granted
     assert records(fetch(granted, client, server.url)) >= REGION_RECORDS
 
     # /data: the whole file as bytes equal to the original, a Range as 206, an unsatisfiable one as 416.
     whole = ticket_get.sync("spec-v4.3", client=anonymous)
-    assert isinstance(whole, models.Ticket)
+    assert isinstance(whole, models.HtsgetTicket)
     original = VCF.read_bytes()
     assert fetch(whole, client, server.url) == original
     (entry,) = [entry for entry in whole.htsget.urls if not entry.url.startswith("data:")]

@@ -79,7 +79,7 @@ def test_htsget_declares_its_parameters_body_and_ticket(document: dict[str, Any]
     assert set(body["properties"]["format"]["enum"]) == {"BAM", "CRAM"}
     (media,) = get["responses"]["200"]["content"]
     assert media.startswith("application/vnd.ga4gh.htsget.v1.3.0+json")
-    assert get["responses"]["200"]["content"][media]["schema"] == {"$ref": "#/components/schemas/Ticket"}
+    assert get["responses"]["200"]["content"][media]["schema"] == {"$ref": "#/components/schemas/HtsgetTicket"}
 
 
 def test_data_is_binary_with_range_206_and_416(document: dict[str, Any]) -> None:

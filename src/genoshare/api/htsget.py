@@ -46,24 +46,24 @@ class TicketJSON(JSONResponse):
     media_type = MEDIA_TYPE
 
 
-class TicketUrl(BaseModel):
-    url: str = Field(description="An https URL on this node's /data, or a data: URI holding the bytes inline")
+class HtsgetUrl(BaseModel):
+    url: str = Field(description="A URL on this node's /data, or a data: URI holding the bytes inline")
     headers: dict[str, str] | SkipJsonSchema[None] = Field(
         None, description="Send these with the request: the ticket (Authorization) and the byte Range"
     )
     class_: Literal["header", "body"] | SkipJsonSchema[None] = Field(None, alias="class")
 
 
-class TicketBody(BaseModel):
+class HtsgetTicketBody(BaseModel):
     format: Literal["BAM", "CRAM", "VCF", "BCF"]
-    urls: list[TicketUrl] = Field(description="Concatenated in order, the bytes make the file or its slice")
+    urls: list[HtsgetUrl] = Field(description="Concatenated in order, the bytes make the file or its slice")
     md5: str | SkipJsonSchema[None] = Field(None, description="MD5 of the whole file, when the whole file is asked")
 
 
-class Ticket(BaseModel):
+class HtsgetTicket(BaseModel):
     """The htsget 1.3 ticket; routes answer with ``TicketJSON`` directly, so this documents, never validates."""
 
-    htsget: TicketBody
+    htsget: HtsgetTicketBody
 
 
 _UINT32 = {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}
@@ -178,7 +178,7 @@ def variants_service_info(request: Request, node: NodeDep) -> dict[str, Any]:
 
 @router.get(
     "/reads/{id:path}",
-    response_model=Ticket,
+    response_model=HtsgetTicket,
     response_class=TicketJSON,
     openapi_extra=_get_declaration(READS),
     summary="Ticket for reads (BAM, CRAM)",
@@ -190,7 +190,7 @@ def get_reads(id: str, request: Request, node: NodeDep, identity: IdentityDep) -
 
 @router.get(
     "/variants/{id:path}",
-    response_model=Ticket,
+    response_model=HtsgetTicket,
     response_class=TicketJSON,
     openapi_extra=_get_declaration(VARIANTS),
     summary="Ticket for variants (VCF, BCF)",
@@ -214,7 +214,7 @@ async def _body(request: Request) -> Any:
 
 @router.post(
     "/reads/{id:path}",
-    response_model=Ticket,
+    response_model=HtsgetTicket,
     response_class=TicketJSON,
     openapi_extra=_post_declaration(READS),
     summary="Ticket for reads, several regions in a JSON body",
@@ -226,7 +226,7 @@ async def post_reads(id: str, request: Request, node: NodeDep, identity: Identit
 
 @router.post(
     "/variants/{id:path}",
-    response_model=Ticket,
+    response_model=HtsgetTicket,
     response_class=TicketJSON,
     openapi_extra=_post_declaration(VARIANTS),
     summary="Ticket for variants, several regions in a JSON body",
