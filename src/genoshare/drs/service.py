@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import select
 
 from genoshare import __version__
-from genoshare.access.granularity import Granularity
+from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import ANONYMOUS, Decision
 from genoshare.access.tickets import Ticket
 from genoshare.datasets.service import DatasetService
-from genoshare.errors import GenoshareError, InvalidInput, NotFound
+from genoshare.errors import GenoshareError, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from genoshare.governance.subsets import served_object
 from genoshare.ids import is_wellformed_id
 from genoshare.node import Node
@@ -61,14 +61,34 @@ class DrsService:
             )
             return dataset, None, files
 
-    def _authorise(self, identity: Identity | None, dataset: Dataset, drs_id: str, action: str) -> Decision:
-        return self.node.policy.require(
-            identity, dataset, Granularity.RECORD, action=action, resource=f"objects/{drs_id}"
-        )
+    def _readable(
+        self, drs_id: str, identity: Identity | None, action: str
+    ) -> tuple[Dataset, DataObject | None, list[DataObject], Decision]:
+        """The object and the decision that lets the caller read it.
+
+        An id that does not exist is refused exactly as one the caller may not read (401 without a passport,
+        403 with one, the same message), so that nobody without access learns which ids exist.
+        """
+        try:
+            dataset, blob, files = self._resolve(drs_id)
+            decision = self.node.policy.require(
+                identity, dataset, Granularity.RECORD, action=action, resource=f"objects/{drs_id}"
+            )
+        except (NotFound, Unauthenticated, PermissionDenied) as refused:
+            hidden: GenoshareError
+            if identity is None:
+                hidden = Unauthenticated(f"no public DRS object {drs_id!r}: send a GA4GH passport that grants it")
+            else:
+                hidden = PermissionDenied(
+                    f"your passport opens no DRS object {drs_id!r} (none exists, or it needs a grant you lack)"
+                )
+            hidden.audited, hidden.audit_as = refused.audited, refused.audit_as
+            raise hidden from None
+        return dataset, blob, files, decision
 
     # -- documents -------------------------------------------------------------------------------
 
-    def _blob(self, blob: DataObject) -> dict[str, Any]:
+    def _blob(self, blob: DataObject, public: bool) -> dict[str, Any]:
         return {
             "id": blob.id,
             "name": blob.name,
@@ -84,7 +104,7 @@ class DrsService:
                     "type": "https",
                     "access_id": ACCESS_ID,
                     "available": True,
-                    "authorizations": self._authorizations(blob.id),
+                    "authorizations": self._authorizations(blob.id, public),
                 }
             ],
             "description": f"{blob.format} file of dataset {blob.dataset_id}",
@@ -125,11 +145,14 @@ class DrsService:
             "description": dataset.title,
         }
 
-    def _authorizations(self, drs_id: str) -> dict[str, Any]:
+    def _authorizations(self, drs_id: str, public: bool) -> dict[str, Any]:
+        """Public objects need no credentials ("None"); all others a passport, in the body or as bearer."""
+        if public:
+            return {"drs_object_id": drs_id, "supported_types": ["None"]}
         issuers = [issuer.issuer for issuer in self.settings.trusted_issuers]
         return {
             "drs_object_id": drs_id,
-            "supported_types": ["None", "PassportAuth", "BearerAuth"],
+            "supported_types": ["PassportAuth", "BearerAuth"],
             "passport_auth_issuers": issuers,
             "bearer_auth_issuers": issuers,
         }
@@ -156,25 +179,26 @@ class DrsService:
         }
 
     def get_object(self, drs_id: str, identity: Identity | None, expand: bool = False) -> dict[str, Any]:
-        dataset, blob, files = self._resolve(drs_id)
-        decision = self._authorise(identity, dataset, drs_id, "drs.get")
+        dataset, blob, files, decision = self._readable(drs_id, identity, "drs.get")
         if blob is None:
             return self._bundle(dataset, files, expand)
-        return self._blob(served_object(self.node, blob, self.node.policy.check_object(blob, decision.grants)))
+        served = served_object(self.node, blob, self.node.policy.check_object(blob, decision.grants))
+        return self._blob(served, dataset.access_level == AccessLevel.PUBLIC)
 
     def authorizations(self, drs_id: str) -> dict[str, Any]:
-        self._resolve(drs_id)
-        return self._authorizations(drs_id)
+        """How to authorise for an object: for an id that does not exist, what a controlled object says."""
+        try:
+            dataset, _, _ = self._resolve(drs_id)
+        except NotFound:
+            return self._authorizations(drs_id, public=False)
+        return self._authorizations(drs_id, public=dataset.access_level == AccessLevel.PUBLIC)
 
     def access_url(self, drs_id: str, access_id: str, identity: Identity | None) -> dict[str, Any]:
-        dataset, blob, _ = self._resolve(drs_id)
+        dataset, blob, _, decision = self._readable(drs_id, identity, "drs.access")
         if blob is None:
             raise InvalidInput(f"{drs_id} is a bundle: fetch its contents one by one")
         if access_id != ACCESS_ID:
             raise NotFound(f"object {drs_id} has no access method {access_id!r} (it has {ACCESS_ID!r})")
-        decision = self.node.policy.require(
-            identity, dataset, Granularity.RECORD, action="drs.access", resource=f"objects/{drs_id}"
-        )
         served = served_object(self.node, blob, self.node.policy.check_object(blob, decision.grants))
         ticket = self.node.tickets.issue(
             Ticket(
