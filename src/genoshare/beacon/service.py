@@ -25,7 +25,7 @@ from pyroaring import BitMap
 from sqlalchemy import select
 
 from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, disclose, more_access
-from genoshare.access.granularity import Granularity
+from genoshare.access.granularity import LOOKUP_NEEDS_RECORDS, Granularity, needed_to_look_up
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
 from genoshare.access.privacy import Answer, Caller, PrivacyGuard
@@ -195,6 +195,9 @@ class BeaconService:
         outcomes = []
         for dataset in datasets:
             decision = self.node.policy.granularity(identity, dataset)
+            if parent is not None and decision.granularity < needed_to_look_up(parent.path):
+                outcomes.append(Outcome(dataset, decision, None, withheld=LOOKUP_NEEDS_RECORDS))
+                continue
             # Decided before the data is read, so that "not consulted" is the same whatever the dataset holds.
             withheld = None if caller is None else self.guard.withholds(caller, decision, dataset)
             if withheld is not None:
