@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     #: How often a ``/data`` download asks again whether its ticket still opens the object: a revocation,
     #: a withdrawal or the ticket's expiry cuts even a single long GET within this many seconds.
     stream_recheck_seconds: float = Field(default=2.0, gt=0, le=60)
-    #: HTTP server limits of ``genoshare serve`` (``genoshare.api.server``, docs/operations.md): the most a
+    #: HTTP server limits of ``genoshare serve`` (``genoshare.api.server``; README, "server limits"): the most a
     #: request line and headers may take (a passport with many visas fits; more is answered 431), ...
     max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024, le=16 * 1024 * 1024)
     #: ... the seconds a client has to send them once it connects or its previous response ended (slowloris), ...
