@@ -232,8 +232,9 @@ def test_post_unions_regions_and_sends_each_record_once(api: TestClient, tmp_pat
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "error"),
     [
-        ("GET", "reads/nope", None, 404, "NotFound"),
-        ("GET", f"variants/{BAM_ID}", None, 404, "NotFound"),
+        # An id that does not exist is refused as one that needs a passport: no existence oracle.
+        ("GET", "reads/nope", None, 401, "InvalidAuthentication"),
+        ("GET", f"variants/{BAM_ID}", None, 401, "InvalidAuthentication"),
         ("GET", f"reads/{BAM_ID}?format=VCF", None, 400, "UnsupportedFormat"),
         ("GET", f"reads/{BAM_ID}?format=SAM", None, 400, "UnsupportedFormat"),
         ("GET", f"reads/{BAM_ID}?referenceName=chr99", None, 404, "NotFound"),

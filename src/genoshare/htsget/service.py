@@ -29,17 +29,26 @@ from sqlalchemy import bindparam, select
 from genoshare import __version__
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
-from genoshare.access.policy import ANONYMOUS
+from genoshare.access.policy import ANONYMOUS, Decision
 from genoshare.access.tickets import Ticket
 from genoshare.audit import Entry
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
 from genoshare.drs.stored import is_plaintext
+from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
 from genoshare.governance.subsets import served_object
 from genoshare.htsget import bgzf, cram
 from genoshare.htsget.c4gh import FreshCipher, Piece, lent_opener, plan_reencryption
-from genoshare.htsget.errors import InvalidInput, InvalidRange, NotFound, PayloadTooLarge, UnsupportedFormat
+from genoshare.htsget.errors import (
+    InvalidAuthentication,
+    InvalidInput,
+    InvalidRange,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedFormat,
+)
+from genoshare.htsget.errors import PermissionDenied as HtsgetPermissionDenied
 from genoshare.htsget.formats import HtsgetFormat
 from genoshare.htsget.layout import Opener, open_plain
 from genoshare.htsget.ranges import (
@@ -268,23 +277,49 @@ class HtsgetService:
             path = self._paths[key] = self.node.objects.local_path(key)
         return path
 
-    def _resolve(self, query: HtsgetQuery) -> tuple[DataObject, Dataset]:
+    def _readable(self, query: HtsgetQuery, identity: Identity | None) -> tuple[DataObject, Dataset, Decision]:
+        """The file asked for and the decision that lets the caller read it.
+
+        An id that does not exist is refused exactly as one the caller may not read (401 without a passport,
+        403 with one, the same message), and the formats an id is stored in are told only to callers who may
+        read it: nobody without access learns which ids exist.
+        """
         formats = [fmt.value for fmt in ENDPOINT_FORMATS[query.endpoint]]
         with self.node.database.sessions() as session:
             found = list(session.execute(_STORED_FORMATS, {"htsget_id": query.id, "formats": formats}).all())
-        if not found:
-            raise NotFound(f"no {query.endpoint} with id {query.id!r}")
-        for row, dataset in found:
-            if row.format == query.format.value:
-                return row, dataset
-        stored = ", ".join(sorted(row.format for row, _ in found))
-        raise UnsupportedFormat(f"{query.id} is available as {stored}, not {query.format.value}")
+        row, dataset = next(((r, d) for r, d in found if r.format == query.format.value), (None, None))
+        if dataset is None and found:
+            dataset = found[0][1]
+        try:
+            if dataset is None:
+                raise NotFound(f"no {query.endpoint} with id {query.id!r}")
+            decision = self.node.policy.require(
+                identity,
+                dataset,
+                Granularity.RECORD,
+                action=f"htsget.{query.endpoint}",
+                resource=f"objects/{(row or found[0][0]).id}",
+            )
+        except (NotFound, Unauthenticated, PermissionDenied) as refused:
+            hidden: GenoshareError
+            if identity is None:
+                hidden = InvalidAuthentication(
+                    f"no public {query.endpoint} with id {query.id!r}: send a GA4GH passport that grants it"
+                )
+            else:
+                hidden = HtsgetPermissionDenied(
+                    f"your passport opens no {query.endpoint} with id {query.id!r} "
+                    "(none exists, or it needs a grant you lack)"
+                )
+            hidden.audited = refused.audited
+            raise hidden from None
+        if row is None:
+            stored = ", ".join(sorted(r.format for r, _ in found))
+            raise UnsupportedFormat(f"{query.id} is available as {stored}, not {query.format.value}")
+        return row, dataset, decision
 
     def ticket(self, query: HtsgetQuery, identity: Identity | None) -> dict[str, Any]:
-        row, dataset = self._resolve(query)
-        decision = self.node.policy.require(
-            identity, dataset, Granularity.RECORD, action=f"htsget.{query.endpoint}", resource=f"objects/{row.id}"
-        )
+        row, dataset, decision = self._readable(query, identity)
         # A shared file is served without the people whose consent excludes the caller's grants.
         excluded = self.node.policy.check_object(row, decision.grants)
         row = served_object(self.node, row, excluded)
