@@ -6,7 +6,7 @@ auth type for controlled objects; and Beacon ``/api/individuals/{pseudonym}`` an
 anonymous callers, telling whether that person is in a controlled dataset.  Here every probe of a real id
 and of a made-up one must get the same answer, byte for byte once the id itself is blanked out, from an
 anonymous caller and from a registered researcher without a grant, while a grantee still gets the
-person's record.
+person's record.  htsget tickets are probed the same way.
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ def test_nobody_without_access_learns_which_ids_exist(
                     seen = blanked(probe(method, path.format(real), **kwargs), real)
                     assert seen == blanked(probe(method, path.format(fake), **kwargs), fake), (method, path, seen)
                     assert seen[0] in (200, 401, 403), seen
+            # htsget: the id, and the formats it is stored in, are told only to who may read it.
+            for path in ("/htsget/variants/{}", "/htsget/variants/{}?format=BCF", "/htsget/reads/{}"):
+                seen = blanked(probe("GET", path.format(vcf.htsget_id)), vcf.htsget_id)
+                assert seen == blanked(probe("GET", path.format("made-up")), "made-up"), (path, seen)
+                assert seen[0] in (401, 403), seen
             # Bulk: the real and the made-up id land in the same group.
             bulk = probe("POST", f"{DRS}/objects", json={"bulk_object_ids": [vcf.id, made_up_object]}).json()
             assert [sorted(group["object_ids"]) for group in bulk["unresolved_drs_objects"]] == [
