@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from pyroaring import BitMap, FrozenBitMap
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -62,8 +62,8 @@ class SessionState(Protocol):
 
     def remember(self, key: str, answer: Answer) -> None: ...
 
-    def exhausted(self, budget: float) -> BitMap:
-        """Members whose spent budget has reached ``budget``."""
+    def exhausted(self, budget: float) -> FrozenBitMap:
+        """Members whose spent budget has reached ``budget``: frozen, since it is the cached set itself."""
 
     def spent(self, members: BitMap) -> dict[int, float]:
         """Budget spent so far on each of ``members`` (absent means nothing)."""
@@ -111,7 +111,7 @@ class Spends:
     def items(self) -> Iterator[tuple[int, float]]:
         return iter(self._spent.items())
 
-    def exhausted(self, budget: float) -> BitMap:
+    def exhausted(self, budget: float) -> FrozenBitMap:
         members = self._exhausted.get(budget)
         if members is None:
             members = self._exhausted[budget] = FrozenBitMap(m for m, spent in self._spent.items() if spent >= budget)
@@ -149,7 +149,7 @@ class _MemorySession:
     def remember(self, key: str, answer: Answer) -> None:
         self.answers[key] = answer
 
-    def exhausted(self, budget: float) -> BitMap:
+    def exhausted(self, budget: float) -> FrozenBitMap:
         return self.spends.exhausted(budget)
 
     def spent(self, members: BitMap) -> dict[int, float]:
@@ -217,7 +217,7 @@ _SPENDS = PrivacySpend.__table__
 _ANSWERS = PrivacyAnswer.__table__
 _THIS_SESSION = (_SESSIONS.c.principal == bindparam("p")) & (_SESSIONS.c.dataset_id == bindparam("d"))
 _THIS_SPENDS = (_SPENDS.c.principal == bindparam("p")) & (_SPENDS.c.dataset_id == bindparam("d"))
-_COUNTERS = {
+_COUNTERS: dict[str, BindParameter[int]] = {
     "minute_window": bindparam("mw"),
     "minute_count": bindparam("mc"),
     "day_window": bindparam("dw"),
@@ -392,7 +392,7 @@ class _SqlSession:
         self._before = None
         known.answers[digest] = replace(answer, cached=True)
 
-    def exhausted(self, budget: float) -> BitMap:
+    def exhausted(self, budget: float) -> FrozenBitMap:
         return self._locked().spends.exhausted(budget)
 
     def spent(self, members: BitMap) -> dict[int, float]:

@@ -6,8 +6,9 @@ Alembic migrations in ``migrations/versions`` create exactly these tables; a tes
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -43,6 +44,10 @@ def _in_utc(value: datetime | None) -> datetime | None:
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
+
+    if TYPE_CHECKING:
+        # Every model here maps a Table (SQLAlchemy types it as any FromClause), so Core DML accepts it.
+        __table__: ClassVar[Table]
 
 
 class Dataset(Base):
