@@ -440,6 +440,7 @@ class EncryptedFile:
         ``crypt4gh decrypt --sender_pk node.pub``.
         """
         recipient = parse_public_key(recipient_public_key)
+        edits: list[int]
         if ranges is None:
             segments, edits = list(range(self.segment_count)), []
         else:

@@ -61,7 +61,7 @@ def read_block(handle: BinaryIO, coffset: int) -> tuple[int, bytes]:
     crc, isize = struct.unpack_from("<II", data, total - 8)
     try:
         payload = isal_zlib.decompress(memoryview(data)[_HEADER_SIZE : total - 8], -15)
-    except isal_zlib.error as exc:
+    except isal_zlib.error as exc:  # type: ignore[misc]  # isal's stub declares error an instance, not a class
         raise CorruptFile(f"BGZF block at byte {coffset} does not inflate: {exc}") from exc
     if len(payload) != isize or isal_zlib.crc32(payload) != crc:
         raise CorruptFile(f"BGZF block at byte {coffset} fails its size or CRC check")

@@ -35,7 +35,8 @@ def _compressed_offset(virtual_offset: int) -> int:
     return virtual_offset >> 16
 
 
-def validate(path: Path, fmt: FileFormat, progress: Progress | None = None) -> FileReport:
+def validate(path: Path, fmt: FileFormat, progress: Progress | None = None, shown_as: Path | None = None) -> FileReport:
+    """Check the whole file; errors name ``shown_as`` (the steward's file) when ``path`` is a staged copy."""
     # htslib would otherwise try to fetch CRAM references from the EBI server.
     os.environ.setdefault("REF_PATH", ":")
     size = path.stat().st_size
@@ -45,7 +46,7 @@ def validate(path: Path, fmt: FileFormat, progress: Progress | None = None) -> F
     verbosity = pysam.set_verbosity(0)
     try:
         if fmt.is_variants:
-            return _validate_variants(path, fmt, size, progress)
+            return _validate_variants(path, fmt, size, progress, shown_as or path)
         return _validate_reads(path, fmt, size, progress)
     except IngestError:
         raise
@@ -55,11 +56,13 @@ def validate(path: Path, fmt: FileFormat, progress: Progress | None = None) -> F
         pysam.set_verbosity(verbosity)
 
 
-def _validate_variants(path: Path, fmt: FileFormat, size: int, progress: Progress | None) -> FileReport:
+def _validate_variants(path: Path, fmt: FileFormat, size: int, progress: Progress | None, shown: Path) -> FileReport:
     with pysam.VariantFile(str(path)) as variants:
         if fmt is FileFormat.BCF and not variants.is_bcf:
-            raise IngestError(path, "named .bcf but is not BCF")
-        header_contigs = tuple(variants.header.contigs)
+            raise IngestError(shown, "named .bcf but is not BCF")
+        _check_header_lines(variants.header, shown)
+        header_contigs = tuple(contig.name for contig in variants.header.contigs.values())
+        declared = _declared_tags(variants.header)
         samples = tuple(variants.header.samples)
         header = str(variants.header)
         finished: set[str] = set()
@@ -69,9 +72,16 @@ def _validate_variants(path: Path, fmt: FileFormat, size: int, progress: Progres
         for records, record in enumerate(variants, start=1):
             contig = record.chrom
             if contig != current:
+                if contig not in header_contigs:
+                    raise IngestError(
+                        shown,
+                        f"contig {contig} is not declared in the header, so the file cannot be subset or merged; "
+                        f"add a ##contig=<ID={contig},length=...> line (bcftools reheader) and ingest again",
+                        f"record {records}, {contig}:{record.pos}",
+                    )
                 if contig in finished:
                     raise IngestError(
-                        path,
+                        shown,
                         f"records of contig {contig} are not together: file is not sorted",
                         f"record {records}, {contig}:{record.pos}",
                     )
@@ -80,16 +90,79 @@ def _validate_variants(path: Path, fmt: FileFormat, size: int, progress: Progres
                 current, last_pos = contig, -1
             if record.pos < last_pos:
                 raise IngestError(
-                    path,
+                    shown,
                     "positions go backwards: file is not sorted",
                     f"record {records}, {contig}:{record.pos} after {last_pos}",
                 )
             last_pos = record.pos
             if progress and records % _REPORT_EVERY == 0:
                 progress(_compressed_offset(variants.tell()), size)
+        # htslib adds a String definition for every undeclared tag it meets; bcftools then refuses to subset.
+        undeclared = {
+            kind: sorted(set(tags) - declared[kind]) for kind, tags in _declared_tags(variants.header).items()
+        }
+    for kind, tags in undeclared.items():
+        if tags:
+            raise IngestError(
+                shown,
+                f"{kind} tag {tags[0]} is used but not declared in the header"
+                + (f" (nor {', '.join(tags[1:])})" if tags[1:] else "")
+                + f", so the file cannot be subset; add a ##{kind}=<ID={tags[0]},Number=...,Type=...,"
+                'Description="..."> line (bcftools annotate --header-lines) and ingest again',
+                _first_use(path, kind, tags[0]),
+            )
     if progress:
         progress(size, size)
     return FileReport(fmt, records, header_contigs, samples, header)
+
+
+_TYPES = {
+    "INFO": {"Integer", "Float", "Flag", "Character", "String"},
+    "FORMAT": {"Integer", "Float", "Character", "String"},
+}
+_NUMBERS = {"A", "R", "G", "."}
+
+
+def _check_header_lines(header: pysam.VariantHeader, shown: Path) -> None:
+    """Refuse the definitions htslib only warns about (and then reads as something else)."""
+    for line in header.records:
+        if line.type not in _TYPES:
+            continue
+        fields = dict(line.items())
+        tag, kind = fields.get("ID", "?"), line.type
+        declared_type, number = fields.get("Type"), fields.get("Number")
+        if declared_type not in _TYPES[kind]:
+            raise IngestError(
+                shown,
+                f"##{kind} {tag} has Type={declared_type}, which is not a VCF type "
+                f"({', '.join(sorted(_TYPES[kind]))}); correct the header line and ingest again",
+                "header",
+            )
+        if number is None or not (number.isdigit() or number in _NUMBERS):
+            raise IngestError(
+                shown,
+                f"##{kind} {tag} has Number={number}, which is not a VCF number (an integer, A, R, G or .); "
+                "correct the header line and ingest again",
+                "header",
+            )
+        if declared_type == "Flag" and number != "0":
+            raise IngestError(
+                shown, f"##{kind} {tag} is a Flag with Number={number} (a Flag has Number=0); correct it", "header"
+            )
+
+
+def _declared_tags(header: pysam.VariantHeader) -> dict[str, set[str]]:
+    return {"INFO": set(header.info), "FORMAT": set(header.formats), "FILTER": set(header.filters)}
+
+
+def _first_use(path: Path, kind: str, tag: str) -> str:
+    """Where a tag is first used: read again only when the file is refused anyway."""
+    with pysam.VariantFile(str(path)) as variants:
+        for number, record in enumerate(variants, start=1):
+            used = record.info if kind == "INFO" else record.format if kind == "FORMAT" else record.filter
+            if tag in used.keys():
+                return f"record {number}, {record.chrom}:{record.pos}"
+    return "records"
 
 
 def _validate_reads(path: Path, fmt: FileFormat, size: int, progress: Progress | None) -> FileReport:

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import numpy as np
 import pysam
@@ -73,7 +73,7 @@ def _site_batches(ts: tskit.TreeSequence) -> Iterator[tuple[list[int], list[tupl
 
 
 def _write_records(
-    out: BinaryIO, ts: tskit.TreeSequence, contig: str, indel_fraction: float, rng: np.random.Generator
+    out: IO[bytes], ts: tskit.TreeSequence, contig: str, indel_fraction: float, rng: np.random.Generator
 ) -> None:
     n_individuals = ts.num_samples // 2
     for positions, alleles, genotypes in _site_batches(ts):
