@@ -12,8 +12,6 @@ Two ways in: ``index_published_object`` for the ingest pipeline, which still hol
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,8 +131,7 @@ def index_dataset(node: Node, dataset_id: str, assembly: str | None = None) -> l
             if row.format in VARIANT_FORMATS and row.id not in indexed
         ]
     built = []
-    scratch = Path(tempfile.mkdtemp(dir=node.objects.staging_dir(), prefix="beacon-index-"))
-    try:
+    with node.objects.work_dir("beacon-index") as scratch:
         for row in pending:
             plain = scratch / row.name
             copy_plaintext(node, row, plain)
@@ -142,6 +139,4 @@ def index_dataset(node: Node, dataset_id: str, assembly: str | None = None) -> l
             if result is not None:
                 built.append(result)
             plain.unlink()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return built

@@ -14,13 +14,16 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from genoshare.cli.common import DataDir, console, fail, open_node, reported
+from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported
+from genoshare.datasets.service import DatasetService
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import GenoshareError
 from genoshare.governance.consent import ConsentService
-from genoshare.governance.rederive import rederive_pending
+from genoshare.governance.rederive import Rederivation, blocked, rederive_pending
 from genoshare.governance.requests import STEWARD, AccessRequests, NewRequest, view
 from genoshare.governance.usage import Route, Use
+
+REQUEST_STATES = ("pending", "approved", "rejected", "revoked")
 
 access_app = typer.Typer(help="Access requests: list, show, approve, reject, revoke.", no_args_is_help=True)
 consent_app = typer.Typer(
@@ -68,9 +71,10 @@ def access_request(
 ) -> None:
     """Request access as a researcher; prints the DUO match and the request's status."""
     node = open_node(data_dir)
+    passport, purpose_text = _read_text(passport_file), _read_text(purpose_file)
     try:
-        identity = node.passports.verify(passport_file.read_text().strip())
-        purpose = ResearchPurpose.model_validate_json(purpose_file.read_text())
+        identity = node.passports.verify(passport.strip())
+        purpose = ResearchPurpose.model_validate_json(purpose_text)
         request = AccessRequests(node).submit(identity, NewRequest(dataset, purpose, project, institution))
     except ValidationError as error:
         raise fail(f"{purpose_file}: {error.errors()[0]['msg']} at {error.errors()[0]['loc']}") from None
@@ -80,6 +84,13 @@ def access_request(
     access_show(request.id, data_dir)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise fail(f"{path}: cannot read it as text: {error}") from None
+
+
 @access_app.command("list")
 def access_list(
     status: Annotated[str | None, typer.Option(help="pending | approved | rejected | revoked")] = None,
@@ -87,6 +98,8 @@ def access_list(
     data_dir: DataDir = Path("node"),
 ) -> None:
     """List access requests with their DUO match outcome per dataset."""
+    if status not in (None, *REQUEST_STATES):
+        raise fail(f"--status {status!r}: one of {', '.join(REQUEST_STATES)}")
     requests = [r for r in AccessRequests(open_node(data_dir)).visible_to(STEWARD) if status in (None, r.status)]
     if as_json:
         typer.echo(json.dumps([view(r) for r in requests], indent=2))
@@ -153,14 +166,40 @@ def consent_list(
     dataset_id: str, as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = Path("node")
 ) -> None:
     """Participants of a dataset (by pseudonym) with their consent state."""
-    records = ConsentService(open_node(data_dir)).records(dataset_id)
+    node = open_node(data_dir)
+    with reported():
+        DatasetService(node.database).get(dataset_id)
+    records = ConsentService(node).records(dataset_id)
+    waiting = blocked(node, dataset_id)
     if as_json:
-        typer.echo(json.dumps([r.as_dict() for r in records], indent=2))
+        problems = {file.object_id: file for file in waiting}
+        rows = [
+            {
+                **r.as_dict(),
+                "blocked": [
+                    {"file": f, "failure": problems[f].failure, "failed_at": _iso(problems[f].failed_at)}
+                    for f in r.files
+                    if f in problems
+                ],
+            }
+            for r in records
+        ]
+        typer.echo(json.dumps(rows, indent=2))
         return
     table = Table("participant", "status", "restrictions", "updated", "files")
     for r in records:
         table.add_row(r.participant, r.status, " ".join(r.restrictions), r.updated_at or "", str(len(r.files)))
     console.print(table)
+    for file in waiting:
+        if file.failure is None:
+            console.print(f"blocked until re-derived: {file.object_id} (waiting)", highlight=False)
+        else:
+            console.print(
+                f"blocked until re-derived: {file.object_id}; last attempt failed {file.failed_at:%Y-%m-%d %H:%M} "
+                f"UTC: {file.failure} (retried by the server and by `genoshare consent rederive`)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @consent_app.command("link")
@@ -209,17 +248,35 @@ def consent_withdraw(dataset_id: str, pseudonym: str, data_dir: DataDir = Path("
     service = ConsentService(node)
     with reported():
         result = service.withdraw(service.find(dataset_id, pseudonym), STEWARD)
-    console.print(f"{pseudonym} withdrawn; unavailable now: {', '.join(result.unavailable) or 'none'}")
+    console.print(f"{pseudonym} withdrawn", highlight=False)
+    console.print(f"no longer served (only they were in it): {', '.join(result.unavailable) or 'none'}")
+    console.print(f"blocked until rewritten without them: {', '.join(result.rederiving) or 'none'}")
     with console.status("re-deriving shared files without them …"):
-        done = rederive_pending(node)
-    console.print(f"re-derived: {', '.join(done) or 'none'}")
+        outcome = rederive_pending(node)
+    _report_rederivation(outcome)
 
 
 @consent_app.command("rederive")
 def consent_rederive(data_dir: DataDir = Path("node")) -> None:
-    """Finish re-deriving files a stopped server left blocked."""
-    done = rederive_pending(open_node(data_dir))
-    console.print(f"re-derived: {', '.join(done) or 'none'}")
+    """Retry re-deriving the files still blocked (a stopped server, or a failed attempt)."""
+    _report_rederivation(rederive_pending(open_node(data_dir)))
+
+
+def _iso(at: dt.datetime | None) -> str | None:
+    return None if at is None else (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def _report_rederivation(outcome: Rederivation) -> None:
+    """What was rewritten on stdout; each failure as one line on stderr, and exit 1 if there was any."""
+    console.print(f"re-derived: {', '.join(outcome.done) or 'none'}")
+    for object_id, reason in outcome.failed.items():
+        errors.print(
+            f"[bold red]error:[/] {object_id} stays blocked for every grantee, re-deriving failed: {reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 privacy_app = typer.Typer(help="Beacon privacy defences: link the accounts of one person.", no_args_is_help=True)

@@ -5,25 +5,36 @@ VCF/BCF, ``genoshare.ingest.reads.keep_samples`` for BAM/CRAM), and the result g
 index, checksum and encrypt steps as an ingest.  The object row is switched to the new bytes in one
 transaction; until then the object is blocked (``status = rederiving``) and no API serves it.  A file
 that would be left with no read stays blocked rather than be published empty.
+
+A failure is one line in the audit log (``consent.rederive``, ``fail``), shown by ``genoshare consent
+list`` and retried: by the server (with a growing delay), at its next start, and by ``genoshare consent
+rederive``.  A VCF published before ingest refused undeclared contigs and tags is repaired (they are
+declared) so that bcftools can subset it.  The replaced blob, index and subsets are deleted once the row
+points at the new ones: a stream that already opened the old file keeps reading it (the bytes go when it
+closes); no new request reaches it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
-import uuid
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import pysam
 from pysam import bcftools
+from pysam.utils import SamtoolsError
 from sqlalchemy import delete, select
 
 from genoshare.audit import Entry
+from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import encrypt_file
 from genoshare.drs.stored import copy_plaintext
-from genoshare.errors import Conflict
+from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
 from genoshare.ingest.pipeline import build_index, file_checksums
@@ -32,12 +43,36 @@ from genoshare.node import Node
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
 
 ACTOR = "genoshare (consent re-derivation)"
+#: The server retries a failed re-derivation after 1 min, then 2, 4 ... up to once an hour.
+RETRY_FIRST_SECONDS = 60.0
+RETRY_MAX_SECONDS = 3600.0
 log = logging.getLogger("genoshare.governance")
 
 
 def pending(node: Node) -> list[str]:
     with node.database.sessions() as session:
         return list(session.scalars(select(DataObject.id).where(DataObject.status == "rederiving")))
+
+
+class RederivationFailed(GenoshareError):
+    """A blocked file could not be rewritten; it stays blocked (the message is one line for the steward)."""
+
+
+@dataclass(frozen=True)
+class Rederivation:
+    done: list[str]
+    #: object id -> why it could not be rewritten (it stays blocked)
+    failed: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A file no API serves until it is rewritten without someone who withdrew."""
+
+    object_id: str
+    #: Why the last attempt failed; None while the first one is waiting or running.
+    failure: str | None = None
+    failed_at: datetime | None = None
 
 
 def rederive(node: Node, object_id: str) -> bool:
@@ -55,7 +90,15 @@ def rederive(node: Node, object_id: str) -> bool:
         )
     keep = [name for _, name, status in people if status == ACTIVE]
     gone = [pid for pid, _, status in people if status != ACTIVE]
-    derived = derive(node, row, keep)
+    try:
+        derived = derive(node, row, keep)
+    except GenoshareError as error:
+        _record_failure(node, row, error.message)
+        raise
+    except (SamtoolsError, CryptError, OSError, ValueError) as error:
+        message = _one_line(error)
+        _record_failure(node, row, message)
+        raise RederivationFailed(message) from error
     with node.database.session() as session:
         stored_row = session.get(DataObject, object_id)
         assert stored_row is not None
@@ -77,7 +120,44 @@ def rederive(node: Node, object_id: str) -> bool:
             {"dataset": row.dataset_id, "sha256": derived.sha256},
         )
     )
+    _delete_replaced(node, row)
     return True
+
+
+def _record_failure(node: Node, row: DataObject, message: str) -> None:
+    node.audit.record(
+        Entry(ACTOR, "consent.rederive", f"objects/{row.id}", "fail", message, {"dataset": row.dataset_id})
+    )
+
+
+def _one_line(error: Exception) -> str:
+    """Htslib's last complaint (bcftools prints its reason last), or the error itself, on one line."""
+    text = str(error.value) if isinstance(error, SamtoolsError) else str(error) or type(error).__name__
+    reason = text.rsplit("stderr=", 1)[-1]
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return lines[-1] if lines else text.strip()
+
+
+def _delete_replaced(node: Node, old: DataObject) -> None:
+    """Delete the withdrawn person's old copy: blob, index, and the subsets made from it.
+
+    Keys are content checksums, so another object may hold the same bytes: those keys stay.
+    """
+    keys = [old.blob_key, *([old.index_key] if old.index_key else [])]
+    for manifest in node.objects.keys(f"subsets/{old.sha256[:2]}/{old.sha256}/"):
+        try:
+            subset = json.loads(node.objects.local_path(manifest).read_text())
+            keys += [subset["blob_key"], subset["index_key"]]
+        except (GenoshareError, OSError, ValueError, KeyError) as error:
+            log.warning("subset manifest %s unreadable (%s); its blob stays", manifest, error)
+        keys.append(manifest)
+    with node.database.sessions() as session:
+        used = set(session.scalars(select(DataObject.blob_key).where(DataObject.blob_key.in_(keys)))) | set(
+            session.scalars(select(DataObject.index_key).where(DataObject.index_key.in_(keys)))
+        )
+    for key in keys:
+        if key not in used:
+            node.objects.delete(key)
 
 
 @dataclass(frozen=True)
@@ -99,9 +179,7 @@ def derive(node: Node, row: DataObject, keep: list[str]) -> Derived:
     re-derivation after a withdrawal and the subsets served to grants that a narrowed consent excludes.
     """
     fmt = FileFormat(row.format)
-    work = node.objects.staging_dir() / f"rederive-{uuid.uuid4().hex}"
-    work.mkdir(mode=0o700)
-    try:
+    with node.objects.work_dir("rederive") as work:
         source = work / f"source{fmt.extension}"
         copy_plaintext(node, row, source)
         target = work / f"kept{fmt.extension}"
@@ -115,32 +193,93 @@ def derive(node: Node, row: DataObject, keep: list[str]) -> Derived:
         node.objects.put(blob, blob_key)
         node.objects.put(index, index_key)
         return Derived(blob_key, index_key, md5, sha256, target.stat().st_size)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
-def rederive_pending(node: Node) -> list[str]:
-    """Rewrite every blocked object; returns those done. Safe to run again after a crash."""
-    return [object_id for object_id in pending(node) if rederive(node, object_id)]
+def rederive_pending(node: Node) -> Rederivation:
+    """Rewrite every blocked object. Safe to run again after a crash: what a killed run left is removed first."""
+    node.objects.sweep_staging()
+    outcome = Rederivation([], {})
+    for object_id in pending(node):
+        try:
+            if rederive(node, object_id):
+                outcome.done.append(object_id)
+        except GenoshareError as error:
+            outcome.failed[object_id] = error.message
+    return outcome
+
+
+def blocked(node: Node, dataset_id: str) -> list[Blocked]:
+    """The dataset's files waiting to be rewritten, with the last failure of each (from the audit log)."""
+    with node.database.sessions() as session:
+        ids = list(
+            session.scalars(
+                select(DataObject.id)
+                .where(DataObject.dataset_id == dataset_id, DataObject.status == "rederiving")
+                .order_by(DataObject.id)
+            )
+        )
+    found = []
+    for object_id in ids:
+        last = None
+        for event in node.audit.entries(resource_prefix=f"objects/{object_id}"):
+            if event.resource == f"objects/{object_id}" and event.action == "consent.rederive":
+                last = event
+        if last is not None and last.decision == "fail":
+            found.append(Blocked(object_id, last.reason, last.at))
+        else:
+            found.append(Blocked(object_id))
+    return found
 
 
 def _keep_samples(source: Path, target: Path, fmt: FileFormat, keep: list[str]) -> None:
     if fmt.is_variants:
-        output = "z" if fmt is FileFormat.VCF else "b"
-        bcftools.view(
-            "--samples",
-            ",".join(keep),
-            "--force-samples",
-            "--no-version",
-            f"-O{output}",
-            "-o",
-            str(target),
-            str(source),
-            catch_stdout=False,
-        )
+        try:
+            _subset_variants(source, target, fmt, keep)
+        except SamtoolsError:
+            # Published before ingest refused undeclared contigs and tags (bcftools will not subset those):
+            # declare them as htslib reads them, then subset.
+            declared = _declare_everything(source, target.with_name(f"declared{fmt.extension}"))
+            if declared is None:
+                raise
+            _subset_variants(declared, target, fmt, keep)
         return
     if keep_samples(source, target, fmt, keep) == 0:
         raise Conflict("no read of a participant who still consents would remain; the file stays blocked")
+
+
+def _subset_variants(source: Path, target: Path, fmt: FileFormat, keep: list[str]) -> None:
+    output = "z" if fmt is FileFormat.VCF else "b"
+    bcftools.view(
+        "--samples",
+        ",".join(keep),
+        "--force-samples",
+        "--no-version",
+        f"-O{output}",
+        "-o",
+        str(target),
+        str(source),
+        catch_stdout=False,
+    )
+
+
+def _declare_everything(source: Path, target: Path) -> Path | None:
+    """``source`` with a header declaring every contig and tag its records use; None if nothing was missing."""
+    verbosity = pysam.set_verbosity(0)
+    try:
+        with pysam.VariantFile(str(source)) as variants:
+            declared = {str(line) for line in variants.header.records}
+            for _ in variants:
+                pass  # htslib adds a definition for each undeclared id it meets
+            missing = [str(line) for line in variants.header.records if str(line) not in declared]
+            lines = str(variants.header).splitlines(keepends=True)
+    finally:
+        pysam.set_verbosity(verbosity)
+    if not missing:
+        return None
+    header = target.with_name(target.name + ".header")
+    header.write_text("".join(lines[:-1] + missing + lines[-1:]))
+    bcftools.reheader("--header", str(header), "--output", str(target), str(source), catch_stdout=False)
+    return target
 
 
 class RederivationWorker:
@@ -149,20 +288,50 @@ class RederivationWorker:
     def __init__(self, node: Node) -> None:
         self.node = node
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rederive")
+        self._retries: dict[str, threading.Timer] = {}
+        self._guard = threading.Lock()
+        self._stopped = False
 
     def submit(self, object_ids: Sequence[str]) -> list[Future[bool]]:
-        return [self._executor.submit(self._run, object_id) for object_id in object_ids]
+        return [self._executor.submit(self._run, object_id, 1) for object_id in object_ids]
 
     def resume(self) -> list[Future[bool]]:
-        """Pick up what a stopped server left blocked."""
+        """Pick up what a stopped server left blocked, after removing what a killed one left in staging."""
+        self.node.objects.sweep_staging()
         return self.submit(pending(self.node))
 
-    def _run(self, object_id: str) -> bool:
+    def _run(self, object_id: str, attempt: int) -> bool:
         try:
             return rederive(self.node, object_id)
+        except GenoshareError as error:
+            # In the audit log already; it may be a passing problem (a full disk), so it is tried again.
+            log.warning("re-deriving %s failed (attempt %d): %s; it stays blocked", object_id, attempt, error.message)
+            self._retry_later(object_id, attempt)
+            return False
         except Exception:
             log.exception("re-deriving %s failed; it stays blocked until `genoshare consent rederive`", object_id)
             return False
 
+    def _retry_later(self, object_id: str, attempt: int) -> None:
+        delay = min(RETRY_FIRST_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS)
+        with self._guard:
+            if self._stopped:
+                return
+            timer = threading.Timer(delay, self._resubmit, (object_id, attempt + 1))
+            timer.daemon = True
+            self._retries[object_id] = timer
+            timer.start()
+
+    def _resubmit(self, object_id: str, attempt: int) -> None:
+        with self._guard:
+            self._retries.pop(object_id, None)
+            if self._stopped:
+                return
+            self._executor.submit(self._run, object_id, attempt)
+
     def shutdown(self) -> None:
+        with self._guard:
+            self._stopped = True
+            for timer in self._retries.values():
+                timer.cancel()
         self._executor.shutdown(wait=True, cancel_futures=False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import uuid
 from dataclasses import asdict
 
 from sqlalchemy import select
@@ -61,9 +60,10 @@ def served_object(node: Node, row: DataObject, excluded: frozenset[str]) -> Data
             # module for what a ticket serves.
             from genoshare.governance.rederive import derive
 
-            staged = node.objects.staging_dir() / f"subset-{uuid.uuid4().hex}.json"
-            staged.write_text(json.dumps(asdict(derive(node, row, keep))))
-            node.objects.put(staged, key)
+            with node.objects.work_dir("subset") as work:
+                staged = work / "manifest.json"
+                staged.write_text(json.dumps(asdict(derive(node, row, keep))))
+                node.objects.put(staged, key)
         derived = json.loads(node.objects.local_path(key).read_text())
     values = {column.key: getattr(row, column.key) for column in DataObject.__table__.columns}
     values.update({name: derived[name] for name in ("blob_key", "index_key", "md5", "sha256", "size")})

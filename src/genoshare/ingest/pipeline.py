@@ -114,10 +114,9 @@ class Ingestor:
                     select(DataObject.source_sha256, DataObject.name).where(DataObject.dataset_id == dataset_id)
                 ).all()
             )
-        workdir = self.node.objects.staging_dir() / f"ingest-{uuid.uuid4().hex}"
-        workdir.mkdir()
+        self.node.objects.sweep_staging()
         result = IngestResult()
-        try:
+        with self.node.objects.work_dir("ingest") as workdir:
             staged: list[Staged] = []
             for path in paths:
                 path = Path(path)
@@ -129,8 +128,6 @@ class Ingestor:
                 known[source_sha] = staged[-1].row.name
             self._publish(dataset_id, staged, result, actor)
             self._index_variants(dataset_id, staged, progress)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
         return result
 
     def _stage_file(
@@ -147,7 +144,7 @@ class Ingestor:
             source = path
         if fmt is not FileFormat.CRAM:
             check_raw_header(source, fmt, shown_as=path)
-        report = validate(source, fmt, _stage(progress, path.name, "validate"))
+        report = validate(source, fmt, _stage(progress, path.name, "validate"), shown_as=path)
         if fmt is FileFormat.CRAM:
             check_for_identifiers(path, report.header)
         # Who is in the file, by the name the stored file will carry (pseudonym, or the public name).

@@ -159,8 +159,13 @@ def _first_use(path: Path, kind: str, tag: str) -> str:
     """Where a tag is first used: read again only when the file is refused anyway."""
     with pysam.VariantFile(str(path)) as variants:
         for number, record in enumerate(variants, start=1):
-            used = record.info if kind == "INFO" else record.format if kind == "FORMAT" else record.filter
-            if tag in used.keys():
+            if kind == "INFO":
+                found = tag in record.info
+            elif kind == "FORMAT":
+                found = tag in record.format
+            else:
+                found = tag in record.filter
+            if found:
                 return f"record {number}, {record.chrom}:{record.pos}"
     return "records"
 
