@@ -1,5 +1,5 @@
 """``python -m genoshare`` runs the CLI."""
 
-from genoshare.cli.main import app
+from genoshare.cli.main import main
 
-app()
+main()

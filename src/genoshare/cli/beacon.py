@@ -14,7 +14,7 @@ import typer
 from genoshare.beacon.genes import load_genes
 from genoshare.beacon.indexing import index_dataset
 from genoshare.beacon.phenotypes import PhenotypeIngest
-from genoshare.cli.common import DataDir, console, open_node, reported
+from genoshare.cli.common import DataDir, console, fail, open_node, reported
 
 
 def ingest_phenotypes(
@@ -60,6 +60,8 @@ def beacon_genes(
     with reported():
         try:
             count = load_genes(node.database, gtf, assembly)
+        except (OSError, UnicodeDecodeError) as error:
+            raise fail(f"{gtf}: not a readable GTF/GFF3 file ({error})") from None
         finally:
             node.close()
     console.print(f"{count} genes loaded for {assembly}")

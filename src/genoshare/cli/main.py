@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -240,7 +241,10 @@ def audit_report(
     data_dir: DataDir = Path("node"),
 ) -> None:
     """Who used a dataset (or one participant's data): when, how much, by which route, under which project."""
-    uses = usage(open_node(data_dir), dataset_id, participant, grant)
+    node = open_node(data_dir)
+    with reported():
+        DatasetService(node.database).get(dataset_id)
+    uses = usage(node, dataset_id, participant, grant)
     if as_json:
         typer.echo(json.dumps([use.as_dict() for use in uses], indent=2))
         return
@@ -325,4 +329,17 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a bug still ends in one line (``GENOSHARE_TRACEBACK=1`` shows the traceback)."""
+    try:
+        app()
+    except Exception as error:
+        if os.environ.get("GENOSHARE_TRACEBACK"):
+            raise
+        first = (str(error).strip().splitlines() or [""])[0]
+        errors.print(
+            f"[bold red]error:[/] internal error, {type(error).__name__}: {first} "
+            "(a bug in genoshare; rerun with GENOSHARE_TRACEBACK=1 and report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise SystemExit(70) from None
