@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Literal, overload
 
 import numpy as np
 import pysam
@@ -51,6 +51,10 @@ _BATCH = 8192
 _GENOTYPES = np.array([b"\t0/0", b"\t0/1", b"\t1/1"], dtype="S4")
 
 
+@overload
+def site_position(site: int) -> int: ...
+@overload
+def site_position(site: np.ndarray) -> np.ndarray: ...
 def site_position(site: int | np.ndarray) -> int | np.ndarray:
     """0-based start of a cohort site on contig 1 (sites are spaced so none overlap)."""
     return 1000 + _SPACING * site
@@ -85,7 +89,7 @@ def write_members_vcf(cohort: AttackCohort, path: Path, seed: int = 0) -> None:
         + "".join(f"\tmember{i:05d}" for i in range(n)),
     ]
     rng = np.random.default_rng(seed)
-    with pysam.BGZFile(str(path), "wb") as out:
+    with pysam.BGZFile(str(path), "wb", index=None) as out:
         out.write(("\n".join(header) + "\n").encode())
         for begin in range(0, cohort.n_sites, _BATCH):
             sites = slice(begin, min(begin + _BATCH, cohort.n_sites))
