@@ -101,7 +101,7 @@ def install_openapi(app: FastAPI) -> None:
             name, schema = error_component(path)
             for operation in operations.values():
                 if operation.get("security") == [{"passport": []}] and not path.startswith(_PASSPORT_REQUIRED):
-                    operation["security"] = PASSPORT["security"]
+                    operation["security"] = [dict(requirement) for requirement in PASSPORT["security"]]
                 responses = operation.get("responses", {})
                 if "422" in responses:
                     del responses["422"]
