@@ -231,7 +231,8 @@ def evaluate(
         report = []
         for q in points:
             # The delta a best-responding attacker would pick at this query count (in-sample).
-            delta = max(DELTAS, key=lambda d, q=q, a=attack: power_curve(matrices[a, d], n_targets, [q])[0])
+            powers = {d: power_curve(matrices[attack, d], n_targets, [q])[0] for d in DELTAS}
+            delta = max(powers, key=powers.__getitem__)
             column = matrices[attack, delta][:, q - 1]
             power, area = bootstrap(column[:n_targets], column[n_targets:], seed=q)
             report.append({"queries": q, "delta": delta, "power": power.as_dict(), "auc": area.as_dict()})
@@ -556,8 +557,9 @@ def run(
     for i, _ in enumerate(grid):
         result, answers = measured["oracle", i, None]
         if config.spread_seeds and grid[i].name in SPREAD:
-            result["spread"] = _spread([result] + [measured["oracle", i, s][0] for s in config.spread_seeds])
-            result["spread"]["seeds"] = [config.seed, *config.spread_seeds]
+            spread = _spread([result] + [measured["oracle", i, s][0] for s in config.spread_seeds])
+            spread["seeds"] = [config.seed, *config.spread_seeds]
+            result["spread"] = spread
         if ("node", i, None) in measured:
             node_result, node_answers = measured["node", i, None]
             if "node_rows" in node_result:
