@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -96,7 +97,8 @@ class DatasetService:
         with self.database.sessions() as session:
             return list(session.scalars(select(Dataset).order_by(Dataset.id)))
 
-    def objects(self, dataset_id: str) -> list[DataObject]:
+    # builtins.list: in the class body below the method, "list" names the method.
+    def objects(self, dataset_id: str) -> builtins.list[DataObject]:
         with self.database.sessions() as session:
             self.get(dataset_id, session)
             return list(
