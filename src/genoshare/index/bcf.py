@@ -40,7 +40,7 @@ _LENGTHS = struct.Struct("<II")  # l_shared, l_indiv
 _FIXED = struct.Struct("<iiifII")  # CHROM, POS, rlen, QUAL, n_allele << 16 | n_info, n_fmt << 24 | n_sample
 _FIXED_END = _LENGTHS.size + _FIXED.size
 _TYPE_SIZE = (0, 1, 2, 4, 0, 4, 0, 1)  # by BCF type code: missing, int8, int16, int32, -, float, -, char
-_INT_TYPES = {1: np.dtype(np.int8), 2: np.dtype("<i2"), 3: np.dtype("<i4")}
+_INT_TYPES: dict[int, np.dtype[np.signedinteger]] = {1: np.dtype(np.int8), 2: np.dtype("<i2"), 3: np.dtype("<i4")}
 # (contig id, start, end, alleles, genotypes as the source encodes them)
 _Record = tuple[int, int, int, list[str], np.ndarray]
 _IDX = re.compile(r"^##(contig|FILTER|INFO|FORMAT)=<ID=([^,>]+).*,IDX=(\d+)>$")

@@ -102,7 +102,9 @@ def _carrier_mask(hit: np.ndarray) -> np.ndarray:
     ploidy = hit.shape[2]
     if ploidy in (1, 2, 4, 8):
         return hit.view(f"u{ploidy}")[..., 0] != 0
-    return hit.any(axis=2)
+    mask = hit.any(axis=2)
+    assert isinstance(mask, np.ndarray)  # numpy types a reduction as maybe a scalar; over 3 axes it is not
+    return mask
 
 
 def _block_rows(block: SiteBlock, numbers: np.ndarray, contigs: list[str]) -> pa.RecordBatch:

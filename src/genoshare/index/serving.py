@@ -122,7 +122,8 @@ class _Dataset:
         parts: list[AbstractBitMap] = [self.run_unions[k] for k in whole.tolist()]
         loose = rows[~np.isin(runs, whole)]
         parts.extend(self.bitmaps(loose))
-        return BitMap.union(*parts) if parts else BitMap()
+        # Called on an empty BitMap: BitMap.union(*parts) has the class of parts[0], often a frozen run union.
+        return BitMap().union(*parts)
 
     def block(self, reference_name: str) -> tuple[int, int, int] | None:
         for name in (reference_name, reference_name.removeprefix("chr"), "chr" + reference_name):
