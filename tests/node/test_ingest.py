@@ -279,3 +279,35 @@ def test_sample_names_are_scrubbed_from_every_header_line(node: Node, tmp_path: 
     stored = gzip.decompress(decrypt(node, row.blob_key)).decode()
     assert "NA0000" not in stored
     assert "NA0000" not in row.name
+
+
+def two_sample_bam(path: Path, read_groups: list[str | None]) -> Path:
+    """Reads of two samples; ``read_groups`` is each read's RG tag (None: no tag)."""
+    header = {
+        "HD": {"VN": "1.6", "SO": "coordinate"},
+        "SQ": [{"SN": "chr1", "LN": 10_000}],
+        "RG": [{"ID": "a", "SM": "S1"}, {"ID": "b", "SM": "S2"}],
+    }
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        for number, group in enumerate(read_groups):
+            read = pysam.AlignedSegment(out.header)
+            read.query_name, read.reference_id, read.reference_start = f"r{number}", 0, 100 * number
+            read.cigarstring, read.query_sequence = "10M", "ACGTACGTAC"
+            read.query_qualities = pysam.qualitystring_to_array("I" * 10)
+            if group is not None:
+                read.set_tag("RG", group)
+            out.write(read)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [(["a", "b", "S1"], "does not declare"), (["a", None, "b"], "without an RG tag")],
+    ids=["undeclared", "untagged"],
+)
+def test_reads_no_sample_can_own_are_refused(node: Node, tmp_path: Path, groups: list, message: str) -> None:
+    """A withdrawal could not drop such reads by their read group: they are refused at ingest."""
+    make_dataset(node)
+    with pytest.raises(IngestError, match=rf"record \d\): .*{message}"):
+        Ingestor(node).ingest("cohort1", [two_sample_bam(tmp_path / "mixed.bam", groups)])
+    assert DatasetService(node.database).objects("cohort1") == []
