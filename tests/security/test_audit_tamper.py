@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -178,3 +181,19 @@ def test_a_lost_key_is_not_replaced_by_a_new_one(node: Node) -> None:
     code, output = verify(node)
     assert code == 1 and "audit.key" in output and len(output.splitlines()) == 1, output
     assert not (node.settings.keys_dir / "audit.key").exists()
+
+
+def test_two_processes_keying_an_old_chain_at_once_agree_on_one_key(node: Node) -> None:
+    fill(node, 20)
+    key = node.settings.keys_dir / "audit.key"
+    key.unlink()
+    rechain(node, 1)
+    command = [sys.executable, "-m", "genoshare", "audit", "verify", "--data-dir", str(node.settings.data_dir)]
+    racing = [
+        subprocess.Popen(command, env={**os.environ, **env(node)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in racing]
+    assert [process.returncode for process in racing] == [0, 0], outputs
+    assert AuditLog(node.database, key).verify().ok
+    assert [path.name for path in node.settings.keys_dir.iterdir() if "audit" in path.name] == ["audit.key"]

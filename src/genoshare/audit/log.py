@@ -166,11 +166,17 @@ class AuditLog:
                 )
             key = secrets.token_bytes(KEY_BYTES)
             self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(key)
-                handle.flush()
-                os.fsync(handle.fileno())
+            # Written aside and linked into place, so another process never reads a partly written key.
+            staged = self.key_file.with_name(f".{self.key_file.name}.{secrets.token_hex(8)}")
+            descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(key)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.link(staged, self.key_file)
+            finally:
+                staged.unlink()
             prev = GENESIS
             for event in events:
                 digest = _entry_hash(key, prev, event.seq, event.at, _as_entry(event))
