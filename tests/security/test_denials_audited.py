@@ -67,6 +67,7 @@ def test_every_refusal_and_count_answer_is_audited(node: Node, issuer: VisaIssue
             (416, "data.read"),
         ], denied
         assert all(event.reason and event.resource for event in denied)
+        assert {event.actor.split("@")[0] for event in denied if event.details["status"] == 416} == {"alice"}
         [anonymous] = [event for event in denied if event.action == "drs.get"]
         assert anonymous.resource == f"objects/{study.vcf.id}" and anonymous.details["dataset"] == "study"
 

@@ -341,6 +341,7 @@ def serve_object(object_id: str, request: Request, node: Node) -> Response:
     if token is None:
         raise Unauthenticated("data URLs need the ticket that DRS or htsget handed out with them")
     opened = open_for_ticket(node, object_id, token)
+    request.state.actor = opened.ticket.actor  # who the audit log names if the range is refused
     try:
         return _answer(opened, request, node)
     except BaseException:

@@ -52,11 +52,15 @@ class PassportBearer(HTTPBearer):
 
 
 async def get_identity(
-    node: Annotated[Node, Depends(get_node)], token: Annotated[str | None, Security(PassportBearer())]
+    request: Request,
+    node: Annotated[Node, Depends(get_node)],
+    token: Annotated[str | None, Security(PassportBearer())],
 ) -> Identity | None:
     if not token:
         return None
-    return node.passports.remembered(token) or await run_in_threadpool(node.passports.verify, token)
+    identity = node.passports.remembered(token) or await run_in_threadpool(node.passports.verify, token)
+    request.state.actor = identity.actor  # who the audit log names if a later step refuses the request
+    return identity
 
 
 NodeDep = Annotated[Node, Depends(get_node)]

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from genoshare.audit.denials import DenialLog
+from genoshare.audit.denials import ANONYMOUS, DenialLog
 from genoshare.beacon.framework import error_body as beacon_error_body
 from genoshare.errors import GenoshareError
 
@@ -91,6 +91,7 @@ async def audit_denial(request: Request, error: GenoshareError) -> None:
     action, resource, details = error.audit_as or (action, path, {})
     await run_in_threadpool(
         denials.deny,
+        actor=getattr(request.state, "actor", ANONYMOUS),
         client=request.client.host if request.client else "unknown",
         action=action,
         resource=resource,

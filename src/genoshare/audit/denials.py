@@ -2,7 +2,7 @@
 
 Anyone can make the node refuse them (a garbage token, or no passport at all, costs nothing to send), so a
 row per denial would let any client grow the database at the server's request rate.  Denials are grouped by
-(client, action, status, error code): the first of a group is written at once, with its resource and
+(caller, client, action, status, error code): the first of a group is written at once, with its resource and
 reason; the repeats that follow within ``window`` seconds are counted and written as one entry (how many,
 first and last time) when the window closes, at the next denial of any group or when the server stops.
 The key holds nothing the client chooses freely (the reason may quote its input), and at most
@@ -54,12 +54,13 @@ class DenialLog:
         self.window = window
         self.max_groups = max_groups
         self.clock = clock
-        self._groups: dict[tuple[str, str, int, str], _Group] = {}
+        self._groups: dict[tuple[str, str, str, int, str], _Group] = {}
         self._lock = threading.Lock()
 
     def deny(
         self,
         *,
+        actor: str,
         client: str,
         action: str,
         resource: str,
@@ -71,13 +72,13 @@ class DenialLog:
     ) -> None:
         """Count one refused request; writes the group's first entry, or closed groups' repeat counts."""
         reason = reason[:MAX_TEXT]
-        key = (client, action, status, code)
+        key = (actor, client, action, status, code)
         now = self.clock()
         with self._lock:
             due = self._close(now - self.window)
             group = self._groups.get(key)
             if group is None and len(self._groups) >= self.max_groups:
-                key = (OVERFLOW, action, status, "")
+                key = (ANONYMOUS, OVERFLOW, action, status, "")
                 group = self._groups.get(key)
             if group is not None:
                 group.repeats += 1
@@ -85,12 +86,12 @@ class DenialLog:
                 group.first_repeat = group.first_repeat or group.last_repeat
             else:
                 first = Entry(
-                    ANONYMOUS,
+                    key[0],
                     action,
                     resource[:MAX_TEXT],
                     "deny",
-                    reason if key[0] != OVERFLOW else "several reasons (too many distinct clients to group)",
-                    {**(details or {}), "status": status, "method": method[:16], "client": key[0][:MAX_TEXT]},
+                    reason if key[1] != OVERFLOW else "several reasons (too many distinct clients to group)",
+                    {**(details or {}), "status": status, "method": method[:16], "client": key[1][:MAX_TEXT]},
                 )
                 self._groups[key] = _Group(first, now)
                 due.append(first)
