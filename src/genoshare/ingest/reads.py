@@ -5,12 +5,13 @@ name), its name (often the run, flow cell or sample) and any tag a tool or a per
 comments with e-mail addresses have been seen).  So a pseudonymised file is rewritten whole:
 
 - read groups get opaque ids (``<pseudonym>.<n>``), ``SM`` the pseudonym, ``LB``/``PU`` opaque values,
-  in the header and in every read; ``DS`` and unknown fields are dropped;
+  in the header and in every read; ``DS`` and unknown fields are dropped; ``@PG`` ids become opaque too
+  (``pg1`` ...), in ``ID``, ``PP`` and the reads' ``PG`` tags;
 - read names become a keyed hash of the original (``Pseudonymiser.read_namer``): mates keep one name;
 - of the tags that can hold text (``Z``, ``H``, ``B``), only those the SAM specification defines as
   sequences, qualities, CIGARs, barcodes or alignments are kept; ``CO``, ``CT`` and every tool's own
   ``X?``/``Y?``/``Z?``/lower-case text tag are dropped; numbers and single characters are kept;
-- ``@CO`` lines go, ``@PG`` lines keep only ``ID``/``PN``/``VN``/``PP`` (command lines hold file names),
+- ``@CO`` lines go, ``@PG`` lines keep only ``PN``/``VN`` besides their ids (command lines hold file names),
   ``@SQ`` locations lose the directories of local paths.
 
 CRAM is re-encoded with ``embed_ref=2``: htslib builds the reference from the reads and embeds it, so no
@@ -32,17 +33,17 @@ from genoshare.ingest.deidentify import public_location
 from genoshare.ingest.errors import IngestError
 
 SQ_KEPT = frozenset({"SN", "LN", "AH", "AN", "AS", "M5", "SP", "TP", "UR"})
-RG_KEPT = frozenset({"PL", "PM", "PI", "KS", "FO", "CN", "DT", "BC", "PG"})
-PG_KEPT = frozenset({"ID", "PN", "VN", "PP"})
+RG_KEPT = frozenset({"PL", "PM", "PI", "KS", "FO", "CN", "DT", "BC"})
+PG_KEPT = frozenset({"PN", "VN"})
 #: Read tags able to hold text that are kept: the SAM specification's structured ones.
 TEXT_TAGS_KEPT = frozenset(
     {
         *("BC", "BQ", "BZ", "CB", "CC", "CG", "CQ", "CR", "CS", "CY", "E2", "FS", "FZ", "MC", "MD", "MI", "ML"),
-        *("MM", "OA", "OC", "OQ", "OX", "PG", "Q2", "QT", "QX", "R2", "RX", "SA", "U2"),
+        *("MM", "OA", "OC", "OQ", "OX", "Q2", "QT", "QX", "R2", "RX", "SA", "U2"),
     }
 )
 #: Read tags whose values the header declares; they are replaced by the header's new values.
-DECLARED_TAGS = ("RG", "LB", "PU")
+DECLARED_TAGS = ("RG", "LB", "PU", "PG")
 _TEXT_TYPES = frozenset("ZHB")
 _UNDECLARED = "its RG tag names a read group the header does not declare; add the @RG line"
 _UNATTRIBUTED = (
@@ -64,7 +65,7 @@ def deidentify_reads(
                     read.query_name = read_name(read.query_name)
                 for tag, value, kind in read.get_tags(with_value_type=True):
                     if tag in values:
-                        # An undeclared LB/PU value may be anything; an undeclared RG is nobody's read.
+                        # An undeclared LB/PU/PG value may be anything; an undeclared RG is nobody's read.
                         new = values[tag].get(str(value))
                         if new is None and tag == "RG":
                             raise IngestError(source, _UNDECLARED, f"record {number}")
@@ -116,17 +117,25 @@ def _deidentified_header(
         values["RG"][group["ID"]] = new["ID"]
         if "SM" in group:
             new["SM"] = owner
-        for tag in ("LB", "PU"):
+        for tag in ("LB", "PU", "PG"):
             if tag in group:
-                new[tag] = values[tag].setdefault(group[tag], f"{tag.lower()}{len(values[tag]) + 1}")
+                new[tag] = _opaque(values[tag], tag, group[tag])
         new.update({key: value for key, value in group.items() if key in RG_KEPT})
         groups.append(new)
     if groups:
         out["RG"] = groups
-    programs = [{key: value for key, value in line.items() if key in PG_KEPT} for line in header.get("PG", [])]
+    programs = []
+    for line in header.get("PG", []):
+        program = {key: _opaque(values["PG"], "PG", line[key]) for key in ("ID", "PP") if key in line}
+        programs.append(program | {key: value for key, value in line.items() if key in PG_KEPT})
     if programs:
         out["PG"] = programs
     return out, values
+
+
+def _opaque(known: dict[str, str], tag: str, value: str) -> str:
+    """The new value standing for ``value``: the same one each time it recurs, ``lb1``, ``lb2`` ..."""
+    return known.setdefault(value, f"{tag.lower()}{len(known) + 1}")
 
 
 def _writer(target: Path, fmt: FileFormat, header: dict[str, Any]) -> pysam.AlignmentFile:
