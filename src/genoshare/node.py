@@ -6,6 +6,8 @@ schema, audit chain).  Nothing here is a module-level singleton, so a test can r
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +30,8 @@ from genoshare.store.db import Database, migrate
 from genoshare.store.objects import ObjectStore, create_object_store
 
 NODE_KEY_NAME = "node"
+#: Node processes create files for their own user only: controlled data, sample names and keys live here.
+PRIVATE_UMASK = 0o077
 #: The audit chain's HMAC key: beside the other keys, apart from the database it protects.
 AUDIT_KEY_FILE = "audit.key"
 
@@ -47,6 +51,7 @@ class Node:
         """
         if not new_database:
             check_database(settings)
+        make_private(settings)
         database = Database(settings.database_url)
         audit = AuditLog(database, settings.keys_dir / AUDIT_KEY_FILE)
         return cls(settings, database, create_object_store(settings.objects_url), audit)
@@ -117,10 +122,27 @@ def check_database(settings: Settings) -> None:
         )
 
 
+def make_private(settings: Settings) -> None:
+    """The data directory 0700 and a SQLite database (with its -wal and -shm) 0600, whatever made them.
+
+    Also tightens a node made by an older genoshare, which left them readable by every user of the machine.
+    """
+    if settings.data_dir.is_dir():
+        with contextlib.suppress(PermissionError):  # not ours to change: the operator's layout
+            settings.data_dir.chmod(0o700)
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            path = Path(f"{url.database}{suffix}")
+            if path.exists():
+                with contextlib.suppress(PermissionError):
+                    path.chmod(0o600)
+
+
 def init_node(settings: Settings, *, write_config: bool = True) -> Node:
     """Create or complete a node's data directory; safe to run again on an existing one."""
     check_database(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if write_config and not (settings.data_dir / CONFIG_FILE).exists():
         write_config_file(settings)
     keys_dir = settings.keys_dir
@@ -132,6 +154,7 @@ def init_node(settings: Settings, *, write_config: bool = True) -> Node:
     node.audit.ensure_head()
     node.tickets  # noqa: B018 - creates the ticket secret now rather than on the first request
     node.issuer  # noqa: B018 - and the node's visa-signing key
+    make_private(settings)  # the database file exists now
     return node
 
 
@@ -147,6 +170,10 @@ def write_config_file(settings: Settings, path: Path | None = None) -> None:
     if values.get("objects_url") == settings.default_objects_url:
         values.pop("objects_url")
     target = path or settings.data_dir / CONFIG_FILE
-    target.write_text(
-        "# genoshare node configuration; GENOSHARE_* environment variables override it.\n" + tomli_w.dumps(values)
-    )
+    # It may hold the database URL with its password: for this user only.
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(
+            "# genoshare node configuration; GENOSHARE_* environment variables override it.\n" + tomli_w.dumps(values)
+        )

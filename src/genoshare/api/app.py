@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +15,7 @@ from genoshare.api.errors import install_error_handlers
 from genoshare.api.openapi import install_openapi
 from genoshare.beacon.service import BeaconService
 from genoshare.governance.rederive import RederivationWorker
-from genoshare.node import Node
+from genoshare.node import PRIVATE_UMASK, Node
 from genoshare.settings import Settings, load_settings
 
 
@@ -68,5 +69,6 @@ def create_app(node: Node) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """Entry point for ``uvicorn --factory genoshare.api.app:app_from_environment``."""
+    os.umask(PRIVATE_UMASK)
     settings: Settings = load_settings()
     return create_app(Node.open(settings))

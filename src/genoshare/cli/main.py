@@ -18,7 +18,7 @@ from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.governance.usage import usage
-from genoshare.node import init_node
+from genoshare.node import PRIVATE_UMASK, init_node
 
 app = typer.Typer(
     name="genoshare",
@@ -330,6 +330,8 @@ def demo(
 
 def main() -> None:
     """Run the CLI; a bug still ends in one line (``GENOSHARE_TRACEBACK=1`` shows the traceback)."""
+    # Whatever a command writes (database, staging, indexes, keys) is for this user only.
+    os.umask(PRIVATE_UMASK)
     try:
         app()
     except Exception as error:

@@ -229,7 +229,7 @@ def build_variant_index(
     began = time.perf_counter()
     source = Path(vcf_path)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     final = out / INDEX_FILE
     partial = out / (INDEX_FILE + ".partial")
     fd = os.open(source, os.O_RDONLY)
@@ -245,6 +245,7 @@ def build_variant_index(
         raise
     finally:
         os.close(fd)  # a bcftools child had its own copy; htslib does not take ownership of a handed descriptor
+    os.chmod(partial, 0o600)  # carrier bitmaps: the genotype matrix, for the node's user only
     os.replace(partial, final)
     if progress is not None:
         progress(written.n_records, written.bytes_read)
