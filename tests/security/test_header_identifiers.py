@@ -20,7 +20,7 @@ import pytest
 
 from genoshare.formats import FileFormat, detect
 from genoshare.ingest.errors import IngestError
-from genoshare.ingest.identifiers import check_for_identifiers, check_raw_header
+from genoshare.ingest.identifiers import check_for_identifiers, check_raw_header, find_identifier
 from genoshare.ingest.validate import validate
 
 from processes import run_cli
@@ -167,6 +167,33 @@ def test_no_false_positive_on_real_headers(path: Path) -> None:
     fmt = detect(path)
     check_raw_header(path, fmt, path)
     check_for_identifiers(path, validate(path, fmt).header)
+
+
+#: Header lines as common callers and annotators write them (GATK, DRAGEN, bcftools, VEP, SnpEff, ClinVar,
+#: gnomAD, bwa): dates, versions, counts, paths and "name" in descriptions are not identifiers.
+COMMON_LINES = [
+    '##GATKCommandLine=<ID=HaplotypeCaller,CommandLine="HaplotypeCaller --output NA12878.g.vcf.gz '
+    '--reference /ref/Homo_sapiens_assembly38.fasta",Version="4.1.0.0",Date="March 5, 2019 3:39:01 PM EST">',
+    '##DRAGENCommandLine=<ID=dragen,Date="Mon Jan 10 12:34:56 EST 2022",CommandLineOptions="--ref-dir /staging/hg38">',
+    "##bcftools_normCommand=norm -m-any -f /home/user/ref.fa; Date=Tue Mar  5 15:39:01 2019",
+    '##INFO=<ID=CSQ,Number=.,Type=String,Description="Consequence annotations from Ensembl VEP. '
+    'Format: Allele|Consequence|IMPACT|SYMBOL|Gene|Feature_type|Feature|HGVSc|HGVSp|HGNC_ID">',
+    "##INFO=<ID=ANN,Number=.,Type=String,Description=\"Functional annotations: 'Allele | Annotation | "
+    "Gene_Name | Gene_ID | cDNA.pos / cDNA.length | Distance | ERRORS / WARNINGS / INFO' \">",
+    '##INFO=<ID=CLNDN,Number=.,Type=String,Description="ClinVar\'s preferred disease name for the concept">',
+    '##INFO=<ID=ORIGIN,Number=.,Type=String,Description="Allele origin: 0 - unknown; 1 - germline; 2 - somatic; '
+    '1073741824 - other">',
+    '##INFO=<ID=gnomAD_AF,Number=A,Type=Float,Description="from gnomAD v2.1.1 (125,748 exomes and 15,708 genomes)">',
+    '##FILTER=<ID=VQSRTrancheSNP99.90to100.00,Description="Truth sensitivity at VQS Lod: -39474.3951 <= x < -4.9255">',
+    '##SAMPLE=<ID=NA12878,Genomes=Germline,Mixture=1.,Description="Patient germline genome">',
+    "@PG\tID:bwa\tPN:bwa\tVN:0.7.17-r1188\tCL:bwa mem -t 16 -R @RG\\tID:HG002\\tSM:HG002 /ref/GRCh38.fa R1.fq.gz",
+    "@RG\tID:HG002.1\tSM:HG002\tLB:lib1\tPL:ILLUMINA\tPU:HXXXXCCXX.1.ACGTACGT\tCN:NIST\tDT:2016-05-10T00:00:00+0000",
+]
+
+
+@pytest.mark.parametrize("line", COMMON_LINES, ids=lambda line: line[:24])
+def test_common_header_lines_are_not_identifiers(line: str) -> None:
+    assert find_identifier(line) is None
 
 
 def test_the_real_test_files_still_ingest(data_dir: Path) -> None:
