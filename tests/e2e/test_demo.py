@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -9,6 +10,8 @@ from fastapi.testclient import TestClient
 from genoshare.api.app import create_app
 from genoshare.demo.setup import COHORT_DATASET, PUBLIC_DATASET, prepare_demo
 from genoshare.node import Node
+
+from processes import run_cli
 
 
 def test_demo_node_serves_public_and_controlled_data(tmp_path: Path) -> None:
@@ -36,3 +39,18 @@ def test_demo_node_serves_public_and_controlled_data(tmp_path: Path) -> None:
     again = prepare_demo(tmp_path / "demo", "http://127.0.0.1:9999")
     assert again.settings.public_url == "http://127.0.0.1:9999"
     assert node.audit.verify().ok
+
+
+def test_demo_on_a_taken_port_says_so_at_once(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_cli("demo", "--data-dir", str(tmp_path / "demo"), "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is taken by another program: choose another (--port, or PORT=... for make "
+        "demo)"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "demo").exists()  # refused before building anything
