@@ -27,7 +27,7 @@ from genoshare.duo.matching import match
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from genoshare.node import Node
-from genoshare.store.models import AccessRequest, Dataset, Grant, Participant, utcnow
+from genoshare.store.models import AccessRequest, Dataset, ExcludedParticipant, Grant, Participant, utcnow
 
 #: Grants without a TS time limit or an explicit expiry last a year, then need renewing.
 DEFAULT_GRANT_DAYS = 365
@@ -143,13 +143,15 @@ class AccessRequests:
         request = self._pending(request_id)
         if check_member:
             self.require_member(actor, request.datasets)
-        limits = [dt.date.fromisoformat(r["expires_on"]) for r in request.match.values() if r.get("expires_on")]
+        limits = [dt.date.fromisoformat(day) for r in request.match.values() if (day := r.get("expires_on"))]
         end = min([expires_on or dt.date.today() + dt.timedelta(days=DEFAULT_GRANT_DAYS), *limits])
         if end <= dt.date.today():
             raise InvalidInput(f"the grant would expire on {end}, which is not in the future")
         expires_at = dt.datetime.combine(end, dt.time(23, 59, 59), tzinfo=dt.UTC)
         with self.node.database.session() as session:
             for dataset_id in request.datasets:
+                entry = request.match.get(dataset_id)
+                excluded = entry.get("excluded_participants", []) if entry is not None else []
                 session.add(
                     Grant(
                         id=str(uuid.uuid4()),
@@ -157,9 +159,7 @@ class AccessRequests:
                         dataset_id=dataset_id,
                         grantee=request.requester,
                         expires_at=expires_at,
-                        excluded_participants=[
-                            entry["id"] for entry in request.match.get(dataset_id, {}).get("excluded_participants", [])
-                        ],
+                        excluded_participants=[person["id"] for person in excluded],
                     )
                 )
             stored = session.get(AccessRequest, request.id)
@@ -224,14 +224,14 @@ class AccessRequests:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _excluded(self, dataset: Dataset, purpose: ResearchPurpose) -> list[dict[str, Any]]:
+    def _excluded(self, dataset: Dataset, purpose: ResearchPurpose) -> list[ExcludedParticipant]:
         """Participants whose own narrowing (e.g. NCU) forbids the purpose the dataset's codes allow.
 
         Shown to the committee; what is served is decided from the consent of the day (``genoshare.access``).
         """
         with self.node.database.sessions() as session:
             people = list(session.scalars(select(Participant).where(Participant.dataset_id == dataset.id)))
-        excluded = []
+        excluded: list[ExcludedParticipant] = []
         for person in people:
             reasons = denial_reasons(purpose, dataset.duo_codes, person.consent_restrictions or ())
             if reasons:

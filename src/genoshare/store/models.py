@@ -6,7 +6,7 @@ Alembic migrations in ``migrations/versions`` create exactly these tables; a tes
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NotRequired, TypedDict
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -144,6 +144,34 @@ class Participant(Base):
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
+class CodeMatch(TypedDict):
+    """One consent code's outcome in a stored DUO match (``MatchResult.to_dict``)."""
+
+    code: str
+    id: str
+    label: str
+    outcome: str
+    reasons: list[str]
+
+
+class ExcludedParticipant(TypedDict):
+    """A participant whose own narrowing forbids the purpose: left out of the grant."""
+
+    id: int
+    participant: str
+    reasons: list[str]
+
+
+class DatasetMatch(TypedDict):
+    """One dataset's entry in ``AccessRequest.match``: the JSON shown to the committee and read on approval."""
+
+    outcome: str
+    expires_on: str | None
+    codes: list[CodeMatch]
+    #: Missing from requests stored before narrowed consent was matched.
+    excluded_participants: NotRequired[list[ExcludedParticipant]]
+
+
 class AccessRequest(Base):
     """A researcher's request for datasets, with the purpose in DUO terms and the committee's decision."""
 
@@ -158,7 +186,7 @@ class AccessRequest(Base):
     #: pending | approved | rejected | revoked
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     #: The DUO matcher's outcome and reasons per dataset, as shown to the committee.
-    match: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    match: Mapped[dict[str, DatasetMatch]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(500), nullable=True)
