@@ -126,6 +126,8 @@ def test_rate_limit_is_a_429_with_retry_after(
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) >= 1
     assert response.json()["error"]["errorCode"] == 429
+    refused = [e for e in world.node.audit.entries() if e.decision == "deny" and e.details.get("status") == 429]
+    assert [e.actor.split("@")[0] for e in refused] == ["privacy-rate"], "a rate-limited query is audited"
 
 
 def test_randomised_answers_say_so_without_saying_which_way_the_coin_fell(

@@ -76,8 +76,8 @@ def _response(
     return JSONResponse(error_body(request, status, code, message), status_code=status, headers=headers)
 
 
-#: Statuses that refuse the caller (credentials, grants, ranges); each is counted in the audit log.
-_DENIALS = (401, 403, 416)
+#: Statuses that refuse the caller (credentials, grants, ranges, rate limits); each is counted in the audit log.
+_DENIALS = (401, 403, 416, 429)
 _ACTIONS = (("/data", "data.read"), ("/htsget", "htsget"), ("/ga4gh/drs", "drs"), ("/api", "beacon.query"))
 
 
