@@ -158,6 +158,8 @@ def test_after_a_withdrawal_the_old_blob_and_index_are_deleted(node: Node, tmp_p
     )
     shared = Ingestor(node).ingest("family", [VCF]).published[0]
     old_blob = node.objects.local_path(shared.blob_key)
+    beacon = node.settings.data_dir / "beacon" / "family"
+    assert (beacon / shared.sha256).is_dir(), "ingest builds the Beacon carrier bitmaps"
     gone = ConsentService(node).records("family")[0].participant
     result = run_cli("consent", "withdraw", "family", gone, "--data-dir", str(node.settings.data_dir))
     assert result.returncode == 0, result.stderr
@@ -166,6 +168,8 @@ def test_after_a_withdrawal_the_old_blob_and_index_are_deleted(node: Node, tmp_p
     with node.database.sessions() as session:
         row = session.get(DataObject, shared.id)
     assert row is not None and row.blob_key != shared.blob_key
+    # The carrier bitmaps of the old file held theirs too: rebuilt from the new file, the old ones deleted.
+    assert [path.name for path in beacon.iterdir()] == [row.sha256]
     plain = tmp_path / "now.vcf.gz"
     copy_plaintext(node, row, plain)
     with gzip.open(plain, "rt") as text:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +32,8 @@ from pysam.utils import SamtoolsError
 from sqlalchemy import delete, select
 
 from genoshare.audit import Entry
+from genoshare.beacon.indexing import index_dir, index_published_object
+from genoshare.beacon.tables import BeaconVariantIndex
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import encrypt_file
 from genoshare.drs.stored import copy_plaintext
@@ -110,6 +113,7 @@ def rederive(node: Node, object_id: str) -> bool:
                 ObjectParticipant.object_id == object_id, ObjectParticipant.participant_id.in_(gone)
             )
         )
+        switched = stored_row
     node.audit.record(
         Entry(
             ACTOR,
@@ -121,7 +125,31 @@ def rederive(node: Node, object_id: str) -> bool:
         )
     )
     _delete_replaced(node, row)
+    _reindex_beacon(node, row, switched)
     return True
+
+
+def _reindex_beacon(node: Node, old: DataObject, new: DataObject) -> None:
+    """Build the Beacon variant index of the rewritten file, then delete the old one (it held their carriers).
+
+    Beacon answers leave a withdrawn person out from the moment of withdrawal either way; a failure here
+    keeps the old index serving and is logged, ``genoshare beacon-index`` builds it again.
+    """
+    with node.database.sessions() as session:
+        indexed = session.get(BeaconVariantIndex, old.id)
+    if indexed is None or not FileFormat(new.format).is_variants:
+        return
+    try:
+        with node.objects.work_dir("rederive-beacon") as work:
+            plain = work / f"kept{FileFormat(new.format).extension}"
+            copy_plaintext(node, new, plain)
+            index_published_object(node, new.dataset_id, new, plain, indexed.assembly_id)
+    except (GenoshareError, CryptError, OSError, ValueError) as error:
+        log.warning("Beacon index of re-derived %s not rebuilt (%s); the old one still serves", new.id, error)
+        return
+    old_dir = node.settings.data_dir / index_dir(old.dataset_id, old)
+    if old_dir != node.settings.data_dir / index_dir(new.dataset_id, new):
+        shutil.rmtree(old_dir, ignore_errors=True)
 
 
 def _record_failure(node: Node, row: DataObject, message: str) -> None:
