@@ -27,7 +27,7 @@ if [ "${1:-}" = "--test" ]; then
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "genoshare needs these Debian packages: ${need[*]}; install them (sudo apt-get install ${need[*]}) and run again" >&2
+    echo "genoshare needs these Debian packages: ${need[*]}; install them as root (apt-get install ${need[*]}) and run again" >&2
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
@@ -35,4 +35,16 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 [ -x "$venv/bin/pip" ] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extra}"
+# pip takes a quarter of a minute even when nothing changed; the stamp (what was installed from which pins)
+# lets a second `make demo` reach the server, or its "port taken", at once. The install is editable, so
+# changes under src/ need no reinstall.
+stamp="$venv/.genoshare-installed${extra}"
+want="$(cat constraints.txt pyproject.toml | sha256sum)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "installing genoshare${extra} into $venv at the versions in constraints.txt (a few minutes the first time)" >&2
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extra}" || {
+    echo "pip failed; if it says the versions conflict, constraints.txt is older than pyproject.toml: make lock" >&2
+    exit 1
+  }
+  echo "$want" >"$stamp"
+fi
