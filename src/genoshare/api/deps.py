@@ -58,7 +58,10 @@ async def get_identity(
 ) -> Identity | None:
     if not token:
         return None
-    identity = node.passports.remembered(token) or await run_in_threadpool(node.passports.verify, token)
+    # Not "remembered(...) or await ...": mypy then infers the awaited call as Identity | None too.
+    identity = node.passports.remembered(token)
+    if identity is None:
+        identity = await run_in_threadpool(node.passports.verify, token)
     request.state.actor = identity.actor  # who the audit log names if a later step refuses the request
     return identity
 
