@@ -13,7 +13,9 @@ from pyroaring import BitMap
 
 
 def encode_people(numbers: BitMap) -> str:
-    return base64.b64encode(numbers.serialize()).decode("ascii")
+    compact = BitMap(numbers)
+    compact.run_optimize()  # runs of consecutive numbers as (start, length): a whole cohort in a few bytes
+    return base64.b64encode(compact.serialize()).decode("ascii")
 
 
 def decode_people(text: str) -> BitMap:
