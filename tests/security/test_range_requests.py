@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlite_node import sqlite_node
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
 from genoshare.store.models import DataObject
 from genoshare.synth import generate_cohort
+
+__all__ = ["sqlite_node"]
 
 DRS = "/ga4gh/drs/v1"
 HUGE = "9" * 5000
@@ -101,7 +104,8 @@ def leave_before_the_first_byte(url: str, headers: dict[str, str]) -> None:
         raw.sendall("\r\n".join(lines).encode())
 
 
-def test_no_range_leaks_a_descriptor(node: Node, serve: Any, tmp_path: Path) -> None:
+def test_no_range_leaks_a_descriptor(sqlite_node: Node, serve: Any, tmp_path: Path) -> None:
+    node = sqlite_node
     vcf = public_node(node, tmp_path)
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     pid = server.process.pid
@@ -134,7 +138,8 @@ def test_no_range_leaks_a_descriptor(node: Node, serve: Any, tmp_path: Path) -> 
     assert "Traceback" not in server.stop()
 
 
-def test_ranges_are_answered_as_rfc_9110_says(node: Node, serve: Any, tmp_path: Path) -> None:
+def test_ranges_are_answered_as_rfc_9110_says(sqlite_node: Node, serve: Any, tmp_path: Path) -> None:
+    node = sqlite_node
     vcf = public_node(node, tmp_path)
     empty = empty_object(node)
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})

@@ -13,25 +13,16 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from sqlite_node import sqlite_node
 
-from genoshare.node import Node, init_node
-from genoshare.settings import load_settings
+from genoshare.node import Node
+
+__all__ = ["sqlite_node"]
 
 TRICKLE = b"GET /service-info HTTP/1.1\r\nHost: localhost\r\n"
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
-    """One node on SQLite: these attacks end before any request reaches the application or its database."""
-    node = init_node(load_settings(tmp_path / "node", database_url=f"sqlite:///{tmp_path / 'node.db'}"))
-    yield node
-    node.close()
 
 
 def address(url: str) -> tuple[str, int]:
@@ -68,11 +59,11 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def test_slowloris_sockets_are_dropped_and_real_clients_served(node: Node, serve: Any, tmp_path: Path) -> None:
+def test_slowloris_sockets_are_dropped_and_real_clients_served(sqlite_node: Node, serve: Any) -> None:
     server = serve(
-        node.settings.data_dir,
+        sqlite_node.settings.data_dir,
         {
-            "GENOSHARE_DATABASE_URL": node.settings.database_url,
+            "GENOSHARE_DATABASE_URL": sqlite_node.settings.database_url,
             "GENOSHARE_HEADER_TIMEOUT_SECONDS": "2",
             "GENOSHARE_MAX_CONNECTIONS": "100",
         },
@@ -108,8 +99,8 @@ def test_slowloris_sockets_are_dropped_and_real_clients_served(node: Node, serve
         sock.close()
 
 
-def test_oversized_headers_are_refused_with_bounded_memory(node: Node, serve: Any, tmp_path: Path) -> None:
-    server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
+def test_oversized_headers_are_refused_with_bounded_memory(sqlite_node: Node, serve: Any) -> None:
+    server = serve(sqlite_node.settings.data_dir, {"GENOSHARE_DATABASE_URL": sqlite_node.settings.database_url})
     pid, target = server.process.pid, address(server.url)
     with httpx.Client(timeout=10) as http:
         assert http.get(f"{server.url}/service-info").status_code == 200
