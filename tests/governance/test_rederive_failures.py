@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import time
 from pathlib import Path
 
 import pysam
@@ -15,6 +16,9 @@ import pytest
 from genoshare.crypt.files import encrypt_file
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.drs.stored import copy_plaintext
+from genoshare.governance import rederive
+from genoshare.governance.consent import ConsentService
+from genoshare.governance.requests import STEWARD
 from genoshare.ingest.errors import IngestError
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
@@ -140,4 +144,27 @@ def test_a_rewrite_that_fails_is_reported_in_one_line_listed_and_retried(cohort:
     assert fixed.returncode == 0, fixed.stderr
     assert f"re-derived: {shared}" in fixed.stdout
     assert "blocked" not in run_cli("consent", "list", "cohort", "-d", data_dir, env=env).stdout
+    assert cohort.pseudonyms["NA00001"] not in _samples(node, shared, tmp_path)
+
+
+def test_the_server_tries_a_failed_rewrite_again(
+    cohort: Cohort, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node, shared = cohort.node, cohort.multi.id
+    monkeypatch.setattr(rederive, "RETRY_FIRST_SECONDS", 0.2)
+    original = _replace_stored(node, cohort.multi, tmp_path, "garbage")
+    consent = ConsentService(node)
+    withdrawal = consent.withdraw(consent.find("cohort", cohort.pseudonyms["NA00001"]), STEWARD)
+    worker = rederive.RederivationWorker(node)
+    try:
+        assert worker.submit(withdrawal.rederiving)[0].result(timeout=60) is False
+        (waiting,) = rederive.blocked(node, "cohort")
+        assert waiting.object_id == shared and waiting.failure
+        node.objects.local_path(cohort.multi.blob_key).write_bytes(original)  # the steward mends the disk
+        deadline = time.monotonic() + 60
+        while rederive.blocked(node, "cohort") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rederive.blocked(node, "cohort") == [], "no retry brought the file back"
+    finally:
+        worker.shutdown()
     assert cohort.pseudonyms["NA00001"] not in _samples(node, shared, tmp_path)
