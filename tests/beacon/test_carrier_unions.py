@@ -45,3 +45,13 @@ def test_individuals_carrying_any_allele_of_a_window(tmp_path: Path) -> None:
                     expected |= carriers[row] & scope
             assert hits.carriers(scope) == expected
             assert hits.carrier_count(scope) == len(expected)
+
+
+def test_a_window_answer_is_the_callers_own_set(tmp_path: Path) -> None:
+    """Whole runs come from precomputed frozen unions; the answer is still a plain set, apart from them."""
+    write_index(tmp_path / "variants.parquet", random.Random(5), 8 * RUN, 50)
+    hits = VariantIndex({"cohort": tmp_path / "variants.parquet"}).search("20", overlap=(0, 1_000_000))
+    carriers = hits.carriers()
+    before = BitMap(carriers)
+    carriers.add(1_000)  # a FrozenBitMap has no add()
+    assert hits.carriers() == before
