@@ -98,12 +98,11 @@ def test_each_kind_of_identifier_is_found_in_a_header(tmp_path: Path, text: str)
     assert text.split()[-1] not in refused.value.message
 
 
-@pytest.mark.parametrize(("text", "dataset"), [("Patient: John Smith", "private"), ("call (617) 555-0100", "open")])
-def test_vcf_header_lines_with_identifiers_are_refused(data_dir: Path, tmp_path: Path, text: str, dataset: str) -> None:
-    leaky = vcf_with_line(tmp_path / "leaky.vcf", f"##note={text}")
-    result = run_cli("ingest", dataset, str(leaky), "--data-dir", str(data_dir))
-    assert_refused(result, "header line 2", LEAKS[text], secret=text.split()[-1])
-    assert "leaky" not in objects(data_dir, dataset)
+def test_vcf_header_lines_with_identifiers_are_refused(data_dir: Path, tmp_path: Path) -> None:
+    leaky = vcf_with_line(tmp_path / "leaky.vcf", "##note=Patient: John Smith")
+    result = run_cli("ingest", "private", str(leaky), "--data-dir", str(data_dir))
+    assert_refused(result, "header line 2", "name", secret="Smith")
+    assert "leaky" not in objects(data_dir, "private")
 
 
 def test_bam_comment_lines_with_identifiers_are_refused(data_dir: Path, tmp_path: Path) -> None:
@@ -145,12 +144,17 @@ def test_a_bam_header_line_too_long_to_check_is_refused(tmp_path: Path) -> None:
         check_raw_header(path, FileFormat.BAM, path)
 
 
-def test_a_long_but_allowed_header_line_is_checked_in_linear_time(data_dir: Path, tmp_path: Path) -> None:
-    """900 KiB under the limit: the old e-mail pattern needed hours for this, a linear one a second."""
-    path = vcf_with_line(tmp_path / "wide.vcf", "##note=" + "a" * (900 << 10))
-    result = ingest_within(data_dir, "open", path, 60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "wide" in objects(data_dir, "open")
+@pytest.mark.parametrize("filler", ["a", "a@", "1 ", "Aa "], ids=["letters", "at-signs", "digits", "words"])
+def test_a_line_at_the_limit_is_checked_in_linear_time(tmp_path: Path, filler: str) -> None:
+    """Just under 1 MiB: the old e-mail pattern needed hours for a line of letters, a linear one a second."""
+    plain = vcf_with_line(tmp_path / "wide.vcf", "##note=" + filler * ((1 << 20) // len(filler) - 100))
+    path = tmp_path / "wide.vcf.gz"
+    pysam.tabix_compress(str(plain), str(path))
+    started = time.monotonic()
+    check_raw_header(path, FileFormat.VCF, path)
+    elapsed = time.monotonic() - started
+    print(f"{filler!r} x 1 MiB: {elapsed:.2f} s")
+    assert elapsed < 15
 
 
 def real_files() -> list[Path]:
