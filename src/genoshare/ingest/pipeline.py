@@ -41,7 +41,8 @@ from genoshare.ingest.validate import FileReport, validate
 from genoshare.node import Node
 from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant
 
-#: Called with (file name, stage, done, total); stages: checksum, validate, encrypt.
+#: Called with (file name, stage, done, total); stages: checksum, validate, rewrite (BAM/CRAM
+#: de-identification), encrypt, index.
 StageProgress = Callable[[str, str, int, int], None]
 _CHUNK = 1 << 20
 
@@ -157,7 +158,8 @@ class Ingestor:
             rename_samples(source, renamed, names)
             renamed.replace(plain)
         elif dataset.pseudonymise:
-            deidentify_reads(source, plain, fmt, names, self.pseudonymiser.read_namer(dataset.id))
+            namer = self.pseudonymiser.read_namer(dataset.id)
+            deidentify_reads(source, plain, fmt, names, namer, _stage(progress, path.name, "rewrite"))
         elif source is not plain:
             shutil.copyfile(source, plain)
         stem = split_name(path.name)[0]

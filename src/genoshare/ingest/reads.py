@@ -45,6 +45,7 @@ TEXT_TAGS_KEPT = frozenset(
 #: Read tags whose values the header declares; they are replaced by the header's new values.
 DECLARED_TAGS = ("RG", "LB", "PU", "PG")
 _TEXT_TYPES = frozenset("ZHB")
+_REPORT_EVERY = 100_000
 _UNDECLARED = "its RG tag names a read group the header does not declare; add the @RG line"
 _UNATTRIBUTED = (
     "a read without an RG tag, in a file of several samples, belongs to no one sample; "
@@ -53,9 +54,18 @@ _UNATTRIBUTED = (
 
 
 def deidentify_reads(
-    source: Path, target: Path, fmt: FileFormat, names: dict[str, str], read_name: Callable[[str], str]
+    source: Path,
+    target: Path,
+    fmt: FileFormat,
+    names: dict[str, str],
+    read_name: Callable[[str], str],
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Write ``source`` to ``target`` with its header and every record de-identified (module docstring)."""
+    """Write ``source`` to ``target`` with its header and every record de-identified (module docstring).
+
+    ``progress`` gets (bytes read, total bytes) now and then: a whole genome takes hours.
+    """
+    size = source.stat().st_size
     with pysam.AlignmentFile(str(source), require_index=False, check_sq=False) as reads:
         header, values = _deidentified_header(reads.header.to_dict(), names)
         several = len(set(names)) > 1
@@ -75,6 +85,11 @@ def deidentify_reads(
                 if several and not read.has_tag("RG"):
                     raise IngestError(source, _UNATTRIBUTED, f"record {number}")
                 out.write(read)
+                # CRAM offsets are container offsets, not BGZF virtual ones: it reports at the end only.
+                if progress and fmt is FileFormat.BAM and number % _REPORT_EVERY == 0:
+                    progress(reads.tell() >> 16, size)
+    if progress:
+        progress(size, size)
 
 
 def keep_samples(source: Path, target: Path, fmt: FileFormat, keep: Collection[str]) -> int:
