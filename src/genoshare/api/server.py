@@ -88,8 +88,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        # A pipelined request already sent its headers: its body is not header bytes, and no timer is due.
+        pipelined = bool(self.pipeline)
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if not pipelined and not self.transport.is_closing():
             self._wait_for_headers()
 
     def _wait_for_headers(self) -> None:
