@@ -167,6 +167,13 @@ def _add_entry_routes(entry: EntryType) -> None:
         def individual_terms(beacon: BeaconDep, paging: PagingDep) -> Json:
             return _terms_of(beacon, paging, None)
 
+        # The spec has POST here too; without this route the POST went to /individuals/{id}.
+        @router.post(f"{base}/filtering_terms", tags=[entry.name])
+        def individual_terms_post(beacon: BeaconDep, body: openapi.BeaconRequestBody) -> Json:
+            pagination = body.query.pagination if body.query else None
+            sent = pagination.model_dump(exclude_unset=True) if pagination else {}
+            return _terms_of(beacon, openapi.Paging(**sent), None)
+
     routes: list[tuple[str, EntryType, str | None]] = [(base, entry, None), (f"{base}/{{id}}", entry, entry.path)]
     for related in entry.related:
         if related == "filtering_terms":
