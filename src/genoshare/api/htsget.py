@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
 from genoshare.access.passports import Identity
 from genoshare.api.deps import IdentityDep, NodeDep
@@ -40,6 +41,25 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "PayloadTooLarge: the POST body is too large."},
 }
 router = APIRouter(prefix="/htsget", tags=["htsget"], responses=ERRORS)
+
+
+class ObjectId(Convertor[str]):
+    """An htsget id: any path (ids may hold '/') but ``service-info``, the endpoint's own GET-only resource.
+
+    With ``{id:path}``, POST /htsget/reads/service-info asked for a ticket for an object "service-info", and a
+    405 for any other method there listed POST as allowed, which the OpenAPI document does not say.
+    """
+
+    regex = "(?!service-info$).+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("htsget_id", ObjectId())
 
 
 class TicketJSON(JSONResponse):
@@ -177,7 +197,7 @@ def variants_service_info(request: Request, node: NodeDep) -> dict[str, Any]:
 
 
 @router.get(
-    "/reads/{id:path}",
+    "/reads/{id:htsget_id}",
     response_model=HtsgetTicket,
     response_class=TicketJSON,
     openapi_extra=_get_declaration(READS),
@@ -189,7 +209,7 @@ def get_reads(id: str, request: Request, node: NodeDep, identity: IdentityDep) -
 
 
 @router.get(
-    "/variants/{id:path}",
+    "/variants/{id:htsget_id}",
     response_model=HtsgetTicket,
     response_class=TicketJSON,
     openapi_extra=_get_declaration(VARIANTS),
@@ -213,7 +233,7 @@ async def _body(request: Request) -> Any:
 
 
 @router.post(
-    "/reads/{id:path}",
+    "/reads/{id:htsget_id}",
     response_model=HtsgetTicket,
     response_class=TicketJSON,
     openapi_extra=_post_declaration(READS),
@@ -225,7 +245,7 @@ async def post_reads(id: str, request: Request, node: NodeDep, identity: Identit
 
 
 @router.post(
-    "/variants/{id:path}",
+    "/variants/{id:htsget_id}",
     response_model=HtsgetTicket,
     response_class=TicketJSON,
     openapi_extra=_post_declaration(VARIANTS),
