@@ -89,3 +89,11 @@ def test_cli_verify_exits_non_zero_on_tampering(node: Node) -> None:
     bad = runner.invoke(app, ["audit", "verify", "--data-dir", data_dir], env=env)
     assert bad.exit_code == 1
     assert "entry 4" in bad.output
+
+
+def test_control_characters_a_client_sent_are_stored_escaped(node: Node) -> None:
+    """A refused path may hold a NUL (PostgreSQL refuses it in text) or a newline (a forged report line)."""
+    node.audit.record(Entry("anonymous", "drs", "/ga4gh/drs/v1/objects/\x00\nfake", "deny", "no object '\x00'"))
+    [event] = node.audit.entries()
+    assert event.resource == "/ga4gh/drs/v1/objects/\\x00\\nfake" and event.reason == "no object '\\x00'"
+    assert node.audit.verify().ok

@@ -101,6 +101,12 @@ def _entry_hash(key: bytes | None, prev_hash: str, seq: int, at: datetime, entry
     return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 
+def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
 def _as_entry(event: AuditEvent | _Event) -> Entry:
     return Entry(event.actor, event.action, event.resource, event.decision, event.reason, event.details)
 
@@ -188,8 +194,20 @@ class AuditLog:
             return key
 
     def record(self, entry: Entry) -> int:
-        """Append one entry and return its sequence number."""
+        """Append one entry and return its sequence number.
+
+        Texts may quote what a client sent (a path, a refused id): control characters are written escaped,
+        so a NUL cannot fail the write on PostgreSQL nor a newline forge a line of ``audit report``.
+        """
         key = self.key()
+        entry = Entry(
+            _printable(entry.actor),
+            _printable(entry.action),
+            _printable(entry.resource),
+            _printable(entry.decision),
+            _printable(entry.reason),
+            entry.details,
+        )
         with self.database.engine.begin() as connection:
             row = connection.execute(_ADVANCE_HEAD).one_or_none()
             if row is None:
