@@ -4,9 +4,9 @@ Issue 12: after a commercial request listing them under ``excluded_participants`
 column was in the VCF served to that grantee and ``/api/individuals/<pseudonym>`` returned their record.
 Here, through a real ``genoshare serve``: the shared VCF reaches the commercial grantee without their
 column (checked with pysam on the bytes of DRS, htsget whole-file and region tickets, and its Crypt4GH
-variant), a BAM they share reaches it without their reads, Beacon leaves them out of that caller's
-individuals and allele answers, their own BAM is refused with a GA4GH error, while a non-commercial grantee
-gets everything; lifting the narrowing restores it all at the next request.
+variant), a BAM and a CRAM they share reach it without their reads (DRS and htsget), Beacon leaves them
+out of that caller's individuals and allele answers, their own BAM is refused with a GA4GH error, while a
+non-commercial grantee gets everything; lifting the narrowing restores it all at the next request.
 """
 
 from __future__ import annotations
@@ -47,13 +47,16 @@ def passport(issuer: VisaIssuer, subject: str) -> dict[str, str]:
 
 
 def bam_of(path: Path, samples: list[str]) -> Path:
-    """A sorted BAM with one read group (and 20 reads) per sample."""
+    """A sorted BAM (a CRAM embedding its reference if ``path`` ends in .cram), one read group (20 reads) per sample."""
     header = {
         "HD": {"VN": "1.6", "SO": "coordinate"},
         "SQ": [{"SN": "20", "LN": 300_000}],
         "RG": [{"ID": f"rg{number}", "SM": sample} for number, sample in enumerate(samples)],
     }
-    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+    cram = path.suffix == ".cram"
+    with pysam.AlignmentFile(
+        str(path), "wc" if cram else "wb", header=header, format_options=["embed_ref=2"] if cram else None
+    ) as out:
         for number in range(20 * len(samples)):
             read = pysam.AlignedSegment(out.header)
             read.query_name = f"read{number}"
@@ -68,7 +71,7 @@ def bam_of(path: Path, samples: list[str]) -> Path:
 
 
 def read_samples(data: bytes, path: Path) -> dict[str, int]:
-    """Reads per sample (by the read group's SM) in a downloaded BAM."""
+    """Reads per sample (by the read group's SM) in a downloaded BAM or CRAM (its reference embedded)."""
     path.write_bytes(data)
     with pysam.AlignmentFile(str(path), check_sq=False) as reads:
         sample_of = {group["ID"]: group["SM"] for group in reads.header.to_dict().get("RG", [])}
@@ -146,6 +149,7 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
     narrowing = cohort.sample_ids[0]
     own_bam = bam_of(tmp_path / "narrowing-person.bam", [narrowing])
     shared_bam = bam_of(tmp_path / "two-people.bam", [narrowing, cohort.sample_ids[1]])
+    shared_cram = bam_of(tmp_path / "shared-cram.cram", [narrowing, cohort.sample_ids[2]])
     DatasetService(node.database).create(
         NewDataset(
             id="study", title="Study", custodian="Example Hospital", access_level="controlled", duo_codes=["GRU"]
@@ -154,10 +158,11 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
     DatasetService(node.database).set_committee("study", [f"{CHAIR}@{TEST_ISSUER}"], auto_approve=False)
     published = {
         row.name.split(".")[0]: row
-        for row in Ingestor(node).ingest("study", [cohort.vcf_path, own_bam, shared_bam]).published
+        for row in Ingestor(node).ingest("study", [cohort.vcf_path, own_bam, shared_bam, shared_cram]).published
     }
     PhenotypeIngest(node).ingest("study", [cohort.individuals_path])
     vcf, reads, shared_reads = published["cohort"], published["narrowing-person"], published["two-people"]
+    cram = published["shared-cram"]
     with node.database.sessions() as session:
         pseudonyms = {
             source: name for source, name in session.execute(select(Participant.source_name, Participant.pseudonym))
@@ -251,6 +256,12 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
             # A BAM shared with someone else: their read group and reads only.
             bam, _ = pharma.drs_bytes(shared_reads.id)
             assert read_samples(bam, tmp_path / "shared.bam") == {pseudonyms[cohort.sample_ids[1]]: 20}
+            # A CRAM shared with someone else: re-encoded without their reads, by DRS and htsget alike.
+            only_other = {pseudonyms[cohort.sample_ids[2]]: 20}
+            assert read_samples(pharma.drs_bytes(cram.id)[0], tmp_path / "shared.cram") == only_other
+            sliced = pharma.htsget(f"reads/{cram.htsget_id}", format="CRAM")
+            assert sliced.status_code == 200, sliced.text
+            assert read_samples(fetch_ticket(http, sliced.json()), tmp_path / "htsget.cram") == only_other
             return data
 
         def sees_everyone(grantee: Grantee) -> None:
@@ -266,6 +277,10 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
             assert grantee.htsget(f"reads/{reads.htsget_id}").status_code == 200
             bam, _ = grantee.drs_bytes(shared_reads.id)
             assert read_samples(bam, tmp_path / "shared-all.bam") == {person: 20, pseudonyms[cohort.sample_ids[1]]: 20}
+            both = {person: 20, pseudonyms[cohort.sample_ids[2]]: 20}
+            assert read_samples(grantee.drs_bytes(cram.id)[0], tmp_path / "shared-all.cram") == both
+            sliced = grantee.htsget(f"reads/{cram.htsget_id}", format="CRAM")
+            assert read_samples(fetch_ticket(http, sliced.json()), tmp_path / "htsget-all.cram") == both
 
         subset = pharma_sees_without_them()
         sees_everyone(academic)

@@ -200,7 +200,7 @@ class Derived:
 
 
 def derive(node: Node, row: DataObject, keep: list[str]) -> Derived:
-    """Store the object's file with only the samples ``keep`` (VCF/BCF columns, BAM read groups).
+    """Store the object's file with only the samples ``keep`` (VCF/BCF columns, BAM/CRAM read groups).
 
     The plaintext exists only in a private staging directory, removed when done; the result is Crypt4GH
     encrypted to the node's key and put under content-addressed keys (atomically). Shared by the

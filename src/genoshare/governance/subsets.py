@@ -2,14 +2,12 @@
 
 ``AccessPolicy.check_object`` names who is excluded (the one decision point); this module serves the file
 without them.  The subset is made with the re-derivation's own mechanism (``rederive.derive``: htslib drops
-the VCF/BCF columns or BAM read groups; index, checksums and Crypt4GH as on ingest) once per stored file and
-set of people kept, and found again through a small manifest published last, atomically, under a key made
-of both: a crash before it leaves no manifest, and the next request derives again.  A new consent gives a
-new key, so narrowing and widening take effect at the next request; a file re-derived after a withdrawal
-has a new checksum, so its subsets are made afresh.
-
-CRAM files are not subset (dropping reads needs the reference to re-encode them, as for withdrawals): a
-grantee whose consent excludes someone in one is refused.
+the VCF/BCF columns or BAM/CRAM read groups, a CRAM re-encoded with the reference htslib builds from its
+reads and embeds; index, checksums and Crypt4GH as on ingest) once per stored file and set of people kept,
+and found again through a small manifest published last, atomically, under a key made of both: a crash
+before it leaves no manifest, and the next request derives again.  A new consent gives a new key, so
+narrowing and widening take effect at the next request; a file re-derived after a withdrawal has a new
+checksum, so its subsets are made afresh.
 """
 
 from __future__ import annotations
@@ -21,8 +19,6 @@ from dataclasses import asdict
 
 from sqlalchemy import select
 
-from genoshare.errors import PermissionDenied
-from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
 from genoshare.node import Node
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
@@ -41,11 +37,6 @@ def served_object(node: Node, row: DataObject, excluded: frozenset[str]) -> Data
     """``row`` as this caller may get it: itself, or (not stored in the database) its subset without ``excluded``."""
     if not excluded:
         return row
-    if FileFormat(row.format) is FileFormat.CRAM:
-        raise PermissionDenied(
-            f"{row.id} holds people whose consent excludes this use, and a CRAM file cannot be served without "
-            "them here (dropping their reads needs the reference); ask the data steward"
-        )
     with node.database.sessions() as session:
         names = session.scalars(
             select(Participant.pseudonym)
