@@ -89,18 +89,23 @@ async def audit_denial(request: Request, error: GenoshareError) -> None:
     path = request.url.path
     action = next((name for prefix, name in _ACTIONS if path.startswith(prefix)), "http")
     action, resource, details = error.audit_as or (action, path, {})
-    await run_in_threadpool(
-        denials.deny,
-        actor=getattr(request.state, "actor", ANONYMOUS),
-        client=request.client.host if request.client else "unknown",
-        action=action,
-        resource=resource,
-        status=error.status_code,
-        code=error.code,
-        reason=error.message,
-        method=request.method,
-        details=details,
-    )
+    # The refusal stands whether or not it could be written: a failing audit write must not turn the
+    # client's 401 into a 500 (data that is served fails closed instead: its entry is written first).
+    try:
+        await run_in_threadpool(
+            denials.deny,
+            actor=getattr(request.state, "actor", ANONYMOUS),
+            client=request.client.host if request.client else "unknown",
+            action=action,
+            resource=resource,
+            status=error.status_code,
+            code=error.code,
+            reason=error.message,
+            method=request.method,
+            details=details,
+        )
+    except Exception:
+        log.exception("a refused request could not be written to the audit log")
 
 
 def install_error_handlers(app: FastAPI) -> None:
