@@ -214,7 +214,7 @@ class Grant(Base):
 
 
 class AuditEvent(Base):
-    """One entry of the hash chain; ``hash`` covers ``prev_hash`` and every other column."""
+    """One entry of the hash chain; ``hash``, an HMAC under the node's audit key, covers ``prev_hash`` and the rest."""
 
     __tablename__ = "audit_events"
 
