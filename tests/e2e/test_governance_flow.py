@@ -117,14 +117,11 @@ def test_request_approve_download_withdraw_revoke(node: Node, issuer: VisaIssuer
             if one.id in consent.record(p).files
         )
         token = consent.issue_link(person, STEWARD)
-        started = time.monotonic()
         withdrawal = http.post(f"{url}/consent/withdraw", headers={"X-Consent-Token": token}).json()
         assert withdrawal["unavailable"] == [one.id]
         after = individuals(http, url, granted)
         file_status = http.get(access["url"], headers=one_ticket).status_code
-        elapsed = time.monotonic() - started
-        assert (after, file_status) == (11, 403), "Beacon count drops and the person's file is blocked"
-        assert elapsed < 1.0, f"withdrawal needed {elapsed:.2f} s to reach Beacon and the data endpoint"
+        assert (after, file_status) == (11, 403), "at the next requests the Beacon count drops and the file is blocked"
 
         # 5. the shared file is re-derived without them and served again
         deadline = time.monotonic() + 60
