@@ -51,12 +51,11 @@ def assign_sample_numbers(session: Session, dataset_id: str, pseudonyms: Sequenc
             )
         ).all()
     )
-    next_number = (
-        session.scalar(
-            select(func.max(BeaconIndividual.sample_number)).where(BeaconIndividual.dataset_id == dataset_id)
-        )
-        or -1
-    ) + 1
+    # Not ``max or -1``: a dataset whose one individual is number 0 would number the next one 0 again.
+    highest = session.scalar(
+        select(func.max(BeaconIndividual.sample_number)).where(BeaconIndividual.dataset_id == dataset_id)
+    )
+    next_number = 0 if highest is None else highest + 1
     for pseudonym in pseudonyms:
         if pseudonym in known:
             continue

@@ -1,7 +1,8 @@
 """The ingest pipeline: stage every file, then publish all of them or none.
 
 Each file is validated, de-identified, checksummed, indexed and encrypted in a staging area first; one
-database transaction at the end publishes the whole batch.
+database transaction at the end publishes the whole batch, with its participants and their Beacon
+individuals (the variant index, built from the files after that, only reads their numbers).
 
 Blobs are stored under their content checksum, so a crash leaves at most unreferenced blobs (invisible,
 reclaimable) and never a half-published object; re-ingesting the same source file is recognised by its
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from genoshare.audit import Entry
-from genoshare.beacon.indexing import index_published_object
+from genoshare.beacon.indexing import assign_sample_numbers, index_published_object
 from genoshare.crypt.files import encrypt_file
 from genoshare.errors import Conflict
 from genoshare.formats import FileFormat, detect, is_bgzf, split_name
@@ -207,8 +208,15 @@ class Ingestor:
                     self._check_names_free(session, item)
                     session.add(item.row)
                     self._link_participants(session, dataset_id, item.row.id, item.pseudonyms)
+                    if FileFormat(item.row.format).is_variants:
+                        # The people's Beacon numbers, in the transaction that publishes them: a clash refuses
+                        # the batch here, not after its files are served.
+                        assign_sample_numbers(session, dataset_id, list(item.pseudonyms.values()))
         except IntegrityError as error:
-            raise Conflict(f"another ingest published the same files meanwhile: {error.orig}") from error
+            raise Conflict(
+                f"another ingest changed dataset {dataset_id} meanwhile; nothing was published, run it again "
+                f"({error.orig})"
+            ) from error
         for item in staged:
             result.published.append(item.row)
             self.node.audit.record(
