@@ -145,9 +145,10 @@ class Settings(BaseSettings):
     #: HTTP server limits of ``genoshare serve`` (``genoshare.api.server``; README, "server limits"): the most a
     #: request line and headers may take (a passport with many visas fits; more is answered 431), ...
     max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024, le=16 * 1024 * 1024)
-    #: ... the seconds a client has to send them once it connects or its previous response ended (slowloris), ...
-    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    #: ... the open connections (past it, the one waiting longest for its headers is dropped, or the new one
+    #: ... the seconds a client has to send its whole request (line, headers, body) once it connects or its
+    #: previous response ended (slowloris, slow bodies), ...
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: ... the open connections (past it, the one waiting longest for its request is dropped, or the new one
     #: answered 503 when all are busy), and the seconds an idle keep-alive connection is kept.
     max_connections: int = Field(default=1000, ge=2, le=1_000_000)
     keep_alive_seconds: int = Field(default=5, ge=1, le=600)

@@ -2,9 +2,9 @@
 
 Issue 12: the HTTP server had no header size limit, header timeout or connection cap: 2,000 slowloris
 sockets were held for 30 s, ten unfinished 50 MiB headers raised its RSS from 322 to 738 MB, and a 24 MB
-``Authorization`` header was parsed.  Here, bounded in count and time: a few hundred trickling sockets
-against a 2 s header timeout and a cap of 100 connections, and headers of a few MiB against the default
-64 KiB limit.
+``Authorization`` header was parsed.  Here, bounded in count and time: a few hundred sockets trickling
+headers or a body against a 2 s request timeout and a cap of 100 connections, and headers of a few MiB
+against the default 64 KiB limit.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from genoshare.node import Node
 __all__ = ["sqlite_node"]
 
 TRICKLE = b"GET /service-info HTTP/1.1\r\nHost: localhost\r\n"
+SLOW_BODY = (
+    b"POST /ga4gh/drs/v1/objects HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
 
 
 def address(url: str) -> tuple[str, int]:
@@ -64,26 +68,26 @@ def test_slowloris_sockets_are_dropped_and_real_clients_served(sqlite_node: Node
         sqlite_node.settings.data_dir,
         {
             "GENOSHARE_DATABASE_URL": sqlite_node.settings.database_url,
-            "GENOSHARE_HEADER_TIMEOUT_SECONDS": "2",
+            "GENOSHARE_REQUEST_TIMEOUT_SECONDS": "2",
             "GENOSHARE_MAX_CONNECTIONS": "100",
         },
     )
     pid, target = server.process.pid, address(server.url)
-    attackers = []
-    for _ in range(300):
+    # 200 sockets trickle header lines; 100 send whole headers, then a body a few bytes at a time.
+    attackers: list[tuple[socket.socket, bool]] = []
+    for number in range(300):
         sock = socket.create_connection(target)
-        sock.sendall(TRICKLE)
-        attackers.append(sock)
+        slow_body = number % 3 == 0
+        sock.sendall(SLOW_BODY if slow_body else TRICKLE)
+        attackers.append((sock, slow_body))
     started = time.monotonic()
     with httpx.Client(timeout=10) as http:
-        # Headers trickle in, a line every half second, for 3.5 s: past the 2 s header timeout.
+        # A line (or a few body bytes) every half second, for 3.5 s: past the 2 s request timeout.
         line = 0
         while time.monotonic() - started < 3.5:
-            for sock in attackers:
-                try:
-                    sock.sendall(f"X-Slow-{line}: 1\r\n".encode())
-                except OSError:
-                    continue
+            for sock, slow_body in attackers:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b'{"a": ' if slow_body else f"X-Slow-{line}: 1\r\n".encode())
             line += 1
             # Meanwhile a real client is served at once, and the server holds no more than its cap.
             asked = time.monotonic()
@@ -92,10 +96,10 @@ def test_slowloris_sockets_are_dropped_and_real_clients_served(sqlite_node: Node
             assert sockets_of(pid) <= 100 + 5
             time.sleep(0.5)
         time.sleep(0.5)
-        still_open = [sock for sock in attackers if not closed_by_server(sock)]
-        assert still_open == [], f"{len(still_open)} of 300 trickling sockets still open after the header timeout"
+        still_open = [slow_body for sock, slow_body in attackers if not closed_by_server(sock)]
+        assert still_open == [], f"{len(still_open)} of 300 slow sockets still open after the request timeout"
         assert http.get(f"{server.url}/service-info").status_code == 200
-    for sock in attackers:
+    for sock, _ in attackers:
         sock.close()
 
 

@@ -9,12 +9,13 @@ answers 503 only once headers are complete, so the sockets of a slowloris never 
 :class:`GuardedHttpToolsProtocol` adds the three at the protocol level, where bytes arrive:
 
 - the request line and headers may take ``max_header_bytes``; more is answered ``431`` and the connection
-  closed (counted before the parser buffers them, so memory stays bounded by the limit plus one read);
-- they must be complete ``header_timeout_seconds`` after the connection opens or its previous response
-  ends, else the connection is closed (``408``);
+  closed (counted as they arrive, so what a client makes the server hold is the limit plus one read);
+- the whole request (line, headers and body: genoshare takes small bodies only) must have arrived
+  ``request_timeout_seconds`` after the connection opens or its previous response ends, else the connection
+  is closed (``408``), which also stops bodies sent a byte at a time;
 - at most ``max_connections`` are open: one more drops the connection that has waited longest for its
-  headers (a slowloris socket before any real client), or, when every connection is busy, is answered
-  ``503`` and closed.
+  request (a slowloris socket before any real client), or, when every connection is busy being answered,
+  is answered ``503`` and closed.
 
 httptools rather than h11: h11's ``h11_max_incomplete_event_size`` bounds the size alone (a 400, not a
 431) and nothing else, so a guard was needed either way; httptools is the C parser whose throughput the
@@ -43,7 +44,7 @@ def _plain_response(status: bytes, message: str) -> bytes:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header size limit, a header timeout and a connection cap."""
+    """uvicorn's httptools protocol with a header size limit, a request timeout and a connection cap."""
 
     #: Set per server by :func:`guarded_protocol`.
     settings: ClassVar[Settings]
@@ -51,18 +52,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._awaiting_headers = True
+        self._awaiting_request = True
         self._header_bytes = 0
         self._waiting_since = time.monotonic()
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._request_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._wait_for_headers()
+        self._wait_for_request()
         if len(self.connections) > self.settings.max_connections:
             self._make_room()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_timer()
+        self._stop_request_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -84,59 +86,68 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
-        self._stop_header_timer()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._awaiting_request = False
+        self._stop_request_timer()
+
     def on_response_complete(self) -> None:
-        # A pipelined request already sent its headers: its body is not header bytes, and no timer is due.
+        # A pipelined request was already received (its headers at least): no timer is due for it.
         pipelined = bool(self.pipeline)
         super().on_response_complete()
         if not pipelined and not self.transport.is_closing():
-            self._wait_for_headers()
+            self._wait_for_request()
 
-    def _wait_for_headers(self) -> None:
-        self._awaiting_headers = True
+    def _wait_for_request(self) -> None:
+        self._awaiting_headers = self._awaiting_request = True
         self._header_bytes = 0
         self._waiting_since = time.monotonic()
-        self._stop_header_timer()
-        self._header_timer = self.loop.call_later(self.settings.header_timeout_seconds, self._headers_too_slow)
+        self._stop_request_timer()
+        self._request_timer = self.loop.call_later(self.settings.request_timeout_seconds, self._request_too_slow)
 
-    def _stop_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+    def _stop_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
 
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        # Only when no request is being answered (a pipelined request waits for the one before it).
-        if self._awaiting_headers and (self.cycle is None or self.cycle.response_complete):
+    def _answering(self) -> bool:
+        """Whether the application holds a request of this connection (its body may still be arriving)."""
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _request_too_slow(self) -> None:
+        self._request_timer = None
+        if self._awaiting_request:
             self._refuse(
-                b"408 Request Timeout", f"headers not complete within {self.settings.header_timeout_seconds} s"
+                b"408 Request Timeout", f"request not complete within {self.settings.request_timeout_seconds} s"
             )
 
     def _make_room(self) -> None:
-        """Over the cap: drop the connection waiting longest for its headers, else refuse this one."""
-        idle = [
+        """Over the cap: drop the connection waiting longest for its request, else refuse this one."""
+        waiting = [
             other
             for other in self.connections
             if isinstance(other, GuardedHttpToolsProtocol)
-            and other._awaiting_headers
-            and (other.cycle is None or other.cycle.response_complete)
+            and other is not self
+            and other._awaiting_request
             and not other.transport.is_closing()
         ]
-        if idle:
-            oldest = min(idle, key=lambda other: other._waiting_since)
-            oldest._refuse(b"503 Service Unavailable", "too many connections; this one was waiting for headers")
+        if waiting:
+            oldest = min(waiting, key=lambda other: other._waiting_since)
+            oldest._refuse(b"503 Service Unavailable", "too many connections; this one was waiting for its request")
         else:
             self._refuse(b"503 Service Unavailable", "too many connections; try again shortly")
 
     def _refuse(self, status: bytes, message: str) -> None:
-        self._stop_header_timer()
+        """Close the connection, with a short error response unless the application is answering it."""
+        self._stop_request_timer()
         self.logger.warning("closing connection from %s: %s", self.client, message)
         if not self.transport.is_closing():
-            self.transport.write(_plain_response(status, message))
+            if not self._answering():
+                self.transport.write(_plain_response(status, message))
             self.transport.close()
-        # Closed before the response could be asked for: the socket no longer counts against the cap.
+        # Closed before its request was read: the socket no longer counts against the cap.
         self.connections.discard(self)
 
 
