@@ -64,3 +64,5 @@ def test_kill_9_at_several_moments_never_half_publishes(node: Node, big_bams: li
     assert sorted(o.name for o in objects) == ["synthetic0.bam", "synthetic1.bam"]
     for row in objects:
         assert node.objects.exists(row.blob_key) and node.objects.exists(row.index_key or "")
+    # The plaintext the killed ingests left in staging went with the next ingest.
+    assert list(node.objects.staging_dir().iterdir()) == []
