@@ -42,14 +42,9 @@ from genoshare.node import Node
 router = APIRouter(
     tags=["Data"],
     responses={
-        400: {"description": "A malformed Range."},
         401: {"description": "No ticket, or a ticket that is expired, forged or for another object."},
         403: {"description": "The grant behind the ticket no longer holds."},
         404: {"description": "No such object."},
-        416: {
-            "description": "No range of the Range header is satisfiable.",
-            "headers": {"Content-Range": {"description": "bytes */size", "schema": {"type": "string"}}},
-        },
     },
 )
 #: The stored object's own media type, or octet-stream for a Crypt4GH stream re-keyed to the client.
@@ -62,17 +57,27 @@ _RANGES = {"description": "Always bytes", "schema": {"type": "string"}}
 _PART = {"description": "bytes first-last/size", "schema": {"type": "string"}}
 
 
-def _answers(body: bool) -> dict[int | str, dict[str, Any]]:
-    """200 and 206 as GET sends them (``body``) or as HEAD announces them."""
-    whole = {
+_WHOLE = {"headers": {"Accept-Ranges": _RANGES, "Content-Length": _SIZE}}
+_GET_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        **_WHOLE,
         "description": "The whole object: no Range, several ranges (RFC 9110 lets a server send it all), "
         "or an empty object.",
-        "headers": {"Accept-Ranges": _RANGES, "Content-Length": _SIZE},
-    }
-    part = {"description": "The requested byte range.", "headers": {"Content-Range": _PART, "Content-Length": _SIZE}}
-    if body:
-        whole["content"] = part["content"] = _BINARY
-    return {200: whole, 206: part}
+        "content": _BINARY,
+    },
+    206: {
+        "description": "The requested byte range.",
+        "headers": {"Content-Range": _PART, "Content-Length": _SIZE},
+        "content": _BINARY,
+    },
+    400: {"description": "A malformed Range."},
+    416: {
+        "description": "No range of the Range header is satisfiable.",
+        "headers": {"Content-Range": {"description": "bytes */size", "schema": {"type": "string"}}},
+    },
+}
+#: HEAD ignores Range (RFC 9110 defines it for GET only): it announces the whole object.
+_HEAD_ANSWERS: dict[int | str, dict[str, Any]] = {200: {**_WHOLE, "description": "The whole object's headers."}}
 
 
 _RANGE_HEADER = {
@@ -82,7 +87,6 @@ _RANGE_HEADER = {
     "schema": {"type": "string"},
     "description": "One byte range, e.g. bytes=0-1023, bytes=1024- or bytes=-500 (RFC 9110)",
 }
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 1 << 20
 #: Encrypted pieces decrypted while one is sent (more did not help on 2 cores, and each costs 2 MiB).
 AHEAD = 1
@@ -292,7 +296,7 @@ class ObjectResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         except GenoshareError as ended:
             # Returning without the last body message makes the server close the connection (a cut transfer).
-            self._record_stop(ended)
+            await run_in_threadpool(self._record_stop, ended)
         finally:
             body = self.body_iterator
             assert isinstance(body, AsyncGenerator)
@@ -317,7 +321,7 @@ class ObjectResponse(StreamingResponse):
 @router.get(
     "/data/{object_id}",
     response_class=Response,
-    responses=_answers(body=True),
+    responses=_GET_ANSWERS,
     openapi_extra={**TICKET, "parameters": [_RANGE_HEADER]},
     summary="Object bytes (signed ticket required)",
 )
@@ -328,7 +332,7 @@ def read_object(object_id: str, request: Request, node: NodeDep) -> Response:
 @router.head(
     "/data/{object_id}",
     response_class=Response,
-    responses=_answers(body=False),
+    responses=_HEAD_ANSWERS,
     openapi_extra=TICKET,
     summary="Object size and range support (signed ticket required)",
 )
