@@ -61,8 +61,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "A GA4GH Passport (or a single visa) signed by a trusted broker or by this node. "
-        "Optional where public data is served: without one the caller is anonymous.",
+        "description": "A GA4GH Passport signed by a trusted broker or by this node, or the access token of a "
+        "broker the node trusts (the node then fetches your visas). Optional where public data is served: "
+        "without one the caller is anonymous.",
     },
     "ticket": {
         "type": "http",
