@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -35,11 +35,22 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
 class Server:
     """``genoshare serve`` in a child process, stopped at the end of the test."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], wrapper: Sequence[str] = ()) -> None:
+        """``wrapper``: a command that runs the server, e.g. ``prlimit --nofile=300:300``."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "genoshare", "serve", "--data-dir", str(data_dir), "--port", str(self.port)],
+            [
+                *wrapper,
+                sys.executable,
+                "-m",
+                "genoshare",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(self.port),
+            ],
             env={**os.environ, **env, "GENOSHARE_PUBLIC_URL": self.url},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -90,8 +101,8 @@ def serve() -> Iterator[type[Server]]:
     started: list[Server] = []
 
     class Tracked(Server):
-        def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-            super().__init__(data_dir, env)
+        def __init__(self, data_dir: Path, env: dict[str, str], wrapper: Sequence[str] = ()) -> None:
+            super().__init__(data_dir, env, wrapper)
             started.append(self)
 
     yield Tracked

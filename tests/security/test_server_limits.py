@@ -151,3 +151,27 @@ def test_oversized_headers_are_refused_with_bounded_memory(sqlite_node: Node, se
         assert answer.startswith(b"HTTP/1.1 431"), answer
     with httpx.Client(timeout=10) as http:
         assert http.get(f"{server.url}/service-info").status_code == 200
+
+
+def test_connections_never_take_the_descriptors_files_need(sqlite_node: Node, serve: Any) -> None:
+    """Under ``ulimit -n 300`` the cap of 1,000 connections falls to what the descriptors allow, and 400
+    slowloris sockets cannot make the server run out of them (with the cap left at 1,000, every request
+    failed: the sockets had taken the descriptors)."""
+    server = serve(
+        sqlite_node.settings.data_dir,
+        {"GENOSHARE_DATABASE_URL": sqlite_node.settings.database_url},
+        wrapper=["prlimit", "--nofile=300:300"],
+    )
+    assert "max_connections lowered from 1000 to 78" in server.log
+    pid, target = server.process.pid, address(server.url)
+    attackers = []
+    for _ in range(400):
+        sock = socket.create_connection(target)
+        sock.sendall(TRICKLE)
+        attackers.append(sock)
+    with httpx.Client(timeout=10) as http:
+        for _ in range(5):
+            assert http.get(f"{server.url}/service-info").status_code == 200
+            assert sockets_of(pid) <= 78 + 5
+    for sock in attackers:
+        sock.close()

@@ -25,6 +25,8 @@ benchmarks measure, and the guard costs one comparison per read.
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 import time
 from typing import Any, ClassVar
 
@@ -33,6 +35,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from genoshare.node import Node
 from genoshare.settings import Settings
+
+#: Descriptors a connection may hold: its socket and, while streaming, two files.
+_PER_CONNECTION = 3
+#: Descriptors kept for everything else: the database pool, logs, the listening socket, the event loop.
+_RESERVED = 64
 
 
 def _plain_response(status: bytes, message: str) -> bytes:
@@ -156,11 +163,37 @@ def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
     return type("GenoshareHttpProtocol", (GuardedHttpToolsProtocol,), {"settings": settings})
 
 
+def connection_room(wanted: int) -> int:
+    """The connections this process can hold without running out of descriptors: ``wanted``, or fewer.
+
+    Each connection may hold its socket and, while it streams, two files (a Crypt4GH object and its stored
+    bytes); the database, logs and the rest keep ``_RESERVED``.  The soft descriptor limit is raised
+    towards the hard one first; a cap above what remains would let connections take the descriptors that
+    files and the database need (EMFILE: every request failing, as a descriptor leak did).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = _PER_CONNECTION * wanted + _RESERVED
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, (soft - _RESERVED) // _PER_CONNECTION))
+
+
 def run(node: Node, host: str, port: int) -> None:
     """Serve the node's application with the limits of its settings until interrupted."""
     from genoshare.api.app import create_app
 
     settings = node.settings
+    room = connection_room(settings.max_connections)
+    if room < settings.max_connections:
+        logging.getLogger("genoshare.api").warning(
+            "max_connections lowered from %d to %d: the descriptor limit (ulimit -n) leaves room for no more",
+            settings.max_connections,
+            room,
+        )
+        settings = settings.model_copy(update={"max_connections": room})
     uvicorn.run(
         create_app(node),
         host=host,
