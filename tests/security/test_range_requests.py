@@ -3,11 +3,13 @@
 Issue 12: on a public dataset stored in plaintext, an anonymous request whose ``Range`` has over 4,300
 digits (Python's ``int()`` limit) answered 500 and left one descriptor open for good (200 requests: 19 ->
 219 open fds).  Issue 13 item 4: a 416 carried no ``Content-Range: bytes */N``, several ranges got 416
-where the RFC lets a server send the whole object, and an empty object answered 206 ``bytes 0-0/0``.
+where the RFC lets a server send the whole object, and an empty object answered 206 ``bytes 0-0/0``;
+an htsget ``class=header`` ticket held the EOF marker as a URL of class body.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import socket
@@ -16,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pysam
 from sqlite_node import sqlite_node
 
 from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.htsget import bgzf
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
 from genoshare.store.models import DataObject
@@ -188,3 +192,28 @@ def test_ranges_are_answered_as_rfc_9110_says(sqlite_node: Node, serve: Any, tmp
             answer = http.get(empty_url, headers=headers)
             assert (answer.status_code, answer.content) == (200, b""), range_header
             assert "content-range" not in answer.headers
+
+
+def test_htsget_header_tickets_hold_header_data_only(sqlite_node: Node, serve: Any, tmp_path: Path) -> None:
+    """htsget 1.3: ``class=header`` asks for header data only; the EOF marker (class body) is not header."""
+    vcf = public_node(sqlite_node, tmp_path)
+    server = serve(sqlite_node.settings.data_dir, {"GENOSHARE_DATABASE_URL": sqlite_node.settings.database_url})
+    with httpx.Client(timeout=30) as http:
+        answer = http.get(f"{server.url}/htsget/variants/{vcf.htsget_id}", params={"class": "header"})
+        assert answer.status_code == 200, answer.text
+        urls = answer.json()["htsget"]["urls"]
+        assert [entry.get("class") for entry in urls] == ["header"] * len(urls)
+        parts = []
+        for entry in urls:
+            if entry["url"].startswith("data:"):
+                parts.append(base64.b64decode(entry["url"].split(",", 1)[1]))
+            else:
+                fetched = http.get(entry["url"], headers=entry.get("headers", {}))
+                assert fetched.status_code in (200, 206), fetched.text
+                parts.append(fetched.content)
+    assert bgzf.EOF_MARKER not in parts
+    # The header alone, plus the EOF marker a client appends, is a valid VCF with no records.
+    header_only = tmp_path / "header.vcf.gz"
+    header_only.write_bytes(b"".join(parts) + bgzf.EOF_MARKER)
+    with pysam.VariantFile(str(header_only)) as variants:
+        assert list(variants) == [] and len(variants.header.samples) == 4
