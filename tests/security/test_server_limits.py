@@ -153,6 +153,40 @@ def test_oversized_headers_are_refused_with_bounded_memory(sqlite_node: Node, se
         assert http.get(f"{server.url}/service-info").status_code == 200
 
 
+def test_oversized_bodies_are_refused(sqlite_node: Node, serve: Any) -> None:
+    """A body over ``max_body_bytes`` (1 MiB) is refused, whether its size is declared or it comes chunked."""
+    server = serve(sqlite_node.settings.data_dir, {"GENOSHARE_DATABASE_URL": sqlite_node.settings.database_url})
+    pid, target = server.process.pid, address(server.url)
+    before = rss_mib(pid)
+    declared = (
+        b"POST /ga4gh/drs/v1/objects HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 67108864\r\n\r\n"
+    )
+    chunked = (
+        b"POST /ga4gh/drs/v1/objects HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"%x\r\n" % (256 << 10) + b" " * (256 << 10) + b"\r\n"
+    for head, piece in ((declared, b" " * (1 << 20)), (chunked, chunk)):
+        # Five clients push 16 MiB each; the server drops them (a reset loses its 413 on the way).
+        for _ in range(5):
+            with socket.create_connection(target) as sock, contextlib.suppress(OSError):
+                sock.sendall(head)
+                for _ in range(16):
+                    sock.sendall(piece)
+        # One that sends just past the limit and then listens gets the 413.
+        with socket.create_connection(target) as sock:
+            sock.settimeout(5)
+            sock.sendall(head if head is declared else head + piece * 4 + b"400\r\n" + b" " * 1024 + b"\r\n")
+            answer = sock.recv(200)
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+    grown = rss_mib(pid) - before
+    assert grown < 8, f"server RSS grew {grown:.0f} MiB on ten oversized bodies"
+    with httpx.Client(timeout=10) as http:
+        small = http.post(f"{server.url}/ga4gh/drs/v1/objects", json={"bulk_object_ids": ["x"]})
+        assert small.status_code == 200, small.text
+
+
 def test_connections_never_take_the_descriptors_files_need(sqlite_node: Node, serve: Any) -> None:
     """Under ``ulimit -n 300`` the cap of 1,000 connections falls to what the descriptors allow, and 400
     slowloris sockets cannot make the server run out of them (with the cap left at 1,000, every request

@@ -9,7 +9,8 @@ answers 503 only once headers are complete, so the sockets of a slowloris never 
 :class:`GuardedHttpToolsProtocol` adds the three at the protocol level, where bytes arrive:
 
 - the request line and headers may take ``max_header_bytes``; more is answered ``431`` and the connection
-  closed (counted as they arrive, so what a client makes the server hold is the limit plus one read);
+  closed (counted as they arrive, so what a client makes the server hold is the limit plus one read); a
+  body may take ``max_body_bytes`` (declared or, chunked, as it arrives), more is answered ``413``;
 - the whole request (line, headers and body: genoshare takes small bodies only) must have arrived
   ``request_timeout_seconds`` after the connection opens or its previous response ends, else the connection
   is closed (``408``), which also stops bodies sent a byte at a time;
@@ -51,7 +52,7 @@ def _plain_response(status: bytes, message: str) -> bytes:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header size limit, a request timeout and a connection cap."""
+    """uvicorn's httptools protocol with header and body size limits, a request timeout and a connection cap."""
 
     #: Set per server by :func:`guarded_protocol`.
     settings: ClassVar[Settings]
@@ -61,6 +62,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_headers = True
         self._awaiting_request = True
         self._header_bytes = 0
+        self._body_bytes = 0
+        self._refusing = False
         self._waiting_since = time.monotonic()
         self._request_timer: asyncio.TimerHandle | None = None
 
@@ -75,6 +78,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refusing:
+            return
         awaiting = self._awaiting_headers
         super().data_received(data)
         # Bytes that arrived while headers were incomplete and left them incomplete are all header bytes.
@@ -93,9 +98,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
+        self._body_bytes = 0
+        declared = next((value for name, value in self.headers if name == b"content-length"), b"0")
+        if not declared.isdigit() or int(declared) > self.settings.max_body_bytes:
+            # Refused before the application sees it; the parser's later callbacks find nothing to feed.
+            self._refusing = True
+            self._refuse(b"413 Content Too Large", f"request body over {self.settings.max_body_bytes} bytes")
+            return
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if self._refusing:
+            return
+        self._body_bytes += len(body)
+        if self._body_bytes > self.settings.max_body_bytes:  # a chunked body, whose size no header declared
+            self._refusing = True
+            self._refuse(b"413 Content Too Large", f"request body over {self.settings.max_body_bytes} bytes")
+            return
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refusing:
+            return
         super().on_message_complete()
         self._awaiting_request = False
         self._stop_request_timer()
@@ -147,11 +171,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(b"503 Service Unavailable", "too many connections; try again shortly")
 
     def _refuse(self, status: bytes, message: str) -> None:
-        """Close the connection, with a short error response unless the application is answering it."""
+        """Close the connection, with a short error response unless the application has begun its own."""
         self._stop_request_timer()
         self.logger.warning("closing connection from %s: %s", self.client, message)
         if not self.transport.is_closing():
-            if not self._answering():
+            cycle = self.cycle if self._answering() else None
+            if cycle is not None:
+                # The application, waiting for the rest of the body, gets a disconnect and sends nothing more.
+                cycle.disconnected = True
+                cycle.message_event.set()
+            if cycle is None or not cycle.response_started:
                 self.transport.write(_plain_response(status, message))
             self.transport.close()
         # Closed before its request was read: the socket no longer counts against the cap.
