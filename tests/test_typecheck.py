@@ -1,0 +1,27 @@
+"""The package type-checks with the mypy and stubs this environment installed.
+
+A new release of a typed dependency cannot slip in errors unnoticed (upgrades of numpy, SQLAlchemy, pyroaring,
+rich and FastAPI each did), and a wrong type at a call site is caught by the suite, not only by whoever
+remembers to run mypy before committing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from support import REPO
+
+
+def test_mypy_finds_no_errors_in_the_package() -> None:
+    # The interpreter running the suite, so the mypy and stubs checked are those this environment installed;
+    # from the repository root, so pyproject.toml's [tool.mypy] settings apply.
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "src/genoshare"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert checked.returncode == 0, f"mypy src/genoshare failed:\n{checked.stdout}{checked.stderr}"
