@@ -1,4 +1,4 @@
-"""The package type-checks with the mypy and stubs this environment installed.
+"""The code passes the checks CONTRIBUTING asks for before each commit: mypy, ruff's lint rules and its format.
 
 A new release of a typed dependency cannot slip in errors unnoticed (upgrades of numpy, SQLAlchemy, pyroaring,
 rich and FastAPI each did), and a wrong type at a call site is caught by the suite, not only by whoever
@@ -25,3 +25,11 @@ def test_mypy_finds_no_errors_in_the_package() -> None:
         check=False,
     )
     assert checked.returncode == 0, f"mypy src/genoshare failed:\n{checked.stdout}{checked.stderr}"
+
+
+def test_ruff_finds_nothing_to_fix() -> None:
+    for command in (["check", "src", "tests", "benchmarks"], ["format", "--check", "src", "tests", "benchmarks"]):
+        checked = subprocess.run(
+            [sys.executable, "-m", "ruff", *command], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert checked.returncode == 0, f"ruff {' '.join(command)} failed:\n{checked.stdout}{checked.stderr}"
