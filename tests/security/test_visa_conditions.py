@@ -108,6 +108,11 @@ def test_conditions_the_node_cannot_evaluate_refuse_the_visa(issuer: VisaIssuer,
         [[{"type": AFFILIATION}]],  # nothing to match
         [[]],
         {"type": AFFILIATION, "value": "const:faculty@uni.example.org"},  # not a list of lists
+        # Malformed but falsy: not "no conditions" (they were taken as absent and the grant opened the file).
+        {},
+        "",
+        0,
+        False,
     ):
         assert status(issuer, server, grant(issuer, server, conditions), faculty) == 403, conditions
 

@@ -387,10 +387,10 @@ class PassportVerifier:
             else:
                 checked.append(visa)
         # Conditions are met only by accepted visas without conditions of their own (no nesting, no loops).
-        unconditional = [visa for visa in checked if not visa.conditions]
+        unconditional = [visa for visa in checked if visa.conditions is None]
         accepted: list[Visa] = []
         for visa in checked:
-            if not visa.conditions:
+            if visa.conditions is None:
                 accepted.append(visa)
                 continue
             try:
@@ -436,7 +436,8 @@ class PassportVerifier:
             issuer=claims["iss"],
             expires=int(claims["exp"]),
             jti=str(claims.get("jti", "")),
-            conditions=body.get("conditions") or None,
+            # Only an absent or empty list means none: a malformed value (``{}``, ``""``, ``0``) is judged, and refused.
+            conditions=None if body.get("conditions") in (None, []) else body["conditions"],
         )
 
     # -- broker access tokens -----------------------------------------------------------------------
