@@ -44,11 +44,11 @@ def test_every_declared_dependency_has_an_upper_bound() -> None:
 
 def test_constraints_pin_every_declared_dependency_inside_its_range() -> None:
     pins = _pinned()
-    outside = {
-        str(requirement): str(pins.get(canonicalize_name(requirement.name)))
-        for requirement in _declared()
-        if pins.get(canonicalize_name(requirement.name)) not in requirement.specifier
-    }
+    outside = {}
+    for requirement in _declared():
+        pinned = pins.get(canonicalize_name(requirement.name))
+        if pinned is None or pinned not in requirement.specifier:
+            outside[str(requirement)] = str(pinned) if pinned else "not pinned: run `make lock`"
     assert outside == {}
 
 
