@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     #: How often a ``/data`` download asks again whether its ticket still opens the object: a revocation,
     #: a withdrawal or the ticket's expiry cuts even a single long GET within this many seconds.
     stream_recheck_seconds: float = Field(default=2.0, gt=0, le=60)
+    #: The longest a ``/data`` download may wait for its client to take more bytes before it is cut: a client
+    #: that stops reading would otherwise hold its connection and a few MiB of buffers for as long as it likes.
+    send_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     #: HTTP server limits of ``genoshare serve`` (``genoshare.api.server``; README, "server limits"): the most a
     #: request line and headers may take (a passport with many visas fits; more is answered 431), ...
     max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024, le=16 * 1024 * 1024)

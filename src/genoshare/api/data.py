@@ -28,7 +28,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from genoshare.api.deps import NodeDep, bearer_token
 from genoshare.api.openapi import TICKET
@@ -254,6 +254,10 @@ def _reencrypted_stream(opened: OpenedBlob, start: int, end: int) -> AsyncGenera
     return _stored_stream(opened, opened.stored, first, last, header)
 
 
+class ClientStalled(GenoshareError):
+    """A download's client stopped reading: the stream is cut rather than held open."""
+
+
 class ObjectResponse(StreamingResponse):
     """An object's bytes; access is asked again every ``stream_recheck_seconds`` while they stream.
 
@@ -292,8 +296,17 @@ class ObjectResponse(StreamingResponse):
             await self._pieces.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        patience = self.node.settings.send_timeout_seconds
+
+        async def send_or_give_up(message: Message) -> None:
+            # The server's send waits while the client reads nothing (flow control); bound that wait.
+            try:
+                await asyncio.wait_for(send(message), patience)
+            except TimeoutError:
+                raise ClientStalled(f"the client took no bytes for {patience:g} s") from None
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_or_give_up)
         except GenoshareError as ended:
             # Returning without the last body message makes the server close the connection (a cut transfer).
             await run_in_threadpool(self._record_stop, ended)
