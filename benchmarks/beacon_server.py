@@ -46,8 +46,8 @@ from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import init_node
-from genoshare.settings import TrustedIssuer, load_settings
+from genoshare.node import init_node, write_config_file
+from genoshare.settings import BONA_FIDE_RESEARCHER, Settings, TrustedIssuer, load_settings
 from genoshare.store.models import Dataset
 from genoshare.synth import generate_cohort
 from genoshare.synth.phenotypes import PHENOTYPIC_FEATURES
@@ -73,7 +73,16 @@ def timed(n: int, call: Callable[[int], None]) -> list[float]:
     return out
 
 
-def build(n_people: int, n_variants: int) -> tuple[Path, Path, VisaIssuer]:
+def bench_settings(node_dir: Path, root: Path) -> Settings:
+    """The node trusts the bench issuer for passports and, as a DAC of its own, for ControlledAccessGrants."""
+    return load_settings(
+        node_dir,
+        trusted_issuers=[TrustedIssuer(issuer=ISSUER, jwks_file=root / "jwks.json")],
+        passports={"controlled_access_grants": {"issuers": [ISSUER], "sources": [ISSUER]}},
+    )
+
+
+def build(n_people: int, n_variants: int) -> tuple[Path, Path, VisaIssuer, Settings]:
     root = WORK / f"beacon-{n_people}x{n_variants}"
     cohort_dir = root / "cohort"
     if not (cohort_dir / "individuals.tsv").exists():
@@ -86,15 +95,15 @@ def build(n_people: int, n_variants: int) -> tuple[Path, Path, VisaIssuer]:
     if not (node_dir / "ready").exists():
         shutil.rmtree(node_dir, ignore_errors=True)
         issuer.write_jwks(root / "jwks.json")
-        settings = load_settings(node_dir, trusted_issuers=[TrustedIssuer(issuer=ISSUER, jwks_file=root / "jwks.json")])
-        node = init_node(settings)
+        node = init_node(bench_settings(node_dir, root))
         DatasetService(node.database).create(NewDataset("bench", "benchmark cohort", "Bench", "controlled", ["GRU"]))
         Ingestor(node).ingest("bench", [vcf])  # publishes, then builds the Beacon variant index
         PhenotypeIngest(node).ingest("bench", [cohort_dir / "individuals.tsv"])
         node.close()
         (node_dir / "ready").touch()
-    settings = load_settings(node_dir, trusted_issuers=[TrustedIssuer(issuer=ISSUER, jwks_file=root / "jwks.json")])
+    settings = bench_settings(node_dir, root)
     node = init_node(settings)  # idempotent: brings a cached node's schema up to date
+    write_config_file(settings)  # the server reads it: a node cached by an older version gets today's policy
     with node.database.session() as session:
         session.execute(
             update(Dataset)
@@ -102,7 +111,7 @@ def build(n_people: int, n_variants: int) -> tuple[Path, Path, VisaIssuer]:
             .values(beacon_policy={"privacy": {"default": {"per_minute": None, "per_day": None}}})
         )
     node.close()
-    return node_dir, vcf, issuer
+    return node_dir, vcf, issuer, settings
 
 
 def free_port() -> int:
@@ -117,7 +126,7 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=1000)
     args = parser.parse_args()
-    node_dir, vcf, issuer = build(args.individuals, args.variants)
+    node_dir, vcf, issuer, settings = build(args.individuals, args.variants)
 
     index_rel = next(node_dir.glob("beacon/bench/*/variants.parquet"))
     table = pq.read_table(index_rel, columns=["contig", "start", "ref", "alt", "carrier_count"])
@@ -152,11 +161,17 @@ def main() -> None:
             # A researcher new to the node on every run: the guard's answer cache and budgets start empty, so
             # the allele row measures first answers (a budget spend and an answer written), not repeats.
             user = f"bench-user-{time.time_ns()}"
-            status = issuer.visa(user, RESEARCHER_STATUS, "bench", by="so")
+            status = issuer.visa(user, RESEARCHER_STATUS, BONA_FIDE_RESEARCHER, by="so")
             researcher = issuer.passport(user, [status], lifetime=86400)
             auth = {"Authorization": f"Bearer {researcher}"}
-            grant = issuer.visa(user, CONTROLLED_ACCESS_GRANTS, "bench", by="dac")
+            grant = issuer.visa(user, CONTROLLED_ACCESS_GRANTS, f"{settings.public_url}/datasets/bench", by="dac")
             granted = {"Authorization": f"Bearer {issuer.passport(user, [status, grant], lifetime=86400)}"}
+            # A visa the node's passport policy drops would leave a caller with no access, timed on another path.
+            for headers, wanted in ((auth, "ResearcherStatus"), (granted, "ControlledAccessGrants")):
+                answer = client.get("/api/individuals", params={"requestedGranularity": "count"}, headers=headers)
+                access = answer.json()["info"]["datasets"][0]["access"]
+                if wanted not in access:
+                    sys.exit(f"the bench passport's {wanted} visa does not count on the node: {access}")
 
             def floor(i: int) -> None:
                 client.get("/api/service-info").raise_for_status()
