@@ -228,7 +228,7 @@ async def _body(request: Request) -> Any:
             raise PayloadTooLarge(f"POST body over {MAX_BODY} bytes")
     try:
         return json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: arrays nested too deep
         raise InvalidInput(f"the POST body is not JSON: {error}") from error
 
 
