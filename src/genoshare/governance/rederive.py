@@ -276,11 +276,19 @@ def _keep_samples(source: Path, target: Path, fmt: FileFormat, keep: list[str]) 
 
 
 def _subset_variants(source: Path, target: Path, fmt: FileFormat, keep: list[str]) -> None:
+    """The columns of ``keep`` only, without the alleles (and sites) that none of them carries.
+
+    Alleles only the people left out carried are theirs alone (private variants, the most identifying part
+    of a genome): kept as sites with ``AC=0`` they stayed in the file, and Beacon answered "exists" for them.
+    """
     output = "z" if fmt is FileFormat.VCF else "b"
     bcftools.view(
         "--samples",
         ",".join(keep),
         "--force-samples",
+        "--trim-alt-alleles",
+        "--min-ac",
+        "1",
         "--no-version",
         f"-O{output}",
         "-o",
