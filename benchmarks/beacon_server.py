@@ -225,6 +225,7 @@ def main() -> None:
     floor_p50, bcf_p50 = results["floor"][0], results["bcftools -r"][0]
     for name, (p50, p99) in results.items():
         print(f"{name:<14}{p50:>10.2f}{p99:>10.2f}{p50 / floor_p50:>14.2f}{p50 / bcf_p50:>16.2f}")
+    print("load average {:.2f} {:.2f} {:.2f} (a shared machine: compare with the CPU count)".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":
