@@ -146,6 +146,8 @@ class AuditLog:
             raw = self.key_file.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as error:  # unreadable (permissions, a directory in its place): never "no key yet"
+            raise AuditKeyError(f"cannot read the audit key {self.key_file}: {error.strerror}") from error
         if len(raw) != KEY_BYTES:
             raise AuditKeyError(f"{self.key_file} is not an audit key ({len(raw)} bytes, expected {KEY_BYTES})")
         return raw
