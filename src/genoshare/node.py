@@ -152,6 +152,9 @@ def init_node(settings: Settings, *, write_config: bool = True) -> Node:
     node = Node.open(settings, new_database=True)
     migrate(node.database.engine)
     node.audit.ensure_head()
+    # Only a chain without entries gets a new key here; a missing key beside entries is refused (restore it,
+    # or `genoshare audit adopt` a chain older than audit keys), never silently made again.
+    node.audit.create_key()
     node.tickets  # noqa: B018 - creates the ticket secret now rather than on the first request
     node.issuer  # noqa: B018 - and the node's visa-signing key
     make_private(settings)  # the database file exists now

@@ -15,9 +15,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from genoshare.audit import AuditLog, Entry
+from genoshare.audit.log import AuditKeyError
 from genoshare.node import Node
 
 from processes import run_cli
@@ -158,20 +160,67 @@ def test_a_forged_exported_head_is_refused(node: Node, tmp_path: Path) -> None:
     assert code == 1 and len(output.splitlines()) == 1 and "Traceback" not in output, output
 
 
-def test_an_unkeyed_chain_is_keyed_once_and_then_holds(node: Node) -> None:
-    """A chain written by an older node (plain SHA-256, no key) is re-hashed under a new key on first use."""
-    fill(node, 4)
+def legacy(node: Node, count: int) -> Path:
+    """A chain exactly as a node made before audit keys wrote it: plain SHA-256, no key file."""
+    fill(node, count)
     key = node.settings.keys_dir / "audit.key"
     key.unlink()
-    rechain(node, 1)  # now exactly what the older release wrote
-    report = AuditLog(node.database, key).verify()  # as the next command of the upgraded node does
-    assert report.ok and report.entries == 4, report
+    rechain(node, 1)
+    return key
+
+
+def adopt(node: Node) -> tuple[int, str]:
+    done = run_cli("audit", "adopt", "--data-dir", str(node.settings.data_dir), "--operator", "ops@node", env=env(node))
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def test_an_unkeyed_chain_is_keyed_only_by_audit_adopt_and_then_holds(node: Node) -> None:
+    """An older node's chain is refused until the operator adopts it; the adoption is itself in the chain."""
+    key = legacy(node, 4)
+    code, output = verify(node)
+    assert code == 1 and "audit adopt" in output and len(output.splitlines()) == 1, output
+    assert not key.exists()
+    code, output = adopt(node)
+    assert code == 0 and "adopted" in output, output
     assert key.exists() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    code, output = verify(node)
+    assert code == 0 and "intact: 5 entries" in output, output
+    last = list(AuditLog(node.database, key).entries())[-1]
+    assert (last.actor, last.action, last.details["entries"]) == ("ops@node", "audit.adopt", 4)
+    code, output = adopt(node)  # once keyed, never again
+    assert code == 1 and "already keyed" in output and len(output.splitlines()) == 1, output
     with node.database.engine.begin() as connection:
         connection.execute(text("UPDATE audit_events SET decision = 'permit' WHERE seq = 2"))
     rechain(node, 2)
     code, output = verify(node)
     assert code == 1 and "entry 2" in output, output
+
+
+def test_a_deleted_key_and_a_recomputed_unkeyed_chain_are_not_blessed(node: Node) -> None:
+    """The attack: delete the key, turn a deny into a permit, recompute the plain chain; nothing re-keys it."""
+    fill(node, 2)
+    node.audit.record(Entry("mallory@issuer", "data.read", "objects/secret", "deny", "no visa", {}))
+    fill(node, 2)
+    key = node.settings.keys_dir / "audit.key"
+    key.unlink()
+    with node.database.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_events SET decision = 'permit', reason = 'visa' WHERE seq = 3"))
+    rechain(node, 1)
+    code, output = verify(node)
+    assert code == 1 and "audit.key" in output and "intact" not in output, output
+    assert len(output.splitlines()) == 1 and "Traceback" not in output, output
+    assert not key.exists()
+    # The server appends on every request: it refuses to start, in one line, rather than re-key.
+    done = run_cli("serve", "--data-dir", str(node.settings.data_dir), "--port", "0", env=env(node), timeout=60)
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1 and "audit.key" in said and len(said.splitlines()) == 1, said
+    assert not key.exists()
+    # Nor does an append by the next process (a CLI command opens the node afresh).
+    with pytest.raises(AuditKeyError, match="missing"):
+        AuditLog(node.database, key).record(Entry("steward", "consent.withdraw", "participants/d/p", "withdraw"))
+    assert not key.exists()
+    code, output = verify(node)
+    assert code == 1 and "intact" not in output, output
 
 
 def test_a_lost_key_is_not_replaced_by_a_new_one(node: Node) -> None:
@@ -181,19 +230,29 @@ def test_a_lost_key_is_not_replaced_by_a_new_one(node: Node) -> None:
     code, output = verify(node)
     assert code == 1 and "audit.key" in output and len(output.splitlines()) == 1, output
     assert not (node.settings.keys_dir / "audit.key").exists()
+    # Running init again on the node does not make one either.
+    done = run_cli("init", "--data-dir", str(node.settings.data_dir), env=env(node))
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1 and "audit.key" in said and len(said.splitlines()) == 1, said
+    assert not (node.settings.keys_dir / "audit.key").exists()
+    # And `audit adopt` refuses a keyed chain: it does not verify with the unkeyed formula.
+    code, output = adopt(node)
+    assert code == 1 and "not a valid unkeyed" in output and len(output.splitlines()) == 1, output
+    assert not (node.settings.keys_dir / "audit.key").exists()
 
 
-def test_two_processes_keying_an_old_chain_at_once_agree_on_one_key(node: Node) -> None:
-    fill(node, 20)
-    key = node.settings.keys_dir / "audit.key"
-    key.unlink()
-    rechain(node, 1)
-    command = [sys.executable, "-m", "genoshare", "audit", "verify", "--data-dir", str(node.settings.data_dir)]
+def test_two_processes_adopting_an_old_chain_at_once_agree_on_one_key(node: Node) -> None:
+    key = legacy(node, 20)
+    command = [
+        sys.executable, "-m", "genoshare", "audit", "adopt", "--data-dir", str(node.settings.data_dir),
+    ]  # fmt: skip
     racing = [
         subprocess.Popen(command, env={**os.environ, **env(node)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for _ in range(2)
     ]
     outputs = [process.communicate(timeout=120)[0].decode() for process in racing]
-    assert [process.returncode for process in racing] == [0, 0], outputs
-    assert AuditLog(node.database, key).verify().ok
+    assert sorted(process.returncode for process in racing) == [0, 1], outputs
+    assert any("already keyed" in output for output in outputs), outputs
+    report = AuditLog(node.database, key).verify()
+    assert report.ok and report.entries == 21, report
     assert [path.name for path in node.settings.keys_dir.iterdir() if "audit" in path.name] == ["audit.key"]

@@ -4,9 +4,13 @@ Each entry's hash is an HMAC-SHA256, under the node's audit key, of the previous
 own fields, so editing, removing or reordering any entry breaks the chain from that point on, and ``verify``
 names the first broken entry.  The key lives in the node's key directory (``keys/audit.key``, 0600), not in
 the database: someone who can write the database but not read the key cannot recompute the hashes after an
-edit (with a plain SHA-256 chain they could, and the edit went unseen).  A chain written before the key
-existed is re-hashed under a new key the first time the node touches it, after it verified with the old,
-unkeyed formula; once the key exists, every entry must carry its MAC (an attacker cannot downgrade).
+edit (with a plain SHA-256 chain they could, and the edit went unseen).
+
+The key is never made implicitly: ``genoshare init`` makes it for a new node, and a chain written before
+keys existed is keyed only by the operator's ``genoshare audit adopt``, which verifies it with the old,
+unkeyed formula, re-hashes it and appends an entry saying so.  Nothing in the database can tell a node that
+was never keyed from one whose key was deleted (whoever deleted it may also have rewritten the database as
+a valid unkeyed chain), so a missing key is a refusal, for ``verify`` and for every append, never a new key.
 
 Cutting entries off the *end* (and moving the head back) cannot be seen from inside the database, keyed or
 not.  ``signed_head`` exports the head signed with the node's key, to keep elsewhere; ``verify_anchor``
@@ -35,8 +39,9 @@ from typing import Any
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
+from genoshare.errors import GenoshareError
 from genoshare.store.db import Database
 from genoshare.store.models import AuditEvent, AuditHead
 
@@ -48,15 +53,18 @@ _ADVANCE_HEAD = (
 )
 _INSERT_EVENT = insert(AuditEvent)
 _SET_HEAD_HASH = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("head_hash"))
-#: Locks the head row without changing it: the one-time re-hashing of an unkeyed chain runs under it.
+#: Locks the head row without changing it: making the key (and adopting an unkeyed chain) runs under it.
 _LOCK_HEAD = update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq)
 _READ_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
 KEY_BYTES = 32
 HEAD_TYPE = "genoshare-audit-head"
 
 
-class AuditKeyError(Exception):
-    """The audit key is missing while the chain needs one, or cannot be read."""
+class AuditKeyError(GenoshareError):
+    """The audit key is missing, cannot be read, or cannot be made: the chain can be neither checked nor grown."""
+
+    status_code = 503
+    code = "ServiceUnavailable"
 
 
 @dataclass(frozen=True)
@@ -126,19 +134,24 @@ class AuditLog:
         self._key_lock = threading.Lock()
 
     def ensure_head(self) -> None:
-        """Create the chain's head row and its key (``genoshare init``); re-hash an older, unkeyed chain."""
+        """Create the chain's head row (``genoshare init``); the key is made apart, by ``create_key``."""
         with self.database.session() as session:
             if session.get(AuditHead, 1) is None:
                 session.add(AuditHead(id=1, seq=0, hash=GENESIS))
-        self.key()
 
     def key(self) -> bytes:
-        """The node's audit key; made on first use, re-hashing a chain that was written without one."""
+        """The node's audit key; a missing one is an error, never made here (see the module's docstring)."""
         if self._key is not None:
             return self._key
         with self._key_lock:
             if self._key is None:
-                self._key = self._read_key() or self._create_key()
+                key = self._read_key()
+                if key is None:
+                    raise AuditKeyError(
+                        f"the audit key {self.key_file} is missing: restore it from the node's backup "
+                        "(only a node made before audit keys existed runs `genoshare audit adopt` instead)"
+                    )
+                self._key = key
             return self._key
 
     def _read_key(self) -> bytes | None:
@@ -152,39 +165,40 @@ class AuditLog:
             raise AuditKeyError(f"{self.key_file} is not an audit key ({len(raw)} bytes, expected {KEY_BYTES})")
         return raw
 
-    def _create_key(self) -> bytes:
-        """A new key, and the chain so far re-hashed under it, in one transaction holding the head row.
+    def create_key(self) -> None:
+        """Key a new node's chain (``genoshare init``): only one that has no entries, so nothing is vouched for."""
+        with self.database.engine.begin() as connection:
+            if connection.execute(_LOCK_HEAD).one_or_none() is None:
+                raise RuntimeError("audit log not initialised: run `genoshare init`")
+            if self._read_key() is not None:
+                return
+            if connection.execute(select(AuditEvent.seq).limit(1)).first() is not None:
+                raise AuditKeyError(
+                    f"the audit key {self.key_file} is missing and the chain has entries: restore the key from "
+                    "the node's backup (only a node made before audit keys existed runs `genoshare audit adopt`)"
+                )
+            self._key = self._write_key()
 
-        Only a chain that verifies with the old unkeyed formula is re-hashed: a keyed chain whose key went
-        missing is refused, so losing (or deleting) the key never launders edits made meanwhile.
+    def adopt(self, operator: str) -> ChainReport:
+        """Key a chain written before keys existed, after it verified unkeyed; the last entry records it.
+
+        The operator's explicit step: it would bless a database rewritten as a valid unkeyed chain too, which
+        is why nothing runs it implicitly and the entry it appends (``audit.adopt``) stays in the chain.
         """
         with self.database.engine.begin() as connection:
             if connection.execute(_LOCK_HEAD).one_or_none() is None:
                 raise RuntimeError("audit log not initialised: run `genoshare init`")
-            existing = self._read_key()  # another process may have made it while this one waited for the lock
-            if existing is not None:
-                return existing
+            if self._read_key() is not None:
+                raise AuditKeyError(f"the chain is already keyed ({self.key_file} exists): nothing to adopt")
             head = connection.execute(_READ_HEAD).one_or_none()
             events = [_row_event(row) for row in connection.execute(select(AuditEvent).order_by(AuditEvent.seq))]
-            report = _walk(None, events, head)
-            if not report.ok:
+            legacy = _walk(None, events, head)
+            if not legacy.ok:
                 raise AuditKeyError(
-                    f"the audit key {self.key_file} is missing and the chain is not a valid unkeyed one "
-                    f"({report.problem}): restore the key from the node's backup"
+                    f"the chain is not a valid unkeyed one ({legacy.problem}): not adopted; restore the audit "
+                    "key from the node's backup"
                 )
-            key = secrets.token_bytes(KEY_BYTES)
-            self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Written aside and linked into place, so another process never reads a partly written key.
-            staged = self.key_file.with_name(f".{self.key_file.name}.{secrets.token_hex(8)}")
-            descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(descriptor, "wb") as handle:
-                    handle.write(key)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.link(staged, self.key_file)
-            finally:
-                staged.unlink()
+            key = self._write_key()
             prev = GENESIS
             for event in events:
                 digest = _entry_hash(key, prev, event.seq, event.at, _as_entry(event))
@@ -193,7 +207,34 @@ class AuditLog:
                 )
                 prev = digest
             connection.execute(_SET_HEAD_HASH, {"head_hash": prev})
-            return key
+            note = Entry(
+                operator,
+                "audit.adopt",
+                "audit",
+                "permit",
+                "a chain written before audit keys, verified unkeyed, re-hashed under a new key",
+                {"entries": legacy.entries, "unkeyed_head": legacy.head},
+            )
+            self._append(connection, key, note)
+            self._key = key
+        return self.verify()
+
+    def _write_key(self) -> bytes:
+        key = secrets.token_bytes(KEY_BYTES)
+        self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Written aside and linked into place, so another process never reads a partly written key, and
+        # linking fails if one appeared meanwhile (no key is ever replaced).
+        staged = self.key_file.with_name(f".{self.key_file.name}.{secrets.token_hex(8)}")
+        descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(key)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(staged, self.key_file)
+        finally:
+            staged.unlink()
+        return key
 
     def record(self, entry: Entry) -> int:
         """Append one entry and return its sequence number.
@@ -202,6 +243,11 @@ class AuditLog:
         so a NUL cannot fail the write on PostgreSQL nor a newline forge a line of ``audit report``.
         """
         key = self.key()
+        with self.database.engine.begin() as connection:
+            return self._append(connection, key, entry)
+
+    @staticmethod
+    def _append(connection: Connection, key: bytes, entry: Entry) -> int:
         entry = Entry(
             _printable(entry.actor),
             _printable(entry.action),
@@ -210,30 +256,29 @@ class AuditLog:
             _printable(entry.reason),
             entry.details,
         )
-        with self.database.engine.begin() as connection:
-            row = connection.execute(_ADVANCE_HEAD).one_or_none()
-            if row is None:
-                raise RuntimeError("audit log not initialised: run `genoshare init`")
-            seq, prev_hash = row
-            at = datetime.now(UTC)
-            digest = _entry_hash(key, prev_hash, seq, at, entry)
-            connection.execute(
-                _INSERT_EVENT,
-                {
-                    "seq": seq,
-                    "at": at,
-                    "actor": entry.actor,
-                    "action": entry.action,
-                    "resource": entry.resource,
-                    "decision": entry.decision,
-                    "reason": entry.reason,
-                    "details": dict(entry.details),
-                    "prev_hash": prev_hash,
-                    "hash": digest,
-                },
-            )
-            connection.execute(_SET_HEAD_HASH, {"head_hash": digest})
-            return int(seq)
+        row = connection.execute(_ADVANCE_HEAD).one_or_none()
+        if row is None:
+            raise RuntimeError("audit log not initialised: run `genoshare init`")
+        seq, prev_hash = row
+        at = datetime.now(UTC)
+        digest = _entry_hash(key, prev_hash, seq, at, entry)
+        connection.execute(
+            _INSERT_EVENT,
+            {
+                "seq": seq,
+                "at": at,
+                "actor": entry.actor,
+                "action": entry.action,
+                "resource": entry.resource,
+                "decision": entry.decision,
+                "reason": entry.reason,
+                "details": dict(entry.details),
+                "prev_hash": prev_hash,
+                "hash": digest,
+            },
+        )
+        connection.execute(_SET_HEAD_HASH, {"head_hash": digest})
+        return int(seq)
 
     def entries(self, *, resource_prefix: str | None = None, actor: str | None = None) -> Iterator[AuditEvent]:
         with self.database.sessions() as session:

@@ -232,6 +232,22 @@ def _read_anchor(path: Path) -> dict[str, object]:
     return anchor
 
 
+@audit_app.command("adopt")
+def audit_adopt(
+    data_dir: DataDir = Path("node"),
+    operator: Annotated[str, typer.Option(help="Who adopts the chain (recorded in its adoption entry).")] = "",
+) -> None:
+    """Key a chain written before audit keys existed: verify it unkeyed, re-hash it, append an entry saying so.
+
+    Only for a node made before audit keys: a keyed node whose key is missing restores it from backup
+    instead (whoever deleted it may have rewritten the database as a valid unkeyed chain).
+    """
+    node = open_node(data_dir)
+    with reported():
+        report = node.audit.adopt(operator or f"operator:{os.environ.get('USER', 'unknown')}")
+    console.print(f"audit log adopted and keyed: {report.entries} entries, head {report.head}")
+
+
 @audit_app.command("report")
 def audit_report(
     dataset_id: Annotated[str, typer.Argument(help="Dataset to report on.")],
@@ -303,6 +319,8 @@ def serve(
     from genoshare.api.server import run
 
     node = open_node(data_dir)
+    with reported():
+        node.audit.key()  # every request appends to the chain: a missing key refuses to start, in one line
     console.print(f"serving {node.settings.node_name} on http://{host}:{port} (public URL {node.settings.public_url})")
     try:
         run(node, host, port)
@@ -334,6 +352,9 @@ def main() -> None:
     os.umask(PRIVATE_UMASK)
     try:
         app()
+    except AuditKeyError as error:  # a command that appends to the chain, on a node whose key is missing
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
     except Exception as error:
         if os.environ.get("GENOSHARE_TRACEBACK"):
             raise
