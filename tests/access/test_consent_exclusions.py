@@ -67,8 +67,13 @@ def test_a_person_is_left_out_of_exactly_the_grants_their_narrowing_forbids(node
     assert exclusions.in_dataset("study", [academic]) == frozenset()
     # A caller relying on several grants sees only whom every one of them allows.
     assert exclusions.in_dataset("study", [academic, commercial, profit]) == {"no-commerce", "not-for-profit"}
-    # A visa of another issuer names no purpose known here; a grant of another dataset says nothing of this one.
-    assert exclusions.in_dataset("study", ["not-a-grant-of-this-node"]) == frozenset()
+    # Access whose purpose is not known here cannot be shown to fit a narrowing: a visa of another issuer,
+    # public or registered access (no grant), or a known grant relied on beside an unknown one.
+    narrowed = {"no-commerce", "not-for-profit"}
+    assert exclusions.in_dataset("study", ["not-a-grant-of-this-node"]) == narrowed
+    assert exclusions.in_dataset("study", []) == narrowed
+    assert exclusions.in_dataset("study", [academic, "not-a-grant-of-this-node"]) == narrowed
+    # A grant of another dataset says nothing of this one.
     assert exclusions.in_dataset("other", [commercial]) == frozenset()
 
     with node.database.session() as session:

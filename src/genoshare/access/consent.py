@@ -6,9 +6,10 @@ excluded from the grant when the DUO matcher denies that purpose under the datas
 The decision is taken from the consent as it stands now, at every request, never from a list frozen at
 approval: a narrowing takes effect at the next request, and widening again restores access.
 
-Visas of other issuers name no purpose this node knows, so nobody is excluded from them.  A caller
-relying on several grants sees a person only if every grant allows them: the answer is not bound to one
-project.
+Access whose purpose this node does not know cannot be shown to fit a narrowing, so a narrowed person is
+left out of it (fail closed): grants of other issuers or committees, and public or registered access, which
+relies on no grant at all.  A caller relying on several grants sees a person only if every grant allows
+them: the answer is not bound to one project.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ class ConsentExclusions:
         narrowed = {name: extra for name, extra in people.items() if extra}
         if not narrowed:
             return frozenset()
-        purposes = self.purposes(dataset_id, grant_ids)
+        relied_on = [grant_id for grant_id in dict.fromkeys(grant_ids) if grant_id]
+        purposes = self.purposes(dataset_id, relied_on)
+        if not relied_on or len(purposes) < len(relied_on):
+            return frozenset(narrowed)  # some access has no purpose known here: nothing shows it fits
         return frozenset(
             name
             for name, extra in narrowed.items()
@@ -113,8 +117,6 @@ class ConsentExclusions:
 
     def in_dataset(self, dataset_id: str, grant_ids: Sequence[str]) -> frozenset[str]:
         """The active participants of a dataset those grants exclude; narrowings re-read every ``max_age``."""
-        if not any(grant_ids):
-            return frozenset()
         known = self._narrowings.get(dataset_id)
         if known is None or time.monotonic() - known.checked_at >= self.max_age:
             known = self._read(dataset_id)

@@ -175,7 +175,7 @@ class AccessPolicy:
                     .where(ObjectParticipant.object_id == row.id)
                 )
             )
-            narrowed = bool(grant_ids) and any(status != WITHDRAWN and extra for _, status, extra in people)
+            narrowed = any(status != WITHDRAWN and extra for _, status, extra in people)
             codes = session.scalar(select(Dataset.duo_codes).where(Dataset.id == row.dataset_id)) if narrowed else []
         if not people:
             return frozenset()
