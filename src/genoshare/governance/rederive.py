@@ -275,13 +275,27 @@ def _keep_samples(source: Path, target: Path, fmt: FileFormat, keep: list[str]) 
         raise Conflict("no read of a participant who still consents would remain; the file stays blocked")
 
 
+#: INFO fields that describe the site, not the samples: the only ones a subset keeps besides the counts it
+#: recomputes (``SAMPLE_COUNTS``).
+SITE_INFO = frozenset({"END", "SVTYPE", "SVLEN", "CIPOS", "CIEND", "IMPRECISE", "DB", "H2", "H3", "ANN", "CSQ", "BCSQ"})
+#: The sample-derived standard fields a subset recomputes from its own genotypes: (Number, Type).
+SAMPLE_COUNTS = {"AC": ("A", "Integer"), "AN": ("1", "Integer"), "AF": ("A", "Float"), "NS": ("1", "Integer")}
+_DESCRIPTIONS = {
+    "AC": "Allele count in genotypes, for each ALT allele, in the same order as listed",
+    "AN": "Total number of alleles in called genotypes",
+    "AF": "Allele frequency, for each ALT allele, in the same order as listed",
+    "NS": "Number of samples with data",
+}
+
+
 def _subset_variants(source: Path, target: Path, fmt: FileFormat, keep: list[str]) -> None:
     """The columns of ``keep`` only, without the alleles (and sites) that none of them carries.
 
     Alleles only the people left out carried are theirs alone (private variants, the most identifying part
     of a genome): kept as sites with ``AC=0`` they stayed in the file, and Beacon answered "exists" for them.
+    Then the site summaries are made the kept samples' own (``_summarise_kept``).
     """
-    output = "z" if fmt is FileFormat.VCF else "b"
+    subset = target.with_name("subset.bcf")  # uncompressed: read once, straight away
     bcftools.view(
         "--samples",
         ",".join(keep),
@@ -290,12 +304,71 @@ def _subset_variants(source: Path, target: Path, fmt: FileFormat, keep: list[str
         "--min-ac",
         "1",
         "--no-version",
-        f"-O{output}",
+        "-Ou",
         "-o",
-        str(target),
+        str(subset),
         str(source),
         catch_stdout=False,
     )
+    _summarise_kept(subset, target, fmt)
+    subset.unlink()
+
+
+def _summarise_kept(source: Path, target: Path, fmt: FileFormat) -> None:
+    """Recompute AC, AN, AF and NS from the kept genotypes, drop every other sample aggregate, blank QUAL.
+
+    bcftools recomputes only AC and AN: the rest of INFO and QUAL were computed over everyone, the people
+    left out included, and a stale AF or NS beside the new AC/AN gives their genotype away. Any INFO field
+    not on the short list of site descriptions (``SITE_INFO``) goes, known or not: an unknown field may be
+    an aggregate over the person removed (DP, MQ, an in-house count), and guessing wrong would leak them.
+    QUAL is computed from every sample's reads, so it becomes missing. Declarations of the dropped fields
+    stay in the header (harmless, and the file stays valid and subsettable).
+    """
+    verbosity = pysam.set_verbosity(0)  # not "Could not retrieve index": it is read once, start to end
+    try:
+        variants = pysam.VariantFile(str(source))
+    finally:
+        pysam.set_verbosity(verbosity)
+    with variants:
+        header = variants.header
+        for key, (number, kind) in SAMPLE_COUNTS.items():
+            declared = header.info.get(key)
+            if declared is None:
+                header.add_line(f'##INFO=<ID={key},Number={number},Type={kind},Description="{_DESCRIPTIONS[key]}">')
+            elif (str(declared.number), declared.type) != (number, kind):
+                raise ValueError(
+                    f"INFO/{key} is declared Number={declared.number},Type={declared.type}, not"
+                    f" Number={number},Type={kind}: it cannot be recomputed for the samples kept"
+                )
+        mode = "wz" if fmt is FileFormat.VCF else "wb"
+        with pysam.VariantFile(str(target), mode, header=header) as out:
+            for record in variants:
+                for key in list(record.info):
+                    if key not in SITE_INFO:
+                        del record.info[key]
+                record.qual = None
+                _fill_counts(record)
+                out.write(record)
+
+
+def _fill_counts(record: pysam.VariantRecord) -> None:
+    """AC, AN, AF and NS as the record's own genotypes give them (NS: samples with a called allele)."""
+    alts = len(record.alts or ())
+    counts = [0] * (alts + 1)
+    with_data = 0
+    for call in record.samples.values():
+        alleles = [a for a in (call.get("GT") or ()) if a is not None] if "GT" in record.format else []
+        with_data += bool(alleles)
+        for allele in alleles:
+            if 0 <= allele <= alts:
+                counts[allele] += 1
+    called = sum(counts)
+    record.info["AN"] = called
+    record.info["NS"] = with_data
+    if alts:
+        record.info["AC"] = counts[1:]
+        if called:
+            record.info["AF"] = [count / called for count in counts[1:]]
 
 
 def _declare_everything(source: Path, target: Path) -> Path | None:
