@@ -58,6 +58,13 @@ class PermissionDenied(GenoshareError):
     code = "PermissionDenied"
 
 
+class Unavailable(GenoshareError):
+    """Not the caller's fault and not for good: the node cannot give this answer now (its stewards are told)."""
+
+    status_code = 503
+    code = "ServiceUnavailable"
+
+
 class BadGateway(GenoshareError):
     """Not the caller's fault: an upstream the node must ask (a passport broker) did not answer usefully."""
 

@@ -41,7 +41,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from genoshare.errors import GenoshareError
+from genoshare.errors import Unavailable
 from genoshare.store.db import Database
 from genoshare.store.models import AuditEvent, AuditHead
 
@@ -60,11 +60,8 @@ KEY_BYTES = 32
 HEAD_TYPE = "genoshare-audit-head"
 
 
-class AuditKeyError(GenoshareError):
+class AuditKeyError(Unavailable):
     """The audit key is missing, cannot be read, or cannot be made: the chain can be neither checked nor grown."""
-
-    status_code = 503
-    code = "ServiceUnavailable"
 
 
 @dataclass(frozen=True)

@@ -93,15 +93,7 @@ def rederive(node: Node, object_id: str) -> bool:
         )
     keep = [name for _, name, status in people if status == ACTIVE]
     gone = [pid for pid, _, status in people if status != ACTIVE]
-    try:
-        derived = derive(node, row, keep)
-    except GenoshareError as error:
-        _record_failure(node, row, error.message)
-        raise
-    except (SamtoolsError, CryptError, OSError, ValueError) as error:
-        message = _one_line(error)
-        _record_failure(node, row, message)
-        raise RederivationFailed(message) from error
+    derived = derive_or_report(node, row, keep, "consent.rederive")
     with node.database.session() as session:
         stored_row = session.get(DataObject, object_id)
         assert stored_row is not None
@@ -152,10 +144,21 @@ def _reindex_beacon(node: Node, old: DataObject, new: DataObject) -> None:
         shutil.rmtree(old_dir, ignore_errors=True)
 
 
-def _record_failure(node: Node, row: DataObject, message: str) -> None:
-    node.audit.record(
-        Entry(ACTOR, "consent.rederive", f"objects/{row.id}", "fail", message, {"dataset": row.dataset_id})
-    )
+def derive_or_report(node: Node, row: DataObject, keep: list[str], action: str) -> Derived:
+    """``derive``, with a failure written to the audit log under ``action`` and raised as one line."""
+    try:
+        return derive(node, row, keep)
+    except GenoshareError as error:
+        _record_failure(node, row, action, error.message)
+        raise
+    except (SamtoolsError, CryptError, OSError, ValueError) as error:
+        message = _one_line(error)
+        _record_failure(node, row, action, message)
+        raise RederivationFailed(message) from error
+
+
+def _record_failure(node: Node, row: DataObject, action: str, message: str) -> None:
+    node.audit.record(Entry(ACTOR, action, f"objects/{row.id}", "fail", message, {"dataset": row.dataset_id}))
 
 
 def _one_line(error: Exception) -> str:

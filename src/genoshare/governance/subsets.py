@@ -19,6 +19,7 @@ from dataclasses import asdict
 
 from sqlalchemy import select
 
+from genoshare.errors import GenoshareError, Unavailable
 from genoshare.governance.consent import ACTIVE
 from genoshare.node import Node
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
@@ -49,11 +50,18 @@ def served_object(node: Node, row: DataObject, excluded: frozenset[str]) -> Data
         if not node.objects.exists(key):
             # Imported here: the re-derivation reads blobs through ``genoshare.drs.stored``, which asks this
             # module for what a ticket serves.
-            from genoshare.governance.rederive import derive
+            from genoshare.governance.rederive import derive_or_report
 
             with node.objects.work_dir("subset") as work:
+                try:
+                    derived = derive_or_report(node, row, keep, "consent.subset")
+                except GenoshareError as error:
+                    raise Unavailable(
+                        f"{row.id} cannot be served now without the people whose consent excludes this use "
+                        f"(preparing that copy failed: {error.message}); the node's stewards see it in its audit log"
+                    ) from error
                 staged = work / "manifest.json"
-                staged.write_text(json.dumps(asdict(derive(node, row, keep))))
+                staged.write_text(json.dumps(asdict(derived)))
                 node.objects.put(staged, key)
         derived = json.loads(node.objects.local_path(key).read_text())
     values = {column.key: getattr(row, column.key) for column in DataObject.__table__.columns}
