@@ -46,6 +46,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "audit verify": ["--head", "{junk}", "--data-dir", "{node}"],
     "audit report": ["nosuch", "--data-dir", "{node}"],
     "audit head": ["--export", "{nodir}", "--data-dir", "{node}"],
+    "audit adopt": ["--data-dir", "{node}"],  # already keyed: nothing to adopt
     "duo match": ["--dataset", "NOT-A-CODE", "--purpose", "GRU"],
     "duo codes": ["--no-such-option"],
     "access request": [
