@@ -140,19 +140,14 @@ def my_consent(node: NodeDep, token: ConsentToken = None) -> dict[str, Any]:
 def narrow(node: NodeDep, body: Annotated[NarrowBody, Body()], token: ConsentToken = None) -> dict[str, Any]:
     service = ConsentService(node)
     participant = service.by_token(token)
-    record = service.narrow(participant, body.codes, f"participant:{participant.pseudonym}")
-    # Files read consent at every request; Beacon within a quarter second anyway: this makes it immediate.
-    node.policy.consent.invalidate(participant.dataset_id)
-    return record.as_dict()
+    return service.narrow(participant, body.codes, f"participant:{participant.pseudonym}").as_dict()
 
 
 @router.post("/consent/widen", summary="Lift a narrowing you made earlier, e.g. NCU (participants)")
 def widen(node: NodeDep, body: Annotated[NarrowBody, Body()], token: ConsentToken = None) -> dict[str, Any]:
     service = ConsentService(node)
     participant = service.by_token(token)
-    record = service.widen(participant, body.codes, f"participant:{participant.pseudonym}")
-    node.policy.consent.invalidate(participant.dataset_id)
-    return record.as_dict()
+    return service.widen(participant, body.codes, f"participant:{participant.pseudonym}").as_dict()
 
 
 @router.post("/consent/withdraw", summary="Withdraw your consent; takes effect at once (participants)")

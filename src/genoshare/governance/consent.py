@@ -138,6 +138,8 @@ class ConsentService:
             stored.consent_updated_at = utcnow()
             updated = stored
         self._audit(actor, "consent.narrow", participant, "narrow", ", ".join(map(str, parsed)))
+        # Files read consent at every request; this makes Beacon in this process see it now, not within 0.25 s.
+        self.node.policy.consent.invalidate(participant.dataset_id)
         return self.record(updated)
 
     def widen(self, participant: Participant, codes: list[str], actor: str) -> ConsentRecord:
@@ -161,6 +163,7 @@ class ConsentService:
             stored.consent_updated_at = utcnow()
             updated = stored
         self._audit(actor, "consent.widen", participant, "widen", ", ".join(sorted(lifted)))
+        self.node.policy.consent.invalidate(participant.dataset_id)
         return self.record(updated)
 
     def withdraw(self, participant: Participant, actor: str) -> Withdrawal:
