@@ -2,7 +2,8 @@
 # Installs what genoshare needs on a fresh Debian machine into a virtual environment. Safe to run again.
 #   scripts/install-deps.sh          the node: tabix (bgzip writes the demo's synthetic cohort) + genoshare
 #   scripts/install-deps.sh --test   and what the tests need: PostgreSQL (the production database, tested
-#                                    for real), samtools and bcftools (baselines the tests compare against)
+#                                    for real), samtools and bcftools (baselines the tests compare against),
+#                                    chromium (the portal's pages are tested in a real browser)
 #
 # Python packages go into $VENV (default .venv), never into the system's python3: Debian's own python3
 # refuses pip installs (PEP 668), and a virtual environment keeps the node's versions apart from the
@@ -23,6 +24,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v pg_ctlcluster >/dev/null || need+=(postgresql)
   command -v samtools >/dev/null || need+=(samtools)
   command -v bcftools >/dev/null || need+=(bcftools)
+  command -v chromium >/dev/null || need+=(chromium)
   extra="[test]"
 fi
 if [ ${#need[@]} -gt 0 ]; then
