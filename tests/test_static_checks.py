@@ -33,3 +33,22 @@ def test_ruff_finds_nothing_to_fix() -> None:
             [sys.executable, "-m", "ruff", *command], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
         )
         assert checked.returncode == 0, f"ruff {' '.join(command)} failed:\n{checked.stdout}{checked.stderr}"
+
+
+def test_imports_follow_the_layers() -> None:
+    # The contracts in pyproject.toml's [tool.importlinter]: one-way layers and no cycle between packages.
+    # No cache, so the suite writes nothing into the checkout and never reads a stale graph.
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+            "--no-cache",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert checked.returncode == 0, f"lint-imports failed:\n{checked.stdout}{checked.stderr}"
