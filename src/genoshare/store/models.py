@@ -73,6 +73,13 @@ class Dataset(Base):
     #: Files of this dataset are stored unencrypted and served straight from disk; public datasets only
     #: (``genoshare datasets create --access public --store-plaintext``), every other level refuses it.
     store_plaintext: Mapped[bool] = mapped_column(default=False)
+    #: The data access agreement a researcher accepts with every request (text, or a URL and its terms); its
+    #: sha256 is recorded with the request and the grant, so a later edit never changes what was accepted.
+    data_access_agreement: Mapped[str] = mapped_column(Text, default="")
+    #: How to cite the dataset in publications (shown in the catalogue and in every manifest).
+    citation: Mapped[str] = mapped_column(Text, default="")
+    #: Where the committee is mailed about new requests (a shared mailbox; members sign in by passport).
+    committee_email: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -142,6 +149,8 @@ class Participant(Base):
     consent_updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: sha256 of the participant's own access token (the secret link); the token itself is never stored.
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Shared by the rows of one person in several datasets: one consent link reaches all of them.
+    person_key: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
 
 
 class CodeMatch(TypedDict):
@@ -172,6 +181,18 @@ class DatasetMatch(TypedDict):
     excluded_participants: NotRequired[list[ExcludedParticipant]]
 
 
+class DatasetDecision(TypedDict):
+    """One dataset's decision in ``AccessRequest.decisions``."""
+
+    #: approved | rejected | revoked
+    status: str
+    by: str
+    at: str
+    #: The reason of a rejection or revocation, or the note and conditions of an approval.
+    note: str
+    expires_at: NotRequired[str | None]
+
+
 class AccessRequest(Base):
     """A researcher's request for datasets, with the purpose in DUO terms and the committee's decision."""
 
@@ -192,6 +213,18 @@ class AccessRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(500), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: The requester's country (ISO 3166-1 alpha-2) and sector, as declared with the request: the equity report.
+    country: Mapped[str] = mapped_column(String(2), default="")
+    #: academic | public | non-profit | clinical | commercial
+    sector: Mapped[str] = mapped_column(String(32), default="")
+    #: The requester's affiliation and role, from their passport's AffiliationAndRole visas.
+    affiliation: Mapped[str] = mapped_column(String(500), default="")
+    #: Where the requester is told of decisions, if they gave an address.
+    contact_email: Mapped[str] = mapped_column(String(320), default="")
+    #: Dataset -> sha256 of the data access agreement the requester accepted with this request.
+    agreements: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: Dataset -> the committee's decision on it: each dataset of a request is decided on its own.
+    decisions: Mapped[dict[str, DatasetDecision]] = mapped_column(JSON, default=dict)
 
 
 class Grant(Base):
@@ -211,6 +244,10 @@ class Grant(Base):
     #: Participants whose narrowed consent forbade this grant's purpose at approval (what the committee saw);
     #: what is served follows their consent of the day (``genoshare.access.consent``).
     excluded_participants: Mapped[list[int]] = mapped_column(JSON, default=list)
+    #: The committee's note or conditions of use, shown to the grantee with the grant.
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: sha256 of the data access agreement the grantee accepted (``Dataset.data_access_agreement`` then).
+    agreement_sha256: Mapped[str] = mapped_column(String(64), default="")
 
 
 class AuditEvent(Base):
