@@ -122,6 +122,42 @@ class PassportSettings(BaseModel):
     jwks_refetch_seconds: float = Field(default=10, ge=0, le=3600)
 
 
+class SmtpSettings(BaseModel):
+    """The mail server that tells committees of new requests and requesters of decisions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=25, ge=1, le=65535)
+    #: The From: address of every notice.
+    sender: str = Field(min_length=3)
+    #: SMTP AUTH, with the password in a file (kept out of genoshare.toml); STARTTLS before authenticating.
+    username: str | None = None
+    password_file: Path | None = None
+    starttls: bool = False
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+
+class WebhookSettings(BaseModel):
+    """A URL that receives every notice as a JSON POST signed with HMAC-SHA256 under a shared secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=r"^https?://")
+    #: A file holding the shared secret (kept out of genoshare.toml).
+    secret_file: Path
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+
+class NotifySettings(BaseModel):
+    """Where new access requests and decisions are announced; both are optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    smtp: SmtpSettings | None = None
+    webhook: WebhookSettings | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GENOSHARE_", env_nested_delimiter="__", extra="forbid")
 
@@ -160,6 +196,7 @@ class Settings(BaseSettings):
     #: Groups of passport issuers that are one login service: a person's accounts at them share one
     #: Beacon privacy budget (``genoshare.access.privacy``).
     linked_issuers: list[list[str]] = Field(default_factory=list)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(
