@@ -7,6 +7,7 @@ from pathlib import Path
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
+from genoshare.access.roles import Operator
 
 REPO = Path(__file__).resolve().parent.parent
 HTSGET_DATA = REPO / "src" / "genoshare" / "demo" / "data" / "htsget"
@@ -14,6 +15,8 @@ SPEC = REPO / "spec"
 TEST_ISSUER = "https://issuer.test.genoshare.invalid"
 PUBLIC_URL = "http://testserver"
 #: Nodes under test count the test issuer's grants as a DAC's (by default only a node's own grants count).
+#: The node's operator, as tests that act at its command line (consent links, withdrawals) name them.
+OPERATOR = Operator("test-operator")
 TEST_PASSPORT_POLICY = {"controlled_access_grants": {"issuers": [TEST_ISSUER], "sources": [TEST_ISSUER]}}
 
 

@@ -1,26 +1,32 @@
-"""The composition root: one ``Node`` holds the configured pieces that services and APIs share.
+"""The composition root: one ``Node`` holds the configured pieces that services share, and builds them.
 
 Built from ``Settings`` by ``Node.open``; ``init_node`` creates a fresh data directory (config, keys,
-schema, audit chain).  Nothing here is a module-level singleton, so a test can run several nodes.
+schema, audit chain).  Services never see the ``Node``: each ``build_*`` function here hands one the parts
+it uses, and ``build_services`` makes the set the API keeps for its lifetime (the CLI calls the builder of
+the one service a command needs).  Nothing here is a module-level singleton, so a test can run several nodes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import tomli_w
 from sqlalchemy.engine import make_url
 
+from genoshare.access.consent_tokens import ConsentTokens
 from genoshare.access.issuer import VisaIssuer
-from genoshare.access.passports import PassportVerifier, TrustedKeys
+from genoshare.access.passports import PassportVerifier, TrustedKeys, peer_node_issuers
 from genoshare.access.policy import AccessPolicy
 from genoshare.access.privacy import PrivacyGuard
 from genoshare.access.privacy_state import SqlPrivacyState
+from genoshare.access.roles import Roles
 from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog
 from genoshare.crypt.keys import KeyPair, generate_keypair, load_keypair
@@ -29,11 +35,28 @@ from genoshare.settings import CONFIG_FILE, Settings, TrustedIssuer
 from genoshare.store.db import Database, migrate
 from genoshare.store.objects import ObjectStore, create_object_store
 
+if TYPE_CHECKING:
+    from genoshare.beacon.indexing import BeaconIndexer
+    from genoshare.beacon.phenotypes import PhenotypeIngest
+    from genoshare.beacon.service import BeaconService
+    from genoshare.datasets.service import DatasetService
+    from genoshare.drs.service import DrsService
+    from genoshare.drs.stored import TicketReads
+    from genoshare.governance.consent import ConsentService
+    from genoshare.governance.rederive import RederivationWorker
+    from genoshare.governance.requests import AccessRequests
+    from genoshare.governance.subsets import Subsets
+    from genoshare.governance.usage import UsageReports
+    from genoshare.htsget.service import HtsgetService
+    from genoshare.ingest.pipeline import Ingestor
+
 NODE_KEY_NAME = "node"
 #: Node processes create files for their own user only: controlled data, sample names and keys live here.
 PRIVATE_UMASK = 0o077
 #: The audit chain's HMAC key: beside the other keys, apart from the database it protects.
 AUDIT_KEY_FILE = "audit.key"
+#: The key of pseudonyms, read names and date shifts, made by the first ingest.
+PSEUDONYM_KEY_FILE = "pseudonym.secret"
 
 
 @dataclass
@@ -63,7 +86,7 @@ class Node:
 
     @cached_property
     def tickets(self) -> TicketSigner:
-        return TicketSigner.load_or_create(self.settings.keys_dir / "ticket.secret")
+        return TicketSigner.load_or_create(self.settings.keys_dir / "ticket.secret", self.settings.ticket_ttl_seconds)
 
     @cached_property
     def issuer(self) -> VisaIssuer:
@@ -81,9 +104,17 @@ class Node:
         """Verifies passports against the configured issuers and the node itself."""
         settings = self.settings
         own = TrustedIssuer(issuer=self.issuer.issuer, jwks_file=self.issuer_jwks_file)
-        keys = TrustedKeys([*settings.trusted_issuers, own], self.http, settings.passports.jwks_refetch_seconds)
+        peers = peer_node_issuers(settings.network.peers)
+        issuers = [*peers, *settings.trusted_issuers, own]
+        keys = TrustedKeys(issuers, self.http, settings.passports.jwks_refetch_seconds)
         audiences = (settings.public_url, settings.node_id)
-        return PassportVerifier(keys, settings.passports, node_issuer=self.issuer.issuer, audiences=audiences)
+        return PassportVerifier(
+            keys,
+            settings.passports,
+            node_issuer=self.issuer.issuer,
+            audiences=audiences,
+            peer_nodes=[peer.issuer for peer in peers],
+        )
 
     @cached_property
     def http(self) -> httpx.Client:
@@ -99,10 +130,162 @@ class Node:
     def policy(self) -> AccessPolicy:
         return AccessPolicy(self.audit, self.database, self.settings.public_url)
 
+    @cached_property
+    def roles(self) -> Roles:
+        """Stewards (``roles.stewards`` in the settings) and committee members."""
+        return Roles(self.database, self.settings.roles.stewards)
+
+    @cached_property
+    def consent_tokens(self) -> ConsentTokens:
+        """Which participant a consent link's secret speaks for."""
+        return ConsentTokens(self.database)
+
     def close(self) -> None:
         if "http" in self.__dict__:
             self.__dict__.pop("http").close()
         self.database.dispose()
+
+
+@dataclass(frozen=True)
+class Services:
+    """The services the API serves, each built once at start-up (``build_services``) and kept in ``app.state``."""
+
+    datasets: DatasetService
+    drs: DrsService
+    htsget: HtsgetService
+    #: ``/data``: the bytes DRS and htsget tickets open.
+    reads: TicketReads
+    beacon: BeaconService
+    access_requests: AccessRequests
+    consent: ConsentService
+    #: Rewrites files without people who withdrew, in the background (started and stopped with the API).
+    rederivations: RederivationWorker
+    usage: UsageReports
+
+
+def build_services(node: Node) -> Services:
+    """Every service of the API, sharing one ``Subsets`` (served files without people whose consent excludes)."""
+    subsets = build_subsets(node)
+    beacon = build_beacon(node)
+    rederivations = build_rederivations(node)
+    return Services(
+        datasets=build_datasets(node),
+        drs=build_drs(node, subsets),
+        htsget=build_htsget(node, subsets),
+        reads=build_reads(node, subsets),
+        beacon=beacon,
+        access_requests=build_access_requests(node),
+        # Beacon sees a consent change made here at once (it would within half a second anyway).
+        consent=build_consent(node, changed=(beacon.invalidate,), rederive=rederivations.submit),
+        rederivations=rederivations,
+        usage=build_usage(node),
+    )
+
+
+# Imported inside the builders: services import storage and access modules that this module must not wait for.
+
+
+def build_datasets(node: Node) -> DatasetService:
+    from genoshare.datasets.service import DatasetService
+
+    return DatasetService(node.database)
+
+
+def build_subsets(node: Node) -> Subsets:
+    from genoshare.governance.rederive import derive_or_report
+    from genoshare.governance.subsets import Subsets
+
+    return Subsets(node.database, node.objects, partial(derive_or_report, node))
+
+
+def build_drs(node: Node, subsets: Subsets) -> DrsService:
+    from genoshare.drs.service import DrsService
+
+    return DrsService(node.settings, node.database, build_datasets(node), node.policy, node.tickets, subsets)
+
+
+def build_htsget(node: Node, subsets: Subsets) -> HtsgetService:
+    from genoshare.htsget.service import HtsgetService
+
+    return HtsgetService(
+        node.settings,
+        node.database,
+        node.objects,
+        node.keys.secret,
+        node.policy,
+        node.tickets,
+        subsets,
+        node.audit,
+    )
+
+
+def build_reads(node: Node, subsets: Subsets) -> TicketReads:
+    from genoshare.drs.stored import TicketReads
+
+    return TicketReads(node.database, node.objects, node.keys.secret, node.tickets, node.policy, subsets, node.audit)
+
+
+def build_beacon(node: Node) -> BeaconService:
+    from genoshare.beacon.service import BeaconService
+
+    return BeaconService(node.settings, node.database, node.policy, node.privacy, node.audit)
+
+
+def build_indexer(node: Node) -> BeaconIndexer:
+    from genoshare.beacon.indexing import BeaconIndexer
+
+    return BeaconIndexer(node.database, node.settings.data_dir, node.objects, node.keys.secret)
+
+
+def build_ingestor(node: Node) -> Ingestor:
+    from genoshare.ingest.deidentify import Pseudonymiser
+    from genoshare.ingest.pipeline import Ingestor
+
+    pseudonymiser = Pseudonymiser.load_or_create(node.settings.keys_dir / PSEUDONYM_KEY_FILE)
+    return Ingestor(node.database, node.objects, node.keys, node.audit, pseudonymiser, build_indexer(node))
+
+
+def build_phenotypes(node: Node) -> PhenotypeIngest:
+    from genoshare.beacon.phenotypes import PhenotypeIngest
+    from genoshare.ingest.deidentify import Pseudonymiser
+    from genoshare.ingest.metadata import MetadataDeidentifier
+
+    secret = node.settings.keys_dir / PSEUDONYM_KEY_FILE
+    pseudonymiser = Pseudonymiser.load_or_create(secret)  # first: it makes the secret of a node without one
+    return PhenotypeIngest(node.database, pseudonymiser, MetadataDeidentifier(secret.read_bytes()))
+
+
+def build_access_requests(node: Node) -> AccessRequests:
+    from genoshare.access.requests import RequestAccess
+    from genoshare.governance.requests import AccessRequests
+
+    access = RequestAccess(node.database, node.roles)
+    return AccessRequests(node.database, node.audit, node.issuer, node.settings.public_url, access)
+
+
+def build_consent(
+    node: Node,
+    *,
+    changed: Sequence[Callable[[str], object]] = (),
+    rederive: Callable[[Sequence[str]], object] | None = None,
+) -> ConsentService:
+    """Consent records; the access policy's narrowings and ``changed`` see each change at once."""
+    from genoshare.governance.consent import ConsentService
+
+    listeners = (node.policy.consent.invalidate, *changed)
+    return ConsentService(node.database, node.audit, changed=listeners, rederive=rederive)
+
+
+def build_rederivations(node: Node) -> RederivationWorker:
+    from genoshare.governance.rederive import RederivationWorker
+
+    return RederivationWorker(node)
+
+
+def build_usage(node: Node) -> UsageReports:
+    from genoshare.governance.usage import UsageReports
+
+    return UsageReports(node.database, node.audit)
 
 
 def check_database(settings: Settings) -> None:

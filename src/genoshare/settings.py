@@ -122,6 +122,25 @@ class PassportSettings(BaseModel):
     jwks_refetch_seconds: float = Field(default=10, ge=0, le=3600)
 
 
+class Account(BaseModel):
+    """One person's account at one passport issuer: the ``sub`` and ``iss`` their passports carry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1)
+    issuer: str = Field(min_length=1)
+
+
+class RoleSettings(BaseModel):
+    """Roles this node gives by configuration, beyond what passports assert (``genoshare.access.roles``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The node's data stewards: they see every access request, decide for every access committee and read
+    #: every dataset's usage report. The node's operator at its own command line is one without being listed.
+    stewards: list[Account] = Field(default_factory=list)
+
+
 class SmtpSettings(BaseModel):
     """The mail server that tells committees of new requests and requesters of decisions."""
 
@@ -156,6 +175,137 @@ class NotifySettings(BaseModel):
 
     smtp: SmtpSettings | None = None
     webhook: WebhookSettings | None = None
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value.rstrip("/")
+
+
+class Peer(BaseModel):
+    """Another node of this node's Beacon network (``[[network.peers]]``; ``genoshare network add``).
+
+    ``url`` is the peer's ``public_url``: its Beacon is at ``<url>/api`` unless ``beacon_url`` says otherwise,
+    and it signs its visas as issuer ``url``. ``trusts`` lists the passport issuers the peer accepts: a caller's
+    passport is sent to the peer only when its issuer is listed, so a peer never sees a token it cannot use.
+    ``trust_grants`` makes this node accept passports the peer signs, and its ControlledAccessGrants visas for
+    the peer's own datasets (``<url>/datasets/...``), and nothing else it signs (``genoshare.access.passports``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    name: str = ""
+    beacon_url: str | None = None
+    trusts: list[str] = Field(default_factory=list)
+    trust_grants: bool = False
+    #: This peer's deadline, if not the network's.
+    deadline_seconds: float | None = Field(default=None, gt=0, le=60)
+
+    @field_validator("url", "beacon_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+
+class ServiceRegistry(BaseModel):
+    """A GA4GH Service Registry whose Beacons (``GET <url>/services``) join this node's network as peers.
+
+    A registry does not say which passport issuers its Beacons accept: ``trusts`` does, for all of them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    trusts: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class NetworkSettings(BaseModel):
+    """The Beacon network this node asks on ``/network/api/...`` (docs/network.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    peers: list[Peer] = Field(default_factory=list)
+    registries: list[ServiceRegistry] = Field(default_factory=list)
+    #: How long a network answer waits for each peer; a peer slower than this is named, not waited for.
+    deadline_seconds: float = Field(default=3.0, gt=0, le=60)
+    #: How often the registries' lists of Beacons are read again.
+    registry_refresh_seconds: float = Field(default=300, ge=1, le=86400)
+
+
+class PortalSettings(BaseModel):
+    """The web portal (``genoshare.portal``): how people sign in, and how long a session lasts.
+
+    Researchers and committee members sign in at an OpenID Connect provider that issues GA4GH passports (a
+    passport broker, e.g. LS Login): authorization-code flow with PKCE, as this node's OAuth client there.
+    The broker must also be a trusted issuer with ``broker = true``, so that its access tokens are passports.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The broker's issuer URL (its discovery document is ``<issuer>/.well-known/openid-configuration``).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    #: A file holding the client secret (kept out of genoshare.toml); none for a public client (PKCE only).
+    oidc_client_secret_file: Path | None = None
+    oidc_scope: str = "openid ga4gh_passport_v1"
+    #: A signed-in session ends after this many hours, or earlier with the passport it holds.
+    session_hours: float = Field(default=8, gt=0, le=24 * 30)
+
+    @model_validator(mode="after")
+    def _client_with_issuer(self) -> PortalSettings:
+        if (self.oidc_issuer is None) != (self.oidc_client_id is None):
+            raise ValueError("portal: give both oidc_issuer and oidc_client_id, or neither")
+        return self
+
+
+class MatchmakerPeer(BaseModel):
+    """Another Matchmaker Exchange node, as the MME join protocol sets it up (one per peer, both ways).
+
+    ``token_sha256`` is the SHA-256 (hex) of the ``X-Auth-Token`` the peer sends here: only the hash is kept
+    in the configuration, and without it the peer may not query this node. ``base_url`` (the peer appends
+    nothing; this node appends ``/match``) and ``token_file`` (the token the peer gave this node, kept out of
+    genoshare.toml) let this node send match requests to the peer.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    base_url: str | None = None
+    token_file: Path | None = None
+    #: Seconds this node waits for the peer's answer before reporting it as timed out.
+    deadline_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> MatchmakerPeer:
+        if (self.base_url is None) != (self.token_file is None):
+            raise ValueError(f"matchmaking peer {self.name!r}: give both base_url and token_file, or neither")
+        return self
+
+
+class MatchmakerSettings(BaseModel):
+    """Rare-disease matchmaking (Matchmaker Exchange API 1.1): peers, the contact answers give, scoring limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    peers: list[MatchmakerPeer] = Field(default_factory=list)
+    #: Where a clinician whose patient matched follows up (MME ``contact.href``: a contact form or mailto:
+    #: URL); default: the node's ``public_url``. The name is the dataset's custodian.
+    contact_href: str | None = Field(default=None, pattern=r"^(https?|mailto):\S+$")
+    contact_email: str | None = None
+    #: A variant is rare (counts towards gene overlap) at or below this allele frequency in its dataset.
+    rare_allele_frequency: float = Field(default=0.01, gt=0, le=1)
+    #: At most this many matches per answer, best first; none scoring below ``min_score``.
+    max_results: int = Field(default=10, ge=1, le=100)
+    min_score: float = Field(default=0.1, ge=0, le=1)
+    disclaimer: str | None = None
 
 
 class Settings(BaseSettings):
@@ -196,6 +346,12 @@ class Settings(BaseSettings):
     #: Groups of passport issuers that are one login service: a person's accounts at them share one
     #: Beacon privacy budget (``genoshare.access.privacy``).
     linked_issuers: list[list[str]] = Field(default_factory=list)
+    #: Matchmaker Exchange peers and matching limits (``genoshare.clinical``, docs/clinical.md).
+    mme: MatchmakerSettings = Field(default_factory=MatchmakerSettings)
+    #: Other nodes this node asks on ``/network/api/...`` and whose grants it may trust (``NetworkSettings``).
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    roles: RoleSettings = Field(default_factory=RoleSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
@@ -224,6 +380,21 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _stewards_at_trusted_issuers(self) -> Settings:
+        """A steward must sign in through an issuer this node trusts, never through the node's own passports.
+
+        The node signs a passport for whoever holds its grants, under the subject they had at their own
+        issuer: a steward named at the node's issuer could be anyone whose subject reads the same.
+        """
+        trusted = {issuer.issuer for issuer in self.trusted_issuers} - {self.public_url}
+        for steward in self.roles.stewards:
+            if steward.issuer not in trusted:
+                raise ValueError(
+                    f"roles.stewards: {steward.subject!r} at {steward.issuer!r}: name an issuer from trusted_issuers"
+                )
+        return self
 
     @model_validator(mode="after")
     def _defaults_in_data_dir(self) -> Settings:

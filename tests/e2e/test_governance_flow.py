@@ -19,15 +19,11 @@ from pysam import bcftools
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import RESEARCHER_STATUS
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.governance.consent import ConsentService
-from genoshare.governance.requests import STEWARD
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
-from genoshare.synth import generate_cohort
+from genoshare.node import Node, build_consent, build_ingestor, build_phenotypes
+from genoshare_lab.synth import generate_cohort
 
-from support import TEST_ISSUER
+from support import OPERATOR, TEST_ISSUER
 
 CHAIR = "dac-chair"
 
@@ -68,8 +64,8 @@ def test_request_approve_download_withdraw_revoke(node: Node, issuer: VisaIssuer
         )
     )
     DatasetService(node.database).set_committee("study", [f"{CHAIR}@{TEST_ISSUER}"], auto_approve=False)
-    published = {row.name: row for row in Ingestor(node).ingest("study", [cohort.vcf_path, single]).published}
-    PhenotypeIngest(node).ingest("study", [cohort.individuals_path])
+    published = {row.name: row for row in build_ingestor(node).ingest("study", [cohort.vcf_path, single]).published}
+    build_phenotypes(node).ingest("study", [cohort.individuals_path])
     multi, one = published["cohort.vcf.gz"], next(r for n, r in published.items() if n != "cohort.vcf.gz")
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     url = server.url
@@ -110,13 +106,13 @@ def test_request_approve_download_withdraw_revoke(node: Node, issuer: VisaIssuer
         assert before == 12
 
         # 4. the participant in the single-sample file withdraws
-        consent = ConsentService(node)
+        consent = build_consent(node)
         person = next(
             p
             for p in (consent.find("study", r.participant) for r in consent.records("study"))
             if one.id in consent.record(p).files
         )
-        token = consent.issue_link(person, STEWARD)
+        token = consent.issue_link(person, OPERATOR.actor)
         withdrawal = http.post(f"{url}/consent/withdraw", headers={"X-Consent-Token": token}).json()
         assert withdrawal["unavailable"] == [one.id]
         after = individuals(http, url, granted)

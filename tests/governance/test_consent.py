@@ -12,30 +12,27 @@ from fastapi.testclient import TestClient
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.drs.stored import copy_plaintext, is_plaintext
-from genoshare.governance.consent import ConsentService
 from genoshare.governance.rederive import rederive_pending
-from genoshare.governance.requests import STEWARD
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_consent, build_ingestor
 from genoshare.store.models import DataObject
 
 from governance_support import COMMITTEE_MEMBER, VCF, Cohort, make_cohort
-from support import Passports, bearer
+from support import OPERATOR, Passports, bearer
 
 DRS = "/ga4gh/drs/v1"
 
 
 def token_for(cohort: Cohort, source_name: str) -> dict[str, str]:
-    service = ConsentService(cohort.node)
+    service = build_consent(cohort.node)
     participant = service.find("cohort", cohort.pseudonyms[source_name])
-    return {"X-Consent-Token": service.issue_link(participant, STEWARD)}
+    return {"X-Consent-Token": service.issue_link(participant, OPERATOR.actor)}
 
 
 def stored_samples(node: Node, object_id: str, tmp_path: Path) -> list[str]:
     with node.database.sessions() as session:
         row = session.get(DataObject, object_id)
     plain = tmp_path / f"check-{row.sha256}.vcf.gz"
-    copy_plaintext(node, row, plain)
+    copy_plaintext(node.objects, node.keys.secret, row, plain)
     with pysam.VariantFile(str(plain)) as variants:
         return list(variants.header.samples)
 
@@ -103,11 +100,11 @@ def test_withdrawal_rewrites_files_a_public_dataset_stores_unencrypted(node: Nod
             id="open", title="Open", custodian="C", access_level="public", duo_codes=["GRU"], store_plaintext=True
         )
     )
-    shared = Ingestor(node).ingest("open", [VCF]).published[0]
+    shared = build_ingestor(node).ingest("open", [VCF]).published[0]
     assert is_plaintext(shared.blob_key)
-    consent = ConsentService(node)
+    consent = build_consent(node)
     first, *others = consent.records("open")
-    withdrawal = consent.withdraw(consent.find("open", first.participant), STEWARD)
+    withdrawal = consent.withdraw(consent.find("open", first.participant), OPERATOR.actor)
     assert withdrawal.rederiving == (shared.id,)
     assert rederive_pending(node).done == [shared.id]
     remaining = stored_samples(node, shared.id, tmp_path)

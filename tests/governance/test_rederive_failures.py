@@ -17,15 +17,13 @@ from genoshare.crypt.files import encrypt_file
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.drs.stored import copy_plaintext
 from genoshare.governance import rederive
-from genoshare.governance.consent import ConsentService
-from genoshare.governance.requests import STEWARD
 from genoshare.ingest.errors import IngestError
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_consent, build_ingestor
 from genoshare.store.models import DataObject
 
 from governance_support import VCF, Cohort
 from processes import run_cli
+from support import OPERATOR
 
 #: The spec's example VCF with one header defect each; htslib only warns about every one of them.
 DEFECTS = {
@@ -55,7 +53,7 @@ def controlled(node: Node, dataset_id: str = "family") -> None:
 def test_ingest_refuses_a_header_that_would_block_subsetting(node: Node, tmp_path: Path, defect: str) -> None:
     controlled(node)
     with pytest.raises(IngestError) as refused:
-        Ingestor(node).ingest("family", [defective(tmp_path, defect)])
+        build_ingestor(node).ingest("family", [defective(tmp_path, defect)])
     message = refused.value.message
     _, _, what, how = DEFECTS[defect]
     assert message.startswith("family.vcf (") and "\n" not in message
@@ -82,7 +80,7 @@ def _replace_stored(node: Node, row: DataObject, tmp_path: Path, edit: str) -> b
         blob.write_bytes(b"not crypt4gh at all")
         return original
     plain = tmp_path / "stored.vcf.gz"
-    copy_plaintext(node, row, plain)
+    copy_plaintext(node.objects, node.keys.secret, row, plain)
     with gzip.open(plain, "rt") as stored:
         text = stored.read()
     text = re.sub(r"##contig=<ID=20,[^\n]*\n", "", text)
@@ -99,7 +97,7 @@ def _samples(node: Node, object_id: str, tmp_path: Path) -> list[str]:
         row = session.get(DataObject, object_id)
     assert row is not None and row.status == "available"
     plain = tmp_path / f"now-{row.sha256}.vcf.gz"
-    copy_plaintext(node, row, plain)
+    copy_plaintext(node.objects, node.keys.secret, row, plain)
     with pysam.VariantFile(str(plain)) as variants:
         return list(variants.header.samples)
 
@@ -153,8 +151,8 @@ def test_the_server_tries_a_failed_rewrite_again(
     node, shared = cohort.node, cohort.multi.id
     monkeypatch.setattr(rederive, "RETRY_FIRST_SECONDS", 0.2)
     original = _replace_stored(node, cohort.multi, tmp_path, "garbage")
-    consent = ConsentService(node)
-    withdrawal = consent.withdraw(consent.find("cohort", cohort.pseudonyms["NA00001"]), STEWARD)
+    consent = build_consent(node)
+    withdrawal = consent.withdraw(consent.find("cohort", cohort.pseudonyms["NA00001"]), OPERATOR.actor)
     worker = rederive.RederivationWorker(node)
     try:
         assert worker.submit(withdrawal.rederiving)[0].result(timeout=60) is False

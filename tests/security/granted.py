@@ -11,16 +11,12 @@ from sqlalchemy import select
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import RESEARCHER_STATUS
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.governance.consent import ConsentService
-from genoshare.governance.requests import STEWARD
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_consent, build_ingestor, build_phenotypes
 from genoshare.store.models import DataObject, Participant
-from genoshare.synth import generate_cohort
+from genoshare_lab.synth import generate_cohort
 
-from support import TEST_ISSUER
+from support import OPERATOR, TEST_ISSUER
 
 CHAIR = "dac-chair"
 DRS = "/ga4gh/drs/v1"
@@ -49,8 +45,8 @@ def build_study(node: Node, tmp_path: Path, individuals: int = 6) -> Study:
         )
     )
     service.set_committee("study", [f"{CHAIR}@{TEST_ISSUER}"], auto_approve=True)
-    vcf = Ingestor(node).ingest("study", [cohort.vcf_path]).published[0]
-    PhenotypeIngest(node).ingest("study", [cohort.individuals_path])
+    vcf = build_ingestor(node).ingest("study", [cohort.vcf_path]).published[0]
+    build_phenotypes(node).ingest("study", [cohort.individuals_path])
     with node.database.sessions() as session:
         rows = session.execute(select(Participant.source_name, Participant.pseudonym))
         pseudonyms = {source: pseudonym for source, pseudonym in rows}
@@ -58,8 +54,8 @@ def build_study(node: Node, tmp_path: Path, individuals: int = 6) -> Study:
 
 
 def consent_token(node: Node, pseudonym: str) -> dict[str, str]:
-    consent = ConsentService(node)
-    return {"X-Consent-Token": consent.issue_link(consent.find("study", pseudonym), STEWARD)}
+    consent = build_consent(node)
+    return {"X-Consent-Token": consent.issue_link(consent.find("study", pseudonym), OPERATOR.actor)}
 
 
 class Grantee:

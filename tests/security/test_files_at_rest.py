@@ -25,9 +25,7 @@ import pytest
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.drs.stored import copy_plaintext
-from genoshare.governance.consent import ConsentService
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_consent, build_ingestor
 from genoshare.store.models import DataObject
 
 from processes import Server, run_cli
@@ -118,8 +116,8 @@ def test_a_killed_rederivation_leaves_no_copy_of_the_withdrawn_person(node: Node
     DatasetService(node.database).create(
         NewDataset(id="family", title="T", custodian="C", access_level="controlled", duo_codes=["GRU"])
     )
-    shared = Ingestor(node).ingest("family", [big_family(tmp_path / "family.vcf")]).published[0]
-    gone = ConsentService(node).records("family")[0].participant
+    shared = build_ingestor(node).ingest("family", [big_family(tmp_path / "family.vcf")]).published[0]
+    gone = build_consent(node).records("family")[0].participant
     data_dir = str(node.settings.data_dir)
     staging = node.objects.staging_dir()
 
@@ -156,11 +154,11 @@ def test_after_a_withdrawal_the_old_blob_and_index_are_deleted(node: Node, tmp_p
     DatasetService(node.database).create(
         NewDataset(id="family", title="T", custodian="C", access_level="controlled", duo_codes=["GRU"])
     )
-    shared = Ingestor(node).ingest("family", [VCF]).published[0]
+    shared = build_ingestor(node).ingest("family", [VCF]).published[0]
     old_blob = node.objects.local_path(shared.blob_key)
     beacon = node.settings.data_dir / "beacon" / "family"
     assert (beacon / shared.sha256).is_dir(), "ingest builds the Beacon carrier bitmaps"
-    gone = ConsentService(node).records("family")[0].participant
+    gone = build_consent(node).records("family")[0].participant
     result = run_cli("consent", "withdraw", "family", gone, "--data-dir", str(node.settings.data_dir))
     assert result.returncode == 0, result.stderr
     assert not old_blob.exists()
@@ -171,6 +169,6 @@ def test_after_a_withdrawal_the_old_blob_and_index_are_deleted(node: Node, tmp_p
     # The carrier bitmaps of the old file held theirs too: rebuilt from the new file, the old ones deleted.
     assert [path.name for path in beacon.iterdir()] == [row.sha256]
     plain = tmp_path / "now.vcf.gz"
-    copy_plaintext(node, row, plain)
+    copy_plaintext(node.objects, node.keys.secret, row, plain)
     with gzip.open(plain, "rt") as text:
         assert gone not in text.read()

@@ -24,18 +24,14 @@ from sqlalchemy import select
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import RESEARCHER_STATUS
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.crypt.keys import generate_keypair
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.governance.consent import ConsentService
-from genoshare.governance.requests import STEWARD
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_consent, build_ingestor, build_phenotypes
 from genoshare.store.models import Participant
-from genoshare.synth import generate_cohort
+from genoshare_lab.synth import generate_cohort
 
 from processes import run_cli
-from support import TEST_ISSUER
+from support import OPERATOR, TEST_ISSUER
 
 CHAIR = "dac-chair"
 DRS = "/ga4gh/drs/v1"
@@ -158,9 +154,9 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
     DatasetService(node.database).set_committee("study", [f"{CHAIR}@{TEST_ISSUER}"], auto_approve=False)
     published = {
         row.name.split(".")[0]: row
-        for row in Ingestor(node).ingest("study", [cohort.vcf_path, own_bam, shared_bam, shared_cram]).published
+        for row in build_ingestor(node).ingest("study", [cohort.vcf_path, own_bam, shared_bam, shared_cram]).published
     }
-    PhenotypeIngest(node).ingest("study", [cohort.individuals_path])
+    build_phenotypes(node).ingest("study", [cohort.individuals_path])
     vcf, reads, shared_reads = published["cohort"], published["narrowing-person"], published["two-people"]
     cram = published["shared-cram"]
     with node.database.sessions() as session:
@@ -184,8 +180,8 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
     env = {"GENOSHARE_DATABASE_URL": node.settings.database_url}
     server = serve(node.settings.data_dir, env)
     url = server.url
-    consent = ConsentService(node)
-    token = {"X-Consent-Token": consent.issue_link(consent.find("study", person), STEWARD)}
+    consent = build_consent(node)
+    token = {"X-Consent-Token": consent.issue_link(consent.find("study", person), OPERATOR.actor)}
     chair = passport(issuer, CHAIR)
     with httpx.Client(timeout=60) as http:
         narrowed = http.post(f"{url}/consent/narrow", json={"codes": ["NCU"]}, headers=token)

@@ -23,12 +23,11 @@ from sqlalchemy import select
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import GenoshareError
-from genoshare.governance.consent import ConsentService
 from genoshare.governance.rederive import rederive
-from genoshare.governance.requests import STEWARD
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_consent, build_ingestor
 from genoshare.store.models import DataObject, Participant
+
+from support import OPERATOR
 
 DRS = "/ga4gh/drs/v1"
 #: sample name (also the read-group id, as many pipelines do) -> e-mail in that person's read comments
@@ -135,7 +134,7 @@ def test_no_original_name_or_comment_in_any_served_record(
     sources = [tmp_path / "family.bam", tmp_path / "family.cram"]
     totals = [write_reads(source) for source in sources]
     public_dataset(node)
-    rows = Ingestor(node).ingest("reads", sources).published
+    rows = build_ingestor(node).ingest("reads", sources).published
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url, "REF_PATH": ":"})
     served = [tmp_path / f"served{source.suffix}" for source in sources]
     with httpx.Client(timeout=30) as http:
@@ -161,10 +160,10 @@ def test_withdrawal_keeps_the_other_participants_reads(node: Node, serve, tmp_pa
     source = tmp_path / "family.bam"
     total = write_reads(source)
     public_dataset(node)
-    row = Ingestor(node).ingest("reads", [source]).published[0]
+    row = build_ingestor(node).ingest("reads", [source]).published[0]
     names = pseudonyms(node)
-    consent = ConsentService(node)
-    token = consent.issue_link(consent.find("reads", names["bob.jones"]), STEWARD)
+    consent = build_consent(node)
+    token = consent.issue_link(consent.find("reads", names["bob.jones"]), OPERATOR.actor)
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     served = tmp_path / "served.bam"
     with httpx.Client(timeout=30) as http:
@@ -191,9 +190,9 @@ def test_a_re_derivation_that_would_leave_no_read_is_not_published(node: Node, s
     source = tmp_path / "family.bam"
     write_reads(source, with_reads=("alice.smith",))  # bob and carol are declared but have no reads
     public_dataset(node)
-    row = Ingestor(node).ingest("reads", [source]).published[0]
-    consent = ConsentService(node)
-    consent.withdraw(consent.find("reads", pseudonyms(node)["alice.smith"]), STEWARD)
+    row = build_ingestor(node).ingest("reads", [source]).published[0]
+    consent = build_consent(node)
+    consent.withdraw(consent.find("reads", pseudonyms(node)["alice.smith"]), OPERATOR.actor)
     with pytest.raises(GenoshareError, match="no read"):
         rederive(node, row.id)
     with node.database.sessions() as session:

@@ -24,13 +24,10 @@ from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import RESEARCHER_STATUS
 from genoshare.access.tickets import Ticket
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.governance.consent import ConsentService
-from genoshare.governance.requests import STEWARD
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_consent, build_ingestor
 from genoshare.store.models import Participant
 
-from support import TEST_ISSUER
+from support import OPERATOR, TEST_ISSUER
 
 CHAIR = "dac-chair"
 DRS = "/ga4gh/drs/v1"
@@ -104,7 +101,7 @@ def test_a_single_get_stops_when_access_ends(
         NewDataset(id="study", title="Study", custodian="Hospital", access_level="controlled", duo_codes=["GRU"])
     )
     DatasetService(node.database).set_committee("study", [f"{CHAIR}@{TEST_ISSUER}"], auto_approve=False)
-    reads = Ingestor(node).ingest("study", [bam]).published[0]
+    reads = build_ingestor(node).ingest("study", [bam]).published[0]
     with node.database.sessions() as session:
         person = session.scalars(select(Participant.pseudonym)).one()
     server = serve(
@@ -154,8 +151,8 @@ def test_a_single_get_stops_when_access_ends(
         # 3. The only participant in the file withdraws while a second grantee downloads it.
         _, ticket = granted("carol")
         download = SlowDownload(data_url, ticket)
-        consent = ConsentService(node)
-        token = {"X-Consent-Token": consent.issue_link(consent.find("study", person), STEWARD)}
+        consent = build_consent(node)
+        token = {"X-Consent-Token": consent.issue_link(consent.find("study", person), OPERATOR.actor)}
 
         def withdraw() -> None:
             withdrawn = http.post(f"{url}/consent/withdraw", headers=token)

@@ -10,12 +10,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from genoshare import __version__
-from genoshare.api import beacon, data, drs, governance, htsget
+from genoshare.api import beacon, data, drs, governance, htsget, network
 from genoshare.api.errors import install_error_handlers
 from genoshare.api.openapi import install_openapi
-from genoshare.beacon.service import BeaconService
-from genoshare.governance.rederive import RederivationWorker
-from genoshare.node import PRIVATE_UMASK, Node
+from genoshare.beacon import framework
+from genoshare.network.service import NetworkService
+from genoshare.node import PRIVATE_UMASK, Node, build_services
+from genoshare.portal.app import install_portal
 from genoshare.settings import Settings, load_settings
 
 
@@ -32,14 +33,25 @@ def service_info(node: Node) -> dict[str, Any]:
     }
 
 
+def registry_entries(node: Node) -> list[dict[str, Any]]:
+    """The node's services as a GA4GH Service Registry lists them (``/services``), each with its base URL."""
+    settings = node.settings
+    url, node_id = settings.public_url, settings.node_id
+    beacon = {**framework.service_info(settings), "id": f"{node_id}.beacon", "url": f"{url}/api"}
+    drs = {**service_info(node), "id": f"{node_id}.drs", "url": f"{url}/ga4gh/drs/v1"}
+    return [beacon, drs]
+
+
 def create_app(node: Node) -> FastAPI:
-    rederivations = RederivationWorker(node)
+    # Every service made once, now: routers reach them through ``genoshare.api.deps``.
+    services = build_services(node)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        rederivations.resume()
+        services.rederivations.resume()
         yield
-        rederivations.shutdown()
+        services.rederivations.shutdown()
+        await app.state.network.close()
         app.state.denials.flush()
 
     app = FastAPI(
@@ -49,9 +61,10 @@ def create_app(node: Node) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
-    # Made now, not on the first Beacon request: tests and governance hooks reach it from the start.
-    app.state.beacon = BeaconService(node)
-    app.state.rederivations = rederivations
+    app.state.services = services
+    # The Beacon network (``/network/api``): asks the peers in the node's settings and registries.
+    app.state.network = NetworkService(node.settings.network, node.settings.public_url)
+    app.state.registry_entries = registry_entries(node)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(drs.router)
@@ -59,6 +72,10 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(beacon.router)
     app.include_router(htsget.router)
+    # The web portal's pages (server-rendered HTML; ``genoshare.portal``) and ``/`` leading to them.
+    install_portal(app, node)
+    app.include_router(network.router)
+    app.include_router(network.registry)
 
     @app.get("/service-info", tags=["Service info"], summary="GA4GH service-info of this node")
     def node_service_info() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Request dependencies: the node, and who is calling (verified passport or nobody).
+"""Request dependencies: the node, its services (built once by ``create_app``), and who is calling.
 
 They are ``async``: FastAPI runs a sync dependency in the thread pool, one hand-over per dependency per
 request, which cost more than the work these do. A passport seen before is found in memory on the event
@@ -14,13 +14,53 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from genoshare.access.passports import Identity
+from genoshare.beacon.service import BeaconService
+from genoshare.drs.service import DrsService
+from genoshare.drs.stored import TicketReads
 from genoshare.errors import Unauthenticated
-from genoshare.node import Node
+from genoshare.governance.consent import ConsentService
+from genoshare.governance.requests import AccessRequests
+from genoshare.governance.usage import UsageReports
+from genoshare.htsget.service import HtsgetService
+from genoshare.node import Node, Services
 
 
 async def get_node(request: Request) -> Node:
     node: Node = request.app.state.node
     return node
+
+
+def services(request: Request) -> Services:
+    built: Services = request.app.state.services
+    return built
+
+
+async def get_drs(request: Request) -> DrsService:
+    return services(request).drs
+
+
+async def get_htsget(request: Request) -> HtsgetService:
+    return services(request).htsget
+
+
+async def get_reads(request: Request) -> TicketReads:
+    return services(request).reads
+
+
+async def get_beacon(request: Request) -> BeaconService:
+    return services(request).beacon
+
+
+async def get_access_requests(request: Request) -> AccessRequests:
+    return services(request).access_requests
+
+
+async def get_consent(request: Request) -> ConsentService:
+    return services(request).consent
+
+
+async def get_usage(request: Request) -> UsageReports:
+    return services(request).usage
 
 
 def bearer_token(request: Request) -> str | None:
@@ -67,4 +107,11 @@ async def get_identity(
 
 
 NodeDep = Annotated[Node, Depends(get_node)]
+DrsDep = Annotated[DrsService, Depends(get_drs)]
+HtsgetDep = Annotated[HtsgetService, Depends(get_htsget)]
+ReadsDep = Annotated[TicketReads, Depends(get_reads)]
+BeaconDep = Annotated[BeaconService, Depends(get_beacon)]
+AccessRequestsDep = Annotated[AccessRequests, Depends(get_access_requests)]
+ConsentDep = Annotated[ConsentService, Depends(get_consent)]
+UsageDep = Annotated[UsageReports, Depends(get_usage)]
 IdentityDep = Annotated[Identity | None, Depends(get_identity)]

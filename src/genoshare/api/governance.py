@@ -8,17 +8,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from genoshare.access.passports import Identity
-from genoshare.api.deps import IdentityDep, NodeDep
+from genoshare.api.deps import AccessRequestsDep, ConsentDep, IdentityDep, NodeDep, UsageDep
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import Unauthenticated
-from genoshare.governance.consent import ConsentService
-from genoshare.governance.rederive import RederivationWorker
-from genoshare.governance.requests import AccessRequests, NewRequest, view
-from genoshare.governance.usage import usage
+from genoshare.governance.requests import NewRequest, view
+from genoshare.store.models import Participant
 
 router = APIRouter(
     tags=["Governance"],
@@ -72,99 +70,93 @@ def jwks(node: NodeDep) -> dict[str, Any]:
 
 
 @router.post("/governance/requests", status_code=201, summary="Request access to controlled datasets")
-def submit(node: NodeDep, identity: IdentityDep, body: Annotated[RequestBody, Body()]) -> dict[str, Any]:
+def submit(requests: AccessRequestsDep, identity: IdentityDep, body: Annotated[RequestBody, Body()]) -> dict[str, Any]:
     new = NewRequest(body.datasets, body.purpose, body.project_title, body.institution)
-    return view(AccessRequests(node).submit(_caller(identity), new))
+    return view(requests.submit(_caller(identity), new))
 
 
 @router.get("/governance/requests", summary="Your requests, and those your committees decide")
 def list_requests(
-    node: NodeDep, identity: IdentityDep, status: Annotated[str | None, Query(max_length=16)] = None
+    requests: AccessRequestsDep, identity: IdentityDep, status: Annotated[str | None, Query(max_length=16)] = None
 ) -> list[dict[str, Any]]:
-    requests = AccessRequests(node).visible_to(_caller(identity).actor)
-    return [view(r) for r in requests if status is None or r.status == status]
+    return [view(r) for r in requests.visible_to(_caller(identity), status)]
 
 
 @router.get("/governance/requests/{request_id}", summary="One access request with its DUO match")
-def get_request(request_id: str, node: NodeDep, identity: IdentityDep) -> dict[str, Any]:
-    return view(AccessRequests(node).get(request_id, _caller(identity).actor))
+def get_request(request_id: str, requests: AccessRequestsDep, identity: IdentityDep) -> dict[str, Any]:
+    return view(requests.get(request_id, _caller(identity)))
 
 
 @router.post("/governance/requests/{request_id}/approve", summary="Approve (committee members)")
 def approve(
-    request_id: str, node: NodeDep, identity: IdentityDep, body: Annotated[ApproveBody, Body()]
+    request_id: str, requests: AccessRequestsDep, identity: IdentityDep, body: Annotated[ApproveBody, Body()]
 ) -> dict[str, Any]:
-    return view(AccessRequests(node).approve(request_id, _caller(identity).actor, body.expires_on))
+    return view(requests.approve(request_id, _caller(identity), body.expires_on))
 
 
 @router.post("/governance/requests/{request_id}/reject", summary="Reject with a reason (committee members)")
 def reject(
-    request_id: str, node: NodeDep, identity: IdentityDep, body: Annotated[ReasonBody, Body()]
+    request_id: str, requests: AccessRequestsDep, identity: IdentityDep, body: Annotated[ReasonBody, Body()]
 ) -> dict[str, Any]:
-    return view(AccessRequests(node).reject(request_id, _caller(identity).actor, body.reason))
+    return view(requests.reject(request_id, _caller(identity), body.reason))
 
 
 @router.post("/governance/requests/{request_id}/revoke", summary="Revoke an approval (committee members)")
 def revoke(
-    request_id: str, node: NodeDep, identity: IdentityDep, body: Annotated[ReasonBody, Body()]
+    request_id: str, requests: AccessRequestsDep, identity: IdentityDep, body: Annotated[ReasonBody, Body()]
 ) -> dict[str, Any]:
-    return view(AccessRequests(node).revoke(request_id, _caller(identity).actor, body.reason))
+    return view(requests.revoke(request_id, _caller(identity), body.reason))
 
 
 @router.get("/governance/passport", summary="A passport with the grants this node gave you, signed by the node")
-def passport(node: NodeDep, identity: IdentityDep) -> dict[str, Any]:
-    return AccessRequests(node).passport(_caller(identity))
+def passport(requests: AccessRequestsDep, identity: IdentityDep) -> dict[str, Any]:
+    return requests.passport(_caller(identity))
 
 
 @router.get("/governance/datasets/{dataset_id}/usage", summary="Who used this dataset (its committee)")
 def dataset_usage(
     dataset_id: str,
     node: NodeDep,
+    usage: UsageDep,
     identity: IdentityDep,
     grant: Annotated[str | None, Query(description="Only the uses that relied on this grant (its visa jti).")] = None,
 ) -> list[dict[str, Any]]:
-    AccessRequests(node).require_member(_caller(identity).actor, [dataset_id])
-    return [use.as_dict() for use in usage(node, dataset_id, grant=grant)]
+    node.roles.require_committee(_caller(identity), [dataset_id])
+    return [use.as_dict() for use in usage.of(dataset_id, grant=grant)]
 
 
 ConsentToken = Annotated[str | None, Header(alias="X-Consent-Token", description="Your consent link's secret.")]
 
 
+def participant(node: NodeDep, token: ConsentToken = None) -> Participant:
+    """The participant whose consent token the caller sent (``genoshare.access.consent_tokens`` decides)."""
+    return node.consent_tokens.participant(token)
+
+
+ParticipantDep = Annotated[Participant, Depends(participant)]
+
+
 @router.get("/consent", summary="Your consent record (participants)")
-def my_consent(node: NodeDep, token: ConsentToken = None) -> dict[str, Any]:
-    service = ConsentService(node)
-    return service.record(service.by_token(token)).as_dict()
+def my_consent(consent: ConsentDep, person: ParticipantDep) -> dict[str, Any]:
+    return consent.record(person).as_dict()
 
 
 @router.post("/consent/narrow", summary="Narrow your consent, e.g. no commercial use (participants)")
-def narrow(node: NodeDep, body: Annotated[NarrowBody, Body()], token: ConsentToken = None) -> dict[str, Any]:
-    service = ConsentService(node)
-    participant = service.by_token(token)
-    return service.narrow(participant, body.codes, f"participant:{participant.pseudonym}").as_dict()
+def narrow(consent: ConsentDep, person: ParticipantDep, body: Annotated[NarrowBody, Body()]) -> dict[str, Any]:
+    return consent.narrow(person, body.codes, f"participant:{person.pseudonym}").as_dict()
 
 
 @router.post("/consent/widen", summary="Lift a narrowing you made earlier, e.g. NCU (participants)")
-def widen(node: NodeDep, body: Annotated[NarrowBody, Body()], token: ConsentToken = None) -> dict[str, Any]:
-    service = ConsentService(node)
-    participant = service.by_token(token)
-    return service.widen(participant, body.codes, f"participant:{participant.pseudonym}").as_dict()
+def widen(consent: ConsentDep, person: ParticipantDep, body: Annotated[NarrowBody, Body()]) -> dict[str, Any]:
+    return consent.widen(person, body.codes, f"participant:{person.pseudonym}").as_dict()
 
 
 @router.post("/consent/withdraw", summary="Withdraw your consent; takes effect at once (participants)")
-def withdraw(node: NodeDep, request: Request, token: ConsentToken = None) -> dict[str, Any]:
-    service = ConsentService(node)
-    participant = service.by_token(token)
-    result = service.withdraw(participant, f"participant:{participant.pseudonym}")
-    worker: RederivationWorker = request.app.state.rederivations
-    worker.submit(result.rederiving)
-    beacon = getattr(request.app.state, "beacon", None)
-    if beacon is not None:
-        # Beacon re-reads consent within half a second anyway; this makes it immediate.
-        beacon.invalidate(participant.dataset_id)
+def withdraw(consent: ConsentDep, person: ParticipantDep) -> dict[str, Any]:
+    result = consent.withdraw(person, f"participant:{person.pseudonym}")
     return {**result.record.as_dict(), "unavailable": list(result.unavailable), "rederiving": list(result.rederiving)}
 
 
 @router.get("/consent/usage", summary="Who used your data (participants)")
-def my_usage(node: NodeDep, token: ConsentToken = None) -> list[dict[str, Any]]:
-    participant = ConsentService(node).by_token(token)
-    return [use.as_dict() for use in usage(node, participant.dataset_id, participant.pseudonym)]
+def my_usage(usage: UsageDep, person: ParticipantDep) -> list[dict[str, Any]]:
+    return [use.as_dict() for use in usage.of(person.dataset_id, person.pseudonym)]

@@ -1,6 +1,8 @@
 """``genoshare access`` (requests and committee decisions) and ``genoshare consent`` (participants).
 
-The command line acts as the node's steward (``steward@cli``), who may decide for any committee.
+The command line acts as the node's operator (``genoshare.access.roles.Operator``): whoever runs it on the
+node's data directory holds its keys and database, so acts as steward of every dataset and may decide for
+any committee. The audit log names them ``operator:<their login name>``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from genoshare.access.roles import Operator
 from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported
 from genoshare.datasets.service import DatasetService
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import GenoshareError
-from genoshare.governance.consent import ConsentService
 from genoshare.governance.rederive import Rederivation, blocked, rederive_pending
-from genoshare.governance.requests import STEWARD, AccessRequests, NewRequest, view
+from genoshare.governance.requests import NewRequest, view
 from genoshare.governance.usage import Route, Use
+from genoshare.node import build_access_requests, build_consent
 
 REQUEST_STATES = ("pending", "approved", "rejected", "revoked")
 
@@ -75,7 +78,7 @@ def access_request(
     try:
         identity = node.passports.verify(passport.strip())
         purpose = ResearchPurpose.model_validate_json(purpose_text)
-        request = AccessRequests(node).submit(identity, NewRequest(dataset, purpose, project, institution))
+        request = build_access_requests(node).submit(identity, NewRequest(dataset, purpose, project, institution))
     except ValidationError as error:
         raise fail(f"{purpose_file}: {error.errors()[0]['msg']} at {error.errors()[0]['loc']}") from None
     except GenoshareError as error:
@@ -100,7 +103,7 @@ def access_list(
     """List access requests with their DUO match outcome per dataset."""
     if status not in (None, *REQUEST_STATES):
         raise fail(f"--status {status!r}: one of {', '.join(REQUEST_STATES)}")
-    requests = [r for r in AccessRequests(open_node(data_dir)).visible_to(STEWARD) if status in (None, r.status)]
+    requests = build_access_requests(open_node(data_dir)).visible_to(Operator.at_command_line(), status)
     if as_json:
         typer.echo(json.dumps([view(r) for r in requests], indent=2))
         return
@@ -115,7 +118,7 @@ def access_list(
 def access_show(request_id: str, data_dir: DataDir = Path("node")) -> None:
     """One request with the reasons behind each consent code's outcome."""
     with reported():
-        request = AccessRequests(open_node(data_dir)).get(request_id, STEWARD)
+        request = build_access_requests(open_node(data_dir)).get(request_id, Operator.at_command_line())
     console.print(f"[bold]{request.project_title}[/] ({request.institution}) by {request.requester}: {request.status}")
     for dataset_id, result in request.match.items():
         console.print(f"  {dataset_id}: [bold]{result['outcome']}[/]")
@@ -133,7 +136,7 @@ def access_approve(
     """Approve a pending request: the node signs a ControlledAccessGrants visa per dataset."""
     try:
         end = dt.date.fromisoformat(expires) if expires else None
-        request = AccessRequests(open_node(data_dir)).approve(request_id, STEWARD, end)
+        request = build_access_requests(open_node(data_dir)).approve(request_id, Operator.at_command_line(), end)
     except ValueError as error:
         raise fail(f"--expires: {error}") from None
     except GenoshareError as error:
@@ -147,7 +150,7 @@ def access_reject(
 ) -> None:
     """Reject a pending request with a reason the requester will see."""
     with reported():
-        AccessRequests(open_node(data_dir)).reject(request_id, STEWARD, reason)
+        build_access_requests(open_node(data_dir)).reject(request_id, Operator.at_command_line(), reason)
     console.print(f"rejected {request_id}")
 
 
@@ -157,7 +160,7 @@ def access_revoke(
 ) -> None:
     """Revoke an approval; every API refuses the grant from its next request on."""
     with reported():
-        AccessRequests(open_node(data_dir)).revoke(request_id, STEWARD, reason)
+        build_access_requests(open_node(data_dir)).revoke(request_id, Operator.at_command_line(), reason)
     console.print(f"revoked {request_id}")
 
 
@@ -169,7 +172,7 @@ def consent_list(
     node = open_node(data_dir)
     with reported():
         DatasetService(node.database).get(dataset_id)
-    records = ConsentService(node).records(dataset_id)
+    records = build_consent(node).records(dataset_id)
     waiting = blocked(node, dataset_id)
     if as_json:
         problems = {file.object_id: file for file in waiting}
@@ -206,9 +209,9 @@ def consent_list(
 def consent_link(dataset_id: str, pseudonym: str, data_dir: DataDir = Path("node")) -> None:
     """Issue a participant's secret consent token (hand it over privately; only its hash is kept)."""
     node = open_node(data_dir)
-    service = ConsentService(node)
+    service = build_consent(node)
     with reported():
-        token = service.issue_link(service.find(dataset_id, pseudonym), STEWARD)
+        token = service.issue_link(service.find(dataset_id, pseudonym), Operator.at_command_line().actor)
     console.print(f"consent token for {pseudonym}: {token}")
     console.print(f"the participant uses it as header X-Consent-Token on {node.settings.public_url}/consent")
 
@@ -221,9 +224,9 @@ def consent_narrow(
     data_dir: DataDir = Path("node"),
 ) -> None:
     """Record a participant's narrower consent (e.g. no commercial use)."""
-    service = ConsentService(open_node(data_dir))
+    service = build_consent(open_node(data_dir))
     with reported():
-        record = service.narrow(service.find(dataset_id, pseudonym), code, STEWARD)
+        record = service.narrow(service.find(dataset_id, pseudonym), code, Operator.at_command_line().actor)
     console.print(f"{pseudonym}: restrictions now {' '.join(record.restrictions)}")
 
 
@@ -235,9 +238,9 @@ def consent_widen(
     data_dir: DataDir = Path("node"),
 ) -> None:
     """Lift a participant's earlier narrowing (they consent to that use again)."""
-    service = ConsentService(open_node(data_dir))
+    service = build_consent(open_node(data_dir))
     with reported():
-        record = service.widen(service.find(dataset_id, pseudonym), code, STEWARD)
+        record = service.widen(service.find(dataset_id, pseudonym), code, Operator.at_command_line().actor)
     console.print(f"{pseudonym}: restrictions now {' '.join(record.restrictions) or 'none'}")
 
 
@@ -245,9 +248,9 @@ def consent_widen(
 def consent_withdraw(dataset_id: str, pseudonym: str, data_dir: DataDir = Path("node")) -> None:
     """Withdraw a participant: left out of every answer at once; shared files are rewritten without them."""
     node = open_node(data_dir)
-    service = ConsentService(node)
+    service = build_consent(node)
     with reported():
-        result = service.withdraw(service.find(dataset_id, pseudonym), STEWARD)
+        result = service.withdraw(service.find(dataset_id, pseudonym), Operator.at_command_line().actor)
     console.print(f"{pseudonym} withdrawn", highlight=False)
     console.print(f"no longer served (only they were in it): {', '.join(result.unavailable) or 'none'}")
     console.print(f"blocked until rewritten without them: {', '.join(result.rederiving) or 'none'}")
@@ -292,5 +295,5 @@ def privacy_link(
     for name in (account, other):
         if "@" not in name:
             raise fail(f"{name!r}: accounts are named subject@issuer")
-    principal = open_node(data_dir).privacy.link_accounts(account, other, by=STEWARD)
+    principal = open_node(data_dir).privacy.link_accounts(account, other, by=Operator.at_command_line().actor)
     console.print(f"{account} and {other} now share the budget of {principal}")

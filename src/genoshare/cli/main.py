@@ -17,8 +17,7 @@ from genoshare.cli.common import DataDir, console, ensure_port_free, errors, fai
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.governance.usage import usage
-from genoshare.node import PRIVATE_UMASK, init_node
+from genoshare.node import PRIVATE_UMASK, build_usage, init_node
 
 app = typer.Typer(
     name="genoshare",
@@ -147,7 +146,7 @@ def ingest(
     data_dir: DataDir = Path("node"),
 ) -> None:
     """Validate, de-identify, encrypt, index and publish files; all of them or none."""
-    from genoshare.ingest.pipeline import Ingestor
+    from genoshare.node import build_ingestor
 
     node = open_node(data_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
@@ -161,7 +160,7 @@ def ingest(
             bars.update(tasks[key], completed=done, total=total)
 
         with reported():
-            result = Ingestor(node).ingest(dataset_id, files, progress)
+            result = build_ingestor(node).ingest(dataset_id, files, progress)
     for row in result.published:
         console.print(f"published [bold]{row.id}[/] ({row.format}, {row.size:,} bytes, sha256 {row.sha256[:12]}…)")
     for name in result.unchanged:
@@ -260,7 +259,7 @@ def audit_report(
     node = open_node(data_dir)
     with reported():
         DatasetService(node.database).get(dataset_id)
-    uses = usage(node, dataset_id, participant, grant)
+    uses = build_usage(node).of(dataset_id, participant, grant)
     if as_json:
         typer.echo(json.dumps([use.as_dict() for use in uses], indent=2))
         return

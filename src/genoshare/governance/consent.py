@@ -12,25 +12,21 @@ without their columns by ``genoshare.governance.rederive``.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from genoshare.audit import Entry
+from genoshare.access.consent_tokens import new_token
+from genoshare.audit import AuditLog, Entry
 from genoshare.duo.codes import parse_code
 from genoshare.duo.errors import DuoError
-from genoshare.errors import InvalidInput, NotFound, Unauthenticated
-from genoshare.node import Node
+from genoshare.errors import InvalidInput, NotFound
+from genoshare.store.db import Database
 from genoshare.store.models import DataObject, ObjectParticipant, Participant, utcnow
 
 ACTIVE, WITHDRAWN = "active", "withdrawn"
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -63,11 +59,29 @@ class Withdrawal:
 
 
 class ConsentService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """Consent records and their changes; which participant a consent token speaks for is ``access``'s call.
+
+    ``changed`` are told the dataset of every change (caches of consent that should see it now rather than
+    when they next look: the access policy's narrowings, Beacon's sample sets); ``rederive`` is given the
+    files a withdrawal blocked (the server's background worker; without it they wait for ``genoshare
+    consent rederive``).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        audit: AuditLog,
+        *,
+        changed: Sequence[Callable[[str], object]] = (),
+        rederive: Callable[[Sequence[str]], object] | None = None,
+    ) -> None:
+        self.database = database
+        self.audit = audit
+        self.changed = tuple(changed)
+        self.rederive = rederive
 
     def find(self, dataset_id: str, pseudonym: str) -> Participant:
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             participant = session.scalar(
                 select(Participant).where(Participant.dataset_id == dataset_id, Participant.pseudonym == pseudonym)
             )
@@ -75,17 +89,8 @@ class ConsentService:
             raise NotFound(f"no participant {pseudonym!r} in dataset {dataset_id!r}")
         return participant
 
-    def by_token(self, token: str | None) -> Participant:
-        if not token:
-            raise Unauthenticated("send your consent token (the secret from your consent link) in X-Consent-Token")
-        with self.node.database.sessions() as session:
-            participant = session.scalar(select(Participant).where(Participant.token_hash == _token_hash(token)))
-        if participant is None:
-            raise Unauthenticated("unknown consent token")
-        return participant
-
     def record(self, participant: Participant) -> ConsentRecord:
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             files = tuple(
                 session.scalars(
                     select(ObjectParticipant.object_id)
@@ -104,7 +109,7 @@ class ConsentService:
         )
 
     def records(self, dataset_id: str) -> list[ConsentRecord]:
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             people = list(
                 session.scalars(
                     select(Participant).where(Participant.dataset_id == dataset_id).order_by(Participant.pseudonym)
@@ -114,13 +119,13 @@ class ConsentService:
 
     def issue_link(self, participant: Participant, actor: str) -> str:
         """A new secret for the participant (replacing any earlier one); only its hash is kept."""
-        token = secrets.token_urlsafe(32)
-        with self.node.database.session() as session:
+        token = new_token()
+        with self.database.session() as session:
             stored = session.get(Participant, participant.id)
             assert stored is not None
-            stored.token_hash = _token_hash(token)
+            stored.token_hash = token.stored_hash
         self._audit(actor, "consent.link", participant, "issue", "consent link issued")
-        return token
+        return token.secret
 
     def narrow(self, participant: Participant, codes: list[str], actor: str) -> ConsentRecord:
         """Add DUO modifiers (e.g. NCU, NPU, NPOA) to what this person allows; never widens."""
@@ -131,7 +136,7 @@ class ConsentService:
         primaries = [str(code) for code in parsed if code.is_primary]
         if primaries:
             raise InvalidInput(f"narrowing takes modifiers such as NCU or NPU, not permissions: {primaries}")
-        with self.node.database.session() as session:
+        with self.database.session() as session:
             stored = session.get(Participant, participant.id)
             assert stored is not None
             stored.consent_restrictions = sorted({*(stored.consent_restrictions or []), *map(str, parsed)})
@@ -139,7 +144,7 @@ class ConsentService:
             updated = stored
         self._audit(actor, "consent.narrow", participant, "narrow", ", ".join(map(str, parsed)))
         # Files read consent at every request; this makes Beacon in this process see it now, not within 0.25 s.
-        self.node.policy.consent.invalidate(participant.dataset_id)
+        self._changed(participant.dataset_id)
         return self.record(updated)
 
     def widen(self, participant: Participant, codes: list[str], actor: str) -> ConsentRecord:
@@ -151,7 +156,7 @@ class ConsentService:
             lifted = {str(parse_code(code)) for code in codes}
         except DuoError as error:
             raise InvalidInput(str(error)) from error
-        with self.node.database.session() as session:
+        with self.database.session() as session:
             stored = session.get(Participant, participant.id)
             assert stored is not None
             current = set(stored.consent_restrictions or [])
@@ -163,11 +168,12 @@ class ConsentService:
             stored.consent_updated_at = utcnow()
             updated = stored
         self._audit(actor, "consent.widen", participant, "widen", ", ".join(sorted(lifted)))
-        self.node.policy.consent.invalidate(participant.dataset_id)
+        self._changed(participant.dataset_id)
         return self.record(updated)
 
     def withdraw(self, participant: Participant, actor: str) -> Withdrawal:
-        with self.node.database.session() as session:
+        """Withdraw at once: no API serves the person from the next request; shared files are rewritten."""
+        with self.database.session() as session:
             stored = session.get(Participant, participant.id)
             assert stored is not None
             stored.consent_status, stored.consent_updated_at = WITHDRAWN, utcnow()
@@ -200,10 +206,18 @@ class ConsentService:
             "withdraw",
             f"{len(unavailable)} files now unavailable, {len(rederiving)} to re-derive",
         )
+        if self.rederive is not None:
+            self.rederive(rederiving)
+        # Beacon re-reads consent within half a second anyway; this makes it immediate in this process.
+        self._changed(participant.dataset_id)
         return Withdrawal(self.record(withdrawn), tuple(unavailable), tuple(rederiving))
 
+    def _changed(self, dataset_id: str) -> None:
+        for listener in self.changed:
+            listener(dataset_id)
+
     def _audit(self, actor: str, action: str, participant: Participant, decision: str, reason: str) -> None:
-        self.node.audit.record(
+        self.audit.record(
             Entry(
                 actor,
                 action,

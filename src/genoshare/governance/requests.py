@@ -18,22 +18,22 @@ from sqlalchemy import select
 
 from genoshare.access.consent import denial_reasons
 from genoshare.access.granularity import AccessLevel
-from genoshare.access.passports import Identity
-from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
-from genoshare.audit import Entry
+from genoshare.access.issuer import VisaIssuer
+from genoshare.access.passports import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS, Identity
+from genoshare.access.requests import RequestAccess
+from genoshare.access.roles import Caller
+from genoshare.audit import AuditLog, Entry
 from genoshare.duo.codes import parse_dataset_codes
 from genoshare.duo.decision import Outcome
 from genoshare.duo.matching import match
 from genoshare.duo.purpose import ResearchPurpose
-from genoshare.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from genoshare.node import Node
+from genoshare.errors import Conflict, InvalidInput, NotFound
+from genoshare.store.db import Database
 from genoshare.store.models import AccessRequest, Dataset, ExcludedParticipant, Grant, Participant, utcnow
 
 #: Grants without a TS time limit or an explicit expiry last a year, then need renewing.
 DEFAULT_GRANT_DAYS = 365
 AUTO_APPROVER = "genoshare (auto-approval: DUO match permits, dataset policy allows)"
-#: Who acts from the node's own command line: the operator, trusted as steward of every dataset.
-STEWARD = "steward@cli"
 
 
 @dataclass(frozen=True)
@@ -68,14 +68,21 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 class AccessRequests:
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    """The request workflow; who may take each step is decided by ``access`` (``RequestAccess``)."""
+
+    def __init__(
+        self, database: Database, audit: AuditLog, issuer: VisaIssuer, public_url: str, access: RequestAccess
+    ) -> None:
+        self.database = database
+        self.audit = audit
+        self.issuer = issuer
+        self.public_url = public_url
+        self.access = access
 
     # -- researchers -------------------------------------------------------------------------------
 
     def submit(self, identity: Identity, new: NewRequest) -> AccessRequest:
-        if not identity.visas_of_type(RESEARCHER_STATUS):
-            raise PermissionDenied("access requests need a passport with a ResearcherStatus visa")
+        self.access.require_submitter(identity)
         if not new.datasets:
             raise InvalidInput("name at least one dataset")
         if not new.project_title.strip() or not new.institution.strip():
@@ -83,7 +90,7 @@ class AccessRequests:
         purpose = new.purpose.model_copy(update={"requester_id": identity.actor, "institution": new.institution})
         results: dict[str, Any] = {}
         outcomes: list[Outcome] = []
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             datasets = [self._dataset(session, dataset_id) for dataset_id in dict.fromkeys(new.datasets)]
         for dataset in datasets:
             if dataset.access_level != AccessLevel.CONTROLLED:
@@ -105,7 +112,7 @@ class AccessRequests:
             status="pending",
             match=results,
         )
-        with self.node.database.session() as session:
+        with self.database.session() as session:
             session.add(request)
         self._audit(identity.actor, "access.request", request, "submit", f"DUO match: {_summary(results)}")
         if Outcome.DENY in outcomes:
@@ -117,38 +124,29 @@ class AccessRequests:
                 f"the consent of {', '.join(denied)} does not permit this purpose",
             )
         if all(o is Outcome.PERMIT for o in outcomes) and all(d.auto_approve for d in datasets):
-            return self.approve(request.id, AUTO_APPROVER, expires_on=None, check_member=False)
+            return self._approve(request, AUTO_APPROVER, None)
         return request
 
-    def visible_to(self, actor: str) -> list[AccessRequest]:
-        """Requests the actor made, or that concern a dataset whose committee the actor sits on."""
-        with self.node.database.sessions() as session:
-            committees = {d.id for d in session.scalars(select(Dataset)) if actor in (d.committee or [])}
-            requests = list(session.scalars(select(AccessRequest).order_by(AccessRequest.created_at)))
-        if actor == STEWARD:
-            return requests
-        return [r for r in requests if r.requester == actor or committees & set(r.datasets)]
+    def visible_to(self, caller: Caller, status: str | None = None) -> list[AccessRequest]:
+        """Requests the caller made, or that concern a dataset whose committee the caller sits on."""
+        return self.access.visible(caller, status)
 
-    def get(self, request_id: str, actor: str) -> AccessRequest:
-        for request in self.visible_to(actor):
-            if request.id == request_id:
-                return request
-        raise NotFound(f"no access request {request_id!r} visible to you")
+    def get(self, request_id: str, caller: Caller) -> AccessRequest:
+        return self.access.visible_one(caller, request_id)
 
     # -- committees --------------------------------------------------------------------------------
 
-    def approve(
-        self, request_id: str, actor: str, expires_on: dt.date | None, *, check_member: bool = True
-    ) -> AccessRequest:
-        request = self._pending(request_id)
-        if check_member:
-            self.require_member(actor, request.datasets)
+    def approve(self, request_id: str, caller: Caller, expires_on: dt.date | None) -> AccessRequest:
+        request = self._to_decide(request_id, caller, "pending")
+        return self._approve(request, caller.actor, expires_on)
+
+    def _approve(self, request: AccessRequest, decided_by: str, expires_on: dt.date | None) -> AccessRequest:
         limits = [dt.date.fromisoformat(day) for r in request.match.values() if (day := r.get("expires_on"))]
         end = min([expires_on or dt.date.today() + dt.timedelta(days=DEFAULT_GRANT_DAYS), *limits])
         if end <= dt.date.today():
             raise InvalidInput(f"the grant would expire on {end}, which is not in the future")
         expires_at = dt.datetime.combine(end, dt.time(23, 59, 59), tzinfo=dt.UTC)
-        with self.node.database.session() as session:
+        with self.database.session() as session:
             for dataset_id in request.datasets:
                 entry = request.match.get(dataset_id)
                 excluded = entry.get("excluded_participants", []) if entry is not None else []
@@ -165,47 +163,40 @@ class AccessRequests:
             stored = session.get(AccessRequest, request.id)
             assert stored is not None
             stored.expires_at = expires_at
-        return self._decide(request.id, actor, "approved", f"approved until {end}")
+        return self._decide(request.id, decided_by, "approved", f"approved until {end}")
 
-    def reject(self, request_id: str, actor: str, reason: str) -> AccessRequest:
-        request = self._pending(request_id)
-        self.require_member(actor, request.datasets)
+    def reject(self, request_id: str, caller: Caller, reason: str) -> AccessRequest:
+        request = self._to_decide(request_id, caller, "pending")
         if not reason.strip():
             raise InvalidInput("say why the request is rejected")
-        return self._decide(request.id, actor, "rejected", reason.strip())
+        return self._decide(request.id, caller.actor, "rejected", reason.strip())
 
-    def revoke(self, request_id: str, actor: str, reason: str) -> AccessRequest:
-        with self.node.database.sessions() as session:
-            request = session.get(AccessRequest, request_id)
-        if request is None:
-            raise NotFound(f"no access request {request_id!r}")
-        if request.status != "approved":
-            raise Conflict(f"request {request_id} is {request.status}; only approved requests can be revoked")
-        self.require_member(actor, request.datasets)
+    def revoke(self, request_id: str, caller: Caller, reason: str) -> AccessRequest:
+        self._to_decide(request_id, caller, "approved")
         now = utcnow()
-        with self.node.database.session() as session:
+        with self.database.session() as session:
             for grant in session.scalars(select(Grant).where(Grant.request_id == request_id)):
-                grant.revoked_at, grant.revoked_by = now, actor
-        return self._decide(request_id, actor, "revoked", reason.strip() or "revoked")
+                grant.revoked_at, grant.revoked_by = now, caller.actor
+        return self._decide(request_id, caller.actor, "revoked", reason.strip() or "revoked")
 
     # -- the node as visa issuer --------------------------------------------------------------------
 
     def active_grants(self, actor: str) -> list[Grant]:
         now = utcnow()
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             grants = session.scalars(select(Grant).where(Grant.grantee == actor, Grant.revoked_at.is_(None)))
             return [g for g in grants if _aware(g.expires_at) > now]
 
     def passport(self, identity: Identity) -> dict[str, Any]:
-        """A node-signed passport holding a ControlledAccessGrants visa for each of the caller's grants."""
+        """A node-signed passport: a ControlledAccessGrants visa per grant of the caller, and their ResearcherStatus."""
         grants = self.active_grants(identity.actor)
-        issuer = self.node.issuer
+        issuer = self.issuer
         now = int(utcnow().timestamp())
         visas = [
             issuer.visa(
                 identity.subject,
                 CONTROLLED_ACCESS_GRANTS,
-                f"{self.node.settings.public_url}/datasets/{grant.dataset_id}",
+                f"{self.public_url}/datasets/{grant.dataset_id}",
                 by="dac",
                 asserted=int(_aware(grant.issued_at).timestamp()),
                 lifetime=max(60, int(_aware(grant.expires_at).timestamp()) - now),
@@ -213,7 +204,12 @@ class AccessRequests:
             )
             for grant in grants
         ]
-        lifetime = min([3600, *(int(_aware(g.expires_at).timestamp()) - now for g in grants)])
+        # The caller's ResearcherStatus rides along as its issuer signed it, so that other nodes accept this
+        # passport for requests too (judged against that issuer, never on this node's word), until it expires.
+        status = [visa for visa in identity.visas_of_type(RESEARCHER_STATUS) if visa.token]
+        visas += list(dict.fromkeys(visa.token for visa in status))
+        ends = [int(_aware(g.expires_at).timestamp()) for g in grants] + [visa.expires for visa in status]
+        lifetime = min([3600, *(end - now for end in ends)])
         return {
             "passport": issuer.passport(identity.subject, visas, lifetime=max(60, lifetime)),
             "visas": visas,
@@ -229,7 +225,7 @@ class AccessRequests:
 
         Shown to the committee; what is served is decided from the consent of the day (``genoshare.access``).
         """
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             people = list(session.scalars(select(Participant).where(Participant.dataset_id == dataset.id)))
         excluded: list[ExcludedParticipant] = []
         for person in people:
@@ -245,25 +241,21 @@ class AccessRequests:
             raise NotFound(f"no dataset {dataset_id!r}")
         return dataset
 
-    def _pending(self, request_id: str) -> AccessRequest:
-        with self.node.database.sessions() as session:
+    def _to_decide(self, request_id: str, caller: Caller, status: str) -> AccessRequest:
+        """The request, once the caller is shown to decide for its datasets (its state is theirs to know only then)."""
+        with self.database.sessions() as session:
             request = session.get(AccessRequest, request_id)
         if request is None:
             raise NotFound(f"no access request {request_id!r}")
-        if request.status != "pending":
-            raise Conflict(f"request {request_id} is already {request.status}")
+        self.access.require_decider(caller, request.datasets)
+        if request.status != status:
+            if status == "pending":
+                raise Conflict(f"request {request_id} is already {request.status}")
+            raise Conflict(f"request {request_id} is {request.status}; only {status} requests can be revoked")
         return request
 
-    def require_member(self, actor: str, dataset_ids: Sequence[str]) -> None:
-        if actor == STEWARD:
-            return
-        with self.node.database.sessions() as session:
-            for dataset_id in dataset_ids:
-                if actor not in (self._dataset(session, dataset_id).committee or []):
-                    raise PermissionDenied(f"you are not on the access committee of dataset {dataset_id}")
-
     def _decide(self, request_id: str, actor: str, status: str, reason: str) -> AccessRequest:
-        with self.node.database.session() as session:
+        with self.database.session() as session:
             request = session.get(AccessRequest, request_id)
             assert request is not None
             request.status, request.decided_by, request.decided_at, request.reason = status, actor, utcnow(), reason
@@ -272,7 +264,7 @@ class AccessRequests:
 
     def _audit(self, actor: str, action: str, request: AccessRequest, decision: str, reason: str) -> None:
         for dataset_id in request.datasets:
-            self.node.audit.record(
+            self.audit.record(
                 Entry(
                     actor,
                     action,
