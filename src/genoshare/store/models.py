@@ -275,3 +275,43 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class PortalSession(Base):
+    """A web portal session: the cookie holds a random secret, the row only its sha256.
+
+    A row per session makes every session revocable (sign-out, a steward, a withdrawn passport) and keeps
+    its state (CSRF token, language, messages, the caller's passport encrypted under a key only the
+    cookie's secret derives) on the server, where a stolen database row opens nothing.
+    """
+
+    __tablename__ = "portal_sessions"
+
+    #: sha256 of the cookie's secret.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: visitor | passport | participant
+    kind: Mapped[str] = mapped_column(String(16))
+    #: Who the session is of (``subject@issuer``, ``participant:<pseudonym>``); empty for a visitor.
+    actor: Mapped[str] = mapped_column(String(500), default="", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    data: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class RequestDocument(Base):
+    """A document attached to an access request (ethics approval, signed agreement), Crypt4GH-encrypted at rest."""
+
+    __tablename__ = "request_documents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("access_requests.id", ondelete="CASCADE"), index=True)
+    #: The file name as uploaded (shown, never used as a path).
+    name: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    #: Plaintext size and checksum.
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(300))
+    uploaded_by: Mapped[str] = mapped_column(String(500))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,45 @@
+"""Mounts the portal on the node's application: its pages, its static files, and ``/`` leading to it."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from genoshare.access.roles import Roles
+from genoshare.node import Node
+from genoshare.portal import account, home
+from genoshare.portal.sessions import SessionStore
+from genoshare.portal.web import PREFIX, STATIC, Portal
+
+#: The page modules: each has a ``router`` and a ``NAV`` (its links in the site navigation).
+PAGES = (home, account)
+
+
+def install_portal(app: FastAPI, node: Node) -> Portal:
+    settings = node.settings
+    portal = Portal(
+        settings=settings,
+        sessions=SessionStore(node.database, settings.portal.session_hours),
+        roles=Roles(node.database, settings.roles.stewards),
+        remembered=node.passports.remembered,
+        verify=node.passports.verify,
+        static_urls={
+            path.name: f"{PREFIX}/static/{path.name}?v={hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+            for path in STATIC.iterdir()
+            if path.is_file()
+        },
+    )
+    for page in PAGES:
+        portal.nav.extend(page.NAV)
+        app.include_router(page.router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="portal-static")
+    app.state.portal = portal
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/", status_code=307)
+
+    return portal

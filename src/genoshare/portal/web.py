@@ -1,0 +1,456 @@
+"""What every portal page shares: sessions, who is signed in, CSRF, security headers, rendering, messages.
+
+Page modules build their routes with ``portal_router()``; its route class does for every route what a page
+must never forget: it refuses a state-changing request without the session's CSRF token (or from another
+origin), turns errors into an HTML page in the visitor's language, writes the session back, sets its
+cookie (HttpOnly, SameSite=Lax, Secure over https) and adds the security headers, a strict
+Content-Security-Policy first: no inline script or style, nothing from elsewhere.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from babel.dates import format_datetime
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
+from starlette.concurrency import run_in_threadpool
+
+from genoshare.access.passports import Identity
+from genoshare.access.roles import Roles
+from genoshare.audit.denials import ANONYMOUS, DenialLog
+from genoshare.errors import GenoshareError, PermissionDenied
+from genoshare.portal import duo_text, i18n
+from genoshare.portal.sessions import PASSPORT, VISITOR, Session, SessionStore
+from genoshare.settings import Settings
+from genoshare.store.models import utcnow
+
+log = logging.getLogger("genoshare.portal")
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+PREFIX = "/portal"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_FIELD = "csrf_token"
+
+#: Roles a page may require (``require_role``); a signed-in passport holder is always a researcher.
+RESEARCHER = "researcher"
+COMMITTEE = "committee"
+STEWARD = "steward"
+PARTICIPANT = "participant"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A link of the site navigation, shown to visitors holding one of ``roles`` (to everyone if empty)."""
+
+    path: str
+    label: str
+    roles: frozenset[str] = frozenset()
+
+
+@dataclass
+class Viewer:
+    """Who is looking at a page: their session, passport identity (if any) and roles at this node."""
+
+    session: Session | None
+    identity: Identity | None = None
+    roles: frozenset[str] = frozenset()
+    #: Datasets on whose access committee the viewer sits.
+    committees: frozenset[str] = frozenset()
+
+    @property
+    def signed_in(self) -> bool:
+        return bool(self.roles)
+
+    @property
+    def actor(self) -> str:
+        return self.session.actor if self.session is not None else ""
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+@dataclass
+class Portal:
+    """The portal's shared parts, built once by ``install_portal`` and kept in ``app.state.portal``."""
+
+    settings: Settings
+    sessions: SessionStore
+    roles: Roles
+    #: Verifies a passport (the node's ``PassportVerifier``): ``remembered`` first, then ``verify``.
+    remembered: Callable[[str], Identity | None]
+    verify: Callable[[str], Identity]
+    nav: list[NavItem] = field(default_factory=list)
+    #: Static file name -> its URL with a content hash, so browsers may cache it for good.
+    static_urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secure(self) -> bool:
+        return self.settings.public_url.startswith("https://")
+
+    @property
+    def cookie_name(self) -> str:
+        # The __Host- prefix makes browsers refuse the cookie unless Secure, host-only and Path=/.
+        return "__Host-genoshare" if self.secure else "genoshare_session"
+
+    @cached_property
+    def environments(self) -> dict[str, Environment]:
+        return {language.code: self._environment(language.code) for language in i18n.available()}
+
+    def _environment(self, code: str) -> Environment:
+        environment = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(default=True),
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        environment.install_gettext_translations(i18n.translations(code), newstyle=True)  # type: ignore[attr-defined]
+        environment.filters["duo"] = _duo_filter
+        environment.filters["when"] = lambda value: format_datetime(value, "medium", locale=code) if value else ""
+        environment.globals["static"] = lambda name: self.static_urls.get(name, f"{PREFIX}/static/{name}")
+        return environment
+
+
+@pass_context
+def _duo_filter(context: Context, code: str) -> str:
+    translate: Callable[[str], str] = context.environment.globals["gettext"]  # type: ignore[assignment]
+    return duo_text.explain(code, lambda message: str(translate(message)))
+
+
+# -- the request's portal state -----------------------------------------------------------------------
+
+
+def portal_of(request: Request) -> Portal:
+    portal: Portal = request.app.state.portal
+    return portal
+
+
+def _state(request: Request) -> dict[str, Any]:
+    """Per-request portal state: the session (loaded once), whether it was looked up, the viewer."""
+    state: dict[str, Any] | None = getattr(request.state, "portal", None)
+    if state is None:
+        state = {}
+        request.state.portal = state
+    return state
+
+
+async def load_session(request: Request) -> Session | None:
+    state = _state(request)
+    if "session" not in state:
+        portal = portal_of(request)
+        state["session"] = await run_in_threadpool(portal.sessions.get, request.cookies.get(portal.cookie_name))
+    session: Session | None = state["session"]
+    return session
+
+
+def current_session(request: Request) -> Session | None:
+    """The session ``load_session`` found (route handlers run after it), or one made later in this request."""
+    session: Session | None = _state(request).get("session")
+    return session
+
+
+def ensure_session(request: Request) -> Session:
+    """The request's session, a new visitor session if it had none (a form's CSRF token needs one)."""
+    session = current_session(request)
+    if session is None:
+        session = portal_of(request).sessions.create(VISITOR)
+        _state(request)["session"] = session
+    return session
+
+
+def start_session(request: Request, kind: str, actor: str, data: dict[str, Any] | None = None) -> Session:
+    """Sign in: a new session replaces the visitor's (no session fixation); the language is kept."""
+    portal = portal_of(request)
+    old = current_session(request)
+    kept = {key: old.data[key] for key in ("lang",) if old is not None and key in old.data}
+    if old is not None:
+        portal.sessions.revoke(old)
+    session = portal.sessions.create(kind, actor, {**kept, **(data or {})})
+    state = _state(request)
+    state["session"], state["viewer"] = session, None
+    return session
+
+
+def end_session(request: Request) -> None:
+    session = current_session(request)
+    if session is not None:
+        portal_of(request).sessions.revoke(session)
+    state = _state(request)
+    state["session"], state["viewer"], state["ended"] = None, None, True
+
+
+def language(request: Request) -> str:
+    session = current_session(request)
+    chosen = session.data.get("lang") if session is not None else None
+    codes = {language.code for language in i18n.available()}
+    if isinstance(chosen, str) and chosen in codes:
+        return chosen
+    return i18n.negotiate(request.headers.get("accept-language"))
+
+
+def t(request: Request, message: str, **values: object) -> str:
+    """``message`` in the visitor's language, ``%(name)s`` filled from ``values`` (``pybabel extract -k t:2``)."""
+    translated = i18n.translations(language(request)).gettext(message)
+    return translated % values if values else translated
+
+
+def flash(request: Request, message: str, kind: str = "info") -> None:
+    """A message shown once, on the next page this visitor sees (after a redirect, typically)."""
+    session = ensure_session(request)
+    session.set("flashes", [*session.data.get("flashes", []), [kind, message]])
+
+
+# -- who is signed in --------------------------------------------------------------------------------
+
+
+class SignInRequired(GenoshareError):
+    """Raised by ``require_role`` for a visitor: the route class answers with a redirect to sign in."""
+
+    status_code = 401
+    code = "InvalidAuthentication"
+
+
+async def current_viewer(request: Request) -> Viewer:
+    """The viewer of this request; a session whose passport no longer verifies is ended here."""
+    state = _state(request)
+    if state.get("viewer") is not None:
+        viewer: Viewer = state["viewer"]
+        return viewer
+    session = await load_session(request)
+    viewer = Viewer(session)
+    if session is not None and session.kind == PASSPORT:
+        viewer = await run_in_threadpool(_passport_viewer, portal_of(request), session)
+        if viewer.identity is None:
+            await run_in_threadpool(end_session, request)
+            flash(request, t(request, "Your sign-in has expired. Please sign in again."), "warning")
+            viewer = Viewer(current_session(request))
+    elif session is not None and session.kind != VISITOR:
+        viewer = Viewer(session, roles=frozenset({session.kind}))
+    state["viewer"] = viewer
+    return viewer
+
+
+def _passport_viewer(portal: Portal, session: Session) -> Viewer:
+    token = session.unseal("passport")
+    if token is None:
+        return Viewer(session)
+    identity = portal.remembered(token)
+    if identity is None:
+        try:
+            identity = portal.verify(token)
+        except GenoshareError as error:
+            log.info("a portal session's passport no longer verifies: %s", error.message)
+            return Viewer(session)
+    roles = {RESEARCHER}
+    committees = frozenset(portal.roles.committees_of(identity))
+    if committees:
+        roles.add(COMMITTEE)
+    if portal.roles.is_steward(identity):
+        roles.add(STEWARD)
+    return Viewer(session, identity, frozenset(roles), committees)
+
+
+def require_role(*roles: str) -> Callable[[Request], Awaitable[Viewer]]:
+    """A dependency: the viewer, who must be signed in and hold one of ``roles`` (any role if none given)."""
+
+    async def dependency(request: Request) -> Viewer:
+        viewer = await current_viewer(request)
+        if not viewer.signed_in:
+            raise SignInRequired("sign in to see this page")
+        if roles and not viewer.has(*roles):
+            raise PermissionDenied(t(request, "This page is not open to your account."))
+        return viewer
+
+    return dependency
+
+
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render ``template`` in the visitor's language with what every page needs (viewer, CSRF, messages)."""
+    portal = portal_of(request)
+    session = ensure_session(request)
+    viewer: Viewer = _state(request).get("viewer") or Viewer(session)
+    code = language(request)
+    flashes = session.pop("flashes", [])
+    page = portal.environments[code].get_template(template)
+    html = page.render(
+        request=request,
+        viewer=viewer,
+        csrf_field=CSRF_FIELD,
+        csrf_token=session.csrf_token,
+        flashes=flashes,
+        lang=code,
+        languages=i18n.available(),
+        nav=[item for item in portal.nav if not item.roles or viewer.has(*item.roles)],
+        path=request.url.path,
+        prefix=PREFIX,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def redirect(path: str) -> RedirectResponse:
+    """After a form: 303, so that reloading the next page does not post the form again."""
+    return RedirectResponse(path, status_code=303)
+
+
+def local_path(target: str | None, default: str = f"{PREFIX}/") -> str:
+    """``target`` if it is a path on this site (``/portal/...``), else ``default``: no open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+# -- the route class ---------------------------------------------------------------------------------
+
+
+def security_headers(portal: Portal) -> dict[str, str]:
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+    headers = {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        # A participant's consent link must not leave in a Referer; nor should any page's address.
+        "Referrer-Policy": "no-referrer",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+        # Pages are personal (who is signed in, their requests): no shared or browser cache keeps them.
+        "Cache-Control": "no-store",
+    }
+    if portal.secure:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    return headers
+
+
+def _same_origin(request: Request, portal: Portal) -> bool:
+    """A browser names the page a form was sent from (``Origin``); it must be this node."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        # Old browsers send none on same-origin POSTs; the CSRF token still has to match.
+        return True
+    own = {f"{request.url.scheme}://{request.url.netloc}", portal.settings.public_url.rstrip("/")}
+    return origin.rstrip("/") in {o.rstrip("/") for o in own}
+
+
+async def check_csrf(request: Request) -> None:
+    """Refuse a state-changing request that does not carry this session's CSRF token from this origin."""
+    portal = portal_of(request)
+    message = t(request, "This form has expired or did not come from this site. Please go back and try again.")
+    if not _same_origin(request, portal):
+        raise PermissionDenied(message)
+    session = await load_session(request)
+    form = await request.form()
+    sent = form.get(CSRF_FIELD)
+    if session is None or not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf_token):
+        raise PermissionDenied(message)
+
+
+class PortalRoute(APIRoute):
+    """Every portal route: CSRF on unsafe methods, HTML errors, the session written back, security headers."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                await load_session(request)
+                if request.method not in SAFE_METHODS:
+                    await check_csrf(request)
+                response = await handler(request)
+            except SignInRequired:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                response = redirect(f"{PREFIX}/signin?next={quote(target, safe='/')}")
+            except GenoshareError as error:
+                await run_in_threadpool(audit_refusal, request, error)
+                response = await run_in_threadpool(error_page, request, error.status_code, error.message)
+            except RequestValidationError as error:
+                problems = "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg')}" for e in error.errors())
+                response = await run_in_threadpool(error_page, request, 400, problems)
+            await run_in_threadpool(finish, request, response)
+            return response
+
+        return handle
+
+
+def _field(location: tuple[object, ...]) -> str:
+    """``("body", "passport")`` -> ``passport``: the form field a visitor can find on the page."""
+    return ".".join(str(part) for part in location[1:]) or "form"
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status_code=status, status=status, message=message)
+
+
+def audit_refusal(request: Request, error: GenoshareError) -> None:
+    """Count a refused page (no sign-in, wrong role, a forged form) in the audit log, as the APIs count theirs."""
+    denials: DenialLog | None = getattr(request.app.state, "denials", None)
+    if denials is None or error.status_code not in (401, 403) or error.audited:
+        return
+    viewer: Viewer | None = _state(request).get("viewer")
+    try:
+        denials.deny(
+            actor=viewer.actor if viewer is not None and viewer.actor else ANONYMOUS,
+            client=request.client.host if request.client else "unknown",
+            action="portal",
+            resource=request.url.path,
+            status=error.status_code,
+            code=error.code,
+            reason=error.message,
+            method=request.method,
+            details={},
+        )
+    except Exception:
+        log.exception("a refused portal request could not be written to the audit log")
+
+
+def finish(request: Request, response: Response) -> None:
+    """Write the session back, set or clear its cookie, add the security headers."""
+    portal = portal_of(request)
+    state = _state(request)
+    session: Session | None = state.get("session")
+    if session is not None:
+        portal.sessions.save(session)
+        if session.new:
+            response.set_cookie(
+                portal.cookie_name,
+                session.secret,
+                max_age=max(60, int((session.expires_at - utcnow()).total_seconds())),
+                path="/",
+                secure=portal.secure,
+                httponly=True,
+                samesite="lax",
+            )
+    elif state.get("ended"):
+        response.delete_cookie(portal.cookie_name, path="/", secure=portal.secure, httponly=True, samesite="lax")
+    for name, value in security_headers(portal).items():
+        response.headers.setdefault(name, value)
+
+
+def portal_router() -> APIRouter:
+    """A router for portal pages: under ``/portal``, with ``PortalRoute``, left out of the OpenAPI document."""
+    return APIRouter(prefix=PREFIX, route_class=PortalRoute, include_in_schema=False)
