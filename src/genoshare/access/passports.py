@@ -33,7 +33,7 @@ from joserfc.jws import extract_compact
 
 from genoshare.access import conditions as visa_conditions
 from genoshare.errors import BadGateway, Unauthenticated
-from genoshare.settings import ANY, PassportSettings, TrustedIssuer, VisaTypePolicy
+from genoshare.settings import ANY, PassportSettings, Peer, TrustedIssuer, VisaTypePolicy
 
 ALGORITHMS = ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "EdDSA"]
 RESEARCHER_STATUS = "ResearcherStatus"
@@ -68,6 +68,13 @@ class Visa:
     expires: int
     jti: str
     conditions: Any = field(default=None, compare=False)
+    #: The visa as it was signed: a node-signed passport carries a researcher's ResearcherStatus on unchanged,
+    #: so that other nodes judge it against its own issuer (``governance.requests``).
+    token: str = field(default="", compare=False, repr=False)
+
+
+#: How the audit log and data tickets name a caller without a passport.
+ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,32 @@ def _peek(token: str, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(payload, dict):
         raise Unauthenticated(f"{what} is not a well-formed JWT")
     return header, payload
+
+
+def token_issuer(token: str) -> str | None:
+    """The ``iss`` a bearer token claims, unverified: only to choose which peers may be sent it.
+
+    Sending a token only where its claimed issuer is trusted is safe whatever it claims: the peer verifies it.
+    """
+    try:
+        _, payload = _peek(token, "token")
+    except Unauthenticated:
+        return None
+    issuer = payload.get("iss")
+    return issuer if isinstance(issuer, str) else None
+
+
+def peer_node_issuers(peers: Iterable[Peer]) -> list[TrustedIssuer]:
+    """The peers whose visa-signing keys this node trusts (``trust_grants``).
+
+    A peer node's issuer is its URL and its keys are at its ``/.well-known/jwks.json``; what its visas may
+    grant is narrowed by ``PassportVerifier`` (``peer_nodes``).
+    """
+    return [
+        TrustedIssuer(issuer=peer.url, jwks_url=f"{peer.url}/.well-known/jwks.json")
+        for peer in peers
+        if peer.trust_grants
+    ]
 
 
 def _number(value: object) -> TypeGuard[int | float]:
@@ -250,7 +283,9 @@ class PassportVerifier:
         *,
         node_issuer: str = "",
         audiences: Iterable[str] = (),
+        peer_nodes: Iterable[str] = (),
     ) -> None:
+        """``peer_nodes``: issuers (their URLs) of other nodes trusted for grants to their own datasets only."""
         self.keys = keys
         self.settings = settings or PassportSettings()
         self.leeway = self.settings.leeway_seconds
@@ -258,9 +293,12 @@ class PassportVerifier:
             [*audiences, *self.settings.audiences, *(b.client_id for b in keys.brokers if b.client_id)]
         )
         own = [node_issuer] if node_issuer else []
+        self.peer_nodes = frozenset(peer_nodes) - set(own)
         self.rules = {
             RESEARCHER_STATUS: _TypeRule.of(self.settings.researcher_status),
-            CONTROLLED_ACCESS_GRANTS: _TypeRule.of(self.settings.controlled_access_grants, also=own),
+            CONTROLLED_ACCESS_GRANTS: _TypeRule.of(
+                self.settings.controlled_access_grants, also=[*own, *sorted(self.peer_nodes)]
+            ),
         }
         self._verified: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
         self._lock = threading.Lock()
@@ -381,7 +419,7 @@ class PassportVerifier:
                 rejected.append(f"visa {index}: {error.message}")
                 continue
             rule = self.rules.get(visa.type)
-            refusal = rule.refusal(visa) if rule else None
+            refusal = self._peer_node_refusal(visa) or (rule.refusal(visa) if rule else None)
             if refusal:
                 rejected.append(f"visa {index}: {refusal}")
             else:
@@ -403,6 +441,22 @@ class PassportVerifier:
             else:
                 accepted.append(replace(visa, expires=min(visa.expires, until)))
         return Identity(subject, issuer, tuple(accepted), tuple(rejected))
+
+    def _peer_node_refusal(self, visa: Visa) -> str | None:
+        """A peer node is trusted for what it owns: ControlledAccessGrants to its own datasets, nothing else.
+
+        It signs the passports its committees' grants travel in; a ResearcherStatus, or a grant naming
+        another node's dataset, is not its to assert (the researcher's own ResearcherStatus travels in the
+        passport signed by its issuer, and counts or not on its own).
+        """
+        if visa.issuer not in self.peer_nodes:
+            return None
+        if visa.type == CONTROLLED_ACCESS_GRANTS and visa.value.startswith(f"{visa.issuer}/datasets/"):
+            return None
+        return (
+            f"{visa.type} visa of peer node {visa.issuer} refused: it is trusted only for grants to its own "
+            f"datasets ({visa.issuer}/datasets/...)"
+        )
 
     def _visa(self, token: object, subject: str, now: float) -> Visa:
         if not isinstance(token, str):
@@ -438,6 +492,7 @@ class PassportVerifier:
             jti=str(claims.get("jti", "")),
             # Only an absent or empty list means none: a malformed value (``{}``, ``""``, ``0``) is judged, and refused.
             conditions=None if body.get("conditions") in (None, []) else body["conditions"],
+            token=token,
         )
 
     # -- broker access tokens -----------------------------------------------------------------------

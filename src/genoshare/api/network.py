@@ -1,0 +1,167 @@
+"""The Beacon network on ``/network/api/...`` and the node's own GA4GH Service Registry on ``/services``.
+
+``/network/api/<entry path>`` takes any Beacon entry query (GET parameters or POST body, as ``/api`` does)
+and answers it from this node and every peer at once (``genoshare.network``): one Beacon v2 answer that
+merges what each node gave within its deadline and names each node that did not, with why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from genoshare.access.passports import Identity
+from genoshare.api.beacon import QUERY_DOCUMENTATION, BeaconJSON, BeaconRoute
+from genoshare.api.deps import NodeDep, PassportBearer, get_beacon
+from genoshare.beacon import openapi
+from genoshare.beacon.framework import BY_PATH, EntryType, error_body
+from genoshare.beacon.request import API_VERSION, BeaconRequest, from_body, from_query
+from genoshare.beacon.service import BeaconService, Parent
+from genoshare.errors import GenoshareError, NotFound
+from genoshare.network.merge import ANSWERED, ERROR, REFUSED, InvalidAnswer, NodeAnswer, merge, read_answer
+from genoshare.network.service import NetworkService
+from genoshare.node import Node
+
+router = APIRouter(prefix="/network/api", tags=["Beacon network"], route_class=BeaconRoute)
+registry = APIRouter(tags=["Service registry"])
+
+
+TokenDep = Annotated[str | None, Depends(PassportBearer())]
+
+
+def _target(path: str) -> tuple[EntryType, Parent | None]:
+    """The entry type a path asks for and the ``/{entry}/{id}`` it is scoped to, as ``/api`` routes them."""
+    parts = path.strip("/").split("/")
+    entry = BY_PATH.get(parts[0])
+    if entry is not None and len(parts) == 1:
+        return entry, None
+    if entry is not None and len(parts) == 2 and parts[1]:
+        return entry, Parent(entry.path, parts[1])
+    if entry is not None and len(parts) == 3 and parts[1] and parts[2] in entry.related and parts[2] in BY_PATH:
+        return BY_PATH[parts[2]], Parent(entry.path, parts[1])
+    raise NotFound(f"/network/api/{path} is not a Beacon entry path (see /api/map for the entry paths)")
+
+
+async def _local(
+    node: Node, beacon: BeaconService, entry: EntryType, parent: Parent | None, query: BeaconRequest, token: str | None
+) -> tuple[str, str | None, Any, str]:
+    """The node's own answer as the network sees it: status, reason, document, what became of the passport."""
+    identity: Identity | None = None
+    passport = "none given"
+    try:
+        if token:
+            identity = node.passports.remembered(token) or await run_in_threadpool(node.passports.verify, token)
+            passport = "verified"
+        document = await run_in_threadpool(beacon.query, entry, query, identity, parent)
+    except GenoshareError as error:
+        if token and identity is None:
+            passport = f"refused: {error.message}"
+        return (REFUSED if error.status_code in (401, 403, 429) else ERROR), error.message, None, passport
+    return ANSWERED, None, document, passport
+
+
+async def _network_answer(
+    request: Request, path: str, query: BeaconRequest, body: bytes | None, token: str | None
+) -> Response:
+    node: Node = request.app.state.node
+    network: NetworkService = request.app.state.network
+    beacon = await get_beacon(request)
+    entry, parent = _target(path)
+    settings = node.settings
+    raw_query = request.url.query
+    started = time.perf_counter()
+    (status, reason, document, passport), (peers, problems) = await asyncio.gather(
+        _local(node, beacon, entry, parent, query, token),
+        network.ask(path, query=raw_query, body=body, token=token),
+    )
+    local_url = f"{settings.public_url}/api/{path}"
+    result = None
+    if document is not None:
+        try:
+            result = read_answer(document)
+        except InvalidAnswer as error:  # pragma: no cover - this node's own answers validate (tests/beacon)
+            status, reason = ERROR, str(error)
+    own = NodeAnswer(
+        settings.node_name,
+        settings.public_url,
+        f"{local_url}?{raw_query}" if raw_query and body is None else local_url,
+        status,
+        time.perf_counter() - started,
+        reason,
+        result,
+        passport,
+    )
+    nodes = [own, *peers]
+    if not any(n.result is not None for n in nodes):
+        why = "; ".join(f"{n.name}: {n.status} ({n.reason})" for n in nodes)
+        return BeaconJSON(error_body(settings, 504, f"no node of the network answered: {why}"), status_code=504)
+    meta = {
+        "beaconId": settings.node_id,
+        "apiVersion": API_VERSION,
+        "returnedSchemas": [entry.schema_ref()],
+        "receivedRequestSummary": query.summary(),
+        "testMode": query.test_mode,
+    }
+    return BeaconJSON(merge(meta, nodes, network.deadline, problems))
+
+
+async def _query_parameters(request: Request) -> BeaconRequest:
+    try:
+        parameters = openapi.QueryParameters.model_validate(dict(request.query_params))
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False)) from error
+    return from_query(parameters.document())
+
+
+@router.get(
+    "/{path:path}",
+    summary="Ask every node of the network (GET)",
+    description="Any Beacon entry path of `/api` (e.g. `g_variants`, `individuals/{id}/g_variants`), asked of "
+    "this node and its peers at once; the answer merges theirs and names every node that did not answer.",
+    response_model=dict[str, Any],
+    openapi_extra=QUERY_DOCUMENTATION,
+)
+async def network_get(request: Request, path: str, token: TokenDep) -> Response:
+    return await _network_answer(request, path, await _query_parameters(request), None, token)
+
+
+@router.post("/{path:path}", summary="Ask every node of the network (POST)", response_model=dict[str, Any])
+async def network_post(request: Request, path: str, token: TokenDep, body: openapi.BeaconRequestBody) -> Response:
+    raw = await request.body()
+    return await _network_answer(request, path, from_body(body.document()), raw, token)
+
+
+# -- the node's own Service Registry ----------------------------------------------------------------------
+
+
+def _services(request: Request) -> list[dict[str, Any]]:
+    services: list[dict[str, Any]] = request.app.state.registry_entries
+    return services
+
+
+@registry.get("/services", summary="This node's GA4GH services (GA4GH Service Registry)")
+def services(request: Request) -> list[dict[str, Any]]:
+    return _services(request)
+
+
+@registry.get("/services/types", summary="The types of this node's services")
+def service_types(request: Request) -> list[dict[str, Any]]:
+    types = {tuple(sorted(s["type"].items())): s["type"] for s in _services(request)}
+    return list(types.values())
+
+
+@registry.get("/services/{service_id}", summary="One of this node's services")
+def service_by_id(request: Request, service_id: str, node: NodeDep) -> Any:
+    for service in _services(request):
+        if service["id"] == service_id:
+            return service
+    return BeaconJSON(
+        {"status": 404, "title": "Not found", "detail": f"no service {service_id!r} on {node.settings.public_url}"},
+        status_code=404,
+    )

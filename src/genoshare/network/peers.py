@@ -1,0 +1,159 @@
+"""Who is in the network: the peers in ``genoshare.toml`` and the Beacons listed by GA4GH Service Registries.
+
+A registry is read when first needed and again every ``registry_refresh_seconds``; if it cannot be read,
+the Beacons it listed before stay, and the failure is told with every answer (never silently fewer peers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from genoshare.settings import NetworkSettings, Peer, ServiceRegistry
+
+#: The service-info ``type`` of a Beacon v2 (``artifact``; ``group`` ``org.ga4gh``).
+BEACON_ARTIFACT = "beacon"
+#: A registry's list is JSON of a few KiB per service: anything much larger is not a registry's answer.
+MAX_REGISTRY_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PeerNode:
+    """A peer as the network asks it: where its Beacon is, which issuers' passports it may be sent."""
+
+    url: str
+    name: str
+    beacon_url: str
+    trusts: frozenset[str]
+    deadline: float
+    #: ``genoshare.toml``, or the registry that listed it.
+    source: str = "genoshare.toml"
+
+    @classmethod
+    def configured(cls, peer: Peer, deadline: float) -> PeerNode:
+        return cls(
+            url=peer.url,
+            name=peer.name or peer.url.split("://", 1)[1],
+            beacon_url=peer.beacon_url or f"{peer.url}/api",
+            trusts=frozenset(peer.trusts),
+            deadline=peer.deadline_seconds or deadline,
+        )
+
+
+@dataclass
+class _Listed:
+    read_at: float = -1e9
+    peers: list[PeerNode] = field(default_factory=list)
+    problem: str | None = None
+
+
+class InvalidRegistry(ValueError):
+    """A registry answered with something that is not a list of GA4GH services."""
+
+
+def beacons_in(services: Any, registry: ServiceRegistry, deadline: float) -> list[PeerNode]:
+    """The Beacons of a registry's ``GET /services`` answer (``ExternalService`` items with a ``url``)."""
+    if not isinstance(services, list):
+        raise InvalidRegistry("its /services answer is not a list of services")
+    found = []
+    for service in services:
+        kind = service.get("type") if isinstance(service, dict) else None
+        if not isinstance(kind, dict) or kind.get("artifact") != BEACON_ARTIFACT:
+            continue
+        url, name = service.get("url"), service.get("name")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            continue
+        beacon_url = url.rstrip("/")
+        found.append(
+            PeerNode(
+                url=beacon_url.removesuffix("/api"),
+                name=name if isinstance(name, str) and name else beacon_url.split("://", 1)[1],
+                beacon_url=beacon_url,
+                trusts=frozenset(registry.trusts),
+                deadline=deadline,
+                source=registry.url,
+            )
+        )
+    return found
+
+
+class PeerDirectory:
+    """The peers of one node; registries are shared state of the node, never of one caller."""
+
+    def __init__(self, settings: NetworkSettings, own_url: str) -> None:
+        self.settings = settings
+        self.own_url = own_url.rstrip("/")
+        self._listed = {registry.url: _Listed() for registry in settings.registries}
+        self._lock = asyncio.Lock()
+
+    @property
+    def configured(self) -> list[PeerNode]:
+        return [PeerNode.configured(peer, self.settings.deadline_seconds) for peer in self.settings.peers]
+
+    async def peers(self, http: httpx.AsyncClient) -> tuple[list[PeerNode], list[str]]:
+        """Every peer (configured ones first; a Beacon listed twice is asked once) and the registries' problems."""
+        if self.settings.registries:
+            await self._refresh(http)
+        peers: dict[str, PeerNode] = {}
+        for peer in [*self.configured, *(p for listed in self._listed.values() for p in listed.peers)]:
+            if peer.url != self.own_url and peer.beacon_url != f"{self.own_url}/api":
+                peers.setdefault(peer.beacon_url, peer)
+        problems = [
+            f"service registry {url}: {listed.problem}" for url, listed in self._listed.items() if listed.problem
+        ]
+        return list(peers.values()), problems
+
+    async def _refresh(self, http: httpx.AsyncClient) -> None:
+        due = time.monotonic() - self.settings.registry_refresh_seconds
+        stale = [r for r in self.settings.registries if self._listed[r.url].read_at < due]
+        if not stale:
+            return
+        async with self._lock:
+            stale = [r for r in stale if self._listed[r.url].read_at < due]
+            await asyncio.gather(*(self._read(http, registry) for registry in stale))
+
+    async def _read(self, http: httpx.AsyncClient, registry: ServiceRegistry) -> None:
+        listed = self._listed[registry.url]
+        try:
+            services = await asyncio.wait_for(
+                read_json(http, f"{registry.url}/services", MAX_REGISTRY_BYTES), self.settings.deadline_seconds
+            )
+            listed.peers = beacons_in(services, registry, self.settings.deadline_seconds)
+            listed.problem = None
+        except (TimeoutError, httpx.HTTPError, ValueError) as error:
+            kept = f"; the {len(listed.peers)} Beacons it listed before are still asked" if listed.peers else ""
+            listed.problem = f"cannot be read ({describe(error)}){kept}"
+        listed.read_at = time.monotonic()
+
+
+async def read_json(http: httpx.AsyncClient, url: str, limit: int, **options: Any) -> Any:
+    """GET ``url`` and parse its JSON body, refusing bodies over ``limit`` bytes; HTTP errors raise."""
+    async with http.stream("GET", url, **options) as response:
+        response.raise_for_status()
+        body = await read_limited(response, limit)
+    return httpx.Response(200, content=body).json()
+
+
+async def read_limited(response: httpx.Response, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"answer larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def describe(error: BaseException) -> str:
+    """One line saying what went wrong with a call to another node."""
+    if isinstance(error, TimeoutError | httpx.TimeoutException):
+        return "no answer in time"
+    if isinstance(error, httpx.ConnectError):
+        return f"cannot connect ({error or 'connection refused'})"
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"HTTP {error.response.status_code}"
+    return str(error) or type(error).__name__

@@ -1,0 +1,153 @@
+"""Asks every peer of the network at once, each within its own deadline, and says what each one did.
+
+One ``httpx.AsyncClient`` per event loop keeps connections to the peers alive. Nothing is cached between
+requests: every answer is asked for its caller, with the caller's passport only where it may go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from genoshare import __version__
+from genoshare.access.passports import token_issuer
+from genoshare.network.merge import (
+    ANSWERED,
+    ERROR,
+    INVALID,
+    REFUSED,
+    TIMEOUT,
+    UNREACHABLE,
+    InvalidAnswer,
+    NodeAnswer,
+    read_answer,
+)
+from genoshare.network.peers import PeerDirectory, PeerNode, describe, read_limited
+from genoshare.settings import NetworkSettings
+
+#: A Beacon answer with 1,000 records of a few KiB each fits; more is not an answer to merge.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: Statuses with which a peer refuses the request (the caller's passport, or the caller's rate).
+REFUSING = {401, 403, 429}
+
+
+def passport_for(peer: PeerNode, token: str | None) -> tuple[str | None, str]:
+    """The token to send to ``peer`` and what the answer tells about it.
+
+    Only to a peer that trusts the token's issuer (or issued it): any other peer could not use it, and
+    would hold a credential good at the nodes that do trust it.
+    """
+    if token is None:
+        return None, "none given"
+    issuer = token_issuer(token)
+    if issuer is not None and (issuer in peer.trusts or issuer == peer.url):
+        return token, "sent"
+    return None, f"not sent: this node does not trust its issuer ({issuer or 'unknown'}); asked without it"
+
+
+class NetworkService:
+    def __init__(self, settings: NetworkSettings, own_url: str) -> None:
+        self.settings = settings
+        self.directory = PeerDirectory(settings, own_url)
+        self._clients: dict[int, httpx.AsyncClient] = {}
+
+    @property
+    def deadline(self) -> float:
+        """The longest any peer is waited for."""
+        return max([self.settings.deadline_seconds, *(p.deadline for p in self.directory.configured)])
+
+    def http(self) -> httpx.AsyncClient:
+        """The client of the running event loop (a server has one; tests may run several)."""
+        loop = id(asyncio.get_running_loop())
+        client = self._clients.get(loop)
+        if client is None:
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+            headers = {"User-Agent": f"genoshare/{__version__} (Beacon network)", "Accept": "application/json"}
+            client = httpx.AsyncClient(limits=limits, headers=headers, follow_redirects=False, trust_env=False)
+            self._clients[loop] = client
+        return client
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def peers(self) -> tuple[list[PeerNode], list[str]]:
+        return await self.directory.peers(self.http())
+
+    async def ask(
+        self, path: str, *, query: str = "", body: bytes | None = None, token: str | None = None
+    ) -> tuple[list[NodeAnswer], list[str]]:
+        """Every peer's answer to ``<beacon>/<path>?<query>`` (POST with ``body`` if given), in peer order."""
+        peers, problems = await self.peers()
+        answers = await asyncio.gather(*(self._ask_one(peer, path, query, body, token) for peer in peers))
+        return list(answers), problems
+
+    async def _ask_one(
+        self, peer: PeerNode, path: str, query: str, body: bytes | None, token: str | None
+    ) -> NodeAnswer:
+        url = f"{peer.beacon_url}/{path}" if path else peer.beacon_url
+        query_url = f"{url}?{query}" if query and body is None else url
+        sent, passport = passport_for(peer, token)
+        headers = {"Authorization": f"Bearer {sent}"} if sent else {}
+        started = time.perf_counter()
+
+        def answer(status: str, reason: str | None = None, document: Any = None) -> NodeAnswer:
+            result = None
+            if document is not None:
+                try:
+                    result = read_answer(document)
+                except InvalidAnswer as error:
+                    status, reason = INVALID, f"not a Beacon v2 answer: {error}"
+            seconds = time.perf_counter() - started
+            return NodeAnswer(peer.name, peer.url, query_url, status, seconds, reason, result, passport)
+
+        try:
+            status, document = await asyncio.wait_for(
+                self._request(peer, url, query, body, headers), timeout=peer.deadline
+            )
+        except (TimeoutError, httpx.TimeoutException):
+            return answer(TIMEOUT, f"no answer within {peer.deadline:g} s")
+        except httpx.ConnectError as error:
+            return answer(UNREACHABLE, describe(error))
+        except (httpx.HTTPError, ValueError) as error:
+            return answer(ERROR, describe(error))
+        if status == 200:
+            if document is None:
+                return answer(INVALID, "not a Beacon v2 answer: the body is not JSON")
+            return answer(ANSWERED, None, document)
+        message = _error_message(document)
+        return answer(REFUSED if status in REFUSING else ERROR, f"HTTP {status}" + (f": {message}" if message else ""))
+
+    async def _request(
+        self, peer: PeerNode, url: str, query: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        """The status and the parsed JSON body (None if it is not JSON)."""
+        target = f"{url}?{query}" if query else url
+        method = "GET" if body is None else "POST"
+        if body is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+        timeout = httpx.Timeout(peer.deadline)
+        async with self.http().stream(method, target, content=body, headers=headers, timeout=timeout) as response:
+            raw = await read_limited(response, MAX_ANSWER_BYTES)
+            status = response.status_code
+        try:
+            return status, httpx.Response(status, content=raw).json()
+        except ValueError:
+            return status, None
+
+
+def _error_message(document: Any) -> str | None:
+    """The message of a ``beaconErrorResponse`` (or a few other error shapes), if the body has one."""
+    if not isinstance(document, dict):
+        return None
+    error = document.get("error")
+    if isinstance(error, dict) and isinstance(error.get("errorMessage"), str):
+        return str(error["errorMessage"])[:500]
+    for key in ("message", "msg", "detail", "title"):
+        if isinstance(document.get(key), str):
+            return str(document[key])[:500]
+    return None

@@ -1,0 +1,170 @@
+"""A Beacon network of real nodes on loopback, each with its own synthetic cohort (``genoshare serve``):
+
+- ``hub`` asks the network on ``/network/api``; its peers are ``alpha`` (healthy, trusts the researcher's
+  passport issuer), ``beta`` (behind a proxy that delays it past the deadline), ``gamma`` (healthy, trusts no
+  issuer; killed half way), a Beacon answering with the spec's own example responses, and one answering
+  garbage. Proxies in front of alpha, beta and gamma keep their access logs (request lines and headers).
+
+The network answer must come within the deadline with the healthy nodes' results and every failure named;
+the researcher's passport must reach alpha and no one else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from beacon_schemas import BY_GRANULARITY, assert_valid, framework
+from network_nodes import SHARED, StandIn, build_node
+
+from genoshare.access.issuer import VisaIssuer
+
+from processes import Server
+from support import TEST_ISSUER, Passports
+
+DEADLINE = 2.0
+#: Slack for a loaded 2-CPU machine: the answer must come this soon after the deadline at the latest.
+SLACK = 1.5
+
+
+class Network:
+    def __init__(self, root: Path) -> None:
+        self.issuer = VisaIssuer.load_or_create(TEST_ISSUER, root / "issuer.jwk.json")
+        cohorts = {
+            "hub": {"access": "public", "samples": 6, "carriers": 2},
+            "alpha": {"access": "registered", "samples": 5, "carriers": 3},
+            "beta": {"access": "public", "samples": 4, "carriers": 1},
+            "gamma": {"access": "public", "samples": 7, "carriers": 4},
+        }
+        self.data = {name: build_node(root / name, name, **cohort) for name, cohort in cohorts.items()}  # type: ignore[arg-type]
+        with ThreadPoolExecutor(4) as pool:
+            started = dict(
+                zip(
+                    ["alpha", "beta", "gamma"],
+                    pool.map(lambda n: Server(self.data[n], {}), ["alpha", "beta", "gamma"]),
+                    strict=True,
+                )
+            )
+        self.servers: dict[str, Any] = started
+        self.proxies = {
+            "alpha": StandIn("proxy", started["alpha"].url),
+            "beta": StandIn("proxy", started["beta"].url, "--delay", str(DEADLINE + 6)),
+            "gamma": StandIn("proxy", started["gamma"].url),
+        }
+        self.examples = StandIn("examples")
+        peers = [
+            {
+                "url": started["alpha"].url,
+                "name": "alpha",
+                "beacon_url": f"{self.proxies['alpha'].url}/api",
+                "trusts": [TEST_ISSUER],
+            },
+            {"url": started["beta"].url, "name": "beta", "beacon_url": f"{self.proxies['beta'].url}/api"},
+            {"url": started["gamma"].url, "name": "gamma", "beacon_url": f"{self.proxies['gamma'].url}/api"},
+            {"url": self.examples.url, "name": "spec-examples"},
+            {"url": f"{self.examples.url}/garbage", "name": "garbage"},
+        ]
+        network = json.dumps({"peers": peers, "deadline_seconds": DEADLINE})
+        self.servers["hub"] = Server(self.data["hub"], {"GENOSHARE_NETWORK": network})
+        self.hub = self.servers["hub"].url
+
+    def stop(self) -> None:
+        for stand_in in [*self.proxies.values(), self.examples]:
+            stand_in.stop()
+        for server in self.servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    built = Network(tmp_path_factory.mktemp("network"))
+    try:
+        yield built
+    finally:
+        built.stop()
+
+
+def ask(network: Network, headers: dict[str, str] | None = None, **params: str) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    response = httpx.get(
+        f"{network.hub}/network/api/g_variants",
+        params={**SHARED, "requestedGranularity": "record", **params},
+        headers=headers or {},
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert_valid(document, framework(BY_GRANULARITY[document["meta"]["returnedGranularity"]]))
+    return document, elapsed
+
+
+def nodes(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {node["name"]: node for node in document["info"]["network"]["nodes"]}
+
+
+def result_sets(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {rs["id"]: rs for rs in document.get("response", {}).get("resultSets", [])}
+
+
+def test_passport_goes_to_the_trusting_peer_only(network: Network) -> None:
+    passport = Passports(network.issuer, subject="net-researcher").anonymous_researcher()
+    document, elapsed = ask(network, {"Authorization": f"Bearer {passport}"})
+    assert elapsed < DEADLINE + SLACK, f"the answer took {elapsed:.2f} s with a {DEADLINE} s deadline"
+    answered = nodes(document)
+    assert answered["hub"]["passport"] == "verified"
+    assert answered["alpha"]["status"] == "answered" and answered["alpha"]["passport"] == "sent"
+    assert answered["gamma"]["status"] == "answered" and answered["gamma"]["passport"].startswith("not sent")
+    # alpha's registered dataset answers an allele query only to a researcher: it saw the passport.
+    [alpha_dataset] = answered["alpha"]["datasets"]
+    assert alpha_dataset["consulted"] is True
+    assert result_sets(document)["alpha"]["info"]["node"]["name"] == "alpha"
+
+    assert passport in network.proxies["alpha"].log
+    for untrusting in ("gamma", "beta"):
+        log = network.proxies[untrusting].log
+        assert "GET /api/g_variants" in log, f"{untrusting} was asked"
+        assert passport not in log and "authorization" not in log.lower(), f"{untrusting} was sent the passport"
+
+    # Nothing is kept for the next caller: an anonymous one is not answered from alpha's dataset.
+    anonymous, _ = ask(network)
+    assert nodes(anonymous)["alpha"]["datasets"][0]["consulted"] is False
+    assert "alpha" not in result_sets(anonymous)
+
+
+def test_slow_dead_and_garbage_peers_are_named_within_the_deadline(network: Network) -> None:
+    network.proxies["gamma"].stop()
+    network.servers["gamma"].stop()
+    document, elapsed = ask(network)
+    assert elapsed < DEADLINE + SLACK, f"the answer took {elapsed:.2f} s with a {DEADLINE} s deadline"
+    answered = nodes(document)
+    assert {name: node["status"] for name, node in answered.items()} == {
+        "hub": "answered",
+        "alpha": "answered",
+        "beta": "timeout",
+        "gamma": "unreachable",
+        "spec-examples": "answered",
+        "garbage": "invalid",
+    }
+    assert f"{DEADLINE:g} s" in answered["beta"]["reason"]
+    assert "not JSON" in answered["garbage"]["reason"]
+    assert set(document["info"]["network"]["notAnswered"]["nodes"]) == {"beta", "gamma", "garbage"}
+    assert {h["url"].split("?")[0] for h in document["beaconHandovers"]} == {
+        f"{network.proxies['beta'].url}/api/g_variants",
+        f"{network.proxies['gamma'].url}/api/g_variants",
+        f"{network.examples.url}/garbage/api/g_variants",
+    }
+    # The healthy nodes' results: the hub's public cohort has the allele (2 carriers of 6).
+    hub = result_sets(document)["hub"]
+    assert hub["exists"] is True and hub["resultsCount"] == 1
+    assert hub["results"][0]["variantInternalId"].startswith("20:100000:A:G") or hub["results"]
+    # The spec-example Beacon answered yes/no only: the whole answer is no finer than that.
+    assert document["meta"]["returnedGranularity"] == "record"
+    assert "numTotalResults" not in document["responseSummary"]
+    assert document["responseSummary"]["exists"] is True
