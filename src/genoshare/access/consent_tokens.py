@@ -50,3 +50,28 @@ class ConsentTokens:
         if participant is None:
             raise Unauthenticated("unknown consent token")
         return participant
+
+    def people(self, secret: str | None) -> list[Participant]:
+        """Every record the link opens: its participant's, and theirs in other datasets (``person_key``)."""
+        return self.people_of(token_hash(secret) if secret else None) or [self.participant(secret)]
+
+    def people_of(self, stored_hash: str | None) -> list[Participant]:
+        """The records a link with this hash opens now (a portal session keeps the hash, never the secret).
+
+        Empty once the steward replaced the link: a session opened with the old one then opens nothing.
+        """
+        if not stored_hash:
+            return []
+        with self.database.sessions() as session:
+            owner = session.scalar(select(Participant).where(Participant.token_hash == stored_hash))
+            if owner is None:
+                return []
+            if owner.person_key is None:
+                return [owner]
+            return list(
+                session.scalars(
+                    select(Participant)
+                    .where(Participant.person_key == owner.person_key)
+                    .order_by(Participant.dataset_id, Participant.id)
+                )
+            )

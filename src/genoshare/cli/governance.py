@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import segno
 import typer
 from pydantic import ValidationError
 from rich.table import Table
@@ -206,14 +207,42 @@ def consent_list(
 
 
 @consent_app.command("link")
-def consent_link(dataset_id: str, pseudonym: str, data_dir: DataDir = Path("node")) -> None:
-    """Issue a participant's secret consent token (hand it over privately; only its hash is kept)."""
+def consent_link(
+    dataset_id: str,
+    pseudonym: str,
+    also: Annotated[
+        list[str] | None,
+        typer.Option(help="The same person in another dataset, as DATASET:PSEUDONYM; repeatable: one link for all."),
+    ] = None,
+    qr: Annotated[Path | None, typer.Option(help="Also write the link as a QR code to this PNG file.")] = None,
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Issue a participant's personal consent link (hand it over privately; only its hash is kept).
+
+    Opening the link shows the participant what their consent allows and who used their data, and lets them
+    narrow, widen or withdraw it. A new link replaces the old one.
+    """
     node = open_node(data_dir)
     service = build_consent(node)
+    others = []
+    for item in also or []:
+        other_dataset, sep, other_pseudonym = item.partition(":")
+        if not sep or not other_dataset or not other_pseudonym:
+            raise fail(f"--also {item!r}: give DATASET:PSEUDONYM")
+        with reported():
+            others.append(service.find(other_dataset, other_pseudonym))
     with reported():
-        token = service.issue_link(service.find(dataset_id, pseudonym), Operator.at_command_line().actor)
-    console.print(f"consent token for {pseudonym}: {token}")
-    console.print(f"the participant uses it as header X-Consent-Token on {node.settings.public_url}/consent")
+        token = service.issue_link(service.find(dataset_id, pseudonym), Operator.at_command_line().actor, others)
+    link = f"{node.settings.public_url}/consent/{token}"
+    if qr is not None:
+        try:
+            segno.make(link, error="m").save(str(qr), kind="png", scale=8, border=4)
+        except OSError as error:
+            raise fail(f"--qr {qr}: {error.strerror or error}") from None
+    console.print(f"consent link for {pseudonym}: {link}", highlight=False, soft_wrap=True)
+    if qr is not None:
+        console.print(f"QR code of the link: {qr}", highlight=False)
+    console.print(f"(API clients send the secret {token} as header X-Consent-Token)", highlight=False, soft_wrap=True)
 
 
 @consent_app.command("narrow")

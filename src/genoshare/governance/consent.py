@@ -12,6 +12,7 @@ without their columns by ``genoshare.governance.rederive``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -117,14 +118,25 @@ class ConsentService:
             )
         return [self.record(person) for person in people]
 
-    def issue_link(self, participant: Participant, actor: str) -> str:
-        """A new secret for the participant (replacing any earlier one); only its hash is kept."""
+    def issue_link(self, participant: Participant, actor: str, also: Sequence[Participant] = ()) -> str:
+        """A new secret for the participant (replacing any earlier one); only its hash is kept.
+
+        ``also``: the same person's records in other datasets, which the one link then reaches too (their
+        own earlier links stop working).
+        """
         token = new_token()
         with self.database.session() as session:
             stored = session.get(Participant, participant.id)
             assert stored is not None
             stored.token_hash = token.stored_hash
-        self._audit(actor, "consent.link", participant, "issue", "consent link issued")
+            others = [session.get(Participant, other.id) for other in also if other.id != participant.id]
+            if others:
+                stored.person_key = stored.person_key or str(uuid.uuid4())
+                for other in others:
+                    assert other is not None
+                    other.person_key, other.token_hash = stored.person_key, None
+        linked = "".join(f", also {other.dataset_id}/{other.pseudonym}" for other in also)
+        self._audit(actor, "consent.link", participant, "issue", f"consent link issued{linked}")
         return token.secret
 
     def narrow(self, participant: Participant, codes: list[str], actor: str) -> ConsentRecord:
