@@ -8,12 +8,12 @@ import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from genoshare.beacon.tables import BeaconGene, BeaconIndividual, BeaconVariantIndex
 from genoshare.cli.beacon import register
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import init_node
 from genoshare.settings import load_settings
+from genoshare.store.beacon_tables import BeaconGene, BeaconIndividual, BeaconVariantIndex
 from genoshare.synth import generate_cohort
 
 GTF = (

@@ -11,7 +11,7 @@ from beacon_world import World
 from sqlalchemy import delete
 
 from genoshare.access.issuer import VisaIssuer
-from genoshare.beacon.tables import BeaconGene
+from genoshare.store.beacon_tables import BeaconGene
 
 from support import Passports, bearer
 

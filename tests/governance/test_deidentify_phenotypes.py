@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from genoshare.beacon.phenotypes import PhenotypeIngest
-from genoshare.beacon.tables import BeaconIndividual
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import InvalidInput
 from genoshare.node import Node
+from genoshare.store.beacon_tables import BeaconIndividual
 
 HEADER = "individual_id\tsex\tage\tphenotypic_features\tdiseases\tdate_of_birth\tname\temail_note\n"
 

@@ -16,11 +16,11 @@ from pysam import bcftools
 from sqlalchemy import select
 
 from genoshare.beacon.people import PeopleCache
-from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.node import Node
+from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
 
 from processes import run_cli

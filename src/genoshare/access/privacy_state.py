@@ -22,8 +22,8 @@ from sqlalchemy import BindParameter, Connection, bindparam, delete, insert, sel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from genoshare.access.privacy_tables import PrivacyAnswer, PrivacyLink, PrivacySession, PrivacySpend
 from genoshare.store.db import Database
+from genoshare.store.privacy_tables import PrivacyAnswer, PrivacyLink, PrivacySession, PrivacySpend
 
 MINUTE = 60
 DAY = 86_400

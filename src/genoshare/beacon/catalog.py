@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from genoshare.beacon.tables import BeaconVariantIndex
 from genoshare.index.serving import VariantIndex
+from genoshare.store.beacon_tables import BeaconVariantIndex
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import delete
 
-from genoshare.beacon.tables import BeaconGene
 from genoshare.beacon.variants import canonical_assembly
 from genoshare.errors import InvalidInput
+from genoshare.store.beacon_tables import BeaconGene
 from genoshare.store.db import Database
 
 _GTF_NAME = re.compile(r'gene_name "([^"]+)"')

@@ -20,11 +20,11 @@ import cyvcf2
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
 from genoshare.drs.stored import copy_plaintext
 from genoshare.errors import InvalidInput
 from genoshare.index.build import build_variant_index
 from genoshare.node import Node
+from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
 from genoshare.store.models import DataObject
 
 VARIANT_FORMATS = ("VCF", "BCF")

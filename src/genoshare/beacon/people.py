@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pyroaring import BitMap, FrozenBitMap
 from sqlalchemy import func, select
 
-from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual
+from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual
 from genoshare.store.db import Database
 from genoshare.store.models import Participant
 

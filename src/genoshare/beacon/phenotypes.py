@@ -25,12 +25,12 @@ from sqlalchemy.orm import Session
 
 from genoshare.beacon.filters import years
 from genoshare.beacon.indexing import DEFAULT_BIOSAMPLE, assign_sample_numbers
-from genoshare.beacon.tables import BeaconBiosample, BeaconIndividual
 from genoshare.errors import InvalidInput, NotFound
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.metadata import MetadataDeidentifier
 from genoshare.node import Node
 from genoshare.ontology import get_ontology
+from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual
 from genoshare.store.models import Dataset, Participant, utcnow
 
 PHENOPACKET_SEX = {

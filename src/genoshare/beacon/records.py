@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from genoshare.beacon.people import People, Person
-from genoshare.beacon.tables import BeaconVariantIndex
 from genoshare.duo.codes import parse_dataset_codes
 from genoshare.index.serving import VariantRow
+from genoshare.store.beacon_tables import BeaconVariantIndex
 from genoshare.store.models import Dataset
 
 SEX_LABELS = {"NCIT:C16576": "female", "NCIT:C20197": "male", "NCIT:C17998": "unknown"}

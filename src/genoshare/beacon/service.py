@@ -38,10 +38,10 @@ from genoshare.beacon.filters import matching
 from genoshare.beacon.framework import EntryType
 from genoshare.beacon.people import REVALIDATE_AFTER, People, PeopleCache
 from genoshare.beacon.request import API_VERSION, BeaconRequest
-from genoshare.beacon.tables import BeaconGene
 from genoshare.beacon.variants import VariantQuery, build_query, canonical_assembly, parse_internal_id
 from genoshare.index.serving import UNBOUNDED, QueryResult, VariantRow
 from genoshare.node import Node
+from genoshare.store.beacon_tables import BeaconGene
 from genoshare.store.models import Dataset
 
 ANONYMOUS = "anonymous"

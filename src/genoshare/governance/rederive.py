@@ -33,7 +33,6 @@ from sqlalchemy import delete, select
 
 from genoshare.audit import Entry
 from genoshare.beacon.indexing import index_dir, index_published_object
-from genoshare.beacon.tables import BeaconVariantIndex
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import encrypt_file
 from genoshare.drs.stored import copy_plaintext
@@ -43,6 +42,7 @@ from genoshare.governance.consent import ACTIVE
 from genoshare.ingest.pipeline import build_index, file_checksums
 from genoshare.ingest.reads import keep_samples
 from genoshare.node import Node
+from genoshare.store.beacon_tables import BeaconVariantIndex
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
 
 ACTOR = "genoshare (consent re-derivation)"

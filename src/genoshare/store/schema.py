@@ -1,11 +1,10 @@
 """Every table of the node on one metadata object: what Alembic migrates and the schema test compares.
 
-Packages keep their own tables next to their code; importing those modules registers their tables on
-``Base.metadata``.
+``store.models`` holds the node's core tables; the Beacon's and the privacy defences' tables have modules of
+their own here, and importing them registers their tables on ``Base.metadata``.
 """
 
-from genoshare.access import privacy_tables
-from genoshare.beacon import tables as beacon_tables
+from genoshare.store import beacon_tables, privacy_tables
 from genoshare.store.models import Base
 
 metadata = Base.metadata
