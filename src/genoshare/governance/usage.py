@@ -19,9 +19,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from genoshare.audit import AuditLog
 from genoshare.audit.people import decode_people
-from genoshare.node import Node
 from genoshare.store.beacon_tables import BeaconIndividual
+from genoshare.store.db import Database
 from genoshare.store.models import AccessRequest, Grant, ObjectParticipant, Participant
 
 #: Audit actions that mean data or metadata left the node for someone, and the route each is reported as.
@@ -114,69 +115,79 @@ class _Served:
     grants: tuple[str, ...] = ()
 
 
-def usage(node: Node, dataset_id: str, participant: str | None = None, grant: str | None = None) -> list[Use]:
-    """Uses of ``dataset_id`` (only those that served ``participant``'s data, or relied on ``grant``), busiest first."""
-    with node.database.sessions() as session:
-        person = None
-        if participant is not None:
-            files = session.scalars(
-                select(ObjectParticipant.object_id)
-                .join(Participant, Participant.id == ObjectParticipant.participant_id)
-                .where(Participant.dataset_id == dataset_id, Participant.pseudonym == participant)
-            )
-            numbers = session.scalars(
-                select(BeaconIndividual.sample_number).where(
-                    BeaconIndividual.dataset_id == dataset_id, BeaconIndividual.pseudonym == participant
+class UsageReports:
+    """Who used a dataset, or one participant's data in it: read from the audit log and the grants."""
+
+    def __init__(self, database: Database, audit: AuditLog) -> None:
+        self.database = database
+        self.audit = audit
+
+    def of(self, dataset_id: str, participant: str | None = None, grant: str | None = None) -> list[Use]:
+        """Uses of ``dataset_id`` (only those that served ``participant``'s data, or that relied on ``grant``).
+
+        Busiest first.
+        """
+        with self.database.sessions() as session:
+            person = None
+            if participant is not None:
+                files = session.scalars(
+                    select(ObjectParticipant.object_id)
+                    .join(Participant, Participant.id == ObjectParticipant.participant_id)
+                    .where(Participant.dataset_id == dataset_id, Participant.pseudonym == participant)
                 )
-            )
-            ids = set(
-                session.scalars(
-                    select(Participant.id).where(
-                        Participant.dataset_id == dataset_id, Participant.pseudonym == participant
+                numbers = session.scalars(
+                    select(BeaconIndividual.sample_number).where(
+                        BeaconIndividual.dataset_id == dataset_id, BeaconIndividual.pseudonym == participant
                     )
                 )
-            )
-            excluded_from = frozenset(
-                grant_id
-                for grant_id, excluded in session.execute(
-                    select(Grant.id, Grant.excluded_participants).where(Grant.dataset_id == dataset_id)
+                ids = set(
+                    session.scalars(
+                        select(Participant.id).where(
+                            Participant.dataset_id == dataset_id, Participant.pseudonym == participant
+                        )
+                    )
                 )
-                if ids & set(excluded or ())
-            )
-            person = _Person(participant, frozenset(files), frozenset(numbers), excluded_from)
-        by_grant = {
-            grant_id: request
-            for grant_id, request in session.execute(
-                select(Grant.id, AccessRequest)
-                .join(AccessRequest, Grant.request_id == AccessRequest.id)
-                .where(Grant.dataset_id == dataset_id)
-            )
-        }
-    uses: dict[str, Use] = {}
-    for event in node.audit.entries():
-        if event.action not in ROUTES or event.decision != "permit":
-            continue
-        details: Mapping[str, Any] = event.details or {}
-        served = _served(event.action, event.resource, details, dataset_id, person)
-        if served is None or (grant is not None and grant not in served.grants):
-            continue
-        use = uses.setdefault(event.actor, Use(event.actor, event.at, event.at))
-        use.first, use.last = min(use.first, event.at), max(use.last, event.at)
-        use.requests += 1
-        use.bytes_served += served.bytes_served
-        use.resources.add(served.resource)
-        route = use.routes.setdefault(served.route, Route())
-        route.requests += 1
-        route.bytes_served += served.bytes_served
-        route.records += served.records
-        route.counts += served.counts
-        for grant_id in served.grants:
-            use.grants.add(grant_id)
-            request = by_grant.get(grant_id)
-            if request is not None:
-                use.projects.add(f"{request.project_title} ({request.institution})")
-                use.purposes.add(_purpose_text(request.purpose))
-    return sorted(uses.values(), key=lambda u: (-u.requests, u.actor))
+                excluded_from = frozenset(
+                    grant_id
+                    for grant_id, excluded in session.execute(
+                        select(Grant.id, Grant.excluded_participants).where(Grant.dataset_id == dataset_id)
+                    )
+                    if ids & set(excluded or ())
+                )
+                person = _Person(participant, frozenset(files), frozenset(numbers), excluded_from)
+            by_grant = {
+                grant_id: request
+                for grant_id, request in session.execute(
+                    select(Grant.id, AccessRequest)
+                    .join(AccessRequest, Grant.request_id == AccessRequest.id)
+                    .where(Grant.dataset_id == dataset_id)
+                )
+            }
+        uses: dict[str, Use] = {}
+        for event in self.audit.entries():
+            if event.action not in ROUTES or event.decision != "permit":
+                continue
+            details: Mapping[str, Any] = event.details or {}
+            served = _served(event.action, event.resource, details, dataset_id, person)
+            if served is None or (grant is not None and grant not in served.grants):
+                continue
+            use = uses.setdefault(event.actor, Use(event.actor, event.at, event.at))
+            use.first, use.last = min(use.first, event.at), max(use.last, event.at)
+            use.requests += 1
+            use.bytes_served += served.bytes_served
+            use.resources.add(served.resource)
+            route = use.routes.setdefault(served.route, Route())
+            route.requests += 1
+            route.bytes_served += served.bytes_served
+            route.records += served.records
+            route.counts += served.counts
+            for grant_id in served.grants:
+                use.grants.add(grant_id)
+                request = by_grant.get(grant_id)
+                if request is not None:
+                    use.projects.add(f"{request.project_title} ({request.institution})")
+                    use.purposes.add(_purpose_text(request.purpose))
+        return sorted(uses.values(), key=lambda u: (-u.requests, u.actor))
 
 
 def _served(
