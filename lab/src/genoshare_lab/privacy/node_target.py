@@ -31,7 +31,7 @@ from genoshare.access.passports import Identity, Visa
 from genoshare.access.policy import RESEARCHER_STATUS
 from genoshare.access.privacy import PrivacyGuard, PrivacySettings
 from genoshare.access.privacy_state import MemoryPrivacyState, PrivacyState
-from genoshare.access.privacy_tables import PrivacyAnswer, PrivacyLink, PrivacySession, PrivacySpend
+from genoshare.store.privacy_tables import PrivacyAnswer, PrivacyLink, PrivacySession, PrivacySpend
 from genoshare.beacon.framework import BY_PATH
 from genoshare.beacon.request import BeaconRequest
 from genoshare.beacon.service import BeaconService
