@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Form, Request, Response
+from fastapi import Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from genoshare.errors import GenoshareError
+from genoshare.errors import GenoshareError, NotFound, Unauthenticated
 from genoshare.portal import i18n
+from genoshare.portal.oidc import Pending
 from genoshare.portal.sessions import PASSPORT
 from genoshare.portal.web import (
     PREFIX,
     NavItem,
+    Portal,
     ViewerDep,
     current_session,
     end_session,
@@ -80,6 +82,53 @@ def sign_in(request: Request, token: str, actor: str) -> None:
     session = start_session(request, PASSPORT, actor)
     session.seal("passport", token)
     flash(request, t(request, "You are signed in."), "success")
+
+
+@router.get("/signin/oidc")
+def signin_with_broker(
+    request: Request,
+    next: str | None = None,
+    login_hint: Annotated[str | None, Query(max_length=200)] = None,
+) -> RedirectResponse:
+    """Off to the broker; the PKCE verifier, ``state`` and ``nonce`` wait in this visitor's session.
+
+    ``login_hint`` (OIDC) is passed on: which account the visitor means, e.g. in a link the demo prints.
+    """
+    portal = portal_of(request)
+    if portal.oidc is None:
+        raise NotFound(t(request, "This node has no passport broker to sign in with; paste a passport instead."))
+    url, pending = portal.oidc.start(callback_url(portal), login_hint)
+    ensure_session(request).set("oidc", {**pending.as_dict(), "next": local_path(next)})
+    return RedirectResponse(url, status_code=303)
+
+
+def callback_url(portal: Portal) -> str:
+    return f"{portal.settings.public_url}{PREFIX}/signin/callback"
+
+
+@router.get("/signin/callback")
+def signin_callback(
+    request: Request,
+    state: Annotated[str, Query(max_length=200)] = "",
+    code: Annotated[str, Query(max_length=2000)] = "",
+    error: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """The broker sends the browser back here; the code is exchanged at once and the address left behind."""
+    portal = portal_of(request)
+    session = current_session(request)
+    kept = session.pop("oidc") if session is not None else None
+    if portal.oidc is None or not isinstance(kept, dict) or not state:
+        raise Unauthenticated(t(request, "This sign-in was not started here, or took too long. Please sign in again."))
+    if error or not code:
+        flash(
+            request, t(request, "The sign-in was cancelled or refused by the broker (%(error)s).", error=error), "error"
+        )
+        return redirect(f"{PREFIX}/signin")
+    pending = Pending(kept["state"], kept["nonce"], kept["verifier"])
+    token = portal.oidc.finish(pending, state, code, callback_url(portal))
+    identity = portal.verify(token)
+    sign_in(request, token, identity.actor)
+    return redirect(local_path(kept.get("next")))
 
 
 @router.post("/signout")

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from genoshare.access.roles import Roles
 from genoshare.node import Node
 from genoshare.portal import account, home
+from genoshare.portal.oidc import OidcClient
 from genoshare.portal.sessions import SessionStore
 from genoshare.portal.web import PREFIX, STATIC, Portal
 
@@ -26,6 +27,7 @@ def install_portal(app: FastAPI, node: Node) -> Portal:
         roles=Roles(node.database, settings.roles.stewards),
         remembered=node.passports.remembered,
         verify=node.passports.verify,
+        oidc=OidcClient(settings.portal, node.http) if settings.portal.oidc_issuer else None,
         static_urls={
             path.name: f"{PREFIX}/static/{path.name}?v={hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
             for path in STATIC.iterdir()

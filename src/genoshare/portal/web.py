@@ -32,6 +32,7 @@ from genoshare.access.roles import Roles
 from genoshare.audit.denials import ANONYMOUS, DenialLog
 from genoshare.errors import GenoshareError, PermissionDenied
 from genoshare.portal import duo_text, i18n
+from genoshare.portal.oidc import OidcClient
 from genoshare.portal.sessions import PASSPORT, VISITOR, Session, SessionStore
 from genoshare.settings import Settings
 from genoshare.store.models import utcnow
@@ -92,6 +93,8 @@ class Portal:
     #: Verifies a passport (the node's ``PassportVerifier``): ``remembered`` first, then ``verify``.
     remembered: Callable[[str], Identity | None]
     verify: Callable[[str], Identity]
+    #: The passport broker people sign in at (OpenID Connect), if one is configured.
+    oidc: OidcClient | None = None
     nav: list[NavItem] = field(default_factory=list)
     #: Static file name -> its URL with a content hash, so browsers may cache it for good.
     static_urls: dict[str, str] = field(default_factory=dict)
@@ -334,8 +337,9 @@ def security_headers(portal: Portal) -> dict[str, str]:
         "Content-Security-Policy": policy,
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
-        # A participant's consent link must not leave in a Referer; nor should any page's address.
-        "Referrer-Policy": "no-referrer",
+        # No page's address (a participant's consent link) leaves for another site in a Referer. Not
+        # "no-referrer": browsers then send "Origin: null" with forms, and the origin check needs it.
+        "Referrer-Policy": "same-origin",
         "Cross-Origin-Opener-Policy": "same-origin",
         "Cross-Origin-Resource-Policy": "same-origin",
         "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
