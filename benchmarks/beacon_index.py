@@ -23,11 +23,12 @@ import numpy as np
 from pyroaring import BitMap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab" / "src"))
 
 from genoshare.index.build import build_variant_index
 from genoshare.index.serving import VariantIndex
-from genoshare.synth import generate_cohort
-from genoshare.synth.vcf import contig_length
+from genoshare_lab.synth import generate_cohort
+from genoshare_lab.synth.vcf import contig_length
 
 WORK = Path(__file__).resolve().parent / "work"
 

@@ -43,14 +43,12 @@ from sqlalchemy import update
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import init_node, write_config_file
+from genoshare.node import build_ingestor, build_phenotypes, init_node, write_config_file
 from genoshare.settings import BONA_FIDE_RESEARCHER, Settings, TrustedIssuer, load_settings
 from genoshare.store.models import Dataset
-from genoshare.synth import generate_cohort
-from genoshare.synth.phenotypes import PHENOTYPIC_FEATURES
+from genoshare_lab.synth import generate_cohort
+from genoshare_lab.synth.phenotypes import PHENOTYPIC_FEATURES
 
 WORK = Path(__file__).resolve().parent / "work"
 ISSUER = "https://issuer.bench.genoshare.invalid"
@@ -97,8 +95,8 @@ def build(n_people: int, n_variants: int) -> tuple[Path, Path, VisaIssuer, Setti
         issuer.write_jwks(root / "jwks.json")
         node = init_node(bench_settings(node_dir, root))
         DatasetService(node.database).create(NewDataset("bench", "benchmark cohort", "Bench", "controlled", ["GRU"]))
-        Ingestor(node).ingest("bench", [vcf])  # publishes, then builds the Beacon variant index
-        PhenotypeIngest(node).ingest("bench", [cohort_dir / "individuals.tsv"])
+        build_ingestor(node).ingest("bench", [vcf])  # publishes, then builds the Beacon variant index
+        build_phenotypes(node).ingest("bench", [cohort_dir / "individuals.tsv"])
         node.close()
         (node_dir / "ready").touch()
     settings = bench_settings(node_dir, root)

@@ -9,7 +9,7 @@ re-running with every measurement cached re-scores the answers in about 1.5 minu
 
 import sys
 
-from genoshare.privacy.harness import main
+from genoshare_lab.privacy.harness import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,13 +20,11 @@ from sqlalchemy import update
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.api.app import create_app
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import init_node
+from genoshare.node import build_ingestor, build_phenotypes, init_node
 from genoshare.settings import TrustedIssuer, load_settings
 from genoshare.store.models import Dataset
-from genoshare.synth import generate_cohort
+from genoshare_lab.synth import generate_cohort
 
 from support import PUBLIC_URL, TEST_ISSUER, TEST_PASSPORT_POLICY
 
@@ -75,12 +73,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, issuer: VisaIssuer) -> Itera
             .where(Dataset.id == "opencounts")
             .values(beacon_policy={"anonymous_counts": True, "min_count": 10, "count_rounding": 5})
         )
-    ingestor = Ingestor(node)
+    ingestor = build_ingestor(node)
     for dataset_id in ("cohort", "opencounts"):
         copy = root / f"{dataset_id}.vcf.gz"  # htsget ids are node-wide: one file name per dataset
         shutil.copyfile(cohort.vcf_path, copy)
         ingestor.ingest(dataset_id, [copy])
-        PhenotypeIngest(node).ingest(dataset_id, [cohort.individuals_path])
+        build_phenotypes(node).ingest(dataset_id, [cohort.individuals_path])
     packets = root / "packets"
     packets.mkdir()
     small = packets / "two.vcf"
@@ -94,7 +92,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, issuer: VisaIssuer) -> Itera
         path = packets / f"{subject}.json"
         path.write_text(json.dumps(_phenopacket(subject, sex, hpo, mondo)))
         files.append(path)
-    PhenotypeIngest(node).ingest("packets", files)
+    build_phenotypes(node).ingest("packets", files)
     pseudonyms = {s: ingestor.pseudonymiser.pseudonym("cohort", s) for s in cohort.sample_ids}
     with TestClient(create_app(node)) as client:
         yield World(node, client, cohort.vcf_path, cohort.individuals_path, pseudonyms)

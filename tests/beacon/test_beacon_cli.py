@@ -10,11 +10,10 @@ from typer.testing import CliRunner
 
 from genoshare.cli.beacon import register
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import init_node
+from genoshare.node import build_ingestor, init_node
 from genoshare.settings import load_settings
 from genoshare.store.beacon_tables import BeaconGene, BeaconIndividual, BeaconVariantIndex
-from genoshare.synth import generate_cohort
+from genoshare_lab.synth import generate_cohort
 
 GTF = (
     '20\ttest\tgene\t1001\t5000\t.\t+\t.\tgene_id "ENSG01"; gene_name "GSA";\n'
@@ -26,7 +25,7 @@ def test_index_phenotypes_and_genes(tmp_path: Path) -> None:
     cohort = generate_cohort(tmp_path / "cohort", 6, 50_000, seed=3, n_variants=200)
     node = init_node(load_settings(tmp_path / "node"))
     DatasetService(node.database).create(NewDataset("small", "small", "Test", "controlled", ["GRU"]))
-    Ingestor(node).ingest("small", [cohort.vcf_path])
+    build_ingestor(node).ingest("small", [cohort.vcf_path])
     app = typer.Typer()
     register(app)
     runner = CliRunner()
@@ -56,7 +55,7 @@ def test_beacon_index_rebuilds_from_files_a_public_dataset_stores_unencrypted(tm
     cohort = generate_cohort(tmp_path / "cohort", 4, 50_000, seed=5, n_variants=100)
     node = init_node(load_settings(tmp_path / "node"))
     DatasetService(node.database).create(NewDataset("open", "open", "Test", "public", ["GRU"], store_plaintext=True))
-    Ingestor(node).ingest("open", [cohort.vcf_path])
+    build_ingestor(node).ingest("open", [cohort.vcf_path])
     with node.database.session() as session:
         for built in session.scalars(select(BeaconVariantIndex)):
             session.delete(built)  # as if the build after publish had failed

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from genoshare.api.app import create_app
-from genoshare.demo.setup import COHORT_DATASET, PUBLIC_DATASET, prepare_demo
+from genoshare.demo.setup import COHORT_DATASET, PUBLIC_DATASET, demo_cohort, prepare_demo
 from genoshare.node import Node
 
 from processes import run_cli
@@ -54,3 +57,15 @@ def test_demo_on_a_taken_port_says_so_at_once(tmp_path: Path) -> None:
     ]
     assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "demo").exists()  # refused before building anything
+
+
+def test_the_shipped_demo_cohort_is_what_its_note_says(tmp_path: Path) -> None:
+    """data/cohort/SOURCE.txt names the command that made the cohort; it still makes the same people."""
+    shipped = demo_cohort()
+    command = next(line.strip() for line in (shipped / "SOURCE.txt").read_text().splitlines() if "python -c" in line)
+    code = command.removeprefix("python -c ").strip('"').replace("src/genoshare/demo/data/cohort", str(tmp_path))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    for name in ("cohort.vcf.gz", "individuals.tsv"):
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(shipped / name, "rb") as ours, opener(tmp_path / name, "rb") as again:
+            assert ours.read() == again.read(), f"{name} differs from what SOURCE.txt's command makes"

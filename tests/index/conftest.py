@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from genoshare.index.build import IndexSummary, build_variant_index
-from genoshare.synth import Cohort, generate_cohort
+from genoshare_lab.synth import Cohort, generate_cohort
 
 # Dense sites on a short region: plenty of multi-allelic records and overlapping indels.
 N_INDIVIDUALS = 50

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pysam
 
-from genoshare.synth import TERM_LABELS, Cohort, generate_cohort, read_individuals
-from genoshare.synth.phenotypes import COLUMNS, DISEASES, PHENOTYPIC_FEATURES, SEX_TERMS
+from genoshare_lab.synth import TERM_LABELS, Cohort, generate_cohort, read_individuals
+from genoshare_lab.synth.phenotypes import COLUMNS, DISEASES, PHENOTYPIC_FEATURES, SEX_TERMS
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pyroaring import BitMap
 
 from genoshare.index.build import IndexSummary, build_variant_index
 from genoshare.index.serving import QueryResult, VariantIndex
-from genoshare.synth import Cohort
+from genoshare_lab.synth import Cohort
 
 
 @dataclass(frozen=True)

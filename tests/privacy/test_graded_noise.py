@@ -21,9 +21,9 @@ from genoshare.access.policy import Decision
 from genoshare.access.privacy import PrivacyGuard, PrivacySettings, spend_cost
 from genoshare.access.privacy_state import MemoryPrivacyState, SqlPrivacyState
 from genoshare.errors import InvalidInput
-from genoshare.privacy.attacks import yes_probability
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset
+from genoshare_lab.privacy.attacks import yes_probability
 
 BOOLEAN = Decision("cohort", Granularity.BOOLEAN, "test")
 

@@ -1,7 +1,7 @@
 """The attack harness at reduced size: the attackers must work, and the node's default must blunt them.
 
 A smaller beacon (200 members) is easier to attack than the full 1,000, so the gates here are a floor the
-attackers must clear; the full-size numbers come from ``python -m genoshare.privacy.harness``. This test
+attackers must clear; the full-size numbers come from ``python -m genoshare_lab.privacy.harness``. This test
 asks the oracle only (``node=False``); ``test_harness_real_handler.py`` attacks a real node's handler.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from genoshare.access.granularity import Granularity
 from genoshare.access.privacy import NODE_DEFAULTS, PrivacySettings
-from genoshare.privacy.cohort import CohortConfig
-from genoshare.privacy.harness import Defence, HarnessConfig, run
+from genoshare_lab.privacy.cohort import CohortConfig
+from genoshare_lab.privacy.harness import Defence, HarnessConfig, run
 
 SMALL = HarnessConfig(
     cohort=CohortConfig(n_members=200, n_panel=200, n_targets=30, n_contigs=2, contig_length=12_000_000, seed=7),

@@ -16,10 +16,10 @@ import pytest
 
 from genoshare.access.granularity import Granularity
 from genoshare.access.privacy import NODE_DEFAULTS, PrivacySettings
-from genoshare.privacy.attacks import plan_queries
-from genoshare.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
-from genoshare.privacy.harness import Defence, GuardedBeacon, HarnessConfig, collect, run
-from genoshare.privacy.node_target import NodeBeacon, build_node
+from genoshare_lab.privacy.attacks import plan_queries
+from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
+from genoshare_lab.privacy.harness import Defence, GuardedBeacon, HarnessConfig, collect, run
+from genoshare_lab.privacy.node_target import NodeBeacon, build_node
 
 TINY = CohortConfig(n_members=120, n_panel=120, n_targets=16, n_contigs=2, contig_length=6_000_000, seed=11)
 DEFAULT = NODE_DEFAULTS[Granularity.COUNT]

@@ -17,11 +17,9 @@ import httpx
 import pysam
 
 from genoshare.access.issuer import VisaIssuer
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
-from genoshare.synth import generate_cohort
+from genoshare.node import Node, build_ingestor, build_phenotypes
+from genoshare_lab.synth import generate_cohort
 
 from support import Passports, bearer
 
@@ -41,8 +39,8 @@ def test_not_consulted_says_nothing_about_the_variant(
         datasets.create(NewDataset(dataset_id, dataset_id, "Example Hospital", level, ["GRU"]))
         copy = tmp_path / f"{dataset_id}.vcf.gz"  # htsget ids are node-wide: one file name per dataset
         shutil.copyfile(cohort.vcf_path, copy)
-        Ingestor(node).ingest(dataset_id, [copy])
-        PhenotypeIngest(node).ingest(dataset_id, [cohort.individuals_path])
+        build_ingestor(node).ingest(dataset_id, [copy])
+        build_phenotypes(node).ingest(dataset_id, [cohort.individuals_path])
     with pysam.VariantFile(str(cohort.vcf_path)) as vcf:
         record = next(r for r in vcf if r.alts and any(1 in (s["GT"] or ()) for s in r.samples.values()))
         held = (record.start, record.ref, record.alts[0])

@@ -20,12 +20,10 @@ from sqlalchemy import select
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import RESEARCHER_STATUS
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor, build_phenotypes
 from genoshare.store.models import Participant
-from genoshare.synth import generate_cohort
+from genoshare_lab.synth import generate_cohort
 
 from support import TEST_ISSUER
 
@@ -60,8 +58,8 @@ def test_nobody_without_access_learns_which_ids_exist(
         NewDataset(id="secret", title="Secret", custodian="Hospital", access_level="controlled", duo_codes=["GRU"])
     )
     DatasetService(node.database).set_committee("secret", [f"{CHAIR}@{TEST_ISSUER}"], auto_approve=False)
-    vcf = Ingestor(node).ingest("secret", [cohort.vcf_path]).published[0]
-    PhenotypeIngest(node).ingest("secret", [cohort.individuals_path])
+    vcf = build_ingestor(node).ingest("secret", [cohort.vcf_path]).published[0]
+    build_phenotypes(node).ingest("secret", [cohort.individuals_path])
     with node.database.sessions() as session:
         person = session.scalars(select(Participant.pseudonym)).first()
     assert person is not None

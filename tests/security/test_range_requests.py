@@ -23,10 +23,9 @@ from sqlite_node import sqlite_node
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.htsget import bgzf
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 from genoshare.store.models import DataObject
-from genoshare.synth import generate_cohort
+from genoshare_lab.synth import generate_cohort
 
 __all__ = ["sqlite_node"]
 
@@ -66,7 +65,7 @@ def public_node(node: Node, tmp_path: Path) -> DataObject:
             store_plaintext=True,
         )
     )
-    return Ingestor(node).ingest("open", [cohort.vcf_path]).published[0]
+    return build_ingestor(node).ingest("open", [cohort.vcf_path]).published[0]
 
 
 def empty_object(node: Node) -> DataObject:

@@ -3,7 +3,7 @@
 A yes/no Beacon leaks membership (Shringarpure & Bustamante 2015; Raisaro et al. 2017): an attacker who
 holds a person's genome asks about that person's rarest alleles, and "yes" answers on alleles nobody else
 is likely to carry identify them as a member. Thresholds and rounding alone do not stop this; the defences
-here are measured by running the attacks (``genoshare.privacy.harness``, ``docs/privacy.md``).
+here are measured by running the attacks (``genoshare_lab.privacy.harness``, ``docs/privacy.md``).
 
 Defences, each configurable per dataset and per access level:
 

@@ -1,6 +1,7 @@
 """Individuals and biosamples from TSV or Phenopackets v2 JSON, linked to VCF samples by pseudonym.
 
-The TSV has the columns of ``genoshare.synth``'s ``individuals.tsv``.
+The TSV has the columns of the demo cohort's ``individuals.tsv`` (``genoshare/demo/data/cohort``, made by
+``genoshare_lab.synth``).
 
 Files name people as the steward knows them; the name is looked up in ``participants`` (source name or
 pseudonym) and only the pseudonym is stored. A person not yet in any VCF gets the pseudonym the ingest
@@ -28,9 +29,9 @@ from genoshare.beacon.indexing import DEFAULT_BIOSAMPLE, assign_sample_numbers
 from genoshare.errors import InvalidInput, NotFound
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.metadata import MetadataDeidentifier
-from genoshare.node import Node
 from genoshare.ontology import get_ontology
 from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual
+from genoshare.store.db import Database
 from genoshare.store.models import Dataset, Participant, utcnow
 
 PHENOPACKET_SEX = {
@@ -152,11 +153,10 @@ def read_file(path: Path, scrub: Scrub) -> list[Phenotypes]:
 
 
 class PhenotypeIngest:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        secret = node.settings.keys_dir / "pseudonym.secret"
-        self.pseudonymiser = Pseudonymiser.load_or_create(secret)
-        self.deidentifier = MetadataDeidentifier(secret.read_bytes())
+    def __init__(self, database: Database, pseudonymiser: Pseudonymiser, deidentifier: MetadataDeidentifier) -> None:
+        self.database = database
+        self.pseudonymiser = pseudonymiser
+        self.deidentifier = deidentifier
 
     def ingest(self, dataset_id: str, paths: Iterable[Path]) -> int:
         """Store everyone the files describe, in one transaction; returns the number of individuals.
@@ -169,7 +169,7 @@ class PhenotypeIngest:
             return self.deidentifier.record(dataset_id, name, record)
 
         people = [person for path in paths for person in read_file(Path(path), scrub)]
-        with self.node.database.session() as session:
+        with self.database.session() as session:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None:
                 raise NotFound(f"no dataset {dataset_id!r}")

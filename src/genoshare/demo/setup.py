@@ -16,12 +16,10 @@ from rich.console import Console
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import init_node, write_config_file
+from genoshare.demo.broker import ACCOUNTS, CLIENT_ID
+from genoshare.node import build_ingestor, build_phenotypes, init_node, write_config_file
 from genoshare.settings import Settings, TrustedIssuer, load_settings
-from genoshare.synth import generate_cohort
 
 DEMO_ISSUER = "https://demo-issuer.genoshare.invalid"
 DEMO_RESEARCHER = "demo-researcher"
@@ -44,11 +42,18 @@ def demo_files() -> list[Path]:
     ]
 
 
+def demo_cohort() -> Path:
+    """The synthetic cohort's directory (see data/cohort/SOURCE.txt), shipped so the node needs no simulator."""
+    return Path(str(files("genoshare.demo") / "data" / "cohort"))
+
+
 @dataclass
 class DemoNode:
     settings: Settings
     passport: str
     researcher_passport_without_grant: str
+    #: The demo passport broker (``genoshare.demo.broker``) the portal signs people in at, if started.
+    broker_url: str | None = None
 
     @property
     def passport_file(self) -> Path:
@@ -61,7 +66,8 @@ class DemoNode:
     def instructions(self) -> str:
         url = self.settings.public_url
         cohort_file = f"{url}/ga4gh/drs/v1/objects/{COHORT_DATASET}.cohort.vcf.gz"
-        return textwrap.dedent(f"""
+        return (
+            textwrap.dedent(f"""
             [bold]genoshare demo node[/] — data in {self.settings.data_dir}
               service-info    {url}/service-info
               DRS             {url}/ga4gh/drs/v1/service-info
@@ -82,20 +88,51 @@ class DemoNode:
             The cohort's access committee member (to approve requests at {url}/governance/requests):
               export DAC=$(cat {self.committee_passport_file})
         """)
+            + self.portal_instructions()
+        )
+
+    def portal_instructions(self) -> str:
+        url = self.settings.public_url
+        if self.broker_url is None:
+            return f"\nWeb portal: {url}/portal/ (sign in by pasting a passport)\n"
+        signin = f"{url}/portal/signin/oidc?login_hint="
+        return textwrap.dedent(f"""
+            [bold]Web portal[/]  {url}/portal/
+            Sign in through the demo passport broker ({self.broker_url}, DEMO ONLY) — open one of:
+              researcher         {signin}{ACCOUNTS[0].subject}&next=/portal/datasets
+              committee member   {signin}{ACCOUNTS[1].subject}&next=/portal/
+              steward            {signin}{ACCOUNTS[2].subject}&next=/portal/
+        """)
 
 
-def prepare_demo(data_dir: Path, public_url: str, console: Console | None = None) -> DemoNode:
+def prepare_demo(
+    data_dir: Path, public_url: str, console: Console | None = None, broker_url: str | None = None
+) -> DemoNode:
+    """The demo node; with ``broker_url``, its portal signs people in at the demo broker running there."""
     data_dir = Path(data_dir)
     keys = data_dir / "keys"
     issuer = VisaIssuer.load_or_create(DEMO_ISSUER, keys / "demo-issuer.jwk.json")
     jwks = keys / "demo-issuer.jwks.json"
     issuer.write_jwks(jwks)
+    trusted = [TrustedIssuer(issuer=DEMO_ISSUER, jwks_file=jwks.resolve())]
+    portal: dict[str, object] = {}
+    if broker_url is not None:
+        # The broker's access tokens are passports (UserInfo), audience: the portal's client at the broker.
+        trusted.append(TrustedIssuer(issuer=broker_url, broker=True))
+        portal = {
+            "portal": {"oidc_issuer": broker_url, "oidc_client_id": CLIENT_ID},
+            "roles": {"stewards": [{"subject": ACCOUNTS[2].subject, "issuer": broker_url}]},
+        }
     settings = load_settings(
         data_dir,
         public_url=public_url,
-        trusted_issuers=[TrustedIssuer(issuer=DEMO_ISSUER, jwks_file=jwks.resolve())],
+        trusted_issuers=trusted,
         # The demo issuer stands in for an external DAC: its grants count (a node's own always do).
-        passports={"controlled_access_grants": {"issuers": [DEMO_ISSUER], "sources": [DEMO_ISSUER]}},
+        passports={
+            "controlled_access_grants": {"issuers": [DEMO_ISSUER], "sources": [DEMO_ISSUER]},
+            "audiences": [CLIENT_ID] if broker_url is not None else [],
+        },
+        **portal,
     )
     # Rewritten every time: the demo may be started on another port than last time.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +140,7 @@ def prepare_demo(data_dir: Path, public_url: str, console: Console | None = None
     node = init_node(settings)
     datasets = DatasetService(node.database)
     existing = {dataset.id for dataset in datasets.list()}
-    ingestor = Ingestor(node)
+    ingestor = build_ingestor(node)
     say = console.print if console else (lambda *_: None)
     if PUBLIC_DATASET not in existing:
         datasets.create(
@@ -131,11 +168,14 @@ def prepare_demo(data_dir: Path, public_url: str, console: Console | None = None
                 description="Simulated genotypes and phenotypes; no real person is in it.",
             )
         )
-        datasets.set_committee(COHORT_DATASET, [f"{DEMO_COMMITTEE}@{DEMO_ISSUER}"], auto_approve=False)
-    cohort = generate_cohort(data_dir / "demo-input", n_individuals=100, sequence_length=2_000_000, seed=42)
+    committee = [f"{DEMO_COMMITTEE}@{DEMO_ISSUER}"]
+    if broker_url is not None:
+        committee.append(f"{ACCOUNTS[1].subject}@{broker_url}")  # the same member, signed in at the broker
+    datasets.set_committee(COHORT_DATASET, committee, auto_approve=False)
+    cohort = demo_cohort()
     say(f"ingesting {COHORT_DATASET} …")
-    ingestor.ingest(COHORT_DATASET, [cohort.vcf_path], actor="demo")
-    PhenotypeIngest(node).ingest(COHORT_DATASET, [cohort.individuals_path])
+    ingestor.ingest(COHORT_DATASET, [cohort / "cohort.vcf.gz"], actor="demo")
+    build_phenotypes(node).ingest(COHORT_DATASET, [cohort / "individuals.tsv"])
     node.close()
     researcher = issuer.visa(
         DEMO_RESEARCHER,
@@ -155,6 +195,7 @@ def prepare_demo(data_dir: Path, public_url: str, console: Console | None = None
         settings=settings,
         passport=issuer.passport(DEMO_RESEARCHER, [researcher, grant], lifetime=PASSPORT_LIFETIME),
         researcher_passport_without_grant=issuer.passport(DEMO_RESEARCHER, [researcher], lifetime=PASSPORT_LIFETIME),
+        broker_url=broker_url,
     )
     demo.passport_file.write_text(demo.passport + "\n")
     demo.committee_passport_file.write_text(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoshare.access.privacy import PrivacySettings
-from genoshare.privacy.cohort import AttackCohort
+from genoshare_lab.privacy.cohort import AttackCohort
 
 #: Miss rates a best-responding attacker tries for members' carried alleles (budget exclusions look like
 #: misses); the reported power is the best of them.

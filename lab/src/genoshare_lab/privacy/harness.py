@@ -1,6 +1,6 @@
 """Run the membership-inference attacks against the node's Beacon; write the power/utility frontier.
 
-    python -m genoshare.privacy.harness [--quick] [--work-dir benchmarks/work/privacy] [--workers 2]
+    python -m genoshare_lab.privacy.harness [--quick] [--work-dir benchmarks/work/privacy] [--workers 2]
 
 Two targets answer the same sessions (each attacked target in a user session of its own; a benign user asks
 10,000 random segregating sites in one session):
@@ -43,7 +43,8 @@ from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
 from genoshare.access.privacy import NODE_DEFAULTS, PrivacyGuard, PrivacySettings
 from genoshare.access.privacy_state import MemoryPrivacyState
-from genoshare.privacy.attacks import (
+from genoshare.store.models import Dataset
+from genoshare_lab.privacy.attacks import (
     DELTAS,
     QueryPlans,
     bootstrap,
@@ -52,9 +53,8 @@ from genoshare.privacy.attacks import (
     power_curve,
     scores,
 )
-from genoshare.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
-from genoshare.privacy.node_target import NodeBeacon, SessionCoin, SteppingClock, build_node
-from genoshare.store.models import Dataset
+from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
+from genoshare_lab.privacy.node_target import NodeBeacon, SessionCoin, SteppingClock, build_node
 
 ISSUER = "https://attackers.example.org"
 REPORT_POINTS = (1, 2, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000)

@@ -31,16 +31,15 @@ from genoshare.access.passports import Identity, Visa
 from genoshare.access.policy import RESEARCHER_STATUS
 from genoshare.access.privacy import PrivacyGuard, PrivacySettings
 from genoshare.access.privacy_state import MemoryPrivacyState, PrivacyState
-from genoshare.store.privacy_tables import PrivacyAnswer, PrivacyLink, PrivacySession, PrivacySpend
 from genoshare.beacon.framework import BY_PATH
 from genoshare.beacon.request import BeaconRequest
 from genoshare.beacon.service import BeaconService
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import init_node
-from genoshare.privacy.cohort import AttackCohort
+from genoshare.node import build_ingestor, init_node
 from genoshare.settings import load_settings
 from genoshare.store.models import Dataset
+from genoshare.store.privacy_tables import PrivacyAnswer, PrivacyLink, PrivacySession, PrivacySpend
+from genoshare_lab.privacy.cohort import AttackCohort
 
 DATASET = "attackcohort"
 CONTIG = "1"
@@ -81,7 +80,7 @@ def write_members_vcf(cohort: AttackCohort, path: Path, seed: int = 0) -> None:
     length = int(site_position(cohort.n_sites)) + 1000
     header = [
         "##fileformat=VCFv4.2",
-        "##source=genoshare.privacy (msprime attack cohort; synthetic, not real individuals)",
+        "##source=genoshare_lab.privacy (msprime attack cohort; synthetic, not real individuals)",
         "##reference=GRCh38",
         f"##contig=<ID={CONTIG},length={length},assembly=GRCh38>",
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
@@ -119,7 +118,7 @@ def build_node(cohort: AttackCohort, root: Path) -> Path:
         DatasetService(node.database).create(
             NewDataset(DATASET, "attack cohort (synthetic)", "privacy harness", "controlled", ["GRU"])
         )
-        Ingestor(node).ingest(DATASET, [vcf])
+        build_ingestor(node).ingest(DATASET, [vcf])
     finally:
         node.close()
     vcf.unlink()
@@ -192,7 +191,8 @@ class NodeBeacon:
             rng=self.coin,
             clock=SteppingClock(),
         )
-        self.service = BeaconService(self.node, max_age=3600.0, guard=self.guard)
+        node = self.node
+        self.service = BeaconService(node.settings, node.database, node.policy, self.guard, node.audit, max_age=3600.0)
         self.entry = BY_PATH["g_variants"]
 
     def ask(self, identity: Identity, site: int) -> bool:

@@ -11,8 +11,8 @@ from pathlib import Path
 import msprime
 import numpy as np
 
-from genoshare.synth.phenotypes import write_individuals
-from genoshare.synth.vcf import GRCH38_LENGTHS, write_bgzipped_vcf
+from genoshare_lab.synth.phenotypes import write_individuals
+from genoshare_lab.synth.vcf import GRCH38_LENGTHS, write_bgzipped_vcf
 
 
 @dataclass(frozen=True)

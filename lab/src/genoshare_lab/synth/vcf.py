@@ -38,7 +38,7 @@ def contig_length(contig: str) -> int:
 def _header(contig: str, length: int, sample_ids: Sequence[str]) -> bytes:
     lines = [
         "##fileformat=VCFv4.2",
-        "##source=genoshare.synth (msprime coalescent simulation; synthetic, not real individuals)",
+        "##source=genoshare_lab.synth (msprime coalescent simulation; synthetic, not real individuals)",
         "##reference=GRCh38",
         f"##contig=<ID={contig},length={length},assembly=GRCh38>",
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
