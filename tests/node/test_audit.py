@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from sqlalchemy import delete, text, update
 from typer.testing import CliRunner
 
 from genoshare.audit import AuditLog, Entry
+from genoshare.audit.log import STORED_FIELDS, _entry_hash
 from genoshare.cli.main import app
 from genoshare.node import Node
 from genoshare.store.models import AuditEvent
@@ -68,12 +71,49 @@ def test_entries_cut_off_the_end_are_found(node: Node) -> None:
 
 
 def test_a_recomputed_entry_still_breaks_its_successor(node: Node) -> None:
-    """Rewriting an entry *with* a fresh hash still fails: the next entry points at the old one."""
+    """Rewriting an entry *with* a fresh, valid hash still fails: the next entry points at the old one."""
+    fill(node.audit)
+    with node.database.session() as session:
+        event = session.get_one(AuditEvent, 2)
+        fields = {name: getattr(event, name) for name in STORED_FIELDS} | {"actor": "someone-else@issuer"}
+        forged = _entry_hash(node.audit.key(), fields)
+        session.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(actor=fields["actor"], hash=forged))
+    report = node.audit.verify()
+    assert not report.ok and report.first_bad_seq == 3
+    assert report.problem == "entry 3 does not follow entry 2"
+
+
+def test_an_entry_with_a_hash_that_is_not_its_own_is_found(node: Node) -> None:
     fill(node.audit)
     with node.database.session() as session:
         session.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(hash="f" * 64))
     report = node.audit.verify()
     assert not report.ok and report.first_bad_seq == 2
+
+
+def _tampered(value: object) -> object:
+    if isinstance(value, bool | int):
+        return int(value) + 1000
+    if isinstance(value, str):
+        return value + "x" if len(value) < 64 else "0" * 64
+    if isinstance(value, datetime):
+        return value + timedelta(seconds=1)
+    if isinstance(value, dict):
+        return {**value, "tampered": True}
+    raise AssertionError(f"no way to tamper with a {type(value).__name__}: add one here")
+
+
+@pytest.mark.parametrize("column", [column.key for column in AuditEvent.__table__.columns if column.key != "hash"])
+def test_every_stored_field_is_covered_by_the_chain(node: Node, column: str) -> None:
+    """A column added to ``audit_events`` is protected too: changing it alone in any entry fails verification."""
+    fill(node.audit)
+    with node.database.session() as session:
+        event = session.get_one(AuditEvent, 3)
+        session.execute(
+            update(AuditEvent).where(AuditEvent.seq == 3).values({column: _tampered(getattr(event, column))})
+        )
+    report = node.audit.verify()
+    assert not report.ok and report.first_bad_seq == 3, (column, report)
 
 
 def test_cli_verify_exits_non_zero_on_tampering(node: Node) -> None:

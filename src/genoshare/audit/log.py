@@ -83,37 +83,47 @@ class ChainReport:
     problem: str = ""
 
 
-def _entry_hash(key: bytes | None, prev_hash: str, seq: int, at: datetime, entry: Entry) -> str:
-    """HMAC-SHA256 of the entry under ``key``; plain SHA-256 (chains written before keys) when ``key`` is None."""
-    payload = json.dumps(
-        {
-            "prev": prev_hash,
-            "seq": seq,
-            "at": _canonical_time(at),
-            "actor": entry.actor,
-            "action": entry.action,
-            "resource": entry.resource,
-            "decision": entry.decision,
-            "reason": entry.reason,
-            "details": dict(entry.details),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    ).encode()
+#: Every column of ``audit_events`` but the hash itself. The hash covers all of them, so a column added to the
+#: table is protected at once (and an insert that does not fill it fails, it is not skipped).
+STORED_FIELDS = tuple(column.key for column in AuditEvent.__table__.columns if column.key != "hash")
+#: Names the hash has always used in its payload where they differ from the column's (chains already written
+#: must keep verifying).
+_PAYLOAD_NAMES = {"prev_hash": "prev"}
+
+
+def _stored_fields(seq: int, at: datetime, prev_hash: str, entry: Entry) -> dict[str, Any]:
+    """The row an append inserts (with its hash): the one place that maps an ``Entry`` onto the columns."""
+    return {
+        "seq": seq,
+        "at": at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "resource": entry.resource,
+        "decision": entry.decision,
+        "reason": entry.reason,
+        "details": dict(entry.details),
+        "prev_hash": prev_hash,
+    }
+
+
+def _entry_hash(key: bytes | None, fields: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 of ``STORED_FIELDS`` under ``key``; plain SHA-256 (chains written before keys) when None."""
+    payload = {_PAYLOAD_NAMES.get(name, name): fields[name] for name in STORED_FIELDS}
+    payload["at"] = _canonical_time(payload["at"])
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
     if key is None:
-        return hashlib.sha256(payload).hexdigest()
-    return hmac.new(key, payload, hashlib.sha256).hexdigest()
+        return hashlib.sha256(encoded).hexdigest()
+    return hmac.new(key, encoded, hashlib.sha256).hexdigest()
+
+
+def _fields_of(event: AuditEvent | _Event) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in STORED_FIELDS}
 
 
 def _printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
-
-
-def _as_entry(event: AuditEvent | _Event) -> Entry:
-    return Entry(event.actor, event.action, event.resource, event.decision, event.reason, event.details)
 
 
 def _canonical_time(at: datetime) -> str:
@@ -198,7 +208,7 @@ class AuditLog:
             key = self._write_key()
             prev = GENESIS
             for event in events:
-                digest = _entry_hash(key, prev, event.seq, event.at, _as_entry(event))
+                digest = _entry_hash(key, {**_fields_of(event), "prev_hash": prev})
                 connection.execute(
                     update(AuditEvent).where(AuditEvent.seq == event.seq).values(prev_hash=prev, hash=digest)
                 )
@@ -257,23 +267,9 @@ class AuditLog:
         if row is None:
             raise RuntimeError("audit log not initialised: run `genoshare init`")
         seq, prev_hash = row
-        at = datetime.now(UTC)
-        digest = _entry_hash(key, prev_hash, seq, at, entry)
-        connection.execute(
-            _INSERT_EVENT,
-            {
-                "seq": seq,
-                "at": at,
-                "actor": entry.actor,
-                "action": entry.action,
-                "resource": entry.resource,
-                "decision": entry.decision,
-                "reason": entry.reason,
-                "details": dict(entry.details),
-                "prev_hash": prev_hash,
-                "hash": digest,
-            },
-        )
+        fields = _stored_fields(seq, datetime.now(UTC), prev_hash, entry)
+        digest = _entry_hash(key, fields)
+        connection.execute(_INSERT_EVENT, {**fields, "hash": digest})
         connection.execute(_SET_HEAD_HASH, {"head_hash": digest})
         return int(seq)
 
@@ -396,7 +392,7 @@ def _walk(key: bytes | None, events: Iterable[AuditEvent | _Event], head: Any) -
             return ChainReport(
                 count, False, expected_prev, event.seq, f"entry {event.seq} does not follow entry {event.seq - 1}"
             )
-        if _entry_hash(key, event.prev_hash, event.seq, event.at, _as_entry(event)) != event.hash:
+        if _entry_hash(key, _fields_of(event)) != event.hash:
             return ChainReport(count, False, expected_prev, event.seq, f"entry {event.seq} was altered")
         expected_prev, expected_seq = event.hash, event.seq + 1
     if head is None or head.seq != expected_seq - 1 or head.hash != expected_prev:
