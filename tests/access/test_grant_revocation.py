@@ -7,11 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity, Visa
-from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, AccessPolicy
+from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, GRANT_LISTENERS, AccessPolicy
 from genoshare.audit import AuditLog
 from genoshare.store.db import Database, migrate
 from genoshare.store.models import AccessRequest, Dataset, Grant, utcnow
@@ -76,3 +77,14 @@ def test_a_bulk_update_is_seen_at_once_too(database: Database, tmp_path: Path) -
     with database.session() as session:
         session.execute(update(Grant).where(Grant.id == GRANT_ID).values(revoked_at=utcnow()))
     assert policy.revoked_grants([GRANT_ID]) == {GRANT_ID}
+
+
+def test_grant_writes_are_watched_on_the_node_sessions_only(database: Database, tmp_path: Path) -> None:
+    """The listeners sit on the node's sessionmaker: importing genoshare leaves SQLAlchemy's ``Session`` alone."""
+    AccessPolicy(AuditLog(database, tmp_path / "audit.key"), database, "https://node")
+    AccessPolicy(AuditLog(database, tmp_path / "audit.key"), database, "https://node")  # a second one adds none
+    for name, listener in GRANT_LISTENERS:
+        assert not event.contains(Session, name, listener), name
+        assert event.contains(database.sessions, name, listener), name
+    other = sessionmaker()
+    assert not any(event.contains(other, name, listener) for name, listener in GRANT_LISTENERS)

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from genoshare.access.consent import ConsentExclusions
 from genoshare.access.granularity import AccessLevel, Granularity
-from genoshare.access.passports import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS, Identity, Visa
+from genoshare.access.passports import ANONYMOUS, CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS, Identity, Visa
 from genoshare.access.tickets import Ticket
 from genoshare.audit import AuditLog, Entry
 from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset, Grant, ObjectParticipant, Participant
 
-ANONYMOUS = "anonymous"
 WITHDRAWN = "withdrawn"
 
 
@@ -66,9 +65,23 @@ def _bulk_write(state: Any) -> None:
         _GrantChanges.bump()
 
 
-event.listen(Session, "before_flush", _grant_written)
-event.listen(Session, "after_commit", _committed)
-event.listen(Session, "do_orm_execute", _bulk_write)
+#: What ``watch_grant_writes`` listens to on a node's sessions: unit-of-work flushes, commits, bulk UPDATE/DELETE.
+GRANT_LISTENERS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("before_flush", _grant_written),
+    ("after_commit", _committed),
+    ("do_orm_execute", _bulk_write),
+)
+
+
+def watch_grant_writes(sessions: sessionmaker[Session]) -> None:
+    """Bump the grant generation on writes through ``sessions`` (a node's), once however often it is called.
+
+    On the node's own sessionmaker, not SQLAlchemy's global ``Session`` class: importing this module changes
+    no one else's sessions, and other databases in the process (a test's, a tool's) cost nothing.
+    """
+    for name, listener in GRANT_LISTENERS:
+        if not event.contains(sessions, name, listener):
+            event.listen(sessions, name, listener)
 
 
 class RevokedGrants:
@@ -83,6 +96,7 @@ class RevokedGrants:
     def __init__(self, database: Database, max_age: float = 0.5) -> None:
         self.database = database
         self.max_age = max_age
+        watch_grant_writes(database.sessions)
         self._known: dict[str, tuple[int, float, bool]] = {}
         self._lock = threading.Lock()
 
