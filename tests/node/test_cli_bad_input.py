@@ -63,6 +63,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "consent narrow": ["nosuch", "nobody", "--code", "NCU", "--data-dir", "{node}"],
     "consent widen": ["nosuch", "nobody", "--code", "NCU", "--data-dir", "{node}"],
     "consent withdraw": ["nosuch", "nobody", "--data-dir", "{node}"],
+    "consent matchmaking": ["nosuch", "nobody", "--allow", "--data-dir", "{node}"],
     "consent rederive": ["--data-dir", "{missing}"],
     "privacy link": ["alice", "bob@idp", "--data-dir", "{node}"],
 }

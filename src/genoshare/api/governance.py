@@ -54,6 +54,11 @@ class ReasonBody(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class MatchmakingBody(StrictBody):
+    #: Whether clinicians of trusted matchmakers may be shown your record when it resembles their patient's.
+    allow: bool
+
+
 class NarrowBody(StrictBody):
     codes: list[str] = Field(min_length=1, max_length=20, description="DUO modifiers such as NCU, NPU, NPOA.")
 
@@ -149,6 +154,13 @@ def narrow(consent: ConsentDep, person: ParticipantDep, body: Annotated[NarrowBo
 @router.post("/consent/widen", summary="Lift a narrowing you made earlier, e.g. NCU (participants)")
 def widen(consent: ConsentDep, person: ParticipantDep, body: Annotated[NarrowBody, Body()]) -> dict[str, Any]:
     return consent.widen(person, body.codes, f"participant:{person.pseudonym}").as_dict()
+
+
+@router.post("/consent/matchmaking", summary="Allow or refuse rare-disease matchmaking (participants)")
+def matchmaking(
+    consent: ConsentDep, person: ParticipantDep, body: Annotated[MatchmakingBody, Body()]
+) -> dict[str, Any]:
+    return consent.set_matchmaking(person, body.allow, f"participant:{person.pseudonym}").as_dict()
 
 
 @router.post("/consent/withdraw", summary="Withdraw your consent; takes effect at once (participants)")

@@ -259,6 +259,22 @@ def consent_narrow(
     console.print(f"{pseudonym}: restrictions now {' '.join(record.restrictions)}")
 
 
+@consent_app.command("matchmaking")
+def consent_matchmaking(
+    dataset_id: str,
+    pseudonym: str,
+    allow: Annotated[
+        bool, typer.Option("--allow/--refuse", help="The participant's choice on rare-disease matchmaking.")
+    ],
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Record a participant's choice on rare-disease matchmaking (Matchmaker Exchange)."""
+    service = build_consent(open_node(data_dir))
+    with reported():
+        service.set_matchmaking(service.find(dataset_id, pseudonym), allow, Operator.at_command_line().actor)
+    console.print(f"{pseudonym}: matchmaking {'allowed' if allow else 'refused'}")
+
+
 @consent_app.command("widen")
 def consent_widen(
     dataset_id: str,

@@ -38,6 +38,9 @@ class ConsentRecord:
     restrictions: tuple[str, ...]
     updated_at: str | None
     files: tuple[str, ...]
+    #: Whether the person allows rare-disease matchmaking: True, False, or None (not asked; then the
+    #: dataset's consent codes decide, ``genoshare.access.matchmaking``).
+    matchmaking: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class ConsentRecord:
             "restrictions": list(self.restrictions),
             "updated_at": self.updated_at,
             "files": list(self.files),
+            "matchmaking": self.matchmaking,
         }
 
 
@@ -107,6 +111,7 @@ class ConsentService:
             tuple(participant.consent_restrictions or ()),
             updated.isoformat() if updated else None,
             files,
+            participant.matchmaking,
         )
 
     def records(self, dataset_id: str) -> list[ConsentRecord]:
@@ -180,6 +185,19 @@ class ConsentService:
             stored.consent_updated_at = utcnow()
             updated = stored
         self._audit(actor, "consent.widen", participant, "widen", ", ".join(sorted(lifted)))
+        self._changed(participant.dataset_id)
+        return self.record(updated)
+
+    def set_matchmaking(self, participant: Participant, allow: bool, actor: str) -> ConsentRecord:
+        """Record the person's matchmaking choice; the next match request shows or leaves them out by it."""
+        with self.database.session() as session:
+            stored = session.get(Participant, participant.id)
+            assert stored is not None
+            stored.matchmaking = allow
+            stored.consent_updated_at = utcnow()  # matchmaking re-reads consent when this moves
+            updated = stored
+        choice = "allow" if allow else "refuse"
+        self._audit(actor, "consent.matchmaking", participant, choice, f"matchmaking {choice}ed by the participant")
         self._changed(participant.dataset_id)
         return self.record(updated)
 

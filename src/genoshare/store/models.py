@@ -149,6 +149,9 @@ class Participant(Base):
     consent_updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: sha256 of the participant's own access token (the secret link); the token itself is never stored.
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The person's matchmaking choice (Matchmaker Exchange): True yes, False no, None not asked, when the
+    #: dataset's consent codes decide (``genoshare.access.matchmaking``).
+    matchmaking: Mapped[bool | None] = mapped_column(nullable=True)
     #: Shared by the rows of one person in several datasets: one consent link reaches all of them.
     person_key: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
 
@@ -248,6 +251,37 @@ class Grant(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     #: sha256 of the data access agreement the grantee accepted (``Dataset.data_access_agreement`` then).
     agreement_sha256: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ClinicalAnnotation(Base):
+    """One variant's clinical significance from a ClinVar-format VCF a steward loaded (``genoshare annotations``).
+
+    Coordinates as in the VCF (1-based ``position``), the contig without a ``chr`` prefix, per assembly.
+    """
+
+    __tablename__ = "clinical_annotations"
+    __table_args__ = (
+        UniqueConstraint(
+            "source", "assembly_id", "contig", "position", "ref", "alt", name="uq_clinical_annotations_allele"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: The file's source and release date (``##source``, ``##fileDate``), shown with every answer.
+    source: Mapped[str] = mapped_column(String(100))
+    source_date: Mapped[str] = mapped_column(String(32), default="")
+    assembly_id: Mapped[str] = mapped_column(String(64))
+    contig: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(BigInteger)
+    ref: Mapped[str] = mapped_column(Text)
+    alt: Mapped[str] = mapped_column(Text)
+    #: The source's id of the variant (ClinVar's VariationID, the VCF ID column).
+    variant_id: Mapped[str] = mapped_column(String(64), default="")
+    gene: Mapped[str] = mapped_column(String(200), default="")
+    significance: Mapped[str] = mapped_column(String(500), default="")
+    conditions: Mapped[str] = mapped_column(Text, default="")
+    review_status: Mapped[str] = mapped_column(String(200), default="")
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):
