@@ -12,23 +12,28 @@ import sys
 
 from support import REPO
 
+#: Where our Python lives: the node, the lab package (research code), the tests and the benchmarks.
+PYTHON_PATHS = ("src", "lab/src", "tests", "benchmarks")
+#: The packages type-checked with mypy (tests and benchmarks are checked by ruff only).
+TYPED_PACKAGES = ("src/genoshare", "lab/src/genoshare_lab")
+
 
 def test_mypy_finds_no_errors_in_the_package() -> None:
     # The interpreter running the suite, so the mypy and stubs checked are those this environment installed;
     # from the repository root, so pyproject.toml's [tool.mypy] settings apply.
     checked = subprocess.run(
-        [sys.executable, "-m", "mypy", "src/genoshare"],
+        [sys.executable, "-m", "mypy", *TYPED_PACKAGES],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    assert checked.returncode == 0, f"mypy src/genoshare failed:\n{checked.stdout}{checked.stderr}"
+    assert checked.returncode == 0, f"mypy {' '.join(TYPED_PACKAGES)} failed:\n{checked.stdout}{checked.stderr}"
 
 
 def test_ruff_finds_nothing_to_fix() -> None:
-    for command in (["check", "src", "tests", "benchmarks"], ["format", "--check", "src", "tests", "benchmarks"]):
+    for command in (["check", *PYTHON_PATHS], ["format", "--check", *PYTHON_PATHS]):
         checked = subprocess.run(
             [sys.executable, "-m", "ruff", *command], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
         )
