@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from genoshare.beacon.indexing import BeaconIndexer
     from genoshare.beacon.phenotypes import PhenotypeIngest
     from genoshare.beacon.service import BeaconService
+    from genoshare.clinical.annotations import AnnotationStore
+    from genoshare.clinical.lookup import ClinicalLookup
+    from genoshare.clinical.mme import MatchmakerClient, MatchmakerService
     from genoshare.datasets.service import DatasetService
     from genoshare.drs.service import DrsService
     from genoshare.drs.stored import TicketReads
@@ -286,6 +289,36 @@ def build_usage(node: Node) -> UsageReports:
     from genoshare.governance.usage import UsageReports
 
     return UsageReports(node.database, node.audit)
+
+
+def build_matchmaker(node: Node, beacon: BeaconService) -> MatchmakerService:
+    """Matchmaking reads the Beacon's people and variant indexes through its caches, never a second copy."""
+    from genoshare.beacon.cohort import BeaconCohort
+    from genoshare.clinical.mme import MatchmakerService
+
+    cohort = BeaconCohort(node.database, beacon.people, beacon.catalog)
+    return MatchmakerService(node.database, node.audit, node.settings, cohort)
+
+
+def build_matchmaker_client(node: Node) -> MatchmakerClient:
+    from genoshare.clinical.mme import MatchmakerClient
+
+    return MatchmakerClient(node.settings, node.audit)
+
+
+def build_annotations(node: Node) -> AnnotationStore:
+    from genoshare.beacon.variants import canonical_assembly
+    from genoshare.clinical.annotations import AnnotationStore
+
+    return AnnotationStore(node.database, canonical_assembly)
+
+
+def build_clinical_lookup(node: Node, beacon: BeaconService) -> ClinicalLookup:
+    """The lookup's counts are Beacon answers, with every access decision and privacy defence they carry."""
+    from genoshare.beacon.alleles import BeaconAlleles
+    from genoshare.clinical.lookup import ClinicalLookup
+
+    return ClinicalLookup(build_annotations(node), BeaconAlleles(beacon))
 
 
 def check_database(settings: Settings) -> None:

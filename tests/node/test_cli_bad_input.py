@@ -64,8 +64,15 @@ BAD_INPUT: dict[str, list[str]] = {
     "consent widen": ["nosuch", "nobody", "--code", "NCU", "--data-dir", "{node}"],
     "consent withdraw": ["nosuch", "nobody", "--data-dir", "{node}"],
     "consent matchmaking": ["nosuch", "nobody", "--allow", "--data-dir", "{node}"],
+    "annotations load": ["{junk}", "--data-dir", "{node}"],
+    "clinical lookup": ["NC_000001.11:g.12345del", "--data-dir", "{node}"],
+    "clinical match": ["{junk}", "--data-dir", "{node}"],
     "consent rederive": ["--data-dir", "{missing}"],
     "privacy link": ["alice", "bob@idp", "--data-dir", "{node}"],
+    "network add": ["ftp://not-a-beacon.example", "--data-dir", "{node}"],
+    "network remove": ["https://not-a-peer.example", "--data-dir", "{node}"],
+    "network list": ["--data-dir", "{missing}"],
+    "network check": ["--data-dir", "{missing}"],
 }
 
 

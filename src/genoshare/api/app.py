@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,12 +11,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from genoshare import __version__
-from genoshare.api import beacon, data, drs, governance, htsget, network
+from genoshare.api import beacon, clinical, data, drs, governance, htsget, mme, network
 from genoshare.api.errors import install_error_handlers
 from genoshare.api.openapi import install_openapi
 from genoshare.beacon import framework
 from genoshare.network.service import NetworkService
-from genoshare.node import PRIVATE_UMASK, Node, build_services
+from genoshare.node import PRIVATE_UMASK, Node, build_clinical_lookup, build_matchmaker, build_services
 from genoshare.portal.app import install_portal
 from genoshare.settings import Settings, load_settings
 
@@ -49,6 +50,8 @@ def create_app(node: Node) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         services.rederivations.resume()
+        if node.settings.mme.peers:  # HPO and its information content load in the background, not on a request
+            threading.Thread(target=app.state.mme.warm, name="mme-warm", daemon=True).start()
         yield
         services.rederivations.shutdown()
         await app.state.network.close()
@@ -65,6 +68,9 @@ def create_app(node: Node) -> FastAPI:
     # The Beacon network (``/network/api``): asks the peers in the node's settings and registries.
     app.state.network = NetworkService(node.settings.network, node.settings.public_url)
     app.state.registry_entries = registry_entries(node)
+    # Matchmaker Exchange (``/mme``) and the clinical variant lookup, both on the Beacon's caches.
+    app.state.mme = build_matchmaker(node, services.beacon)
+    app.state.clinical = build_clinical_lookup(node, services.beacon)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(drs.router)
@@ -76,6 +82,8 @@ def create_app(node: Node) -> FastAPI:
     install_portal(app, node)
     app.include_router(network.router)
     app.include_router(network.registry)
+    app.include_router(mme.router)
+    app.include_router(clinical.router)
 
     @app.get("/service-info", tags=["Service info"], summary="GA4GH service-info of this node")
     def node_service_info() -> dict[str, Any]:

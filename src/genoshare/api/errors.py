@@ -39,6 +39,8 @@ def error_body(request: Request, status: int, code: str, message: str) -> dict[s
     path = request.url.path
     if path.startswith("/htsget"):
         return {"htsget": {"error": code, "message": message}}
+    if path.startswith("/mme/"):
+        return {"message": message}  # the Matchmaker Exchange error body
     if path.startswith("/api"):
         # The same body the Beacon routes give, for paths no route serves (a generic 404 or 405).
         return beacon_error_body(request.app.state.node.settings, status, message)

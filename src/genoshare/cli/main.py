@@ -13,6 +13,7 @@ from rich.table import Table
 
 from genoshare.audit.log import AuditKeyError
 from genoshare.cli.beacon import register as register_beacon_commands
+from genoshare.cli.clinical import register as register_clinical_commands
 from genoshare.cli.common import DataDir, console, ensure_port_free, errors, fail, node_settings, open_node, reported
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
@@ -38,6 +39,7 @@ app.add_typer(access_app, name="access")
 app.add_typer(consent_app, name="consent")
 app.add_typer(privacy_app, name="privacy")
 register_beacon_commands(app)
+register_clinical_commands(app)
 
 
 @app.command()

@@ -32,6 +32,8 @@ ROUTES = {
     "drs.get": "drs",
     "drs.access": "drs",
     "beacon.query": "beacon",
+    # A Matchmaker Exchange answer that showed the person's record to a peer's clinician.
+    "mme.match": "matchmaking",
 }
 ACCESS_ACTIONS = tuple(ROUTES)
 
@@ -198,8 +200,8 @@ def _served(
     person: _Person | None,
 ) -> _Served | None:
     """What one audit entry served of ``dataset_id`` (to ``person``'s data, when given); None if nothing."""
-    if action == "beacon.query":
-        return _beacon(resource, details, dataset_id, person)
+    if action in ("beacon.query", "mme.match"):  # both name the people of each dataset an answer was about
+        return _beacon(ROUTES[action], resource, details, dataset_id, person)
     if details.get("dataset") != dataset_id:
         return None
     object_id = resource.removeprefix("objects/")
@@ -220,8 +222,10 @@ def _served(
     return _Served(ROUTES[action], object_id, size, grants=grants)
 
 
-def _beacon(resource: str, details: Mapping[str, Any], dataset_id: str, person: _Person | None) -> _Served | None:
-    """A Beacon answer's part about ``dataset_id``: its records or its count, if it covered ``person``."""
+def _beacon(
+    route: str, resource: str, details: Mapping[str, Any], dataset_id: str, person: _Person | None
+) -> _Served | None:
+    """A Beacon (or matchmaking) answer's part about ``dataset_id``: its records or count, if it covered ``person``."""
     answers = details.get("datasets")
     answer = answers.get(dataset_id) if isinstance(answers, dict) else None
     if not isinstance(answer, dict):
@@ -230,7 +234,7 @@ def _beacon(resource: str, details: Mapping[str, Any], dataset_id: str, person: 
         return None
     records = int(answer.get("records", 0))
     return _Served(
-        "beacon",
+        route,
         resource,
         records=records,
         counts=0 if records else 1,

@@ -1,0 +1,113 @@
+"""The Matchmaker Exchange API under ``/mme``: ``POST /mme/match`` and ``GET /mme/heartbeat`` (MME API 1.1).
+
+A thin adapter from HTTP to ``genoshare.clinical.mme``: the peer is known by its ``X-Auth-Token`` (refused
+with 401 before anything else is read), the version by ``Content-Type`` (415, 406), the body checked
+against the MME request (422). Errors carry the MME body, a JSON object with a human-readable ``message``;
+answers carry the MME media type with this node's version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from genoshare import __version__
+from genoshare.access.matchmaking import trusted_peer
+from genoshare.api.errors import audit_denial
+from genoshare.clinical.mme import (
+    MEDIA_TYPE,
+    SUPPORTED_VERSIONS,
+    MatchmakerService,
+    NotAcceptable,
+    negotiate,
+    parse_request,
+)
+from genoshare.errors import GenoshareError, InvalidInput
+from genoshare.settings import MatchmakerPeer
+
+
+def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Token realm="genoshare", header="X-Auth-Token"'} if status == 401 else None
+    return JSONResponse({"message": message, **extra}, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+class MatchmakerRoute(APIRoute):
+    """Errors raised while answering get the MME error body (and refusals an audit entry)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except NotAcceptable as error:
+                return error_response(406, error.message, supportedVersions=list(SUPPORTED_VERSIONS))
+            except GenoshareError as error:
+                error.audit_as = error.audit_as or ("mme.match", request.url.path.lstrip("/"), {})
+                await audit_denial(request, error)
+                return error_response(error.status_code, error.message)
+
+        return handle
+
+
+router = APIRouter(prefix="/mme", tags=["Matchmaker Exchange"], route_class=MatchmakerRoute)
+AuthToken = Annotated[str | None, Header(alias="X-Auth-Token", description="The token this node gave your matchmaker.")]
+
+
+def _peer(request: Request, token: str | None) -> MatchmakerPeer:
+    peer = trusted_peer(request.app.state.node.settings.mme.peers, token)
+    request.state.actor = f"mme:{peer.name}"
+    return peer
+
+
+@router.post(
+    "/match",
+    summary="Find patients like yours (Matchmaker Exchange search API 1.1)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {MEDIA_TYPE: {"schema": {"type": "object", "required": ["patient"]}}},
+        }
+    },
+    responses={
+        200: {"content": {MEDIA_TYPE: {}}, "description": "Matches, best first (possibly none)."},
+        401: {"description": "No X-Auth-Token, or one this node does not accept."},
+        406: {"description": "An MME API version this node does not speak."},
+        415: {"description": "The Content-Type names no MME API version."},
+        422: {"description": "The body is not an MME match request."},
+    },
+)
+async def match(request: Request, token: AuthToken = None) -> Response:
+    peer = _peer(request, token)
+    negotiate(request.headers.get("content-type"), request.headers.get("accept"))
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(f"the body is not JSON: {error}") from None
+    parsed = parse_request(body)
+    service: MatchmakerService = request.app.state.mme
+    answer = await run_in_threadpool(service.match, peer.name, parsed)
+    return JSONResponse(answer, media_type=MEDIA_TYPE)
+
+
+@router.get("/heartbeat", summary="Whether this matchmaker is up, and the API versions it accepts")
+async def heartbeat(request: Request, token: AuthToken = None) -> Response:
+    _peer(request, token)
+    settings = request.app.state.node.settings
+    body: dict[str, Any] = {
+        "heartbeat": {
+            "production": settings.environment == "prod",
+            "version": __version__,
+            "accept": [f"application/vnd.ga4gh.matchmaker.v{version}+json" for version in SUPPORTED_VERSIONS],
+        }
+    }
+    if settings.mme.disclaimer:
+        body["disclaimer"] = settings.mme.disclaimer
+    return JSONResponse(body, media_type=MEDIA_TYPE)

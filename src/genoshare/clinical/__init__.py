@@ -1,0 +1,1 @@
+"""Clinical use: rare-disease matchmaking (Matchmaker Exchange API) and clinical variant lookup."""

@@ -1,0 +1,561 @@
+"""Rare-disease matchmaking as the Matchmaker Exchange (MME) API 1.1 defines it (``spec/mme/search-api.md``).
+
+A trusted peer sends a patient (HPO features, disorders, candidate genes); this node answers with the
+individuals most like them, scored in [0, 1] and best first. The phenotype part is simGIC over HPO
+(``genoshare.ontology.similarity``); the gene part is whether the individual carries a rare allele
+(allele frequency in their dataset at or below ``mme.rare_allele_frequency``) in a candidate gene. With
+both, the score is their mean, so a shared gene lifts a phenotype match and never stands in for one.
+
+Only people whose consent allows matchmaking are candidates (``genoshare.access.matchmaking``, read at
+every request). An answer names each match by its dataset and pseudonym, never a source name, and gives
+the dataset custodian's contact; it shows the person's observed HPO features, diseases and sex, and of their
+genes only the candidate genes the query named that they carry. Every answer is one audit entry naming the
+people it showed, which the participant's "who used my data" report lists.
+
+This node also asks its configured peers (``MatchmakerClient``), each within its own deadline, and says
+for each whether it answered, refused, failed or timed out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pyroaring import BitMap
+from sqlalchemy import func, select
+
+from genoshare.access.matchmaking import matchmaking_consent
+from genoshare.audit import AuditLog, Entry
+from genoshare.audit.people import encode_people
+from genoshare.errors import GenoshareError, InvalidInput
+from genoshare.ontology.similarity import InformationContent, PhenotypeIndex, hpo_information_content
+from genoshare.settings import MatchmakerPeer, Settings
+from genoshare.store.db import Database
+from genoshare.store.models import Dataset, Participant
+
+API_VERSION = "1.1"
+SUPPORTED_VERSIONS = ("1.0", "1.1")
+MEDIA_TYPE = f"application/vnd.ga4gh.matchmaker.v{API_VERSION}+json"
+_MEDIA = re.compile(r"application/vnd\.ga4gh\.matchmaker(?:\.v(\d+)\.(\d+))?\+json")
+HUMAN = "NCBITaxon:9606"
+_SEX = {"NCIT:C16576": "FEMALE", "NCIT:C20197": "MALE", "NCIT:C45908": "OTHER"}
+
+
+class UnsupportedMediaType(GenoshareError):
+    status_code = 415
+    code = "UnsupportedMediaType"
+
+
+class NotAcceptable(GenoshareError):
+    """An API version this node does not speak; the answer lists those it does."""
+
+    status_code = 406
+    code = "NotAcceptable"
+
+
+class UnprocessableBody(GenoshareError):
+    status_code = 422
+    code = "InvalidInput"
+
+
+def negotiate(content_type: str | None, accept: str | None) -> str:
+    """The MME version of a request (``Content-Type``, else ``Accept`` beside plain JSON), or why not.
+
+    The search API wants the version in ``Content-Type``; the join protocol's own example sends
+    ``application/json`` with an unversioned matchmaker ``Accept``, so that is taken as the current version.
+    """
+    declared = (content_type or "").split(";", 1)[0].strip().lower()
+    found = _MEDIA.fullmatch(declared)
+    if found is None:
+        if declared != "application/json":
+            raise UnsupportedMediaType(f"send the match request as {MEDIA_TYPE} (Content-Type), not {declared!r}")
+        found = next((m for m in map(_MEDIA.fullmatch, _media_types(accept)) if m), None)
+        if found is None:
+            raise UnsupportedMediaType(f"the Content-Type must name the MME API version, e.g. {MEDIA_TYPE}")
+    if found.group(1) is None:
+        return API_VERSION
+    version = f"{found.group(1)}.{found.group(2)}"
+    if found.group(1) != API_VERSION.split(".", 1)[0]:
+        raise NotAcceptable(f"unsupported API version {version}")
+    return version
+
+
+def _media_types(header: str | None) -> list[str]:
+    return [part.split(";", 1)[0].strip().lower() for part in (header or "").split(",") if part.strip()]
+
+
+# --- the request, as search-api.md defines it --------------------------------------------------------------
+
+_HPO = r"^HP:\d{7}$"
+
+
+class _Open(BaseModel):
+    """MME allows non-standard fields with a leading underscore; they are kept and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Contact(_Open):
+    name: str = Field(min_length=1, max_length=255)
+    institution: str | None = Field(default=None, max_length=255)
+    href: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+    email: str | None = None
+    roles: list[Literal["clinician", "researcher", "patient"]] | None = None
+
+
+class Disorder(_Open):
+    id: str = Field(min_length=1, max_length=255)
+    label: str | None = None
+
+
+class Feature(_Open):
+    id: str = Field(pattern=_HPO)
+    label: str | None = None
+    observed: Literal["yes", "no"] = "yes"
+    ageOfOnset: str | None = None
+
+
+class Gene(_Open):
+    id: str = Field(min_length=1, max_length=255)
+
+
+class Variant(_Open):
+    assembly: str = Field(min_length=1)
+    referenceName: str = Field(min_length=1)
+    start: int = Field(ge=0)
+    end: int | None = Field(default=None, ge=0)
+    referenceBases: str | None = Field(default=None, pattern=r"^[ACGTN]+$")
+    alternateBases: str | None = Field(default=None, pattern=r"^[ACGTN]+$")
+
+
+class OntologyTerm(_Open):
+    id: str = Field(min_length=1)
+    label: str | None = None
+
+
+class GenomicFeature(_Open):
+    gene: Gene
+    variant: Variant | None = None
+    zygosity: Literal[1, 2] | None = None
+    type: OntologyTerm | None = None
+
+
+class Patient(_Open):
+    id: str = Field(min_length=1, max_length=255)
+    label: str | None = Field(default=None, max_length=255)
+    contact: Contact
+    species: str = Field(default=HUMAN, pattern=r"^NCBITaxon:\d+$")
+    sex: Literal["FEMALE", "MALE", "OTHER", "MIXED_SAMPLE", "NOT_APPLICABLE"] | None = None
+    ageOfOnset: str | None = Field(default=None, pattern=_HPO)
+    inheritanceMode: str | None = Field(default=None, pattern=_HPO)
+    disorders: list[Disorder] = Field(default_factory=list)
+    features: list[Feature] = Field(default_factory=list)
+    genomicFeatures: list[GenomicFeature] = Field(default_factory=list)
+    test: bool = False
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> Patient:
+        if not self.features and not self.genomicFeatures:
+            raise ValueError("a patient needs features or genomicFeatures (at least one of the two)")
+        return self
+
+
+class MatchRequest(_Open):
+    disclaimer: str | None = None
+    terms: str | None = None
+    patient: Patient
+
+
+def parse_request(body: object) -> MatchRequest:
+    """The request body checked against the MME 1.1 request (422 naming the first problem)."""
+    if not isinstance(body, Mapping):
+        raise UnprocessableBody("the request body must be a JSON object with a patient")
+    try:
+        return MatchRequest.model_validate(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise UnprocessableBody(f"invalid match request at {where}: {first['msg']}") from None
+
+
+# --- who can be matched ----------------------------------------------------------------------------------
+
+
+class Individual(Protocol):
+    """A described person as the Beacon's metadata holds them (``genoshare.beacon.people.Person``)."""
+
+    @property
+    def pseudonym(self) -> str: ...
+    @property
+    def sample_number(self) -> int: ...
+    @property
+    def sex(self) -> str: ...
+    @property
+    def phenotypic_features(self) -> tuple[dict[str, object], ...]: ...
+    @property
+    def diseases(self) -> tuple[dict[str, object], ...]: ...
+
+
+class Cohort(Protocol):
+    """Individuals and rare-allele carriers per dataset (``genoshare.beacon.cohort.BeaconCohort``)."""
+
+    def individuals(self, dataset_id: str) -> Mapping[int, Individual]: ...
+    def rare_carriers(self, dataset_id: str, gene: str, max_allele_frequency: float) -> Iterable[int]: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    dataset_id: str
+    custodian: str
+    person: Individual
+
+    def observed(self) -> list[dict[str, Any]]:
+        return [
+            item["featureType"]  # type: ignore[misc]
+            for item in self.person.phenotypic_features
+            if not item.get("excluded") and isinstance(item.get("featureType"), dict)
+        ]
+
+
+@dataclass
+class _Candidates:
+    key: object
+    people: list[Candidate]
+    index: PhenotypeIndex
+    #: Dataset -> sample number -> position in ``people``.
+    positions: dict[str, dict[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Match:
+    candidate: Candidate
+    score: float
+    phenotype: float
+    genes: tuple[str, ...]
+
+
+class MatchmakerService:
+    """Answers ``/mme/match`` for the trusted peers; built once by the composition root."""
+
+    def __init__(
+        self,
+        database: Database,
+        audit: AuditLog,
+        settings: Settings,
+        cohort: Cohort,
+        information_content: Callable[[], InformationContent] = hpo_information_content,
+    ) -> None:
+        self.database = database
+        self.audit = audit
+        self.settings = settings
+        self.cohort = cohort
+        self._information_content = information_content
+        self._candidates: _Candidates | None = None
+        self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Load HPO and its information content now (about a second) rather than on the first request."""
+        self._information_content()
+
+    # --- answering ------------------------------------------------------------------------------------
+
+    def match(self, peer: str, request: MatchRequest) -> dict[str, Any]:
+        """The MME search response for one request from ``peer``; written to the audit log before it leaves."""
+        mme = self.settings.mme
+        patient = request.patient
+        terms = [feature.id for feature in patient.features if feature.observed == "yes"]
+        genes = list(dict.fromkeys(g.gene.id.strip() for g in patient.genomicFeatures if g.gene.id.strip()))
+        found = self._score(terms, genes)
+        results = [self._result(match) for match in found]
+        self._audit(peer, patient, terms, genes, found)
+        response: dict[str, Any] = {"results": results}
+        if mme.disclaimer:
+            response["disclaimer"] = mme.disclaimer
+        return response
+
+    def _score(self, terms: Sequence[str], genes: Sequence[str]) -> list[Match]:
+        mme = self.settings.mme
+        candidates = self._current()
+        if not candidates.people:
+            return []
+        phenotype = candidates.index.simgic(terms) if terms else np.zeros(len(candidates.people))
+        carried: dict[int, list[str]] = {}
+        for dataset_id, positions in candidates.positions.items():
+            for gene in genes:
+                for number in self.cohort.rare_carriers(dataset_id, gene, mme.rare_allele_frequency):
+                    position = positions.get(number)
+                    if position is not None:
+                        carried.setdefault(position, []).append(gene)
+        genotype = np.zeros(len(candidates.people))
+        if carried:
+            genotype[list(carried)] = 1.0
+        # With both, the mean: a shared gene lifts a phenotype match and never stands in for one.
+        score = (phenotype + genotype) / 2 if terms and genes else phenotype if terms else genotype
+        eligible = np.flatnonzero((score >= mme.min_score) & (score > 0))
+        if len(eligible) > mme.max_results:
+            top = np.argpartition(-score[eligible], mme.max_results - 1)[: mme.max_results]
+            eligible = eligible[top]
+        ranked = sorted(eligible.tolist(), key=lambda i: (-score[i], candidates.people[i].person.pseudonym))
+        return [
+            Match(candidates.people[i], float(score[i]), float(phenotype[i]), tuple(carried.get(i, ()))) for i in ranked
+        ]
+
+    def _result(self, match: Match) -> dict[str, Any]:
+        candidate, mme = match.candidate, self.settings.mme
+        person = candidate.person
+        contact: dict[str, Any] = {
+            "name": candidate.custodian,
+            "institution": self.settings.organization,
+            "href": mme.contact_href or self.settings.public_url,
+        }
+        if mme.contact_email:
+            contact["email"] = mme.contact_email
+        patient: dict[str, Any] = {
+            "id": f"{candidate.dataset_id}/{person.pseudonym}",
+            "contact": contact,
+            "species": HUMAN,
+            "features": [_feature(term) for term in candidate.observed()],
+            "disorders": [_disorder(item) for item in person.diseases if isinstance(item.get("diseaseCode"), dict)],
+            "genomicFeatures": [{"gene": {"id": gene}} for gene in match.genes],
+        }
+        if person.sex in _SEX:
+            patient["sex"] = _SEX[person.sex]
+        score = {"patient": round(match.score, 4), "_phenotype": round(match.phenotype, 4)}
+        score["_genotype"] = 1.0 if match.genes else 0.0
+        return {"score": score, "patient": patient}
+
+    def _audit(self, peer: str, patient: Patient, terms: list[str], genes: list[str], found: list[Match]) -> None:
+        """One entry per answer: what was asked (not who), and per dataset the people shown, with their scores."""
+        datasets: dict[str, dict[str, Any]] = {}
+        for match in found:
+            shown = datasets.setdefault(match.candidate.dataset_id, {"numbers": [], "matches": []})
+            shown["numbers"].append(match.candidate.person.sample_number)
+            shown["matches"].append({"participant": match.candidate.person.pseudonym, "score": round(match.score, 4)})
+        details: dict[str, Any] = {
+            "peer": peer,
+            "query": hashlib.sha256(f"{peer}\n{patient.id}".encode()).hexdigest()[:16],
+            "features": len(terms),
+            "genes": genes,
+            "test": patient.test,
+            "datasets": {
+                dataset_id: {
+                    "records": len(shown["matches"]),
+                    "people": encode_people(BitMap(shown["numbers"])),
+                    "matches": shown["matches"],
+                }
+                for dataset_id, shown in datasets.items()
+            },
+        }
+        self.audit.record(Entry(f"mme:{peer}", "mme.match", "mme/match", "permit", f"{len(found)} matches", details))
+
+    # --- the candidates ------------------------------------------------------------------------------------
+
+    def _current(self) -> _Candidates:
+        """Everyone matchmaking may show now, indexed; rebuilt when people, datasets or consent change."""
+        with self.database.sessions() as session:
+            datasets = list(session.execute(select(Dataset.id, Dataset.custodian, Dataset.duo_codes)).all())
+            consent_version = session.execute(
+                select(func.count(), func.max(Participant.consent_updated_at), func.max(Participant.id))
+            ).one()
+            dataset_version = session.execute(select(func.max(Dataset.updated_at))).scalar()
+        people = {dataset_id: self.cohort.individuals(dataset_id) for dataset_id, _, _ in datasets}
+        key = (
+            tuple((dataset_id, id(mapping)) for dataset_id, mapping in people.items()),
+            tuple(consent_version),
+            dataset_version,
+        )
+        known = self._candidates
+        if known is not None and known.key == key:
+            return known
+        with self._lock:
+            if self._candidates is not None and self._candidates.key == key:
+                return self._candidates
+            self._candidates = self._build(key, datasets, people)
+            return self._candidates
+
+    def _build(
+        self, key: object, datasets: Sequence[Any], people: Mapping[str, Mapping[int, Individual]]
+    ) -> _Candidates:
+        with self.database.sessions() as session:
+            consent = {
+                (dataset_id, pseudonym): (status, choice)
+                for dataset_id, pseudonym, status, choice in session.execute(
+                    select(
+                        Participant.dataset_id,
+                        Participant.pseudonym,
+                        Participant.consent_status,
+                        Participant.matchmaking,
+                    )
+                )
+            }
+        chosen: list[Candidate] = []
+        positions: dict[str, dict[int, int]] = {}
+        for dataset_id, custodian, codes in datasets:
+            for number, person in people[dataset_id].items():
+                # No consent record (phenotypes without genotypes): the dataset's codes decide.
+                status, choice = consent.get((dataset_id, person.pseudonym), ("active", None))
+                if not matchmaking_consent(status, choice, codes or ()).allowed:
+                    continue
+                positions.setdefault(dataset_id, {})[number] = len(chosen)
+                chosen.append(Candidate(dataset_id, custodian, person))
+        index = PhenotypeIndex(
+            self._information_content(), [[str(term.get("id")) for term in c.observed()] for c in chosen]
+        )
+        return _Candidates(key, chosen, index, positions)
+
+
+def _feature(term: Mapping[str, Any]) -> dict[str, Any]:
+    feature = {"id": str(term.get("id")), "observed": "yes"}
+    if term.get("label"):
+        feature["label"] = str(term["label"])
+    return feature
+
+
+def _disorder(item: Mapping[str, Any]) -> dict[str, Any]:
+    code = item["diseaseCode"]
+    disorder = {"id": str(code.get("id"))}
+    if code.get("label"):
+        disorder["label"] = str(code["label"])
+    return disorder
+
+
+# --- asking the peers -----------------------------------------------------------------------------------
+
+PeerStatus = Literal["answered", "refused", "failed", "timed out", "unreachable"]
+
+
+@dataclass(frozen=True)
+class PeerAnswer:
+    """One peer's part of a search: its results, or why there are none."""
+
+    peer: str
+    status: PeerStatus
+    seconds: float
+    results: list[dict[str, Any]] = field(default_factory=list)
+    http_status: int | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "peer": self.peer,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "httpStatus": self.http_status,
+            "message": self.message,
+            "results": self.results,
+        }
+
+
+class _Score(_Open):
+    patient: float = Field(ge=0, le=1)
+
+
+class _Result(_Open):
+    score: _Score
+    patient: Patient
+
+
+class _Answer(_Open):
+    results: list[_Result]
+
+
+class MatchmakerClient:
+    """Sends one patient to every configured peer at once; each answer is awaited until the peer's deadline."""
+
+    def __init__(self, settings: Settings, audit: AuditLog) -> None:
+        self.settings = settings
+        self.audit = audit
+
+    def peers(self) -> list[MatchmakerPeer]:
+        return [peer for peer in self.settings.mme.peers if peer.base_url and peer.token_file]
+
+    def search(self, request: MatchRequest, actor: str) -> list[PeerAnswer]:
+        peers = self.peers()
+        if not peers:
+            raise InvalidInput("no matchmaking peers to ask: configure mme.peers with base_url and token_file")
+        body = request.model_dump(mode="json", exclude_none=True)
+        pool = ThreadPoolExecutor(max_workers=len(peers), thread_name_prefix="mme-peer")
+        try:
+            started = time.monotonic()
+            futures = [(peer, pool.submit(self._ask, peer, body)) for peer in peers]
+            answers = []
+            for peer, future in futures:
+                left = peer.deadline_seconds - (time.monotonic() - started)
+                try:
+                    answers.append(future.result(timeout=max(left, 0)))
+                except FutureTimeout:
+                    answers.append(
+                        PeerAnswer(peer.name, "timed out", time.monotonic() - started, message="no answer in time")
+                    )
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self.audit.record(
+            Entry(
+                actor,
+                "mme.search",
+                "mme/peers",
+                "permit",
+                ", ".join(f"{a.peer}: {a.status}" for a in answers),
+                {
+                    "query": hashlib.sha256(request.patient.id.encode()).hexdigest()[:16],
+                    "peers": {a.peer: {"status": a.status, "results": len(a.results)} for a in answers},
+                },
+            )
+        )
+        return answers
+
+    def _ask(self, peer: MatchmakerPeer, body: dict[str, Any]) -> PeerAnswer:
+        assert peer.base_url is not None and peer.token_file is not None
+        started = time.monotonic()
+        try:
+            token = peer.token_file.read_text().strip()
+        except OSError as error:
+            return PeerAnswer(peer.name, "failed", 0.0, message=f"cannot read its token file: {error.strerror}")
+        headers = {"Content-Type": MEDIA_TYPE, "Accept": MEDIA_TYPE, "X-Auth-Token": token}
+        url = peer.base_url.rstrip("/") + "/match"
+        try:
+            with httpx.Client(timeout=peer.deadline_seconds, follow_redirects=False) as http:
+                response = http.post(url, json=body, headers=headers)
+        except httpx.TimeoutException:
+            return PeerAnswer(peer.name, "timed out", time.monotonic() - started, message="no answer in time")
+        except httpx.HTTPError as error:
+            return PeerAnswer(
+                peer.name, "unreachable", time.monotonic() - started, message=str(error) or type(error).__name__
+            )
+        seconds = time.monotonic() - started
+        if response.status_code in (401, 403):
+            return PeerAnswer(
+                peer.name, "refused", seconds, http_status=response.status_code, message=_message(response)
+            )
+        if response.status_code != 200:
+            return PeerAnswer(
+                peer.name, "failed", seconds, http_status=response.status_code, message=_message(response)
+            )
+        try:
+            answer = _Answer.model_validate_json(response.content)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            return PeerAnswer(
+                peer.name, "failed", seconds, http_status=200, message=f"not an MME answer at {where}: {first['msg']}"
+            )
+        results = [result.model_dump(mode="json", exclude_none=True) for result in answer.results]
+        return PeerAnswer(peer.name, "answered", seconds, results, 200)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("message", body))[:200] if isinstance(body, dict) else str(body)[:200]
