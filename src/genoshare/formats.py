@@ -19,6 +19,10 @@ class FileFormat(StrEnum):
         return self in (FileFormat.VCF, FileFormat.BCF)
 
     @property
+    def is_reads(self) -> bool:
+        return self in (FileFormat.BAM, FileFormat.CRAM)
+
+    @property
     def mime_type(self) -> str:
         return {
             "BAM": "application/vnd.ga4gh.bam",

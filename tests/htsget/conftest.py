@@ -15,7 +15,7 @@ import pysam
 import pytest
 from htsget_oracle import Dataset
 
-from genoshare.htsget.formats import HtsgetFormat
+from genoshare.formats import FileFormat
 from genoshare.htsget.ranges import IndexCache
 
 # No CRAM test may fetch a reference over the network.
@@ -87,9 +87,9 @@ def synthetic_reads(synthetic_dir: Path) -> dict[str, Dataset]:
     )
     pysam.samtools.index(str(cram))
     return {
-        "bai": Dataset("synthetic-bam-bai", HtsgetFormat.BAM, bam, Path(f"{bam}.bai"), READ_CONTIGS),
-        "csi": Dataset("synthetic-bam-csi", HtsgetFormat.BAM, bam, csi, READ_CONTIGS),
-        "cram": Dataset("synthetic-cram", HtsgetFormat.CRAM, cram, Path(f"{cram}.crai"), READ_CONTIGS, fasta),
+        "bai": Dataset("synthetic-bam-bai", FileFormat.BAM, bam, Path(f"{bam}.bai"), READ_CONTIGS),
+        "csi": Dataset("synthetic-bam-csi", FileFormat.BAM, bam, csi, READ_CONTIGS),
+        "cram": Dataset("synthetic-cram", FileFormat.CRAM, cram, Path(f"{cram}.crai"), READ_CONTIGS, fasta),
     }
 
 
@@ -145,9 +145,9 @@ def synthetic_variants(synthetic_dir: Path) -> dict[str, Dataset]:
             sink.write(record)
     pysam.tabix_index(str(bcf), preset="vcf", force=True, csi=True)
     return {
-        "tbi": Dataset("synthetic-vcf-tbi", HtsgetFormat.VCF, vcf, Path(f"{vcf}.tbi"), VARIANT_CONTIGS),
-        "csi": Dataset("synthetic-vcf-csi", HtsgetFormat.VCF, vcf, Path(f"{vcf}.csi"), VARIANT_CONTIGS),
-        "bcf": Dataset("synthetic-bcf-csi", HtsgetFormat.BCF, bcf, Path(f"{bcf}.csi"), VARIANT_CONTIGS),
+        "tbi": Dataset("synthetic-vcf-tbi", FileFormat.VCF, vcf, Path(f"{vcf}.tbi"), VARIANT_CONTIGS),
+        "csi": Dataset("synthetic-vcf-csi", FileFormat.VCF, vcf, Path(f"{vcf}.csi"), VARIANT_CONTIGS),
+        "bcf": Dataset("synthetic-bcf-csi", FileFormat.BCF, bcf, Path(f"{bcf}.csi"), VARIANT_CONTIGS),
     }
 
 

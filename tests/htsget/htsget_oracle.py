@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pysam
 
-from genoshare.htsget.formats import HtsgetFormat
+from genoshare.formats import FileFormat
 from genoshare.htsget.ranges import ByteRange, InlineBlock
 
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 CRAM_EOF = bytes.fromhex("0f000000ffffffff0fe0454f4600000000010005bdd94f0001000606010001000100ee63014b")
 DEMO = Path(__file__).resolve().parents[2] / "src" / "genoshare" / "demo" / "data" / "htsget"
-SUFFIX = {HtsgetFormat.BAM: ".bam", HtsgetFormat.CRAM: ".cram", HtsgetFormat.VCF: ".vcf.gz", HtsgetFormat.BCF: ".bcf"}
+SUFFIX = {FileFormat.BAM: ".bam", FileFormat.CRAM: ".cram", FileFormat.VCF: ".vcf.gz", FileFormat.BCF: ".bcf"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,7 +28,7 @@ class Dataset:
     """One data file with one of its indexes, plus what is needed to read it back."""
 
     name: str
-    fmt: HtsgetFormat
+    fmt: FileFormat
     data: Path
     index: Path
     contigs: dict[str, int]  # name -> length, from the header
@@ -131,7 +131,7 @@ def overlapping(records: list[Record], contig: str | None, start: int | None, en
 
 def check_container(ds: Dataset, blob: bytes) -> None:
     """The bytes form a valid container: intact compression and the mandatory EOF marker."""
-    if ds.fmt is HtsgetFormat.CRAM:
+    if ds.fmt is FileFormat.CRAM:
         assert blob.startswith(b"CRAM")
         assert blob.endswith(CRAM_EOF)
     else:
@@ -147,7 +147,7 @@ def check_sorted(ds: Dataset, records: list[Record]) -> None:
 
 
 def _demo_datasets() -> list[Dataset]:
-    def contigs_of(path: Path, fmt: HtsgetFormat) -> dict[str, int]:
+    def contigs_of(path: Path, fmt: FileFormat) -> dict[str, int]:
         if fmt.is_reads:
             with pysam.AlignmentFile(str(path)) as reads:
                 return dict(zip(reads.references, reads.lengths, strict=True))
@@ -155,12 +155,12 @@ def _demo_datasets() -> list[Dataset]:
             return {name: contig.length or 0 for name, contig in variants.header.contigs.items()}
 
     specs = [
-        ("demo-bam", HtsgetFormat.BAM, "bam/htsnexus_test_NA12878.bam", ".bai"),
-        ("demo-cram", HtsgetFormat.CRAM, "cram/htsnexus_test_NA12878.cram", ".crai"),
-        ("demo-vcf-spec", HtsgetFormat.VCF, "vcf/spec-v4.3.vcf.gz", ".tbi"),
-        ("demo-vcf-bcbio", HtsgetFormat.VCF, "vcf/sample1-bcbio-cancer.vcf.gz", ".tbi"),
-        ("demo-bcf-spec", HtsgetFormat.BCF, "bcf/spec-v4.3.bcf", ".csi"),
-        ("demo-bcf-bcbio", HtsgetFormat.BCF, "bcf/sample1-bcbio-cancer.bcf", ".csi"),
+        ("demo-bam", FileFormat.BAM, "bam/htsnexus_test_NA12878.bam", ".bai"),
+        ("demo-cram", FileFormat.CRAM, "cram/htsnexus_test_NA12878.cram", ".crai"),
+        ("demo-vcf-spec", FileFormat.VCF, "vcf/spec-v4.3.vcf.gz", ".tbi"),
+        ("demo-vcf-bcbio", FileFormat.VCF, "vcf/sample1-bcbio-cancer.vcf.gz", ".tbi"),
+        ("demo-bcf-spec", FileFormat.BCF, "bcf/spec-v4.3.bcf", ".csi"),
+        ("demo-bcf-bcbio", FileFormat.BCF, "bcf/sample1-bcbio-cancer.bcf", ".csi"),
     ]
     return [
         Dataset(name, fmt, DEMO / rel, DEMO / (rel + ext), contigs_of(DEMO / rel, fmt)) for name, fmt, rel, ext in specs

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from htsget_oracle import DEMO_DATASETS, Dataset
 
+from genoshare.formats import FileFormat
 from genoshare.htsget.errors import (
     CorruptFile,
     HtsgetError,
@@ -19,7 +20,6 @@ from genoshare.htsget.errors import (
     PermissionDenied,
     UnsupportedFormat,
 )
-from genoshare.htsget.formats import HtsgetFormat
 from genoshare.htsget.ranges import IndexCache, region_blocks
 
 BY_NAME = {ds.name: ds for ds in DEMO_DATASETS}
@@ -99,7 +99,7 @@ def _index_damages(index: bytes) -> dict[str, bytes]:
 @pytest.mark.parametrize("damage", list(_index_damages(b"0123456789")))
 def test_corrupt_index_is_invalid_input(ds: Dataset, damage: str, tmp_path: Path) -> None:
     raw = ds.index.read_bytes()
-    binary_inside = ds.fmt is not HtsgetFormat.CRAM  # a cut CRAI text line can still be valid text
+    binary_inside = ds.fmt is not FileFormat.CRAM  # a cut CRAI text line can still be valid text
     if raw[:2] == b"\x1f\x8b" and binary_inside and damage in ("first-half", "all-but-last-byte", "wrong-magic"):
         # Damage the inflated content too, so the test is not only about a broken gzip member.
         inflated = gzip.decompress(raw)
@@ -115,9 +115,9 @@ def test_corrupt_index_is_invalid_input(ds: Dataset, damage: str, tmp_path: Path
 
 def test_index_of_the_wrong_kind_is_invalid_input(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput):
-        region_blocks(HtsgetFormat.BAM, BAM.data, VCF.index, "11", cache=IndexCache())
+        region_blocks(FileFormat.BAM, BAM.data, VCF.index, "11", cache=IndexCache())
     with pytest.raises(InvalidInput):
-        region_blocks(HtsgetFormat.BCF, BCF.data, VCF.index, "20", cache=IndexCache())
+        region_blocks(FileFormat.BCF, BCF.data, VCF.index, "20", cache=IndexCache())
 
 
 @pytest.mark.parametrize("ds", [BAM, VCF, BCF, CRAM], ids=lambda ds: ds.name)
@@ -131,9 +131,9 @@ def test_corrupt_data_file_is_invalid_input(ds: Dataset, tmp_path: Path) -> None
 
 def test_data_in_another_format_is_invalid_input(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput):
-        region_blocks(HtsgetFormat.BAM, VCF.data, BAM.index, "11", cache=IndexCache())
+        region_blocks(FileFormat.BAM, VCF.data, BAM.index, "11", cache=IndexCache())
     with pytest.raises(InvalidInput):
-        region_blocks(HtsgetFormat.VCF, BAM.data, VCF.index, "20", cache=IndexCache())
+        region_blocks(FileFormat.VCF, BAM.data, VCF.index, "20", cache=IndexCache())
 
 
 def test_crai_pointing_outside_the_body_is_invalid_input(tmp_path: Path) -> None:

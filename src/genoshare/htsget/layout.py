@@ -20,9 +20,9 @@ from typing import BinaryIO
 
 import pysam
 
+from genoshare.formats import FileFormat
 from genoshare.htsget import bgzf, cram
 from genoshare.htsget.errors import CorruptFile, NotFound
-from genoshare.htsget.formats import HtsgetFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +43,11 @@ def open_plain(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
-def read_layout(fmt: HtsgetFormat, path: Path, opener: Opener = open_plain) -> FileLayout:
+def read_layout(fmt: FileFormat, path: Path, opener: Opener = open_plain) -> FileLayout:
     try:
         with opener(path) as handle:
             size = handle.seek(0, os.SEEK_END)
-            if fmt is HtsgetFormat.CRAM:
+            if fmt is FileFormat.CRAM:
                 header_end = cram.header_end(handle)
                 handle.seek(max(size - len(cram.EOF_CONTAINER), 0))
                 has_eof = handle.read() == cram.EOF_CONTAINER
@@ -59,16 +59,16 @@ def read_layout(fmt: HtsgetFormat, path: Path, opener: Opener = open_plain) -> F
             body_end = size - len(bgzf.EOF_MARKER) if bgzf.ends_with_eof(handle, size) else size
     except FileNotFoundError as exc:
         raise NotFound(f"data file {path.name} does not exist") from exc
-    if fmt is HtsgetFormat.BAM:
+    if fmt is FileFormat.BAM:
         references = _bam_references(header)
     else:
         references = _pysam_references(fmt, path, bgzf.compress(header) + bgzf.EOF_MARKER)
     return FileLayout(header_end, body_end, references)
 
 
-def _bgzf_header(fmt: HtsgetFormat, handle: BinaryIO, size: int) -> tuple[int, bytes]:
+def _bgzf_header(fmt: FileFormat, handle: BinaryIO, size: int) -> tuple[int, bytes]:
     """Inflate blocks until the header is whole; returns its end as a virtual offset, and its bytes."""
-    measure = {HtsgetFormat.BAM: _bam_header_length, HtsgetFormat.BCF: _bcf_header_length}.get(fmt, _vcf_header_length)
+    measure = {FileFormat.BAM: _bam_header_length, FileFormat.BCF: _bcf_header_length}.get(fmt, _vcf_header_length)
     buffer = bytearray()
     for coffset, block_size, payload in bgzf.iter_blocks(handle, size):
         block_start = len(buffer)
@@ -142,7 +142,7 @@ def _bam_references(header: bytes) -> dict[str, int]:
     return references
 
 
-def _pysam_references(fmt: HtsgetFormat, path: Path, header_file: bytes) -> dict[str, int]:
+def _pysam_references(fmt: FileFormat, path: Path, header_file: bytes) -> dict[str, int]:
     """Reference ids as htslib assigns them; for BCF only htslib knows (``IDX`` may renumber contigs).
 
     ``header_file`` is the header alone as a valid (empty) file; htslib reads it from an anonymous memory
@@ -155,7 +155,7 @@ def _pysam_references(fmt: HtsgetFormat, path: Path, header_file: bytes) -> dict
         os.write(fd, header_file)
         os.lseek(fd, 0, os.SEEK_SET)
         memory_path = f"/proc/self/fd/{fd}"
-        if fmt is HtsgetFormat.CRAM:
+        if fmt is FileFormat.CRAM:
             with pysam.AlignmentFile(memory_path, "rc") as reads:
                 return {name: tid for tid, name in enumerate(reads.references)}
         with pysam.VariantFile(memory_path) as variants:

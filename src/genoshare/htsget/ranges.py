@@ -2,7 +2,7 @@
 
 Public interface::
 
-    HtsgetFormat                      BAM, CRAM, VCF, BCF
+    FileFormat                        BAM, CRAM, VCF, BCF (``genoshare.formats``)
     DataClass                         HEADER, BODY  (the ticket's per-URL ``class``)
     ByteRange(start, end, data_class) bytes [start, end) of the data file
     InlineBlock(data, data_class)     bytes to send inline as a ``data:`` URI
@@ -50,17 +50,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from genoshare.formats import FileFormat
 from genoshare.htsget import bai, bgzf, cram, csi, tbi
 from genoshare.htsget.binning import BinningIndex, Chunk
 from genoshare.htsget.errors import CorruptFile, InvalidInput, InvalidRange, NotFound
-from genoshare.htsget.formats import HtsgetFormat
 from genoshare.htsget.layout import FileLayout, Opener, open_plain, read_layout
 
 __all__ = [
     "Block",
     "ByteRange",
     "DataClass",
-    "HtsgetFormat",
     "IndexCache",
     "InlineBlock",
     "Opener",
@@ -75,7 +74,7 @@ _MAX_COORDINATE = 2**32 - 1  # the spec types start/end as 32-bit unsigned
 #: Largest gap (compressed bytes) worth sending rather than cutting around: about one typical BAM block.
 _MERGE_GAP = 1 << 15
 #: What precedes each record's body: BAM's block_size; BCF's l_shared and l_indiv.
-_RECORD_PREFIX = {HtsgetFormat.BAM: struct.Struct("<I"), HtsgetFormat.BCF: struct.Struct("<II")}
+_RECORD_PREFIX = {FileFormat.BAM: struct.Struct("<I"), FileFormat.BCF: struct.Struct("<II")}
 
 
 class DataClass(StrEnum):
@@ -124,10 +123,10 @@ class IndexCache:
         self._entries: OrderedDict[tuple[object, ...], object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def layout(self, fmt: HtsgetFormat, data_path: Path, opener: Opener = open_plain) -> FileLayout:
+    def layout(self, fmt: FileFormat, data_path: Path, opener: Opener = open_plain) -> FileLayout:
         return self._get(("layout", fmt), data_path, lambda: read_layout(fmt, data_path, opener))
 
-    def binning_index(self, fmt: HtsgetFormat, index_path: Path) -> BinningIndex:
+    def binning_index(self, fmt: FileFormat, index_path: Path) -> BinningIndex:
         return self._get(("binning", fmt), index_path, lambda: _parse_binning_index(fmt, index_path))
 
     def crai(self, index_path: Path) -> CraiIndex:
@@ -152,7 +151,7 @@ class IndexCache:
 
 
 def header_blocks(
-    fmt: HtsgetFormat, data_path: Path | str, cache: IndexCache | None = None, opener: Opener = open_plain
+    fmt: FileFormat, data_path: Path | str, cache: IndexCache | None = None, opener: Opener = open_plain
 ) -> list[Block]:
     """The header alone (htsget ``class=header``): every block of class header.
 
@@ -160,14 +159,14 @@ def header_blocks(
     what a request without ``class`` returns (header, records, EOF); the header followed by an EOF marker
     is a valid empty one.
     """
-    fmt = HtsgetFormat(fmt)
+    fmt = FileFormat(fmt)
     layout = (cache or IndexCache()).layout(fmt, Path(data_path), opener)
     with opener(Path(data_path)) as handle:
         return _header(fmt, layout, handle)
 
 
 def region_blocks(
-    fmt: HtsgetFormat,
+    fmt: FileFormat,
     data_path: Path | str,
     index_path: Path | str,
     reference_name: str | None = None,
@@ -177,13 +176,13 @@ def region_blocks(
     opener: Opener = open_plain,
 ) -> list[Block]:
     if reference_name is None:
-        _check_query(HtsgetFormat(fmt), reference_name, start, end)
+        _check_query(FileFormat(fmt), reference_name, start, end)
         return regions_blocks(fmt, data_path, index_path, None, cache, opener)
     return regions_blocks(fmt, data_path, index_path, [Region(reference_name, start, end)], cache, opener)
 
 
 def regions_blocks(
-    fmt: HtsgetFormat,
+    fmt: FileFormat,
     data_path: Path | str,
     index_path: Path | str,
     regions: list[Region] | None,
@@ -191,14 +190,14 @@ def regions_blocks(
     opener: Opener = open_plain,
 ) -> list[Block]:
     """Header, every record overlapping any of ``regions`` (None: the whole file), EOF."""
-    fmt = HtsgetFormat(fmt)
+    fmt = FileFormat(fmt)
     for region in regions or ():
         _check_query(fmt, region.reference_name, region.start, region.end)
     cache = cache or IndexCache()
     data_path, index_path = Path(data_path), Path(index_path)
     layout = cache.layout(fmt, data_path, opener)
     with opener(data_path) as handle:
-        if fmt is HtsgetFormat.CRAM:
+        if fmt is FileFormat.CRAM:
             crai = cache.crai(index_path)
             body = _cram_body(layout, crai, regions)
         else:
@@ -209,7 +208,7 @@ def regions_blocks(
         return _coalesce([*_header(fmt, layout, handle), *body, _eof(fmt)])
 
 
-def _check_query(fmt: HtsgetFormat, reference_name: str | None, start: int | None, end: int | None) -> None:
+def _check_query(fmt: FileFormat, reference_name: str | None, start: int | None, end: int | None) -> None:
     for name, value in (("start", start), ("end", end)):
         if value is None:
             continue
@@ -223,8 +222,8 @@ def _check_query(fmt: HtsgetFormat, reference_name: str | None, start: int | Non
         raise NotFound("referenceName '*' (unplaced unmapped reads) exists only for reads")
 
 
-def _header(fmt: HtsgetFormat, layout: FileLayout, handle: BinaryIO) -> list[Block]:
-    if fmt is HtsgetFormat.CRAM:
+def _header(fmt: FileFormat, layout: FileLayout, handle: BinaryIO) -> list[Block]:
+    if fmt is FileFormat.CRAM:
         return [ByteRange(0, layout.header_end, DataClass.HEADER)]
     coffset, uoffset = bgzf.split(layout.header_end)
     blocks: list[Block] = [ByteRange(0, coffset, DataClass.HEADER)] if coffset else []
@@ -234,8 +233,8 @@ def _header(fmt: HtsgetFormat, layout: FileLayout, handle: BinaryIO) -> list[Blo
     return blocks
 
 
-def _eof(fmt: HtsgetFormat) -> InlineBlock:
-    return InlineBlock(cram.EOF_CONTAINER if fmt is HtsgetFormat.CRAM else bgzf.EOF_MARKER)
+def _eof(fmt: FileFormat) -> InlineBlock:
+    return InlineBlock(cram.EOF_CONTAINER if fmt is FileFormat.CRAM else bgzf.EOF_MARKER)
 
 
 def _resolve(references: dict[str, int], index_names: tuple[str, ...] | None, name: str) -> int | None:
@@ -259,7 +258,7 @@ def _bgzf_chunks(layout: FileLayout, index: BinningIndex, region: Region | None)
     return index.chunks(ref_id, region.start or 0, index.max_position if region.end is None else region.end)
 
 
-def _cut_chunks(fmt: HtsgetFormat, handle: BinaryIO, header_end: int, chunks: list[Chunk]) -> list[Block]:
+def _cut_chunks(fmt: FileFormat, handle: BinaryIO, header_end: int, chunks: list[Chunk]) -> list[Block]:
     """Turn virtual-offset chunks into blocks, after merging those that overlap or nearly touch.
 
     Chunk boundaries are record boundaries, so bridging a gap only adds whole records (which the spec
@@ -280,7 +279,7 @@ def _cut_chunks(fmt: HtsgetFormat, handle: BinaryIO, header_end: int, chunks: li
     return blocks
 
 
-def _cut(fmt: HtsgetFormat, handle: BinaryIO, start: int, end: int) -> list[Block]:
+def _cut(fmt: FileFormat, handle: BinaryIO, start: int, end: int) -> list[Block]:
     start_block, start_within = bgzf.split(start)
     end_block, end_within = bgzf.split(end)
     blocks: list[Block] = []
@@ -303,14 +302,14 @@ def _cut(fmt: HtsgetFormat, handle: BinaryIO, start: int, end: int) -> list[Bloc
     return blocks + tail
 
 
-def _ends_on_record(fmt: HtsgetFormat, payload: bytes, pos: int) -> bool:
+def _ends_on_record(fmt: FileFormat, payload: bytes, pos: int) -> bool:
     """Whether whole records starting at ``pos`` fill the block exactly.
 
     ``pos`` is a record boundary (a chunk end), so when this holds the block carries no partial record
     and can be sent as stored instead of cut and re-compressed.  Writers built on htslib align records
     to blocks, so this is the usual case and halves the per-chunk cost.
     """
-    if fmt is HtsgetFormat.VCF:
+    if fmt is FileFormat.VCF:
         return payload.endswith(b"\n")
     prefix = _RECORD_PREFIX[fmt]
     size = len(payload)
@@ -377,14 +376,14 @@ def _inflated_magic(data: bytes) -> bytes:
         return b""
 
 
-def _parse_binning_index(fmt: HtsgetFormat, path: Path) -> BinningIndex:
+def _parse_binning_index(fmt: FileFormat, path: Path) -> BinningIndex:
     data = _read_index(path)
     if data[:4] == b"BAI\1":
         kind = "BAI"
     else:
         magic = _inflated_magic(data)
         kind = {b"CSI\1": "CSI", b"TBI\1": "TBI"}.get(magic, "")
-    allowed = {HtsgetFormat.BAM: ("BAI", "CSI"), HtsgetFormat.VCF: ("TBI", "CSI"), HtsgetFormat.BCF: ("CSI",)}
+    allowed = {FileFormat.BAM: ("BAI", "CSI"), FileFormat.VCF: ("TBI", "CSI"), FileFormat.BCF: ("CSI",)}
     if kind not in allowed[fmt]:
         raise CorruptFile(f"{path.name} is not a {' or '.join(allowed[fmt])} index")
     return {"BAI": bai.parse, "CSI": csi.parse, "TBI": tbi.parse}[kind](data)

@@ -37,6 +37,7 @@ from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
 from genoshare.drs.stored import is_plaintext
 from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
+from genoshare.formats import FileFormat
 from genoshare.governance.subsets import served_object
 from genoshare.htsget import bgzf, cram
 from genoshare.htsget.c4gh import FreshCipher, Piece, lent_opener, plan_reencryption
@@ -49,7 +50,6 @@ from genoshare.htsget.errors import (
     UnsupportedFormat,
 )
 from genoshare.htsget.errors import PermissionDenied as HtsgetPermissionDenied
-from genoshare.htsget.formats import HtsgetFormat
 from genoshare.htsget.layout import Opener, open_plain
 from genoshare.htsget.ranges import (
     Block,
@@ -66,8 +66,8 @@ from genoshare.store.models import DataObject, Dataset
 
 READS, VARIANTS = "reads", "variants"
 ENDPOINT_FORMATS = {
-    READS: (HtsgetFormat.BAM, HtsgetFormat.CRAM),
-    VARIANTS: (HtsgetFormat.VCF, HtsgetFormat.BCF),
+    READS: (FileFormat.BAM, FileFormat.CRAM),
+    VARIANTS: (FileFormat.VCF, FileFormat.BCF),
 }
 #: htsget-rs's header for the client's Crypt4GH public key (base64 of the key file, or of the raw key).
 PUBLIC_KEY_HEADER = "Htsget-Context-Public-Key"
@@ -79,12 +79,6 @@ MAX_REGIONS = 1000
 MAX_BLOCK = 1 << 30
 #: Object paths remembered per service; more than a node serves at once, small enough to never matter.
 _PATH_CACHE_SIZE = 4096
-_MEDIA = {
-    HtsgetFormat.BAM: "application/vnd.ga4gh.bam",
-    HtsgetFormat.CRAM: "application/vnd.ga4gh.cram",
-    HtsgetFormat.VCF: "application/vnd.ga4gh.vcf",
-    HtsgetFormat.BCF: "application/vnd.ga4gh.bcf",
-}
 #: An id's stored formats with their datasets, in one round trip; built once (statement construction costs
 #: more than SQLite's answer, and every ticket runs it).
 _STORED_FORMATS = (
@@ -100,7 +94,7 @@ _POST_FIELDS = {"format", "class", "fields", "tags", "notags", "regions", "encry
 class HtsgetQuery:
     endpoint: str
     id: str
-    format: HtsgetFormat
+    format: FileFormat
     header_only: bool = False
     #: None: the whole file.
     regions: tuple[Region, ...] | None = None
@@ -108,14 +102,14 @@ class HtsgetQuery:
     recipient_key: bytes | None = None
 
 
-def _format(endpoint: str, value: Any) -> HtsgetFormat:
+def _format(endpoint: str, value: Any) -> FileFormat:
     allowed = ENDPOINT_FORMATS[endpoint]
     if value is None:
         return allowed[0]
     if not isinstance(value, str) or value.upper() not in {fmt.value for fmt in allowed}:
         names = " or ".join(fmt.value for fmt in allowed)
         raise UnsupportedFormat(f"format {value!r} is not served for {endpoint}; ask for {names}")
-    return HtsgetFormat(value.upper())
+    return FileFormat(value.upper())
 
 
 def _header_only(value: Any) -> bool:
@@ -409,8 +403,8 @@ class HtsgetService:
             return header_blocks(fmt, data_path, self.cache, read), False
         if query.regions is None:
             layout = self.cache.layout(fmt, data_path, read)
-            cut = layout.header_end if fmt is HtsgetFormat.CRAM else bgzf.split(layout.header_end)[0]
-            clean = fmt is HtsgetFormat.CRAM or bgzf.split(layout.header_end)[1] == 0
+            cut = layout.header_end if fmt is FileFormat.CRAM else bgzf.split(layout.header_end)[0]
+            clean = fmt is FileFormat.CRAM or bgzf.split(layout.header_end)[1] == 0
             if not clean:
                 # The header ends inside a BGZF block: no byte offset splits header from body, so the
                 # ticket carries no classes (the spec: all URLs have one, or none has).
@@ -466,12 +460,12 @@ class HtsgetService:
         return urls
 
 
-def _pieces(fmt: HtsgetFormat, blocks: list[Block], file: EncryptedFile) -> list[Piece]:
+def _pieces(fmt: FileFormat, blocks: list[Block], file: EncryptedFile) -> list[Piece]:
     """Blocks as plaintext pieces; a trailing EOF marker is taken from the stored file's tail when it is there.
 
     Stored bytes cost no encryption and keep the stored file's short final segment where it must be: last.
     """
-    eof = cram.EOF_CONTAINER if fmt is HtsgetFormat.CRAM else bgzf.EOF_MARKER
+    eof = cram.EOF_CONTAINER if fmt is FileFormat.CRAM else bgzf.EOF_MARKER
     size = file.plaintext_size
     stored_eof = size >= len(eof) and b"".join(file.iter_plaintext(size - len(eof), size)) == eof
     pieces: list[Piece] = []
@@ -493,6 +487,6 @@ def _range_headers(token: str, start: int, end: int) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Range": f"bytes={start}-{end - 1}"}
 
 
-def _data_uri(fmt: HtsgetFormat | None, data: bytes) -> str:
-    media = _MEDIA[fmt] if fmt else "application/octet-stream"
+def _data_uri(fmt: FileFormat | None, data: bytes) -> str:
+    media = fmt.mime_type if fmt else "application/octet-stream"
     return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
