@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from genoshare.drs.service import DrsService
     from genoshare.drs.stored import TicketReads
     from genoshare.governance.consent import ConsentService
-    from genoshare.governance.rederive import RederivationWorker
+    from genoshare.governance.documents import RequestDocuments
+    from genoshare.governance.rederive import RederivationWorker, Rederiver
     from genoshare.governance.requests import AccessRequests
     from genoshare.governance.subsets import Subsets
     from genoshare.governance.usage import UsageReports
@@ -164,6 +165,8 @@ class Services:
     #: Rewrites files without people who withdrew, in the background (started and stopped with the API).
     rederivations: RederivationWorker
     usage: UsageReports
+    #: Documents attached to access requests, encrypted at rest.
+    documents: RequestDocuments
 
 
 def build_services(node: Node) -> Services:
@@ -182,6 +185,7 @@ def build_services(node: Node) -> Services:
         consent=build_consent(node, changed=(beacon.invalidate,), rederive=rederivations.submit),
         rederivations=rederivations,
         usage=build_usage(node),
+        documents=build_documents(node),
     )
 
 
@@ -195,10 +199,9 @@ def build_datasets(node: Node) -> DatasetService:
 
 
 def build_subsets(node: Node) -> Subsets:
-    from genoshare.governance.rederive import derive_or_report
     from genoshare.governance.subsets import Subsets
 
-    return Subsets(node.database, node.objects, partial(derive_or_report, node))
+    return Subsets(node.database, node.objects, build_rederiver(node).derive_or_report)
 
 
 def build_drs(node: Node, subsets: Subsets) -> DrsService:
@@ -279,10 +282,23 @@ def build_consent(
     return ConsentService(node.database, node.audit, changed=listeners, rederive=rederive)
 
 
+def build_rederiver(node: Node) -> Rederiver:
+    from genoshare.governance.rederive import Rederiver
+
+    return Rederiver(node.database, node.objects, node.audit, node.keys, build_indexer(node))
+
+
 def build_rederivations(node: Node) -> RederivationWorker:
     from genoshare.governance.rederive import RederivationWorker
 
-    return RederivationWorker(node)
+    return RederivationWorker(build_rederiver(node))
+
+
+def build_documents(node: Node) -> RequestDocuments:
+    from genoshare.access.requests import RequestAccess
+    from genoshare.governance.documents import RequestDocuments
+
+    return RequestDocuments(node.database, node.objects, node.keys, RequestAccess(node.database, node.roles))
 
 
 def build_usage(node: Node) -> UsageReports:

@@ -16,8 +16,7 @@ from sqlalchemy import update
 
 from genoshare.beacon.genes import load_genes
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.governance.rederive import rederive_pending
-from genoshare.node import Node, build_consent, build_ingestor, build_phenotypes, init_node
+from genoshare.node import Node, build_consent, build_ingestor, build_phenotypes, build_rederiver, init_node
 from genoshare.settings import MatchmakerPeer, MatchmakerSettings, Settings
 from genoshare.store.models import Participant, utcnow
 
@@ -110,7 +109,8 @@ def build_world(root: Path, settings: Settings) -> ClinicalWorld:
     consent = build_consent(node)
     consent.set_matchmaking(consent.find("rare", pseudonyms["R04"]), False, "participant")
     consent.withdraw(consent.find("rare", pseudonyms["R05"]), "participant")
-    rederive_pending(node)  # settled now, not by the server's worker while tests run: rare is 7 people
+    # Settled now, not by the server's worker while tests run: rare is 7 people.
+    build_rederiver(node).rederive_pending()
     return ClinicalWorld(node, pseudonyms, root)
 
 

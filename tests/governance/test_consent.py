@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.drs.stored import copy_plaintext, is_plaintext
-from genoshare.governance.rederive import rederive_pending
-from genoshare.node import Node, build_consent, build_ingestor
+from genoshare.node import Node, build_consent, build_ingestor, build_rederiver
 from genoshare.store.models import DataObject
 
 from governance_support import COMMITTEE_MEMBER, VCF, Cohort, make_cohort
@@ -106,7 +105,7 @@ def test_withdrawal_rewrites_files_a_public_dataset_stores_unencrypted(node: Nod
     first, *others = consent.records("open")
     withdrawal = consent.withdraw(consent.find("open", first.participant), OPERATOR.actor)
     assert withdrawal.rederiving == (shared.id,)
-    assert rederive_pending(node).done == [shared.id]
+    assert build_rederiver(node).rederive_pending().done == [shared.id]
     remaining = stored_samples(node, shared.id, tmp_path)
     assert sorted(remaining) == sorted(record.participant for record in others)
 

@@ -18,7 +18,7 @@ from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.drs.stored import copy_plaintext
 from genoshare.governance import rederive
 from genoshare.ingest.errors import IngestError
-from genoshare.node import Node, build_consent, build_ingestor
+from genoshare.node import Node, build_consent, build_ingestor, build_rederivations, build_rederiver
 from genoshare.store.models import DataObject
 
 from governance_support import VCF, Cohort
@@ -153,16 +153,16 @@ def test_the_server_tries_a_failed_rewrite_again(
     original = _replace_stored(node, cohort.multi, tmp_path, "garbage")
     consent = build_consent(node)
     withdrawal = consent.withdraw(consent.find("cohort", cohort.pseudonyms["NA00001"]), OPERATOR.actor)
-    worker = rederive.RederivationWorker(node)
+    worker = build_rederivations(node)
     try:
         assert worker.submit(withdrawal.rederiving)[0].result(timeout=60) is False
-        (waiting,) = rederive.blocked(node, "cohort")
+        (waiting,) = build_rederiver(node).blocked("cohort")
         assert waiting.object_id == shared and waiting.failure
         node.objects.local_path(cohort.multi.blob_key).write_bytes(original)  # the steward mends the disk
         deadline = time.monotonic() + 60
-        while rederive.blocked(node, "cohort") and time.monotonic() < deadline:
+        while build_rederiver(node).blocked("cohort") and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert rederive.blocked(node, "cohort") == [], "no retry brought the file back"
+        assert build_rederiver(node).blocked("cohort") == [], "no retry brought the file back"
     finally:
         worker.shutdown()
     assert cohort.pseudonyms["NA00001"] not in _samples(node, shared, tmp_path)

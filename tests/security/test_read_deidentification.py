@@ -23,8 +23,7 @@ from sqlalchemy import select
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import GenoshareError
-from genoshare.governance.rederive import rederive
-from genoshare.node import Node, build_consent, build_ingestor
+from genoshare.node import Node, build_consent, build_ingestor, build_rederiver
 from genoshare.store.models import DataObject, Participant
 
 from support import OPERATOR
@@ -194,7 +193,7 @@ def test_a_re_derivation_that_would_leave_no_read_is_not_published(node: Node, s
     consent = build_consent(node)
     consent.withdraw(consent.find("reads", pseudonyms(node)["alice.smith"]), OPERATOR.actor)
     with pytest.raises(GenoshareError, match="no read"):
-        rederive(node, row.id)
+        build_rederiver(node).rederive(row.id)
     with node.database.sessions() as session:
         stored = session.get(DataObject, row.id)
         assert stored is not None and stored.status != "available"

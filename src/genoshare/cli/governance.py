@@ -22,10 +22,10 @@ from genoshare.cli.common import DataDir, console, errors, fail, open_node, repo
 from genoshare.datasets.service import DatasetService
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import GenoshareError
-from genoshare.governance.rederive import Rederivation, blocked, rederive_pending
+from genoshare.governance.rederive import Rederivation
 from genoshare.governance.requests import NewRequest, view
 from genoshare.governance.usage import Route, Use
-from genoshare.node import build_access_requests, build_consent
+from genoshare.node import build_access_requests, build_consent, build_rederiver
 
 REQUEST_STATES = ("pending", "approved", "rejected", "revoked")
 
@@ -174,7 +174,7 @@ def consent_list(
     with reported():
         DatasetService(node.database).get(dataset_id)
     records = build_consent(node).records(dataset_id)
-    waiting = blocked(node, dataset_id)
+    waiting = build_rederiver(node).blocked(dataset_id)
     if as_json:
         problems = {file.object_id: file for file in waiting}
         rows = [
@@ -300,14 +300,14 @@ def consent_withdraw(dataset_id: str, pseudonym: str, data_dir: DataDir = Path("
     console.print(f"no longer served (only they were in it): {', '.join(result.unavailable) or 'none'}")
     console.print(f"blocked until rewritten without them: {', '.join(result.rederiving) or 'none'}")
     with console.status("re-deriving shared files without them …"):
-        outcome = rederive_pending(node)
+        outcome = build_rederiver(node).rederive_pending()
     _report_rederivation(outcome)
 
 
 @consent_app.command("rederive")
 def consent_rederive(data_dir: DataDir = Path("node")) -> None:
     """Retry re-deriving the files still blocked (a stopped server, or a failed attempt)."""
-    _report_rederivation(rederive_pending(open_node(data_dir)))
+    _report_rederivation(build_rederiver(open_node(data_dir)).rederive_pending())
 
 
 def _iso(at: dt.datetime | None) -> str | None:

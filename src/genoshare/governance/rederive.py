@@ -31,30 +31,27 @@ from pysam import bcftools
 from pysam.utils import SamtoolsError
 from sqlalchemy import delete, select
 
-from genoshare.audit import Entry
-from genoshare.beacon.indexing import index_dir, index_published_object
+from genoshare.audit import AuditLog, Entry
+from genoshare.beacon.indexing import BeaconIndexer, index_dir
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import encrypt_file
+from genoshare.crypt.keys import KeyPair
 from genoshare.drs.stored import copy_plaintext
 from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
 from genoshare.ingest.pipeline import build_index, file_checksums
 from genoshare.ingest.reads import keep_samples
-from genoshare.node import Node
 from genoshare.store.beacon_tables import BeaconVariantIndex
+from genoshare.store.db import Database
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
+from genoshare.store.objects import ObjectStore
 
 ACTOR = "genoshare (consent re-derivation)"
 #: The server retries a failed re-derivation after 1 min, then 2, 4 ... up to once an hour.
 RETRY_FIRST_SECONDS = 60.0
 RETRY_MAX_SECONDS = 3600.0
 log = logging.getLogger("genoshare.governance")
-
-
-def pending(node: Node) -> list[str]:
-    with node.database.sessions() as session:
-        return list(session.scalars(select(DataObject.id).where(DataObject.status == "rederiving")))
 
 
 class RederivationFailed(GenoshareError):
@@ -78,119 +75,6 @@ class Blocked:
     failed_at: datetime | None = None
 
 
-def rederive(node: Node, object_id: str) -> bool:
-    """Rewrite one blocked object; False when it is not blocked (any more)."""
-    with node.database.sessions() as session:
-        row = session.get(DataObject, object_id)
-        if row is None or row.status != "rederiving":
-            return False
-        people = list(
-            session.execute(
-                select(Participant.id, Participant.pseudonym, Participant.consent_status)
-                .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
-                .where(ObjectParticipant.object_id == object_id)
-            )
-        )
-    keep = [name for _, name, status in people if status == ACTIVE]
-    gone = [pid for pid, _, status in people if status != ACTIVE]
-    derived = derive_or_report(node, row, keep, "consent.rederive")
-    with node.database.session() as session:
-        stored_row = session.get(DataObject, object_id)
-        assert stored_row is not None
-        stored_row.blob_key, stored_row.index_key = derived.blob_key, derived.index_key
-        stored_row.md5, stored_row.sha256, stored_row.size = derived.md5, derived.sha256, derived.size
-        stored_row.status = "available"
-        session.execute(
-            delete(ObjectParticipant).where(
-                ObjectParticipant.object_id == object_id, ObjectParticipant.participant_id.in_(gone)
-            )
-        )
-        switched = stored_row
-    node.audit.record(
-        Entry(
-            ACTOR,
-            "consent.rederive",
-            f"objects/{object_id}",
-            "publish",
-            f"rewritten without {len(gone)} withdrawn participant(s)",
-            {"dataset": row.dataset_id, "sha256": derived.sha256},
-        )
-    )
-    _delete_replaced(node, row)
-    _reindex_beacon(node, row, switched)
-    return True
-
-
-def _reindex_beacon(node: Node, old: DataObject, new: DataObject) -> None:
-    """Build the Beacon variant index of the rewritten file, then delete the old one (it held their carriers).
-
-    Beacon answers leave a withdrawn person out from the moment of withdrawal either way; a failure here
-    keeps the old index serving and is logged, ``genoshare beacon-index`` builds it again.
-    """
-    with node.database.sessions() as session:
-        indexed = session.get(BeaconVariantIndex, old.id)
-    if indexed is None or not FileFormat(new.format).is_variants:
-        return
-    try:
-        with node.objects.work_dir("rederive-beacon") as work:
-            plain = work / f"kept{FileFormat(new.format).extension}"
-            copy_plaintext(node, new, plain)
-            index_published_object(node, new.dataset_id, new, plain, indexed.assembly_id)
-    except (GenoshareError, CryptError, OSError, ValueError) as error:
-        log.warning("Beacon index of re-derived %s not rebuilt (%s); the old one still serves", new.id, error)
-        return
-    old_dir = node.settings.data_dir / index_dir(old.dataset_id, old)
-    if old_dir != node.settings.data_dir / index_dir(new.dataset_id, new):
-        shutil.rmtree(old_dir, ignore_errors=True)
-
-
-def derive_or_report(node: Node, row: DataObject, keep: list[str], action: str) -> Derived:
-    """``derive``, with a failure written to the audit log under ``action`` and raised as one line."""
-    try:
-        return derive(node, row, keep)
-    except GenoshareError as error:
-        _record_failure(node, row, action, error.message)
-        raise
-    except (SamtoolsError, CryptError, OSError, ValueError) as error:
-        message = _one_line(error)
-        _record_failure(node, row, action, message)
-        raise RederivationFailed(message) from error
-
-
-def _record_failure(node: Node, row: DataObject, action: str, message: str) -> None:
-    node.audit.record(Entry(ACTOR, action, f"objects/{row.id}", "fail", message, {"dataset": row.dataset_id}))
-
-
-def _one_line(error: Exception) -> str:
-    """Htslib's last complaint (bcftools prints its reason last), or the error itself, on one line."""
-    text = str(error.value) if isinstance(error, SamtoolsError) else str(error) or type(error).__name__
-    reason = text.rsplit("stderr=", 1)[-1]
-    lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    return lines[-1] if lines else text.strip()
-
-
-def _delete_replaced(node: Node, old: DataObject) -> None:
-    """Delete the withdrawn person's old copy: blob, index, and the subsets made from it.
-
-    Keys are content checksums, so another object may hold the same bytes: those keys stay.
-    """
-    keys = [old.blob_key, *([old.index_key] if old.index_key else [])]
-    for manifest in node.objects.keys(f"subsets/{old.sha256[:2]}/{old.sha256}/"):
-        try:
-            subset = json.loads(node.objects.local_path(manifest).read_text())
-            keys += [subset["blob_key"], subset["index_key"]]
-        except (GenoshareError, OSError, ValueError, KeyError) as error:
-            log.warning("subset manifest %s unreadable (%s); its blob stays", manifest, error)
-        keys.append(manifest)
-    with node.database.sessions() as session:
-        used = set(session.scalars(select(DataObject.blob_key).where(DataObject.blob_key.in_(keys)))) | set(
-            session.scalars(select(DataObject.index_key).where(DataObject.index_key.in_(keys)))
-        )
-    for key in keys:
-        if key not in used:
-            node.objects.delete(key)
-
-
 @dataclass(frozen=True)
 class Derived:
     """A file rewritten with some of its samples, stored like an ingest's: encrypted, indexed, checksummed."""
@@ -202,64 +86,190 @@ class Derived:
     size: int
 
 
-def derive(node: Node, row: DataObject, keep: list[str]) -> Derived:
-    """Store the object's file with only the samples ``keep`` (VCF/BCF columns, BAM/CRAM read groups).
+class Rederiver:
+    """Rewrites stored files with only some of their people: after a withdrawal, and for narrowed consent.
 
-    The plaintext exists only in a private staging directory, removed when done; the result is Crypt4GH
-    encrypted to the node's key and put under content-addressed keys (atomically). Shared by the
-    re-derivation after a withdrawal and the subsets served to grants that a narrowed consent excludes.
+    Takes what it uses: the metadata database, the object store, the audit log, the node's Crypt4GH keys
+    (to read and re-encrypt) and the Beacon indexer (a rewritten VCF/BCF is indexed again).
     """
-    fmt = FileFormat(row.format)
-    with node.objects.work_dir("rederive") as work:
-        source = work / f"source{fmt.extension}"
-        copy_plaintext(node, row, source)
-        target = work / f"kept{fmt.extension}"
-        _keep_samples(source, target, fmt, keep)
-        index = build_index(target, fmt)
-        md5, sha256 = file_checksums(target)
-        blob = work / "kept.c4gh"
-        encrypt_file(target, blob, node.keys)
-        blob_key = f"blobs/{sha256[:2]}/{sha256}.c4gh"
-        index_key = f"indexes/{sha256[:2]}/{sha256}.{fmt.index_format}"
-        node.objects.put(blob, blob_key)
-        node.objects.put(index, index_key)
-        return Derived(blob_key, index_key, md5, sha256, target.stat().st_size)
 
+    def __init__(
+        self, database: Database, objects: ObjectStore, audit: AuditLog, keys: KeyPair, indexer: BeaconIndexer
+    ) -> None:
+        self.database = database
+        self.objects = objects
+        self.audit = audit
+        self.keys = keys
+        self.indexer = indexer
 
-def rederive_pending(node: Node) -> Rederivation:
-    """Rewrite every blocked object. Safe to run again after a crash: what a killed run left is removed first."""
-    node.objects.sweep_staging()
-    outcome = Rederivation([], {})
-    for object_id in pending(node):
-        try:
-            if rederive(node, object_id):
-                outcome.done.append(object_id)
-        except GenoshareError as error:
-            outcome.failed[object_id] = error.message
-    return outcome
+    def pending(self) -> list[str]:
+        with self.database.sessions() as session:
+            return list(session.scalars(select(DataObject.id).where(DataObject.status == "rederiving")))
 
-
-def blocked(node: Node, dataset_id: str) -> list[Blocked]:
-    """The dataset's files waiting to be rewritten, with the last failure of each (from the audit log)."""
-    with node.database.sessions() as session:
-        ids = list(
-            session.scalars(
-                select(DataObject.id)
-                .where(DataObject.dataset_id == dataset_id, DataObject.status == "rederiving")
-                .order_by(DataObject.id)
+    def rederive(self, object_id: str) -> bool:
+        """Rewrite one blocked object; False when it is not blocked (any more)."""
+        with self.database.sessions() as session:
+            row = session.get(DataObject, object_id)
+            if row is None or row.status != "rederiving":
+                return False
+            people = list(
+                session.execute(
+                    select(Participant.id, Participant.pseudonym, Participant.consent_status)
+                    .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
+                    .where(ObjectParticipant.object_id == object_id)
+                )
+            )
+        keep = [name for _, name, status in people if status == ACTIVE]
+        gone = [pid for pid, _, status in people if status != ACTIVE]
+        derived = self.derive_or_report(row, keep, "consent.rederive")
+        with self.database.session() as session:
+            stored_row = session.get(DataObject, object_id)
+            assert stored_row is not None
+            stored_row.blob_key, stored_row.index_key = derived.blob_key, derived.index_key
+            stored_row.md5, stored_row.sha256, stored_row.size = derived.md5, derived.sha256, derived.size
+            stored_row.status = "available"
+            session.execute(
+                delete(ObjectParticipant).where(
+                    ObjectParticipant.object_id == object_id, ObjectParticipant.participant_id.in_(gone)
+                )
+            )
+            switched = stored_row
+        self.audit.record(
+            Entry(
+                ACTOR,
+                "consent.rederive",
+                f"objects/{object_id}",
+                "publish",
+                f"rewritten without {len(gone)} withdrawn participant(s)",
+                {"dataset": row.dataset_id, "sha256": derived.sha256},
             )
         )
-    found = []
-    for object_id in ids:
-        last = None
-        for event in node.audit.entries(resource_prefix=f"objects/{object_id}"):
-            if event.resource == f"objects/{object_id}" and event.action == "consent.rederive":
-                last = event
-        if last is not None and last.decision == "fail":
-            found.append(Blocked(object_id, last.reason, last.at))
-        else:
-            found.append(Blocked(object_id))
-    return found
+        self._delete_replaced(row)
+        self._reindex_beacon(row, switched)
+        return True
+
+    def _reindex_beacon(self, old: DataObject, new: DataObject) -> None:
+        """Build the Beacon variant index of the rewritten file, then delete the old one (it held their carriers).
+
+        Beacon answers leave a withdrawn person out from the moment of withdrawal either way; a failure here
+        keeps the old index serving and is logged, ``genoshare beacon-index`` builds it again.
+        """
+        with self.database.sessions() as session:
+            indexed = session.get(BeaconVariantIndex, old.id)
+        if indexed is None or not FileFormat(new.format).is_variants:
+            return
+        try:
+            with self.objects.work_dir("rederive-beacon") as work:
+                plain = work / f"kept{FileFormat(new.format).extension}"
+                copy_plaintext(self.objects, self.keys.secret, new, plain)
+                self.indexer.index_object(new.dataset_id, new, plain, indexed.assembly_id)
+        except (GenoshareError, CryptError, OSError, ValueError) as error:
+            log.warning("Beacon index of re-derived %s not rebuilt (%s); the old one still serves", new.id, error)
+            return
+        old_dir = self.indexer.data_dir / index_dir(old.dataset_id, old)
+        if old_dir != self.indexer.data_dir / index_dir(new.dataset_id, new):
+            shutil.rmtree(old_dir, ignore_errors=True)
+
+    def derive_or_report(self, row: DataObject, keep: list[str], action: str) -> Derived:
+        """``derive``, with a failure written to the audit log under ``action`` and raised as one line."""
+        try:
+            return self.derive(row, keep)
+        except GenoshareError as error:
+            self._record_failure(row, action, error.message)
+            raise
+        except (SamtoolsError, CryptError, OSError, ValueError) as error:
+            message = _one_line(error)
+            self._record_failure(row, action, message)
+            raise RederivationFailed(message) from error
+
+    def _record_failure(self, row: DataObject, action: str, message: str) -> None:
+        self.audit.record(Entry(ACTOR, action, f"objects/{row.id}", "fail", message, {"dataset": row.dataset_id}))
+
+    def _delete_replaced(self, old: DataObject) -> None:
+        """Delete the withdrawn person's old copy: blob, index, and the subsets made from it.
+
+        Keys are content checksums, so another object may hold the same bytes: those keys stay.
+        """
+        keys = [old.blob_key, *([old.index_key] if old.index_key else [])]
+        for manifest in self.objects.keys(f"subsets/{old.sha256[:2]}/{old.sha256}/"):
+            try:
+                subset = json.loads(self.objects.local_path(manifest).read_text())
+                keys += [subset["blob_key"], subset["index_key"]]
+            except (GenoshareError, OSError, ValueError, KeyError) as error:
+                log.warning("subset manifest %s unreadable (%s); its blob stays", manifest, error)
+            keys.append(manifest)
+        with self.database.sessions() as session:
+            used = set(session.scalars(select(DataObject.blob_key).where(DataObject.blob_key.in_(keys)))) | set(
+                session.scalars(select(DataObject.index_key).where(DataObject.index_key.in_(keys)))
+            )
+        for key in keys:
+            if key not in used:
+                self.objects.delete(key)
+
+    def derive(self, row: DataObject, keep: list[str]) -> Derived:
+        """Store the object's file with only the samples ``keep`` (VCF/BCF columns, BAM/CRAM read groups).
+
+        The plaintext exists only in a private staging directory, removed when done; the result is Crypt4GH
+        encrypted to the node's key and put under content-addressed keys (atomically). Shared by the
+        re-derivation after a withdrawal and the subsets served to grants that a narrowed consent excludes.
+        """
+        fmt = FileFormat(row.format)
+        with self.objects.work_dir("rederive") as work:
+            source = work / f"source{fmt.extension}"
+            copy_plaintext(self.objects, self.keys.secret, row, source)
+            target = work / f"kept{fmt.extension}"
+            _keep_samples(source, target, fmt, keep)
+            index = build_index(target, fmt)
+            md5, sha256 = file_checksums(target)
+            blob = work / "kept.c4gh"
+            encrypt_file(target, blob, self.keys)
+            blob_key = f"blobs/{sha256[:2]}/{sha256}.c4gh"
+            index_key = f"indexes/{sha256[:2]}/{sha256}.{fmt.index_format}"
+            self.objects.put(blob, blob_key)
+            self.objects.put(index, index_key)
+            return Derived(blob_key, index_key, md5, sha256, target.stat().st_size)
+
+    def rederive_pending(self) -> Rederivation:
+        """Rewrite every blocked object. Safe to run again after a crash: what a killed run left is removed first."""
+        self.objects.sweep_staging()
+        outcome = Rederivation([], {})
+        for object_id in self.pending():
+            try:
+                if self.rederive(object_id):
+                    outcome.done.append(object_id)
+            except GenoshareError as error:
+                outcome.failed[object_id] = error.message
+        return outcome
+
+    def blocked(self, dataset_id: str) -> list[Blocked]:
+        """The dataset's files waiting to be rewritten, with the last failure of each (from the audit log)."""
+        with self.database.sessions() as session:
+            ids = list(
+                session.scalars(
+                    select(DataObject.id)
+                    .where(DataObject.dataset_id == dataset_id, DataObject.status == "rederiving")
+                    .order_by(DataObject.id)
+                )
+            )
+        found = []
+        for object_id in ids:
+            last = None
+            for event in self.audit.entries(resource_prefix=f"objects/{object_id}"):
+                if event.resource == f"objects/{object_id}" and event.action == "consent.rederive":
+                    last = event
+            if last is not None and last.decision == "fail":
+                found.append(Blocked(object_id, last.reason, last.at))
+            else:
+                found.append(Blocked(object_id))
+        return found
+
+
+def _one_line(error: Exception) -> str:
+    """Htslib's last complaint (bcftools prints its reason last), or the error itself, on one line."""
+    text = str(error.value) if isinstance(error, SamtoolsError) else str(error) or type(error).__name__
+    reason = text.rsplit("stderr=", 1)[-1]
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return lines[-1] if lines else text.strip()
 
 
 def _keep_samples(source: Path, target: Path, fmt: FileFormat, keep: list[str]) -> None:
@@ -397,8 +407,8 @@ def _declare_everything(source: Path, target: Path) -> Path | None:
 class RederivationWorker:
     """Runs re-derivations in one background thread of the server, so a withdrawal answers at once."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, rederiver: Rederiver) -> None:
+        self.rederiver = rederiver
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rederive")
         self._retries: dict[str, threading.Timer] = {}
         self._guard = threading.Lock()
@@ -409,12 +419,12 @@ class RederivationWorker:
 
     def resume(self) -> list[Future[bool]]:
         """Pick up what a stopped server left blocked, after removing what a killed one left in staging."""
-        self.node.objects.sweep_staging()
-        return self.submit(pending(self.node))
+        self.rederiver.objects.sweep_staging()
+        return self.submit(self.rederiver.pending())
 
     def _run(self, object_id: str, attempt: int) -> bool:
         try:
-            return rederive(self.node, object_id)
+            return self.rederiver.rederive(object_id)
         except GenoshareError as error:
             # In the audit log already; it may be a passing problem (a full disk), so it is tried again.
             log.warning("re-deriving %s failed (attempt %d): %s; it stays blocked", object_id, attempt, error.message)
