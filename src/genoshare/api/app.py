@@ -79,7 +79,7 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(beacon.router)
     app.include_router(htsget.router)
     # The web portal's pages (server-rendered HTML; ``genoshare.portal``) and ``/`` leading to them.
-    install_portal(app, node)
+    install_portal(app, node, services)
     app.include_router(network.router)
     app.include_router(network.registry)
     app.include_router(mme.router)

@@ -335,15 +335,24 @@ def demo(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Prepare the demo node and exit.")] = False,
+    broker_port: Annotated[
+        int | None, typer.Option(help="Port of the demo passport broker the portal signs in at (default: port + 1).")
+    ] = None,
 ) -> None:
-    """Init a node with demo data (htsget test files, a synthetic cohort) and serve it."""
+    """Init a node with demo data (htsget test files, a synthetic cohort) and serve it, with its web portal."""
+    from genoshare.demo.broker import start_in_thread
     from genoshare.demo.setup import prepare_demo
 
+    broker_port = broker_port or port + 1
+    public_url, broker_url = f"http://{host}:{port}", f"http://{host}:{broker_port}"
     if not no_serve:
         ensure_port_free(host, port)
-    info = prepare_demo(data_dir, f"http://{host}:{port}", console)
+        ensure_port_free(host, broker_port)
+    info = prepare_demo(data_dir, public_url, console, broker_url=broker_url)
     console.print(info.instructions(), soft_wrap=True)
     if not no_serve:
+        # DEMO ONLY: the stand-in passport broker, in this process beside the node.
+        start_in_thread(host, broker_port, Path(data_dir), (f"{public_url}/portal/signin/callback",))
         serve(data_dir=data_dir, host=host, port=port)
 
 

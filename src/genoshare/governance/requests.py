@@ -9,9 +9,10 @@ An approval creates one ``Grant`` per dataset; the node signs a ControlledAccess
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -36,12 +37,29 @@ DEFAULT_GRANT_DAYS = 365
 AUTO_APPROVER = "genoshare (auto-approval: DUO match permits, dataset policy allows)"
 
 
+#: Who a requester works for, as the access report groups requests (``AccessRequest.sector``).
+SECTORS = ("academic", "public", "non-profit", "clinical", "commercial")
+AFFILIATION_AND_ROLE = "AffiliationAndRole"
+
+
 @dataclass(frozen=True)
 class NewRequest:
     datasets: Sequence[str]
     purpose: ResearchPurpose
     project_title: str
     institution: str
+    #: ISO 3166-1 alpha-2 country of the requester's institution, and its sector (``SECTORS``), if given.
+    country: str = ""
+    sector: str = ""
+    #: Where the requester wants to hear of decisions.
+    contact_email: str = ""
+    #: Dataset -> sha256 of the data access agreement text the requester read and accepted.
+    accepted_agreements: Mapping[str, str] = field(default_factory=dict)
+
+
+def agreement_digest(text: str) -> str:
+    """What a request records of an agreement: a later edit of the text never changes what was accepted."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def view(request: AccessRequest) -> dict[str, Any]:
@@ -87,21 +105,23 @@ class AccessRequests:
             raise InvalidInput("name at least one dataset")
         if not new.project_title.strip() or not new.institution.strip():
             raise InvalidInput("a request needs a project title and an institution")
+        country, sector = new.country.strip().upper(), new.sector.strip()
+        if country and (len(country) != 2 or not country.isalpha()):
+            raise InvalidInput(f"country must be an ISO 3166-1 two-letter code (e.g. GB), not {new.country!r}")
+        if sector and sector not in SECTORS:
+            raise InvalidInput(f"sector must be one of {', '.join(SECTORS)}, not {sector!r}")
         purpose = new.purpose.model_copy(update={"requester_id": identity.actor, "institution": new.institution})
-        results: dict[str, Any] = {}
-        outcomes: list[Outcome] = []
-        with self.database.sessions() as session:
-            datasets = [self._dataset(session, dataset_id) for dataset_id in dict.fromkeys(new.datasets)]
+        datasets = self._requestable(new.datasets)
+        agreements: dict[str, str] = {}
         for dataset in datasets:
-            if dataset.access_level != AccessLevel.CONTROLLED:
-                raise InvalidInput(f"dataset {dataset.id} is {dataset.access_level}: it needs no access request")
-            codes = parse_dataset_codes(dataset.duo_codes)
-            result = match(purpose, codes)
-            results[dataset.id] = {
-                **result.to_dict(),
-                "excluded_participants": self._excluded(dataset, purpose),
-            }
-            outcomes.append(result.outcome)
+            if dataset.data_access_agreement:
+                digest = agreement_digest(dataset.data_access_agreement)
+                if new.accepted_agreements.get(dataset.id) != digest:
+                    raise InvalidInput(f"accept the data access agreement of dataset {dataset.id} (as it reads now)")
+                agreements[dataset.id] = digest
+        results = {dataset.id: self._match(dataset, purpose) for dataset in datasets}
+        outcomes = [Outcome(result["outcome"]) for result in results.values()]
+        affiliations = identity.visas_of_type(AFFILIATION_AND_ROLE)
         request = AccessRequest(
             id=str(uuid.uuid4()),
             requester=identity.actor,
@@ -111,6 +131,11 @@ class AccessRequests:
             institution=new.institution.strip(),
             status="pending",
             match=results,
+            country=country,
+            sector=sector,
+            affiliation=", ".join(visa.value for visa in affiliations)[:500],
+            contact_email=new.contact_email.strip()[:320],
+            agreements=agreements,
         )
         with self.database.session() as session:
             session.add(request)
@@ -126,6 +151,24 @@ class AccessRequests:
         if all(o is Outcome.PERMIT for o in outcomes) and all(d.auto_approve for d in datasets):
             return self._approve(request, AUTO_APPROVER, None)
         return request
+
+    def preview(self, identity: Identity, dataset_ids: Sequence[str], purpose: ResearchPurpose) -> dict[str, Any]:
+        """The DUO match a request for these datasets would get now, per dataset, without making one."""
+        self.access.require_submitter(identity)
+        purpose = purpose.model_copy(update={"requester_id": identity.actor})
+        return {dataset.id: self._match(dataset, purpose) for dataset in self._requestable(dataset_ids)}
+
+    def _requestable(self, dataset_ids: Sequence[str]) -> list[Dataset]:
+        with self.database.sessions() as session:
+            datasets = [self._dataset(session, dataset_id) for dataset_id in dict.fromkeys(dataset_ids)]
+        for dataset in datasets:
+            if dataset.access_level != AccessLevel.CONTROLLED:
+                raise InvalidInput(f"dataset {dataset.id} is {dataset.access_level}: it needs no access request")
+        return datasets
+
+    def _match(self, dataset: Dataset, purpose: ResearchPurpose) -> dict[str, Any]:
+        result = match(purpose, parse_dataset_codes(dataset.duo_codes))
+        return {**result.to_dict(), "excluded_participants": self._excluded(dataset, purpose)}
 
     def visible_to(self, caller: Caller, status: str | None = None) -> list[AccessRequest]:
         """Requests the caller made, or that concern a dataset whose committee the caller sits on."""
@@ -158,6 +201,7 @@ class AccessRequests:
                         grantee=request.requester,
                         expires_at=expires_at,
                         excluded_participants=[person["id"] for person in excluded],
+                        agreement_sha256=(request.agreements or {}).get(dataset_id, ""),
                     )
                 )
             stored = session.get(AccessRequest, request.id)

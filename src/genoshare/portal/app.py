@@ -8,23 +8,23 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from genoshare.access.roles import Roles
-from genoshare.node import Node
-from genoshare.portal import account, home
+from genoshare.node import Node, Services
+from genoshare.portal import account, home, researcher
 from genoshare.portal.oidc import OidcClient
 from genoshare.portal.sessions import SessionStore
 from genoshare.portal.web import PREFIX, STATIC, Portal
 
 #: The page modules: each has a ``router`` and a ``NAV`` (its links in the site navigation).
-PAGES = (home, account)
+PAGES = (home, researcher, account)
 
 
-def install_portal(app: FastAPI, node: Node) -> Portal:
+def install_portal(app: FastAPI, node: Node, services: Services) -> Portal:
     settings = node.settings
     portal = Portal(
         settings=settings,
         sessions=SessionStore(node.database, settings.portal.session_hours),
-        roles=Roles(node.database, settings.roles.stewards),
+        roles=node.roles,
+        services=services,
         remembered=node.passports.remembered,
         verify=node.passports.verify,
         oidc=OidcClient(settings.portal, node.http) if settings.portal.oidc_issuer else None,

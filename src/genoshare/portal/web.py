@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from babel.dates import format_datetime
@@ -27,7 +28,7 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from jinja2.runtime import Context
 from starlette.concurrency import run_in_threadpool
 
-from genoshare.access.passports import Identity
+from genoshare.access.passports import Identity, Visa
 from genoshare.access.roles import Roles
 from genoshare.audit.denials import ANONYMOUS, DenialLog
 from genoshare.errors import GenoshareError, PermissionDenied
@@ -37,7 +38,12 @@ from genoshare.portal.sessions import PASSPORT, VISITOR, Session, SessionStore
 from genoshare.settings import Settings
 from genoshare.store.models import utcnow
 
+if TYPE_CHECKING:
+    from genoshare.node import Services
+
 log = logging.getLogger("genoshare.portal")
+#: How long a researcher's node-signed grants are reused before they are signed again.
+GRANTS_CACHE_SECONDS = 300
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -90,6 +96,8 @@ class Portal:
     settings: Settings
     sessions: SessionStore
     roles: Roles
+    #: The node's services, the same instances the APIs use (``node.build_services``).
+    services: Services
     #: Verifies a passport (the node's ``PassportVerifier``): ``remembered`` first, then ``verify``.
     remembered: Callable[[str], Identity | None]
     verify: Callable[[str], Identity]
@@ -98,6 +106,7 @@ class Portal:
     nav: list[NavItem] = field(default_factory=list)
     #: Static file name -> its URL with a content hash, so browsers may cache it for good.
     static_urls: dict[str, str] = field(default_factory=dict)
+    _granted: dict[tuple[str, tuple[str, ...]], tuple[float, tuple[Visa, ...]]] = field(default_factory=dict)
 
     @property
     def secure(self) -> bool:
@@ -111,6 +120,27 @@ class Portal:
     @cached_property
     def environments(self) -> dict[str, Environment]:
         return {language.code: self._environment(language.code) for language in i18n.available()}
+
+    def with_node_grants(self, identity: Identity) -> Identity:
+        """``identity`` with the grants this node's committees gave it, as visas the node signed.
+
+        A researcher signs in with the passport of their own broker, which knows nothing of this node's
+        approvals; the node-signed passport that carries them (``/governance/passport``) is added here, so
+        that every page answers with the access the researcher has, without them swapping passports.
+        """
+        grants = self.services.access_requests.active_grants(identity.actor)
+        if not grants:
+            return identity
+        key = (identity.actor, tuple(sorted(grant.id for grant in grants)))
+        now = time.time()
+        cached = self._granted.get(key)
+        if cached is None or cached[0] <= now:
+            signed = self.services.access_requests.passport(identity)["passport"]
+            granted = self.verify(signed)
+            # Re-made well before the node-signed passport (an hour at most) expires.
+            cached = (now + GRANTS_CACHE_SECONDS, granted.visas)
+            self._granted[key] = cached
+        return replace(identity, visas=(*identity.visas, *cached[1]))
 
     def _environment(self, code: str) -> Environment:
         environment = Environment(
@@ -129,8 +159,9 @@ class Portal:
 
 @pass_context
 def _duo_filter(context: Context, code: str) -> str:
-    translate: Callable[[str], str] = context.environment.globals["gettext"]  # type: ignore[assignment]
-    return duo_text.explain(code, lambda message: str(translate(message)))
+    # The i18n extension's new-style gettext takes the template context first.
+    translate: Callable[[Context, str], str] = context.environment.globals["gettext"]  # type: ignore[assignment]
+    return duo_text.explain(code, lambda message: str(translate(context, message)))
 
 
 # -- the request's portal state -----------------------------------------------------------------------
@@ -257,6 +288,7 @@ def _passport_viewer(portal: Portal, session: Session) -> Viewer:
         except GenoshareError as error:
             log.info("a portal session's passport no longer verifies: %s", error.message)
             return Viewer(session)
+    identity = portal.with_node_grants(identity)
     roles = {RESEARCHER}
     committees = frozenset(portal.roles.committees_of(identity))
     if committees:
