@@ -43,8 +43,22 @@ def write_cohort(path: Path, samples: list[str], variants: list[tuple[int, str, 
     return Path(pysam.tabix_index(str(path), preset="vcf", force=True))
 
 
-def build_node(root: Path, name: str, *, access: str, samples: int, carriers: int, **settings: Any) -> Path:
-    """A node trusting the test issuer, with one dataset ``<name>`` of ``samples`` people at ``access``."""
+def build_node(
+    root: Path,
+    name: str,
+    *,
+    access: str,
+    samples: int,
+    carriers: int,
+    committee: str | None = None,
+    auto_approve: bool = False,
+    **settings: Any,
+) -> Path:
+    """A node trusting the test issuer, with one dataset ``<name>`` of ``samples`` people at ``access``.
+
+    With a ``committee`` (``subject@issuer``), also a controlled dataset ``<name>-controlled`` of the same
+    file, decided by it (at once with ``auto_approve``, for GRU purposes).
+    """
     root.mkdir(parents=True, exist_ok=True)
     jwks = root / "issuer-jwks.json"
     VisaIssuer.load_or_create(TEST_ISSUER, root.parent / "issuer.jwk.json").write_jwks(jwks)
@@ -66,6 +80,16 @@ def build_node(root: Path, name: str, *, access: str, samples: int, carriers: in
         NewDataset(id=name, title=name, custodian=name, access_level=access, duo_codes=["GRU"], pseudonymise=False)
     )
     build_ingestor(node).ingest(name, [vcf])
+    if committee is not None:
+        controlled = f"{name}-controlled"
+        datasets = DatasetService(node.database)
+        datasets.create(
+            NewDataset(id=controlled, title=controlled, custodian=name, access_level="controlled", duo_codes=["GRU"])
+        )
+        datasets.set_committee(controlled, [committee], auto_approve=auto_approve)
+        copy = root / f"{controlled}.vcf.gz"  # htsget ids are node-wide: one file name per dataset
+        copy.write_bytes(vcf.read_bytes())
+        build_ingestor(node).ingest(controlled, [copy])
     node.close()
     return root / "node"
 
@@ -104,3 +128,5 @@ class StandIn:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()

@@ -24,11 +24,15 @@ from beacon_schemas import BY_GRANULARITY, assert_valid, framework
 from network_nodes import SHARED, StandIn, build_node
 
 from genoshare.access.issuer import VisaIssuer
+from genoshare.access.passports import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
+from genoshare.settings import BONA_FIDE_RESEARCHER
 
 from processes import Server
 from support import TEST_ISSUER, Passports
 
 DEADLINE = 2.0
+CHAIR = f"chair@{TEST_ISSUER}"
+PURPOSE = {"primary": "GRU"}
 #: Slack for a loaded 2-CPU machine: the answer must come this soon after the deadline at the latest.
 SLACK = 1.5
 
@@ -37,13 +41,13 @@ class Network:
     def __init__(self, root: Path) -> None:
         self.issuer = VisaIssuer.load_or_create(TEST_ISSUER, root / "issuer.jwk.json")
         cohorts = {
-            "hub": {"access": "public", "samples": 6, "carriers": 2},
-            "alpha": {"access": "registered", "samples": 5, "carriers": 3},
+            "hub": {"access": "public", "samples": 6, "carriers": 2, "committee": CHAIR},
+            "alpha": {"access": "registered", "samples": 5, "carriers": 3, "committee": CHAIR, "auto_approve": True},
             "beta": {"access": "public", "samples": 4, "carriers": 1},
             "gamma": {"access": "public", "samples": 7, "carriers": 4},
         }
         self.data = {name: build_node(root / name, name, **cohort) for name, cohort in cohorts.items()}  # type: ignore[arg-type]
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(2) as pool:
             started = dict(
                 zip(
                     ["alpha", "beta", "gamma"],
@@ -64,6 +68,7 @@ class Network:
                 "name": "alpha",
                 "beacon_url": f"{self.proxies['alpha'].url}/api",
                 "trusts": [TEST_ISSUER],
+                "trust_grants": True,
             },
             {"url": started["beta"].url, "name": "beta", "beacon_url": f"{self.proxies['beta'].url}/api"},
             {"url": started["gamma"].url, "name": "gamma", "beacon_url": f"{self.proxies['gamma'].url}/api"},
@@ -122,7 +127,7 @@ def test_passport_goes_to_the_trusting_peer_only(network: Network) -> None:
     assert answered["alpha"]["status"] == "answered" and answered["alpha"]["passport"] == "sent"
     assert answered["gamma"]["status"] == "answered" and answered["gamma"]["passport"].startswith("not sent")
     # alpha's registered dataset answers an allele query only to a researcher: it saw the passport.
-    [alpha_dataset] = answered["alpha"]["datasets"]
+    alpha_dataset = next(d for d in answered["alpha"]["datasets"] if d["id"] == "alpha")
     assert alpha_dataset["consulted"] is True
     assert result_sets(document)["alpha"]["info"]["node"]["name"] == "alpha"
 
@@ -134,8 +139,63 @@ def test_passport_goes_to_the_trusting_peer_only(network: Network) -> None:
 
     # Nothing is kept for the next caller: an anonymous one is not answered from alpha's dataset.
     anonymous, _ = ask(network)
-    assert nodes(anonymous)["alpha"]["datasets"][0]["consulted"] is False
+    assert next(d for d in nodes(anonymous)["alpha"]["datasets"] if d["id"] == "alpha")["consulted"] is False
     assert "alpha" not in result_sets(anonymous)
+
+
+def test_one_request_on_three_nodes_and_passports_across_nodes(network: Network) -> None:
+    """Each node's committee decides its own datasets, the researcher sees every decision at the hub, and the
+    passport alpha signs (keeping the researcher's ResearcherStatus) is accepted for requests at the hub.
+
+    The hub trusts alpha's keys for alpha's own datasets only: a grant alpha signs for a hub dataset, or a
+    ResearcherStatus alpha asserts itself, counts for nothing there.
+    """
+    researcher = Passports(network.issuer, subject="net-requester")
+    headers = {"Authorization": f"Bearer {researcher.anonymous_researcher()}"}
+    hub, alpha, beta = network.hub, network.servers["alpha"].url, network.servers["beta"].url
+    body = {"purpose": PURPOSE, "project_title": "Rare disease cohort", "institution": "Example University"}
+    datasets = ["hub-controlled", f"{alpha}/datasets/alpha-controlled", f"{beta}/datasets/beta"]
+    with httpx.Client(timeout=30) as http:
+        submitted = http.post(
+            f"{hub}/network/governance/requests", json={**body, "datasets": datasets}, headers=headers
+        )
+        assert submitted.status_code == 200, submitted.text  # not every part could be submitted: beta's
+        parts = {part["node"]: part for part in submitted.json()["requests"]}
+        assert parts["hub"]["status"] == "submitted" and parts["hub"]["request"]["status"] == "pending"
+        assert parts["alpha"]["status"] == "submitted" and parts["alpha"]["request"]["status"] == "approved"
+        assert parts["beta"]["status"] == "not sent" and TEST_ISSUER in parts["beta"]["reason"]
+
+        listed = http.get(f"{hub}/network/governance/requests", headers=headers).json()
+        decisions = {
+            node["node"]: [(r["datasets"], r["status"]) for r in node.get("requests", [])] for node in listed["nodes"]
+        }
+        assert decisions["hub"] == [(["hub-controlled"], "pending")]
+        assert decisions["alpha"] == [(["alpha-controlled"], "approved")]
+        assert {node["node"]: node["status"] for node in listed["nodes"]}["beta"] == "not asked"
+
+        # alpha's passport carries the researcher's own ResearcherStatus: the hub accepts it for a request.
+        signed = http.get(f"{alpha}/governance/passport", headers=headers).json()
+        assert [grant["dataset"] for grant in signed["grants"]] == ["alpha-controlled"]
+        by_alpha = {"Authorization": f"Bearer {signed['passport']}"}
+        again = http.post(f"{hub}/governance/requests", json={**body, "datasets": ["hub-controlled"]}, headers=by_alpha)
+        assert again.status_code == 201, again.text
+
+        # The hub's committee approves its own part: the hub's grant opens the hub's file (the control case).
+        chair = {"Authorization": f"Bearer {Passports(network.issuer, subject='chair').anonymous_researcher()}"}
+        request_id = parts["hub"]["request"]["id"]
+        assert http.post(f"{hub}/governance/requests/{request_id}/approve", json={}, headers=chair).status_code == 200
+        own_grant = http.get(f"{hub}/governance/passport", headers=headers).json()["passport"]
+        drs = f"{hub}/ga4gh/drs/v1/objects/hub-controlled.hub-controlled.vcf.gz/access/https"
+        assert http.get(drs, headers={"Authorization": f"Bearer {own_grant}"}).status_code == 200
+
+        # alpha's key, used for what alpha does not own: a grant to the hub's dataset, its own ResearcherStatus.
+        alpha_key = VisaIssuer.load_or_create(alpha, network.data["alpha"] / "keys" / "issuer.jwk.json")
+        forged_grant = alpha_key.visa("forger", CONTROLLED_ACCESS_GRANTS, f"{hub}/datasets/hub-controlled")
+        forged_status = alpha_key.visa("forger", RESEARCHER_STATUS, BONA_FIDE_RESEARCHER, by="so")
+        forged = {"Authorization": f"Bearer {alpha_key.passport('forger', [forged_grant, forged_status])}"}
+        assert http.get(drs, headers=forged).status_code == 403
+        refused = http.post(f"{hub}/governance/requests", json={**body, "datasets": ["hub-controlled"]}, headers=forged)
+        assert refused.status_code == 403, refused.text
 
 
 def test_slow_dead_and_garbage_peers_are_named_within_the_deadline(network: Network) -> None:

@@ -82,6 +82,7 @@ def create_app(node: Node) -> FastAPI:
     install_portal(app, node, services)
     app.include_router(network.router)
     app.include_router(network.registry)
+    app.include_router(network.requests_router)
     app.include_router(mme.router)
     app.include_router(clinical.router)
 

@@ -8,28 +8,34 @@ merges what each node gave within its deadline and names each node that did not,
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from genoshare.access.passports import Identity
 from genoshare.api.beacon import QUERY_DOCUMENTATION, BeaconJSON, BeaconRoute
-from genoshare.api.deps import NodeDep, PassportBearer, get_beacon
+from genoshare.api.deps import AccessRequestsDep, NodeDep, PassportBearer, get_beacon
 from genoshare.beacon import openapi
 from genoshare.beacon.framework import BY_PATH, EntryType, error_body
 from genoshare.beacon.request import API_VERSION, BeaconRequest, from_body, from_query
 from genoshare.beacon.service import BeaconService, Parent
-from genoshare.errors import GenoshareError, NotFound
-from genoshare.network.merge import ANSWERED, ERROR, REFUSED, InvalidAnswer, NodeAnswer, merge, read_answer
-from genoshare.network.service import NetworkService
+from genoshare.duo.purpose import ResearchPurpose
+from genoshare.errors import GenoshareError, InvalidInput, NotFound, Unauthenticated
+from genoshare.governance.requests import NewRequest, view
+from genoshare.network.merge import ANSWERED, ERROR, INVALID, REFUSED, InvalidAnswer, NodeAnswer, merge, read_answer
+from genoshare.network.peers import PeerNode
+from genoshare.network.service import NetworkService, passport_for
 from genoshare.node import Node
 
 router = APIRouter(prefix="/network/api", tags=["Beacon network"], route_class=BeaconRoute)
 registry = APIRouter(tags=["Service registry"])
+requests_router = APIRouter(prefix="/network/governance", tags=["Beacon network"])
 
 
 TokenDep = Annotated[str | None, Depends(PassportBearer())]
@@ -116,7 +122,7 @@ async def _query_parameters(request: Request) -> BeaconRequest:
         parameters = openapi.QueryParameters.model_validate(dict(request.query_params))
     except ValidationError as error:
         raise RequestValidationError(error.errors(include_url=False)) from error
-    return from_query(parameters.document())
+    return from_query(parameters)
 
 
 @router.get(
@@ -134,7 +140,128 @@ async def network_get(request: Request, path: str, token: TokenDep) -> Response:
 @router.post("/{path:path}", summary="Ask every node of the network (POST)", response_model=dict[str, Any])
 async def network_post(request: Request, path: str, token: TokenDep, body: openapi.BeaconRequestBody) -> Response:
     raw = await request.body()
-    return await _network_answer(request, path, from_body(body.document()), raw, token)
+    return await _network_answer(request, path, from_body(body), raw, token)
+
+
+# -- access requests across the network ------------------------------------------------------------------
+
+
+class NetworkRequestBody(BaseModel):
+    """An access request whose datasets may be on several nodes: a local id, or ``<node URL>/datasets/<id>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: list[str] = Field(min_length=1, max_length=100)
+    purpose: ResearchPurpose
+    project_title: str = Field(min_length=1, max_length=500)
+    institution: str = Field(min_length=1, max_length=500)
+
+
+async def _identify(node: Node, token: str | None) -> Identity:
+    if not token:
+        raise Unauthenticated("send your GA4GH passport as a bearer token")
+    identity = node.passports.remembered(token)
+    return identity if identity is not None else await run_in_threadpool(node.passports.verify, token)
+
+
+def _part(name: str, url: str, status: str, **more: Any) -> dict[str, Any]:
+    return {"node": name, "url": url, "status": status, **{k: v for k, v in more.items() if v is not None}}
+
+
+async def _by_node(
+    network: NetworkService, own_url: str, datasets: list[str]
+) -> tuple[list[str], dict[str, tuple[PeerNode, list[str]]]]:
+    """The node's own dataset ids, and each peer's (peer -> ids); a URL of no known node is refused."""
+    peers, _ = await network.peers()
+    local: list[str] = []
+    remote: dict[str, tuple[PeerNode, list[str]]] = {}
+    for entry in datasets:
+        if not entry.startswith(("http://", "https://")):
+            local.append(entry)
+            continue
+        base, marker, dataset_id = entry.rstrip("/").rpartition("/datasets/")
+        if not marker or not dataset_id or "/" in dataset_id:
+            raise InvalidInput(f"{entry!r} is not a dataset URL (<node URL>/datasets/<id>)")
+        if base == own_url:
+            local.append(dataset_id)
+            continue
+        peer = next((p for p in peers if p.url == base), None)
+        if peer is None:
+            raise InvalidInput(f"{entry!r} is on {base}, which is not a node of this network (genoshare network list)")
+        remote.setdefault(peer.url, (peer, []))[1].append(dataset_id)
+    return local, remote
+
+
+@requests_router.post(
+    "/requests",
+    summary="Request access to datasets on several nodes at once",
+    description="Each node's committee decides its own datasets; the parts are forwarded with your passport "
+    "to the nodes that trust its issuer. `201` when every part was submitted; otherwise `200`, with each "
+    "part's outcome.",
+)
+async def network_submit(
+    request: Request, body: NetworkRequestBody, token: TokenDep, node: NodeDep, requests: AccessRequestsDep
+) -> Response:
+    network: NetworkService = request.app.state.network
+    settings = node.settings
+    local, remote = await _by_node(network, settings.public_url, body.datasets)
+    sent = await request.json()
+
+    async def submit_local() -> dict[str, Any]:
+        try:
+            identity = await _identify(node, token)
+            new = NewRequest(local, body.purpose, body.project_title, body.institution)
+            made = await run_in_threadpool(requests.submit, identity, new)
+        except GenoshareError as error:
+            status = REFUSED if error.status_code in (401, 403) else ERROR
+            return _part(settings.node_name, settings.public_url, status, datasets=local, reason=error.message)
+        return _part(settings.node_name, settings.public_url, "submitted", datasets=local, request=view(made))
+
+    async def submit_remote(peer: PeerNode, ids: list[str]) -> dict[str, Any]:
+        sendable, passport = passport_for(peer, token)
+        if sendable is None:
+            return _part(peer.name, peer.url, "not sent", datasets=ids, reason=f"your passport was {passport}")
+        part = json.dumps({**sent, "datasets": ids}).encode()
+        call = await network.call(peer, f"{peer.url}/governance/requests", part, token)
+        if call.status != ANSWERED:
+            return _part(peer.name, peer.url, call.status, datasets=ids, reason=call.reason)
+        return _part(peer.name, peer.url, "submitted", datasets=ids, request=call.document)
+
+    parts = await asyncio.gather(
+        *([submit_local()] if local else []), *(submit_remote(peer, ids) for peer, ids in remote.values())
+    )
+    complete = all(part["status"] == "submitted" for part in parts)
+    return BeaconJSON({"complete": complete, "requests": list(parts)}, status_code=201 if complete else 200)
+
+
+@requests_router.get("/requests", summary="Your access requests on every node of the network, in one list")
+async def network_requests(request: Request, token: TokenDep, node: NodeDep, requests: AccessRequestsDep) -> Response:
+    network: NetworkService = request.app.state.network
+    settings = node.settings
+    peers, _ = await network.peers()
+
+    async def local() -> dict[str, Any]:
+        try:
+            identity = await _identify(node, token)
+            mine = await run_in_threadpool(requests.visible_to, identity, None)
+        except GenoshareError as error:
+            status = REFUSED if error.status_code in (401, 403) else ERROR
+            return _part(settings.node_name, settings.public_url, status, reason=error.message)
+        return _part(settings.node_name, settings.public_url, ANSWERED, requests=[view(r) for r in mine])
+
+    async def remote(peer: PeerNode) -> dict[str, Any]:
+        sendable, passport = passport_for(peer, token)
+        if sendable is None:
+            return _part(peer.name, peer.url, "not asked", reason=f"your passport was {passport}")
+        call = await network.call(peer, f"{peer.url}/governance/requests", None, token)
+        if call.status == ANSWERED and not isinstance(call.document, list):
+            call = replace(call, status=INVALID, reason="not a list of access requests")
+        if call.status != ANSWERED:
+            return _part(peer.name, peer.url, call.status, reason=call.reason)
+        return _part(peer.name, peer.url, ANSWERED, requests=call.document)
+
+    nodes = await asyncio.gather(local(), *(remote(peer) for peer in peers))
+    return BeaconJSON({"nodes": list(nodes)})
 
 
 # -- the node's own Service Registry ----------------------------------------------------------------------

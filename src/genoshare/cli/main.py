@@ -17,6 +17,7 @@ from genoshare.cli.clinical import register as register_clinical_commands
 from genoshare.cli.common import DataDir, console, ensure_port_free, errors, fail, node_settings, open_node, reported
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
+from genoshare.cli.network import network_app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import PRIVATE_UMASK, build_usage, init_node
 
@@ -35,6 +36,7 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(objects_app, name="objects")
 app.add_typer(audit_app, name="audit")
 app.add_typer(duo_app, name="duo")
+app.add_typer(network_app, name="network")
 app.add_typer(access_app, name="access")
 app.add_typer(consent_app, name="consent")
 app.add_typer(privacy_app, name="privacy")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -45,7 +46,18 @@ def passport_for(peer: PeerNode, token: str | None) -> tuple[str | None, str]:
     issuer = token_issuer(token)
     if issuer is not None and (issuer in peer.trusts or issuer == peer.url):
         return token, "sent"
-    return None, f"not sent: this node does not trust its issuer ({issuer or 'unknown'}); asked without it"
+    return None, f"not sent: the node does not trust its issuer ({issuer or 'unknown'})"
+
+
+@dataclass(frozen=True)
+class PeerCall:
+    """What came of one request to a peer: ``ANSWERED`` with its JSON ``document``, or why not."""
+
+    status: str
+    reason: str | None
+    document: Any
+    passport: str
+    seconds: float
 
 
 class NetworkService:
@@ -91,47 +103,46 @@ class NetworkService:
     ) -> NodeAnswer:
         url = f"{peer.beacon_url}/{path}" if path else peer.beacon_url
         query_url = f"{url}?{query}" if query and body is None else url
+        call = await self.call(peer, f"{url}?{query}" if query else url, body, token)
+        status, reason, result = call.status, call.reason, None
+        if status == ANSWERED:
+            try:
+                result = read_answer(call.document)
+            except InvalidAnswer as error:
+                status, reason = INVALID, f"not a Beacon v2 answer: {error}"
+        return NodeAnswer(peer.name, peer.url, query_url, status, call.seconds, reason, result, call.passport)
+
+    async def call(self, peer: PeerNode, url: str, body: bytes | None, token: str | None) -> PeerCall:
+        """One JSON request to a peer within its deadline (POST if ``body``), told as what came of it."""
         sent, passport = passport_for(peer, token)
         headers = {"Authorization": f"Bearer {sent}"} if sent else {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         started = time.perf_counter()
 
-        def answer(status: str, reason: str | None = None, document: Any = None) -> NodeAnswer:
-            result = None
-            if document is not None:
-                try:
-                    result = read_answer(document)
-                except InvalidAnswer as error:
-                    status, reason = INVALID, f"not a Beacon v2 answer: {error}"
-            seconds = time.perf_counter() - started
-            return NodeAnswer(peer.name, peer.url, query_url, status, seconds, reason, result, passport)
+        def outcome(status: str, reason: str | None = None, document: Any = None) -> PeerCall:
+            return PeerCall(status, reason, document, passport, time.perf_counter() - started)
 
         try:
-            status, document = await asyncio.wait_for(
-                self._request(peer, url, query, body, headers), timeout=peer.deadline
-            )
+            code, document = await asyncio.wait_for(self._request(peer, url, body, headers), timeout=peer.deadline)
         except (TimeoutError, httpx.TimeoutException):
-            return answer(TIMEOUT, f"no answer within {peer.deadline:g} s")
+            return outcome(TIMEOUT, f"no answer within {peer.deadline:g} s")
         except httpx.ConnectError as error:
-            return answer(UNREACHABLE, describe(error))
+            return outcome(UNREACHABLE, describe(error))
         except (httpx.HTTPError, ValueError) as error:
-            return answer(ERROR, describe(error))
-        if status == 200:
+            return outcome(ERROR, describe(error))
+        if code in (200, 201):
             if document is None:
-                return answer(INVALID, "not a Beacon v2 answer: the body is not JSON")
-            return answer(ANSWERED, None, document)
+                return outcome(INVALID, "the answer is not JSON")
+            return outcome(ANSWERED, None, document)
         message = _error_message(document)
-        return answer(REFUSED if status in REFUSING else ERROR, f"HTTP {status}" + (f": {message}" if message else ""))
+        return outcome(REFUSED if code in REFUSING else ERROR, f"HTTP {code}" + (f": {message}" if message else ""))
 
-    async def _request(
-        self, peer: PeerNode, url: str, query: str, body: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, Any]:
+    async def _request(self, peer: PeerNode, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
         """The status and the parsed JSON body (None if it is not JSON)."""
-        target = f"{url}?{query}" if query else url
         method = "GET" if body is None else "POST"
-        if body is not None:
-            headers = {**headers, "Content-Type": "application/json"}
         timeout = httpx.Timeout(peer.deadline)
-        async with self.http().stream(method, target, content=body, headers=headers, timeout=timeout) as response:
+        async with self.http().stream(method, url, content=body, headers=headers, timeout=timeout) as response:
             raw = await read_limited(response, MAX_ANSWER_BYTES)
             status = response.status_code
         try:
