@@ -32,14 +32,22 @@ def test_the_document_is_valid_openapi(document: dict[str, Any]) -> None:
 
 
 def test_every_error_is_one_shared_component_per_api_family(document: dict[str, Any]) -> None:
-    family = {"/api": "BeaconErrorResponse", "/htsget": "HtsgetError", "/ga4gh/drs": "Error", "/data": "Error"}
+    family = {
+        "/api": "BeaconErrorResponse",
+        "/htsget": "HtsgetError",
+        "/ga4gh/drs": "Error",
+        "/data": "Error",
+        "/mme/": "MatchmakerError",
+    }
     seen = set()
     for path, method, operation in operations(document):
         for status, response in operation["responses"].items():
             if status[0] not in "45":
                 continue
             (media,) = response["content"]
-            assert media == "application/json", (method, path, status)
+            # Matchmaker Exchange errors carry its versioned media type, as its answers do.
+            wanted = "application/vnd.ga4gh.matchmaker.v1.1+json" if path.startswith("/mme/") else "application/json"
+            assert media == wanted, (method, path, status)
             reference = response["content"][media]["schema"]["$ref"]
             name = reference.removeprefix("#/components/schemas/")
             assert name in document["components"]["schemas"], reference

@@ -34,6 +34,12 @@ expected-statuses = ["2xx", "401", "403", "404", "413"]
 [[operations]]
 include-path-regex = "^/htsget/(reads|variants)/[{]id[}]$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "413"]
+
+# A clinical variant is any text: the forms the node reads (VCF coordinates, HGVS substitutions) are in the
+# description, and one it cannot read is a 400 that says why.
+[[operations]]
+include-path-regex = "^/clinical/variants$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "413"]
 """
 
 

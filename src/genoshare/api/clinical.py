@@ -13,14 +13,20 @@ from genoshare.clinical.lookup import ClinicalLookup
 router = APIRouter(prefix="/clinical", tags=["Clinical"])
 
 
-@router.get("/variants", summary="What is known about a variant here, and who else has it")
+@router.get(
+    "/variants",
+    summary="What is known about a variant here, and who else has it",
+    # The forms a variant may take are too many for a pattern worth publishing: a text this node cannot read
+    # is a 400 saying which forms it reads, and why (an HGVS deletion needs a reference genome).
+    responses={400: {"description": "Not a variant this node reads (the message says why)."}},
+)
 async def lookup_variant(
     request: Request,
     identity: IdentityDep,
     variant: Annotated[
         str,
         Query(
-            min_length=3,
+            min_length=1,
             max_length=1000,
             description="VCF coordinates (1-12345-A-G) or HGVS genomic (NC_000001.11:g.12345A>G).",
         ),

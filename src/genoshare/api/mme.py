@@ -32,9 +32,25 @@ from genoshare.errors import GenoshareError, InvalidInput
 from genoshare.settings import MatchmakerPeer
 
 
+class MatchmakerJSON(JSONResponse):
+    """Answers and errors alike carry the MME media type with this node's version (so the OpenAPI says)."""
+
+    media_type = MEDIA_TYPE
+
+
 def error_response(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Token realm="genoshare", header="X-Auth-Token"'} if status == 401 else None
-    return JSONResponse({"message": message, **extra}, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return MatchmakerJSON({"message": message, **extra}, status_code=status, headers=headers)
+
+
+#: Every refusal this API gives, with the MME error body.
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON."},
+    401: {"description": "No X-Auth-Token, or one this node does not accept."},
+    406: {"description": "An MME API version this node does not speak (supportedVersions)."},
+    415: {"description": "The Content-Type names no MME API version."},
+    422: {"description": "The body is not an MME match request."},
+}
 
 
 class MatchmakerRoute(APIRoute):
@@ -56,7 +72,9 @@ class MatchmakerRoute(APIRoute):
         return handle
 
 
-router = APIRouter(prefix="/mme", tags=["Matchmaker Exchange"], route_class=MatchmakerRoute)
+router = APIRouter(
+    prefix="/mme", tags=["Matchmaker Exchange"], route_class=MatchmakerRoute, default_response_class=MatchmakerJSON
+)
 AuthToken = Annotated[str | None, Header(alias="X-Auth-Token", description="The token this node gave your matchmaker.")]
 
 
@@ -75,13 +93,7 @@ def _peer(request: Request, token: str | None) -> MatchmakerPeer:
             "content": {MEDIA_TYPE: {"schema": {"type": "object", "required": ["patient"]}}},
         }
     },
-    responses={
-        200: {"content": {MEDIA_TYPE: {}}, "description": "Matches, best first (possibly none)."},
-        401: {"description": "No X-Auth-Token, or one this node does not accept."},
-        406: {"description": "An MME API version this node does not speak."},
-        415: {"description": "The Content-Type names no MME API version."},
-        422: {"description": "The body is not an MME match request."},
-    },
+    responses={200: {"description": "Matches, best first (possibly none)."}, **REFUSALS},
 )
 async def match(request: Request, token: AuthToken = None) -> Response:
     peer = _peer(request, token)
@@ -94,10 +106,14 @@ async def match(request: Request, token: AuthToken = None) -> Response:
     parsed = parse_request(body)
     service: MatchmakerService = request.app.state.mme
     answer = await run_in_threadpool(service.match, peer.name, parsed)
-    return JSONResponse(answer, media_type=MEDIA_TYPE)
+    return MatchmakerJSON(answer)
 
 
-@router.get("/heartbeat", summary="Whether this matchmaker is up, and the API versions it accepts")
+@router.get(
+    "/heartbeat",
+    summary="Whether this matchmaker is up, and the API versions it accepts",
+    responses={401: REFUSALS[401]},
+)
 async def heartbeat(request: Request, token: AuthToken = None) -> Response:
     _peer(request, token)
     settings = request.app.state.node.settings
@@ -110,4 +126,4 @@ async def heartbeat(request: Request, token: AuthToken = None) -> Response:
     }
     if settings.mme.disclaimer:
         body["disclaimer"] = settings.mme.disclaimer
-    return JSONResponse(body, media_type=MEDIA_TYPE)
+    return MatchmakerJSON(body)

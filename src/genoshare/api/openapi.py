@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from genoshare.beacon.openapi import ERROR_SCHEMA as BEACON_ERROR_SCHEMA
+from genoshare.clinical.mme import MEDIA_TYPE as MME_MEDIA_TYPE
 
 _SCHEMAS = "#/components/schemas/"
 #: Error body of each API family, by path prefix (first match wins), as ``genoshare.api.errors`` writes it.
@@ -44,6 +45,20 @@ _ERROR_COMPONENTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         },
     ),
     ("/api", "BeaconErrorResponse", BEACON_ERROR_SCHEMA),
+    (
+        "/mme/",
+        "MatchmakerError",
+        {
+            "title": "MatchmakerError",
+            "description": "The Matchmaker Exchange error body: a human-readable message (search-api.md).",
+            "type": "object",
+            "required": ["message"],
+            "properties": {
+                "message": {"type": "string"},
+                "supportedVersions": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    ),
     (
         "",
         "Error",
@@ -104,12 +119,13 @@ def install_openapi(app: FastAPI) -> None:
                 if operation.get("security") == [{"passport": []}] and not path.startswith(_PASSPORT_REQUIRED):
                     operation["security"] = [dict(requirement) for requirement in PASSPORT["security"]]
                 responses = operation.get("responses", {})
-                if "422" in responses:
+                if "422" in responses and name != "MatchmakerError":  # MME answers 422 itself (search-api.md)
                     del responses["422"]
                     responses.setdefault("400", {"description": "The request is malformed."})
                 for status, response in responses.items():
                     if status[0] in "45":
-                        response["content"] = {"application/json": {"schema": {"$ref": _SCHEMAS + name}}}
+                        media = MME_MEDIA_TYPE if name == "MatchmakerError" else "application/json"
+                        response["content"] = {media: {"schema": {"$ref": _SCHEMAS + name}}}
                         schemas[name] = schema
         app.openapi_schema = document
         return document
