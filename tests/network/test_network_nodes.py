@@ -11,6 +11,7 @@ the researcher's passport must reach alpha and no one else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -22,12 +23,15 @@ import httpx
 import pytest
 from beacon_schemas import BY_GRANULARITY, assert_valid, framework
 from network_nodes import SHARED, StandIn, build_node
+from typer.testing import CliRunner
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
-from genoshare.settings import BONA_FIDE_RESEARCHER
+from genoshare.cli.main import app
+from genoshare.network.peers import PeerDirectory, PeerNode
+from genoshare.settings import BONA_FIDE_RESEARCHER, NetworkSettings, ServiceRegistry
 
-from processes import Server
+from processes import Server, free_port
 from support import TEST_ISSUER, Passports
 
 DEADLINE = 2.0
@@ -196,6 +200,49 @@ def test_one_request_on_three_nodes_and_passports_across_nodes(network: Network)
         assert http.get(drs, headers=forged).status_code == 403
         refused = http.post(f"{hub}/governance/requests", json={**body, "datasets": ["hub-controlled"]}, headers=forged)
         assert refused.status_code == 403, refused.text
+
+
+def test_registry_and_network_commands(network: Network, tmp_path: Path) -> None:
+    """Every node lists its own services as a GA4GH Service Registry; a node reading it finds the Beacon, and
+    ``genoshare network add|list|check`` show it healthy with its service-info, map and entry types."""
+    alpha = network.servers["alpha"].url
+    services = httpx.get(f"{alpha}/services", timeout=30).json()
+    for service in services:
+        assert_valid(service, framework("ga4gh-service-info-1-0-0-schema"))
+        assert service["url"].startswith(alpha)
+    [beacon] = [s for s in services if s["type"]["artifact"] == "beacon"]
+    assert httpx.get(f"{alpha}/services/{beacon['id']}", timeout=30).json() == beacon
+    assert httpx.get(f"{alpha}/services/nosuch", timeout=30).status_code == 404
+
+    registry = NetworkSettings(registries=[ServiceRegistry(url=alpha, trusts=[TEST_ISSUER])])
+
+    async def read_registry() -> tuple[list[PeerNode], list[str]]:
+        async with httpx.AsyncClient() as http:
+            return await PeerDirectory(registry, network.hub).peers(http)
+
+    peers, problems = asyncio.run(read_registry())
+    assert problems == []
+    assert [(p.name, p.beacon_url, p.trusts) for p in peers] == [("alpha", f"{alpha}/api", frozenset([TEST_ISSUER]))]
+
+    node = tmp_path / "operator"
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", "--data-dir", str(node)]).exit_code == 0
+    added = runner.invoke(app, ["network", "add", alpha, "--name", "alpha", "--trusts", TEST_ISSUER, "-d", str(node)])
+    assert added.exit_code == 0, added.output
+    listed = json.loads(runner.invoke(app, ["network", "list", "--json", "-d", str(node)]).output)
+    assert [(p["name"], p["url"], p["trusts"]) for p in listed] == [("alpha", alpha, [TEST_ISSUER])]
+    checked = runner.invoke(app, ["network", "check", "--json", "-d", str(node)])
+    assert checked.exit_code == 0, checked.output
+    [health] = json.loads(checked.output)
+    assert health["healthy"] is True and health["latencyMs"] > 0
+    assert health["serviceInfo"]["type"] == "org.ga4gh:beacon:v2.0.0"
+    assert "genomicVariation" in health["entryTypes"] and "individual" in health["endpoints"]
+    # A peer that does not answer makes the check fail, saying why.
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert runner.invoke(app, ["network", "add", dead, "--name", "dead", "-d", str(node)]).exit_code == 0
+    failed = runner.invoke(app, ["network", "check", "--json", "-d", str(node)])
+    assert failed.exit_code == 1
+    assert {p["name"]: p["healthy"] for p in json.loads(failed.output)} == {"alpha": True, "dead": False}
 
 
 def test_slow_dead_and_garbage_peers_are_named_within_the_deadline(network: Network) -> None:
