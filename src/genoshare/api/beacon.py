@@ -19,11 +19,11 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from genoshare.access.privacy import RateLimited
-from genoshare.api.deps import IdentityDep, NodeDep
+from genoshare.api.deps import BeaconDep, IdentityDep, NodeDep
 from genoshare.api.errors import audit_denial
 from genoshare.beacon import framework, openapi
 from genoshare.beacon.framework import ENTRY_TYPES, EntryType, error_body
-from genoshare.beacon.request import from_body, from_query
+from genoshare.beacon.request import from_body, from_query, page
 from genoshare.beacon.service import BeaconService, Parent
 from genoshare.errors import GenoshareError
 
@@ -77,15 +77,6 @@ QUERY_DOCUMENTATION = {"parameters": openapi.QueryParameters.openapi_parameters(
 Json = dict[str, Any]
 
 
-async def get_beacon(request: Request) -> BeaconService:
-    """One service per application (``create_app`` makes it): its caches outlive requests."""
-    service: BeaconService = request.app.state.beacon
-    return service
-
-
-BeaconDep = Annotated[BeaconService, Depends(get_beacon)]
-
-
 @router.get("", summary="Beacon info")
 @router.get("/info", summary="Beacon info")
 def info(node: NodeDep) -> Json:
@@ -119,8 +110,8 @@ def filtering_terms(beacon: BeaconDep, paging: PagingDep) -> Json:
 
 def _terms_of(beacon: BeaconService, paging: openapi.Paging, dataset_id: str | None) -> Json:
     """The whole list unless the client pages it: it is short, and a client needs all of it to build queries."""
-    page = from_query({"limit": 0, **paging.model_dump(exclude_none=True)})
-    return beacon.filtering_terms(page.skip, page.limit, dataset_id)
+    skip, limit = page(paging.skip, 0 if paging.limit is None else paging.limit)
+    return beacon.filtering_terms(skip, limit, dataset_id)
 
 
 class BeaconJSON(Response):
@@ -142,18 +133,18 @@ def _handlers(target: EntryType, parent_path: str | None) -> tuple[Callable[...,
     if parent_path is None:
 
         def get(beacon: BeaconDep, identity: IdentityDep, params: QueryDep) -> Response:
-            return BeaconJSON(beacon.query(target, from_query(params.document()), identity))
+            return BeaconJSON(beacon.query(target, from_query(params), identity))
 
         def post(beacon: BeaconDep, identity: IdentityDep, body: openapi.BeaconRequestBody) -> Response:
-            return BeaconJSON(beacon.query(target, from_body(body.document()), identity))
+            return BeaconJSON(beacon.query(target, from_body(body), identity))
 
         return get, post
 
     def get_in(beacon: BeaconDep, identity: IdentityDep, params: QueryDep, id: str) -> Response:
-        return BeaconJSON(beacon.query(target, from_query(params.document()), identity, Parent(parent_path, id)))
+        return BeaconJSON(beacon.query(target, from_query(params), identity, Parent(parent_path, id)))
 
     def post_in(beacon: BeaconDep, identity: IdentityDep, id: str, body: openapi.BeaconRequestBody) -> Response:
-        return BeaconJSON(beacon.query(target, from_body(body.document()), identity, Parent(parent_path, id)))
+        return BeaconJSON(beacon.query(target, from_body(body), identity, Parent(parent_path, id)))
 
     return get_in, post_in
 

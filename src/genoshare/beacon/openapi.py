@@ -133,10 +133,6 @@ class BeaconRequestBody(BaseModel):
     query: BeaconQuery | None = None
     schema_: str | None = Field(None, alias="$schema")
 
-    def document(self) -> dict[str, Any]:
-        """The body as the client sent it (JSON names, absent fields left out), for ``request.from_body``."""
-        return self.model_dump(by_alias=True, exclude_none=True)
-
 
 class QueryParameters(BaseModel):
     """GET parameters of an entry route: the controls and the g_variant parameters in one query string.

@@ -1,4 +1,10 @@
-"""One Beacon request, whether it came as GET query parameters or a POST ``beaconRequestBody``."""
+"""One Beacon request, whether it came as GET query parameters or a POST ``beaconRequestBody``.
+
+The request is validated once, by the pydantic models of ``beacon.openapi`` (the ones FastAPI checks and the
+OpenAPI publishes); ``from_query`` and ``from_body`` take those validated models and only turn them into a
+``BeaconRequest``: lists out of GET's comma-separated strings, filters into ``Filter`` terms, the node's page
+limits and the defaults below.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from genoshare.access.granularity import Granularity
 from genoshare.beacon.errors import BeaconBadRequest
 from genoshare.beacon.filters import Filter, parse_filters
+from genoshare.beacon.openapi import BeaconQuery, BeaconRequestBody, QueryParameters
 
 API_VERSION = "v2.0.0"
 DEFAULT_LIMIT = 10
@@ -16,9 +25,8 @@ MAX_LIMIT = 1000
 GRANULARITIES = {"boolean": Granularity.BOOLEAN, "count": Granularity.COUNT, "record": Granularity.RECORD}
 #: GET parameters that are not g_variant request parameters.
 _CONTROL = {"skip", "limit", "requestedGranularity", "filters", "includeResultsetResponses", "testMode"}
+#: GET sends these lists comma-separated (``start=100,200``); the body sends JSON lists.
 _INTEGER_LISTS = {"start", "end"}
-_INTEGERS = {"variantMinLength", "variantMaxLength"}
-INCLUDE = ("ALL", "HIT", "MISS", "NONE")
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,8 @@ class BeaconRequest:
     raw_filters: list[Any] = field(default_factory=list)
     skip: int = 0
     limit: int = DEFAULT_LIMIT
-    granularity: Granularity = Granularity.BOOLEAN
+    #: A client that names no granularity asks for the most it may have; the access policy caps it.
+    granularity: Granularity = Granularity.RECORD
     include: str = "HIT"
     test_mode: bool = False
 
@@ -50,93 +59,66 @@ class BeaconRequest:
         return summary
 
 
-def _integer(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise BeaconBadRequest(f"{name} must be an integer")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BeaconBadRequest(f"{name} must be an integer, not {value!r}") from None
+def page(skip: int | None, limit: int | None) -> tuple[int, int]:
+    """``skip`` and ``limit`` as served: a limit of 0 (or above the node's ceiling) is the ceiling."""
+    limit = DEFAULT_LIMIT if limit is None else limit
+    return skip or 0, MAX_LIMIT if limit == 0 else min(limit, MAX_LIMIT)
 
 
-def _pagination(skip: Any, limit: Any) -> tuple[int, int]:
-    skip_n = _integer("skip", skip) if skip is not None else 0
-    limit_n = _integer("limit", limit) if limit is not None else DEFAULT_LIMIT
-    if skip_n < 0 or limit_n < 0:
-        raise BeaconBadRequest("skip and limit must not be negative")
-    return skip_n, MAX_LIMIT if limit_n == 0 else min(limit_n, MAX_LIMIT)
+def _parameters(sent: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: [int(item) for item in value.split(",")] if name in _INTEGER_LISTS and isinstance(value, str) else value
+        for name, value in sent.items()
+    }
 
 
-def _granularity(value: Any) -> Granularity:
-    if value is None:
-        return Granularity.RECORD
-    if value not in GRANULARITIES:
-        raise BeaconBadRequest(f"requestedGranularity must be boolean, count or record, not {value!r}")
-    return GRANULARITIES[value]
-
-
-def _include(value: Any) -> str:
-    if value is None:
-        return "HIT"
-    if value not in INCLUDE:
-        raise BeaconBadRequest(f"includeResultsetResponses must be one of {', '.join(INCLUDE)}")
-    return str(value)
-
-
-def _parameters(raw: Mapping[str, Any]) -> dict[str, Any]:
-    parameters: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name == "$schema":
-            continue
-        if name in _INTEGER_LISTS:
-            items = value if isinstance(value, list) else str(value).split(",")
-            parameters[name] = [_integer(name, item) for item in items]
-        elif name in _INTEGERS:
-            parameters[name] = _integer(name, value)
-        else:
-            parameters[name] = value if isinstance(value, str) else str(value)
-    return parameters
-
-
-def from_query(query: Mapping[str, Any]) -> BeaconRequest:
+def from_query(query: QueryParameters) -> BeaconRequest:
     """GET: request parameters and controls share the query string; filters are comma-separated CURIEs."""
-    skip, limit = _pagination(query.get("skip"), query.get("limit"))
-    raw_filters = [term.strip() for term in str(query.get("filters", "")).split(",") if term.strip()]
+    sent = query.document()
+    raw_filters = [term.strip() for term in (query.filters or "").split(",") if term.strip()]
+    skip, limit = page(query.skip, query.limit)
     return BeaconRequest(
-        parameters=_parameters({k: v for k, v in query.items() if k not in _CONTROL}),
+        parameters=_parameters({name: value for name, value in sent.items() if name not in _CONTROL}),
         filters=parse_filters(raw_filters),
-        raw_filters=list(raw_filters),
+        raw_filters=raw_filters,
         skip=skip,
         limit=limit,
-        granularity=_granularity(query.get("requestedGranularity")),
-        include=_include(query.get("includeResultsetResponses")),
-        test_mode=str(query.get("testMode", "false")).lower() == "true",
+        granularity=_granularity(query.requestedGranularity),
+        include=query.includeResultsetResponses or BeaconRequest.include,
+        test_mode=query.testMode == "true",
     )
 
 
-def from_body(body: Any) -> BeaconRequest:
+def from_body(body: BeaconRequestBody) -> BeaconRequest:
     """POST: a ``beaconRequestBody``; only ``meta.apiVersion`` is required by the spec."""
-    if not isinstance(body, Mapping):
-        raise BeaconBadRequest("the request body must be a JSON object (beaconRequestBody)")
-    meta = body.get("meta")
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("apiVersion"), str):
-        raise BeaconBadRequest("beaconRequestBody needs meta.apiVersion")
-    query = body.get("query") or {}
-    if not isinstance(query, Mapping):
-        raise BeaconBadRequest("query must be an object")
-    pagination = query.get("pagination") or {}
-    raw_filters = query.get("filters") or []
-    parameters = query.get("requestParameters") or {}
-    if not isinstance(pagination, Mapping) or not isinstance(raw_filters, list) or not isinstance(parameters, Mapping):
-        raise BeaconBadRequest("query.pagination and query.requestParameters must be objects, query.filters a list")
-    skip, limit = _pagination(pagination.get("skip"), pagination.get("limit"))
+    query = body.query or BeaconQuery()
+    variant = query.requestParameters
+    raw_filters = [
+        term if isinstance(term, str) else term.model_dump(exclude_none=True) for term in query.filters or []
+    ]
+    pagination = query.pagination
+    skip, limit = page(pagination.skip, pagination.limit) if pagination else page(None, None)
     return BeaconRequest(
-        parameters=_parameters(parameters),
+        parameters=variant.model_dump(exclude={"schema_"}, exclude_none=True) if variant else {},
         filters=parse_filters(raw_filters),
-        raw_filters=list(raw_filters),
+        raw_filters=raw_filters,
         skip=skip,
         limit=limit,
-        granularity=_granularity(query.get("requestedGranularity")),
-        include=_include(query.get("includeResultsetResponses")),
-        test_mode=bool(query.get("testMode", False)),
+        granularity=_granularity(query.requestedGranularity),
+        include=query.includeResultsetResponses or BeaconRequest.include,
+        test_mode=bool(query.testMode),
     )
+
+
+def parse_query(query: Mapping[str, str]) -> BeaconRequest:
+    """A query string not validated yet (outside the API's routes): validated as the GET routes validate it."""
+    try:
+        return from_query(QueryParameters.model_validate(dict(query)))
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise BeaconBadRequest(f"{where}: {problem['msg']}" if where else problem["msg"]) from None
+
+
+def _granularity(value: str | None) -> Granularity:
+    return BeaconRequest.granularity if value is None else GRANULARITIES[value]
