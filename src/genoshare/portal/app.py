@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from genoshare.node import Node, Services
 from genoshare.portal import account, home, researcher
 from genoshare.portal.oidc import OidcClient
+from genoshare.portal.oidc import install_log_filter as oidc_log_filter
 from genoshare.portal.sessions import SessionStore
 from genoshare.portal.web import PREFIX, STATIC, Portal
 
@@ -37,6 +38,7 @@ def install_portal(app: FastAPI, node: Node, services: Services) -> Portal:
     for page in PAGES:
         portal.nav.extend(page.NAV)
         app.include_router(page.router)
+    oidc_log_filter()  # the broker's code and state never reach a log line
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="portal-static")
     app.state.portal = portal
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import re
 import secrets
 import threading
 import time
@@ -28,6 +30,8 @@ from genoshare.errors import BadGateway, Unauthenticated
 from genoshare.settings import PortalSettings
 
 DISCOVERY_SECONDS = 3600
+#: The broker's answer in the callback's address: its code and state are left out of every log line.
+_CALLBACK_QUERY = re.compile(r"(/portal/signin/callback)\?[^\s\"']*")
 ALGORITHMS = ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "EdDSA"]
 LEEWAY = 60
 
@@ -146,3 +150,26 @@ class OidcClient:
         if not isinstance(body, dict):
             raise BadGateway("the passport broker sent an unreadable answer")
         return body
+
+
+class CallbackQueryFilter(logging.Filter):
+    """Rewrites the callback's query (authorization code, state) out of log records (uvicorn's access log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _redact(record.msg)
+        return True
+
+
+def _redact(text: str) -> str:
+    return _CALLBACK_QUERY.sub(r"\1?[redacted]", text) if "/portal/signin/callback" in text else text
+
+
+def install_log_filter() -> None:
+    """Safe to call more than once (one filter per logger)."""
+    for name in ("uvicorn.access", "uvicorn.error", "uvicorn", "genoshare"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, CallbackQueryFilter) for f in logger.filters):
+            logger.addFilter(CallbackQueryFilter())
