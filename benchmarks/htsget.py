@@ -5,20 +5,19 @@ Usage: python benchmarks/htsget.py [--tickets 1000] [--repeat 5] [--size-gb 1.05
 Builds once (cached under benchmarks/work/htsget/, git-ignored) a coordinate-sorted BAM of synthetic reads
 and a node holding it twice: Crypt4GH-encrypted at rest (id ``synthetic``, dataset ``bench``), and as plain
 bytes in a public dataset created with ``--store-plaintext`` (id ``synthetic_plain``, dataset
-``bench-plain``).  Then starts ``genoshare serve`` twice (with the GIL-releasing cipher binding, the default,
-and with ``GENOSHARE_AEAD=cryptography``, the binding that holds the GIL) and, on the same uvicorn stack
-(httptools), a bare ASGI app streaming the plaintext BAM in 1 MiB chunks.
+``bench-plain``).  Then starts ``genoshare serve`` and, on the same uvicorn stack (httptools), a bare ASGI
+app streaming the plaintext BAM in 1 MiB chunks.
 
 Measured in one run, so the ratios are meaningful on a noisy machine (FLOORS.md):
 
 * ticket latency p50/p99 over --tickets GET tickets for random 10 kbp regions (httpx, keep-alive);
 * streaming a large slice (the body range of a ticket for 3/4 of the contig) with curl: plaintext at rest,
-  decrypted from Crypt4GH at rest (both cipher bindings), and re-encrypted to a client key (stored segments
+  decrypted from Crypt4GH at rest, and re-encrypted to a client key (stored segments
   under a re-keyed header);
 * baselines: ``cat file > /dev/null`` on the plaintext BAM, and the bare ASGI app (the HTTP ceiling);
 * the cipher's ceiling: ``EncryptedFile.iter_plaintext`` over the same slice in this process, and the
   rate that decrypting and then sending each piece in turn would give (what a cipher holding the GIL
-  allows; the default binding releases it, so the node may beat this bound).
+  allows; the node's releases it, so it may beat this bound).
 
 Every rate is printed with its ratio to both baselines and the CPU time the serving process spent per GB (the
 in-process cipher: this process), and the load average at the end.
@@ -82,8 +81,7 @@ def make_bam(path: Path, size: int) -> None:
 def prepare(size: int) -> tuple[Path, Path]:
     """(plaintext BAM, node data directory), built once."""
     from genoshare.datasets.service import DatasetService, NewDataset
-    from genoshare.ingest.pipeline import Ingestor
-    from genoshare.node import init_node
+    from genoshare.node import build_ingestor, init_node
     from genoshare.settings import load_settings
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -116,7 +114,7 @@ def prepare(size: int) -> tuple[Path, Path]:
             source = WORK / "synthetic_plain.bam"
             source.unlink(missing_ok=True)
             os.link(bam, source)
-        Ingestor(node).ingest(dataset_id, [source])
+        build_ingestor(node).ingest(dataset_id, [source])
         node.close()
         (data_dir / marker).touch()
     return bam, data_dir
@@ -226,21 +224,16 @@ def main() -> None:
         bare_app(Path(args.bare_app[0]), int(args.bare_app[1]))
         return
     bam, data_dir = prepare(int(args.size_gb * 1e9))
-    node_port, holding_port, bare_port = free_port(), free_port(), free_port()
-    node_url, holding_url = f"http://127.0.0.1:{node_port}", f"http://127.0.0.1:{holding_port}"
+    node_port, bare_port = free_port(), free_port()
+    node_url = f"http://127.0.0.1:{node_port}"
     serve = [sys.executable, "-m", "genoshare", "serve", "--data-dir", str(data_dir), "--port"]
     server = start([*serve, str(node_port)], f"{node_url}/service-info", {"GENOSHARE_PUBLIC_URL": node_url})
-    holding = start(
-        [*serve, str(holding_port)],
-        f"{holding_url}/service-info",
-        {"GENOSHARE_PUBLIC_URL": holding_url, "GENOSHARE_AEAD": "cryptography"},
-    )
     bare = start([sys.executable, __file__, "--bare-app", str(bam), str(bare_port)], f"http://127.0.0.1:{bare_port}/x")
     try:
-        pids = {"node": server.pid, "holding": holding.pid, "bare": bare.pid}
-        run(args, bam, data_dir, node_url, holding_url, f"http://127.0.0.1:{bare_port}/file", pids)
+        pids = {"node": server.pid, "bare": bare.pid}
+        run(args, bam, data_dir, node_url, f"http://127.0.0.1:{bare_port}/file", pids)
     finally:
-        for process in (server, holding, bare):
+        for process in (server, bare):
             process.terminate()
             process.wait(timeout=20)
 
@@ -270,7 +263,6 @@ def run(
     bam: Path,
     data_dir: Path,
     node_url: str,
-    holding_url: str,
     bare_url: str,
     pids: dict[str, int],
 ) -> None:
@@ -307,7 +299,6 @@ def run(
         plain = client.get(reads, params=slice_params).json()
         sealed = client.get(reads, params={**slice_params, "encryptionScheme": "C4GH"}, headers=c4gh).json()
         at_rest = client.get(f"{reads}_plain", params=slice_params).json()
-        holding = client.get(f"{holding_url}/htsget/reads/synthetic", params=slice_params).json()
 
     def quantile(values: list[float], q: float) -> float:
         return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1e3
@@ -327,7 +318,6 @@ def run(
             "plaintext": (lambda: stream_ticket(at_rest), pids["node"]),
             "reencrypted": (lambda: stream_ticket(sealed), pids["node"]),
             "decrypting": (lambda: stream_ticket(plain), pids["node"]),
-            "holding": (lambda: stream_ticket(holding), pids["holding"]),
             "cipher": (lambda: decrypt_rate(data_dir, *body), os.getpid()),
         },
     )
@@ -352,8 +342,7 @@ def run(
     row("bare ASGI, 1 MiB chunks", "ceiling", "(HTTP ceiling, curl client)")
     row("node, plaintext at rest", "plaintext", "target >= 0.8x ceiling")
     row("node, re-encrypted to client", "reencrypted", "target >= 0.8x ceiling")
-    row("node, decrypted from C4GH", "decrypting", "(cipher releases the GIL; default)")
-    row("  same, cipher holding the GIL", "holding", "(GENOSHARE_AEAD=cryptography; before)")
+    row("node, decrypted from C4GH", "decrypting", "(cipher releases the GIL)")
     row("  in-process decryption", "cipher", "(cipher ceiling, one thread)")
     row("  decrypt, then send, serial", "serial", "(bound when the two take turns)")
     print(f"{args.repeat} interleaved rounds; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -4,9 +4,8 @@ What comes from the ``crypt4gh`` package (1.8.6): whole-file encryption (``crypt
 header parsing/serialisation and packet (de)construction (``crypt4gh.header``, whose X25519 runs on
 crypt4gh's own libsodium binding). Data segments are decrypted with OpenSSL's ChaCha20-Poly1305-IETF
 (the same construction: 12-byte nonce, 16-byte tag), measured 1.6-2x faster here than crypt4gh's
-libsodium binding, into caller-supplied buffers; ``genoshare.crypt.aead`` calls it so that the GIL is
-released while a segment is decrypted (a web server keeps sending meanwhile), falling back to the
-``cryptography`` package, which holds it.
+libsodium binding, into caller-supplied buffers; ``genoshare.crypt.aead`` calls it through ``cryptography``,
+which releases the GIL while a segment is decrypted (a web server keeps sending meanwhile).
 
 What is written here, because the package does not offer it:
 
@@ -43,7 +42,7 @@ import crypt4gh.lib
 from crypt4gh import CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, header, sodium
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from genoshare.crypt.aead import SegmentDecryptor, decryptor
+from genoshare.crypt.aead import decryptor
 from genoshare.crypt.errors import CorruptSegment, InvalidKey, NotDecryptable, UnsupportedFormat
 from genoshare.crypt.keys import KEY_SIZE, KeyPair, parse_public_key
 
@@ -191,9 +190,7 @@ class EncryptedFile:
         self._file = open(self.path, "rb")  # noqa: SIM115 - lives as long as the object; see close()
         try:
             self._session_keys = self._open_header()
-            # Single-threaded reads take the faster binding; parallel streaming the one releasing the GIL.
-            self._decryptor = decryptor(self._session_keys, release_gil=False)
-            self._streaming = decryptor(self._session_keys)
+            self._decryptor = decryptor(self._session_keys)
             self.header_size: int = self._file.tell()
             self.file_size: int = os.fstat(self._file.fileno()).st_size
             full, rest = divmod(self.file_size - self.header_size, CIPHER_SEGMENT_SIZE)
@@ -287,7 +284,7 @@ class EncryptedFile:
         For small random reads (the range engine's BGZF edge blocks): one ``preadv`` and one decryption pass,
         where the streaming iterator would allocate its buffers and yield piece by piece.
         """
-        return bytes(self._view(start, end, self._decryptor))
+        return bytes(self._view(start, end))
 
     def plaintext_view(self, start: int, end: int, into: memoryview | None = None) -> memoryview:
         """Like :meth:`read_plaintext`, as a view of a buffer no one else uses (no copy).
@@ -298,14 +295,14 @@ class EncryptedFile:
         event loop, where freed buffers are reused, while one allocated in a worker thread and freed in the
         loop came back from the kernel every time (about 250 page faults per MiB, as costly as the cipher).
         """
-        return self._view(start, end, self._streaming, into)
+        return self._view(start, end, into)
 
     def covering_size(self, start: int, end: int) -> int:
         """Plaintext bytes of the whole segments that hold ``[start, end)`` (the buffer a read decrypts into)."""
         start, end = self._clamp(start, end)
         return 0 if start >= end else ((end - 1) // SEGMENT_SIZE - start // SEGMENT_SIZE + 1) * SEGMENT_SIZE
 
-    def _view(self, start: int, end: int, decrypt: SegmentDecryptor, into: memoryview | None = None) -> memoryview:
+    def _view(self, start: int, end: int, into: memoryview | None = None) -> memoryview:
         start, end = self._clamp(start, end)
         if start >= end:
             return memoryview(b"")
@@ -317,7 +314,7 @@ class EncryptedFile:
             raise ValueError(f"{len(into)} bytes cannot hold the {count} segments of [{start}, {end})")
         cipher = _cipher_scratch(count * CIPHER_SEGMENT_SIZE)
         got = self._read_segments(first, count, cipher)
-        produced = self._decrypt_segments(first, cipher[:got], into, decrypt)
+        produced = self._decrypt_segments(first, cipher[:got], into)
         base = first * SEGMENT_SIZE
         return into[start - base : min(end - base, produced)]
 
@@ -348,16 +345,14 @@ class EncryptedFile:
             got += n
         return got
 
-    def _decrypt_segments(
-        self, first: int, cipher: memoryview, plain: memoryview, decrypt: SegmentDecryptor | None = None
-    ) -> int:
+    def _decrypt_segments(self, first: int, cipher: memoryview, plain: memoryview) -> int:
         """Decrypt consecutive stored segments into ``plain``; return the plaintext length.
 
         A segment too short to hold a nonce and a tag fails like a forged one: both mean altered bytes.
-        ``decrypt`` defaults to the faster single-threaded binding; streaming passes the one releasing the
-        GIL (``genoshare.crypt.aead``), so a web server's event loop keeps sending while a worker is in here.
+        The decryptor releases the GIL (``genoshare.crypt.aead``), so a web server's event loop keeps sending
+        while a worker is in here.
         """
-        produced, failed = (decrypt or self._decryptor).decrypt(cipher, plain)
+        produced, failed = self._decryptor.decrypt(cipher, plain)
         if failed is not None:
             index = first + failed
             raise CorruptSegment(f"{self.path}: segment {index} fails authentication", index)
