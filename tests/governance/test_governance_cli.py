@@ -18,7 +18,8 @@ def run(node: Node, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(
         app,
         [*args, "--data-dir", str(node.settings.data_dir)],
-        env={"GENOSHARE_DATABASE_URL": node.settings.database_url, "COLUMNS": "200"},
+        # The login name the node's operator acts under (``genoshare.access.roles.Operator``).
+        env={"GENOSHARE_DATABASE_URL": node.settings.database_url, "COLUMNS": "200", "LOGNAME": "on-duty"},
     )
     return result.exit_code, result.output
 
@@ -59,6 +60,8 @@ def test_request_approve_revoke_from_the_command_line(cohort: Cohort, passports:
     assert run(node, "access", "revoke", request["id"], "--reason", "end of project")[0] == 0
     code, output = run(node, "access", "list", "--json", "--status", "revoked")
     assert [r["id"] for r in json.loads(output)] == [request["id"]]
+    # The command line decides as the node's operator, named apart from every passport holder (subject@issuer).
+    assert json.loads(output)[0]["decided_by"] == "operator:on-duty"
 
 
 def test_bad_purpose_file_is_one_clear_line(cohort: Cohort, passports: Passports, tmp_path: Path) -> None:

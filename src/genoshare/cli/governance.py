@@ -29,7 +29,10 @@ from genoshare.node import build_access_requests, build_consent, build_rederiver
 
 REQUEST_STATES = ("pending", "approved", "rejected", "revoked")
 
-access_app = typer.Typer(help="Access requests: list, show, approve, reject, revoke.", no_args_is_help=True)
+access_app = typer.Typer(
+    help="Access requests: list, show, approve, reject, revoke; as the node's operator, steward of every dataset.",
+    no_args_is_help=True,
+)
 consent_app = typer.Typer(
     help="Participants' consent: list, issue links, narrow, widen, withdraw.", no_args_is_help=True
 )
