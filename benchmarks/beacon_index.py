@@ -3,7 +3,7 @@
     python benchmarks/beacon_index.py --individuals 1000 --variants 1000000
 
 The cohort is cached under benchmarks/work/ (git-ignored); ratios are the numbers to compare across
-machines, since absolute figures move with load (FLOORS.md: +-30 %).
+machines, since absolute figures move with load (by +-30 % on a shared machine).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ bytes in a public dataset created with ``--store-plaintext`` (id ``synthetic_pla
 ``bench-plain``).  Then starts ``genoshare serve`` and, on the same uvicorn stack (httptools), a bare ASGI
 app streaming the plaintext BAM in 1 MiB chunks.
 
-Measured in one run, so the ratios are meaningful on a noisy machine (FLOORS.md):
+Measured in one run, so the ratios are meaningful on a noisy machine:
 
 * ticket latency p50/p99 over --tickets GET tickets for random 10 kbp regions (httpx, keep-alive);
 * streaming a large slice (the body range of a ticket for 3/4 of the contig) with curl: plaintext at rest,

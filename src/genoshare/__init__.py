@@ -1,6 +1,6 @@
 """genoshare: a node that shares genomic data responsibly under GA4GH standards.
 
-Packages, one per standard or concern (see DESIGN.md):
+Packages, one per standard or concern (the layers they form, and which may import which: CONTRIBUTING.md):
 
 - ``access``   the one policy decision point: passports, visas, DUO, consent, granularity
 - ``audit``    the hash-chained, append-only log of every decision and every byte served

@@ -1,6 +1,6 @@
-"""Range computation stays cheap once the index is cached (the brief's budget is 5 ms per region).
+"""Range computation stays cheap once the index is cached (the budget is 5 ms per region: a ticket's p50).
 
-The bound asserted is loose (the CI machine is shared); the measured numbers go in the report.
+The bound asserted is loose (the CI machine is shared); benchmarks/htsget.py measures the real figures.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def test_unsupported_prefix():
 
 
 def test_loads_fast_in_a_fresh_process():
-    """The brief's budget is 150 ms for the load itself; measured in a clean interpreter."""
+    """The budget is 150 ms for the load itself (a CLI command or server start pays it); in a clean interpreter."""
     code = (
         "import time; from genoshare.ontology.loaders import load_mondo;"
         "t = time.perf_counter(); load_mondo(); print(time.perf_counter() - t)"

@@ -1,6 +1,6 @@
 """The access decision. Every API calls ``AccessPolicy``; none decides on its own.
 
-Rules (DESIGN.md): public datasets are open to anyone at record level; registered datasets need a
+Rules: public datasets are open to anyone at record level; registered datasets need a
 ResearcherStatus visa for records; controlled datasets need a ControlledAccessGrants visa naming the
 dataset for records, and give counts to registered researchers and a yes/no to everybody else.
 Each decision that gates data is written to the audit log with its reason.

@@ -3,7 +3,7 @@
 Each request carries a ticket (``Authorization: Bearer``) from DRS or htsget, checked on every request, and
 every range served is written to the audit log (``genoshare.drs.stored``).  Objects are Crypt4GH files
 decrypted on the fly, or, for public datasets stored unencrypted, read straight from disk; both in 1 MiB
-pieces (FLOORS.md: a default 64 KiB ``FileResponse`` streams at a fifth of that).  A ticket with a recipient
+pieces (a default 64 KiB ``FileResponse`` streamed at a fifth of that rate).  A ticket with a recipient
 key (htsget ``encryptionScheme=C4GH``) reads the stored ciphertext under a header re-keyed to the recipient.
 
 Encrypted pieces are decrypted by worker threads, ``AHEAD`` of the one being sent.  The decryptor releases

@@ -11,8 +11,8 @@ asks again while a long read streams), and
 ``record_read`` audits each range served.  ``copy_plaintext`` is how the node's own background work
 (Beacon indexing, re-derivation after a withdrawal) reads a blob of either kind.
 
-Plaintext objects are read with ``os.preadv`` into fresh buffers, in large pieces (FLOORS.md: 64 KiB pieces
-stream at a fifth of 1 MiB ones); pieces in the page cache are read without leaving the event loop.  A
+Plaintext objects are read with ``os.preadv`` into fresh buffers, in large pieces (64 KiB pieces streamed at a
+fifth of the rate of 1 MiB ones); pieces in the page cache are read without leaving the event loop.  A
 ticket with a recipient key (htsget ``encryptionScheme=C4GH``) on a plaintext object is refused when issued
 (``genoshare.htsget.service``), and again here.
 """

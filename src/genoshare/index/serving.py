@@ -1,7 +1,7 @@
 """In-process serving of the variant index.
 
 Point queries are binary searches on the sorted `start` column held as numpy arrays (microseconds), not SQL:
-FLOORS.md puts DuckDB's best in-memory point query at 0.64 ms, already most of the Beacon latency budget.
+DuckDB's best in-memory point query measured 0.64 ms here, already most of the Beacon latency budget.
 The Parquet files stay the storage and exchange layout (DuckDB/Spark read them directly for analytics).
 Carrier bitmaps are kept as an Arrow binary column and only deserialised for the rows a query returns.
 Counts restricted to allowed samples stay vectorised: a row whose carrier count exceeds the number of the
