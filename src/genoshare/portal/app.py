@@ -9,14 +9,14 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from genoshare.node import Node, Services
-from genoshare.portal import account, home, researcher
+from genoshare.portal import account, home, participant, researcher
 from genoshare.portal.oidc import OidcClient
 from genoshare.portal.oidc import install_log_filter as oidc_log_filter
 from genoshare.portal.sessions import SessionStore
 from genoshare.portal.web import PREFIX, STATIC, Portal
 
 #: The page modules: each has a ``router`` and a ``NAV`` (its links in the site navigation).
-PAGES = (home, researcher, account)
+PAGES = (home, researcher, account, participant)
 
 
 def install_portal(app: FastAPI, node: Node, services: Services) -> Portal:
@@ -38,6 +38,9 @@ def install_portal(app: FastAPI, node: Node, services: Services) -> Portal:
     for page in PAGES:
         portal.nav.extend(page.NAV)
         app.include_router(page.router)
+    # A participant's consent link, {public_url}/consent/{secret}; no log line of this server names the secret.
+    app.include_router(participant.links)
+    participant.install_log_filter()
     oidc_log_filter()  # the broker's code and state never reach a log line
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="portal-static")
     app.state.portal = portal
