@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import InvalidInput
-from genoshare.node import Node
+from genoshare.node import Node, build_phenotypes
 from genoshare.store.beacon_tables import BeaconIndividual
 
 HEADER = "individual_id\tsex\tage\tphenotypic_features\tdiseases\tdate_of_birth\tname\temail_note\n"
@@ -33,7 +32,7 @@ def study(node: Node) -> Node:
 def test_birth_dates_become_ages_and_names_are_not_kept(study: Node, tmp_path: Path) -> None:
     table = tmp_path / "people.tsv"
     table.write_text(HEADER + "P1\tNCIT:C16576\t\tHP:0001250\tMONDO:0005148\t1950-06-01\tJane Doe\tnone\n")
-    assert PhenotypeIngest(study).ingest("study", [table]) == 1
+    assert build_phenotypes(study).ingest("study", [table]) == 1
     (person,) = stored(study)
     assert person.age is not None and person.age.startswith("P7")
     assert "Jane" not in json.dumps([person.phenotypic_features, person.diseases, person.pseudonym])
@@ -57,7 +56,7 @@ def test_phenopacket_date_of_birth_becomes_age(study: Node, tmp_path: Path) -> N
             }
         )
     )
-    PhenotypeIngest(study).ingest("study", [packet])
+    build_phenotypes(study).ingest("study", [packet])
     (person,) = stored(study)
     assert person.age is not None and person.age.startswith("P3")
 
@@ -70,5 +69,16 @@ def test_a_record_still_holding_an_identifier_stores_nobody(study: Node, tmp_pat
         + "P2\tNCIT:C20197\tP50Y\t\t\t\t\tcall jane@example.org\n"
     )
     with pytest.raises(InvalidInput, match="e-mail"):
-        PhenotypeIngest(study).ingest("study", [table])
+        build_phenotypes(study).ingest("study", [table])
+    assert stored(study) == []
+
+
+def test_a_phenopacket_naming_a_key_twice_stores_nobody(study: Node, tmp_path: Path) -> None:
+    # JSON keeps the last copy of a key; the file is refused instead, so no copy escapes the schema check.
+    packet = tmp_path / "twice.json"
+    packet.write_text(
+        '{"id": "pp-3", "subject": {"id": "P3", "sex": "MALE"}, "subject": {"id": "P3", "sex": "FEMALE"}}'
+    )
+    with pytest.raises(InvalidInput, match="not a Phenopacket v2 JSON document: duplicate key 'subject'"):
+        build_phenotypes(study).ingest("study", [packet])
     assert stored(study) == []

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.json_format import Parse as parse_json
-from google.protobuf.json_format import ParseError
+from google.protobuf.json_format import ParseDict, ParseError
 from phenopackets import Phenopacket
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -96,13 +95,27 @@ def _ontology_class(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return _term(value["id"], value.get("label"))
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if it names a key twice (as protobuf's parser does): one copy could escape review."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate key {next(key for key in keys if keys.count(key) > 1)!r}")
+    return dict(pairs)
+
+
 def read_phenopacket(path: Path, scrub: Scrub) -> Phenotypes:
+    """One person from a Phenopacket v2 JSON file, read and parsed once.
+
+    The parsed document is checked against the Phenopacket schema (``ParseDict`` is what protobuf's own
+    JSON parser runs after ``json.loads``), then de-identified, and every value is read from the
+    de-identified document: the de-identifier rewrites the JSON (dates shifted, identifiers dropped, an age
+    derived from a birth date), so a value read from the schema's message would be the undeidentified one.
+    """
     try:
-        packet = Phenopacket()
-        parse_json(path.read_text(), packet)
-    except (ParseError, UnicodeDecodeError) as error:
+        data = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
+        ParseDict(data, Phenopacket())
+    except (ParseError, UnicodeDecodeError, ValueError) as error:
         raise InvalidInput(f"{path.name}: not a Phenopacket v2 JSON document: {error}") from error
-    data = json.loads(path.read_text())
     if not (data.get("subject") or {}).get("id"):
         raise InvalidInput(f"{path.name}: the phenopacket has no subject.id to link to a VCF sample")
     data = scrub(data["subject"]["id"], data)
