@@ -155,7 +155,7 @@ def open_link(request: Request, secret: str) -> RedirectResponse:
         people = _tokens(request).people(secret)
     except GenoshareError:
         end_session(request)
-        return redirect(f"{PREFIX}/consent/invalid")
+        return _leave(f"{PREFIX}/consent/invalid")
     first = people[0]
     start_session(
         request,
@@ -163,7 +163,14 @@ def open_link(request: Request, secret: str) -> RedirectResponse:
         f"participant:{first.dataset_id}/{first.pseudonym}",
         {"link": token_hash(secret)},
     )
-    return redirect(HOME)
+    return _leave(HOME)
+
+
+def _leave(path: str) -> RedirectResponse:
+    """A redirect from the link's address that names it to no one (no Referer, no cache)."""
+    response = redirect(path)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @router.get("/consent/invalid")
