@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from genoshare.access.at_rest import check_plaintext_allowed
 from genoshare.access.granularity import AccessLevel
 from genoshare.duo.codes import parse_dataset_codes
 from genoshare.duo.errors import DuoError
 from genoshare.errors import Conflict, InvalidInput, NotFound
 from genoshare.ids import check_dataset_id
-from genoshare.ingest.storage import check_plaintext_allowed
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset
 
@@ -29,7 +29,7 @@ class NewDataset:
     description: str = ""
     license: str = ""
     pseudonymise: bool = True
-    #: Public datasets only: keep files unencrypted at rest (``genoshare.ingest.storage``).
+    #: Public datasets only: keep files unencrypted at rest (``genoshare.access.at_rest``).
     store_plaintext: bool = False
 
 

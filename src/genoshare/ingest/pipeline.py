@@ -8,7 +8,7 @@ Blobs are stored under their content checksum, so a crash leaves at most unrefer
 reclaimable) and never a half-published object; re-ingesting the same source file is recognised by its
 checksum and skipped.  Blobs are Crypt4GH-encrypted (key ``blobs/xx/<sha256>.c4gh``), except in public
 datasets created with ``--store-plaintext``, whose files are stored as they are (key ``blobs/xx/<sha256>``
-plus the format's extension; see ``genoshare.ingest.storage`` and ``genoshare.drs.stored``).
+plus the format's extension; see ``genoshare.access.at_rest`` and ``genoshare.drs.stored``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from genoshare.access.at_rest import check_plaintext_allowed
 from genoshare.audit import Entry
 from genoshare.beacon.indexing import assign_sample_numbers, index_published_object
 from genoshare.crypt.files import encrypt_file
@@ -37,7 +38,6 @@ from genoshare.ingest.deidentify import Pseudonymiser, rename_samples, scrub_nam
 from genoshare.ingest.errors import IngestError
 from genoshare.ingest.identifiers import check_for_identifiers, check_raw_header
 from genoshare.ingest.reads import deidentify_reads
-from genoshare.ingest.storage import check_plaintext_allowed
 from genoshare.ingest.validate import FileReport, validate
 from genoshare.node import Node
 from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant
