@@ -50,3 +50,20 @@ def test_keyboard_only_and_phone_and_french(portal_node: PortalNode, tab: Callab
     phone.page.select_option("#lang-select", "en")
     phone.page.get_by_role("button", name="Changer").click()
     assert phone.page.locator("html").get_attribute("lang") == "en"
+
+
+def test_sign_in_with_the_keyboard_alone(portal_node: PortalNode, tab: Callable[..., Tab]) -> None:
+    keyboard = tab()
+    page = keyboard.page
+    page.goto(f"{portal_node.url}/portal/signin")
+    stops = keyboard_walk(page)
+    link = next(i for i, stop in enumerate(stops) if stop["text"] == "Sign in with your passport broker")
+    page.focus("body")
+    for _ in range(link + 1):
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{portal_node.broker_url}/authorize*")
+    page.keyboard.press("Tab")  # the broker's first account button
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{portal_node.url}/portal/*")
+    assert page.get_by_text("Signed in as demo-researcher@").is_visible()

@@ -100,6 +100,9 @@ def test_cookie_flags_and_security_headers(node: PortalNode) -> None:
             assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
             assert response.headers["x-content-type-options"] == "nosniff"
             assert response.headers["cache-control"] == "no-store"
+        missing = client.get(f"{node.url}/portal/no/such/page")
+        assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+        assert "content-security-policy" in missing.headers, "an error page is a page too"
     with httpx.Client(timeout=30) as fresh:
         cookie = fresh.get(f"{node.url}/portal/signin").headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie

@@ -43,6 +43,8 @@ def install_portal(app: FastAPI, node: Node, services: Services) -> Portal:
     participant.install_log_filter()
     oidc_log_filter()  # the broker's code and state never reach a log line
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="portal-static")
+    # Last: any other /portal/... address is a page that does not exist, said as a page (not JSON).
+    app.include_router(home.not_found)
     app.state.portal = portal
 
     @app.get("/", include_in_schema=False)
