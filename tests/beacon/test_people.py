@@ -147,7 +147,7 @@ def test_withdrawal_removes_a_person_within_a_second(world: World, headers: dict
             time.sleep(0.05)
     finally:
         set_status(world, pseudonym, "active")
-        world.client.app.state.beacon.invalidate("cohort")  # type: ignore[attr-defined]
+        world.client.app.state.services.beacon.invalidate("cohort")  # type: ignore[attr-defined]
     assert count(world, headers["researcher"]) == before
 
 
@@ -236,7 +236,7 @@ def test_a_withdrawn_person_never_appears_to_carry_variants(world: World, header
     """Not even through randomised response, which flips rare "no" answers for registered callers."""
     pseudonym = world.pseudonyms["GS00004"]
     set_status(world, pseudonym, "withdrawn")
-    world.client.app.state.beacon.invalidate("cohort")  # type: ignore[attr-defined]
+    world.client.app.state.services.beacon.invalidate("cohort")  # type: ignore[attr-defined]
     try:
         for window in range(20):  # 20 distinct questions: each a fresh coin for the guard
             params = {"referenceName": "20", "start": window * 10_000, "end": (window + 1) * 10_000}
@@ -247,4 +247,4 @@ def test_a_withdrawn_person_never_appears_to_carry_variants(world: World, header
                 assert body["responseSummary"]["exists"] is False, (caller, params)
     finally:
         set_status(world, pseudonym, "active")
-        world.client.app.state.beacon.invalidate("cohort")  # type: ignore[attr-defined]
+        world.client.app.state.services.beacon.invalidate("cohort")  # type: ignore[attr-defined]

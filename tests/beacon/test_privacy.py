@@ -44,7 +44,7 @@ def policy(world: World) -> Iterator[Any]:
         value = None if count_level is None else {"privacy": {"count": count_level}}
         with world.node.database.session() as session:
             session.execute(update(Dataset).where(Dataset.id == "cohort").values(beacon_policy=value))
-        world.client.app.state.beacon.invalidate()  # type: ignore[attr-defined]
+        world.client.app.state.services.beacon.invalidate()  # type: ignore[attr-defined]
 
     yield set_policy
     set_policy(None)

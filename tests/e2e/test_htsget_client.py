@@ -18,8 +18,7 @@ import htsget
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 
 from support import HTSGET_DATA
 
@@ -65,11 +64,11 @@ def test_htsget_client_downloads_regions_equal_to_samtools_and_bcftools(
         datasets.create(
             NewDataset(id=id, title=id, custodian="C", access_level=level, duo_codes=["GRU"], pseudonymise=False)
         )
-    Ingestor(node).ingest("open", [BAM, VCF])
+    build_ingestor(node).ingest("open", [BAM, VCF])
     closed_bam = tmp_path / "closed-reads.bam"
     shutil.copyfile(BAM, closed_bam)
     shutil.copyfile(f"{BAM}.bai", f"{closed_bam}.bai")
-    Ingestor(node).ingest("closed", [closed_bam])
+    build_ingestor(node).ingest("closed", [closed_bam])
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
 
     reads = tmp_path / "reads.bam"

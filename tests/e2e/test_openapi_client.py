@@ -27,8 +27,7 @@ import pytest
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 
 from support import HTSGET_DATA
 
@@ -105,10 +104,10 @@ def test_a_generated_client_queries_beacon_gets_a_region_and_downloads_bytes(
         datasets.create(
             NewDataset(id=id, title=id, custodian="C", access_level=level, duo_codes=["GRU"], pseudonymise=False)
         )
-    Ingestor(node).ingest("open", [VCF])
+    build_ingestor(node).ingest("open", [VCF])
     closed = tmp_path / "closed-variants.vcf.gz"
     shutil.copyfile(VCF, closed)
-    Ingestor(node).ingest("closed", [closed])
+    build_ingestor(node).ingest("closed", [closed])
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     document = tmp_path / "openapi.json"
     document.write_bytes(httpx.get(f"{server.url}/openapi.json").content)

@@ -9,8 +9,7 @@ import httpx
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 
 from support import HTSGET_DATA
 
@@ -23,7 +22,7 @@ def test_controlled_object_through_drs_over_http(node: Node, issuer: VisaIssuer,
             id="cohort1", title="T", custodian="C", access_level="controlled", duo_codes=["GRU"], pseudonymise=False
         )
     )
-    Ingestor(node).ingest("cohort1", [BAM])
+    build_ingestor(node).ingest("cohort1", [BAM])
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     passport = issuer.passport(
         "alice",

@@ -9,8 +9,7 @@ from pysam import bcftools
 from sqlalchemy import select
 
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 from genoshare.store.models import DataObject, Participant
 
 from support import HTSGET_DATA, TEST_ISSUER
@@ -41,8 +40,8 @@ def make_cohort(node: Node, tmp_path: Path, codes: list[str], auto_approve: bool
         )
     )
     service.set_committee("cohort", [COMMITTEE_MEMBER], auto_approve)
-    multi = Ingestor(node).ingest("cohort", [VCF]).published[0]
-    single = Ingestor(node).ingest("cohort", [single_vcf]).published[0]
+    multi = build_ingestor(node).ingest("cohort", [VCF]).published[0]
+    single = build_ingestor(node).ingest("cohort", [single_vcf]).published[0]
     pseudonyms = {p.source_name: p.pseudonym for p in _participants(node)}
     return Cohort(node, multi, single, pseudonyms)
 

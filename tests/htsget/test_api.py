@@ -32,8 +32,7 @@ from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.demo.setup import demo_files
 from genoshare.drs import stored
 from genoshare.htsget import bgzf
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node, init_node
+from genoshare.node import Node, build_ingestor, init_node
 from genoshare.settings import TrustedIssuer, load_settings
 
 from support import HTSGET_DATA, PUBLIC_URL, SPEC, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
@@ -90,10 +89,10 @@ def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         datasets.create(
             NewDataset(id=id, title=id, custodian="C", access_level=level, duo_codes=["GRU"], pseudonymise=False)
         )
-    Ingestor(node).ingest("demo-htsget", demo_files())
+    build_ingestor(node).ingest("demo-htsget", demo_files())
     closed = root / "closed-variants.vcf.gz"
     closed.write_bytes((HTSGET_DATA / "vcf" / "sample1-bcbio-cancer.vcf.gz").read_bytes())
-    Ingestor(node).ingest("closed", [closed])
+    build_ingestor(node).ingest("closed", [closed])
     node.issuer_for_tests = issuer  # type: ignore[attr-defined]
     yield node
     node.close()

@@ -24,8 +24,7 @@ from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.demo.setup import demo_files
 from genoshare.drs import stored
 from genoshare.errors import InvalidInput
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 from genoshare.store.models import DataObject, Dataset
 
 from support import HTSGET_DATA, PUBLIC_URL
@@ -51,7 +50,7 @@ def _create(node: Node, dataset_id: str, level: str, store_plaintext: bool = Fal
 
 def _plaintext_dataset(node: Node) -> list[DataObject]:
     _create(node, "open", "public", store_plaintext=True)
-    return Ingestor(node).ingest("open", demo_files()).published
+    return build_ingestor(node).ingest("open", demo_files()).published
 
 
 def _follow(client: TestClient, body: dict) -> bytes:
@@ -163,7 +162,7 @@ def test_only_public_datasets_may_store_plaintext(node: Node, level: str) -> Non
         assert dataset is not None and not dataset.store_plaintext
         dataset.store_plaintext = True
     with pytest.raises(InvalidInput, match="only for public datasets"):
-        Ingestor(node).ingest("closed", demo_files()[:1])
+        build_ingestor(node).ingest("closed", demo_files()[:1])
     assert DatasetService(node.database).objects("closed") == []
 
 

@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 from genoshare.access.issuer import VisaIssuer
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import Unauthenticated
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 
 from drs_schemas import assert_valid, response_schema
 from support import HTSGET_DATA, TEST_ISSUER, Passports, bearer
@@ -45,7 +44,7 @@ def datasets(node: Node, tmp_path: Path) -> Node:
     service.create(
         NewDataset(id="members", title="Registered data", custodian="C", access_level="registered", duo_codes=["HMB"])
     )
-    ingestor = Ingestor(node)
+    ingestor = build_ingestor(node)
     ingestor.ingest("open", [VCF])
     ingestor.ingest("secret", [BAM])
     members_vcf = tmp_path / "members.vcf.gz"

@@ -17,8 +17,7 @@ from genoshare.crypt.files import EncryptedFile
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import Conflict, InvalidInput
 from genoshare.ingest.errors import IngestError
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 from genoshare.store.models import ObjectParticipant, Participant
 
 from support import HTSGET_DATA
@@ -53,7 +52,7 @@ def decrypt(node: Node, blob_key: str) -> bytes:
 
 def test_reads_are_stored_encrypted_and_decrypt_to_the_original(node: Node) -> None:
     make_dataset(node, pseudonymise=False)
-    result = Ingestor(node).ingest("cohort1", [BAM, CRAM])
+    result = build_ingestor(node).ingest("cohort1", [BAM, CRAM])
     rows = {row.format: row for row in result.published}
     assert set(rows) == {"BAM", "CRAM"}
     for fmt, original in (("BAM", BAM), ("CRAM", CRAM)):
@@ -71,7 +70,7 @@ def test_reads_are_stored_encrypted_and_decrypt_to_the_original(node: Node) -> N
 
 def test_vcf_samples_are_replaced_by_stable_pseudonyms(node: Node, tmp_path: Path) -> None:
     make_dataset(node)
-    row = Ingestor(node).ingest("cohort1", [VCF]).published[0]
+    row = build_ingestor(node).ingest("cohort1", [VCF]).published[0]
     plain = tmp_path / "stored.vcf.gz"
     plain.write_bytes(decrypt(node, row.blob_key))
     with pysam.VariantFile(str(plain)) as stored, pysam.VariantFile(str(VCF)) as original:
@@ -85,7 +84,7 @@ def test_vcf_samples_are_replaced_by_stable_pseudonyms(node: Node, tmp_path: Pat
     assert mapping == dict(zip(["NA00001", "NA00002", "NA00003"], names, strict=True))
     # Another dataset gives the same people other pseudonyms: they cannot be linked across datasets.
     make_dataset(node, "cohort2")
-    row2 = Ingestor(node).ingest("cohort2", [BCF]).published[0]
+    row2 = build_ingestor(node).ingest("cohort2", [BCF]).published[0]
     plain2 = tmp_path / "stored.bcf"
     plain2.write_bytes(decrypt(node, row2.blob_key))
     with pysam.VariantFile(str(plain2)) as stored2:
@@ -95,7 +94,7 @@ def test_vcf_samples_are_replaced_by_stable_pseudonyms(node: Node, tmp_path: Pat
 @pytest.mark.parametrize("original", [BAM, CRAM], ids=["bam", "cram"])
 def test_read_group_samples_are_pseudonymised(node: Node, tmp_path: Path, original: Path) -> None:
     make_dataset(node)
-    row = Ingestor(node).ingest("cohort1", [original]).published[0]
+    row = build_ingestor(node).ingest("cohort1", [original]).published[0]
     stored = tmp_path / original.name
     stored.write_bytes(decrypt(node, row.blob_key))
     with pysam.AlignmentFile(str(stored)) as kept, pysam.AlignmentFile(str(original)) as source:
@@ -118,14 +117,14 @@ def test_read_group_samples_are_pseudonymised(node: Node, tmp_path: Path, origin
 
 def test_public_data_can_keep_sample_names(node: Node) -> None:
     make_dataset(node, pseudonymise=False)
-    row = Ingestor(node).ingest("cohort1", [VCF]).published[0]
+    row = build_ingestor(node).ingest("cohort1", [VCF]).published[0]
     assert row.sha256 == sha256(VCF)
 
 
 def test_reingesting_the_same_file_is_a_no_op(node: Node) -> None:
     make_dataset(node, pseudonymise=False)
-    Ingestor(node).ingest("cohort1", [VCF, BAM])
-    again = Ingestor(node).ingest("cohort1", [VCF, BAM])
+    build_ingestor(node).ingest("cohort1", [VCF, BAM])
+    again = build_ingestor(node).ingest("cohort1", [VCF, BAM])
     assert again.published == []
     assert sorted(again.unchanged) == ["htsnexus_test_NA12878.bam", "spec-v4.3.vcf.gz"]
     assert len(DatasetService(node.database).objects("cohort1")) == 2
@@ -135,7 +134,7 @@ def test_an_uncompressed_vcf_is_bgzipped_and_indexed(node: Node, tmp_path: Path)
     plain = tmp_path / "plain.vcf"
     plain.write_bytes(gzip.decompress(VCF.read_bytes()))
     make_dataset(node, pseudonymise=False)
-    row = Ingestor(node).ingest("cohort1", [plain]).published[0]
+    row = build_ingestor(node).ingest("cohort1", [plain]).published[0]
     assert row.name == "plain.vcf.gz" and row.index_format == "tbi"
     assert gzip.decompress(decrypt(node, row.blob_key)) == plain.read_bytes()
 
@@ -195,7 +194,7 @@ def test_a_bad_file_publishes_nothing_of_the_batch(node: Node, tmp_path: Path, m
     make_dataset(node)
     bad = make_bad(tmp_path)
     with pytest.raises(InvalidInput, match=message):
-        Ingestor(node).ingest("cohort1", [BAM, bad])
+        build_ingestor(node).ingest("cohort1", [BAM, bad])
     assert DatasetService(node.database).objects("cohort1") == []
     staging = node.objects.staging_dir()
     assert list(staging.iterdir()) == []
@@ -228,7 +227,7 @@ def test_cli_lists_objects_with_checksums(node: Node) -> None:
 
 def test_ingest_into_an_unknown_dataset_is_refused(node: Node) -> None:
     with pytest.raises(IngestError, match="no such dataset"):
-        Ingestor(node).ingest("nope", [BAM])
+        build_ingestor(node).ingest("nope", [BAM])
 
 
 def test_keep_bytes_of_a_copy_not_the_source(node: Node, tmp_path: Path) -> None:
@@ -236,7 +235,7 @@ def test_keep_bytes_of_a_copy_not_the_source(node: Node, tmp_path: Path) -> None
     copy = tmp_path / "htsnexus_test_NA12878.bam"
     shutil.copy(BAM, copy)
     make_dataset(node, pseudonymise=False)
-    row = Ingestor(node).ingest("cohort1", [copy]).published[0]
+    row = build_ingestor(node).ingest("cohort1", [copy]).published[0]
     copy.unlink()
     assert decrypt(node, row.blob_key) == BAM.read_bytes()
 
@@ -244,9 +243,9 @@ def test_keep_bytes_of_a_copy_not_the_source(node: Node, tmp_path: Path) -> None
 def test_an_htsget_id_taken_by_another_dataset_is_a_clear_conflict(node: Node) -> None:
     make_dataset(node, "cohort1", pseudonymise=False)
     make_dataset(node, "cohort2", pseudonymise=False)
-    Ingestor(node).ingest("cohort1", [BAM])
+    build_ingestor(node).ingest("cohort1", [BAM])
     with pytest.raises(Conflict, match=r"htsget id 'htsnexus_test_NA12878' .* taken by dataset cohort1"):
-        Ingestor(node).ingest("cohort2", [BAM])
+        build_ingestor(node).ingest("cohort2", [BAM])
     assert DatasetService(node.database).objects("cohort2") == []
 
 
@@ -265,7 +264,7 @@ def test_headers_with_direct_identifiers_are_refused(node: Node, tmp_path: Path,
     text.write_text(lines[0] + line + "\n" + "".join(lines[1:]))
     make_dataset(node)
     with pytest.raises(IngestError, match=kind) as refused:
-        Ingestor(node).ingest("cohort1", [text])
+        build_ingestor(node).ingest("cohort1", [text])
     assert line.split("=", 1)[1] not in refused.value.message, "the error must not repeat the identifier"
     assert DatasetService(node.database).objects("cohort1") == []
 
@@ -275,7 +274,7 @@ def test_sample_names_are_scrubbed_from_every_header_line(node: Node, tmp_path: 
     text = tmp_path / "NA00001.vcf"
     text.write_text(lines[0] + "##commandline=bcftools call NA00001.bam NA00002.bam\n" + "".join(lines[1:]))
     make_dataset(node)
-    row = Ingestor(node).ingest("cohort1", [text]).published[0]
+    row = build_ingestor(node).ingest("cohort1", [text]).published[0]
     stored = gzip.decompress(decrypt(node, row.blob_key)).decode()
     assert "NA0000" not in stored
     assert "NA0000" not in row.name
@@ -309,5 +308,5 @@ def test_reads_no_sample_can_own_are_refused(node: Node, tmp_path: Path, groups:
     """A withdrawal could not drop such reads by their read group: they are refused at ingest."""
     make_dataset(node)
     with pytest.raises(IngestError, match=rf"record \d\): .*{message}"):
-        Ingestor(node).ingest("cohort1", [two_sample_bam(tmp_path / "mixed.bam", groups)])
+        build_ingestor(node).ingest("cohort1", [two_sample_bam(tmp_path / "mixed.bam", groups)])
     assert DatasetService(node.database).objects("cohort1") == []

@@ -18,8 +18,7 @@ from sqlalchemy import select
 from genoshare.beacon.people import PeopleCache
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.ingest.deidentify import Pseudonymiser
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
 
@@ -75,7 +74,7 @@ def test_a_vcf_and_its_bcf_copy_publish_with_other_people(
         )
         assert done.returncode == 0, done.stdout + done.stderr
     else:
-        assert len(Ingestor(node).ingest("study", batch).published) == 3
+        assert len(build_ingestor(node).ingest("study", batch).published) == 3
 
     secret = Pseudonymiser.load_or_create(node.settings.keys_dir / "pseudonym.secret")
     stored = {name: secret.pseudonym("study", name) if pseudonymise else name for name in ("SOLO1", "OTHER1", "OTHER2")}

@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 
 from processes import serve
 from support import HTSGET_DATA
@@ -51,8 +50,8 @@ def test_no_server_error_and_responses_match_the_schema(node: Node, serve, tmp_p
         )
     )
     service.create(NewDataset(id="closed", title="Closed", custodian="C", access_level="controlled", duo_codes=["GRU"]))
-    Ingestor(node).ingest("open", [HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"])
-    Ingestor(node).ingest("closed", [HTSGET_DATA / "bcf" / "spec-v4.3.bcf"])
+    build_ingestor(node).ingest("open", [HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"])
+    build_ingestor(node).ingest("closed", [HTSGET_DATA / "bcf" / "spec-v4.3.bcf"])
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)

@@ -15,8 +15,7 @@ import httpx
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import RESEARCHER_STATUS
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import init_node
+from genoshare.node import build_ingestor, init_node
 from genoshare.settings import BONA_FIDE_RESEARCHER, TrustedIssuer, load_settings
 
 from processes import free_port
@@ -46,7 +45,7 @@ def build_node(root: Path, issuer: VisaIssuer, *, brokers: Sequence[TrustedIssue
         )
         copy = root / f"{level}.vcf.gz"  # htsget ids are node-wide: one name per dataset
         copy.write_bytes(VCF.read_bytes())
-        Ingestor(node).ingest(level, [copy])
+        build_ingestor(node).ingest(level, [copy])
     node.close()
     return settings.data_dir
 

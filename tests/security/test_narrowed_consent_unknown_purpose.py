@@ -19,8 +19,7 @@ from sqlalchemy import select
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import CONTROLLED_ACCESS_GRANTS
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node, init_node
+from genoshare.node import Node, build_ingestor, init_node
 from genoshare.settings import TrustedIssuer, load_settings
 from genoshare.store.models import AuditEvent
 
@@ -105,7 +104,7 @@ def test_a_copy_that_cannot_be_made_without_them_is_an_honest_503(
             id=REGISTERED, title="r", custodian="C", access_level=REGISTERED, duo_codes=["GRU"], pseudonymise=False
         )
     )
-    (published,) = Ingestor(node).ingest(REGISTERED, [odd]).published
+    (published,) = build_ingestor(node).ingest(REGISTERED, [odd]).published
     node.close()
     narrowed = run_cli("consent", "narrow", REGISTERED, NARROWED, "--code", "NCU", "--data-dir", str(settings.data_dir))
     assert narrowed.returncode == 0, narrowed.stdout + narrowed.stderr

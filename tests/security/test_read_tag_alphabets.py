@@ -21,8 +21,7 @@ from sqlalchemy import func, select
 from test_read_deidentification import download, public_dataset, sam_text
 
 from genoshare.ingest.errors import IngestError
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 from genoshare.store.models import DataObject
 
 REFERENCE = "ACGTTGCA" * 50
@@ -67,7 +66,7 @@ def test_free_form_and_local_tags_never_reach_the_served_file(node: Node, serve,
     source = tmp_path / "jdoe.bam"
     write_bam(source)
     public_dataset(node)
-    row = Ingestor(node).ingest("reads", [source]).published[0]
+    row = build_ingestor(node).ingest("reads", [source]).published[0]
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     served = tmp_path / "served.bam"
     with httpx.Client(timeout=30) as http:
@@ -109,7 +108,7 @@ def test_a_defined_tag_outside_its_alphabet_is_refused(
     write_bam(source, **{tag: (value, kind)})
     public_dataset(node)
     with pytest.raises(IngestError) as refused:
-        Ingestor(node).ingest("reads", [source])
+        build_ingestor(node).ingest("reads", [source])
     message = str(refused.value)
     # One line saying what (the tag), where (file and record) and how to fix it, without the value itself.
     assert "\n" not in message and f"tag {tag}" in message and "jdoe.bam (record 1)" in message
@@ -123,5 +122,5 @@ def test_a_read_group_platform_outside_the_specification_is_refused(node: Node, 
     write_bam(source, GROUP | {"PL": "ward nine MiSeq"})
     public_dataset(node)
     with pytest.raises(IngestError, match=r"^jdoe\.bam \(@RG line 1\): field PL does not hold one of") as refused:
-        Ingestor(node).ingest("reads", [source])
+        build_ingestor(node).ingest("reads", [source])
     assert "ward nine" not in str(refused.value)

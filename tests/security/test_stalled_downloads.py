@@ -19,8 +19,7 @@ from big_files import long_read_bam
 from sqlite_node import sqlite_node
 
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 
 __all__ = ["sqlite_node"]
 
@@ -29,7 +28,7 @@ def test_a_client_that_stops_reading_is_cut_off(sqlite_node: Node, serve: Any, t
     DatasetService(sqlite_node.database).create(
         NewDataset(id="open", title="Open", custodian="Example", access_level="public", duo_codes=["NRES"])
     )
-    row = Ingestor(sqlite_node).ingest("open", [long_read_bam(tmp_path / "big.bam", "S1", 12)]).published[0]
+    row = build_ingestor(sqlite_node).ingest("open", [long_read_bam(tmp_path / "big.bam", "S1", 12)]).published[0]
     env = {"GENOSHARE_DATABASE_URL": sqlite_node.settings.database_url, "GENOSHARE_SEND_TIMEOUT_SECONDS": "1"}
     server = serve(sqlite_node.settings.data_dir, env)
     access = httpx.get(f"{server.url}/ga4gh/drs/v1/objects/{row.id}/access/https", timeout=30).json()

@@ -15,8 +15,7 @@ import pysam
 from sqlalchemy import select
 
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.ingest.pipeline import Ingestor
-from genoshare.node import Node
+from genoshare.node import Node, build_ingestor
 from genoshare.store.models import Participant
 
 SAMPLES = ["1", "GT", "PASS", "chr1", "Integer"]
@@ -69,7 +68,7 @@ def test_samples_named_like_header_tokens_leave_the_header_intact(node: Node, se
     DatasetService(node.database).create(
         NewDataset(id="tokens", title="T", custodian="C", access_level="public", duo_codes=["GRU"])
     )
-    row = Ingestor(node).ingest("tokens", [source]).published[0]
+    row = build_ingestor(node).ingest("tokens", [source]).published[0]
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     served = tmp_path / "served.vcf.gz"
     with httpx.Client(timeout=30) as http:

@@ -2,11 +2,13 @@
 
 A ticket is an HS256 JWT under a secret only this node knows.  It binds the caller, the object and the
 grants the decision relied on, so that the data endpoint can re-check revocation on every range request
-without the caller sending its passport again.
+without the caller sending its passport again.  ``TicketSigner.for_read`` is the one way DRS and htsget
+make them, so both bind the same things (and a new binding reaches both).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
@@ -17,7 +19,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from genoshare.access.passports import ANONYMOUS, Identity
 from genoshare.errors import Unauthenticated
+from genoshare.store.models import DataObject
 
 AUDIENCE = "genoshare-data"
 
@@ -37,17 +41,42 @@ class Ticket:
 
 
 class TicketSigner:
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, ttl_seconds: int) -> None:
         self._key = OctKey.import_key(secret)
+        #: Lifetime of the tickets ``for_read`` issues (``Settings.ticket_ttl_seconds``).
+        self.ttl_seconds = ttl_seconds
 
     @classmethod
-    def load_or_create(cls, path: Path) -> TicketSigner:
+    def load_or_create(cls, path: Path, ttl_seconds: int) -> TicketSigner:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(secrets.token_bytes(32))
-        return cls(path.read_bytes())
+        return cls(path.read_bytes(), ttl_seconds)
+
+    def for_read(
+        self,
+        identity: Identity | None,
+        served: DataObject,
+        grants: tuple[str, ...],
+        recipient_key: bytes | None = None,
+    ) -> str:
+        """A ticket to read ``served`` (the file, or its subset for these grants) under the decision's ``grants``.
+
+        Bound to ``served``'s checksum, so that ranges computed on these bytes are never served from others.
+        """
+        return self.issue(
+            Ticket(
+                actor=identity.actor if identity else ANONYMOUS,
+                object_id=served.id,
+                dataset_id=served.dataset_id,
+                grants=grants,
+                expires=int(time.time()) + self.ttl_seconds,
+                recipient_key=base64.b64encode(recipient_key).decode() if recipient_key else None,
+                version=served.sha256,
+            )
+        )
 
     def issue(self, ticket: Ticket) -> str:
         claims = {
@@ -63,9 +92,6 @@ class TicketSigner:
         if ticket.version:
             claims["ver"] = ticket.version
         return jwt.encode({"alg": "HS256"}, claims, self._key, algorithms=["HS256"])
-
-    def new_expiry(self, ttl_seconds: int) -> int:
-        return int(time.time()) + ttl_seconds
 
     def verify(self, token: str, object_id: str) -> Ticket:
         try:

@@ -30,11 +30,11 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Scope, Send
 
-from genoshare.api.deps import NodeDep, bearer_token
+from genoshare.api.deps import NodeDep, ReadsDep, bearer_token
 from genoshare.api.openapi import TICKET
 from genoshare.audit import Entry
 from genoshare.crypt.files import EncryptedFile
-from genoshare.drs.stored import OpenedBlob, PlainFile, StoredBytes, open_for_ticket, recheck, record_read
+from genoshare.drs.stored import OpenedBlob, PlainFile, StoredBytes, TicketReads
 from genoshare.errors import GenoshareError, InvalidInput, Unauthenticated
 from genoshare.formats import FileFormat
 from genoshare.node import Node
@@ -270,12 +270,13 @@ class ObjectResponse(StreamingResponse):
     def __init__(
         self,
         node: Node,
+        reads: TicketReads,
         opened: OpenedBlob,
         pieces: AsyncGenerator[memoryview, None],
         status_code: int,
         headers: dict[str, str],
     ) -> None:
-        self.node, self.opened, self._pieces = node, opened, pieces
+        self.node, self.reads, self.opened, self._pieces = node, reads, opened, pieces
         self._started = False
         self.sent = 0
         super().__init__(self._guarded(), status_code=status_code, headers=headers, media_type=opened.mime_type)
@@ -288,7 +289,7 @@ class ObjectResponse(StreamingResponse):
         try:
             async for piece in self._pieces:
                 if loop.time() >= due:
-                    await run_in_threadpool(recheck, self.node, self.opened)
+                    await run_in_threadpool(self.reads.recheck, self.opened)
                     due = loop.time() + interval
                 yield piece
                 self.sent += len(piece)
@@ -338,8 +339,8 @@ class ObjectResponse(StreamingResponse):
     openapi_extra={**TICKET, "parameters": [_RANGE_HEADER]},
     summary="Object bytes (signed ticket required)",
 )
-def read_object(object_id: str, request: Request, node: NodeDep) -> Response:
-    return serve_object(object_id, request, node)
+def read_object(object_id: str, request: Request, node: NodeDep, reads: ReadsDep) -> Response:
+    return serve_object(object_id, request, node, reads)
 
 
 @router.head(
@@ -349,25 +350,25 @@ def read_object(object_id: str, request: Request, node: NodeDep) -> Response:
     openapi_extra=TICKET,
     summary="Object size and range support (signed ticket required)",
 )
-def head_object(object_id: str, request: Request, node: NodeDep) -> Response:
-    return serve_object(object_id, request, node)
+def head_object(object_id: str, request: Request, node: NodeDep, reads: ReadsDep) -> Response:
+    return serve_object(object_id, request, node, reads)
 
 
-def serve_object(object_id: str, request: Request, node: Node) -> Response:
+def serve_object(object_id: str, request: Request, node: Node, reads: TicketReads) -> Response:
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated("data URLs need the ticket that DRS or htsget handed out with them")
-    opened = open_for_ticket(node, object_id, token)
+    opened = reads.open(object_id, token)
     request.state.actor = opened.ticket.actor  # who the audit log names if the range is refused
     try:
-        return _answer(opened, request, node)
+        return _answer(opened, request, node, reads)
     except BaseException:
         # Every error before the response owns the file (a bad Range, a failed audit write) closes it here.
         opened.close()
         raise
 
 
-def _answer(opened: OpenedBlob, request: Request, node: Node) -> Response:
+def _answer(opened: OpenedBlob, request: Request, node: Node, reads: TicketReads) -> Response:
     size = opened.size
     # RFC 9110 14.2: Range is defined for GET only; without validators of ours, an If-Range never matches.
     honoured = request.method == "GET" and "if-range" not in request.headers
@@ -378,7 +379,7 @@ def _answer(opened: OpenedBlob, request: Request, node: Node) -> Response:
     if requested is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    record_read(node, opened, start, end, request.method)
+    reads.record_read(opened, start, end, request.method)
     if request.method == "HEAD":
         opened.close()
         return Response(status_code=status, headers=headers, media_type=opened.mime_type)
@@ -388,4 +389,4 @@ def _answer(opened: OpenedBlob, request: Request, node: Node) -> Response:
         body = _stored_plaintext_stream
     else:
         body = _decrypted_stream
-    return ObjectResponse(node, opened, body(opened, start, end), status, headers)
+    return ObjectResponse(node, reads, opened, body(opened, start, end), status, headers)

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from genoshare.access.passports import Identity
-from genoshare.api.deps import IdentityDep, NodeDep, bearer_token
+from genoshare.api.deps import DrsDep, IdentityDep, NodeDep, bearer_token
 from genoshare.api.openapi import PASSPORT
 from genoshare.drs import models
-from genoshare.drs.service import DrsService
 from genoshare.node import Node
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -68,8 +67,8 @@ def _identity(node: Node, request: Request, passports: list[str]) -> Identity | 
 
 
 @router.get("/service-info", summary="DRS service info", response_model=models.ServiceInfo)
-def service_info(node: NodeDep) -> dict[str, Any]:
-    return DrsService(node).service_info()
+def service_info(drs: DrsDep) -> dict[str, Any]:
+    return drs.service_info()
 
 
 # Before /objects/{object_id}, which would otherwise take 'access' for an object id.
@@ -79,10 +78,12 @@ def service_info(node: NodeDep) -> dict[str, Any]:
     openapi_extra=PASSPORT,
     response_model=models.BulkAccessURLs,
 )
-def bulk_access(node: NodeDep, request: Request, body: Annotated[BulkAccessBody, Body()]) -> dict[str, Any]:
+def bulk_access(
+    node: NodeDep, drs: DrsDep, request: Request, body: Annotated[BulkAccessBody, Body()]
+) -> dict[str, Any]:
     identity = _identity(node, request, body.passports)
     items = [(item.bulk_object_id, item.bulk_access_ids) for item in body.bulk_object_access_ids]
-    return DrsService(node).bulk_access(items, identity)
+    return drs.bulk_access(items, identity)
 
 
 @router.get(
@@ -91,8 +92,8 @@ def bulk_access(node: NodeDep, request: Request, body: Annotated[BulkAccessBody,
     response_model=models.DrsObject,
     response_model_exclude_none=True,
 )
-def get_object(object_id: str, node: NodeDep, identity: IdentityDep, expand: bool = Query(False)) -> dict[str, Any]:
-    return DrsService(node).get_object(object_id, identity, expand)
+def get_object(object_id: str, drs: DrsDep, identity: IdentityDep, expand: bool = Query(False)) -> dict[str, Any]:
+    return drs.get_object(object_id, identity, expand)
 
 
 @router.post(
@@ -103,21 +104,21 @@ def get_object(object_id: str, node: NodeDep, identity: IdentityDep, expand: boo
     response_model_exclude_none=True,
 )
 def post_object(
-    object_id: str, node: NodeDep, request: Request, body: Annotated[PostObjectBody, Body()]
+    object_id: str, node: NodeDep, drs: DrsDep, request: Request, body: Annotated[PostObjectBody, Body()]
 ) -> dict[str, Any]:
-    return DrsService(node).get_object(object_id, _identity(node, request, body.passports), body.expand)
+    return drs.get_object(object_id, _identity(node, request, body.passports), body.expand)
 
 
 @router.options("/objects/{object_id}", summary="Authorizations of a DrsObject", response_model=models.Authorizations)
-def options_object(object_id: str, node: NodeDep) -> dict[str, Any]:
-    return DrsService(node).authorizations(object_id)
+def options_object(object_id: str, drs: DrsDep) -> dict[str, Any]:
+    return drs.authorizations(object_id)
 
 
 @router.get(
     "/objects/{object_id}/access/{access_id}", summary="Get a URL for fetching bytes", response_model=models.AccessURL
 )
-def get_access(object_id: str, access_id: str, node: NodeDep, identity: IdentityDep) -> dict[str, Any]:
-    return DrsService(node).access_url(object_id, access_id, identity)
+def get_access(object_id: str, access_id: str, drs: DrsDep, identity: IdentityDep) -> dict[str, Any]:
+    return drs.access_url(object_id, access_id, identity)
 
 
 @router.post(
@@ -127,9 +128,14 @@ def get_access(object_id: str, access_id: str, node: NodeDep, identity: Identity
     response_model=models.AccessURL,
 )
 def post_access(
-    object_id: str, access_id: str, node: NodeDep, request: Request, body: Annotated[PassportsBody, Body()]
+    object_id: str,
+    access_id: str,
+    node: NodeDep,
+    drs: DrsDep,
+    request: Request,
+    body: Annotated[PassportsBody, Body()],
 ) -> dict[str, Any]:
-    return DrsService(node).access_url(object_id, access_id, _identity(node, request, body.passports))
+    return drs.access_url(object_id, access_id, _identity(node, request, body.passports))
 
 
 @router.post(
@@ -139,12 +145,14 @@ def post_access(
     response_model=models.BulkObjects,
     response_model_exclude_none=True,
 )
-def bulk_objects(node: NodeDep, request: Request, body: Annotated[BulkObjectsBody, Body()]) -> dict[str, Any]:
+def bulk_objects(
+    node: NodeDep, drs: DrsDep, request: Request, body: Annotated[BulkObjectsBody, Body()]
+) -> dict[str, Any]:
     identity = _identity(node, request, body.passports)
-    return DrsService(node).bulk_objects(body.bulk_object_ids, identity, body.expand)
+    return drs.bulk_objects(body.bulk_object_ids, identity, body.expand)
 
 
 @router.options("/objects", summary="Authorizations of several DrsObjects", response_model=models.BulkAuthorizations)
-def bulk_options(node: NodeDep, body: Annotated[BulkIdsBody | None, Body()] = None) -> dict[str, Any]:
+def bulk_options(drs: DrsDep, body: Annotated[BulkIdsBody | None, Body()] = None) -> dict[str, Any]:
     # HTTP clients rarely send a body with OPTIONS; without ids there is nothing to describe.
-    return DrsService(node).bulk_authorizations(body.bulk_object_ids if body else [])
+    return drs.bulk_authorizations(body.bulk_object_ids if body else [])

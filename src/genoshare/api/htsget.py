@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
 from genoshare.access.passports import Identity
-from genoshare.api.deps import IdentityDep, NodeDep
+from genoshare.api.deps import HtsgetDep, IdentityDep
 from genoshare.htsget.errors import InvalidInput, PayloadTooLarge
 from genoshare.htsget.service import (
     C4GH,
@@ -28,7 +28,6 @@ from genoshare.htsget.service import (
     parse_get,
     parse_post,
 )
-from genoshare.node import Node
 
 #: POST bodies above this are refused with PayloadTooLarge (1,000 regions fit comfortably).
 MAX_BODY = 256 * 1024
@@ -174,26 +173,18 @@ def _post_declaration(endpoint: str) -> dict[str, Any]:
     }
 
 
-def _service(request: Request, node: Node) -> HtsgetService:
-    """One service per application, so that parsed indexes stay cached across requests."""
-    service: HtsgetService | None = getattr(request.app.state, "htsget", None)
-    if service is None or service.node is not node:
-        service = request.app.state.htsget = HtsgetService(node)
-    return service
-
-
 def _ticket(body: dict[str, Any]) -> JSONResponse:
     return TicketJSON(body)
 
 
 @router.get("/reads/service-info", summary="htsget reads service-info")
-def reads_service_info(request: Request, node: NodeDep) -> dict[str, Any]:
-    return _service(request, node).service_info(READS)
+def reads_service_info(service: HtsgetDep) -> dict[str, Any]:
+    return service.service_info(READS)
 
 
 @router.get("/variants/service-info", summary="htsget variants service-info")
-def variants_service_info(request: Request, node: NodeDep) -> dict[str, Any]:
-    return _service(request, node).service_info(VARIANTS)
+def variants_service_info(service: HtsgetDep) -> dict[str, Any]:
+    return service.service_info(VARIANTS)
 
 
 @router.get(
@@ -203,9 +194,9 @@ def variants_service_info(request: Request, node: NodeDep) -> dict[str, Any]:
     openapi_extra=_get_declaration(READS),
     summary="Ticket for reads (BAM, CRAM)",
 )
-def get_reads(id: str, request: Request, node: NodeDep, identity: IdentityDep) -> JSONResponse:
+def get_reads(id: str, request: Request, service: HtsgetDep, identity: IdentityDep) -> JSONResponse:
     query = parse_get(READS, id, request.query_params, request.headers.get(PUBLIC_KEY_HEADER))
-    return _ticket(_service(request, node).ticket(query, identity))
+    return _ticket(service.ticket(query, identity))
 
 
 @router.get(
@@ -215,9 +206,9 @@ def get_reads(id: str, request: Request, node: NodeDep, identity: IdentityDep) -
     openapi_extra=_get_declaration(VARIANTS),
     summary="Ticket for variants (VCF, BCF)",
 )
-def get_variants(id: str, request: Request, node: NodeDep, identity: IdentityDep) -> JSONResponse:
+def get_variants(id: str, request: Request, service: HtsgetDep, identity: IdentityDep) -> JSONResponse:
     query = parse_get(VARIANTS, id, request.query_params, request.headers.get(PUBLIC_KEY_HEADER))
-    return _ticket(_service(request, node).ticket(query, identity))
+    return _ticket(service.ticket(query, identity))
 
 
 async def _body(request: Request) -> Any:
@@ -239,9 +230,9 @@ async def _body(request: Request) -> Any:
     openapi_extra=_post_declaration(READS),
     summary="Ticket for reads, several regions in a JSON body",
 )
-async def post_reads(id: str, request: Request, node: NodeDep, identity: IdentityDep) -> JSONResponse:
+async def post_reads(id: str, request: Request, service: HtsgetDep, identity: IdentityDep) -> JSONResponse:
     query = parse_post(READS, id, await _body(request), request.query_params, request.headers.get(PUBLIC_KEY_HEADER))
-    return _ticket(await _in_thread(_service(request, node), query, identity))
+    return _ticket(await _in_thread(service, query, identity))
 
 
 @router.post(
@@ -251,10 +242,10 @@ async def post_reads(id: str, request: Request, node: NodeDep, identity: Identit
     openapi_extra=_post_declaration(VARIANTS),
     summary="Ticket for variants, several regions in a JSON body",
 )
-async def post_variants(id: str, request: Request, node: NodeDep, identity: IdentityDep) -> JSONResponse:
+async def post_variants(id: str, request: Request, service: HtsgetDep, identity: IdentityDep) -> JSONResponse:
     body = await _body(request)
     query = parse_post(VARIANTS, id, body, request.query_params, request.headers.get(PUBLIC_KEY_HEADER))
-    return _ticket(await _in_thread(_service(request, node), query, identity))
+    return _ticket(await _in_thread(service, query, identity))
 
 
 async def _in_thread(service: HtsgetService, query: HtsgetQuery, identity: Identity | None) -> dict[str, Any]:

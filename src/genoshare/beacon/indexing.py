@@ -5,8 +5,9 @@ Each VCF sample (already a pseudonym when the dataset pseudonymises) gets the ne
 carrier bitmap and in the phenotype bitmaps, across files. A person without phenotypes yet gets an
 individual row with unknown sex and one biosample, so every carrier resolves to an entry.
 
-Two ways in: ``index_published_object`` for the ingest pipeline, which still holds the plaintext, and
-``index_dataset`` (``genoshare beacon-index DATASET``), which decrypts each stored object to a scratch file.
+Two ways in (``BeaconIndexer``): ``index_object`` for the ingest pipeline, which still holds the plaintext,
+and ``index_dataset`` (``genoshare beacon-index DATASET``), which decrypts each stored object to a scratch
+file.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from sqlalchemy.orm import Session
 from genoshare.drs.stored import copy_plaintext
 from genoshare.errors import InvalidInput
 from genoshare.index.build import build_variant_index
-from genoshare.node import Node
 from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
+from genoshare.store.db import Database
 from genoshare.store.models import DataObject
+from genoshare.store.objects import ObjectStore
 
 VARIANT_FORMATS = ("VCF", "BCF")
 DEFAULT_ASSEMBLY = "GRCh38"
@@ -92,50 +94,60 @@ def read_header(path: Path, default: str = DEFAULT_ASSEMBLY) -> tuple[list[str],
     return samples, assembly or default
 
 
-def index_published_object(
-    node: Node, dataset_id: str, object_row: DataObject, plaintext_path: Path, assembly: str | None = None
-) -> BeaconVariantIndex | None:
-    """Index one VCF/BCF object from its plaintext (other formats are ignored: they hold no variants here)."""
-    if object_row.format not in VARIANT_FORMATS:
-        return None
-    samples, declared = read_header(plaintext_path)
-    with node.database.session() as session:
-        numbers = assign_sample_numbers(session, dataset_id, samples)
-    relative = index_dir(dataset_id, object_row)
-    summary = build_variant_index(plaintext_path, node.settings.data_dir / relative, numbers)
-    row = BeaconVariantIndex(
-        object_id=object_row.id,
-        dataset_id=dataset_id,
-        path=relative,
-        assembly_id=assembly or declared,
-        contigs=list(summary.contigs),
-        n_rows=summary.n_rows,
-        n_samples=summary.n_samples,
-        built_at=datetime.now(UTC),
-    )
-    with node.database.session() as session:
-        session.merge(row)
-    return row
+class BeaconIndexer:
+    """Builds Beacon variant indexes (files under the node's data directory, rows in its database)."""
 
+    def __init__(self, database: Database, data_dir: Path, objects: ObjectStore, secret_key: bytes) -> None:
+        self.database = database
+        self.data_dir = data_dir
+        self.objects = objects
+        #: The node's Crypt4GH secret key: ``index_dataset`` reads the stored files with it.
+        self.secret_key = secret_key
 
-def index_dataset(node: Node, dataset_id: str, assembly: str | None = None) -> list[BeaconVariantIndex]:
-    """Index every stored VCF/BCF object of a dataset that has no index yet."""
-    with node.database.sessions() as session:
-        if session.scalar(select(func.count()).select_from(DataObject).where(DataObject.dataset_id == dataset_id)) == 0:
-            raise InvalidInput(f"dataset {dataset_id!r} has no published objects: ingest a VCF/BCF first")
-        indexed = set(session.scalars(select(BeaconVariantIndex.object_id)))
-        pending = [
-            row
-            for row in session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id))
-            if row.format in VARIANT_FORMATS and row.id not in indexed
-        ]
-    built = []
-    with node.objects.work_dir("beacon-index") as scratch:
-        for row in pending:
-            plain = scratch / row.name
-            copy_plaintext(node, row, plain)
-            result = index_published_object(node, dataset_id, row, plain, assembly)
-            if result is not None:
-                built.append(result)
-            plain.unlink()
-    return built
+    def index_object(
+        self, dataset_id: str, object_row: DataObject, plaintext_path: Path, assembly: str | None = None
+    ) -> BeaconVariantIndex | None:
+        """Index one VCF/BCF object from its plaintext (other formats are ignored: they hold no variants here)."""
+        if object_row.format not in VARIANT_FORMATS:
+            return None
+        samples, declared = read_header(plaintext_path)
+        with self.database.session() as session:
+            numbers = assign_sample_numbers(session, dataset_id, samples)
+        relative = index_dir(dataset_id, object_row)
+        summary = build_variant_index(plaintext_path, self.data_dir / relative, numbers)
+        row = BeaconVariantIndex(
+            object_id=object_row.id,
+            dataset_id=dataset_id,
+            path=relative,
+            assembly_id=assembly or declared,
+            contigs=list(summary.contigs),
+            n_rows=summary.n_rows,
+            n_samples=summary.n_samples,
+            built_at=datetime.now(UTC),
+        )
+        with self.database.session() as session:
+            session.merge(row)
+        return row
+
+    def index_dataset(self, dataset_id: str, assembly: str | None = None) -> list[BeaconVariantIndex]:
+        """Index every stored VCF/BCF object of a dataset that has no index yet."""
+        with self.database.sessions() as session:
+            objects = select(func.count()).select_from(DataObject).where(DataObject.dataset_id == dataset_id)
+            if session.scalar(objects) == 0:
+                raise InvalidInput(f"dataset {dataset_id!r} has no published objects: ingest a VCF/BCF first")
+            indexed = set(session.scalars(select(BeaconVariantIndex.object_id)))
+            pending = [
+                row
+                for row in session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id))
+                if row.format in VARIANT_FORMATS and row.id not in indexed
+            ]
+        built = []
+        with self.objects.work_dir("beacon-index") as scratch:
+            for row in pending:
+                plain = scratch / row.name
+                copy_plaintext(self.objects, self.secret_key, row, plain)
+                result = self.index_object(dataset_id, row, plain, assembly)
+                if result is not None:
+                    built.append(result)
+                plain.unlink()
+        return built

@@ -27,9 +27,9 @@ from sqlalchemy import select
 from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, disclose, more_access
 from genoshare.access.granularity import LOOKUP_NEEDS_RECORDS, Granularity, needed_to_look_up
 from genoshare.access.passports import Identity
-from genoshare.access.policy import Decision
+from genoshare.access.policy import AccessPolicy, Decision
 from genoshare.access.privacy import Answer, Caller, PrivacyGuard
-from genoshare.audit import Entry
+from genoshare.audit import AuditLog, Entry
 from genoshare.audit.people import encode_people
 from genoshare.beacon import framework, records
 from genoshare.beacon.catalog import Catalog, ServedIndex
@@ -40,8 +40,9 @@ from genoshare.beacon.people import REVALIDATE_AFTER, People, PeopleCache
 from genoshare.beacon.request import API_VERSION, BeaconRequest
 from genoshare.beacon.variants import VariantQuery, build_query, canonical_assembly, parse_internal_id
 from genoshare.index.serving import UNBOUNDED, QueryResult, VariantRow
-from genoshare.node import Node
+from genoshare.settings import Settings
 from genoshare.store.beacon_tables import BeaconGene
+from genoshare.store.db import Database
 from genoshare.store.models import Dataset
 
 ANONYMOUS = "anonymous"
@@ -157,11 +158,22 @@ class Selection:
 
 
 class BeaconService:
-    def __init__(self, node: Node, max_age: float = REVALIDATE_AFTER, guard: PrivacyGuard | None = None) -> None:
-        self.node = node
-        self.people = PeopleCache(node.database, max_age)
-        self.catalog = Catalog(node.database, node.settings.data_dir, max_age)
-        self.guard = guard or node.privacy
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        policy: AccessPolicy,
+        guard: PrivacyGuard,
+        audit: AuditLog,
+        max_age: float = REVALIDATE_AFTER,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.policy = policy
+        self.audit = audit
+        self.people = PeopleCache(database, max_age)
+        self.catalog = Catalog(database, settings.data_dir, max_age)
+        self.guard = guard
         self.max_age = max_age
         self._callers: dict[str, tuple[float, Caller]] = {}
 
@@ -178,7 +190,7 @@ class BeaconService:
         for dataset in self._datasets(dataset_id):
             people = self.people.get(dataset.id)
             present.update(term for term, bits in people.terms.items() if bits.intersection_cardinality(people.active))
-        return framework.filtering_terms(self.node.settings, present, skip, limit)
+        return framework.filtering_terms(self.settings, present, skip, limit)
 
     # --- entries ----------------------------------------------------------------------------------
 
@@ -194,7 +206,7 @@ class BeaconService:
         caller = self._caller(identity) if variant_query is not None else None
         outcomes = []
         for dataset in datasets:
-            decision = self.node.policy.granularity(identity, dataset)
+            decision = self.policy.granularity(identity, dataset)
             if parent is not None and decision.granularity < needed_to_look_up(parent.path):
                 outcomes.append(Outcome(dataset, decision, None, withheld=LOOKUP_NEEDS_RECORDS))
                 continue
@@ -236,7 +248,7 @@ class BeaconService:
 
     def _hidden(self, dataset: Dataset, decision: Decision) -> BitMap:
         """Sample numbers of the people whose narrowed consent excludes the grants this caller relies on."""
-        names = self.node.policy.hidden_people(dataset.id, decision)
+        names = self.policy.hidden_people(dataset.id, decision)
         if not names:
             return BitMap()
         people = self.people.get(dataset.id)
@@ -407,7 +419,7 @@ class BeaconService:
             return query
         gene: Sequence[BeaconGene] = []
         if "\x00" not in query.gene_id:  # no symbol has one, and PostgreSQL refuses it in a text parameter
-            with self.node.database.sessions() as session:
+            with self.database.sessions() as session:
                 gene = session.scalars(select(BeaconGene).where(BeaconGene.symbol == query.gene_id)).all()
         on_assembly = [
             g for g in gene if canonical_assembly(g.assembly_id) == canonical_assembly(served.row.assembly_id)
@@ -438,7 +450,7 @@ class BeaconService:
             if entry.path == "datasets":
                 shown.append(records.dataset(dataset))
                 continue
-            decision = self.node.policy.granularity(identity, dataset)
+            decision = self.policy.granularity(identity, dataset)
             size = len(people.active - self._hidden(dataset, decision))
             disclosure = disclose(decision, DisclosureRule.from_policy(dataset.beacon_policy), Granularity.COUNT, size)
             shown.append(records.cohort(dataset, disclosure.count))
@@ -453,7 +465,7 @@ class BeaconService:
 
     def _meta(self, entry: EntryType, request: BeaconRequest, returned: Granularity) -> dict[str, Any]:
         return {
-            "beaconId": self.node.settings.node_id,
+            "beaconId": self.settings.node_id,
             "apiVersion": API_VERSION,
             "returnedSchemas": [entry.schema_ref()],
             "returnedGranularity": returned.beacon,
@@ -543,7 +555,7 @@ class BeaconService:
         }
         if not shown:
             return
-        self.node.audit.record(
+        self.audit.record(
             Entry(
                 actor=identity.actor if identity else ANONYMOUS,
                 action="beacon.query",

@@ -12,9 +12,8 @@ from typing import Annotated
 import typer
 
 from genoshare.beacon.genes import load_genes
-from genoshare.beacon.indexing import index_dataset
-from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.cli.common import DataDir, console, fail, open_node, reported
+from genoshare.node import build_indexer, build_phenotypes
 
 
 def ingest_phenotypes(
@@ -26,7 +25,7 @@ def ingest_phenotypes(
     node = open_node(data_dir)
     with reported():
         try:
-            count = PhenotypeIngest(node).ingest(dataset, files)
+            count = build_phenotypes(node).ingest(dataset, files)
         finally:
             node.close()
     console.print(f"{count} individuals described in dataset [bold]{dataset}[/]")
@@ -41,7 +40,7 @@ def beacon_index(
     node = open_node(data_dir)
     with reported():
         try:
-            built = index_dataset(node, dataset, assembly)
+            built = build_indexer(node).index_dataset(dataset, assembly)
         finally:
             node.close()
     for row in built:

@@ -18,13 +18,14 @@ from sqlalchemy import select
 from genoshare import __version__
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
-from genoshare.access.policy import ANONYMOUS, Decision
-from genoshare.access.tickets import Ticket
+from genoshare.access.policy import AccessPolicy, Decision
+from genoshare.access.tickets import TicketSigner
 from genoshare.datasets.service import DatasetService
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from genoshare.governance.subsets import served_object
+from genoshare.governance.subsets import Subsets
 from genoshare.ids import is_wellformed_id
-from genoshare.node import Node
+from genoshare.settings import Settings
+from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset
 
 ACCESS_ID = "https"
@@ -37,9 +38,21 @@ def _time(value: datetime) -> str:
 
 
 class DrsService:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.settings = node.settings
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        datasets: DatasetService,
+        policy: AccessPolicy,
+        tickets: TicketSigner,
+        subsets: Subsets,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.datasets = datasets
+        self.policy = policy
+        self.tickets = tickets
+        self.subsets = subsets
 
     # -- lookup ----------------------------------------------------------------------------------
 
@@ -47,7 +60,7 @@ class DrsService:
         """(dataset, the blob or None for a bundle, the bundle's files)."""
         if not is_wellformed_id(drs_id):
             raise NotFound(f"no DRS object {drs_id!r}")
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             blob = session.get(DataObject, drs_id)
             if blob is not None:
                 dataset = session.get(Dataset, blob.dataset_id)
@@ -71,7 +84,7 @@ class DrsService:
         """
         try:
             dataset, blob, files = self._resolve(drs_id)
-            decision = self.node.policy.require(
+            decision = self.policy.require(
                 identity, dataset, Granularity.RECORD, action=action, resource=f"objects/{drs_id}"
             )
         except (NotFound, Unauthenticated, PermissionDenied) as refused:
@@ -160,7 +173,7 @@ class DrsService:
     # -- operations ------------------------------------------------------------------------------
 
     def service_info(self) -> dict[str, Any]:
-        count, total = DatasetService(self.node.database).totals()
+        count, total = self.datasets.totals()
         return {
             "id": f"{self.settings.node_id}.drs",
             "name": f"{self.settings.node_name} DRS",
@@ -182,7 +195,7 @@ class DrsService:
         dataset, blob, files, decision = self._readable(drs_id, identity, "drs.get")
         if blob is None:
             return self._bundle(dataset, files, expand)
-        served = served_object(self.node, blob, self.node.policy.check_object(blob, decision.grants))
+        served = self.subsets.served(blob, self.policy.check_object(blob, decision.grants))
         return self._blob(served, dataset.access_level == AccessLevel.PUBLIC)
 
     def authorizations(self, drs_id: str) -> dict[str, Any]:
@@ -194,22 +207,13 @@ class DrsService:
         return self._authorizations(drs_id, public=dataset.access_level == AccessLevel.PUBLIC)
 
     def access_url(self, drs_id: str, access_id: str, identity: Identity | None) -> dict[str, Any]:
-        dataset, blob, _, decision = self._readable(drs_id, identity, "drs.access")
+        _, blob, _, decision = self._readable(drs_id, identity, "drs.access")
         if blob is None:
             raise InvalidInput(f"{drs_id} is a bundle: fetch its contents one by one")
         if access_id != ACCESS_ID:
             raise NotFound(f"object {drs_id} has no access method {access_id!r} (it has {ACCESS_ID!r})")
-        served = served_object(self.node, blob, self.node.policy.check_object(blob, decision.grants))
-        ticket = self.node.tickets.issue(
-            Ticket(
-                actor=identity.actor if identity else ANONYMOUS,
-                object_id=blob.id,
-                dataset_id=dataset.id,
-                grants=decision.grants,
-                expires=self.node.tickets.new_expiry(self.settings.ticket_ttl_seconds),
-                version=served.sha256,
-            )
-        )
+        served = self.subsets.served(blob, self.policy.check_object(blob, decision.grants))
+        ticket = self.tickets.for_read(identity, served, decision.grants)
         return {"url": f"{self.settings.public_url}/data/{blob.id}", "headers": [f"Authorization: Bearer {ticket}"]}
 
     # -- bulk ------------------------------------------------------------------------------------

@@ -5,11 +5,11 @@ any other key is the plaintext itself, which only a public dataset created with 
 (``genoshare.ingest``).  Keying on the blob rather than on the dataset's current setting means a file is
 always read the way it was written.
 
-``open_for_ticket`` is the path from a data ticket to bytes for both kinds: it verifies the ticket, asks the
+``TicketReads.open`` is the path from a data ticket to bytes for both kinds: it verifies the ticket, asks the
 access policy again (a grant revoked or a file closed since the ticket was issued stops the read; ``recheck``
-asks again while a long read streams), and
-``record_read`` audits each range served.  ``copy_plaintext`` is how the node's own background work
-(Beacon indexing, re-derivation after a withdrawal) reads a blob of either kind.
+asks again while a long read streams), and ``record_read`` audits each range served.  ``copy_plaintext`` is
+how the node's own background work (Beacon indexing, re-derivation after a withdrawal) reads a blob of
+either kind.
 
 Plaintext objects are read with ``os.preadv`` into fresh buffers, in large pieces (64 KiB pieces streamed at a
 fifth of the rate of 1 MiB ones); pieces in the page cache are read without leaving the event loop.  A
@@ -26,14 +26,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from genoshare.access.tickets import Ticket
-from genoshare.audit import Entry
+from genoshare.access.policy import AccessPolicy
+from genoshare.access.tickets import Ticket, TicketSigner
+from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.files import EncryptedFile, Reencryption
 from genoshare.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from genoshare.governance.subsets import served_object
+from genoshare.governance.subsets import Subsets
 from genoshare.ids import is_wellformed_id
-from genoshare.node import Node
+from genoshare.store.db import Database
 from genoshare.store.models import DataObject
+from genoshare.store.objects import ObjectStore
 
 ENCRYPTED_SUFFIX = ".c4gh"
 #: ``preadv2`` flag: fail with EAGAIN rather than wait for the disk (Linux >= 4.14); 0 where unavailable.
@@ -163,87 +165,106 @@ class OpenedBlob:
             self.stored.close()
 
 
-def open_for_ticket(node: Node, object_id: str, token: str) -> OpenedBlob:
-    ticket = node.tickets.verify(token, object_id)
-    row, withheld = _still_readable(node, ticket)
-    path = node.objects.local_path(row.blob_key)
-    if is_plaintext(row.blob_key):
-        if ticket.recipient_key:
-            raise InvalidInput(f"{object_id} is stored unencrypted (public data): it is not served as Crypt4GH")
-        return OpenedBlob(row, ticket, PlainFile(path), withheld=withheld)
-    file = EncryptedFile(path, node.keys.secret)
-    if not ticket.recipient_key:
-        return OpenedBlob(row, ticket, file, withheld=withheld)
-    try:
-        reencryption = file.reencrypted(ticket.recipient_key, [])
-        return OpenedBlob(row, ticket, file, reencryption, StoredBytes(path), withheld)
-    except BaseException:
-        file.close()
-        raise
+class TicketReads:
+    """What ``/data`` serves: the bytes a data ticket opens, for as long as the access it was issued under lasts."""
 
+    def __init__(
+        self,
+        database: Database,
+        objects: ObjectStore,
+        secret_key: bytes,
+        tickets: TicketSigner,
+        policy: AccessPolicy,
+        subsets: Subsets,
+        audit: AuditLog,
+    ) -> None:
+        self.database = database
+        self.objects = objects
+        #: The node's Crypt4GH secret key: stored files are decrypted (or re-keyed for a recipient) with it.
+        self.secret_key = secret_key
+        self.tickets = tickets
+        self.policy = policy
+        self.subsets = subsets
+        self.audit = audit
 
-def _still_readable(node: Node, ticket: Ticket) -> tuple[DataObject, frozenset[str]]:
-    """The ticket's object, if the ticket still opens it (not expired, grants not revoked, file not closed).
+    def open(self, object_id: str, token: str) -> OpenedBlob:
+        ticket = self.tickets.verify(token, object_id)
+        row, withheld = self._still_readable(ticket)
+        path = self.objects.local_path(row.blob_key)
+        if is_plaintext(row.blob_key):
+            if ticket.recipient_key:
+                raise InvalidInput(f"{object_id} is stored unencrypted (public data): it is not served as Crypt4GH")
+            return OpenedBlob(row, ticket, PlainFile(path), withheld=withheld)
+        file = EncryptedFile(path, self.secret_key)
+        if not ticket.recipient_key:
+            return OpenedBlob(row, ticket, file, withheld=withheld)
+        try:
+            reencryption = file.reencrypted(ticket.recipient_key, [])
+            return OpenedBlob(row, ticket, file, reencryption, StoredBytes(path), withheld)
+        except BaseException:
+            file.close()
+            raise
 
-    As served: itself, or its subset without the people (also returned) whose consent excludes the grants.
-    """
-    if ticket.expires < time.time():
-        raise Unauthenticated("data ticket expired: ask DRS or htsget for a new URL")
-    if not is_wellformed_id(ticket.object_id):
-        raise NotFound(f"no object {ticket.object_id!r}")
-    with node.database.sessions() as session:
-        row = session.get(DataObject, ticket.object_id)
-    if row is None or row.dataset_id != ticket.dataset_id:
-        raise NotFound(f"no object {ticket.object_id!r}")
-    node.policy.check_ticket(ticket)
-    withheld = node.policy.check_object(row, ticket.grants)
-    served = served_object(node, row, withheld)
-    if ticket.version is not None and served.sha256 != ticket.version:
-        raise PermissionDenied(
-            f"{row.id} has changed since this ticket was issued (a participant's consent changed): ask again"
+    def _still_readable(self, ticket: Ticket) -> tuple[DataObject, frozenset[str]]:
+        """The ticket's object, if the ticket still opens it (not expired, grants not revoked, file not closed).
+
+        As served: itself, or its subset without the people (also returned) whose consent excludes the grants.
+        """
+        if ticket.expires < time.time():
+            raise Unauthenticated("data ticket expired: ask DRS or htsget for a new URL")
+        if not is_wellformed_id(ticket.object_id):
+            raise NotFound(f"no object {ticket.object_id!r}")
+        with self.database.sessions() as session:
+            row = session.get(DataObject, ticket.object_id)
+        if row is None or row.dataset_id != ticket.dataset_id:
+            raise NotFound(f"no object {ticket.object_id!r}")
+        self.policy.check_ticket(ticket)
+        withheld = self.policy.check_object(row, ticket.grants)
+        served = self.subsets.served(row, withheld)
+        if ticket.version is not None and served.sha256 != ticket.version:
+            raise PermissionDenied(
+                f"{row.id} has changed since this ticket was issued (a participant's consent changed): ask again"
+            )
+        return served, withheld
+
+    def recheck(self, opened: OpenedBlob) -> None:
+        """Raise if access to an object being streamed has ended (expiry, revocation, withdrawal) since it opened.
+
+        A download is one GET for most clients (curl, wget, browsers, DRS clients), so checking only when a
+        request arrives would let a revoked or expired ticket stream a whole file; ``/data`` calls this every
+        few seconds while it streams.
+        """
+        self._still_readable(opened.ticket)
+
+    def record_read(self, opened: OpenedBlob, start: int, end: int, method: str) -> None:
+        """One audit entry per range served."""
+        self.audit.record(
+            Entry(
+                actor=opened.ticket.actor,
+                action="data.read",
+                resource=f"objects/{opened.row.id}",
+                decision="permit",
+                reason="valid ticket",
+                details={
+                    "dataset": opened.row.dataset_id,
+                    "start": start,
+                    "end": end,
+                    "method": method,
+                    "grants": list(opened.ticket.grants),
+                    "reencrypted": opened.reencryption is not None,
+                    # Whose data the bytes held: usage reports tell each participant (consent may leave some out).
+                    "withheld": sorted(opened.withheld),
+                },
+            )
         )
-    return served, withheld
 
 
-def recheck(node: Node, opened: OpenedBlob) -> None:
-    """Raise if access to an object being streamed has ended (expiry, revocation, withdrawal) since it opened.
-
-    A download is one GET for most clients (curl, wget, browsers, DRS clients), so checking only when a
-    request arrives would let a revoked or expired ticket stream a whole file; ``/data`` calls this every
-    few seconds while it streams.
-    """
-    _still_readable(node, opened.ticket)
-
-
-def record_read(node: Node, opened: OpenedBlob, start: int, end: int, method: str) -> None:
-    """One audit entry per range served."""
-    node.audit.record(
-        Entry(
-            actor=opened.ticket.actor,
-            action="data.read",
-            resource=f"objects/{opened.row.id}",
-            decision="permit",
-            reason="valid ticket",
-            details={
-                "dataset": opened.row.dataset_id,
-                "start": start,
-                "end": end,
-                "method": method,
-                "grants": list(opened.ticket.grants),
-                "reencrypted": opened.reencryption is not None,
-                # Whose data the bytes held: usage reports tell each participant (consent may leave some out).
-                "withheld": sorted(opened.withheld),
-            },
-        )
-    )
-
-
-def copy_plaintext(node: Node, row: DataObject, target: Path) -> None:
+def copy_plaintext(objects: ObjectStore, secret_key: bytes, row: DataObject, target: Path) -> None:
     """Write the plaintext of a stored object to ``target`` (a staging file of the node's own work)."""
-    path = node.objects.local_path(row.blob_key)
+    path = objects.local_path(row.blob_key)
     if is_plaintext(row.blob_key):
         shutil.copyfile(path, target)
         return
-    with EncryptedFile(path, node.keys.secret) as stored, target.open("wb") as out:
+    with EncryptedFile(path, secret_key) as stored, target.open("wb") as out:
         for piece in stored.iter_plaintext():
             out.write(piece)

@@ -29,16 +29,16 @@ from sqlalchemy import bindparam, select
 from genoshare import __version__
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
-from genoshare.access.policy import ANONYMOUS, Decision
-from genoshare.access.tickets import Ticket
-from genoshare.audit import Entry
+from genoshare.access.policy import ANONYMOUS, AccessPolicy, Decision
+from genoshare.access.tickets import TicketSigner
+from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
 from genoshare.drs.stored import is_plaintext
 from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
 from genoshare.formats import FileFormat
-from genoshare.governance.subsets import served_object
+from genoshare.governance.subsets import Subsets
 from genoshare.htsget import bgzf, cram
 from genoshare.htsget.c4gh import FreshCipher, Piece, lent_opener, plan_reencryption
 from genoshare.htsget.errors import (
@@ -61,8 +61,10 @@ from genoshare.htsget.ranges import (
     header_blocks,
     regions_blocks,
 )
-from genoshare.node import Node
+from genoshare.settings import Settings
+from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset
+from genoshare.store.objects import ObjectStore
 
 READS, VARIANTS = "reads", "variants"
 ENDPOINT_FORMATS = {
@@ -232,9 +234,27 @@ def _regions(endpoint: str, value: Any) -> tuple[Region, ...]:
 class HtsgetService:
     """Tickets and service-info; one per application (it keeps the parsed-index cache)."""
 
-    def __init__(self, node: Node, cache: IndexCache | None = None) -> None:
-        self.node = node
-        self.settings = node.settings
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        objects: ObjectStore,
+        secret_key: bytes,
+        policy: AccessPolicy,
+        tickets: TicketSigner,
+        subsets: Subsets,
+        audit: AuditLog,
+        cache: IndexCache | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.objects = objects
+        #: The node's Crypt4GH secret key: stored files are read (and re-keyed for a recipient) with it.
+        self.secret_key = secret_key
+        self.policy = policy
+        self.tickets = tickets
+        self.subsets = subsets
+        self.audit = audit
         self.cache = cache or IndexCache()
         self._paths: dict[str, Path] = {}
 
@@ -268,7 +288,7 @@ class HtsgetService:
         if path is None or not path.is_file():
             if len(self._paths) >= _PATH_CACHE_SIZE:
                 self._paths.clear()
-            path = self._paths[key] = self.node.objects.local_path(key)
+            path = self._paths[key] = self.objects.local_path(key)
         return path
 
     def _readable(self, query: HtsgetQuery, identity: Identity | None) -> tuple[DataObject, Dataset, Decision]:
@@ -279,7 +299,7 @@ class HtsgetService:
         read it: nobody without access learns which ids exist.
         """
         formats = [fmt.value for fmt in ENDPOINT_FORMATS[query.endpoint]]
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             found = list(session.execute(_STORED_FORMATS, {"htsget_id": query.id, "formats": formats}).all())
         row, dataset = next(((r, d) for r, d in found if r.format == query.format.value), (None, None))
         if dataset is None and found:
@@ -287,7 +307,7 @@ class HtsgetService:
         try:
             if dataset is None:
                 raise NotFound(f"no {query.endpoint} with id {query.id!r}")
-            decision = self.node.policy.require(
+            decision = self.policy.require(
                 identity,
                 dataset,
                 Granularity.RECORD,
@@ -313,21 +333,11 @@ class HtsgetService:
         return row, dataset, decision
 
     def ticket(self, query: HtsgetQuery, identity: Identity | None) -> dict[str, Any]:
-        row, dataset, decision = self._readable(query, identity)
+        row, _, decision = self._readable(query, identity)
         # A shared file is served without the people whose consent excludes the caller's grants.
-        excluded = self.node.policy.check_object(row, decision.grants)
-        row = served_object(self.node, row, excluded)
-        token = self.node.tickets.issue(
-            Ticket(
-                actor=identity.actor if identity else ANONYMOUS,
-                object_id=row.id,
-                dataset_id=dataset.id,
-                grants=decision.grants,
-                expires=self.node.tickets.new_expiry(self.settings.ticket_ttl_seconds),
-                recipient_key=base64.b64encode(query.recipient_key).decode() if query.recipient_key else None,
-                version=row.sha256,
-            )
-        )
+        excluded = self.policy.check_object(row, decision.grants)
+        row = self.subsets.served(row, excluded)
+        token = self.tickets.for_read(identity, row, decision.grants, query.recipient_key)
         data_path = self._local_path(row.blob_key)
         if is_plaintext(row.blob_key):
             if query.recipient_key is not None:
@@ -338,7 +348,7 @@ class HtsgetService:
             size = data_path.stat().st_size
             blocks, whole = self._blocks(query, row, data_path, size, open_plain)
         else:
-            with EncryptedFile(data_path, self.node.keys.secret) as file:
+            with EncryptedFile(data_path, self.secret_key) as file:
                 blocks, whole = self._blocks(query, row, data_path, file.plaintext_size, lent_opener(file))
                 if query.recipient_key is not None:
                     urls = self._c4gh_urls(query, row, file, blocks, token)
@@ -370,7 +380,7 @@ class HtsgetService:
             else:
                 first, _, last = url["headers"]["Range"].removeprefix("bytes=").partition("-")
                 data_bytes += int(last) - int(first) + 1
-        self.node.audit.record(
+        self.audit.record(
             Entry(
                 actor=identity.actor if identity else ANONYMOUS,
                 action="htsget.ticket",
@@ -443,7 +453,7 @@ class HtsgetService:
     ) -> list[dict[str, Any]]:
         assert query.recipient_key is not None
         pieces = _pieces(query.format, blocks, file)
-        plan = plan_reencryption(file, query.recipient_key, self.node.keys.secret, pieces)
+        plan = plan_reencryption(file, query.recipient_key, self.secret_key, pieces)
         # /data serves, for this ticket, the stored file with its header re-keyed to the recipient: its
         # segments sit at the stored offsets shifted by the difference of the two header lengths.
         shift = len(file.reencrypted(query.recipient_key, []).header) - file.header_size

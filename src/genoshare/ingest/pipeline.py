@@ -28,9 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from genoshare.access.at_rest import check_plaintext_allowed
-from genoshare.audit import Entry
-from genoshare.beacon.indexing import assign_sample_numbers, index_published_object
+from genoshare.audit import AuditLog, Entry
+from genoshare.beacon.indexing import BeaconIndexer, assign_sample_numbers
 from genoshare.crypt.files import encrypt_file
+from genoshare.crypt.keys import KeyPair
 from genoshare.errors import Conflict
 from genoshare.formats import FileFormat, detect, is_bgzf, split_name
 from genoshare.ids import check_object_name, object_id
@@ -39,8 +40,9 @@ from genoshare.ingest.errors import IngestError
 from genoshare.ingest.identifiers import check_for_identifiers, check_raw_header
 from genoshare.ingest.reads import deidentify_reads
 from genoshare.ingest.validate import FileReport, validate
-from genoshare.node import Node
+from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant
+from genoshare.store.objects import ObjectStore
 
 #: Called with (file name, stage, done, total); stages: checksum, validate, rewrite (BAM/CRAM
 #: de-identification), encrypt, index.
@@ -98,14 +100,27 @@ def build_index(path: Path, fmt: FileFormat) -> Path:
 
 
 class Ingestor:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.pseudonymiser = Pseudonymiser.load_or_create(node.settings.keys_dir / "pseudonym.secret")
+    def __init__(
+        self,
+        database: Database,
+        objects: ObjectStore,
+        keys: KeyPair,
+        audit: AuditLog,
+        pseudonymiser: Pseudonymiser,
+        indexer: BeaconIndexer,
+    ) -> None:
+        self.database = database
+        self.objects = objects
+        #: The node's Crypt4GH keys: every file is stored encrypted to them.
+        self.keys = keys
+        self.audit = audit
+        self.pseudonymiser = pseudonymiser
+        self.indexer = indexer
 
     def ingest(
         self, dataset_id: str, paths: Sequence[Path], progress: StageProgress | None = None, actor: str = "steward"
     ) -> IngestResult:
-        with self.node.database.sessions() as session:
+        with self.database.sessions() as session:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None:
                 raise IngestError(Path(dataset_id), "no such dataset: create it first (genoshare datasets create)")
@@ -116,9 +131,9 @@ class Ingestor:
                     select(DataObject.source_sha256, DataObject.name).where(DataObject.dataset_id == dataset_id)
                 ).all()
             )
-        self.node.objects.sweep_staging()
+        self.objects.sweep_staging()
         result = IngestResult()
-        with self.node.objects.work_dir("ingest") as workdir:
+        with self.objects.work_dir("ingest") as workdir:
             staged: list[Staged] = []
             for path in paths:
                 path = Path(path)
@@ -176,7 +191,7 @@ class Ingestor:
             blob_key = f"blobs/{sha256[:2]}/{sha256}{fmt.extension}"
         else:
             blob = plain.with_name(plain.name + ".c4gh")
-            encrypt_file(plain, blob, self.node.keys)
+            encrypt_file(plain, blob, self.keys)
             _stage(progress, path.name, "encrypt")(1, 1)
             blob_key = f"blobs/{sha256[:2]}/{sha256}.c4gh"
         row = DataObject(
@@ -200,10 +215,10 @@ class Ingestor:
         if not staged:
             return
         for item in staged:
-            self.node.objects.put(item.blob, item.row.blob_key)
-            self.node.objects.put(item.index, item.row.index_key or "")
+            self.objects.put(item.blob, item.row.blob_key)
+            self.objects.put(item.index, item.row.index_key or "")
         try:
-            with self.node.database.session() as session:
+            with self.database.session() as session:
                 for item in staged:
                     self._check_names_free(session, item)
                     session.add(item.row)
@@ -219,7 +234,7 @@ class Ingestor:
             ) from error
         for item in staged:
             result.published.append(item.row)
-            self.node.audit.record(
+            self.audit.record(
                 Entry(
                     actor,
                     "ingest",
@@ -240,7 +255,7 @@ class Ingestor:
                 continue
             _stage(progress, item.source.name, "index")(0, 1)
             try:
-                index_published_object(self.node, dataset_id, item.row, item.plain)
+                self.indexer.index_object(dataset_id, item.row, item.plain)
             except (OSError, ValueError) as error:
                 raise IngestError(
                     item.source,
