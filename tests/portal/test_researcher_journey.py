@@ -48,6 +48,12 @@ def test_researcher_finds_requests_and_downloads(
     assert "Some (the exact number needs more access)" in cohort.locator(".count").inner_text()
     assert "may be used only by not-for-profit organisations" in cohort.inner_text(), "NPU explained in words"
     check_page(researcher, "catalogue-anonymous")
+    # An anonymous variant search: the controlled cohort is named as not asked, with why, never as a "no".
+    page.goto(f"{portal_node.url}/portal/discover?chromosome=20&position=153&reference=&alternate=")
+    not_asked = page.locator(".not-consulted").inner_text()
+    assert "Synthetic cohort" in not_asked and "anonymous callers get no answer" in not_asked
+    assert page.locator("tr", has_text="Synthetic cohort").count() == 0
+    check_page(researcher, "discover-anonymous")
 
     portal_node.sign_in(researcher, "researcher", "/portal/datasets")
     count = cohort.locator(".count").inner_text().strip()

@@ -190,6 +190,7 @@ def discover(
     return render(
         request,
         "researcher/discover.html",
+        status_code=400 if problem else 200,
         form=form,
         answers=answers,
         asked=asked,
