@@ -69,6 +69,13 @@ def wait_for(found: Callable[[], T | None], timeout: float = 15) -> T:
     raise AssertionError(f"nothing arrived within {timeout} s")
 
 
+def body(message: Message) -> str:
+    """A mail's text, decoded (long lines arrive quoted-printable)."""
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode(message.get_content_charset() or "utf-8")
+
+
 class MailServer:
     def __init__(self, directory: Path) -> None:
         self.port = free_port()

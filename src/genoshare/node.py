@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from genoshare.drs.stored import TicketReads
     from genoshare.governance.consent import ConsentService
     from genoshare.governance.documents import RequestDocuments
+    from genoshare.governance.notify import Notifier
     from genoshare.governance.rederive import RederivationWorker, Rederiver
     from genoshare.governance.requests import AccessRequests
     from genoshare.governance.subsets import Subsets
@@ -144,7 +145,16 @@ class Node:
         """Which participant a consent link's secret speaks for."""
         return ConsentTokens(self.database)
 
+    @cached_property
+    def notifier(self) -> Notifier:
+        """Mails and webhook posts about access requests (``notify`` in the settings), from a background thread."""
+        from genoshare.governance.notify import Notifier
+
+        return Notifier(self.settings.notify)
+
     def close(self) -> None:
+        if "notifier" in self.__dict__:
+            self.__dict__.pop("notifier").close()
         if "http" in self.__dict__:
             self.__dict__.pop("http").close()
         self.database.dispose()
@@ -266,7 +276,9 @@ def build_access_requests(node: Node) -> AccessRequests:
     from genoshare.governance.requests import AccessRequests
 
     access = RequestAccess(node.database, node.roles)
-    return AccessRequests(node.database, node.audit, node.issuer, node.settings.public_url, access)
+    return AccessRequests(
+        node.database, node.audit, node.issuer, node.settings.public_url, access, notifier=node.notifier
+    )
 
 
 def build_consent(

@@ -10,6 +10,7 @@ caused the notice, and a failure is logged (``genoshare.notify``), never raised 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
@@ -70,6 +71,8 @@ class Notifier:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="genoshare-notify", daemon=True)
                 self._thread.start()
+                # A command-line process ends right after its decision: deliver what it queued first.
+                atexit.register(self.close)
         self._queue.put(notice)
 
     def flush(self, timeout: float = 30) -> bool:

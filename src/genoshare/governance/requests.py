@@ -29,8 +29,17 @@ from genoshare.duo.decision import Outcome
 from genoshare.duo.matching import match
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import Conflict, InvalidInput, NotFound
+from genoshare.governance.notify import Notice, Notifier, addresses
 from genoshare.store.db import Database
-from genoshare.store.models import AccessRequest, Dataset, ExcludedParticipant, Grant, Participant, utcnow
+from genoshare.store.models import (
+    AccessRequest,
+    Dataset,
+    DatasetDecision,
+    ExcludedParticipant,
+    Grant,
+    Participant,
+    utcnow,
+)
 
 #: Grants without a TS time limit or an explicit expiry last a year, then need renewing.
 DEFAULT_GRANT_DAYS = 365
@@ -78,7 +87,22 @@ def view(request: AccessRequest) -> dict[str, Any]:
         "decided_by": request.decided_by,
         "reason": request.reason,
         "expires_at": request.expires_at.isoformat() if request.expires_at else None,
+        "decisions": request.decisions or {},
     }
+
+
+def dataset_state(request: AccessRequest, dataset_id: str) -> str:
+    """Where one dataset of a request stands: its own decision, or the request's (older requests have none)."""
+    decision = (request.decisions or {}).get(dataset_id)
+    return decision["status"] if decision is not None else request.status
+
+
+def _overall(states: Sequence[str]) -> str:
+    """A request is pending while any dataset waits, approved while any dataset's grant stands."""
+    for state in ("pending", "approved", "revoked"):
+        if state in states:
+            return state
+    return "rejected"
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -89,13 +113,21 @@ class AccessRequests:
     """The request workflow; who may take each step is decided by ``access`` (``RequestAccess``)."""
 
     def __init__(
-        self, database: Database, audit: AuditLog, issuer: VisaIssuer, public_url: str, access: RequestAccess
+        self,
+        database: Database,
+        audit: AuditLog,
+        issuer: VisaIssuer,
+        public_url: str,
+        access: RequestAccess,
+        notifier: Notifier | None = None,
     ) -> None:
         self.database = database
         self.audit = audit
         self.issuer = issuer
         self.public_url = public_url
         self.access = access
+        #: Tells committees of new requests and requesters of decisions (mail, webhook), if configured.
+        self.notifier = notifier
 
     # -- researchers -------------------------------------------------------------------------------
 
@@ -150,6 +182,7 @@ class AccessRequests:
             )
         if all(o is Outcome.PERMIT for o in outcomes) and all(d.auto_approve for d in datasets):
             return self._approve(request, AUTO_APPROVER, None)
+        self._notify_submitted(request, datasets)
         return request
 
     def preview(self, identity: Identity, dataset_ids: Sequence[str], purpose: ResearchPurpose) -> dict[str, Any]:
@@ -183,14 +216,60 @@ class AccessRequests:
         request = self._to_decide(request_id, caller, "pending")
         return self._approve(request, caller.actor, expires_on)
 
-    def _approve(self, request: AccessRequest, decided_by: str, expires_on: dt.date | None) -> AccessRequest:
-        limits = [dt.date.fromisoformat(day) for r in request.match.values() if (day := r.get("expires_on"))]
+    def decide_dataset(
+        self,
+        request_id: str,
+        dataset_id: str,
+        caller: Caller,
+        decision: str,
+        note: str = "",
+        expires_on: dt.date | None = None,
+    ) -> AccessRequest:
+        """Decide one dataset of a request on its own; its committee decides, the others wait for theirs.
+
+        ``decision``: ``approve`` (``note``: a note or conditions of use), ``reject`` or ``revoke`` (``note``:
+        the reason, which the requester reads).
+        """
+        if decision not in _FROM:
+            raise InvalidInput(f"decide approve, reject or revoke, not {decision!r}")
+        with self.database.sessions() as session:
+            request = session.get(AccessRequest, request_id)
+        if request is None or dataset_id not in request.datasets:
+            raise NotFound(f"no dataset {dataset_id!r} in access request {request_id!r}")
+        self.access.require_decider(caller, [dataset_id])
+        state = dataset_state(request, dataset_id)
+        if state != _FROM[decision]:
+            raise Conflict(f"dataset {dataset_id} of request {request_id} is {state}; it cannot be {decision}d now")
+        note = note.strip()
+        if decision == "approve":
+            return self._approve(request, caller.actor, expires_on, [dataset_id], note)
+        if not note:
+            raise InvalidInput(f"say why you {decision} access to {dataset_id}")
+        if decision == "revoke":
+            self._revoke_grants(request_id, [dataset_id], caller.actor)
+        return self._decide(request_id, caller.actor, _STATE[decision], note, [dataset_id])
+
+    def _approve(
+        self,
+        request: AccessRequest,
+        decided_by: str,
+        expires_on: dt.date | None,
+        datasets: Sequence[str] | None = None,
+        note: str = "",
+    ) -> AccessRequest:
+        if datasets is None:
+            datasets = [d for d in request.datasets if dataset_state(request, d) == "pending"]
+        limits = [
+            dt.date.fromisoformat(day)
+            for dataset_id, r in request.match.items()
+            if dataset_id in datasets and (day := r.get("expires_on"))
+        ]
         end = min([expires_on or dt.date.today() + dt.timedelta(days=DEFAULT_GRANT_DAYS), *limits])
         if end <= dt.date.today():
             raise InvalidInput(f"the grant would expire on {end}, which is not in the future")
         expires_at = dt.datetime.combine(end, dt.time(23, 59, 59), tzinfo=dt.UTC)
         with self.database.session() as session:
-            for dataset_id in request.datasets:
+            for dataset_id in datasets:
                 entry = request.match.get(dataset_id)
                 excluded = entry.get("excluded_participants", []) if entry is not None else []
                 session.add(
@@ -202,12 +281,14 @@ class AccessRequests:
                         expires_at=expires_at,
                         excluded_participants=[person["id"] for person in excluded],
                         agreement_sha256=(request.agreements or {}).get(dataset_id, ""),
+                        note=note,
                     )
                 )
             stored = session.get(AccessRequest, request.id)
             assert stored is not None
-            stored.expires_at = expires_at
-        return self._decide(request.id, decided_by, "approved", f"approved until {end}")
+            stored.expires_at = max(expires_at, stored.expires_at or expires_at)
+        said = f"approved until {end}" + (f"; {note}" if note else "")
+        return self._decide(request.id, decided_by, "approved", said, datasets, expires_at)
 
     def reject(self, request_id: str, caller: Caller, reason: str) -> AccessRequest:
         request = self._to_decide(request_id, caller, "pending")
@@ -216,12 +297,19 @@ class AccessRequests:
         return self._decide(request.id, caller.actor, "rejected", reason.strip())
 
     def revoke(self, request_id: str, caller: Caller, reason: str) -> AccessRequest:
-        self._to_decide(request_id, caller, "approved")
+        request = self._to_decide(request_id, caller, "approved")
+        approved = [d for d in request.datasets if dataset_state(request, d) == "approved"]
+        self._revoke_grants(request_id, approved, caller.actor)
+        return self._decide(request_id, caller.actor, "revoked", reason.strip() or "revoked", approved)
+
+    def _revoke_grants(self, request_id: str, dataset_ids: Sequence[str], actor: str) -> None:
         now = utcnow()
         with self.database.session() as session:
-            for grant in session.scalars(select(Grant).where(Grant.request_id == request_id)):
-                grant.revoked_at, grant.revoked_by = now, caller.actor
-        return self._decide(request_id, caller.actor, "revoked", reason.strip() or "revoked")
+            for grant in session.scalars(
+                select(Grant).where(Grant.request_id == request_id, Grant.dataset_id.in_(list(dataset_ids)))
+            ):
+                if grant.revoked_at is None:
+                    grant.revoked_at, grant.revoked_by = now, actor
 
     # -- the node as visa issuer --------------------------------------------------------------------
 
@@ -298,16 +386,45 @@ class AccessRequests:
             raise Conflict(f"request {request_id} is {request.status}; only {status} requests can be revoked")
         return request
 
-    def _decide(self, request_id: str, actor: str, status: str, reason: str) -> AccessRequest:
+    def _decide(
+        self,
+        request_id: str,
+        actor: str,
+        status: str,
+        reason: str,
+        datasets: Sequence[str] | None = None,
+        expires_at: dt.datetime | None = None,
+    ) -> AccessRequest:
+        """Record ``status`` for ``datasets`` (all those it applies to if None), and the request's own state."""
+        now = utcnow()
         with self.database.session() as session:
             request = session.get(AccessRequest, request_id)
             assert request is not None
-            request.status, request.decided_by, request.decided_at, request.reason = status, actor, utcnow(), reason
-        self._audit(actor, _ACTIONS[status], request, status, reason)
+            if datasets is None:
+                datasets = [d for d in request.datasets if dataset_state(request, d) == _FROM[_VERB[status]]]
+            decisions = dict(request.decisions or {})
+            for dataset_id in datasets:
+                decision: DatasetDecision = {"status": status, "by": actor, "at": now.isoformat(), "note": reason}
+                if expires_at is not None:
+                    decision["expires_at"] = expires_at.isoformat()
+                decisions[dataset_id] = decision
+            request.decisions = decisions  # a new dict: the JSON column sees the change
+            request.status = _overall([dataset_state(request, d) for d in request.datasets])
+            request.decided_by, request.decided_at, request.reason = actor, now, reason
+        self._audit(actor, _ACTIONS[status], request, status, reason, datasets)
+        self._notify_decided(request, datasets, status, reason)
         return request
 
-    def _audit(self, actor: str, action: str, request: AccessRequest, decision: str, reason: str) -> None:
-        for dataset_id in request.datasets:
+    def _audit(
+        self,
+        actor: str,
+        action: str,
+        request: AccessRequest,
+        decision: str,
+        reason: str,
+        datasets: Sequence[str] | None = None,
+    ) -> None:
+        for dataset_id in request.datasets if datasets is None else datasets:
             self.audit.record(
                 Entry(
                     actor,
@@ -319,8 +436,60 @@ class AccessRequests:
                 )
             )
 
+    # -- notices ------------------------------------------------------------------------------------
+
+    def _inbox(self, request: AccessRequest) -> str:
+        return f"{self.public_url}/portal/committee/requests/{request.id}"
+
+    def _notify_submitted(self, request: AccessRequest, datasets: Sequence[Dataset]) -> None:
+        """Each committee whose dataset waits for a decision is mailed (its ``committee_email``)."""
+        if self.notifier is None:
+            return
+        titles = ", ".join(f"{d.title} ({d.id})" for d in datasets)
+        body = (
+            f"{request.requester} ({request.institution}) asks for access to {titles}.\n\n"
+            f"Project: {request.project_title}\n"
+            f"DUO match: {_summary(dict(request.match))}\n\n"
+            f"Decide in the committee inbox: {self._inbox(request)}\n"
+        )
+        self.notifier.send(
+            Notice(
+                "access_request.submitted",
+                f"New access request: {request.project_title}",
+                body,
+                addresses([d.committee_email for d in datasets]),
+                {"request": request.id, "datasets": list(request.datasets), "url": self._inbox(request)},
+            )
+        )
+
+    def _notify_decided(self, request: AccessRequest, datasets: Sequence[str], status: str, note: str) -> None:
+        """The requester (if they left an address) and the committees hear of every decision."""
+        if self.notifier is None or not datasets:
+            return
+        with self.database.sessions() as session:
+            rows = list(session.scalars(select(Dataset).where(Dataset.id.in_(list(datasets)))))
+        names = ", ".join(f"{d.title} ({d.id})" for d in rows)
+        body = (
+            f'The access request "{request.project_title}" by {request.requester} was {status} for {names}.\n'
+            + (f"\nThe committee's note: {note}\n" if note else "")
+            + f"\nSee the request: {self._inbox(request)}\n"
+        )
+        self.notifier.send(
+            Notice(
+                f"access_request.{status}",
+                f"Access request {status}: {request.project_title}",
+                body,
+                addresses([request.contact_email, *(d.committee_email for d in rows)]),
+                {"request": request.id, "datasets": list(datasets), "status": status, "note": note},
+            )
+        )
+
 
 _ACTIONS = {"approved": "access.approve", "rejected": "access.reject", "revoked": "access.revoke"}
+#: What a dataset's state must be for each decision, and each decision's state.
+_FROM = {"approve": "pending", "reject": "pending", "revoke": "approved"}
+_VERB = {"approved": "approve", "rejected": "reject", "revoked": "revoke"}
+_STATE = {verb: state for state, verb in _VERB.items()}
 
 
 def _summary(results: dict[str, Any]) -> str:
