@@ -46,6 +46,15 @@ def test_keyboard_only_and_phone_and_french(portal_node: PortalNode, tab: Callab
     check_page(phone, "home-phone-fr")
     stops = keyboard_walk(phone.page)
     assert any(stop["text"] == "Se connecter" for stop in stops), stops
+    for path, name in (
+        ("/portal/datasets", "catalogue-phone-fr"),
+        ("/portal/discover?terms=HP:0001250", "discover-phone-fr"),
+    ):
+        phone.page.goto(f"{portal_node.url}{path}")
+        wide = phone.page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= 375, f"{path} scrolls sideways on a phone ({wide}px wide)"
+        check_page(phone, name)
+    assert "Jeux de données" in phone.page.locator("nav").inner_text()
     # The language switch works without JavaScript: choose English, press its button.
     phone.page.select_option("#lang-select", "en")
     phone.page.get_by_role("button", name="Changer").click()
