@@ -42,6 +42,12 @@ class RequestBody(BaseModel):
     purpose: ResearchPurpose
     project_title: str = Field(min_length=1, max_length=500)
     institution: str = Field(min_length=1, max_length=500)
+    country: str = Field(default="", max_length=2, description="ISO 3166-1 alpha-2 country of your institution.")
+    sector: str = Field(default="", max_length=32, description="academic, public, non-profit, clinical or commercial.")
+    contact_email: str = Field(default="", max_length=320, description="Where to tell you of decisions.")
+    accepted_agreements: dict[str, str] = Field(
+        default_factory=dict, description="Dataset -> sha256 of the data access agreement you accept."
+    )
 
 
 class ApproveBody(StrictBody):
@@ -76,7 +82,16 @@ def jwks(node: NodeDep) -> dict[str, Any]:
 
 @router.post("/governance/requests", status_code=201, summary="Request access to controlled datasets")
 def submit(requests: AccessRequestsDep, identity: IdentityDep, body: Annotated[RequestBody, Body()]) -> dict[str, Any]:
-    new = NewRequest(body.datasets, body.purpose, body.project_title, body.institution)
+    new = NewRequest(
+        body.datasets,
+        body.purpose,
+        body.project_title,
+        body.institution,
+        body.country,
+        body.sector,
+        body.contact_email,
+        body.accepted_agreements,
+    )
     return view(requests.submit(_caller(identity), new))
 
 
