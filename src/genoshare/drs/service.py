@@ -19,10 +19,10 @@ from genoshare import __version__
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import AccessPolicy, Decision
+from genoshare.access.served import ServedFiles
 from genoshare.access.tickets import TicketSigner
 from genoshare.datasets.service import DatasetService
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from genoshare.governance.subsets import Subsets
 from genoshare.ids import is_wellformed_id
 from genoshare.settings import Settings
 from genoshare.store.db import Database
@@ -45,7 +45,7 @@ class DrsService:
         datasets: DatasetService,
         policy: AccessPolicy,
         tickets: TicketSigner,
-        subsets: Subsets,
+        subsets: ServedFiles,
     ) -> None:
         self.settings = settings
         self.database = database
