@@ -270,6 +270,7 @@ def _request_page(request: Request, form: FormData | None, status: int = 200, **
         outcomes=OUTCOMES,
         agreement_digest=agreement_digest,
         mondo_terms=terms,
+        upload_limit=f"{portal.settings.max_body_bytes / (1024 * 1024):.0f}",
         **context,
     )
 

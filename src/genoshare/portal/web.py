@@ -9,6 +9,7 @@ Content-Security-Policy first: no inline script or style, nothing from elsewhere
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import time
@@ -422,6 +423,9 @@ class PortalRoute(APIRoute):
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 response = redirect(f"{PREFIX}/signin?next={quote(target, safe='/')}")
             except GenoshareError as error:
+                # The error page shows who is signed in, as every page does.
+                with contextlib.suppress(GenoshareError):
+                    await current_viewer(request)
                 await run_in_threadpool(audit_refusal, request, error)
                 response = await run_in_threadpool(error_page, request, error.status_code, error.message)
             except RequestValidationError as error:
