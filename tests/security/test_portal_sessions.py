@@ -165,3 +165,18 @@ def test_no_token_or_code_in_any_address_or_log_line(node: PortalNode) -> None:
     assert not any(passport_body[:40] in address for address in addresses)
     assert not any("access_token" in address or "eyJ" in address for address in addresses), addresses
     assert Path(node.data_dir).exists()
+
+
+def test_sign_in_never_sends_anyone_to_another_site(node: PortalNode) -> None:
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"):
+        with browser_like(node) as client:
+            page = client.get(f"{node.url}/portal/signin", params={"next": target})
+            assert "evil.example" not in page.text and "javascript:" not in page.text
+            signed = client.post(
+                f"{node.url}/portal/signin/passport",
+                data={"csrf_token": csrf_token(page.text), "passport": node.demo.passport, "next": target},
+            )
+            assert signed.status_code == 303 and signed.headers["location"] == "/portal/", (target, signed.headers)
+            started = client.get(f"{node.url}/portal/signin/oidc", params={"next": target, "login_hint": "demo-dac"})
+            back = client.get(client.get(started.headers["location"]).headers["location"])
+            assert back.status_code == 303 and back.headers["location"] == "/portal/", (target, back.headers)
