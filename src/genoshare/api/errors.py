@@ -41,9 +41,11 @@ def error_body(request: Request, status: int, code: str, message: str) -> dict[s
         return {"htsget": {"error": code, "message": message}}
     if path.startswith("/mme/"):
         return {"message": message}  # the Matchmaker Exchange error body
-    if path.startswith("/api"):
+    if path.startswith(("/api", "/network/api")):
         # The same body the Beacon routes give, for paths no route serves (a generic 404 or 405).
         return beacon_error_body(request.app.state.node.settings, status, message)
+    if path.startswith("/services"):
+        return {"status": status, "title": code, "detail": message}  # GA4GH Service Registry's Error
     return {"msg": message, "status_code": status}
 
 

@@ -28,14 +28,40 @@ from genoshare.beacon.service import BeaconService, Parent
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, Unauthenticated
 from genoshare.governance.requests import NewRequest, view
-from genoshare.network.merge import ANSWERED, ERROR, INVALID, REFUSED, InvalidAnswer, NodeAnswer, merge, read_answer
+from genoshare.network.merge import (
+    ANSWERED,
+    ERROR,
+    INVALID,
+    REFUSED,
+    TIMEOUT,
+    InvalidAnswer,
+    NodeAnswer,
+    merge,
+    read_answer,
+)
 from genoshare.network.peers import PeerNode
 from genoshare.network.service import NetworkService, passport_for
 from genoshare.node import Node
 
-router = APIRouter(prefix="/network/api", tags=["Beacon network"], route_class=BeaconRoute)
+NO_NODE_ANSWERED: dict[int | str, dict[str, Any]] = {
+    502: {"description": "No node of the network answered: each one is named with why"},
+    504: {"description": "No node of the network answered, and some ran out of time: each is named with why"},
+}
+router = APIRouter(
+    prefix="/network/api",
+    tags=["Beacon network"],
+    route_class=BeaconRoute,
+    responses={**openapi.ERROR_RESPONSES, **NO_NODE_ANSWERED},
+)
 registry = APIRouter(tags=["Service registry"])
-requests_router = APIRouter(prefix="/network/governance", tags=["Beacon network"])
+requests_router = APIRouter(
+    prefix="/network/governance",
+    tags=["Beacon network"],
+    responses={
+        400: {"description": "A dataset URL of no node of this network"},
+        401: {"description": "No passport, or one that does not verify."},
+    },
+)
 
 
 TokenDep = Annotated[str | None, Depends(PassportBearer())]
@@ -56,8 +82,8 @@ def _target(path: str) -> tuple[EntryType, Parent | None]:
 
 async def _local(
     node: Node, beacon: BeaconService, entry: EntryType, parent: Parent | None, query: BeaconRequest, token: str | None
-) -> tuple[str, str | None, Any, str]:
-    """The node's own answer as the network sees it: status, reason, document, what became of the passport."""
+) -> tuple[str, str | None, Any, str, int | None]:
+    """The node's own answer as the network sees it: status, reason, document, passport, error status."""
     identity: Identity | None = None
     passport = "none given"
     try:
@@ -68,8 +94,9 @@ async def _local(
     except GenoshareError as error:
         if token and identity is None:
             passport = f"refused: {error.message}"
-        return (REFUSED if error.status_code in (401, 403, 429) else ERROR), error.message, None, passport
-    return ANSWERED, None, document, passport
+        status = REFUSED if error.status_code in (401, 403, 429) else ERROR
+        return status, error.message, None, passport, error.status_code
+    return ANSWERED, None, document, passport, None
 
 
 async def _network_answer(
@@ -82,7 +109,7 @@ async def _network_answer(
     settings = node.settings
     raw_query = request.url.query
     started = time.perf_counter()
-    (status, reason, document, passport), (peers, problems) = await asyncio.gather(
+    (status, reason, document, passport, code), (peers, problems) = await asyncio.gather(
         _local(node, beacon, entry, parent, query, token),
         network.ask(path, query=raw_query, body=body, token=token),
     )
@@ -102,11 +129,20 @@ async def _network_answer(
         reason,
         result,
         passport,
+        code,
     )
     nodes = [own, *peers]
     if not any(n.result is not None for n in nodes):
+        # Every node said why: one client error they all agree on (a 404 for an id nobody holds) is that
+        # error; otherwise the network could not answer: 504 if a node ran out of time, else 502.
+        codes = {n.http_status for n in nodes}
+        agreed = codes.pop() if len(codes) == 1 else None
+        status_code = agreed if agreed is not None and 400 <= agreed < 500 else 502
+        if any(n.status == TIMEOUT for n in nodes):
+            status_code = 504
         why = "; ".join(f"{n.name}: {n.status} ({n.reason})" for n in nodes)
-        return BeaconJSON(error_body(settings, 504, f"no node of the network answered: {why}"), status_code=504)
+        failed = error_body(settings, status_code, f"no node of the network answered: {why}")
+        return BeaconJSON(failed, status_code=status_code)
     meta = {
         "beaconId": settings.node_id,
         "apiVersion": API_VERSION,
@@ -204,6 +240,8 @@ async def network_submit(
 ) -> Response:
     network: NetworkService = request.app.state.network
     settings = node.settings
+    if not token:
+        raise Unauthenticated("send your GA4GH passport as a bearer token")
     local, remote = await _by_node(network, settings.public_url, body.datasets)
     sent = await request.json()
 
@@ -238,6 +276,8 @@ async def network_submit(
 async def network_requests(request: Request, token: TokenDep, node: NodeDep, requests: AccessRequestsDep) -> Response:
     network: NetworkService = request.app.state.network
     settings = node.settings
+    if not token:
+        raise Unauthenticated("send your GA4GH passport as a bearer token")
     peers, _ = await network.peers()
 
     async def local() -> dict[str, Any]:
@@ -283,12 +323,11 @@ def service_types(request: Request) -> list[dict[str, Any]]:
     return list(types.values())
 
 
-@registry.get("/services/{service_id}", summary="One of this node's services")
-def service_by_id(request: Request, service_id: str, node: NodeDep) -> Any:
+@registry.get(
+    "/services/{service_id}", summary="One of this node's services", responses={404: {"description": "No such service"}}
+)
+def service_by_id(request: Request, service_id: str, node: NodeDep) -> dict[str, Any]:
     for service in _services(request):
         if service["id"] == service_id:
             return service
-    return BeaconJSON(
-        {"status": 404, "title": "Not found", "detail": f"no service {service_id!r} on {node.settings.public_url}"},
-        status_code=404,
-    )
+    raise NotFound(f"no service {service_id!r} on {node.settings.public_url}")

@@ -45,6 +45,18 @@ _ERROR_COMPONENTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         },
     ),
     ("/api", "BeaconErrorResponse", BEACON_ERROR_SCHEMA),
+    ("/network/api", "BeaconErrorResponse", BEACON_ERROR_SCHEMA),
+    (
+        "/services",
+        "ServiceRegistryError",
+        {
+            "title": "ServiceRegistryError",
+            "description": "The GA4GH Service Registry error body.",
+            "type": "object",
+            "required": ["status", "title"],
+            "properties": {"status": {"type": "integer"}, "title": {"type": "string"}, "detail": {"type": "string"}},
+        },
+    ),
     (
         "/mme/",
         "MatchmakerError",
@@ -90,7 +102,7 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 #: the bearer header by hand (``openapi_extra``).
 PASSPORT: dict[str, Any] = {"security": [{}, {"passport": []}]}
 #: Paths whose routes answer 401 without a passport (the caller must be someone).
-_PASSPORT_REQUIRED = ("/governance",)
+_PASSPORT_REQUIRED = ("/governance", "/network/governance")
 #: ``openapi_extra`` of routes that need a ticket.
 TICKET: dict[str, Any] = {"security": [{"ticket": []}]}
 

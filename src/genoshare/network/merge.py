@@ -118,6 +118,8 @@ class NodeAnswer:
     result: PeerResult | None = None
     #: Whether the caller's passport was sent, and if not, why.
     passport: str = "none given"
+    #: The HTTP status of a node that refused or failed (what a network of one would answer).
+    http_status: int | None = None
 
     def describe(self) -> dict[str, Any]:
         note: dict[str, Any] = {

@@ -7,6 +7,7 @@ requests: every answer is asked for its caller, with the caller's passport only 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,7 @@ class PeerCall:
     document: Any
     passport: str
     seconds: float
+    http_status: int | None = None
 
 
 class NetworkService:
@@ -110,7 +112,9 @@ class NetworkService:
                 result = read_answer(call.document)
             except InvalidAnswer as error:
                 status, reason = INVALID, f"not a Beacon v2 answer: {error}"
-        return NodeAnswer(peer.name, peer.url, query_url, status, call.seconds, reason, result, call.passport)
+        return NodeAnswer(
+            peer.name, peer.url, query_url, status, call.seconds, reason, result, call.passport, call.http_status
+        )
 
     async def call(self, peer: PeerNode, url: str, body: bytes | None, token: str | None) -> PeerCall:
         """One JSON request to a peer within its deadline (POST if ``body``), told as what came of it."""
@@ -120,8 +124,8 @@ class NetworkService:
             headers["Content-Type"] = "application/json"
         started = time.perf_counter()
 
-        def outcome(status: str, reason: str | None = None, document: Any = None) -> PeerCall:
-            return PeerCall(status, reason, document, passport, time.perf_counter() - started)
+        def outcome(status: str, reason: str | None = None, document: Any = None, code: int | None = None) -> PeerCall:
+            return PeerCall(status, reason, document, passport, time.perf_counter() - started, code)
 
         try:
             code, document = await asyncio.wait_for(self._request(peer, url, body, headers), timeout=peer.deadline)
@@ -136,7 +140,8 @@ class NetworkService:
                 return outcome(INVALID, "the answer is not JSON")
             return outcome(ANSWERED, None, document)
         message = _error_message(document)
-        return outcome(REFUSED if code in REFUSING else ERROR, f"HTTP {code}" + (f": {message}" if message else ""))
+        reason = f"HTTP {code}" + (f": {message}" if message else "")
+        return outcome(REFUSED if code in REFUSING else ERROR, reason, None, code)
 
     async def _request(self, peer: PeerNode, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
         """The status and the parsed JSON body (None if it is not JSON)."""
@@ -146,8 +151,8 @@ class NetworkService:
             raw = await read_limited(response, MAX_ANSWER_BYTES)
             status = response.status_code
         try:
-            return status, httpx.Response(status, content=raw).json()
-        except ValueError:
+            return status, json.loads(raw)
+        except ValueError:  # UnicodeDecodeError included
             return status, None
 
 

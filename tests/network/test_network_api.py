@@ -1,0 +1,48 @@
+"""``/network/api`` of a node without peers: the node's own answer, and the Beacon errors of ``/api``.
+
+Runs on both databases (``client``); the network of real nodes is ``test_network_nodes.py``.
+"""
+
+from __future__ import annotations
+
+from beacon_schemas import BY_GRANULARITY, assert_valid, framework
+from fastapi.testclient import TestClient
+
+from support import Passports, bearer
+
+
+def test_a_node_alone_answers_the_network_query_itself(client: TestClient) -> None:
+    response = client.get("/network/api/g_variants", params={"referenceName": "20", "start": "100"})
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert_valid(document, framework(BY_GRANULARITY[document["meta"]["returnedGranularity"]]))
+    [node] = document["info"]["network"]["nodes"]
+    assert node["status"] == "answered" and node["passport"] == "none given"
+    assert "notAnswered" not in document["info"]["network"] and "beaconHandovers" not in document
+
+
+def test_bad_requests_are_beacon_errors_before_anyone_is_asked(client: TestClient) -> None:
+    for path, status in [
+        ("/network/api/g_variants?start=notanumber", 400),
+        ("/network/api/nosuchentry", 404),
+        ("/network/api/individuals/x/nosuchrelation", 404),
+    ]:
+        response = client.get(path)
+        assert response.status_code == status, (path, response.text)
+        assert_valid(response.json(), framework("beaconErrorResponse"))
+    posted = client.post("/network/api/g_variants", json={"meta": {}})
+    assert posted.status_code == 400
+    assert_valid(posted.json(), framework("beaconErrorResponse"))
+
+
+def test_a_network_request_naming_an_unknown_node_is_refused(client: TestClient, passports: Passports) -> None:
+    body = {
+        "datasets": ["https://stranger.example.org/datasets/x"],
+        "purpose": {"primary": "GRU"},
+        "project_title": "P",
+        "institution": "I",
+    }
+    assert client.post("/network/governance/requests", json=body).status_code == 401
+    response = client.post("/network/governance/requests", json=body, headers=bearer(passports.anonymous_researcher()))
+    assert response.status_code == 400
+    assert "not a node of this network" in response.text
