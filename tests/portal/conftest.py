@@ -2,7 +2,9 @@
 
 One node, one broker process and one browser per test module (Chromium is slow to start on two shared
 cores); each test opens its own browser contexts (``tab``), so cookies never leak between tests or people.
-Other portal test modules reuse these fixtures as they are.
+Other portal test modules reuse these fixtures as they are; they import ``PortalNode`` from ``portal_support``
+(never from ``conftest``: every test directory has one, and which ``conftest`` module an import finds depends
+on what pytest collected last).
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ import pytest
 from playwright.sync_api import Browser
 
 from browser import Tab, launch, open_tab
-from portal_support import ROLES, PortalNode
+from portal_support import PortalNode
 from portal_support import portal_node as start_portal_node
-
-__all__ = ["ROLES", "PortalNode"]
 
 
 @pytest.fixture(scope="module")

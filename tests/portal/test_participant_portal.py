@@ -20,7 +20,7 @@ from genoshare.settings import load_settings
 from genoshare.store.models import Participant
 
 from browser import Tab, check_page, keyboard_walk
-from conftest import PortalNode
+from portal_support import PortalNode
 from processes import run_cli
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from browser import Tab, check_page, keyboard_walk
-from conftest import PortalNode
+from portal_support import PortalNode
 
 pytestmark = pytest.mark.slow
 
