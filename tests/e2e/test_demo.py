@@ -38,6 +38,11 @@ def test_demo_node_serves_public_and_controlled_data(tmp_path: Path) -> None:
         assert ticket.status_code == 200 and ticket.json()["htsget"]["format"] == "BAM"
         counted = client.get("/api/individuals", params={"requestedGranularity": "count"}, headers=researcher).json()
         assert counted["responseSummary"]["numTotalResults"] >= 100
+        # The printed consent link opens that participant's page (and leaves its address at once).
+        assert demo.consent_link is not None and demo.consent_link in demo.instructions()
+        page = client.get(demo.consent_link.removeprefix("http://testserver"))
+        assert page.status_code == 200 and str(page.url) == "http://testserver/portal/consent"
+        assert "Your consent" in page.text and "Synthetic cohort" in page.text
     # Running the demo again (another port, same directory) keeps the data and refreshes the passports.
     again = prepare_demo(tmp_path / "demo", "http://127.0.0.1:9999")
     assert again.settings.public_url == "http://127.0.0.1:9999"

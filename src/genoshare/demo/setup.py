@@ -16,9 +16,9 @@ from rich.console import Console
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
-from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.datasets.service import NewDataset
 from genoshare.demo.broker import ACCOUNTS, CLIENT_ID
-from genoshare.node import build_ingestor, build_phenotypes, init_node, write_config_file
+from genoshare.node import build_consent, build_datasets, build_ingestor, build_phenotypes, init_node, write_config_file
 from genoshare.settings import Settings, TrustedIssuer, load_settings
 
 DEMO_ISSUER = "https://demo-issuer.genoshare.invalid"
@@ -54,6 +54,8 @@ class DemoNode:
     researcher_passport_without_grant: str
     #: The demo passport broker (``genoshare.demo.broker``) the portal signs people in at, if started.
     broker_url: str | None = None
+    #: One participant's personal consent link (a new one each time the demo starts).
+    consent_link: str | None = None
 
     @property
     def passport_file(self) -> Path:
@@ -93,16 +95,20 @@ class DemoNode:
 
     def portal_instructions(self) -> str:
         url = self.settings.public_url
+        participant = f"A participant's consent link (DEMO ONLY):\n  {self.consent_link}\n" if self.consent_link else ""
         if self.broker_url is None:
-            return f"\nWeb portal: {url}/portal/ (sign in by pasting a passport)\n"
+            return f"\nWeb portal: {url}/portal/ (sign in by pasting a passport)\n{participant}"
         signin = f"{url}/portal/signin/oidc?login_hint="
-        return textwrap.dedent(f"""
+        return (
+            textwrap.dedent(f"""
             [bold]Web portal[/]  {url}/portal/
             Sign in through the demo passport broker ({self.broker_url}, DEMO ONLY) — open one of:
               researcher         {signin}{ACCOUNTS[0].subject}&next=/portal/datasets
               committee member   {signin}{ACCOUNTS[1].subject}&next=/portal/
               steward            {signin}{ACCOUNTS[2].subject}&next=/portal/
         """)
+            + participant
+        )
 
 
 def prepare_demo(
@@ -138,7 +144,7 @@ def prepare_demo(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     write_config_file(settings)
     node = init_node(settings)
-    datasets = DatasetService(node.database)
+    datasets = build_datasets(node)
     existing = {dataset.id for dataset in datasets.list()}
     ingestor = build_ingestor(node)
     say = console.print if console else (lambda *_: None)
@@ -176,6 +182,9 @@ def prepare_demo(
     say(f"ingesting {COHORT_DATASET} …")
     ingestor.ingest(COHORT_DATASET, [cohort / "cohort.vcf.gz"], actor="demo")
     build_phenotypes(node).ingest(COHORT_DATASET, [cohort / "individuals.tsv"])
+    consent = build_consent(node)
+    someone = consent.find(COHORT_DATASET, consent.records(COHORT_DATASET)[0].participant)
+    consent_link = f"{settings.public_url}/consent/{consent.issue_link(someone, 'demo')}"
     node.close()
     researcher = issuer.visa(
         DEMO_RESEARCHER,
@@ -196,6 +205,7 @@ def prepare_demo(
         passport=issuer.passport(DEMO_RESEARCHER, [researcher, grant], lifetime=PASSPORT_LIFETIME),
         researcher_passport_without_grant=issuer.passport(DEMO_RESEARCHER, [researcher], lifetime=PASSPORT_LIFETIME),
         broker_url=broker_url,
+        consent_link=consent_link,
     )
     demo.passport_file.write_text(demo.passport + "\n")
     demo.committee_passport_file.write_text(
