@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from genoshare.clinical.lookup import ClinicalLookup
     from genoshare.clinical.mme import MatchmakerClient, MatchmakerService
     from genoshare.datasets.service import DatasetService
+    from genoshare.drs.reads import TicketReads
     from genoshare.drs.service import DrsService
-    from genoshare.drs.stored import TicketReads
     from genoshare.governance.consent import ConsentService
     from genoshare.governance.documents import RequestDocuments
     from genoshare.governance.notify import Notifier
@@ -236,7 +236,7 @@ def build_htsget(node: Node, subsets: Subsets) -> HtsgetService:
 
 
 def build_reads(node: Node, subsets: Subsets) -> TicketReads:
-    from genoshare.drs.stored import TicketReads
+    from genoshare.drs.reads import TicketReads
 
     return TicketReads(node.database, node.objects, node.keys.secret, node.tickets, node.policy, subsets, node.audit)
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.drs.stored import copy_plaintext, is_plaintext
 from genoshare.node import Node, build_consent, build_ingestor, build_rederiver
+from genoshare.store.blobs import copy_plaintext, is_plaintext
 from genoshare.store.models import DataObject
 
 from governance_support import COMMITTEE_MEMBER, VCF, Cohort, make_cohort

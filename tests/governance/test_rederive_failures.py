@@ -15,10 +15,10 @@ import pytest
 
 from genoshare.crypt.files import encrypt_file
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.drs.stored import copy_plaintext
 from genoshare.governance import rederive
 from genoshare.ingest.errors import IngestError
 from genoshare.node import Node, build_consent, build_ingestor, build_rederivations, build_rederiver
+from genoshare.store.blobs import copy_plaintext
 from genoshare.store.models import DataObject
 
 from governance_support import VCF, Cohort

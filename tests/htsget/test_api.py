@@ -30,10 +30,10 @@ from genoshare.api import data
 from genoshare.api.app import create_app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.demo.setup import demo_files
-from genoshare.drs import stored
 from genoshare.htsget import bgzf
 from genoshare.node import Node, build_ingestor, init_node
 from genoshare.settings import TrustedIssuer, load_settings
+from genoshare.store import blobs
 
 from support import HTSGET_DATA, PUBLIC_URL, SPEC, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
 
@@ -324,7 +324,7 @@ def test_reencrypted_data_ranges_are_exact_and_decrypt_to_the_plaintext(
     """
     monkeypatch.setattr(data, "CHUNK", 100_000)
     if not in_loop:
-        monkeypatch.setattr(stored, "_NOWAIT", 0)
+        monkeypatch.setattr(blobs, "_NOWAIT", 0)
     body = ticket(api, f"reads/{BAM_ID}", c4gh=True)
     (entry,) = [e for e in body["htsget"]["urls"] if e["url"].startswith("http")]
     url, auth = entry["url"].removeprefix(PUBLIC_URL), {"Authorization": entry["headers"]["Authorization"]}

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 from genoshare.cli.main import app
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.demo.setup import demo_files
-from genoshare.drs import stored
 from genoshare.errors import InvalidInput
 from genoshare.node import Node, build_ingestor
+from genoshare.store import blobs
 from genoshare.store.models import DataObject, Dataset
 
 from support import HTSGET_DATA, PUBLIC_URL
@@ -186,7 +186,7 @@ def test_pieces_the_page_cache_lacks_come_from_a_thread(
     node: Node, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without RWF_NOWAIT (or on a cache miss) every piece is read in a worker thread; same bytes."""
-    monkeypatch.setattr(stored, "_NOWAIT", 0)
+    monkeypatch.setattr(blobs, "_NOWAIT", 0)
     _plaintext_dataset(node)
     data = _follow(client, _ticket(client, f"reads/{BAM_ID}"))
     assert data == (HTSGET_DATA / "bam" / "htsnexus_test_NA12878.bam").read_bytes()

@@ -16,8 +16,8 @@ import pytest
 from genoshare.access.passports import ANONYMOUS
 from genoshare.beacon.indexing import BeaconIndexer
 from genoshare.datasets.service import DatasetService
+from genoshare.drs.reads import TicketReads
 from genoshare.drs.service import DrsService
-from genoshare.drs.stored import TicketReads
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.store.beacon_tables import BeaconVariantIndex

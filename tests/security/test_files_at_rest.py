@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.drs.stored import copy_plaintext
 from genoshare.node import Node, build_consent, build_ingestor
+from genoshare.store.blobs import copy_plaintext
 from genoshare.store.models import DataObject
 
 from processes import Server, run_cli

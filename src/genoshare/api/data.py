@@ -1,7 +1,7 @@
 """``/data/{object_id}``: the bytes behind DRS access URLs and htsget tickets.
 
 Each request carries a ticket (``Authorization: Bearer``) from DRS or htsget, checked on every request, and
-every range served is written to the audit log (``genoshare.drs.stored``).  Objects are Crypt4GH files
+every range served is written to the audit log (``genoshare.drs.reads``).  Objects are Crypt4GH files
 decrypted on the fly, or, for public datasets stored unencrypted, read straight from disk; both in 1 MiB
 pieces (a default 64 KiB ``FileResponse`` streamed at a fifth of that rate).  A ticket with a recipient
 key (htsget ``encryptionScheme=C4GH``) reads the stored ciphertext under a header re-keyed to the recipient.
@@ -34,10 +34,11 @@ from genoshare.api.deps import NodeDep, ReadsDep, bearer_token
 from genoshare.api.openapi import TICKET
 from genoshare.audit import Entry
 from genoshare.crypt.files import EncryptedFile
-from genoshare.drs.stored import OpenedBlob, PlainFile, StoredBytes, TicketReads
+from genoshare.drs.reads import OpenedBlob, TicketReads
 from genoshare.errors import GenoshareError, InvalidInput, Unauthenticated
 from genoshare.formats import FileFormat
 from genoshare.node import Node
+from genoshare.store.blobs import PlainFile, StoredBytes
 
 router = APIRouter(
     tags=["Data"],

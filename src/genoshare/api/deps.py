@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from genoshare.access.passports import Identity
 from genoshare.beacon.service import BeaconService
+from genoshare.drs.reads import TicketReads
 from genoshare.drs.service import DrsService
-from genoshare.drs.stored import TicketReads
 from genoshare.errors import Unauthenticated
 from genoshare.governance.consent import ConsentService
 from genoshare.governance.requests import AccessRequests

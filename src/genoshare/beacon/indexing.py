@@ -21,10 +21,10 @@ import cyvcf2
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from genoshare.drs.stored import copy_plaintext
 from genoshare.errors import InvalidInput
 from genoshare.index.build import build_variant_index
 from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
+from genoshare.store.blobs import copy_plaintext
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject
 from genoshare.store.objects import ObjectStore

@@ -36,13 +36,13 @@ from genoshare.beacon.indexing import BeaconIndexer, index_dir
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import encrypt_file
 from genoshare.crypt.keys import KeyPair
-from genoshare.drs.stored import copy_plaintext
 from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
 from genoshare.ingest.pipeline import build_index, file_checksums
 from genoshare.ingest.reads import keep_samples
 from genoshare.store.beacon_tables import BeaconVariantIndex
+from genoshare.store.blobs import copy_plaintext
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, ObjectParticipant, Participant
 from genoshare.store.objects import ObjectStore

@@ -35,7 +35,6 @@ from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
-from genoshare.drs.stored import is_plaintext
 from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
 from genoshare.formats import FileFormat
 from genoshare.governance.subsets import Subsets
@@ -62,6 +61,7 @@ from genoshare.htsget.ranges import (
     regions_blocks,
 )
 from genoshare.settings import Settings
+from genoshare.store.blobs import is_plaintext
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset
 from genoshare.store.objects import ObjectStore

@@ -8,7 +8,7 @@ Blobs are stored under their content checksum, so a crash leaves at most unrefer
 reclaimable) and never a half-published object; re-ingesting the same source file is recognised by its
 checksum and skipped.  Blobs are Crypt4GH-encrypted (key ``blobs/xx/<sha256>.c4gh``), except in public
 datasets created with ``--store-plaintext``, whose files are stored as they are (key ``blobs/xx/<sha256>``
-plus the format's extension; see ``genoshare.access.at_rest`` and ``genoshare.drs.stored``).
+plus the format's extension; see ``genoshare.access.at_rest`` and ``genoshare.store.blobs``).
 """
 
 from __future__ import annotations
