@@ -216,7 +216,6 @@ class Cohort(Protocol):
 @dataclass(frozen=True)
 class Candidate:
     dataset_id: str
-    custodian: str
     person: Individual
 
     def observed(self) -> list[dict[str, Any]]:
@@ -229,16 +228,28 @@ class Candidate:
 
 @dataclass
 class _Candidates:
+    """Everyone described, indexed once per version of the people; who may be shown is ``allowed``."""
+
     key: object
     people: list[Candidate]
     index: PhenotypeIndex
     #: Dataset -> sample number -> position in ``people``.
-    positions: dict[str, dict[int, int]] = field(default_factory=dict)
+    positions: dict[str, dict[int, int]]
+
+
+@dataclass(frozen=True)
+class _Consent:
+    """Who matchmaking may show, by position in the candidates; and each dataset's custodian."""
+
+    key: object
+    allowed: np.ndarray
+    custodians: dict[str, str]
 
 
 @dataclass(frozen=True)
 class Match:
     candidate: Candidate
+    custodian: str
     score: float
     phenotype: float
     genes: tuple[str, ...]
@@ -261,6 +272,7 @@ class MatchmakerService:
         self.cohort = cohort
         self._information_content = information_content
         self._candidates: _Candidates | None = None
+        self._consent: _Consent | None = None
         self._lock = threading.Lock()
 
     def warm(self) -> None:
@@ -285,7 +297,7 @@ class MatchmakerService:
 
     def _score(self, terms: Sequence[str], genes: Sequence[str]) -> list[Match]:
         mme = self.settings.mme
-        candidates = self._current()
+        candidates, consent = self._current()
         if not candidates.people:
             return []
         phenotype = candidates.index.simgic(terms) if terms else np.zeros(len(candidates.people))
@@ -301,20 +313,27 @@ class MatchmakerService:
             genotype[list(carried)] = 1.0
         # With both, the mean: a shared gene lifts a phenotype match and never stands in for one.
         score = (phenotype + genotype) / 2 if terms and genes else phenotype if terms else genotype
-        eligible = np.flatnonzero((score >= mme.min_score) & (score > 0))
+        eligible = np.flatnonzero(consent.allowed & (score >= mme.min_score) & (score > 0))
         if len(eligible) > mme.max_results:
             top = np.argpartition(-score[eligible], mme.max_results - 1)[: mme.max_results]
             eligible = eligible[top]
         ranked = sorted(eligible.tolist(), key=lambda i: (-score[i], candidates.people[i].person.pseudonym))
         return [
-            Match(candidates.people[i], float(score[i]), float(phenotype[i]), tuple(carried.get(i, ()))) for i in ranked
+            Match(
+                candidates.people[i],
+                consent.custodians.get(candidates.people[i].dataset_id, ""),
+                float(score[i]),
+                float(phenotype[i]),
+                tuple(carried.get(i, ())),
+            )
+            for i in ranked
         ]
 
     def _result(self, match: Match) -> dict[str, Any]:
         candidate, mme = match.candidate, self.settings.mme
         person = candidate.person
         contact: dict[str, Any] = {
-            "name": candidate.custodian,
+            "name": match.custodian,
             "institution": self.settings.organization,
             "href": mme.contact_href or self.settings.public_url,
         }
@@ -360,8 +379,12 @@ class MatchmakerService:
 
     # --- the candidates ------------------------------------------------------------------------------------
 
-    def _current(self) -> _Candidates:
-        """Everyone matchmaking may show now, indexed; rebuilt when people, datasets or consent change."""
+    def _current(self) -> tuple[_Candidates, _Consent]:
+        """Everyone described, and whom consent lets matchmaking show now, read again on every request.
+
+        The phenotype index is rebuilt only when people change (new phenotypes, a new dataset); a consent
+        change (a choice, a withdrawal, a dataset's codes) recomputes who is allowed, a pass over a dict.
+        """
         with self.database.sessions() as session:
             datasets = list(session.execute(select(Dataset.id, Dataset.custodian, Dataset.duo_codes)).all())
             consent_version = session.execute(
@@ -369,23 +392,28 @@ class MatchmakerService:
             ).one()
             dataset_version = session.execute(select(func.max(Dataset.updated_at))).scalar()
         people = {dataset_id: self.cohort.individuals(dataset_id) for dataset_id, _, _ in datasets}
-        key = (
-            tuple((dataset_id, id(mapping)) for dataset_id, mapping in people.items()),
-            tuple(consent_version),
-            dataset_version,
-        )
-        known = self._candidates
-        if known is not None and known.key == key:
-            return known
+        people_key = tuple((dataset_id, id(mapping)) for dataset_id, mapping in people.items())
         with self._lock:
-            if self._candidates is not None and self._candidates.key == key:
-                return self._candidates
-            self._candidates = self._build(key, datasets, people)
-            return self._candidates
+            candidates = self._candidates
+            if candidates is None or candidates.key != people_key:
+                candidates = self._candidates = self._index(people_key, people)
+            consent_key = (people_key, tuple(consent_version), dataset_version)
+            consent = self._consent
+            if consent is None or consent.key != consent_key:
+                consent = self._consent = self._allowed(consent_key, candidates, datasets)
+            return candidates, consent
 
-    def _build(
-        self, key: object, datasets: Sequence[Any], people: Mapping[str, Mapping[int, Individual]]
-    ) -> _Candidates:
+    def _index(self, key: object, people: Mapping[str, Mapping[int, Individual]]) -> _Candidates:
+        everyone: list[Candidate] = []
+        positions: dict[str, dict[int, int]] = {}
+        for dataset_id, described in people.items():
+            for number, person in described.items():
+                positions.setdefault(dataset_id, {})[number] = len(everyone)
+                everyone.append(Candidate(dataset_id, person))
+        profiles = [[str(term.get("id")) for term in c.observed()] for c in everyone]
+        return _Candidates(key, everyone, PhenotypeIndex(self._information_content(), profiles), positions)
+
+    def _allowed(self, key: object, candidates: _Candidates, datasets: Sequence[Any]) -> _Consent:
         with self.database.sessions() as session:
             consent = {
                 (dataset_id, pseudonym): (status, choice)
@@ -398,20 +426,13 @@ class MatchmakerService:
                     )
                 )
             }
-        chosen: list[Candidate] = []
-        positions: dict[str, dict[int, int]] = {}
-        for dataset_id, custodian, codes in datasets:
-            for number, person in people[dataset_id].items():
-                # No consent record (phenotypes without genotypes): the dataset's codes decide.
-                status, choice = consent.get((dataset_id, person.pseudonym), ("active", None))
-                if not matchmaking_consent(status, choice, codes or ()).allowed:
-                    continue
-                positions.setdefault(dataset_id, {})[number] = len(chosen)
-                chosen.append(Candidate(dataset_id, custodian, person))
-        index = PhenotypeIndex(
-            self._information_content(), [[str(term.get("id")) for term in c.observed()] for c in chosen]
-        )
-        return _Candidates(key, chosen, index, positions)
+        codes = {dataset_id: tuple(duo or ()) for dataset_id, _, duo in datasets}
+        allowed = np.zeros(len(candidates.people), dtype=bool)
+        for position, candidate in enumerate(candidates.people):
+            # No consent record (phenotypes without genotypes): the dataset's codes decide.
+            status, choice = consent.get((candidate.dataset_id, candidate.person.pseudonym), ("active", None))
+            allowed[position] = matchmaking_consent(status, choice, codes.get(candidate.dataset_id, ())).allowed
+        return _Consent(key, allowed, {dataset_id: custodian for dataset_id, custodian, _ in datasets})
 
 
 def _feature(term: Mapping[str, Any]) -> dict[str, Any]:
