@@ -200,6 +200,19 @@ async def _identify(node: Node, token: str | None) -> Identity:
     return identity if identity is not None else await run_in_threadpool(node.passports.verify, token)
 
 
+async def _accepted_somewhere(node: Node, network: NetworkService, token: str | None) -> None:
+    """Refuse (401) a passport no node of the network would take: this node refuses it, no peer trusts its issuer.
+
+    One that some peer may take is let through: the answer's parts say where it was refused.
+    """
+    try:
+        await _identify(node, token)
+    except Unauthenticated:
+        peers, _ = await network.peers()
+        if not any(passport_for(peer, token)[0] for peer in peers):
+            raise
+
+
 def _part(name: str, url: str, status: str, **more: Any) -> dict[str, Any]:
     return {"node": name, "url": url, "status": status, **{k: v for k, v in more.items() if v is not None}}
 
@@ -240,8 +253,7 @@ async def network_submit(
 ) -> Response:
     network: NetworkService = request.app.state.network
     settings = node.settings
-    if not token:
-        raise Unauthenticated("send your GA4GH passport as a bearer token")
+    await _accepted_somewhere(node, network, token)
     local, remote = await _by_node(network, settings.public_url, body.datasets)
     sent = await request.json()
 
@@ -276,8 +288,7 @@ async def network_submit(
 async def network_requests(request: Request, token: TokenDep, node: NodeDep, requests: AccessRequestsDep) -> Response:
     network: NetworkService = request.app.state.network
     settings = node.settings
-    if not token:
-        raise Unauthenticated("send your GA4GH passport as a bearer token")
+    await _accepted_somewhere(node, network, token)
     peers, _ = await network.peers()
 
     async def local() -> dict[str, Any]:
