@@ -36,7 +36,6 @@ from genoshare.store.db import Database, migrate
 from genoshare.store.objects import ObjectStore, create_object_store
 
 if TYPE_CHECKING:
-    from genoshare.beacon.indexing import BeaconIndexer
     from genoshare.beacon.phenotypes import PhenotypeIngest
     from genoshare.beacon.service import BeaconService
     from genoshare.clinical.annotations import AnnotationStore
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from genoshare.governance.subsets import Subsets
     from genoshare.governance.usage import UsageReports
     from genoshare.htsget.service import HtsgetService
+    from genoshare.index.published import BeaconIndexer
     from genoshare.ingest.pipeline import Ingestor
 
 NODE_KEY_NAME = "node"
@@ -248,7 +248,7 @@ def build_beacon(node: Node) -> BeaconService:
 
 
 def build_indexer(node: Node) -> BeaconIndexer:
-    from genoshare.beacon.indexing import BeaconIndexer
+    from genoshare.index.published import BeaconIndexer
 
     return BeaconIndexer(node.database, node.settings.data_dir, node.objects, node.keys.secret)
 

@@ -11,10 +11,10 @@ from genoshare.access.granularity import Granularity
 from genoshare.access.privacy import PrivacyGuard
 from genoshare.access.privacy_state import SqlPrivacyState
 from genoshare.beacon.framework import BY_PATH
-from genoshare.beacon.indexing import BeaconIndexer
 from genoshare.beacon.phenotypes import PhenotypeIngest
 from genoshare.beacon.request import BeaconRequest
 from genoshare.beacon.service import BeaconService
+from genoshare.index.published import BeaconIndexer
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.metadata import MetadataDeidentifier
 from genoshare.ingest.pipeline import Ingestor

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from genoshare.beacon.indexing import BeaconIndexer
 from genoshare.drs.reads import TicketReads
 from genoshare.htsget.service import VARIANTS, HtsgetService, parse_get
+from genoshare.index.published import BeaconIndexer
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.pipeline import Ingestor
 

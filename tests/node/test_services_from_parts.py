@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from genoshare.access.passports import ANONYMOUS
-from genoshare.beacon.indexing import BeaconIndexer
 from genoshare.datasets.service import DatasetService
 from genoshare.drs.reads import TicketReads
 from genoshare.drs.service import DrsService
+from genoshare.index.published import BeaconIndexer
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.store.beacon_tables import BeaconVariantIndex

@@ -24,8 +24,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from genoshare.beacon.filters import years
-from genoshare.beacon.indexing import DEFAULT_BIOSAMPLE, assign_sample_numbers
 from genoshare.errors import InvalidInput, NotFound
+from genoshare.index.published import DEFAULT_BIOSAMPLE, assign_sample_numbers
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.metadata import MetadataDeidentifier
 from genoshare.ontology import get_ontology

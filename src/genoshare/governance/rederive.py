@@ -32,13 +32,13 @@ from pysam.utils import SamtoolsError
 from sqlalchemy import delete, select
 
 from genoshare.audit import AuditLog, Entry
-from genoshare.beacon.indexing import BeaconIndexer, index_dir
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import encrypt_file
 from genoshare.crypt.keys import KeyPair
 from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
+from genoshare.index.published import BeaconIndexer, index_dir
 from genoshare.ingest.pipeline import build_index, file_checksums
 from genoshare.ingest.reads import keep_samples
 from genoshare.store.beacon_tables import BeaconVariantIndex

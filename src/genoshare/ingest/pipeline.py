@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 
 from genoshare.access.at_rest import check_plaintext_allowed
 from genoshare.audit import AuditLog, Entry
-from genoshare.beacon.indexing import BeaconIndexer, assign_sample_numbers
 from genoshare.crypt.files import encrypt_file
 from genoshare.crypt.keys import KeyPair
 from genoshare.errors import Conflict
 from genoshare.formats import FileFormat, detect, is_bgzf, split_name
 from genoshare.ids import check_object_name, object_id
+from genoshare.index.published import BeaconIndexer, assign_sample_numbers
 from genoshare.ingest.deidentify import Pseudonymiser, rename_samples, scrub_names
 from genoshare.ingest.errors import IngestError
 from genoshare.ingest.identifiers import check_for_identifiers, check_raw_header

@@ -8,6 +8,10 @@ individual row with unknown sex and one biosample, so every carrier resolves to 
 Two ways in (``BeaconIndexer``): ``index_object`` for the ingest pipeline, which still holds the plaintext,
 and ``index_dataset`` (``genoshare beacon-index DATASET``), which decrypts each stored object to a scratch
 file.
+
+It lives in ``index``, below the services, because three of them build or number with it: ingest (new
+files), governance (files re-derived after a withdrawal) and the Beacon's phenotype ingest (people described
+before their VCF arrives).
 """
 
 from __future__ import annotations
