@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 
 from genoshare.access.policy import AccessPolicy
+from genoshare.access.served import ServedFiles
 from genoshare.access.tickets import Ticket, TicketSigner
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.files import EncryptedFile, Reencryption
 from genoshare.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from genoshare.governance.subsets import Subsets
 from genoshare.ids import is_wellformed_id
 from genoshare.store.blobs import PlainFile, StoredBytes, is_plaintext
 from genoshare.store.db import Database
@@ -76,7 +76,7 @@ class TicketReads:
         secret_key: bytes,
         tickets: TicketSigner,
         policy: AccessPolicy,
-        subsets: Subsets,
+        subsets: ServedFiles,
         audit: AuditLog,
     ) -> None:
         self.database = database

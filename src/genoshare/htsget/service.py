@@ -30,6 +30,7 @@ from genoshare import __version__
 from genoshare.access.granularity import Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import ANONYMOUS, AccessPolicy, Decision
+from genoshare.access.served import ServedFiles
 from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.errors import CryptError
@@ -37,7 +38,6 @@ from genoshare.crypt.files import EncryptedFile
 from genoshare.crypt.keys import parse_public_key
 from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
 from genoshare.formats import FileFormat
-from genoshare.governance.subsets import Subsets
 from genoshare.htsget import bgzf, cram
 from genoshare.htsget.c4gh import FreshCipher, Piece, lent_opener, plan_reencryption
 from genoshare.htsget.errors import (
@@ -242,7 +242,7 @@ class HtsgetService:
         secret_key: bytes,
         policy: AccessPolicy,
         tickets: TicketSigner,
-        subsets: Subsets,
+        subsets: ServedFiles,
         audit: AuditLog,
         cache: IndexCache | None = None,
     ) -> None:
