@@ -1,5 +1,6 @@
 """A researcher's whole journey in a real Chromium against ``genoshare serve``: sign in at the broker, find
-the cohort, check the purpose, request access with a document, (the committee approves), download a region.
+the cohort, check the purpose, request access with a document, the committee member approves it in their
+inbox with a note, and the researcher downloads a region.
 
 Every page on the way is screenshotted and checked by axe-core; the downloaded region is read by bcftools.
 """
@@ -12,7 +13,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pysam
 import pytest
 
@@ -23,18 +23,6 @@ from portal_support import PortalNode
 
 pytestmark = pytest.mark.slow
 HTSGET = str(Path(sys.executable).parent / "htsget")
-
-
-def approve_as_committee(node: PortalNode, request_id: str) -> None:
-    """The committee's decision, through the governance API with the demo committee member's passport."""
-    passport = node.demo.committee_passport_file.read_text().strip()
-    response = httpx.post(
-        f"{node.url}/governance/requests/{request_id}/approve",
-        json={},
-        headers={"Authorization": f"Bearer {passport}"},
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
 
 
 def test_researcher_finds_requests_and_downloads(
@@ -101,10 +89,22 @@ def test_researcher_finds_requests_and_downloads(
     assert stored and all(b"stand-in ethics" not in path.read_bytes() for path in stored), "stored encrypted"
     check_page(researcher, "request-sent")
 
-    approve_as_committee(portal_node, request_id)
+    # The committee member signs in at the broker in their own browser, finds it in the inbox, approves.
+    member = tab()
+    portal_node.sign_in(member, "committee", "/portal/committee")
+    member.page.get_by_role("link", name="Seizure genetics").click()
+    assert member.page.get_by_role("link", name="ethics-approval.pdf").is_visible(), "the committee sees the document"
+    member.page.get_by_label("Note or conditions for the researcher (optional)").fill("No attempt to re-identify.")
+    member.page.get_by_role("button", name="Approve").click()
+    assert member.page.get_by_text("Approved: demo-cohort.").is_visible()
+    assert request_id in member.page.url
 
     page.get_by_role("link", name="My requests").click()
     assert page.locator("tr", has_text="Seizure genetics").get_by_text("Approved").is_visible()
+    page.get_by_role("link", name="Seizure genetics").click()
+    decision = page.locator("section", has_text="Decision:").inner_text()
+    assert "Approved" in decision and "No attempt to re-identify." in decision, "the committee's note reaches them"
+    check_page(researcher, "request-approved")
     page.get_by_role("link", name="My data").click()
     check_page(researcher, "downloads")
     stops = keyboard_walk(page, steps=80)
