@@ -34,6 +34,8 @@ from genoshare.settings import BONA_FIDE_RESEARCHER, NetworkSettings, ServiceReg
 from processes import Server, free_port
 from support import TEST_ISSUER, Passports
 
+pytestmark = pytest.mark.slow
+
 DEADLINE = 2.0
 CHAIR = f"chair@{TEST_ISSUER}"
 PURPOSE = {"primary": "GRU"}
