@@ -145,6 +145,7 @@ def test_every_answer_is_audited_and_shows_in_the_participants_usage(client: Tes
         (PEER_TOKEN, MEDIA, {"patient": {"id": "x", "features": [{"id": "HP:0001166"}]}}, 422),
         (PEER_TOKEN, MEDIA, {"patient": {**patient()["patient"], "features": [{"id": "seizures"}]}}, 422),
         (PEER_TOKEN, MEDIA, [1, 2], 422),
+        (PEER_TOKEN, MEDIA, patient(genes=[f"GENE{n}" for n in range(101)]), 422),  # a patient has a few genes
     ],
 )
 def test_refusals_carry_the_mme_status_and_message(

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from clinical.clinical_world import MARFAN, PEER_NAME, PEER_TOKEN, build_world, matchmaker_settings
 from genoshare.node import Node, init_node
 from genoshare.settings import MatchmakerPeer, MatchmakerSettings, load_settings
 
 from processes import Server, free_port, run_cli
+from support import SPEC
 
 MEDIA = "application/vnd.ga4gh.matchmaker.v1.1+json"
 
@@ -83,6 +85,8 @@ def test_a_match_request_crosses_to_a_peer_process_and_down_peers_are_reported(
     assert done.returncode == 0, done.stderr
     answers = {answer["peer"]: answer for answer in json.loads(done.stdout)}
     assert answers["Node B"]["status"] == "answered"
+    schema = json.loads((SPEC / "mme" / "mme-search-1.1.schema.json").read_text())
+    Draft202012Validator({**schema, "$ref": "#/$defs/response"}).validate({"results": answers["Node B"]["results"]})
     best = answers["Node B"]["results"][0]
     assert best["patient"]["contact"]["name"] == "Dr Custodian, Genetics"
     assert best["patient"]["genomicFeatures"] == [{"gene": {"id": "GENE1"}}]

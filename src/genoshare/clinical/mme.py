@@ -97,6 +97,8 @@ def _media_types(header: str | None) -> list[str]:
 # --- the request, as search-api.md defines it --------------------------------------------------------------
 
 _HPO = r"^HP:\d{7}$"
+MAX_ITEMS = 1000
+MAX_GENES = 100
 
 
 class _Open(BaseModel):
@@ -158,9 +160,11 @@ class Patient(_Open):
     sex: Literal["FEMALE", "MALE", "OTHER", "MIXED_SAMPLE", "NOT_APPLICABLE"] | None = None
     ageOfOnset: str | None = Field(default=None, pattern=_HPO)
     inheritanceMode: str | None = Field(default=None, pattern=_HPO)
-    disorders: list[Disorder] = Field(default_factory=list)
-    features: list[Feature] = Field(default_factory=list)
-    genomicFeatures: list[GenomicFeature] = Field(default_factory=list)
+    # Bounded: each candidate gene is a look-up in every dataset's variant index, and a trusted peer's
+    # request must not hold a worker for minutes (a patient has tens of features and a few genes).
+    disorders: list[Disorder] = Field(default_factory=list, max_length=MAX_ITEMS)
+    features: list[Feature] = Field(default_factory=list, max_length=MAX_ITEMS)
+    genomicFeatures: list[GenomicFeature] = Field(default_factory=list, max_length=MAX_GENES)
     test: bool = False
 
     @model_validator(mode="after")
