@@ -61,7 +61,8 @@ def open_tab(browser: Browser, *, phone: bool = False, locale: str = "en-GB") ->
         has_touch=phone,
         accept_downloads=True,
     )
-    context.set_default_timeout(15_000)
+    # Generous: Chromium shares two cores with the rest of the suite in CI.
+    context.set_default_timeout(30_000)
     page = context.new_page()
     tab = Tab(context, page)
 
