@@ -19,13 +19,12 @@ from rich.table import Table
 
 from genoshare.access.roles import Operator
 from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported
-from genoshare.datasets.service import DatasetService
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import GenoshareError
 from genoshare.governance.rederive import Rederivation
 from genoshare.governance.requests import NewRequest, view
 from genoshare.governance.usage import Route, Use
-from genoshare.node import build_access_requests, build_consent, build_rederiver
+from genoshare.node import build_access_requests, build_consent, build_datasets, build_rederiver
 
 REQUEST_STATES = ("pending", "approved", "rejected", "revoked")
 
@@ -175,7 +174,7 @@ def consent_list(
     """Participants of a dataset (by pseudonym) with their consent state."""
     node = open_node(data_dir)
     with reported():
-        DatasetService(node.database).get(dataset_id)
+        build_datasets(node).get(dataset_id)
     records = build_consent(node).records(dataset_id)
     waiting = build_rederiver(node).blocked(dataset_id)
     if as_json:

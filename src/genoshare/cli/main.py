@@ -18,8 +18,8 @@ from genoshare.cli.common import DataDir, console, ensure_port_free, errors, fai
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.cli.network import network_app
-from genoshare.datasets.service import DatasetService, NewDataset
-from genoshare.node import PRIVATE_UMASK, build_usage, init_node
+from genoshare.datasets.service import NewDataset
+from genoshare.node import PRIVATE_UMASK, build_datasets, build_usage, init_node
 
 app = typer.Typer(
     name="genoshare",
@@ -97,7 +97,7 @@ def datasets_create(
     """Create a dataset with its consent codes and access level."""
     node = open_node(data_dir)
     with reported():
-        dataset = DatasetService(node.database).create(
+        dataset = build_datasets(node).create(
             NewDataset(
                 id=dataset_id,
                 title=title,
@@ -119,7 +119,7 @@ def datasets_create(
 @datasets_app.command("list")
 def datasets_list(data_dir: DataDir = Path("node"), as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List datasets."""
-    rows = DatasetService(open_node(data_dir).database).list()
+    rows = build_datasets(open_node(data_dir)).list()
     if as_json:
         typer.echo(
             json.dumps(
@@ -177,7 +177,7 @@ def objects_list(
 ) -> None:
     """List a dataset's files with their DRS ids, sizes and checksums."""
     with reported():
-        rows = DatasetService(open_node(data_dir).database).objects(dataset_id)
+        rows = build_datasets(open_node(data_dir)).objects(dataset_id)
     if as_json:
         typer.echo(
             json.dumps(
@@ -262,7 +262,7 @@ def audit_report(
     """Who used a dataset (or one participant's data): when, how much, by which route, under which project."""
     node = open_node(data_dir)
     with reported():
-        DatasetService(node.database).get(dataset_id)
+        build_datasets(node).get(dataset_id)
     uses = build_usage(node).of(dataset_id, participant, grant)
     if as_json:
         typer.echo(json.dumps([use.as_dict() for use in uses], indent=2))
@@ -283,7 +283,7 @@ def datasets_committee(
     """Name the data access committee of a dataset (replaces the previous list)."""
     node = open_node(data_dir)
     with reported():
-        dataset = DatasetService(node.database).set_committee(dataset_id, member, auto_approve)
+        dataset = build_datasets(node).set_committee(dataset_id, member, auto_approve)
     console.print(f"committee of {dataset.id}: {', '.join(dataset.committee)}; auto-approve {dataset.auto_approve}")
 
 
