@@ -94,6 +94,13 @@ def test_a_variant_no_source_knows_says_so(client: TestClient, loaded: ClinicalW
     assert any("clinical significance is not known" in note for note in body["notes"])
 
 
+def test_a_variant_on_an_assembly_the_node_does_not_hold_says_so(client: TestClient, loaded: ClinicalWorld) -> None:
+    body = client.get("/clinical/variants", params={"variant": "NC_000001.10:g.1500C>T"}).json()
+    assert body["variant"]["assembly"] == "GRCh37"
+    assert body["datasets"] == [] and body["clinicalSignificance"] == []  # ClinVar was loaded for GRCh38
+    assert any("no dataset of this node has variant data on this assembly" in note for note in body["notes"])
+
+
 def test_the_cli_looks_up_as_the_api_does(client: TestClient, loaded: ClinicalWorld) -> None:
     command = ["clinical", "lookup", "NC_000001.11:g.1500C>T", "--data-dir", str(loaded.node.settings.data_dir)]
     env = {"GENOSHARE_DATABASE_URL": loaded.node.settings.database_url, "COLUMNS": "200"}

@@ -127,6 +127,11 @@ def test_every_answer_is_audited_and_shows_in_the_participants_usage(client: Tes
     uses = [use.as_dict() for use in build_usage(world.node).of("rare", world.pseudonyms["R01"])]
     mine = [use for use in uses if use["user"] == f"mme:{PEER_NAME}"]
     assert mine and mine[0]["routes"]["matchmaking"]["records"] >= 1
+    # The participant sees it in their own report, with their consent token.
+    consent = build_consent(world.node)
+    token = consent.issue_link(consent.find("rare", world.pseudonyms["R01"]), OPERATOR.actor)
+    own = client.get("/consent/usage", headers={"X-Consent-Token": token}).json()
+    assert any(use["user"] == f"mme:{PEER_NAME}" and "matchmaking" in use["routes"] for use in own)
     # R04 refused: no match ever showed them, so nothing is reported as a use of their data.
     others = build_usage(world.node).of("rare", world.pseudonyms["R04"])
     assert all(use.actor != f"mme:{PEER_NAME}" for use in others)
