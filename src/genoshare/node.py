@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import tomli_w
@@ -324,8 +324,15 @@ def build_matchmaker(node: Node, beacon: BeaconService) -> MatchmakerService:
     from genoshare.beacon.cohort import BeaconCohort
     from genoshare.clinical.mme import MatchmakerService
 
+    from genoshare.governance.notify import Notice
+
     cohort = BeaconCohort(node.database, beacon.people, beacon.catalog)
-    return MatchmakerService(node.database, node.audit, node.settings, cohort)
+    notifier = node.notifier
+
+    def notify(subject: str, body: str, to: tuple[str, ...], payload: dict[str, Any]) -> None:
+        notifier.send(Notice("mme.match", subject, body, to, payload))
+
+    return MatchmakerService(node.database, node.audit, node.settings, cohort, notify=notify)
 
 
 def build_matchmaker_client(node: Node) -> MatchmakerClient:

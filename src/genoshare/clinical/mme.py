@@ -259,6 +259,10 @@ class Match:
     genes: tuple[str, ...]
 
 
+#: Tells the data custodian of matches (subject, text, addresses, JSON payload): the node's notifier.
+NotifyMatch = Callable[[str, str, tuple[str, ...], dict[str, Any]], None]
+
+
 class MatchmakerService:
     """Answers ``/mme/match`` for the trusted peers; built once by the composition root."""
 
@@ -269,11 +273,13 @@ class MatchmakerService:
         settings: Settings,
         cohort: Cohort,
         information_content: Callable[[], InformationContent] = hpo_information_content,
+        notify: NotifyMatch | None = None,
     ) -> None:
         self.database = database
         self.audit = audit
         self.settings = settings
         self.cohort = cohort
+        self.notify = notify
         self._information_content = information_content
         self._candidates: _Candidates | None = None
         self._consent: _Consent | None = None
@@ -294,10 +300,41 @@ class MatchmakerService:
         found = self._score(terms, genes)
         results = [self._result(match) for match in found]
         self._audit(peer, patient, terms, genes, found)
+        if found and not patient.test and self.notify is not None:  # MME: test queries notify nobody
+            self._tell_custodian(peer, patient, found)
         response: dict[str, Any] = {"results": results}
         if mme.disclaimer:
             response["disclaimer"] = mme.disclaimer
         return response
+
+    def _tell_custodian(self, peer: str, patient: Patient, found: list[Match]) -> None:
+        """What the join protocol lets a node do: tell its data owners that another clinician's patient matched.
+
+        The notice names the asking clinician's contact (so that the custodian can follow up too) and the
+        matches by dataset and pseudonym; it goes to ``mme.contact_email`` and the node's webhook, if any.
+        """
+        assert self.notify is not None
+        contact = patient.contact
+        asker = ", ".join(part for part in (contact.name, contact.institution, contact.email, contact.href) if part)
+        lines = [
+            f"{peer}'s matchmaker asked about a patient of {asker}.",
+            f"{len(found)} of the individuals here matched (score in [0, 1], best first):",
+            *(
+                f"  {m.candidate.dataset_id}/{m.candidate.person.pseudonym}: {m.score:.2f}"
+                + (f" (rare allele in {', '.join(m.genes)})" if m.genes else "")
+                for m in found
+            ),
+        ]
+        payload = {
+            "peer": peer,
+            "contact": contact.model_dump(mode="json", exclude_none=True),
+            "matches": [
+                {"dataset": m.candidate.dataset_id, "participant": m.candidate.person.pseudonym, "score": m.score}
+                for m in found
+            ],
+        }
+        to = (self.settings.mme.contact_email,) if self.settings.mme.contact_email else ()
+        self.notify(f"Matchmaker Exchange: {len(found)} matches for {peer}", "\n".join(lines), to, payload)
 
     def _score(self, terms: Sequence[str], genes: Sequence[str]) -> list[Match]:
         mme = self.settings.mme
