@@ -26,7 +26,7 @@ from genoshare.access.passports import Identity
 from genoshare.beacon.framework import BY_PATH
 from genoshare.beacon.request import parse_query
 from genoshare.duo.purpose import PurposeCategory, ResearchPurpose
-from genoshare.errors import GenoshareError, InvalidInput
+from genoshare.errors import GenoshareError, InvalidInput, NotFound
 from genoshare.governance.requests import SECTORS, NewRequest, agreement_digest
 from genoshare.portal.i18n import N_
 from genoshare.portal.web import (
@@ -284,7 +284,7 @@ def request_form(request: Request, viewer: ResearcherDep) -> HTMLResponse:
 async def check_request(request: Request, viewer: ResearcherDep) -> HTMLResponse:
     """The DUO match per dataset for the purpose as filled in so far, without submitting anything."""
     form = await request.form()
-    return await _run(_check, request, viewer, form)
+    return await run_in_threadpool(_check, request, viewer, form)
 
 
 def _check(request: Request, viewer: Viewer, form: FormData) -> HTMLResponse:
@@ -306,7 +306,7 @@ async def submit_request(request: Request, viewer: ResearcherDep) -> Response:
     form = await request.form()
     uploads = [item for item in form.getlist("documents") if isinstance(item, UploadFile) and item.filename]
     files = [(upload.filename or "document", await upload.read()) for upload in uploads]
-    return await _run(_submit, request, viewer, form, files)
+    return await run_in_threadpool(_submit, request, viewer, form, files)
 
 
 def _submit(request: Request, viewer: Viewer, form: FormData, files: Sequence[tuple[str, bytes]]) -> Response:
@@ -338,10 +338,6 @@ def _submit(request: Request, viewer: Viewer, form: FormData, files: Sequence[tu
     return redirect(f"{PREFIX}/requests/{made.id}")
 
 
-async def _run(function: Any, *args: Any) -> Any:
-    return await run_in_threadpool(function, *args)
-
-
 @router.get("/requests")
 def my_requests(request: Request, viewer: ResearcherDep) -> HTMLResponse:
     portal = portal_of(request)
@@ -368,10 +364,9 @@ def request_detail(request: Request, request_id: str, viewer: ResearcherDep) -> 
 
 
 @router.get("/documents/{document_id}")
-def document(request: Request, document_id: str, viewer: ViewerDep) -> Response:
+def document(request: Request, document_id: str, viewer: ResearcherDep) -> Response:
     """A request's document, for whoever may see the request (requester, its committees, stewards)."""
-    if viewer.identity is None:
-        raise InvalidInput(t(request, "Sign in to open documents."))
+    assert viewer.identity is not None
     found, content = portal_of(request).services.documents.read(viewer.identity, document_id)
     return Response(
         content,
@@ -487,4 +482,4 @@ def _manifest(request: Request, dataset_id: str, viewer: Viewer) -> tuple[Datase
                 }
                 for row in each.files
             ]
-    raise InvalidInput(t(request, "You hold no grant for dataset %(dataset)s.", dataset=dataset_id))
+    raise NotFound(t(request, "You hold no grant for dataset %(dataset)s.", dataset=dataset_id))
