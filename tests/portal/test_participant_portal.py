@@ -7,6 +7,7 @@ so the participant sees a real use, and the researcher's Beacon count drops afte
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from genoshare.demo.setup import COHORT_DATASET
-from genoshare.node import Node
+from genoshare.datasets.service import NewDataset
+from genoshare.demo.setup import COHORT_DATASET, demo_cohort
+from genoshare.node import Node, build_datasets, build_ingestor
 from genoshare.settings import load_settings
 from genoshare.store.models import Participant
 
@@ -162,3 +164,54 @@ def test_a_participant_sees_a_use_then_withdraws_and_the_count_drops(
     assert beacon_count(portal_node, passport) == before - 1, "the researcher's count drops by the person"
     page.goto(f"{portal_node.url}/portal/consent")
     assert page.get_by_text("Withdrawn", exact=True).is_visible()
+
+
+def test_one_link_reaches_the_persons_records_in_every_dataset(
+    portal_node: PortalNode, tab: Callable[..., Tab]
+) -> None:
+    node = Node.open(load_settings(portal_node.data_dir))
+    try:
+        build_datasets(node).create(
+            NewDataset(
+                id="demo-biobank",
+                title="Demo biobank",
+                custodian="genoshare demo",
+                access_level="controlled",
+                duo_codes=["HMB"],
+            )
+        )
+        copy = portal_node.data_dir.parent / "biobank.vcf.gz"
+        shutil.copy(demo_cohort() / "cohort.vcf.gz", copy)
+        build_ingestor(node).ingest("demo-biobank", [copy])
+        with node.database.sessions() as session:
+            rows = list(session.scalars(select(Participant).where(Participant.consent_status == "active")))
+    finally:
+        node.close()
+    by_source: dict[str, dict[str, str]] = {}
+    for row in rows:
+        by_source.setdefault(row.source_name, {})[row.dataset_id] = row.pseudonym
+    pseudonyms = next(p for _, p in sorted(by_source.items()) if len(p) == 2)
+    result = run_cli(
+        "consent",
+        "link",
+        COHORT_DATASET,
+        pseudonyms[COHORT_DATASET],
+        "--also",
+        f"demo-biobank:{pseudonyms['demo-biobank']}",
+        "--data-dir",
+        str(portal_node.data_dir),
+        env={"GENOSHARE_PUBLIC_URL": portal_node.url, "COLUMNS": "300"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = LINK.search(result.stdout)
+    assert found, result.stdout
+    person = tab()
+    person.page.goto(found.group(1))
+    page = person.page
+    assert page.get_by_text("Your data is in 2 dataset(s) at this node.", exact=False).is_visible()
+    assert page.get_by_role("heading", name="Synthetic cohort (msprime), 100 individuals").is_visible()
+    assert page.get_by_role("heading", name="Demo biobank").is_visible()
+    for pseudonym in pseudonyms.values():
+        assert page.get_by_text(pseudonym, exact=True).is_visible()
+    assert page.get_by_text("The data may be used only for health, medical or biomedical research.").is_visible()
+    check_page(person, "participant-two-datasets")

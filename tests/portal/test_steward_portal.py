@@ -13,7 +13,7 @@ import pytest
 from genoshare.demo.setup import COHORT_DATASET
 
 from browser import Tab, check_page, keyboard_walk
-from conftest import PortalNode
+from portal_support import PortalNode
 
 pytestmark = pytest.mark.slow
 
