@@ -110,8 +110,11 @@ def test_only_people_whose_consent_allows_matchmaking_are_ever_shown(client: Tes
         assert said.status_code == 200, said.text
         assert said.json()["matchmaking"] is True
         assert "N01" in matched(ask(client, patient(MARFAN)), world)
+        index = client.app.state.mme._candidates  # type: ignore[attr-defined]
         client.post("/consent/matchmaking", json={"allow": False}, headers={"X-Consent-Token": token})
         assert "N01" not in matched(ask(client, patient(MARFAN)), world)
+        # A consent change (which reloads the Beacon's people) recomputes who may be shown, not the index.
+        assert client.app.state.mme._candidates is index  # type: ignore[attr-defined]
     finally:
         reset_choice(world, "N01")
 

@@ -26,12 +26,14 @@ class BeaconCohort:
         self.people = people
         self.catalog = catalog
 
-    def individuals(self, dataset_id: str) -> Mapping[int, Person]:
-        """Everyone described in the dataset by sample number (consent is the caller's to apply).
+    def individuals(self, dataset_id: str) -> tuple[object, Mapping[int, Person]]:
+        """Everyone described in the dataset by sample number (consent is the caller's to apply), and a version.
 
-        The same mapping object is returned for as long as the dataset's individuals are unchanged.
+        The version (count and last update of the dataset's individuals) changes whenever they do, and only
+        then: a consent change reloads the Beacon's cache but not the people.
         """
-        return self.people.get(dataset_id).by_number
+        version, people = self.people.versioned(dataset_id)
+        return version, people.by_number
 
     def rare_carriers(self, dataset_id: str, gene: str, max_allele_frequency: float) -> BitMap:
         """Sample numbers of those carrying an allele in ``gene`` (symbol or stable id) at or below the frequency.

@@ -143,6 +143,18 @@ class PeopleCache:
             self._entries[dataset_id] = _Entry(people, version, time.monotonic())
             return people
 
+    def versioned(self, dataset_id: str) -> tuple[tuple[int, object], People]:
+        """The dataset's people with the version they were read at (count, last update): same version, same people.
+
+        A consent change invalidates the cache and reloads the same people; callers that build on them (the
+        matchmaking index) compare versions, not objects, and so keep what they built.
+        """
+        while True:
+            people = self.get(dataset_id)
+            entry = self._entries.get(dataset_id)
+            if entry is not None and entry.people is people:  # else invalidated meanwhile: read again
+                return entry.version, people
+
     def _version(self, dataset_id: str) -> tuple[int, object]:
         with self.database.sessions() as session:
             count, latest = session.execute(

@@ -213,7 +213,7 @@ class Individual(Protocol):
 class Cohort(Protocol):
     """Individuals and rare-allele carriers per dataset (``genoshare.beacon.cohort.BeaconCohort``)."""
 
-    def individuals(self, dataset_id: str) -> Mapping[int, Individual]: ...
+    def individuals(self, dataset_id: str) -> tuple[object, Mapping[int, Individual]]: ...
     def rare_carriers(self, dataset_id: str, gene: str, max_allele_frequency: float) -> Iterable[int]: ...
 
 
@@ -432,11 +432,12 @@ class MatchmakerService:
                 select(func.count(), func.max(Participant.consent_updated_at), func.max(Participant.id))
             ).one()
             dataset_version = session.execute(select(func.max(Dataset.updated_at))).scalar()
-        people = {dataset_id: self.cohort.individuals(dataset_id) for dataset_id, _, _ in datasets}
-        people_key = tuple((dataset_id, id(mapping)) for dataset_id, mapping in people.items())
+        versioned = {dataset_id: self.cohort.individuals(dataset_id) for dataset_id, _, _ in datasets}
+        people_key = tuple((dataset_id, version) for dataset_id, (version, _) in versioned.items())
         with self._lock:
             candidates = self._candidates
             if candidates is None or candidates.key != people_key:
+                people = {dataset_id: described for dataset_id, (_, described) in versioned.items()}
                 candidates = self._candidates = self._index(people_key, people)
             consent_key = (people_key, tuple(consent_version), dataset_version)
             consent = self._consent
