@@ -32,12 +32,11 @@ from starlette.types import Message, Receive, Scope, Send
 
 from genoshare.api.deps import NodeDep, ReadsDep, bearer_token
 from genoshare.api.openapi import TICKET
-from genoshare.audit import Entry
 from genoshare.crypt.files import EncryptedFile
 from genoshare.drs.reads import OpenedBlob, TicketReads
 from genoshare.errors import GenoshareError, InvalidInput, Unauthenticated
 from genoshare.formats import FileFormat
-from genoshare.node import Node
+from genoshare.settings import Settings
 from genoshare.store.blobs import PlainFile, StoredBytes
 
 router = APIRouter(
@@ -270,14 +269,14 @@ class ObjectResponse(StreamingResponse):
 
     def __init__(
         self,
-        node: Node,
+        settings: Settings,
         reads: TicketReads,
         opened: OpenedBlob,
         pieces: AsyncGenerator[memoryview, None],
         status_code: int,
         headers: dict[str, str],
     ) -> None:
-        self.node, self.reads, self.opened, self._pieces = node, reads, opened, pieces
+        self.settings, self.reads, self.opened, self._pieces = settings, reads, opened, pieces
         self._started = False
         self.sent = 0
         super().__init__(self._guarded(), status_code=status_code, headers=headers, media_type=opened.mime_type)
@@ -285,7 +284,7 @@ class ObjectResponse(StreamingResponse):
     async def _guarded(self) -> AsyncGenerator[memoryview, None]:
         self._started = True
         loop = asyncio.get_running_loop()
-        interval = self.node.settings.stream_recheck_seconds
+        interval = self.settings.stream_recheck_seconds
         due = loop.time() + interval
         try:
             async for piece in self._pieces:
@@ -298,7 +297,7 @@ class ObjectResponse(StreamingResponse):
             await self._pieces.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        patience = self.node.settings.send_timeout_seconds
+        patience = self.settings.send_timeout_seconds
 
         async def send_or_give_up(message: Message) -> None:
             # The server's send waits while the client reads nothing (flow control); bound that wait.
@@ -311,26 +310,13 @@ class ObjectResponse(StreamingResponse):
             await super().__call__(scope, receive, send_or_give_up)
         except GenoshareError as ended:
             # Returning without the last body message makes the server close the connection (a cut transfer).
-            await run_in_threadpool(self._record_stop, ended)
+            await run_in_threadpool(self.reads.record_stop, self.opened, ended.message, self.sent)
         finally:
             body = self.body_iterator
             assert isinstance(body, AsyncGenerator)
             await body.aclose()
             if not self._started:
                 self.opened.close()
-
-    def _record_stop(self, ended: GenoshareError) -> None:
-        ticket = self.opened.ticket
-        self.node.audit.record(
-            Entry(
-                actor=ticket.actor,
-                action="data.read",
-                resource=f"objects/{ticket.object_id}",
-                decision="deny",
-                reason=f"stopped mid-stream: {ended.message}",
-                details={"dataset": ticket.dataset_id, "bytes_sent": self.sent},
-            )
-        )
 
 
 @router.get(
@@ -341,7 +327,7 @@ class ObjectResponse(StreamingResponse):
     summary="Object bytes (signed ticket required)",
 )
 def read_object(object_id: str, request: Request, node: NodeDep, reads: ReadsDep) -> Response:
-    return serve_object(object_id, request, node, reads)
+    return serve_object(object_id, request, node.settings, reads)
 
 
 @router.head(
@@ -352,24 +338,24 @@ def read_object(object_id: str, request: Request, node: NodeDep, reads: ReadsDep
     summary="Object size and range support (signed ticket required)",
 )
 def head_object(object_id: str, request: Request, node: NodeDep, reads: ReadsDep) -> Response:
-    return serve_object(object_id, request, node, reads)
+    return serve_object(object_id, request, node.settings, reads)
 
 
-def serve_object(object_id: str, request: Request, node: Node, reads: TicketReads) -> Response:
+def serve_object(object_id: str, request: Request, settings: Settings, reads: TicketReads) -> Response:
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated("data URLs need the ticket that DRS or htsget handed out with them")
     opened = reads.open(object_id, token)
     request.state.actor = opened.ticket.actor  # who the audit log names if the range is refused
     try:
-        return _answer(opened, request, node, reads)
+        return _answer(opened, request, settings, reads)
     except BaseException:
         # Every error before the response owns the file (a bad Range, a failed audit write) closes it here.
         opened.close()
         raise
 
 
-def _answer(opened: OpenedBlob, request: Request, node: Node, reads: TicketReads) -> Response:
+def _answer(opened: OpenedBlob, request: Request, settings: Settings, reads: TicketReads) -> Response:
     size = opened.size
     # RFC 9110 14.2: Range is defined for GET only; without validators of ours, an If-Range never matches.
     honoured = request.method == "GET" and "if-range" not in request.headers
@@ -390,4 +376,4 @@ def _answer(opened: OpenedBlob, request: Request, node: Node, reads: TicketReads
         body = _stored_plaintext_stream
     else:
         body = _decrypted_stream
-    return ObjectResponse(node, reads, opened, body(opened, start, end), status, headers)
+    return ObjectResponse(settings, reads, opened, body(opened, start, end), status, headers)

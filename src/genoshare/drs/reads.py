@@ -158,3 +158,17 @@ class TicketReads:
                 },
             )
         )
+
+    def record_stop(self, opened: OpenedBlob, reason: str, bytes_sent: int) -> None:
+        """The entry of a stream cut before its end: access ended while it streamed, or its client stopped reading."""
+        ticket = opened.ticket
+        self.audit.record(
+            Entry(
+                actor=ticket.actor,
+                action="data.read",
+                resource=f"objects/{ticket.object_id}",
+                decision="deny",
+                reason=f"stopped mid-stream: {reason}",
+                details={"dataset": ticket.dataset_id, "bytes_sent": bytes_sent},
+            )
+        )
