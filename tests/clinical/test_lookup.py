@@ -84,7 +84,10 @@ def test_a_granted_researcher_gets_the_carriers_and_frequency(
     assert rare["carriers"] == 1  # only R01
     assert rare["alleleFrequency"] == pytest.approx(1 / 14)  # one copy among the seven who did not withdraw
     research = next(d for d in body["datasets"] if d["dataset"] == "research")
-    assert "carriers" not in research  # no grant there: the Beacon's own lower level applies
+    # No grant there: the Beacon's rules for a researcher apply, randomised response on a rare allele included,
+    # and the answer says so (a "no" it gives is a count of 0, which the flag marks as not to be trusted).
+    assert research["granularity"] != "record" and research["randomised"] is True
+    assert "alleleFrequency" not in research
 
 
 def test_a_variant_no_source_knows_says_so(client: TestClient, loaded: ClinicalWorld) -> None:

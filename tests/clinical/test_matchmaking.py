@@ -16,7 +16,8 @@ from jsonschema import Draft202012Validator
 
 from genoshare.node import build_consent, build_usage
 
-from support import OPERATOR, SPEC
+from conftest import STEWARD
+from support import OPERATOR, SPEC, Passports, bearer
 
 SCHEMA = json.loads((SPEC / "mme" / "mme-search-1.1.schema.json").read_text())
 MEDIA = "application/vnd.ga4gh.matchmaker.v1.1+json"
@@ -189,3 +190,19 @@ def test_get_is_not_a_match_and_heartbeat_needs_the_token(client: TestClient) ->
     beat = client.get("/mme/heartbeat", headers={"X-Auth-Token": PEER_TOKEN})
     assert beat.status_code == 200
     assert MEDIA in beat.json()["heartbeat"]["accept"]
+
+
+def test_only_a_steward_sends_a_patient_to_the_peers_and_each_peer_is_reported(
+    client: TestClient, world: ClinicalWorld, passports: Passports
+) -> None:
+    body = patient(MARFAN, ["GENE1"])
+    assert client.post("/mme/peers/match", json=body).status_code == 401
+    researcher = client.post("/mme/peers/match", json=body, headers=bearer(passports.anonymous_researcher()))
+    assert researcher.status_code == 403
+    validator("error").validate(researcher.json())
+    steward = Passports(passports.issuer, subject=STEWARD).anonymous_researcher()
+    answer = client.post("/mme/peers/match", json=body, headers=bearer(steward))
+    assert answer.status_code == 200, answer.text
+    assert [(p["peer"], p["status"], p["results"]) for p in answer.json()["peers"]] == [("Down", "unreachable", [])]
+    search = [e for e in world.node.audit.entries() if e.action == "mme.search"][-1]
+    assert search.actor.startswith(STEWARD) and search.details["peers"]["Down"]["status"] == "unreachable"

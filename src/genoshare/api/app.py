@@ -16,7 +16,14 @@ from genoshare.api.errors import install_error_handlers
 from genoshare.api.openapi import install_openapi
 from genoshare.beacon import framework
 from genoshare.network.service import NetworkService
-from genoshare.node import PRIVATE_UMASK, Node, build_clinical_lookup, build_matchmaker, build_services
+from genoshare.node import (
+    PRIVATE_UMASK,
+    Node,
+    build_clinical_lookup,
+    build_matchmaker,
+    build_matchmaker_client,
+    build_services,
+)
 from genoshare.portal.app import install_portal
 from genoshare.settings import Settings, load_settings
 
@@ -70,6 +77,7 @@ def create_app(node: Node) -> FastAPI:
     app.state.registry_entries = registry_entries(node)
     # Matchmaker Exchange (``/mme``) and the clinical variant lookup, both on the Beacon's caches.
     app.state.mme = build_matchmaker(node, services.beacon)
+    app.state.mme_client = build_matchmaker_client(node)
     app.state.clinical = build_clinical_lookup(node, services.beacon)
     install_error_handlers(app)
     install_openapi(app)

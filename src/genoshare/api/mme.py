@@ -19,16 +19,18 @@ from starlette.concurrency import run_in_threadpool
 
 from genoshare import __version__
 from genoshare.access.matchmaking import trusted_peer
+from genoshare.api.deps import IdentityDep
 from genoshare.api.errors import audit_denial
 from genoshare.clinical.mme import (
     MEDIA_TYPE,
     SUPPORTED_VERSIONS,
+    MatchmakerClient,
     MatchmakerService,
     NotAcceptable,
     negotiate,
     parse_request,
 )
-from genoshare.errors import GenoshareError, InvalidInput
+from genoshare.errors import GenoshareError, InvalidInput, PermissionDenied, Unauthenticated
 from genoshare.settings import MatchmakerPeer
 
 
@@ -107,6 +109,39 @@ async def match(request: Request, token: AuthToken = None) -> Response:
     service: MatchmakerService = request.app.state.mme
     answer = await run_in_threadpool(service.match, peer.name, parsed)
     return MatchmakerJSON(answer)
+
+
+@router.post(
+    "/peers/match",
+    summary="Send a patient to every configured Matchmaker Exchange peer (stewards)",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
+    response_class=JSONResponse,
+    responses={
+        200: {"description": "Each peer's answer, or why it gave none (answered, refused, failed, timed out)."},
+        400: {"description": "The body is not JSON, or no peer is configured to be asked."},
+        401: {"description": "No passport."},
+        403: {"description": "Not one of the node's stewards."},
+        422: {"description": "The body is not an MME match request."},
+    },
+)
+async def ask_peers(request: Request, identity: IdentityDep) -> Response:
+    """The node's own search of the network: the patient goes to each peer, each within its deadline.
+
+    Only the node's stewards (``roles.stewards``) may send a patient out, as at the command line
+    (``genoshare clinical match``); the search is audited under their name.
+    """
+    if identity is None:
+        raise Unauthenticated("send your passport (Authorization: Bearer) to search the matchmaking peers")
+    if not request.app.state.node.roles.is_steward(identity):
+        raise PermissionDenied("only the node's stewards may send patients to the matchmaking peers")
+    try:
+        body = json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(f"the body is not JSON: {error}") from None
+    parsed = parse_request(body)
+    client: MatchmakerClient = request.app.state.mme_client
+    answers = await run_in_threadpool(client.search, parsed, identity.actor)
+    return JSONResponse({"peers": [answer.as_dict() for answer in answers]})
 
 
 @router.get(
