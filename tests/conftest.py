@@ -23,6 +23,7 @@ from genoshare.api.app import create_app
 from genoshare.node import Node, init_node
 from genoshare.settings import TrustedIssuer, load_settings
 
+from parts import Parts, node_parts
 from support import PUBLIC_URL, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports
 
 os.environ.setdefault("REF_PATH", ":")
@@ -98,6 +99,13 @@ def node(tmp_path: Path, database_url: str, issuer: VisaIssuer) -> Iterator[Node
     node = init_node(settings)
     yield node
     node.close()
+
+
+@pytest.fixture
+def parts(tmp_path: Path, database_url: str) -> Iterator[Parts]:
+    """A node's parts without a ``Node`` (``tests/parts.py``): what a service's unit test builds it from."""
+    with node_parts(tmp_path, database_url) as made:
+        yield made
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from genoshare.ingest.metadata import MetadataDeidentifier
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.store.beacon_tables import BeaconIndividual
 
-from parts import Parts, node_parts
+from parts import Parts
 from support import HTSGET_DATA
 
 VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"
@@ -28,14 +27,14 @@ SECRET = b"s" * 32
 
 
 @pytest.fixture
-def parts(tmp_path: Path, database_url: str) -> Iterator[Parts]:
-    with node_parts(tmp_path, database_url) as made:
-        made.public_dataset()
-        indexer = BeaconIndexer(made.database, made.settings.data_dir, made.objects, made.keys.secret)
-        Ingestor(made.database, made.objects, made.keys, made.audit, Pseudonymiser(SECRET), indexer).ingest(
-            "open", [VCF]
-        )
-        yield made
+def ingested(parts: Parts) -> Parts:
+    """The parts, with the spec's three-sample VCF ingested into a public dataset (and its Beacon index)."""
+    parts.public_dataset()
+    indexer = BeaconIndexer(parts.database, parts.settings.data_dir, parts.objects, parts.keys.secret)
+    Ingestor(parts.database, parts.objects, parts.keys, parts.audit, Pseudonymiser(SECRET), indexer).ingest(
+        "open", [VCF]
+    )
+    return parts
 
 
 def beacon(parts: Parts) -> BeaconService:
@@ -43,25 +42,25 @@ def beacon(parts: Parts) -> BeaconService:
     return BeaconService(parts.settings, parts.database, parts.policy, guard, parts.audit)
 
 
-def test_beacon_from_its_parts_counts_the_carriers(parts: Parts) -> None:
+def test_beacon_from_its_parts_counts_the_carriers(ingested: Parts) -> None:
     request = BeaconRequest(
         parameters={"referenceName": "20", "start": [14369], "referenceBases": "G", "alternateBases": "A"},
         granularity=Granularity.COUNT,
     )
-    answer = beacon(parts).query(BY_PATH["g_variants"], request, None)
+    answer = beacon(ingested).query(BY_PATH["g_variants"], request, None)
     # rs6054257 (20:14370 G>A), carried by NA00002 and NA00003: one variant.
     assert answer["responseSummary"] == {"exists": True, "numTotalResults": 1}
-    assert answer["meta"]["beaconId"] == parts.settings.node_id
+    assert answer["meta"]["beaconId"] == ingested.settings.node_id
 
 
-def test_phenotype_ingest_from_its_parts_describes_a_sample(parts: Parts, tmp_path: Path) -> None:
+def test_phenotype_ingest_from_its_parts_describes_a_sample(ingested: Parts, tmp_path: Path) -> None:
     table = tmp_path / "individuals.tsv"
     table.write_text(
         "individual_id\tsex\tage\tphenotypic_features\tdiseases\nNA00002\tNCIT:C16576\tP40Y\tHP:0001250\t\n"
     )
-    phenotypes = PhenotypeIngest(parts.database, Pseudonymiser(SECRET), MetadataDeidentifier(SECRET))
+    phenotypes = PhenotypeIngest(ingested.database, Pseudonymiser(SECRET), MetadataDeidentifier(SECRET))
     assert phenotypes.ingest("open", [table]) == 1
-    with parts.database.sessions() as session:
+    with ingested.database.sessions() as session:
         row = session.query(BeaconIndividual).filter_by(dataset_id="open", pseudonym="NA00002").one()
     assert row.sex == "NCIT:C16576"
     assert [feature["featureType"]["id"] for feature in row.phenotypic_features] == ["HP:0001250"]

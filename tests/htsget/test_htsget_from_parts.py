@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from genoshare.drs.reads import TicketReads
 from genoshare.htsget.service import VARIANTS, HtsgetService, parse_get
@@ -15,16 +11,10 @@ from genoshare.index.published import BeaconIndexer
 from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.pipeline import Ingestor
 
-from parts import Parts, node_parts
+from parts import Parts
 from support import HTSGET_DATA
 
 VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"
-
-
-@pytest.fixture
-def parts(tmp_path: Path, database_url: str) -> Iterator[Parts]:
-    with node_parts(tmp_path, database_url) as made:
-        yield made
 
 
 def test_htsget_from_its_parts_tickets_the_whole_file(parts: Parts) -> None:

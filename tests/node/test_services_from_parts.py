@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from genoshare.access.passports import ANONYMOUS
 from genoshare.datasets.service import DatasetService
@@ -22,16 +18,10 @@ from genoshare.ingest.deidentify import Pseudonymiser
 from genoshare.ingest.pipeline import Ingestor
 from genoshare.store.beacon_tables import BeaconVariantIndex
 
-from parts import TICKET_TTL, Parts, node_parts
+from parts import TICKET_TTL, Parts
 from support import HTSGET_DATA
 
 VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"
-
-
-@pytest.fixture
-def parts(tmp_path: Path, database_url: str) -> Iterator[Parts]:
-    with node_parts(tmp_path, database_url) as made:
-        yield made
 
 
 def indexer(parts: Parts) -> BeaconIndexer:
@@ -90,5 +80,8 @@ def test_drs_and_data_reads_from_their_parts_serve_the_file(parts: Parts) -> Non
         reads.record_read(opened, 0, opened.size, "GET")
     finally:
         opened.close()
-    (entry,) = [event for event in parts.audit.entries() if event.action == "data.read"]
-    assert entry.details["end"] == VCF.stat().st_size
+    reads.record_stop(opened, "the grant was revoked", 1024)
+    served, stopped = [event for event in parts.audit.entries() if event.action == "data.read"]
+    assert (served.decision, served.details["end"]) == ("permit", VCF.stat().st_size)
+    assert (stopped.decision, stopped.details["bytes_sent"]) == ("deny", 1024)
+    assert stopped.reason == "stopped mid-stream: the grant was revoked"
