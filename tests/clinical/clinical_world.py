@@ -20,6 +20,8 @@ from genoshare.node import Node, build_consent, build_ingestor, build_phenotypes
 from genoshare.settings import MatchmakerPeer, MatchmakerSettings, Settings
 from genoshare.store.models import Participant, utcnow
 
+from processes import free_port
+
 MARFAN = ["HP:0001166", "HP:0001519", "HP:0000545", "HP:0001083", "HP:0002616"]
 EPILEPSY = ["HP:0001250", "HP:0001249", "HP:0001252", "HP:0000252"]
 RENAL = ["HP:0000107", "HP:0000083", "HP:0000822"]
@@ -41,6 +43,8 @@ PEOPLE: dict[str, tuple[str, list[str]]] = {
 PEER_TOKEN = "peer-a-token-" + "0" * 27
 PEER_NAME = "Peer A"
 CONTACT = "mailto:matchmaking@example.org"
+#: The node's steward, by passport subject at the test issuer (``roles.stewards``).
+STEWARD = "steward-1"
 
 
 @dataclass
@@ -61,6 +65,13 @@ def matchmaker_settings(peers: list[MatchmakerPeer] | None = None) -> Matchmaker
         min_score=0.05,
         max_results=5,
     )
+
+
+def down_peer(root: Path) -> MatchmakerPeer:
+    """A peer this node would ask, where nothing listens."""
+    token = root / "down.token"
+    token.write_text("a-token-for-a-peer-that-is-down\n")
+    return MatchmakerPeer(name="Down", base_url=f"http://127.0.0.1:{free_port()}/mme", token_file=token)
 
 
 def _vcf(path: Path, samples: list[str], carriers: dict[tuple[int, str, str], set[str]]) -> None:

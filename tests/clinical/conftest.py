@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from clinical_world import ClinicalWorld, build_world, matchmaker_settings
+from clinical_world import STEWARD, ClinicalWorld, build_world, down_peer, matchmaker_settings
 from fastapi.testclient import TestClient
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.api.app import create_app
-from genoshare.settings import Account, MatchmakerPeer, RoleSettings, TrustedIssuer, load_settings
+from genoshare.settings import Account, RoleSettings, TrustedIssuer, load_settings
 
-from processes import free_port
 from support import PUBLIC_URL, TEST_ISSUER, TEST_PASSPORT_POLICY
-
-#: The node's steward, by passport subject at the test issuer (``roles.stewards``).
-STEWARD = "steward-1"
-
-
-def down_peer(root: Path) -> MatchmakerPeer:
-    """A peer this node would ask, where nothing listens."""
-    token = root / "down.token"
-    token.write_text("a-token-for-a-peer-that-is-down\n")
-    return MatchmakerPeer(name="Down", base_url=f"http://127.0.0.1:{free_port()}/mme", token_file=token)
 
 
 @pytest.fixture(scope="session")

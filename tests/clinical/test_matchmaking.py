@@ -10,13 +10,22 @@ import json
 from typing import Any
 
 import pytest
-from clinical_world import CONTACT, EPILEPSY, MARFAN, PEER_NAME, PEER_TOKEN, PEOPLE, ClinicalWorld, reset_choice
+from clinical_world import (
+    CONTACT,
+    EPILEPSY,
+    MARFAN,
+    PEER_NAME,
+    PEER_TOKEN,
+    PEOPLE,
+    STEWARD,
+    ClinicalWorld,
+    reset_choice,
+)
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
 from genoshare.node import build_consent, build_usage
 
-from conftest import STEWARD
 from support import OPERATOR, SPEC, Passports, bearer
 
 SCHEMA = json.loads((SPEC / "mme" / "mme-search-1.1.schema.json").read_text())
