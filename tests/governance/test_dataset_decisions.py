@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import receivers
@@ -22,7 +23,7 @@ from genoshare.store.models import Grant
 from receivers import MailServer, body
 
 from governance_support import COMMITTEE_MEMBER, Cohort, make_cohort
-from support import TEST_ISSUER, Passports
+from support import TEST_ISSUER, Passports, bearer
 
 mail_server = receivers.mail_server
 OTHER_MEMBER = f"biobank-chair@{TEST_ISSUER}"
@@ -116,3 +117,28 @@ def test_each_committee_decides_its_own_dataset(
     assert groups["KE"].requests == 1 and groups["KE"].approved == 0
     assert report.denial_reasons == [("Kidney data not consented", 1)]
     assert "KE,academic" in report.csv()
+
+
+def test_the_api_decides_one_dataset_for_its_committee(
+    client: TestClient, cohort: Cohort, passports: Passports, issuer: VisaIssuer
+) -> None:
+    researcher = bearer(passports.anonymous_researcher())
+    purpose = {"primary": "DS", "diseases": ["MONDO:0005148"]}
+    body = {"datasets": ["cohort"], "purpose": purpose, "project_title": "T", "institution": "U"}
+    made = client.post("/governance/requests", json=body, headers=researcher).json()
+    url = f"/governance/requests/{made['id']}/datasets/cohort"
+    assert client.post(f"{url}/approve", json={}, headers=researcher).status_code == 403
+    assert client.post(f"{url}/bless", json={}, headers=chair(issuer)).status_code in (400, 422)
+    decided = client.post(
+        f"{url}/approve", json={"note": "Cite the cohort", "expires_on": "2030-01-31"}, headers=chair(issuer)
+    )
+    assert decided.status_code == 200, decided.text
+    answer = decided.json()
+    assert answer["status"] == "approved"
+    assert answer["decisions"]["cohort"]["note"] == "approved until 2030-01-31; Cite the cohort"
+    again = client.post(f"{url}/approve", json={}, headers=chair(issuer))
+    assert again.status_code == 409
+
+
+def chair(issuer: VisaIssuer) -> dict[str, str]:
+    return bearer(Passports(issuer, subject="dac-chair").anonymous_researcher())

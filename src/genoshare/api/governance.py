@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from genoshare.access.passports import Identity
@@ -126,6 +126,31 @@ def revoke(
     request_id: str, requests: AccessRequestsDep, identity: IdentityDep, body: Annotated[ReasonBody, Body()]
 ) -> dict[str, Any]:
     return view(requests.revoke(request_id, _caller(identity), body.reason))
+
+
+class DecisionBody(StrictBody):
+    note: str = Field(
+        default="", max_length=4000, description="Approve: a note or conditions; reject or revoke: the reason."
+    )
+    expires_on: dt.date | None = Field(
+        default=None, strict=False, description="Approve: last day of access (YYYY-MM-DD); default one year."
+    )
+
+
+@router.post(
+    "/governance/requests/{request_id}/datasets/{dataset_id}/{decision}",
+    summary="Decide one dataset of a request: approve, reject or revoke (its committee)",
+)
+def decide_dataset(
+    request_id: str,
+    dataset_id: str,
+    decision: Annotated[str, Path(pattern="^(approve|reject|revoke)$")],
+    requests: AccessRequestsDep,
+    identity: IdentityDep,
+    body: Annotated[DecisionBody, Body()],
+) -> dict[str, Any]:
+    decided = requests.decide_dataset(request_id, dataset_id, _caller(identity), decision, body.note, body.expires_on)
+    return view(decided)
 
 
 @router.get("/governance/passport", summary="A passport with the grants this node gave you, signed by the node")

@@ -239,7 +239,7 @@ class AccessRequests:
         self.access.require_decider(caller, [dataset_id])
         state = dataset_state(request, dataset_id)
         if state != _FROM[decision]:
-            raise Conflict(f"dataset {dataset_id} of request {request_id} is {state}; it cannot be {decision}d now")
+            raise Conflict(f"dataset {dataset_id} of request {request_id} is {state}: it cannot be {_STATE[decision]}")
         note = note.strip()
         if decision == "approve":
             return self._approve(request, caller.actor, expires_on, [dataset_id], note)
