@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from genoshare.access.consent_tokens import ConsentTokens, token_hash
 from genoshare.errors import GenoshareError, InvalidInput, PermissionDenied
@@ -148,7 +149,20 @@ def _tokens(request: Request) -> ConsentTokens:
 # -- the link ------------------------------------------------------------------------------------------
 
 
-@links.get("/consent/{secret}")
+class SecretConvertor(StringConvertor):
+    """A link's secret (``secrets.token_urlsafe``: 43 characters), never a word such as ``narrow``.
+
+    Without it ``GET /consent/{secret}`` also matched the API's ``/consent/narrow``, ``/widen``, ``/withdraw``
+    and ``/matchmaking``: a GET there opened no link, and any other method got a 405 offering GET.
+    """
+
+    regex = "[A-Za-z0-9_-]{16,}"
+
+
+register_url_convertor("consent_secret", SecretConvertor())
+
+
+@links.get("/consent/{secret:consent_secret}")
 def open_link(request: Request, secret: str) -> RedirectResponse:
     """Trade the link's secret for a session, then leave its address at once (303 to the consent page)."""
     try:
