@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -82,7 +83,9 @@ class Node:
         make_private(settings)
         database = Database(settings.database_url)
         audit = AuditLog(database, settings.keys_dir / AUDIT_KEY_FILE)
-        return cls(settings, database, create_object_store(settings.objects_url), audit)
+        scratch = settings.s3.scratch_dir or settings.data_dir / "scratch"
+        objects = create_object_store(settings.objects_url, settings.s3, scratch)
+        return cls(settings, database, objects, audit)
 
     @cached_property
     def keys(self) -> KeyPair:
@@ -323,7 +326,6 @@ def build_matchmaker(node: Node, beacon: BeaconService) -> MatchmakerService:
     """Matchmaking reads the Beacon's people and variant indexes through its caches, never a second copy."""
     from genoshare.beacon.cohort import BeaconCohort
     from genoshare.clinical.mme import MatchmakerService
-
     from genoshare.governance.notify import Notice
 
     cohort = BeaconCohort(node.database, beacon.people, beacon.catalog)
@@ -391,8 +393,34 @@ def make_private(settings: Settings) -> None:
 
 
 def init_node(settings: Settings, *, write_config: bool = True) -> Node:
-    """Create or complete a node's data directory; safe to run again on an existing one."""
+    """Create or complete a node's data directory; safe to run again on an existing one.
+
+    If it fails (a database it cannot reach, a full disk), whatever it made is removed again: a half-made
+    node would pass for an initialised one (its keys exist) and refuse the next ``init``'s database.
+    """
     check_database(settings)
+    made = _new_paths(settings)
+    try:
+        return _init_node(settings, write_config=write_config)
+    except BaseException:
+        for path in sorted(set(_new_paths(settings)) - set(made), key=lambda path: len(path.parts), reverse=True):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _new_paths(settings: Settings) -> list[Path]:
+    """The data directory, its parents up to one that exists, and what it and its keys directory hold."""
+    paths = [settings.data_dir, *(parent for parent in settings.data_dir.parents if not parent.exists())]
+    for directory in (settings.data_dir, settings.keys_dir):
+        if directory.is_dir():
+            paths.extend(directory.iterdir())
+    return [path for path in paths if path.exists()]
+
+
+def _init_node(settings: Settings, *, write_config: bool) -> Node:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if write_config and not (settings.data_dir / CONFIG_FILE).exists():
         write_config_file(settings)
@@ -418,7 +446,9 @@ def write_config_file(settings: Settings, path: Path | None = None) -> None:
     The database URL is always kept unless it is the SQLite file inside the data directory (which moves with
     it): a node on PostgreSQL must not depend on an environment variable that someone may forget.
     """
-    values = settings.model_dump(mode="json", exclude={"data_dir"}, exclude_defaults=True)
+    # S3 secrets stay where the operator put them (environment, a secrets manager), never copied into the file.
+    secrets = {"s3": {"secret_access_key", "session_token"}}
+    values = settings.model_dump(mode="json", exclude={"data_dir": True, **secrets}, exclude_defaults=True)
     if values.get("database_url") == settings.default_database_url:
         values.pop("database_url")
     if values.get("objects_url") == settings.default_objects_url:

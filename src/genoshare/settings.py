@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -46,9 +46,13 @@ class TrustedIssuer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: The issuer's URL, exactly as its tokens' ``iss`` reads.
     issuer: str
+    #: Where its signing keys (a JWKS) are fetched; default: from its OIDC discovery document.
     jwks_url: str | None = None
+    #: A file holding its JWKS instead (an issuer that publishes none, or a node offline).
     jwks_file: Path | None = None
+    #: Its access tokens are passports too: an OIDC provider this node asks for the visas (AAI 1.2).
     broker: bool = False
     #: Override what the discovery document says.
     userinfo_url: str | None = None
@@ -77,9 +81,13 @@ class VisaTypePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: Who may have asserted the visa: ``self``, ``peer``, ``system``, ``so`` (signing official), ``dac``.
     by: list[By]
+    #: Visa issuers (``iss``) whose visas of this type count; ``*``: any trusted issuer.
     issuers: list[str] = [ANY]
+    #: Visa ``source`` values that count; ``*``: any.
     sources: list[str] = [ANY]
+    #: Visa ``value`` values that count; ``*``: any.
     values: list[str] = [ANY]
 
 
@@ -127,7 +135,9 @@ class Account(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: The person's ``sub`` at the issuer.
     subject: str = Field(min_length=1)
+    #: The issuer (``iss``) of their passports; one of ``trusted_issuers``.
     issuer: str = Field(min_length=1)
 
 
@@ -146,6 +156,7 @@ class SmtpSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: The mail server's host name and port.
     host: str = Field(min_length=1)
     port: int = Field(default=25, ge=1, le=65535)
     #: The From: address of every notice.
@@ -154,6 +165,7 @@ class SmtpSettings(BaseModel):
     username: str | None = None
     password_file: Path | None = None
     starttls: bool = False
+    #: Seconds a notice may take to send before it is given up (and logged).
     timeout_seconds: float = Field(default=10, gt=0, le=120)
 
 
@@ -162,9 +174,11 @@ class WebhookSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: The URL notices are posted to.
     url: str = Field(pattern=r"^https?://")
     #: A file holding the shared secret (kept out of genoshare.toml).
     secret_file: Path
+    #: Seconds a post may take before it is given up (and logged).
     timeout_seconds: float = Field(default=10, gt=0, le=120)
 
 
@@ -195,10 +209,15 @@ class Peer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: The peer's ``public_url`` (its visa issuer).
     url: str
+    #: The peer's name in network answers; default: what its Beacon says.
     name: str = ""
+    #: The peer's Beacon, if not ``<url>/api``.
     beacon_url: str | None = None
+    #: Passport issuers the peer accepts: only passports of these are sent to it.
     trusts: list[str] = Field(default_factory=list)
+    #: Accept passports the peer signs and its grants for its own datasets.
     trust_grants: bool = False
     #: This peer's deadline, if not the network's.
     deadline_seconds: float | None = Field(default=None, gt=0, le=60)
@@ -217,7 +236,9 @@ class ServiceRegistry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: The registry's base URL (its Beacons: ``GET <url>/services``).
     url: str
+    #: Passport issuers all of the registry's Beacons accept.
     trusts: list[str] = Field(default_factory=list)
 
     @field_validator("url")
@@ -251,9 +272,11 @@ class PortalSettings(BaseModel):
 
     #: The broker's issuer URL (its discovery document is ``<issuer>/.well-known/openid-configuration``).
     oidc_issuer: str | None = None
+    #: The portal's OAuth client id at the broker.
     oidc_client_id: str | None = None
     #: A file holding the client secret (kept out of genoshare.toml); none for a public client (PKCE only).
     oidc_client_secret_file: Path | None = None
+    #: The scopes the portal asks the broker for.
     oidc_scope: str = "openid ga4gh_passport_v1"
     #: A signed-in session ends after this many hours, or earlier with the passport it holds.
     session_hours: float = Field(default=8, gt=0, le=24 * 30)
@@ -276,9 +299,13 @@ class MatchmakerPeer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: The peer's name in answers and the audit log.
     name: str = Field(min_length=1, max_length=255)
+    #: SHA-256 (hex) of the ``X-Auth-Token`` the peer sends here; without it the peer may not query this node.
     token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    #: The peer's MME base URL, to send it match requests (with ``token_file``).
     base_url: str | None = None
+    #: A file holding the token the peer gave this node (kept out of genoshare.toml).
     token_file: Path | None = None
     #: Seconds this node waits for the peer's answer before reporting it as timed out.
     deadline_seconds: float = Field(default=10.0, gt=0, le=120)
@@ -299,31 +326,74 @@ class MatchmakerSettings(BaseModel):
     #: Where a clinician whose patient matched follows up (MME ``contact.href``: a contact form or mailto:
     #: URL); default: the node's ``public_url``. The name is the dataset's custodian.
     contact_href: str | None = Field(default=None, pattern=r"^(https?|mailto):\S+$")
+    #: The e-mail address given with ``contact_href`` in every match this node returns.
     contact_email: str | None = None
     #: A variant is rare (counts towards gene overlap) at or below this allele frequency in its dataset.
     rare_allele_frequency: float = Field(default=0.01, gt=0, le=1)
     #: At most this many matches per answer, best first; none scoring below ``min_score``.
     max_results: int = Field(default=10, ge=1, le=100)
     min_score: float = Field(default=0.1, ge=0, le=1)
+    #: The ``disclaimer`` of this node's MME answers.
     disclaimer: str | None = None
+
+
+class S3Settings(BaseModel):
+    """How the node reaches an S3-compatible object store (``objects_url = "s3://bucket/prefix"``).
+
+    Credentials left unset come from boto3's usual chain (``AWS_*`` variables, a profile, an instance
+    role); set them here or as ``GENOSHARE_S3__ACCESS_KEY_ID`` / ``GENOSHARE_S3__SECRET_ACCESS_KEY``.
+    They are never logged, nor shown in an error (``SecretStr``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The store's URL, e.g. ``https://s3.eu-central-1.amazonaws.com`` or a MinIO/Ceph gateway; AWS's default if unset.
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    #: ``path`` (``endpoint/bucket/key``: what most self-hosted gateways want) or ``virtual`` (``bucket.endpoint``).
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    #: Connections kept open to the store, shared by every thread of the process (a ranged GET each read).
+    max_connections: int = Field(default=32, ge=1, le=1024)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: Local scratch for staging uploads and cached index files; default: ``scratch`` in the data directory.
+    scratch_dir: Path | None = None
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GENOSHARE_", env_nested_delimiter="__", extra="forbid")
 
+    #: The node's directory: configuration, keys, and (by default) its SQLite database and objects.
     data_dir: Path
+    #: SQLAlchemy URL of the metadata database, e.g. ``postgresql+psycopg://genoshare@db.example.org/genoshare``
+    #: (the password in a ``~/.pgpass`` file or the URL); default: SQLite ``genoshare.db`` in the data directory.
     database_url: str = ""
+    #: Where encrypted files are stored: a ``file://`` URL, or ``s3://bucket/prefix`` with ``[s3]`` settings;
+    #: default: ``objects`` in the data directory.
     objects_url: str = ""
-    #: Where clients reach this node; used in DRS self_uri, access URLs and htsget tickets.
+    s3: S3Settings = Field(default_factory=S3Settings)
+    #: Where clients reach this node, with any path prefix a proxy adds; used in DRS self_uri, access URLs and
+    #: htsget tickets.
     public_url: str = "http://127.0.0.1:8080"
+    #: The node's GA4GH service-info id, reverse domain name style (e.g. ``org.example-hospital.genoshare``).
     node_id: str = "org.example.genoshare"
+    #: The node's name in service-info and Beacon info.
     node_name: str = "genoshare node"
+    #: The institution running the node, as service-info and Beacon info announce it.
     organization: str = "Example Institute"
+    #: ``dev``, ``test`` or ``prod`` (``production`` is read as ``prod``): a production node refuses to start on
+    #: unsafe settings (``genoshare check``).
     environment: Literal["dev", "test", "prod"] = "dev"
+    #: Passport brokers and visa issuers whose signatures this node accepts (``[[trusted_issuers]]``).
     trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    #: Which visas count, and how tokens are checked.
     passports: PassportSettings = Field(default_factory=PassportSettings)
     #: Lifetime of the signed data URLs handed out by DRS and htsget.
     ticket_ttl_seconds: int = Field(default=300, ge=10, le=86400)
+    #: The most ids one DRS bulk request may ask for (``POST /objects``); more is answered 413.
     max_bulk_request_length: int = Field(default=100, ge=1, le=10000)
     #: How often a ``/data`` download asks again whether its ticket still opens the object: a revocation,
     #: a withdrawal or the ticket's expiry cuts even a single long GET within this many seconds.
@@ -366,14 +436,24 @@ class Settings(BaseSettings):
         # Operators override the file without editing it; code and CLI options override both.
         return init_settings, env_settings, ConfigFileSource(settings_cls)
 
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _production_is_prod(cls, value: object) -> object:
+        return "prod" if value == "production" else value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
         if value:
             try:
-                make_url(value)
+                url = make_url(value)
             except ArgumentError as error:
                 raise ValueError(f"not a database URL (e.g. postgresql+psycopg://user@host/db): {error}") from None
+            if url.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
+                fixed = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+                raise ValueError(f"write {fixed}: genoshare talks to PostgreSQL through psycopg 3")
+            if url.get_backend_name() not in ("sqlite", "postgresql"):
+                raise ValueError(f"{url.drivername}: genoshare runs on PostgreSQL (postgresql+psycopg://) or SQLite")
         return value
 
     @field_validator("public_url")
@@ -412,6 +492,10 @@ class Settings(BaseSettings):
     @property
     def default_objects_url(self) -> str:
         return (self.data_dir / "objects").as_uri()
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "prod"
 
     @property
     def keys_dir(self) -> Path:

@@ -73,6 +73,8 @@ BAD_INPUT: dict[str, list[str]] = {
     "network remove": ["https://not-a-peer.example", "--data-dir", "{node}"],
     "network list": ["--data-dir", "{missing}"],
     "network check": ["--data-dir", "{missing}"],
+    "check": ["--data-dir", "{missing}"],
+    "settings-reference": ["--output", "{nodir}"],
 }
 
 

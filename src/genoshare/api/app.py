@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from genoshare import __version__
 from genoshare.api import beacon, clinical, data, drs, governance, htsget, mme, network
 from genoshare.api.errors import install_error_handlers
+from genoshare.api.observability import install_observability
 from genoshare.api.openapi import install_openapi
 from genoshare.beacon import framework
 from genoshare.network.service import NetworkService
@@ -81,6 +82,8 @@ def create_app(node: Node) -> FastAPI:
     app.state.clinical = build_clinical_lookup(node, services.beacon)
     install_error_handlers(app)
     install_openapi(app)
+    # Request ids, the access log, metrics, and the probes /health, /ready and /metrics.
+    install_observability(app, node)
     app.include_router(drs.router)
     app.include_router(data.router)
     app.include_router(governance.router)

@@ -38,6 +38,7 @@ class BeaconRoute(APIRoute):
             try:
                 return await handler(request)
             except RateLimited as error:
+                request.app.state.metrics.privacy_refusals.labels("rate_limit").inc()
                 await audit_denial(request, error)
                 return _error(request, 429, error.message, {"Retry-After": str(max(1, round(error.retry_after)))})
             except GenoshareError as error:

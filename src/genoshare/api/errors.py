@@ -87,11 +87,14 @@ _ACTIONS = (("/data", "data.read"), ("/htsget", "htsget"), ("/ga4gh/drs", "drs")
 
 async def audit_denial(request: Request, error: GenoshareError) -> None:
     """Count a refusal in the audit log, unless the access policy already wrote it (``error.audited``)."""
+    path = request.url.path
+    action = next((name for prefix, name in _ACTIONS if path.startswith(prefix)), "http")
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None and error.status_code in _DENIALS:
+        metrics.denials.labels(action, error.code).inc()
     denials: DenialLog | None = getattr(request.app.state, "denials", None)
     if denials is None or error.status_code not in _DENIALS or error.audited:
         return
-    path = request.url.path
-    action = next((name for prefix, name in _ACTIONS if path.startswith(prefix)), "http")
     action, resource, details = error.audit_as or (action, path, {})
     # The refusal stands whether or not it could be written: a failing audit write must not turn the
     # client's 401 into a 500 (data that is served fails closed instead: its entry is written first).

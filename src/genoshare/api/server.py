@@ -27,15 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import time
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from genoshare.node import Node
-from genoshare.settings import Settings
+from genoshare.node import PRIVATE_UMASK, Node
+from genoshare.operations.logs import configure as log_config
+from genoshare.settings import Settings, load_settings
 
 #: Descriptors a connection may hold: its socket and, while streaming, two files.
 _PER_CONNECTION = 3
@@ -210,11 +214,26 @@ def connection_room(wanted: int) -> int:
     return max(1, min(wanted, (soft - _RESERVED) // _PER_CONNECTION))
 
 
-def run(node: Node, host: str, port: int) -> None:
-    """Serve the node's application with the limits of its settings until interrupted."""
-    from genoshare.api.app import create_app
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``genoshare serve`` listens: address, workers, the proxy in front of it, TLS, the log's format."""
 
-    settings = node.settings
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    root_path: str = ""
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    log_format: Literal["json", "text"] = "json"
+
+
+class WorkerHttpProtocol(GuardedHttpToolsProtocol):
+    """The protocol of ``serve --workers``: importable by each worker process, its limits set by ``worker_app``."""
+
+
+def _within_room(settings: Settings) -> Settings:
     room = connection_room(settings.max_connections)
     if room < settings.max_connections:
         logging.getLogger("genoshare.api").warning(
@@ -223,11 +242,46 @@ def run(node: Node, host: str, port: int) -> None:
             room,
         )
         settings = settings.model_copy(update={"max_connections": room})
-    uvicorn.run(
-        create_app(node),
-        host=host,
-        port=port,
-        log_level="info",
-        http=guarded_protocol(settings),
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
+    return settings
+
+
+def worker_app() -> Any:
+    """The application of one worker of ``serve --workers`` (``GENOSHARE_DATA_DIR`` names the node).
+
+    Every worker opens the node itself; what must agree between workers (privacy budgets and answers,
+    revocations, consent, tickets' secret) is in the database or the key files, never in one process.
+    """
+    from genoshare.api.app import create_app
+
+    os.umask(PRIVATE_UMASK)
+    settings = load_settings()
+    WorkerHttpProtocol.settings = _within_room(settings)
+    return create_app(Node.open(settings))
+
+
+def run(node: Node, options: ServeOptions | None = None) -> None:
+    """Serve the node's application with the limits of its settings until interrupted."""
+    from genoshare.api.app import create_app
+
+    options = options or ServeOptions()
+    common: dict[str, Any] = {
+        "host": options.host,
+        "port": options.port,
+        "log_config": log_config(options.log_format),
+        "access_log": False,  # the application's own (route templates, request ids): genoshare.access_log
+        "timeout_keep_alive": node.settings.keep_alive_seconds,
+        "proxy_headers": options.proxy_headers,
+        "forwarded_allow_ips": options.forwarded_allow_ips,
+        "root_path": options.root_path,
+        "ssl_certfile": str(options.ssl_certfile) if options.ssl_certfile else None,
+        "ssl_keyfile": str(options.ssl_keyfile) if options.ssl_keyfile else None,
+        "server_header": False,
+    }
+    if options.workers > 1:
+        os.environ["GENOSHARE_DATA_DIR"] = str(node.settings.data_dir)
+        node.close()  # each worker opens its own
+        uvicorn.run(
+            "genoshare.api.server:worker_app", factory=True, workers=options.workers, http=WorkerHttpProtocol, **common
+        )
+        return
+    uvicorn.run(create_app(node), http=guarded_protocol(_within_room(node.settings)), **common)

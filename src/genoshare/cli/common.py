@@ -13,9 +13,11 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 
 from genoshare.errors import GenoshareError
 from genoshare.node import Node
+from genoshare.operations.checks import database_problem
 from genoshare.settings import CONFIG_FILE, Settings, load_settings
 from genoshare.store.db import migrate
 
@@ -62,7 +64,8 @@ def node_settings(data_dir: Path, **overrides: Any) -> Settings:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(map(str, first["loc"])) or "settings"
-        raise fail(f"setting {where}: {first['msg']} (from an option, GENOSHARE_* or genoshare.toml)") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise fail(f"setting {where}: {message} (from an option, GENOSHARE_* or genoshare.toml)") from None
     except tomllib.TOMLDecodeError as error:
         raise fail(f"{data_dir / CONFIG_FILE} is not valid TOML: {error}") from None
 
@@ -75,5 +78,10 @@ def open_node(data_dir: Path) -> Node:
         node = Node.open(settings)
     # A node made by an older genoshare gets the newer migrations before any command touches its tables
     # (~10 ms when there is nothing to do), so upgrading the package is all an operator has to do.
-    migrate(node.database.engine)
+    try:
+        migrate(node.database.engine)
+    except OperationalError:
+        node.close()
+        problem = database_problem(settings.database_url)
+        raise fail(problem.line() if problem else "the database refused the schema migration") from None
     return node

@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from genoshare import __version__
 from genoshare.audit.log import AuditKeyError
 from genoshare.cli.beacon import register as register_beacon_commands
 from genoshare.cli.clinical import register as register_clinical_commands
@@ -18,8 +19,11 @@ from genoshare.cli.common import DataDir, console, ensure_port_free, errors, fai
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.cli.network import network_app
+from genoshare.cli.operations import checked_settings, warn
+from genoshare.cli.operations import register as register_operations_commands
 from genoshare.datasets.service import NewDataset
 from genoshare.node import PRIVATE_UMASK, build_datasets, build_usage, init_node
+from genoshare.operations.checks import database_problem
 
 app = typer.Typer(
     name="genoshare",
@@ -42,6 +46,22 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(privacy_app, name="privacy")
 register_beacon_commands(app)
 register_clinical_commands(app)
+register_operations_commands(app)
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"genoshare {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Share genomic data under GA4GH standards: Beacon v2, htsget, DRS, Passports, DUO, Crypt4GH."""
 
 
 @app.command()
@@ -60,8 +80,13 @@ def init(
 ) -> None:
     """Create a node: config file, Crypt4GH node key, database schema and audit chain (SQLite by default)."""
     given = {"public_url": public_url, "database_url": database_url}
+    settings = node_settings(data_dir, **{key: value for key, value in given.items() if value is not None})
+    if not settings.database_url.startswith("sqlite"):
+        # Before anything is made: a database the node cannot reach leaves no half-made node behind.
+        problem = database_problem(settings.database_url)
+        if problem is not None:
+            raise fail(problem.line())
     with reported():
-        settings = node_settings(data_dir, **{key: value for key, value in given.items() if value is not None})
         init_node(settings).close()
     console.print(
         f"node ready in [bold]{settings.data_dir}[/] (database {settings.database_url.split('://')[0]}, "
@@ -317,16 +342,61 @@ def serve(
     data_dir: DataDir = Path("node"),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (privacy and revocation state is shared).")
+    ] = 1,
+    proxy_headers: Annotated[
+        bool, typer.Option(help="Take the client address and scheme from X-Forwarded-* (behind a proxy).")
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="Comma-separated proxy addresses whose X-Forwarded-* headers are believed.")
+    ] = "127.0.0.1",
+    root_path: Annotated[
+        str, typer.Option(help="The path prefix a proxy strips, e.g. /genoshare (also put it in public_url).")
+    ] = "",
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate chain (PEM); serve HTTPS.")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM) of --ssl-certfile.")] = None,
+    log_format: Annotated[str, typer.Option(help="json (one object a line) or text.")] = "json",
 ) -> None:
-    """Serve the node's APIs (DRS, htsget, Beacon, service-info) with uvicorn, within the node's server limits."""
-    from genoshare.api.server import run
+    """Serve the node's APIs (DRS, htsget, Beacon, service-info) with uvicorn, within the node's server limits.
 
+    Settings, database, keys and files are checked first (as `genoshare check` does): a problem refuses the
+    start, one line each; so do unsafe settings when `environment` is prod.
+    """
+    from genoshare.api.server import ServeOptions, run
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise fail("give both --ssl-certfile and --ssl-keyfile, or neither")
+    for path in (ssl_certfile, ssl_keyfile):
+        if path is not None and not path.is_file():
+            raise fail(f"{path} does not exist")
+    if log_format not in ("json", "text"):
+        raise fail(f"--log-format {log_format}: write json or text")
+    if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+        raise fail(f"--root-path {root_path}: write it as /prefix (a leading slash, none at the end)")
+    _, problems = checked_settings(data_dir)
+    warn(problems)
     node = open_node(data_dir)
     with reported():
         node.audit.key()  # every request appends to the chain: a missing key refuses to start, in one line
-    console.print(f"serving {node.settings.node_name} on http://{host}:{port} (public URL {node.settings.public_url})")
+    scheme = "https" if ssl_certfile else "http"
+    console.print(
+        f"serving {node.settings.node_name} on {scheme}://{host}:{port}{root_path} "
+        f"(public URL {node.settings.public_url}; {workers} worker{'s' if workers > 1 else ''})"
+    )
+    options = ServeOptions(
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        root_path=root_path,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_format="text" if log_format == "text" else "json",
+    )
     try:
-        run(node, host, port)
+        run(node, options)
     finally:
         node.close()  # its HTTP client's connections to issuers and brokers, and the database pool
 

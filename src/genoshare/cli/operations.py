@@ -1,0 +1,64 @@
+"""Commands for running a node: ``check``, ``settings-reference``, and the checks ``serve`` runs first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genoshare.cli.common import DataDir, console, errors, fail
+from genoshare.operations.checks import Problem, check_node, load_checked, refusals
+from genoshare.operations.settings_docs import reference
+from genoshare.settings import Settings
+
+
+def checked_settings(data_dir: Path) -> tuple[Settings, list[Problem]]:
+    """The settings and the node's problems; exits with every problem that refuses the start, one per line."""
+    settings, problems = load_checked(data_dir)
+    if settings is not None:
+        problems = check_node(settings)
+        refused = refusals(settings, problems)
+    else:
+        refused = problems
+    if refused:
+        lines = [problem.line() + (" — refused in production" * (problem.kind == "unsafe")) for problem in refused]
+        for line in lines[:-1]:
+            errors.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise fail(lines[-1])
+    assert settings is not None
+    return settings, problems
+
+
+def warn(problems: list[Problem]) -> None:
+    for problem in problems:
+        refused = " — refused in production" * (problem.kind == "unsafe")
+        errors.print(f"[yellow]warning:[/] {problem.line()}{refused}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def check(data_dir: DataDir = Path("node")) -> None:
+        """Check settings, database, keys, files and object store; print each problem with its fix, one a line.
+
+        Exit 1 if the node could not start; unsafe settings (placeholders, test keys, readable files, short
+        secrets) are warnings on a dev node and errors on a production one (``environment = "prod"``).
+        """
+        settings, problems = checked_settings(data_dir)
+        warn([problem for problem in problems if problem.kind != "error"])
+        console.print(f"node {settings.data_dir} ({settings.environment}): can start; {len(problems)} warning(s)")
+
+    @app.command("settings-reference")
+    def settings_reference(
+        output: Annotated[Path | None, typer.Option(help="Write the page here (e.g. docs/settings.md).")] = None,
+    ) -> None:
+        """Print (or write) the reference of every setting: key, environment variable, default, meaning."""
+        page = reference()
+        if output is None:
+            typer.echo(page, nl=False)
+            return
+        try:
+            output.write_text(page)
+        except OSError as error:
+            raise fail(f"cannot write {output}: {error.strerror}") from None
+        console.print(f"settings reference written to {output}")

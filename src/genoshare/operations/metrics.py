@@ -1,0 +1,73 @@
+"""Prometheus metrics of one node's API (``GET /metrics``).
+
+Counters and the latency histogram belong to the process that answered (each worker of ``serve --workers``
+keeps its own; Prometheus sums them when it scrapes each worker, or reads one worker as a sample). The
+gauges read the database when scraped, so every worker reports the same, whole-node values: the audit
+chain's length, files waiting to be re-derived after a withdrawal, files per status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from genoshare.store.db import Database
+from genoshare.store.models import AuditHead, DataObject
+
+#: Seconds; htsget and /data streams run long, Beacon answers in milliseconds.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class NodeState(Collector):
+    """Whole-node gauges, read from the database at each scrape."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.database.session() as session:
+            chain = session.scalar(select(AuditHead.seq)) or 0
+            statuses = dict(
+                session.execute(select(DataObject.status, func.count()).group_by(DataObject.status)).tuples().all()
+            )
+        yield GaugeMetricFamily("genoshare_audit_chain_length", "Entries in the audit chain.", value=chain)
+        yield GaugeMetricFamily(
+            "genoshare_rederivations_pending",
+            "Files blocked until they are rewritten without people who withdrew.",
+            value=statuses.get("rederiving", 0),
+        )
+        files = GaugeMetricFamily("genoshare_objects", "Files (DRS objects) by status.", labels=["status"])
+        for status, count in sorted(statuses.items()):
+            files.add_metric([status], count)
+        yield files
+
+
+class Metrics:
+    """One API's metrics, in a registry of its own (tests run several nodes in one process)."""
+
+    def __init__(self, database: Database) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "genoshare_request_seconds",
+            "Time to answer a request, by route template (never the path a client sent).",
+            ["method", "route", "status"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.denials = Counter(
+            "genoshare_access_denials",
+            "Requests refused, by the API that refused them and the error code (the reason's kind).",
+            ["action", "code"],
+            registry=self.registry,
+        )
+        self.privacy_refusals = Counter(
+            "genoshare_privacy_refusals",
+            "Beacon queries refused by a dataset's privacy policy (rate limits per principal).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.registry.register(NodeState(database))
