@@ -10,22 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from genoshare.access.passports import Identity
 from genoshare.api.beacon import QUERY_DOCUMENTATION, BeaconJSON, BeaconRoute
 from genoshare.api.deps import AccessRequestsDep, NodeDep, PassportBearer, get_beacon
+from genoshare.api.governance import RequestBody
 from genoshare.beacon import openapi
 from genoshare.beacon.framework import BY_PATH, EntryType, error_body
 from genoshare.beacon.request import API_VERSION, BeaconRequest, from_body, from_query
 from genoshare.beacon.service import BeaconService, Parent
-from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, Unauthenticated
 from genoshare.governance.requests import NewRequest, view
 from genoshare.network.merge import (
@@ -182,17 +182,6 @@ async def network_post(request: Request, path: str, token: TokenDep, body: opena
 # -- access requests across the network ------------------------------------------------------------------
 
 
-class NetworkRequestBody(BaseModel):
-    """An access request whose datasets may be on several nodes: a local id, or ``<node URL>/datasets/<id>``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    datasets: list[str] = Field(min_length=1, max_length=100)
-    purpose: ResearchPurpose
-    project_title: str = Field(min_length=1, max_length=500)
-    institution: str = Field(min_length=1, max_length=500)
-
-
 async def _identify(node: Node, token: str | None) -> Identity:
     if not token:
         raise Unauthenticated("send your GA4GH passport as a bearer token")
@@ -249,7 +238,7 @@ async def _by_node(
     "part's outcome.",
 )
 async def network_submit(
-    request: Request, body: NetworkRequestBody, token: TokenDep, node: NodeDep, requests: AccessRequestsDep
+    request: Request, body: RequestBody, token: TokenDep, node: NodeDep, requests: AccessRequestsDep
 ) -> Response:
     network: NetworkService = request.app.state.network
     settings = node.settings
@@ -260,7 +249,9 @@ async def network_submit(
     async def submit_local() -> dict[str, Any]:
         try:
             identity = await _identify(node, token)
-            new = NewRequest(local, body.purpose, body.project_title, body.institution)
+            # This node's part: the body's every field, with this node's datasets.
+            given = {f.name: getattr(body, f.name) for f in fields(NewRequest) if f.name != "datasets"}
+            new = NewRequest(local, **given)
             made = await run_in_threadpool(requests.submit, identity, new)
         except GenoshareError as error:
             status = REFUSED if error.status_code in (401, 403) else ERROR
