@@ -7,6 +7,7 @@ the Beacons it listed before stay, and the failure is told with every answer (ne
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,7 +136,15 @@ async def read_json(http: httpx.AsyncClient, url: str, limit: int, **options: An
     async with http.stream("GET", url, **options) as response:
         response.raise_for_status()
         body = await read_limited(response, limit)
-    return httpx.Response(200, content=body).json()
+    return parse_json(body)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Another node's JSON; ``ValueError`` for anything else, nesting too deep for the parser included."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 async def read_limited(response: httpx.Response, limit: int) -> bytes:

@@ -7,7 +7,6 @@ requests: every answer is asked for its caller, with the caller's passport only 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from genoshare.network.merge import (
     NodeAnswer,
     read_answer,
 )
-from genoshare.network.peers import PeerDirectory, PeerNode, describe, read_limited
+from genoshare.network.peers import PeerDirectory, PeerNode, describe, parse_json, read_limited
 from genoshare.settings import NetworkSettings
 
 #: A Beacon answer with 1,000 records of a few KiB each fits; more is not an answer to merge.
@@ -151,8 +150,8 @@ class NetworkService:
             raw = await read_limited(response, MAX_ANSWER_BYTES)
             status = response.status_code
         try:
-            return status, json.loads(raw)
-        except ValueError:  # UnicodeDecodeError included
+            return status, parse_json(raw)
+        except ValueError:  # UnicodeDecodeError and too deep included
             return status, None
 
 
