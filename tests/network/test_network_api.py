@@ -8,6 +8,9 @@ from __future__ import annotations
 from beacon_schemas import BY_GRANULARITY, assert_valid, framework
 from fastapi.testclient import TestClient
 
+from genoshare.access.issuer import VisaIssuer
+from genoshare.node import Node
+
 from support import Passports, bearer
 
 
@@ -46,3 +49,15 @@ def test_a_network_request_naming_an_unknown_node_is_refused(client: TestClient,
     response = client.post("/network/governance/requests", json=body, headers=bearer(passports.anonymous_researcher()))
     assert response.status_code == 400
     assert "not a node of this network" in response.text
+
+
+def test_a_forged_passport_is_refused_and_audited_as_on_api(client: TestClient, node: Node) -> None:
+    """With no node to take it, a passport nobody trusts is the 401 ``/api`` gives, written to the audit log."""
+    forged = VisaIssuer.load_or_create("https://forger.example.org", node.settings.data_dir / "forger.jwk")
+    token = Passports(forged, subject="mallory").anonymous_researcher()
+    response = client.get("/network/api/g_variants", params={"referenceName": "20"}, headers=bearer(token))
+    assert response.status_code == 401
+    assert_valid(response.json(), framework("beaconErrorResponse"))
+    client.app.state.denials.flush()  # type: ignore[attr-defined]
+    refusals = [e for e in node.audit.entries() if e.decision == "deny" and e.resource == "/network/api/g_variants"]
+    assert refusals and "does not trust" in str(refusals[0].reason)

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from genoshare.access.passports import Identity
 from genoshare.api.beacon import QUERY_DOCUMENTATION, BeaconJSON, BeaconRoute
 from genoshare.api.deps import AccessRequestsDep, NodeDep, PassportBearer, get_beacon
+from genoshare.api.errors import audit_denial
 from genoshare.api.governance import RequestBody
 from genoshare.beacon import openapi
 from genoshare.beacon.framework import BY_PATH, EntryType, error_body
@@ -81,17 +82,28 @@ def _target(path: str) -> tuple[EntryType, Parent | None]:
 
 
 async def _local(
-    node: Node, beacon: BeaconService, entry: EntryType, parent: Parent | None, query: BeaconRequest, token: str | None
+    request: Request,
+    beacon: BeaconService,
+    entry: EntryType,
+    parent: Parent | None,
+    query: BeaconRequest,
+    token: str | None,
 ) -> tuple[str, str | None, Any, str, int | None]:
-    """The node's own answer as the network sees it: status, reason, document, passport, error status."""
+    """The node's own answer as the network sees it: status, reason, document, passport, error status.
+
+    Its refusals are audited as ``/api`` audits them (a forged passport is one), though the network answers.
+    """
+    node: Node = request.app.state.node
     identity: Identity | None = None
     passport = "none given"
     try:
         if token:
-            identity = node.passports.remembered(token) or await run_in_threadpool(node.passports.verify, token)
+            identity = await _identify(node, token)
             passport = "verified"
+            request.state.actor = identity.actor  # who the audit log names if the Beacon refuses
         document = await run_in_threadpool(beacon.query, entry, query, identity, parent)
     except GenoshareError as error:
+        await audit_denial(request, error)
         if token and identity is None:
             passport = f"refused: {error.message}"
         status = REFUSED if error.status_code in (401, 403, 429) else ERROR
@@ -110,7 +122,7 @@ async def _network_answer(
     raw_query = request.url.query
     started = time.perf_counter()
     (status, reason, document, passport, code), (peers, problems) = await asyncio.gather(
-        _local(node, beacon, entry, parent, query, token),
+        _local(request, beacon, entry, parent, query, token),
         network.ask(path, query=raw_query, body=body, token=token),
     )
     local_url = f"{settings.public_url}/api/{path}"
