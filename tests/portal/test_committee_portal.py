@@ -6,6 +6,9 @@ API, and the mails are read from what that process received.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from genoshare.demo.setup import COHORT_DATASET
 from genoshare.store.models import Dataset
-from receivers import MailServer, body
+from receivers import MailServer, WebhookReceiver, body, wait_for
 
 from browser import Tab, check_page, keyboard_walk
 from portal_support import PortalNode
@@ -37,8 +40,17 @@ def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailServer]:
 
 
 @pytest.fixture(scope="module")
-def portal_node(tmp_path_factory: pytest.TempPathFactory, mail: MailServer) -> Iterator[PortalNode]:
-    with start_portal_node(tmp_path_factory.mktemp("committee"), env=mail.env) as node:
+def hook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(tmp_path_factory.mktemp("hook"))
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def portal_node(
+    tmp_path_factory: pytest.TempPathFactory, mail: MailServer, hook: WebhookReceiver
+) -> Iterator[PortalNode]:
+    with start_portal_node(tmp_path_factory.mktemp("committee"), env={**mail.env, **hook.env}) as node:
         engine = create_engine(node.demo.settings.database_url)
         with Session(engine) as db, db.begin():
             db.execute(update(Dataset).where(Dataset.id == COHORT_DATASET).values(committee_email=COMMITTEE_MAIL))
@@ -67,7 +79,7 @@ def submit(portal_node: PortalNode) -> str:
 
 
 def test_the_committee_is_mailed_opens_the_inbox_and_approves_with_a_note(
-    portal_node: PortalNode, mail: MailServer, tab: Callable[..., Tab], tmp_path: Path
+    portal_node: PortalNode, mail: MailServer, hook: WebhookReceiver, tab: Callable[..., Tab], tmp_path: Path
 ) -> None:
     request_id = submit(portal_node)
     notice = mail.wait_for(lambda m: PROJECT in str(m["Subject"]))
@@ -105,6 +117,17 @@ def test_the_committee_is_mailed_opens_the_inbox_and_approves_with_a_note(
     decided = mail.wait_for(lambda m: "approved" in str(m["Subject"]) and PROJECT in str(m["Subject"]))
     assert "ada@uni.example" in decided["To"]
     assert "Cite the cohort; no re-identification." in body(decided)
+    # The webhook got both notices, each signed with the shared secret over its timestamp and body.
+    posts = wait_for(lambda: hook.posts() if len(hook.posts()) >= 2 else None)
+    events = [json.loads(post["body"]) for post in posts]
+    assert [e["event"] for e in events] == ["access_request.submitted", "access_request.approved"]
+    assert events[1]["request"] == request_id and events[1]["note"].endswith("Cite the cohort; no re-identification.")
+    secret = hook.secret_file.read_bytes().strip()
+    for post in posts:
+        headers = {name.lower(): value for name, value in post["headers"].items()}
+        fields = dict(part.split("=", 1) for part in headers["x-genoshare-signature"].split(","))
+        signed = hmac.new(secret, fields["t"].encode() + b"." + post["body"].encode(), hashlib.sha256)
+        assert hmac.compare_digest(fields["v1"], signed.hexdigest())
 
     page.goto(f"{portal_node.url}/portal/committee")
     assert page.get_by_text("Nothing waits for your decision.").is_visible()
