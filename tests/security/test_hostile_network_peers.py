@@ -10,71 +10,18 @@ must never reach the redirect's target.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-import pytest
+from hostile_server import Hostile, hostile
 from sqlite_node import sqlite_node
 
 from genoshare.node import Node
 
-__all__ = ["sqlite_node"]
+__all__ = ["hostile", "sqlite_node"]
 
 ISSUER = "https://issuer.example"
-NESTED = b"[" * 200_000 + b"]" * 200_000
-HUGE = 40 * 1024 * 1024
-
-
-class Hostile(BaseHTTPRequestHandler):
-    """Answers by the first path segment; remembers the Authorization header of every request it got."""
-
-    seen: list[tuple[str, str | None]] = []
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        Hostile.seen.append((self.path, self.headers.get("Authorization")))
-        kind = self.path.split("/")[1]
-        if kind in ("nested", "registry"):
-            self._send(200, NESTED)
-        elif kind == "nested-error":
-            self._send(500, NESTED)
-        elif kind == "huge":
-            self._send(200, b'{"meta": {}, "padding": "' + b"x" * HUGE + b'"}')
-        elif kind == "redirect":
-            port = self.server.server_address[1]
-            self._send(302, b"{}", {"Location": f"http://localhost:{port}/steal{self.path}"})
-        else:
-            self._send(404, b'{"message": "no such thing"}')
-
-
-@pytest.fixture
-def hostile() -> Iterator[str]:
-    Hostile.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def unsigned_passport(issuer: str) -> str:

@@ -103,7 +103,7 @@ async def match(request: Request, token: AuthToken = None) -> Response:
     raw = await request.body()
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # Recursion: nested too deep
         raise InvalidInput(f"the body is not JSON: {error}") from None
     parsed = parse_request(body)
     service: MatchmakerService = request.app.state.mme
@@ -136,7 +136,7 @@ async def ask_peers(request: Request, identity: IdentityDep) -> Response:
         raise PermissionDenied("only the node's stewards may send patients to the matchmaking peers")
     try:
         body = json.loads(await request.body())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # Recursion: nested too deep
         raise InvalidInput(f"the body is not JSON: {error}") from None
     parsed = parse_request(body)
     client: MatchmakerClient = request.app.state.mme_client

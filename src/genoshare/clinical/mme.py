@@ -99,6 +99,8 @@ def _media_types(header: str | None) -> list[str]:
 _HPO = r"^HP:\d{7}$"
 MAX_ITEMS = 1000
 MAX_GENES = 100
+#: A peer's answer: at most a few hundred results of a few KiB each; nothing longer is read into memory.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
 
 
 class _Open(BaseModel):
@@ -587,14 +589,19 @@ class MatchmakerClient:
         headers = {"Content-Type": MEDIA_TYPE, "Accept": MEDIA_TYPE, "X-Auth-Token": token}
         url = peer.base_url.rstrip("/") + "/match"
         try:
-            with httpx.Client(timeout=peer.deadline_seconds, follow_redirects=False) as http:
-                response = http.post(url, json=body, headers=headers)
+            with (
+                httpx.Client(timeout=peer.deadline_seconds, follow_redirects=False) as http,
+                http.stream("POST", url, json=body, headers=headers) as streamed,
+            ):
+                response = httpx.Response(streamed.status_code, content=_read_limited(streamed))
         except httpx.TimeoutException:
             return PeerAnswer(peer.name, "timed out", time.monotonic() - started, message="no answer in time")
         except httpx.HTTPError as error:
             return PeerAnswer(
                 peer.name, "unreachable", time.monotonic() - started, message=str(error) or type(error).__name__
             )
+        except AnswerTooLarge as error:
+            return PeerAnswer(peer.name, "failed", time.monotonic() - started, message=str(error))
         seconds = time.monotonic() - started
         if response.status_code in (401, 403):
             return PeerAnswer(
@@ -616,9 +623,23 @@ class MatchmakerClient:
         return PeerAnswer(peer.name, "answered", seconds, results, 200)
 
 
+class AnswerTooLarge(ValueError):
+    """A peer's answer longer than ``MAX_ANSWER_BYTES``: not read on, whatever the peer keeps sending."""
+
+
+def _read_limited(response: httpx.Response) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's limit
         return response.text[:200]
     return str(body.get("message", body))[:200] if isinstance(body, dict) else str(body)[:200]

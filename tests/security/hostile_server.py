@@ -1,0 +1,72 @@
+"""One HTTP server on loopback that plays every hostile peer, by the first segment of the path it is asked.
+
+``nested``: JSON nested far past any parser's recursion limit (``nested-error``: the same with a 500);
+``huge``: a 40 MiB JSON answer; ``redirect``: a 302 to another host name of the same server, whose
+``/steal/...`` would collect a forwarded credential. Every request's path and ``Authorization`` header
+is kept in ``Hostile.seen``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+NESTED = b"[" * 200_000 + b"]" * 200_000
+HUGE = 40 * 1024 * 1024
+
+
+class Hostile(BaseHTTPRequestHandler):
+    """Answers by the first path segment; keeps the credential (Authorization, X-Auth-Token) of each request."""
+
+    seen: list[tuple[str, str | None]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        Hostile.seen.append((self.path, self.headers.get("Authorization") or self.headers.get("X-Auth-Token")))
+        kind = self.path.split("/")[1]
+        if kind in ("nested", "registry"):
+            self._send(200, NESTED)
+        elif kind == "nested-error":
+            self._send(500, NESTED)
+        elif kind == "huge":
+            self._send(200, b'{"results": [], "meta": {}, "padding": "' + b"x" * HUGE + b'"}')
+        elif kind == "redirect":
+            port = self.server.server_address[1]
+            self._send(302, b"{}", {"Location": f"http://localhost:{port}/steal{self.path}"})
+        else:
+            self._send(404, b'{"message": "no such thing"}')
+
+
+@pytest.fixture
+def hostile() -> Iterator[str]:
+    Hostile.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
