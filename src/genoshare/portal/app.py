@@ -9,14 +9,14 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from genoshare.node import Node, Services
-from genoshare.portal import account, committee, home, participant, researcher, steward
+from genoshare.portal import account, clinical, committee, home, participant, researcher, steward
 from genoshare.portal.oidc import OidcClient
 from genoshare.portal.oidc import install_log_filter as oidc_log_filter
 from genoshare.portal.sessions import SessionStore
 from genoshare.portal.web import PREFIX, STATIC, Portal
 
 #: The page modules: each has a ``router`` and a ``NAV`` (its links in the site navigation).
-PAGES = (home, researcher, committee, steward, account, participant)
+PAGES = (home, researcher, clinical, committee, steward, account, participant)
 
 
 def install_portal(app: FastAPI, node: Node, services: Services) -> Portal:

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from genoshare.access.consent_tokens import ConsentTokens, token_hash
+from genoshare.access.matchmaking import MatchmakingConsent, matchmaking_consent
 from genoshare.errors import GenoshareError, InvalidInput, PermissionDenied
 from genoshare.governance.usage import Route, Use
 from genoshare.node import Node, Services
@@ -213,6 +214,12 @@ class Record:
     def active(self) -> bool:
         return self.participant.consent_status == "active"
 
+    @property
+    def matchmaking(self) -> MatchmakingConsent:
+        """Whether matchmaking may show them now, decided as every match request decides it."""
+        person = self.participant
+        return matchmaking_consent(person.consent_status, person.matchmaking, self.dataset.duo_codes)
+
 
 def people(request: Request) -> list[Participant]:
     """The records this participant session opens, asked afresh of ``access`` at every request."""
@@ -283,6 +290,22 @@ def widen(
 ) -> RedirectResponse:
     person = _one(request, participant)
     _services(request).consent.widen(person, [code], _actor(person))
+    flash(request, t(request, "Your choice is saved. It applies from now on."), "success")
+    return redirect(HOME)
+
+
+@router.post("/consent/matchmaking")
+def matchmaking(
+    request: Request,
+    viewer: ParticipantDep,
+    participant: Annotated[int, Form()],
+    allow: Annotated[str, Form(max_length=8)],
+) -> RedirectResponse:
+    """Say yes or no to rare-disease matchmaking (``ConsentService.set_matchmaking``, as the API's route)."""
+    if allow not in ("yes", "no"):
+        raise InvalidInput(t(request, "Choose one of the options shown."))
+    person = _one(request, participant)
+    _services(request).consent.set_matchmaking(person, allow == "yes", _actor(person))
     flash(request, t(request, "Your choice is saved. It applies from now on."), "success")
     return redirect(HOME)
 
