@@ -154,6 +154,11 @@ def test_a_participant_says_yes_then_no_to_matchmaking_and_the_stewards_match_fo
     expect(peers.get_by_role("heading", name=re.compile("Down peer: could not be reached"))).to_be_visible()
     expect(peers.locator(".peer-failure")).to_contain_text('that is not a "no match"')
     check_page(steward, "steward-matchmaking-results")
+    # The match is in the participant's "who used my data", in words.
+    participant.page.reload()
+    expect(participant.page.locator(".consent-record table")).to_contain_text(
+        "Compared with a patient in 1 rare-disease matchmaking search(es)"
+    )
 
     participant.page.locator("form.matchmaking").get_by_label("No, leave my data out").check()
     participant.page.locator("form.matchmaking").get_by_role("button", name="Save my matchmaking choice").click()

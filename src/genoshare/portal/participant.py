@@ -97,6 +97,10 @@ def size_words(count: int) -> str:
 
 def route_words(name: str, route: Route, translate: Callable[[str], str]) -> str:
     """What one route of a use did with the participant's data, in a sentence."""
+    if name == "matchmaking":
+        return translate(N_("Compared with a patient in %(count)d rare-disease matchmaking search(es)")) % {
+            "count": route.requests
+        }
     if name == "beacon":
         if route.records:
             return translate(N_("Shown as a record in %(count)d search answer(s)")) % {"count": route.requests}
