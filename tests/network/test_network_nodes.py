@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
+import yaml
 from beacon_schemas import BY_GRANULARITY, assert_valid, framework
 from network_nodes import SHARED, StandIn, build_node
 from typer.testing import CliRunner
@@ -31,7 +33,7 @@ from genoshare.network.peers import PeerDirectory, PeerNode
 from genoshare.settings import BONA_FIDE_RESEARCHER, NetworkSettings, ServiceRegistry
 
 from processes import Server, free_port
-from support import TEST_ISSUER, Passports
+from support import SPEC, TEST_ISSUER, Passports
 
 pytestmark = pytest.mark.slow
 
@@ -201,13 +203,18 @@ def test_registry_and_network_commands(network: Network, tmp_path: Path) -> None
     """Every node lists its own services as a GA4GH Service Registry; a node reading it finds the Beacon, and
     ``genoshare network add|list|check`` show it healthy with its service-info, map and entry types."""
     alpha = network.servers["alpha"].url
+    schemas = yaml.safe_load((SPEC / "service-registry" / "service-registry.yaml").read_text())["components"]["schemas"]
+    with_url = schemas["ExternalService"]["allOf"][1]  # the first part is the service-info, validated below
     services = httpx.get(f"{alpha}/services", timeout=30).json()
     for service in services:
         assert_valid(service, framework("ga4gh-service-info-1-0-0-schema"))
+        jsonschema.validate(service, with_url)
         assert service["url"].startswith(alpha)
     [beacon] = [s for s in services if s["type"]["artifact"] == "beacon"]
     assert httpx.get(f"{alpha}/services/{beacon['id']}", timeout=30).json() == beacon
-    assert httpx.get(f"{alpha}/services/nosuch", timeout=30).status_code == 404
+    missing = httpx.get(f"{alpha}/services/nosuch", timeout=30)
+    assert missing.status_code == 404
+    jsonschema.validate(missing.json(), schemas["Error"])
 
     registry = NetworkSettings(registries=[ServiceRegistry(url=alpha, trusts=[TEST_ISSUER])])
 
