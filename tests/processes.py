@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,10 +36,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
 class Server:
     """``genoshare serve`` in a child process, stopped at the end of the test."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], wrapper: Sequence[str] = ()) -> None:
-        """``wrapper``: a command that runs the server, e.g. ``prlimit --nofile=300:300``."""
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str],
+        wrapper: Sequence[str] = (),
+        args: Sequence[str] = (),
+        scheme: str = "http",
+        prefix: str = "",
+    ) -> None:
+        """``wrapper``: a command that runs the server, e.g. ``prlimit --nofile=300:300``; ``args``: more options
+        of ``serve``; ``prefix``: the path a proxy in front would add (in the public URL, not in ``url``)."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [
                 *wrapper,
@@ -50,8 +60,9 @@ class Server:
                 str(data_dir),
                 "--port",
                 str(self.port),
+                *args,
             ],
-            env={**os.environ, **env, "GENOSHARE_PUBLIC_URL": self.url},
+            env={**os.environ, **env, "GENOSHARE_PUBLIC_URL": self.url + prefix},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -66,7 +77,7 @@ class Server:
                 self._reader.join(timeout=5)
                 raise RuntimeError(f"server exited: {self.log}")
             try:
-                if httpx.get(f"{self.url}/service-info", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/service-info", timeout=1, verify=False).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -101,8 +112,8 @@ def serve() -> Iterator[type[Server]]:
     started: list[Server] = []
 
     class Tracked(Server):
-        def __init__(self, data_dir: Path, env: dict[str, str], wrapper: Sequence[str] = ()) -> None:
-            super().__init__(data_dir, env, wrapper)
+        def __init__(self, data_dir: Path, env: dict[str, str], wrapper: Sequence[str] = (), **options: Any) -> None:
+            super().__init__(data_dir, env, wrapper, **options)
             started.append(self)
 
     yield Tracked

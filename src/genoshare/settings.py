@@ -363,6 +363,31 @@ class S3Settings(BaseModel):
     scratch_dir: Path | None = None
 
 
+class CorsSettings(BaseModel):
+    """Which web pages (origins) a browser lets read this node's answers (CORS), per group of routes.
+
+    Off by default: no origin is allowed. Passports travel in ``Authorization`` headers, never cookies, so no
+    route group allows credentials.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Origins whose pages may query the Beacon (``/api``), e.g. ``https://beacon-ui.example.org``; ``*``: any.
+    beacon: list[str] = Field(default_factory=list)
+    #: Origins whose pages may read htsget tickets and ``/data`` (igv.js in a browser).
+    htsget: list[str] = Field(default_factory=list)
+    #: Origins whose pages may call DRS (``/ga4gh/drs/v1``).
+    drs: list[str] = Field(default_factory=list)
+
+    @field_validator("beacon", "htsget", "drs")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != ANY and (not origin.startswith(("http://", "https://")) or origin.count("/") != 2):
+                raise ValueError(f"not an origin (scheme://host[:port], no path) nor *: {origin!r}")
+        return origins
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GENOSHARE_", env_nested_delimiter="__", extra="forbid")
 
@@ -423,6 +448,8 @@ class Settings(BaseSettings):
     roles: RoleSettings = Field(default_factory=RoleSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    #: Cross-origin access for web pages, per route group (``CorsSettings``); off by default.
+    cors: CorsSettings = Field(default_factory=CorsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -19,11 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genoshare.node import AUDIT_KEY_FILE, NODE_KEY_NAME, Node
 from genoshare.operations.logs import request_id
 from genoshare.operations.metrics import Metrics
+from genoshare.settings import CorsSettings
 
 access_log = logging.getLogger("genoshare.access_log")
 #: An id a client or proxy sends is kept if it is this plain; anything else is replaced by a new one.
@@ -48,6 +50,7 @@ class Observability:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         token = request_id.set(rid)
+        root = scope.get("root_path", "")
         started = time.perf_counter()
         status = 500
 
@@ -55,7 +58,11 @@ class Observability:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", rid)
+                headers = MutableHeaders(scope=message)
+                headers.append("X-Request-ID", rid)
+                location = headers.get("location", "")
+                if root and location.startswith("/") and not location.startswith((f"{root}/", "//")):
+                    headers["location"] = root + location  # behind a proxy's path prefix, redirects keep it
             await send(message)
 
         try:
@@ -122,7 +129,47 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
+class RouteGroupCors:
+    """ASGI middleware: CORS for the route groups ``cors`` names origins for, and none for any other route."""
+
+    GROUPS: dict[str, tuple[str, ...]] = {
+        "beacon": ("/api/",),
+        "htsget": ("/htsget/", "/data/"),
+        "drs": ("/ga4gh/drs/",),
+    }
+
+    def __init__(self, app: ASGIApp, cors: CorsSettings) -> None:
+        self.app = app
+        self.groups = [
+            (prefixes, self._policy(app, getattr(cors, name)))
+            for name, prefixes in self.GROUPS.items()
+            if getattr(cors, name)
+        ]
+
+    @staticmethod
+    def _policy(app: ASGIApp, origins: list[str]) -> CORSMiddleware:
+        return CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Range", "X-Request-ID"],
+            expose_headers=["Content-Length", "Content-Range", "Accept-Ranges", "X-Request-ID"],
+            allow_credentials=False,
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.groups:
+            path = scope["path"].removeprefix(scope.get("root_path", ""))
+            for prefixes, policy in self.groups:
+                if path.startswith(prefixes):
+                    await policy(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def install_observability(app: FastAPI, node: Node) -> None:
     app.state.metrics = Metrics(node.database)
+    app.add_middleware(RouteGroupCors, cors=node.settings.cors)
     app.add_middleware(Observability, metrics=app.state.metrics)
     app.include_router(router)

@@ -337,7 +337,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         languages=i18n.available(),
         nav=[item for item in portal.nav if not item.roles or viewer.has(*item.roles)],
         path=request.url.path,
-        prefix=PREFIX,
+        prefix=request.scope.get("root_path", "") + PREFIX,  # behind a proxy's path prefix, links keep it
         **context,
     )
     return HTMLResponse(html, status_code=status_code)
