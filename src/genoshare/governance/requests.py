@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ AUTO_APPROVER = "genoshare (auto-approval: DUO match permits, dataset policy all
 
 #: Who a requester works for, as the access report groups requests (``AccessRequest.sector``).
 SECTORS = ("academic", "public", "non-profit", "clinical", "commercial")
+#: One mailbox: decisions are mailed to the requester's address, so it may not name anyone else's as well.
+MAILBOX = re.compile(r"[^@\s,;<>()\[\]\"]+@[^@\s,;<>()\[\]\"]+")
 AFFILIATION_AND_ROLE = "AffiliationAndRole"
 
 
@@ -142,6 +145,9 @@ class AccessRequests:
             raise InvalidInput(f"country must be an ISO 3166-1 two-letter code (e.g. GB), not {new.country!r}")
         if sector and sector not in SECTORS:
             raise InvalidInput(f"sector must be one of {', '.join(SECTORS)}, not {sector!r}")
+        contact = new.contact_email.strip()
+        if contact and (len(contact) > 320 or not MAILBOX.fullmatch(contact)):
+            raise InvalidInput(f"contact e-mail must be one address of yours (name@example.org), not {contact!r}")
         purpose = new.purpose.model_copy(update={"requester_id": identity.actor, "institution": new.institution})
         datasets = self._requestable(new.datasets)
         agreements: dict[str, str] = {}
@@ -166,7 +172,7 @@ class AccessRequests:
             country=country,
             sector=sector,
             affiliation=", ".join(visa.value for visa in affiliations)[:500],
-            contact_email=new.contact_email.strip()[:320],
+            contact_email=contact,
             agreements=agreements,
         )
         with self.database.session() as session:
