@@ -93,3 +93,16 @@ def test_a_contact_address_is_one_mailbox_not_a_list_of_victims(node: Served) ->
         assert answer.status_code == 400, (address, answer.status_code, answer.text[:300])
         assert "contact" in answer.text.lower(), answer.text[:300]
     assert node.submit(passport, project_title="Contact", contact_email="me@uni.example").status_code == 201
+
+
+def test_a_line_break_in_a_title_neither_adds_a_header_nor_loses_the_notice(node: Served) -> None:
+    title = "Line break study\r\nBcc: victim@else.example"
+    answer = node.submit(node.researcher(), project_title=title)
+    assert answer.status_code in (201, 400), answer.text[:300]
+    if answer.status_code == 201:
+        message = node.mail.wait_for(lambda m: "Line break study" in str(m["Subject"]))
+        assert COMMITTEE_MAIL in str(message["To"])
+        assert message["Bcc"] is None and "\n" not in str(message["Subject"]).strip()
+    for message in node.mail.messages():
+        assert "victim@else.example" not in str(message.get("X-RcptTo", "")), "the node mailed the victim"
+        assert message["Bcc"] is None

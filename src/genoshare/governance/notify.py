@@ -120,7 +120,9 @@ def mail(smtp: SmtpSettings, notice: Notice) -> None:
     message = EmailMessage()
     message["From"] = smtp.sender
     message["To"] = ", ".join(notice.to)
-    message["Subject"] = notice.subject
+    # One line, whatever the notice's subject quotes (a requester's title): a line break in a header would
+    # start another header, and the mail library refuses such a header outright (the notice would be lost).
+    message["Subject"] = " ".join(notice.subject.split())
     message.set_content(notice.body)
     with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds) as client:
         if smtp.starttls:
