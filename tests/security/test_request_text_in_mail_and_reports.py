@@ -8,6 +8,8 @@ that is a spreadsheet formula, in the access report CSV the committee opens in a
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ from genoshare.settings import TrustedIssuer, load_settings
 from genoshare.store.models import Dataset
 from receivers import MailServer
 
+from portal_support import csrf_token
 from processes import Server
 from support import TEST_ISSUER, TEST_PASSPORT_POLICY, Passports
 
@@ -106,3 +109,22 @@ def test_a_line_break_in_a_title_neither_adds_a_header_nor_loses_the_notice(node
     for message in node.mail.messages():
         assert "victim@else.example" not in str(message.get("X-RcptTo", "")), "the node mailed the victim"
         assert message["Bcc"] is None
+
+
+def test_the_access_report_csv_holds_no_formula(node: Served) -> None:
+    assert node.submit(node.researcher(affiliation=FORMULA), project_title="Formula").status_code == 201
+    chair = Passports(node.issuer, subject="chair").anonymous_researcher()
+    with httpx.Client(base_url=node.server.url, timeout=30, headers={"Origin": node.server.url}) as client:
+        page = client.get("/portal/signin")
+        signed = client.post(
+            "/portal/signin/passport",
+            data={"csrf_token": csrf_token(page.text), "passport": chair, "next": "/portal/"},
+        )
+        assert signed.status_code == 303, signed.text[:300]
+        report = client.get(f"/portal/reports/{COHORT}/access-report.csv")
+    assert report.status_code == 200, report.text[:300]
+    rows = list(csv.reader(io.StringIO(report.text)))
+    assert any("HYPERLINK" in cell for row in rows for cell in row), "the affiliation is in the report, as text"
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), f"a spreadsheet would run {cell!r}"

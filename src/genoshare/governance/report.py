@@ -23,6 +23,8 @@ from genoshare.store.models import AccessRequest
 #: Shown for a request that did not say (requests made before the country and sector were asked).
 UNSTATED = "not stated"
 #: The CSV's columns: one line per request.
+#: How a spreadsheet's formula may start (OWASP, CSV injection): a cell starting so is prefixed with ``'``.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("dataset", "request", "submitted", "country", "sector", "affiliation", "status", "decided", "days", "reason")
 
 
@@ -99,7 +101,8 @@ class AccessReport:
         for row in self.rows:
             days = row.days_to_decision
             writer.writerow(
-                [
+                _cell(value)
+                for value in [
                     self.dataset,
                     row.request,
                     row.created_at.isoformat(),
@@ -113,6 +116,11 @@ class AccessReport:
                 ]
             )
         return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: an affiliation from a passport (``=HYPERLINK(...)``) runs nothing."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 def dataset_status(request: AccessRequest, dataset_id: str) -> tuple[str, datetime | None, str]:
