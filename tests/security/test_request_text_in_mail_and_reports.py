@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -111,16 +113,22 @@ def test_a_line_break_in_a_title_neither_adds_a_header_nor_loses_the_notice(node
         assert message["Bcc"] is None
 
 
-def test_the_access_report_csv_holds_no_formula(node: Served) -> None:
-    assert node.submit(node.researcher(affiliation=FORMULA), project_title="Formula").status_code == 201
-    chair = Passports(node.issuer, subject="chair").anonymous_researcher()
+@contextmanager
+def signed_in(node: Served, passport: str) -> Iterator[httpx.Client]:
+    """A browser-like portal client signed in by pasting ``passport``."""
     with httpx.Client(base_url=node.server.url, timeout=30, headers={"Origin": node.server.url}) as client:
         page = client.get("/portal/signin")
         signed = client.post(
             "/portal/signin/passport",
-            data={"csrf_token": csrf_token(page.text), "passport": chair, "next": "/portal/"},
+            data={"csrf_token": csrf_token(page.text), "passport": passport, "next": "/portal/"},
         )
         assert signed.status_code == 303, signed.text[:300]
+        yield client
+
+
+def test_the_access_report_csv_holds_no_formula(node: Served) -> None:
+    assert node.submit(node.researcher(affiliation=FORMULA), project_title="Formula").status_code == 201
+    with signed_in(node, Passports(node.issuer, subject="chair").anonymous_researcher()) as client:
         report = client.get(f"/portal/reports/{COHORT}/access-report.csv")
     assert report.status_code == 200, report.text[:300]
     rows = list(csv.reader(io.StringIO(report.text)))
@@ -128,3 +136,41 @@ def test_the_access_report_csv_holds_no_formula(node: Served) -> None:
     for row in rows:
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), f"a spreadsheet would run {cell!r}"
+
+
+def test_documents_are_served_inert_to_who_may_see_the_request_only(node: Served) -> None:
+    """A researcher's upload: a hostile file name, HTML dressed as text; another researcher guesses its address."""
+    script = b"<html><script>alert(document.cookie)</script></html>"
+    with signed_in(node, node.researcher()) as researcher:
+        form = researcher.get("/portal/requests/new")
+        fields = {"csrf_token": csrf_token(form.text), "datasets": COHORT, "primary": "GRU"}
+        fields |= {"project_title": '<img src=x onerror="alert(1)">', "institution": "Uni"}
+        files = [
+            ("documents", ('../../etc/"evil"\r\nX-Injected: 1.txt', script, "text/html")),
+            ("documents", ("approval.pdf", b"%PDF-1.4 an approval", "application/pdf")),
+        ]
+        made = researcher.post("/portal/requests", data=fields, files=files)
+        assert made.status_code == 303, made.text[:500]
+        page = researcher.get(made.headers["location"])
+        links = re.findall(r'href="(/portal/documents/[^"]+)"', page.text)
+        assert len(links) == 2, page.text[:1000]
+        for link in links:
+            served = researcher.get(link)
+            assert served.status_code == 200
+            disposition = served.headers["content-disposition"]
+            assert disposition.startswith("attachment;") and "\n" not in disposition and "/" not in disposition
+            assert disposition.count('"') == 2, disposition
+            assert served.headers["x-content-type-options"] == "nosniff"
+            assert "x-injected" not in served.headers
+            assert not served.headers["content-type"].startswith("text/html"), served.headers["content-type"]
+    # Someone else with a passport, and the committee member: only the second opens them.
+    stranger = Passports(node.issuer, subject="researcher-2").anonymous_researcher()
+    with signed_in(node, stranger) as other:
+        for link in links:
+            assert other.get(link).status_code == 404, link
+    with signed_in(node, Passports(node.issuer, subject="chair").anonymous_researcher()) as chair:
+        inbox = chair.get("/portal/committee")
+        assert inbox.status_code == 200
+        assert '<img src=x onerror="alert(1)">' not in inbox.text and "&lt;img src=x" in inbox.text
+        for link in links:
+            assert chair.get(link).status_code == 200, link
