@@ -174,3 +174,20 @@ def test_documents_are_served_inert_to_who_may_see_the_request_only(node: Served
         assert '<img src=x onerror="alert(1)">' not in inbox.text and "&lt;img src=x" in inbox.text
         for link in links:
             assert chair.get(link).status_code == 200, link
+
+
+def test_a_refused_upload_leaves_no_request_behind(node: Served) -> None:
+    """Eleven documents (ten is the most a request holds): refused, and no request made without them."""
+    passport = node.researcher()
+    with signed_in(node, passport) as researcher:
+        form = researcher.get("/portal/requests/new")
+        fields = {"csrf_token": csrf_token(form.text), "datasets": COHORT, "primary": "GRU"}
+        fields |= {"project_title": "Too many papers", "institution": "Uni"}
+        files = [("documents", (f"paper-{n}.txt", b"a page", "text/plain")) for n in range(11)]
+        refused = researcher.post("/portal/requests", data=fields, files=files)
+    assert refused.status_code == 400, refused.status_code
+    mine = httpx.get(
+        f"{node.server.url}/governance/requests", headers={"Authorization": f"Bearer {passport}"}, timeout=30
+    )
+    assert mine.status_code == 200
+    assert not [r for r in mine.json() if r["project_title"] == "Too many papers"], "a half-made request was kept"

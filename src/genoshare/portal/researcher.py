@@ -27,6 +27,7 @@ from genoshare.beacon.framework import BY_PATH
 from genoshare.beacon.request import parse_query
 from genoshare.duo.purpose import PurposeCategory, ResearchPurpose
 from genoshare.errors import GenoshareError, InvalidInput, NotFound
+from genoshare.governance.documents import MAX_DOCUMENTS
 from genoshare.governance.requests import SECTORS, NewRequest, agreement_digest
 from genoshare.portal.i18n import N_
 from genoshare.portal.web import (
@@ -327,6 +328,9 @@ def _submit(request: Request, viewer: Viewer, form: FormData, files: Sequence[tu
             contact_email=str(form.get("contact_email", "")),
             accepted_agreements={d: str(form[f"agreement-{d}"]) for d in chosen if form.get(f"agreement-{d}")},
         )
+        # Every document is checked before the request is made: a refused one must not leave it without them.
+        if len(files) > MAX_DOCUMENTS:
+            raise InvalidInput(f"a request holds at most {MAX_DOCUMENTS} documents")
         for name, content in files:
             services.documents.check(name, content)
         made = services.access_requests.submit(viewer.identity, new)
