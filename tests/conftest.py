@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,6 +23,7 @@ from genoshare.access.issuer import VisaIssuer
 from genoshare.api.app import create_app
 from genoshare.node import Node, init_node
 from genoshare.settings import TrustedIssuer, load_settings
+from objects_s3 import S3Server, s3_server
 
 from parts import Parts, node_parts
 from support import PUBLIC_URL, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports
@@ -84,8 +86,34 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> VisaIssuer:
     return issuer
 
 
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-compatible server process (moto's; ``tests/objects_s3.py`` says why), one per session."""
+    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server
+
+
 @pytest.fixture
-def node(tmp_path: Path, database_url: str, issuer: VisaIssuer) -> Iterator[Node]:
+def object_store(request: pytest.FixtureRequest) -> str:
+    """Where the ``node`` fixture keeps objects: ``file`` (default) or ``s3``.
+
+    Suites that read or write objects run on both with
+    ``@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)``.
+    """
+    return str(getattr(request, "param", "file"))
+
+
+@pytest.fixture
+def objects_settings(object_store: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings that put a node's objects in ``object_store`` (a fresh bucket on the S3 server)."""
+    if object_store == "file":
+        return {}
+    server: S3Server = request.getfixturevalue("s3")
+    return {"objects_url": f"s3://{server.new_bucket()}/node", "s3": server.settings()}
+
+
+@pytest.fixture
+def node(tmp_path: Path, database_url: str, issuer: VisaIssuer, objects_settings: dict[str, Any]) -> Iterator[Node]:
     jwks = tmp_path / "trusted-jwks.json"
     issuer.write_jwks(jwks)
     settings = load_settings(
@@ -95,6 +123,7 @@ def node(tmp_path: Path, database_url: str, issuer: VisaIssuer) -> Iterator[Node
         environment="test",
         trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
         passports=TEST_PASSPORT_POLICY,
+        **objects_settings,
     )
     node = init_node(settings)
     yield node

@@ -349,15 +349,21 @@ class S3Settings(BaseModel):
 
     #: The store's URL, e.g. ``https://s3.eu-central-1.amazonaws.com`` or a MinIO/Ceph gateway; AWS's default if unset.
     endpoint_url: str | None = None
+    #: The store's region (``us-east-1`` for most self-hosted gateways).
     region: str | None = None
+    #: The node's access key id; unset: boto3's chain (``AWS_*`` variables, profile, instance role).
     access_key_id: str | None = None
+    #: Its secret: set it in the environment (never written to ``genoshare.toml``, never logged).
     secret_access_key: SecretStr | None = None
+    #: A temporary credential's session token, if the key is one (environment only, like the secret).
     session_token: SecretStr | None = None
     #: ``path`` (``endpoint/bucket/key``: what most self-hosted gateways want) or ``virtual`` (``bucket.endpoint``).
     addressing_style: Literal["path", "virtual", "auto"] = "path"
     #: Connections kept open to the store, shared by every thread of the process (a ranged GET each read).
     max_connections: int = Field(default=32, ge=1, le=1024)
+    #: Seconds to open a connection to the store; an unreachable store answers 503 after this (and 2 retries).
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    #: Seconds the store may take to answer one request.
     read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: Local scratch for staging uploads and cached index files; default: ``scratch`` in the data directory.
     scratch_dir: Path | None = None

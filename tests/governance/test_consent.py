@@ -61,6 +61,7 @@ def test_narrowing_adds_modifiers_only(client: TestClient, cohort: Cohort) -> No
     assert client.post("/consent/narrow", json={"codes": ["XYZ"]}, headers=token).status_code == 400
 
 
+@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 def test_withdrawal_blocks_files_at_once_and_rewrites_shared_ones(
     client: TestClient, cohort: Cohort, passports: Passports, tmp_path: Path
 ) -> None:

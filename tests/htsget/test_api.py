@@ -15,6 +15,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import crypt4gh.lib
 import jsonschema
@@ -70,10 +71,17 @@ def _schema_validator() -> jsonschema.Draft4Validator:
 VALIDATOR = _schema_validator()
 
 
-@pytest.fixture(scope="module")
-def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    """The demo htsget files as a public dataset (and a controlled copy of the VCF), on SQLite."""
+@pytest.fixture(scope="module", params=["file", "s3"])
+def demo_node(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Node]:
+    """The demo htsget files as a public dataset (and a controlled copy of the VCF), on SQLite.
+
+    Objects on local disk, and in an S3 store (``tests/objects_s3.py``): every request runs on both.
+    """
     root = tmp_path_factory.mktemp("htsget-node")
+    objects: dict[str, Any] = {}
+    if request.param == "s3":
+        server = request.getfixturevalue("s3")
+        objects = {"objects_url": f"s3://{server.new_bucket()}/node", "s3": server.settings()}
     issuer = VisaIssuer.load_or_create(TEST_ISSUER, root / "issuer.jwk.json")
     issuer.write_jwks(root / "jwks.json")
     settings = load_settings(
@@ -82,6 +90,7 @@ def demo_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         environment="test",
         trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=root / "jwks.json")],
         passports=TEST_PASSPORT_POLICY,
+        **objects,
     )
     node = init_node(settings)
     datasets = DatasetService(node.database)

@@ -72,17 +72,19 @@ def _ticket(client: TestClient, path: str) -> dict:
     return response.json()
 
 
+@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 def test_files_are_stored_as_they_are(node: Node) -> None:
     published = _plaintext_dataset(node)
     originals = {path.name: path.read_bytes() for path in demo_files()}
     assert {row.name for row in published} == set(originals)
     for row in published:
-        stored = node.objects.local_path(row.blob_key).read_bytes()
+        stored = node.objects.read_bytes(row.blob_key)
         assert not stored.startswith(b"crypt4gh")
         assert stored == originals[row.name]
         assert row.sha256 == hashlib.sha256(stored).hexdigest()
 
 
+@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 def test_whole_files_and_drs_checksums_are_the_originals(node: Node, client: TestClient) -> None:
     published = {row.name: row for row in _plaintext_dataset(node)}
     for path, original in [
@@ -110,6 +112,7 @@ def test_whole_files_and_drs_checksums_are_the_originals(node: Node, client: Tes
     assert ranged.content == original[100:4100]
 
 
+@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 @pytest.mark.parametrize(
     ("name", "endpoint", "id", "regions"),
     [

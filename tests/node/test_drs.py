@@ -86,6 +86,7 @@ def test_public_object_with_checksums_and_self_uri(client: TestClient, datasets:
     assert body["size"] == VCF.stat().st_size
 
 
+@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 def test_public_bytes_equal_the_file_and_ranges_work(client: TestClient, datasets: Node) -> None:
     access = client.get(f"{DRS}/objects/open.spec-v4.3.vcf.gz/access/https").json()
     assert_valid(access, "schemas/AccessURL.yaml")
@@ -116,6 +117,7 @@ def test_researcher_without_grant_is_forbidden(client: TestClient, datasets: Nod
     assert "needs a grant you lack" in response.json()["msg"]
 
 
+@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 def test_grant_for_the_dataset_opens_it_and_bytes_match(
     client: TestClient, datasets: Node, passports: Passports
 ) -> None:
@@ -273,6 +275,7 @@ def test_data_url_needs_the_ticket_for_that_object(client: TestClient, datasets:
     assert client.get("/data/open.spec-v4.3.vcf.gz", headers=tampered).status_code == 401
 
 
+@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 @pytest.mark.parametrize(
     ("sent", "status"),
     [
@@ -295,6 +298,7 @@ def test_ranges_are_answered_as_rfc_9110_says(client: TestClient, datasets: Node
         assert response.content == whole.content and "content-range" not in response.headers
 
 
+@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 def test_decisions_and_bytes_served_are_audited(client: TestClient, datasets: Node, passports: Passports) -> None:
     headers = bearer(passports.with_grant("secret"))
     client.get(f"{DRS}/objects/{SECRET_BAM}")

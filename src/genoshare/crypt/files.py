@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import secrets
 import threading
@@ -36,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import crypt4gh.lib
 from crypt4gh import CIPHER_DIFF, CIPHER_SEGMENT_SIZE, SEGMENT_SIZE, header, sodium
@@ -50,6 +51,9 @@ __all__ = [
     "CIPHER_SEGMENT_SIZE",
     "SEGMENT_SIZE",
     "EncryptedFile",
+    "LocalFile",
+    "Positional",
+    "PositionalIO",
     "Reencryption",
     "encrypt_file",
 ]
@@ -169,6 +173,76 @@ class Reencryption:
         return len(self.header) + sum(end - start for start, end in self.data_ranges)
 
 
+class Positional(Protocol):
+    """Stored bytes read by position, from several threads at once: a local file, or a remote object.
+
+    The one thing readers of stored bytes need, so that a file on disk and an object in an S3 store
+    (``genoshare.store.objects``: ranged GETs, never a whole copy) are read by the same code.
+    ``name`` is for messages and cache keys; it never carries a credential.
+    """
+
+    name: str
+    size: int
+
+    def readinto(self, into: memoryview, offset: int) -> int:
+        """Fill ``into`` from ``offset`` as far as the bytes go; the count read (0 at the end)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalFile:
+    """A file on this machine read with ``os.preadv`` on one descriptor (safe from several threads)."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.size: int = os.fstat(self.fd).st_size
+
+    def readinto(self, into: memoryview, offset: int) -> int:
+        return os.preadv(self.fd, [into], offset) if len(into) else 0
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class PositionalIO(io.RawIOBase):
+    """A seekable binary handle over :class:`Positional` bytes (wrap it in ``io.BufferedReader`` to read ahead).
+
+    Closing the handle leaves the bytes open: whoever opened them closes them.
+    """
+
+    def __init__(self, source: Positional) -> None:
+        self._source = source
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._source.readinto(view[: max(min(len(view), self._source.size - self._pos), 0)], self._pos)
+        self._pos += n
+        return n
+
+
+def _positional(source: Path | Positional) -> Positional:
+    return LocalFile(Path(source)) if isinstance(source, str | os.PathLike) else source
+
+
 class EncryptedFile:
     """A stored Crypt4GH file, opened once with the node's secret key.
 
@@ -182,17 +256,19 @@ class EncryptedFile:
     files itself (:func:`encrypt_file`) and never produces one.
     """
 
-    def __init__(self, path: Path, secret_key: bytes) -> None:
-        self.path = Path(path)
+    def __init__(self, source: Path | Positional, secret_key: bytes) -> None:
+        """Open ``source``: a local path, or stored bytes (which this file then owns and closes)."""
         if len(secret_key) != KEY_SIZE:
             raise InvalidKey("node secret key must be 32 bytes")
         self._secret = bytes(secret_key)
-        self._file = open(self.path, "rb")  # noqa: SIM115 - lives as long as the object; see close()
+        self._file = _positional(source)
+        self.path = Path(self._file.name)
         try:
-            self._session_keys = self._open_header()
+            head = io.BufferedReader(PositionalIO(self._file), 1 << 16)
+            self._session_keys = self._open_header(head)
             self._decryptor = decryptor(self._session_keys)
-            self.header_size: int = self._file.tell()
-            self.file_size: int = os.fstat(self._file.fileno()).st_size
+            self.header_size: int = head.tell()
+            self.file_size: int = self._file.size
             full, rest = divmod(self.file_size - self.header_size, CIPHER_SEGMENT_SIZE)
             if 0 < rest <= CIPHER_DIFF:
                 raise CorruptSegment(f"{self.path}: final segment truncated to {rest} bytes", full)
@@ -201,11 +277,10 @@ class EncryptedFile:
         except BaseException:
             self._file.close()
             raise
-        self._fd = self._file.fileno()
 
-    def _open_header(self) -> tuple[bytes, ...]:
+    def _open_header(self, head: io.BufferedIOBase) -> tuple[bytes, ...]:
         try:
-            raw_packets = list(header.parse(self._file))
+            raw_packets = list(header.parse(head))
         except ValueError as exc:
             raise NotDecryptable(f"{self.path}: not a readable Crypt4GH v1 header ({exc})") from exc
         cache_key = (self._secret, tuple(bytes(packet) for packet in raw_packets))
@@ -339,7 +414,7 @@ class EncryptedFile:
         want = min(count * CIPHER_SEGMENT_SIZE, self.file_size - offset)
         got = 0
         while got < want:
-            n = os.preadv(self._fd, [into[got:want]], offset + got)
+            n = self._file.readinto(into[got:want], offset + got)
             if n == 0:
                 raise CorruptSegment(f"{self.path}: file shrank while reading", first + got // CIPHER_SEGMENT_SIZE)
             got += n
@@ -477,7 +552,8 @@ class EncryptedFile:
         for start, end in reencryption.data_ranges:
             offset = start
             while offset < end:
-                data = os.pread(self._fd, min(chunk_size, end - offset), offset)
+                buffer = memoryview(bytearray(min(chunk_size, end - offset)))
+                data = bytes(buffer[: self._file.readinto(buffer, offset)])
                 if not data:
                     index = (offset - self.header_size) // CIPHER_SEGMENT_SIZE
                     raise CorruptSegment(f"{self.path}: file shrank while reading", index)

@@ -91,17 +91,17 @@ class TicketReads:
     def open(self, object_id: str, token: str) -> OpenedBlob:
         ticket = self.tickets.verify(token, object_id)
         row, withheld = self._still_readable(ticket)
-        path = self.objects.local_path(row.blob_key)
         if is_plaintext(row.blob_key):
             if ticket.recipient_key:
                 raise InvalidInput(f"{object_id} is stored unencrypted (public data): it is not served as Crypt4GH")
-            return OpenedBlob(row, ticket, PlainFile(path), withheld=withheld)
-        file = EncryptedFile(path, self.secret_key)
+            return OpenedBlob(row, ticket, PlainFile(self.objects.open(row.blob_key)), withheld=withheld)
+        file = EncryptedFile(self.objects.open(row.blob_key), self.secret_key)
         if not ticket.recipient_key:
             return OpenedBlob(row, ticket, file, withheld=withheld)
         try:
             reencryption = file.reencrypted(ticket.recipient_key, [])
-            return OpenedBlob(row, ticket, file, reencryption, StoredBytes(path), withheld)
+            stored = StoredBytes(self.objects.open(row.blob_key))
+            return OpenedBlob(row, ticket, file, reencryption, stored, withheld)
         except BaseException:
             file.close()
             raise

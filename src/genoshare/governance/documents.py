@@ -107,7 +107,7 @@ class RequestDocuments:
         if document is None:
             raise NotFound(f"no document {document_id!r}")
         self.access.visible_one(caller, document.request_id)
-        with EncryptedFile(self.objects.local_path(document.blob_key), self.keys.secret) as sealed:
+        with EncryptedFile(self.objects.open(document.blob_key), self.keys.secret) as sealed:
             content = b"".join(sealed.iter_plaintext())
         if hashlib.sha256(content).hexdigest() != document.sha256:
             raise Unavailable(f"document {document_id} does not read back as it was stored")

@@ -193,7 +193,7 @@ class Rederiver:
         keys = [old.blob_key, *([old.index_key] if old.index_key else [])]
         for manifest in self.objects.keys(f"subsets/{old.sha256[:2]}/{old.sha256}/"):
             try:
-                subset = json.loads(self.objects.local_path(manifest).read_text())
+                subset = json.loads(self.objects.read_bytes(manifest))
                 keys += [subset["blob_key"], subset["index_key"]]
             except (GenoshareError, OSError, ValueError, KeyError) as error:
                 log.warning("subset manifest %s unreadable (%s); its blob stays", manifest, error)

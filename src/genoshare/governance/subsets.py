@@ -78,7 +78,7 @@ class Subsets:
                     staged = work / "manifest.json"
                     staged.write_text(json.dumps(asdict(derived)))
                     self.objects.put(staged, key)
-            stored = json.loads(self.objects.local_path(key).read_text())
+            stored = json.loads(self.objects.read_bytes(key))
         values = {column.key: getattr(row, column.key) for column in DataObject.__table__.columns}
         values.update({name: stored[name] for name in ("blob_key", "index_key", "md5", "sha256", "size")})
         return DataObject(**values)

@@ -133,11 +133,7 @@ class IndexCache:
         return self._get(("crai",), index_path, lambda: cram.parse_crai(_read_index(index_path)))
 
     def _get(self, kind: tuple[object, ...], path: Path, load: Callable[[], _T]) -> _T:
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError as exc:
-            raise NotFound(f"{path.name} does not exist") from exc
-        key = (*kind, str(path), stat.st_mtime_ns, stat.st_size)
+        key = (*kind, str(path), *_version(path))
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -148,6 +144,20 @@ class IndexCache:
             while len(self._entries) > self._maxsize:
                 self._entries.popitem(last=False)
         return value
+
+
+def _version(path: Path) -> tuple[int, ...]:
+    """What tells a file's versions apart: modification time and size.
+
+    Nothing for an object in an S3 store (named ``s3://bucket/key``): the node's keys are content checksums.
+    """
+    if path.parts[:1] == ("s3:",):
+        return ()
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError as exc:
+        raise NotFound(f"{path.name} does not exist") from exc
+    return stat.st_mtime_ns, stat.st_size
 
 
 def header_blocks(

@@ -19,10 +19,11 @@ spec allows ("a server may include more fields than explicitly requested"); serv
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import bindparam, select
 
@@ -34,7 +35,7 @@ from genoshare.access.served import ServedFiles
 from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.errors import CryptError
-from genoshare.crypt.files import EncryptedFile
+from genoshare.crypt.files import EncryptedFile, Positional, PositionalIO
 from genoshare.crypt.keys import parse_public_key
 from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
 from genoshare.formats import FileFormat
@@ -49,7 +50,7 @@ from genoshare.htsget.errors import (
     UnsupportedFormat,
 )
 from genoshare.htsget.errors import PermissionDenied as HtsgetPermissionDenied
-from genoshare.htsget.layout import Opener, open_plain
+from genoshare.htsget.layout import Opener
 from genoshare.htsget.ranges import (
     Block,
     ByteRange,
@@ -81,6 +82,8 @@ MAX_REGIONS = 1000
 MAX_BLOCK = 1 << 30
 #: Object paths remembered per service; more than a node serves at once, small enough to never matter.
 _PATH_CACHE_SIZE = 4096
+#: Bytes a plaintext object is read ahead by while the engine looks at it (one ranged GET on an S3 store).
+_READ_AHEAD = 256 * 1024
 #: An id's stored formats with their datasets, in one round trip; built once (statement construction costs
 #: more than SQLite's answer, and every ticket runs it).
 _STORED_FORMATS = (
@@ -278,7 +281,7 @@ class HtsgetService:
         }
 
     def _local_path(self, key: str) -> Path:
-        """The store's path for ``key``, remembered per service.
+        """The store's path for an index ``key`` (a cached copy on an S3 store), remembered per service.
 
         The store resolves a key with a ``stat`` of every directory on the way (about 0.2 ms, twice per ticket),
         while keys are content checksums whose path never changes.  A file that has gone is asked of the store
@@ -288,7 +291,7 @@ class HtsgetService:
         if path is None or not path.is_file():
             if len(self._paths) >= _PATH_CACHE_SIZE:
                 self._paths.clear()
-            path = self._paths[key] = self.objects.local_path(key)
+            path = self._paths[key] = self.objects.local_copy(key)
         return path
 
     def _readable(self, query: HtsgetQuery, identity: Identity | None) -> tuple[DataObject, Dataset, Decision]:
@@ -338,17 +341,21 @@ class HtsgetService:
         excluded = self.policy.check_object(row, decision.grants)
         row = self.subsets.served(row, excluded)
         token = self.tickets.for_read(identity, row, decision.grants, query.recipient_key)
-        data_path = self._local_path(row.blob_key)
         if is_plaintext(row.blob_key):
             if query.recipient_key is not None:
                 raise InvalidInput(
                     f"{query.id} is public data stored unencrypted: encryptionScheme=C4GH is not offered for it; "
                     "ask without encryptionScheme"
                 )
-            size = data_path.stat().st_size
-            blocks, whole = self._blocks(query, row, data_path, size, open_plain)
+            stored = self.objects.open(row.blob_key)
+            try:
+                data_path = Path(stored.name)
+                blocks, whole = self._blocks(query, row, data_path, stored.size, _opener(stored))
+            finally:
+                stored.close()
         else:
-            with EncryptedFile(data_path, self.secret_key) as file:
+            with EncryptedFile(self.objects.open(row.blob_key), self.secret_key) as file:
+                data_path = file.path
                 blocks, whole = self._blocks(query, row, data_path, file.plaintext_size, lent_opener(file))
                 if query.recipient_key is not None:
                     urls = self._c4gh_urls(query, row, file, blocks, token)
@@ -468,6 +475,17 @@ class HtsgetService:
             for entry in urls:
                 entry["class"] = DataClass.HEADER.value
         return urls
+
+
+def _opener(stored: Positional) -> Opener:
+    """An ``Opener`` over a plaintext object the ticket has open: local or ranged reads, 256 KiB ahead."""
+
+    def open_stored(path: Path) -> BinaryIO:
+        if str(path) != str(Path(stored.name)):
+            raise ValueError(f"this opener reads {stored.name}, not {path}")
+        return io.BufferedReader(PositionalIO(stored), _READ_AHEAD)
+
+    return open_stored
 
 
 def _pieces(fmt: FileFormat, blocks: list[Block], file: EncryptedFile) -> list[Piece]:

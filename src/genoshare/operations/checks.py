@@ -204,8 +204,11 @@ def _secret_file(path: Path, minimum: int, fix: str, *, where: str = "") -> Iter
 
 def object_store_problem(settings: Settings) -> Problem | None:
     parsed = urlparse(settings.objects_url)
+    if parsed.scheme == "s3" and parsed.netloc:
+        return None  # reached over the network: /ready asks it (ObjectStore.check), a read it fails is a 503
     if parsed.scheme != "file":
-        return Problem(f"objects_url {settings.objects_url}", "only file:// stores exist", "write a file:// URL")
+        fix = "write file:///path or s3://bucket/prefix"
+        return Problem(f"objects_url {settings.objects_url}", "is neither a file:// nor an s3:// store", fix)
     root = Path(parsed.path)
     if not root.is_dir():
         return Problem(f"objects_url {settings.objects_url}", "is not a directory", f"mkdir -m 700 {root}")

@@ -8,23 +8,25 @@ is always read the way it was written.
 Every reader of stored bytes goes through here: ``/data`` (``genoshare.drs.reads``), htsget, and the node's
 own background work (Beacon indexing, re-derivation after a withdrawal) through ``copy_plaintext``.
 
-Plaintext objects are read with ``os.preadv`` into fresh buffers, in large pieces (64 KiB pieces streamed at a
-fifth of the rate of 1 MiB ones); pieces in the page cache are read without leaving the event loop.
+Plaintext objects are read by position into fresh buffers, in large pieces (64 KiB pieces streamed at a
+fifth of the rate of 1 MiB ones): ``os.preadv`` on a local file, whose pieces in the page cache are read
+without leaving the event loop, or a ranged GET on an object in an S3 store.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 from pathlib import Path
 
-from genoshare.crypt.files import EncryptedFile
+from genoshare.crypt.files import EncryptedFile, LocalFile, Positional
 from genoshare.errors import NotFound
 from genoshare.store.models import DataObject
 from genoshare.store.objects import ObjectStore
 
 ENCRYPTED_SUFFIX = ".c4gh"
+#: Pieces in which ``copy_plaintext`` reads a plaintext object (a ranged GET each on an S3 store).
+_COPY_PIECE = 8 * 1024 * 1024
 #: ``preadv2`` flag: fail with EAGAIN rather than wait for the disk (Linux >= 4.14); 0 where unavailable.
 _NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 
@@ -35,24 +37,27 @@ def is_plaintext(blob_key: str) -> bool:
 
 
 class StoredBytes:
-    """A blob's bytes as stored, read by position from several threads at once (``os.preadv`` on one descriptor).
+    """A blob's bytes as stored, read by position from several threads at once.
 
     What the node streams without transforming: a plaintext blob (:class:`PlainFile`), and the ciphertext
     segments of a Crypt4GH blob sent as they are to a recipient under a re-keyed header.  Both go through
     this one reader, so both get the same cheap path (see :meth:`cached_view`).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        self.size: int = os.fstat(self._fd).st_size
+    def __init__(self, source: Path | Positional) -> None:
+        """Read ``source``: a local path, or stored bytes (which this reader then owns and closes)."""
+        self._source = LocalFile(Path(source)) if isinstance(source, str | os.PathLike) else source
+        self.path = Path(self._source.name)
+        self.size: int = self._source.size
+        #: A local file's descriptor, for reads from the page cache that never wait (-1: not a local file).
+        self._fd = self._source.fd if isinstance(self._source, LocalFile) else -1
 
     def view(self, start: int, end: int) -> memoryview:
         """Bytes ``[start, end)`` clamped to the file, in a buffer made for this call (safe to hand to a socket)."""
         start, view = self._buffer(start, end)
         got = 0
         while got < len(view):
-            n = os.preadv(self._fd, [view[got:]], start + got)
+            n = self._source.readinto(view[got:], start + got)
             if n == 0:
                 raise NotFound(f"{self.path.name} shrank while being read")
             got += n
@@ -65,7 +70,7 @@ class StoredBytes:
         itself (as the bare HTTP ceiling does) and hand only real disk reads to a thread: measured here, a
         thread hop per 1 MiB piece doubled the CPU a plaintext stream costs.
         """
-        if not _NOWAIT:
+        if not _NOWAIT or self._fd < 0:
             return None
         start, view = self._buffer(start, end)
         try:
@@ -84,9 +89,8 @@ class StoredBytes:
         return start, memoryview(bytearray(max(end - start, 0)))
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._source.close()
+        self._fd = -1
 
     def __enter__(self) -> StoredBytes:
         return self
@@ -113,10 +117,12 @@ class PlainFile(StoredBytes):
 
 def copy_plaintext(objects: ObjectStore, secret_key: bytes, row: DataObject, target: Path) -> None:
     """Write the plaintext of a stored object to ``target`` (a staging file of the node's own work)."""
-    path = objects.local_path(row.blob_key)
+    source = objects.open(row.blob_key)
     if is_plaintext(row.blob_key):
-        shutil.copyfile(path, target)
+        with PlainFile(source) as stored, target.open("wb") as out:
+            for start in range(0, stored.size, _COPY_PIECE):
+                out.write(stored.view(start, start + _COPY_PIECE))
         return
-    with EncryptedFile(path, secret_key) as stored, target.open("wb") as out:
+    with EncryptedFile(source, secret_key) as stored, target.open("wb") as out:
         for piece in stored.iter_plaintext():
             out.write(piece)

@@ -1,8 +1,10 @@
 """Object storage behind one small interface, chosen from a URL like the database.
 
-Only ``file://`` exists today. The interface is shaped so that an S3-compatible backend can implement it:
-``put`` takes a finished local file (multipart upload there, an atomic rename here) and ``local_path``
-is the one place where a remote backend would materialise a cached copy for pysam and random access.
+``file://root`` keeps objects as files; ``s3://bucket/prefix`` keeps them in an S3-compatible store
+(``S3ObjectStore``).  Either way ``put`` takes a finished local file (an atomic rename here, a single PUT or
+a multipart upload there: S3 publishes an object only once it is whole) and ``open`` reads stored bytes by
+position (``os.preadv`` here, ranged GETs there: a data file is never copied whole to local disk).  Only
+small objects that are parsed whole (htsget indexes) get a local copy, through ``local_copy``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
-from genoshare.errors import InvalidInput, NotFound
+from genoshare.crypt.files import LocalFile, Positional
+from genoshare.errors import InvalidInput, NotFound, Unavailable
+from genoshare.settings import S3Settings
 
 
 class ObjectStore(Protocol):
@@ -27,8 +31,20 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def local_path(self, key: str) -> Path:
-        """A path on this machine holding the object's bytes, for random access."""
+    def open(self, key: str) -> Positional:
+        """The object's bytes, read by position (raises ``NotFound`` if it is not there)."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """A small object's bytes, whole (manifests)."""
+        ...
+
+    def local_copy(self, key: str) -> Path:
+        """A file on this machine with a small object's whole bytes (indexes that engines parse from a path)."""
+        ...
+
+    def check(self) -> None:
+        """Raise ``Unavailable`` if the store cannot be read and written now (readiness probes)."""
         ...
 
     def delete(self, key: str) -> None:
@@ -100,6 +116,26 @@ class LocalObjectStore:
             raise NotFound(f"object bytes missing from the store: {key}")
         return path
 
+    def open(self, key: str) -> Positional:
+        # A lexical check, not ``_path``'s resolve (a stat per directory, on every read): the node writes every
+        # file in the store itself, never a link.
+        if key.startswith("/") or ".." in PurePosixPath(key).parts:
+            raise InvalidInput(f"object key escapes the store: {key!r}")
+        try:
+            return LocalFile(self.root / key)
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"object bytes missing from the store: {key}") from None
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.local_path(key).read_bytes()
+
+    def local_copy(self, key: str) -> Path:
+        return self.local_path(key)
+
+    def check(self) -> None:
+        if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+            raise Unavailable(f"object store {self.root} is not readable and writable by the node")
+
     def staging_dir(self) -> Path:
         staging = self.root / ".staging"
         staging.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -144,8 +180,18 @@ def _staging_lock(staging: Path) -> Iterator[int]:
         os.close(descriptor)  # releases the lock
 
 
-def create_object_store(url: str) -> ObjectStore:
+def create_object_store(url: str, s3: S3Settings | None = None, scratch: Path | None = None) -> ObjectStore:
+    """The store at ``url``; an ``s3://`` one is reached with ``s3`` and stages in ``scratch`` (a local directory)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return LocalObjectStore(Path(unquote(parsed.path)))
-    raise InvalidInput(f"unsupported objects_url {url!r}: only file:// stores exist in this version")
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise InvalidInput(f"objects_url {url!r}: name a bucket (s3://bucket/prefix)")
+        if scratch is None:
+            raise InvalidInput(f"objects_url {url!r}: an S3 store needs a local scratch directory")
+        from genoshare.store.s3 import S3ObjectStore  # boto3 is loaded only by nodes that use S3
+
+        prefix = parsed.path.strip("/")
+        return S3ObjectStore(parsed.netloc, prefix, s3 or S3Settings(), LocalObjectStore(scratch), scratch / "cache")
+    raise InvalidInput(f"unsupported objects_url {url!r}: write file:///path or s3://bucket/prefix")
