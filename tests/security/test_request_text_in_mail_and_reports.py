@@ -3,7 +3,9 @@
 Through ``genoshare serve`` with a real SMTP server (aiosmtpd) behind it: a contact address that lists a
 victim's mailbox besides the researcher's (the node would mail its decisions there), a project title with
 a line break and a header after it (mail header injection, or a lost notice), and an affiliation visa
-that is a spreadsheet formula, in the access report CSV the committee opens in a spreadsheet.
+that is a spreadsheet formula, in the access report CSV the committee opens in a spreadsheet. The same
+node serves the portal attacks on what a request carries (its documents, eleven of them, markup in its
+title) and on signing in to make one (a session fixed before sign-in).
 """
 
 from __future__ import annotations
@@ -191,3 +193,22 @@ def test_a_refused_upload_leaves_no_request_behind(node: Served) -> None:
     )
     assert mine.status_code == 200
     assert not [r for r in mine.json() if r["project_title"] == "Too many papers"], "a half-made request was kept"
+
+
+def test_signing_in_starts_a_new_session_and_token(node: Served) -> None:
+    """Session fixation: a cookie (and form token) a visitor held before signing in opens nothing after."""
+    with httpx.Client(base_url=node.server.url, timeout=30, headers={"Origin": node.server.url}) as client:
+        page = client.get("/portal/signin")
+        before, old_token = client.cookies["genoshare_session"], csrf_token(page.text)
+        signed = client.post(
+            "/portal/signin/passport", data={"csrf_token": old_token, "passport": node.researcher(), "next": "/"}
+        )
+        assert signed.status_code == 303
+        after = client.cookies["genoshare_session"]
+        assert after != before, "the visitor's session became the signed-in one"
+        assert client.get("/portal/requests").status_code == 200
+        refused = client.post("/portal/signout", data={"csrf_token": old_token})
+        assert refused.status_code == 403, "the visitor's form token still works in the signed-in session"
+    with httpx.Client(base_url=node.server.url, timeout=30, cookies={"genoshare_session": before}) as planted:
+        answer = planted.get("/portal/requests")
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/portal/signin")
