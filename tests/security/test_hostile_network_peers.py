@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import httpx
-from hostile_server import Hostile, hostile
+from hostile_server import NESTED, Hostile, hostile
 from sqlite_node import sqlite_node
 
 from genoshare.node import Node
@@ -64,4 +64,11 @@ def test_hostile_peers_and_registries_are_named_never_fatal(sqlite_node: Node, s
     assert not stolen, "a peer's redirect was followed"
     sent = {path.split("/")[1] for path, authorization in Hostile.seen if authorization == f"Bearer {passport}"}
     assert sent == set(names), sent
+    # And a caller's own body nested too deep, on the network's POST routes: bad input, asked of no one.
+    asked = len(Hostile.seen)
+    deep = b'{"query": ' + NESTED + b"}"
+    for route in ("/network/api/individuals", "/network/requests"):
+        bad = httpx.post(f"{server.url}{route}", content=deep, headers={"Content-Type": "application/json"}, timeout=30)
+        assert 400 <= bad.status_code < 500, (route, bad.status_code, bad.text[:300])
+    assert len(Hostile.seen) == asked, "a body nested too deep was sent on to the peers"
     assert "Traceback" not in server.stop()
