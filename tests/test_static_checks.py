@@ -1,8 +1,9 @@
-"""The code passes the checks CONTRIBUTING asks for before each commit: mypy, ruff's lint rules and its format.
+"""The code passes the checks CONTRIBUTING asks for before each commit: mypy, ruff's lint rules and its format,
+and import-linter's layers.
 
 A new release of a typed dependency cannot slip in errors unnoticed (upgrades of numpy, SQLAlchemy, pyroaring,
-rich and FastAPI each did), and a wrong type at a call site is caught by the suite, not only by whoever
-remembers to run mypy before committing.
+rich and FastAPI each did), a wrong type at a call site is caught by the suite, not only by whoever
+remembers to run mypy before committing, and so is an import that runs up the layers or closes a cycle.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def test_ruff_finds_nothing_to_fix() -> None:
 
 
 def test_imports_follow_the_layers() -> None:
-    # The contracts in pyproject.toml's [tool.importlinter]: one-way layers and no cycle between packages.
+    # The contracts in pyproject.toml's [tool.importlinter]: one-way layers, independent services, no cycle.
     # No cache, so the suite writes nothing into the checkout and never reads a stale graph.
     checked = subprocess.run(
         [
