@@ -167,9 +167,13 @@ def test_documents_are_served_inert_to_who_may_see_the_request_only(node: Served
             assert not served.headers["content-type"].startswith("text/html"), served.headers["content-type"]
     # Someone else with a passport, and the committee member: only the second opens them.
     stranger = Passports(node.issuer, subject="researcher-2").anonymous_researcher()
+    request_id = made.headers["location"].rsplit("/", 1)[1]
     with signed_in(node, stranger) as other:
         for link in links:
             assert other.get(link).status_code == 404, link
+        # Nor the request itself, by its id, on the researcher's or the committee's page.
+        assert other.get(f"/portal/requests/{request_id}").status_code == 404
+        assert other.get(f"/portal/committee/requests/{request_id}").status_code == 403
     with signed_in(node, Passports(node.issuer, subject="chair").anonymous_researcher()) as chair:
         inbox = chair.get("/portal/committee")
         assert inbox.status_code == 200
