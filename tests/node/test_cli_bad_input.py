@@ -75,6 +75,9 @@ BAD_INPUT: dict[str, list[str]] = {
     "network check": ["--data-dir", "{missing}"],
     "check": ["--data-dir", "{missing}"],
     "settings-reference": ["--output", "{nodir}"],
+    "datasets update": ["nosuch", "--title", "T", "--data-dir", "{node}"],
+    "datasets beacon-policy": ["nosuch", "--set", "{junk}", "--data-dir", "{node}"],
+    "consent find": ["nosuch", "NA00001", "--data-dir", "{node}"],
 }
 
 

@@ -21,6 +21,7 @@ from genoshare.cli.governance import access_app, consent_app, privacy_app, usage
 from genoshare.cli.network import network_app
 from genoshare.cli.operations import checked_settings, warn
 from genoshare.cli.operations import register as register_operations_commands
+from genoshare.cli.stewardship import register as register_stewardship_commands
 from genoshare.datasets.service import NewDataset
 from genoshare.node import PRIVATE_UMASK, build_datasets, build_usage, init_node
 from genoshare.operations.checks import database_problem
@@ -47,6 +48,7 @@ app.add_typer(privacy_app, name="privacy")
 register_beacon_commands(app)
 register_clinical_commands(app)
 register_operations_commands(app)
+register_stewardship_commands(datasets_app, consent_app)
 
 
 def _version(shown: bool) -> None:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from genoshare.access.at_rest import check_plaintext_allowed
-from genoshare.access.granularity import AccessLevel
+from genoshare.access.disclosure import DisclosureRule
+from genoshare.access.granularity import AccessLevel, Granularity
+from genoshare.access.privacy import PrivacyGuard
+from genoshare.access.privacy_state import MemoryPrivacyState
 from genoshare.duo.codes import parse_dataset_codes
 from genoshare.duo.errors import DuoError
 from genoshare.errors import Conflict, InvalidInput, NotFound
 from genoshare.ids import check_dataset_id
 from genoshare.store.db import Database
-from genoshare.store.models import DataObject, Dataset
+from genoshare.store.models import DataObject, Dataset, Participant
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,50 @@ class DatasetService:
             dataset = self.get(dataset_id, session)
             dataset.committee, dataset.auto_approve = cleaned, auto_approve
         return dataset
+
+    def update(self, dataset_id: str, **changes: str | None) -> Dataset:
+        """Change a dataset's descriptive fields (title, description, custodian, licence); None keeps one.
+
+        Its access level and consent codes are not among them: grants were given under those, so a change
+        is a new dataset (create it, move the files) rather than an edit no researcher was asked about.
+        """
+        editable = {"title", "description", "custodian", "license"}
+        unknown = set(changes) - editable
+        if unknown:
+            raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}; editable: {', '.join(sorted(editable))}")
+        with self.database.session() as session:
+            dataset = self.get(dataset_id, session)
+            for field, value in changes.items():
+                if value is None:
+                    continue
+                if field in ("title", "custodian") and not value.strip():
+                    raise InvalidInput(f"a dataset needs a {field}")
+                setattr(dataset, field, value.strip())
+        return dataset
+
+    def set_beacon_policy(self, dataset_id: str, policy: Mapping[str, object]) -> Dataset:
+        """Replace a dataset's Beacon disclosure and privacy policy, refused whole if any setting is wrong."""
+        if not isinstance(policy, Mapping):
+            raise InvalidInput("a Beacon policy is a JSON object (docs/privacy.md)")
+        DisclosureRule.from_policy(policy)
+        with self.database.session() as session:
+            dataset = self.get(dataset_id, session)
+            trial = Dataset(id=dataset.id, beacon_policy=dict(policy))
+            guard = PrivacyGuard(MemoryPrivacyState())
+            for granularity in (Granularity.BOOLEAN, Granularity.COUNT, Granularity.RECORD):
+                guard.settings(trial, granularity)
+            dataset.beacon_policy = dict(policy)
+        return dataset
+
+    def participant(self, dataset_id: str, pseudonym: str) -> Participant:
+        with self.database.sessions() as session:
+            self.get(dataset_id, session)
+            row = session.scalar(
+                select(Participant).where(Participant.dataset_id == dataset_id, Participant.pseudonym == pseudonym)
+            )
+        if row is None:
+            raise NotFound(f"no participant of {dataset_id} has that id")
+        return row
 
     def get(self, dataset_id: str, session: Session | None = None) -> Dataset:
         if session is None:
