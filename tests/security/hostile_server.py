@@ -2,14 +2,15 @@
 
 ``nested``: JSON nested far past any parser's recursion limit (``nested-error``: the same with a 500);
 ``huge``: a 40 MiB JSON answer; ``redirect``: a 302 to another host name of the same server, whose
-``/steal/...`` would collect a forwarded credential. Every request's path and ``Authorization`` header
-is kept in ``Hostile.seen``.
+``/steal/...`` would collect a forwarded credential; ``drip``: a long answer, a byte at a time. Every
+request's path and credential is kept in ``Hostile.seen``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +25,7 @@ class Hostile(BaseHTTPRequestHandler):
     """Answers by the first path segment; keeps the credential (Authorization, X-Auth-Token) of each request."""
 
     seen: list[tuple[str, str | None]] = []
+    hung_up: list[tuple[str, float]] = []
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -37,6 +39,21 @@ class Hostile(BaseHTTPRequestHandler):
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
+
+    def _drip(self) -> None:
+        """A byte every 0.1 s of a long answer, for 30 s; when the client hangs up is kept in ``hung_up``."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 30:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            Hostile.hung_up.append((self.path, time.monotonic() - started))
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -52,6 +69,8 @@ class Hostile(BaseHTTPRequestHandler):
             self._send(500, NESTED)
         elif kind == "huge":
             self._send(200, b'{"results": [], "meta": {}, "padding": "' + b"x" * HUGE + b'"}')
+        elif kind == "drip":
+            self._drip()
         elif kind == "redirect":
             port = self.server.server_address[1]
             self._send(302, b"{}", {"Location": f"http://localhost:{port}/steal{self.path}"})
@@ -61,7 +80,7 @@ class Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile() -> Iterator[str]:
-    Hostile.seen = []
+    Hostile.seen, Hostile.hung_up = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,14 +1,16 @@
 """Matchmaker Exchange peers turned hostile, and match requests nested too deep, against ``genoshare serve``.
 
 The node's steward sends a patient to its peers (``POST /mme/peers/match``); the peers, all played by one
-loopback server, answer with JSON nested past the parser's limit, with a 40 MiB answer, or with a redirect
-to another host. Each must be reported as the failure it is, the token never following the redirect; a
-request nested too deep, from the steward or from a trusted peer (``POST /mme/match``), is bad input.
+loopback server, answer with JSON nested past the parser's limit, with a 40 MiB answer, with a redirect
+to another host, or a byte at a time. Each must be reported as the failure it is, the token never
+following the redirect, the dripping peer hung up on at its deadline; a request nested too deep, from
+the steward or from a trusted peer (``POST /mme/match``), is bad input.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from support import TEST_ISSUER, Passports, bearer
 
 __all__ = ["hostile"]
 
+DEADLINE = 3.0
 MEDIA = "application/vnd.ga4gh.matchmaker.v1.1+json"
 PEER_TOKEN = "a-peer-token-" + "1" * 30
 OUR_TOKEN = "the-token-the-hostile-peers-gave-us"
@@ -47,8 +50,11 @@ def test_hostile_matchmakers_are_reported_and_deep_requests_refused(tmp_path: Pa
     issuer.write_jwks(tmp_path / "jwks.json")
     token_file = tmp_path / "peer.token"
     token_file.write_text(OUR_TOKEN + "\n")
-    names = ("nested", "nested-error", "huge", "redirect")
-    peers = [MatchmakerPeer(name=name, base_url=f"{hostile}/{name}", token_file=token_file) for name in names]
+    names = ("nested", "nested-error", "huge", "redirect", "drip")
+    peers = [
+        MatchmakerPeer(name=name, base_url=f"{hostile}/{name}", token_file=token_file, deadline_seconds=DEADLINE)
+        for name in names
+    ]
     trusted = MatchmakerPeer(name="trusted", token_sha256=hashlib.sha256(PEER_TOKEN.encode()).hexdigest())
     settings = load_settings(
         tmp_path / "node",
@@ -67,6 +73,12 @@ def test_hostile_matchmakers_are_reported_and_deep_requests_refused(tmp_path: Pa
         for name in names:
             assert reported[name]["status"] != "answered" and reported[name]["message"], reported[name]
         assert "larger than" in reported["huge"]["message"], reported["huge"]
+        assert reported["drip"]["status"] == "timed out"
+        # The peer that drips its answer is hung up on at its deadline, not read from for as long as it sends.
+        waited = time.monotonic()
+        while not Hostile.hung_up and time.monotonic() - waited < DEADLINE + 5:
+            time.sleep(0.1)
+        assert Hostile.hung_up and Hostile.hung_up[0][1] < DEADLINE + 3, Hostile.hung_up
         deep = b'{"patient": ' + NESTED + b"}"
         for path, headers in (
             ("/mme/peers/match", {**steward, "Content-Type": "application/json"}),

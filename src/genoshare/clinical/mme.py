@@ -593,7 +593,8 @@ class MatchmakerClient:
                 httpx.Client(timeout=peer.deadline_seconds, follow_redirects=False) as http,
                 http.stream("POST", url, json=body, headers=headers) as streamed,
             ):
-                response = httpx.Response(streamed.status_code, content=_read_limited(streamed))
+                raw = _read_limited(streamed, started + peer.deadline_seconds)
+                response = httpx.Response(streamed.status_code, content=raw)
         except httpx.TimeoutException:
             return PeerAnswer(peer.name, "timed out", time.monotonic() - started, message="no answer in time")
         except httpx.HTTPError as error:
@@ -627,12 +628,19 @@ class AnswerTooLarge(ValueError):
     """A peer's answer longer than ``MAX_ANSWER_BYTES``: not read on, whatever the peer keeps sending."""
 
 
-def _read_limited(response: httpx.Response) -> bytes:
+def _read_limited(response: httpx.Response, deadline: float) -> bytes:
+    """The answer's body, up to ``MAX_ANSWER_BYTES`` and until ``deadline`` (``time.monotonic``) at most.
+
+    httpx's timeout bounds each read, not the whole: a peer sending a byte now and then would hold this
+    thread (and its connection) long after the search stopped waiting for it.
+    """
     chunks, size = [], 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise AnswerTooLarge(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the answer did not end in time")
         chunks.append(chunk)
     return b"".join(chunks)
 
