@@ -159,6 +159,9 @@ def test_a_participant_says_yes_then_no_to_matchmaking_and_the_stewards_match_fo
     expect(participant.page.locator(".consent-record table")).to_contain_text(
         "Compared with a patient in 1 rare-disease matchmaking search(es)"
     )
+    use = participant.page.locator(".consent-record table tbody tr").first
+    expect(use).to_contain_text("Rare-disease matchmaking, asked by demo-steward")
+    expect(use).to_contain_text("finding a diagnosis for a patient with a rare disease")
 
     participant.page.locator("form.matchmaking").get_by_label("No, leave my data out").check()
     participant.page.locator("form.matchmaking").get_by_role("button", name="Save my matchmaking choice").click()
