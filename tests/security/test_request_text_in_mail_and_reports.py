@@ -68,6 +68,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         database_url=f"sqlite:///{root / 'node.db'}",
         trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=root / "jwks.json")],
         passports=TEST_PASSPORT_POLICY,
+        roles={"stewards": [{"subject": "steward", "issuer": TEST_ISSUER}]},
     )
     built = init_node(settings)
     datasets = DatasetService(built.database)
@@ -216,3 +217,18 @@ def test_signing_in_starts_a_new_session_and_token(node: Served) -> None:
     with httpx.Client(base_url=node.server.url, timeout=30, cookies={"genoshare_session": before}) as planted:
         answer = planted.get("/portal/requests")
         assert answer.status_code == 303 and answer.headers["location"].startswith("/portal/signin")
+
+
+def test_a_committee_address_with_a_header_after_it_is_refused(node: Served) -> None:
+    """The steward's form: an address list whose line break would start a Bcc header (or lose every notice)."""
+    with signed_in(node, Passports(node.issuer, subject="steward").anonymous_researcher()) as steward:
+        page = steward.get(f"/portal/steward/datasets/{COHORT}")
+        assert page.status_code == 200, page.text[:300]
+        token = csrf_token(page.text)
+        for address in (f"{COMMITTEE_MAIL}\r\nBcc: victim@else.example", f"{COMMITTEE_MAIL}, Dr Who <who@x>"):
+            refused = steward.post(
+                f"/portal/steward/datasets/{COHORT}/terms", data={"csrf_token": token, "committee_email": address}
+            )
+            assert refused.status_code == 400, (address, refused.status_code)
+        kept = steward.get(f"/portal/steward/datasets/{COHORT}")
+        assert COMMITTEE_MAIL in kept.text and "victim@else.example" not in kept.text

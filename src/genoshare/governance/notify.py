@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import queue
+import re
 import smtplib
 import threading
 import time
@@ -31,6 +32,8 @@ from genoshare.settings import NotifySettings, SmtpSettings, WebhookSettings
 log = logging.getLogger("genoshare.notify")
 
 SIGNATURE_HEADER = "X-Genoshare-Signature"
+#: One mail address (no list, no display name, nothing that would end a header line).
+MAILBOX = re.compile(r"[^@\s,;<>()\[\]\"]+@[^@\s,;<>()\[\]\"]+")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from genoshare.duo.decision import Outcome
 from genoshare.duo.matching import match
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import Conflict, InvalidInput, NotFound
-from genoshare.governance.notify import Notice, Notifier, addresses
+from genoshare.governance.notify import MAILBOX, Notice, Notifier, addresses
 from genoshare.store.db import Database
 from genoshare.store.models import (
     AccessRequest,
@@ -49,8 +48,6 @@ AUTO_APPROVER = "genoshare (auto-approval: DUO match permits, dataset policy all
 
 #: Who a requester works for, as the access report groups requests (``AccessRequest.sector``).
 SECTORS = ("academic", "public", "non-profit", "clinical", "commercial")
-#: One mailbox: decisions are mailed to the requester's address, so it may not name anyone else's as well.
-MAILBOX = re.compile(r"[^@\s,;<>()\[\]\"]+@[^@\s,;<>()\[\]\"]+")
 AFFILIATION_AND_ROLE = "AffiliationAndRole"
 
 
@@ -145,6 +142,7 @@ class AccessRequests:
             raise InvalidInput(f"country must be an ISO 3166-1 two-letter code (e.g. GB), not {new.country!r}")
         if sector and sector not in SECTORS:
             raise InvalidInput(f"sector must be one of {', '.join(SECTORS)}, not {sector!r}")
+        # Decisions are mailed there: one mailbox of the requester's, never a list naming others as well.
         contact = new.contact_email.strip()
         if contact and (len(contact) > 320 or not MAILBOX.fullmatch(contact)):
             raise InvalidInput(f"contact e-mail must be one address of yours (name@example.org), not {contact!r}")

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from genoshare.audit import AuditLog, Entry
 from genoshare.audit.log import ChainReport
 from genoshare.errors import InvalidInput, NotFound
+from genoshare.governance.notify import MAILBOX
 from genoshare.governance.rederive import Blocked
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant, utcnow
@@ -107,7 +108,7 @@ class Stewardship:
     ) -> Dataset:
         """The dataset's licence, data access agreement, citation and committee address, as the steward sets them."""
         email = committee_email.strip()
-        if email and any("@" not in part for part in email.split(",")):
+        if email and not all(MAILBOX.fullmatch(part.strip()) for part in email.split(",")):
             raise InvalidInput(f"committee e-mail: {email!r} is not a list of addresses")
         with self.database.session() as session:
             dataset = session.get(Dataset, dataset_id)
