@@ -183,6 +183,15 @@ def test_the_match_form_suggests_the_nodes_terms_and_is_usable_by_keyboard(
     stops = keyboard_walk(page)
     assert any(stop["text"] == "Find matches" for stop in stops)
     check_page(steward, "steward-matchmaking-form")
+    # Only stewards: a researcher is refused, a visitor is sent to sign in.
+    researcher = tab()
+    portal_node.sign_in(researcher, "researcher")
+    refused = researcher.page.goto(f"{portal_node.url}/portal/steward/matchmaking")
+    assert refused is not None and refused.status == 403
+    expect(researcher.page.get_by_role("link", name="Matchmaking")).to_have_count(0)
+    visitor = tab()
+    visitor.page.goto(f"{portal_node.url}/portal/steward/matchmaking")
+    assert "/portal/signin" in visitor.page.url
     # A malformed term is said on the page.
     page.get_by_label("Term 1").fill("not a term")
     page.get_by_role("button", name="Find matches").click()

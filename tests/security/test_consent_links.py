@@ -99,11 +99,13 @@ def test_a_participant_session_opens_only_its_own_records(node: PortalNode) -> N
         for path, form in [
             ("/portal/consent/narrow", {"participant": bob_id, "code": "NCU"}),
             ("/portal/consent/withdraw", {"participant": bob_id, "confirm": "yes"}),
+            ("/portal/consent/matchmaking", {"participant": bob_id, "allow": "yes"}),
         ]:
             refused = mine.post(f"{node.url}{path}", data={**form, "csrf_token": token})
             assert refused.status_code == 403, (path, refused.status_code)
         after = people(node)[bob]
         assert after.consent_status == "active" and not after.consent_restrictions, "Bob's consent was changed"
+        assert after.matchmaking is None, "Bob's matchmaking choice was made by someone else"
 
 
 def test_consent_forms_without_the_sessions_token_change_nothing(node: PortalNode) -> None:
