@@ -30,6 +30,8 @@ for _number, _version in _GRCH37.items():
 _VCF = re.compile(r"(?:chr)?([0-9]{1,2}|X|Y|MT?)[-:\s]+([0-9]+)[-:\s]+([ACGTN]+)[-:\s>]+([ACGTN]+)", re.IGNORECASE)
 _HGVS = re.compile(r"NC_0+([0-9]+)\.([0-9]+):g\.([0-9]+)([ACGT])>([ACGT])")
 _HGVS_OTHER = re.compile(r"NC_0+[0-9]+\.[0-9]+:g\.[0-9_]+(del|ins|dup|inv|delins)", re.IGNORECASE)
+#: The largest position a variant can have: BCF and the databases' integers hold no more (no genome comes near).
+MAX_POSITION = 2**31 - 1
 _MITOCHONDRION = "NC_012920.1"
 
 
@@ -59,7 +61,13 @@ def normalise_contig(name: str) -> str:
 
 def parse_allele(text: str, assembly: str = "GRCh38") -> Allele:
     """Read one variant; ``assembly`` applies to VCF coordinates (HGVS names its own)."""
-    given = text.strip()
+    allele = _parse(text.strip(), assembly)
+    if not 1 <= allele.position <= MAX_POSITION:
+        raise InvalidInput(f"{text.strip()!r}: a position runs from 1 to {MAX_POSITION}")
+    return allele
+
+
+def _parse(given: str, assembly: str) -> Allele:
     if given.lower().startswith("ga4gh:va.") or given.lower().startswith("ga4gh:"):
         raise InvalidInput(
             "GA4GH VRS identifiers cannot be looked up here: a VRS id is a digest, and matching it needs the "
