@@ -21,6 +21,7 @@ error's code only: neither a credential nor the endpoint's answer text ever reac
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -39,6 +40,8 @@ from genoshare.settings import S3Settings
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 #: Files above this go up in parts of this size (S3 allows at most 10 000 parts: 640 GB).
 _PART_SIZE = 64 * 1024 * 1024
+#: Objects whose size and ETag an S3 store remembers (a few dozen bytes each).
+_OPENED_SIZE = 65536
 
 
 @contextmanager
@@ -122,6 +125,8 @@ class S3ObjectStore:
             aws_session_token=token.get_secret_value() if token else None,
             config=config,
         )
+        self._opened: dict[str, tuple[int, str]] = {}
+        self._lock = threading.Lock()
         self._transfer = TransferConfig(multipart_threshold=_PART_SIZE, multipart_chunksize=_PART_SIZE)
 
     def __repr__(self) -> str:
@@ -155,8 +160,21 @@ class S3ObjectStore:
         return head
 
     def open(self, key: str) -> Positional:
-        head = self._head(key)
-        return S3Object(self, self._key(key), int(head["ContentLength"]), str(head["ETag"]))
+        """The object's bytes; its size and ETag are remembered, so a ticket or a read costs no HEAD after the first.
+
+        Keys are content checksums: an object never changes under its key.  One deleted since (by this
+        process: forgotten here; by another: its next read gets a 404) is ``NotFound``.
+        """
+        with self._lock:
+            known = self._opened.get(key)
+        if known is None:
+            head = self._head(key)
+            known = int(head["ContentLength"]), str(head["ETag"])
+            with self._lock:
+                if len(self._opened) >= _OPENED_SIZE:
+                    self._opened.clear()
+                self._opened[key] = known
+        return S3Object(self, self._key(key), *known)
 
     def read_bytes(self, key: str) -> bytes:
         with _asking(self.label, "read", key):
@@ -179,6 +197,8 @@ class S3ObjectStore:
         return target
 
     def delete(self, key: str) -> None:
+        with self._lock:
+            self._opened.pop(key, None)
         with _asking(self.label, "delete", key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         cached = self._cache / self._key(key)
