@@ -80,6 +80,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "consent find": ["nosuch", "NA00001", "--data-dir", "{node}"],
     "backup": ["{junk}", "--data-dir", "{node}"],  # an existing file: never overwritten
     "restore": ["{junk}", "--data-dir", "{missing}"],
+    "db upgrade": ["--dry-run", "--data-dir", "{missing}"],
 }
 
 

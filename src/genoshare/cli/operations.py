@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported
+from genoshare.cli.common import DataDir, console, errors, fail, node_settings, open_node, reported
 from genoshare.operations.backup import backup, restore, verify
-from genoshare.operations.checks import Problem, check_node, load_checked, refusals
+from genoshare.operations.checks import Problem, check_node, database_problem, load_checked, refusals
 from genoshare.operations.settings_docs import reference
+from genoshare.operations.upgrade import pending, upgrade
 from genoshare.settings import Settings
+from genoshare.store.db import Database
 
 
 def checked_settings(data_dir: Path) -> tuple[Settings, list[Problem]]:
@@ -37,7 +40,41 @@ def warn(problems: list[Problem]) -> None:
         errors.print(f"[yellow]warning:[/] {problem.line()}{refused}", highlight=False, soft_wrap=True)
 
 
+db_app = typer.Typer(help="The node's metadata database: schema upgrades.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the pending migrations; change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data_dir: DataDir = Path("node"),
+) -> None:
+    """Migrate the database schema to this genoshare's version (take a backup first), or list what would change."""
+    settings = node_settings(data_dir)
+    if not settings.keys_dir.is_dir():
+        raise fail(f"{data_dir} is not a genoshare node: run `genoshare init --data-dir {data_dir}` first")
+    problem = database_problem(settings.database_url)
+    if problem is not None:
+        raise fail(problem.line())
+    database = Database(settings.database_url)
+    try:
+        with reported():
+            done = pending(database.engine) if dry_run else upgrade(database.engine)
+    finally:
+        database.dispose()
+    if as_json:
+        typer.echo(json.dumps([{"revision": m.revision, "summary": m.summary} for m in done], indent=2))
+        return
+    verb = "would apply" if dry_run else "applied"
+    if not done:
+        console.print("the database schema is up to date")
+    for migration in done:
+        console.print(f"{verb} {migration.revision}: {migration.summary}", soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+
     @app.command("backup")
     def backup_command(
         archive: Annotated[Path, typer.Argument(help="The archive to write (a new file; keep it as safe as keys).")],
