@@ -232,3 +232,13 @@ def test_a_committee_address_with_a_header_after_it_is_refused(node: Served) -> 
             assert refused.status_code == 400, (address, refused.status_code)
         kept = steward.get(f"/portal/steward/datasets/{COHORT}")
         assert COMMITTEE_MAIL in kept.text and "victim@else.example" not in kept.text
+
+
+def test_the_report_of_no_dataset_is_a_404_whatever_its_name(node: Served) -> None:
+    """A steward passes every committee check: a dataset that does not exist must still be said so."""
+    with signed_in(node, Passports(node.issuer, subject="steward").anonymous_researcher()) as steward:
+        for name in ("no-such-dataset", "x%0D%0ASet-Cookie:%20planted=1"):
+            answer = steward.get(f"/portal/reports/{name}/access-report.csv")
+            assert answer.status_code == 404, (name, answer.status_code, answer.text[:200])
+            assert "planted" not in answer.headers.get("set-cookie", "")
+    assert "Traceback" not in node.server.log

@@ -101,6 +101,7 @@ def _report(request: Request, viewer: Viewer, dataset_id: str) -> AccessReport:
     portal = portal_of(request)
     assert viewer.identity is not None
     portal.roles.require_committee(viewer.identity, [dataset_id])
+    portal.services.datasets.get(dataset_id)  # a steward passes for any name: one of no dataset is a 404
     return access_report(portal.services.datasets.database, dataset_id)
 
 
