@@ -7,10 +7,12 @@ asks the oracle only (``node=False``); ``test_harness_real_handler.py`` attacks 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from genoshare.access.granularity import Granularity
 from genoshare.access.privacy import NODE_DEFAULTS, PrivacySettings
 from genoshare_lab.privacy.cohort import CohortConfig
-from genoshare_lab.privacy.harness import Defence, HarnessConfig, run
+from genoshare_lab.privacy.harness import Defence, HarnessConfig, frontier_table, run
 
 SMALL = HarnessConfig(
     cohort=CohortConfig(n_members=200, n_panel=200, n_targets=30, n_contigs=2, contig_length=12_000_000, seed=7),
@@ -38,3 +40,29 @@ def test_attacks_reach_the_gates_and_the_default_policy_blunts_them() -> None:
     # At 200 members "AF >= 1 %" starts at 4 copies, within reach of budget exclusions (and of randomised
     # response when a steward flips up to 5 copies); at full size the harness measures no wrong "no" there.
     assert default["utility"]["wrong_no_common"] <= 0.03
+
+
+def test_benign_screen_measures_false_yes_and_precision() -> None:
+    """A researcher's variant screen asks absent alleles too: without noise every "yes" is true, with it not."""
+    config = replace(SMALL, max_queries=300, defended_queries=100, benign_queries=500, screen_queries=600)
+    defences = [
+        Defence("none", PrivacySettings()),
+        Defence("budget only", PrivacySettings(budget=1.0)),
+        Defence("default", NODE_DEFAULTS[Granularity.BOOLEAN]),
+    ]
+    report = run(config, work_dir=None, node=False, defences=defences)
+    undefended, budget_only, default = (r["utility"] for r in report["results"])
+    assert undefended["screen_queries"] == 600
+    # A screen of candidates unseen in the reference: the dataset lacks a good share of them, not all.
+    assert 0.2 <= undefended["screen_absent_share"] <= 0.8
+    for use in (undefended, budget_only):
+        assert use["false_yes_absent"] == 0.0
+        assert use["precision"] == 1.0
+    # The default affirms absent alleles at false_yes_probability = 0.45: clearly above 0, and a "yes" on a
+    # screen candidate is then often false.
+    assert 0.3 <= default["false_yes_absent"] <= 0.6
+    assert default["precision"] < 0.85
+    table = frontier_table(report["results"])
+    assert "false yes: absent" in table and "precision of yes" in table
+    default_row = table.splitlines()[-1].split("|")
+    assert float(default_row[-4]) == round(default["false_yes_absent"], 3)

@@ -11,7 +11,7 @@ sums, so one pass gives the score after every query count.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,14 +26,38 @@ _EPS = 1e-12
 
 @dataclass(frozen=True)
 class QueryPlans:
-    """Sites each attacker asks about, per target (rows), in asking order."""
+    """Sites each attacker asks about, per target (rows), in asking order; and the benign researcher's."""
 
     a1: np.ndarray
     a2: np.ndarray
+    #: Random sites the dataset holds: wrong "no" on rare and common alleles.
     benign: np.ndarray
+    #: A variant screen's candidates (``screen_candidates``), many absent: false "yes" and precision.
+    screen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def benign_session(self) -> np.ndarray:
+        """What the benign researcher asks in one session: the random present sites, then the screen."""
+        return np.concatenate([self.benign, self.screen])
 
 
-def plan_queries(cohort: AttackCohort, max_queries: int, benign_queries: int, seed: int) -> QueryPlans:
+def screen_candidates(cohort: AttackCohort) -> np.ndarray:
+    """Candidate variants of a rare-disease screen: the patients' alleles the reference panel has never seen.
+
+    The patients are the non-member targets (people not in the dataset), and a screen keeps the variants
+    unseen in the reference, as a clinical pipeline filters on population frequency. The dataset holds
+    only some of them (about half at N = 250 and at N = 1,000), so the benign session asks absent alleles
+    at the rate a real screen would, and the answers show how often a "yes" on such a candidate is true.
+    """
+    n = cohort.config.n_targets
+    sites = [cohort.carried_by_target(t) for t in range(n, 2 * n)]
+    return np.unique(np.concatenate([s[cohort.panel_ac[s] == 0] for s in sites]))
+
+
+def plan_queries(
+    cohort: AttackCohort, max_queries: int, benign_queries: int, seed: int, screen_queries: int = 0
+) -> QueryPlans:
+    """Each target's A1 and A2 order, the benign random sites, and ``screen_queries`` screen candidates."""
     rng = np.random.default_rng(seed)
     n_targets = 2 * cohort.config.n_targets
     a1 = np.full((n_targets, max_queries), -1, dtype=np.int64)
@@ -49,7 +73,9 @@ def plan_queries(cohort: AttackCohort, max_queries: int, benign_queries: int, se
         raise ValueError("a target carries fewer alleles than max_queries; simulate more genome")
     segregating = np.flatnonzero(cohort.beacon_ac > 0)
     benign = rng.choice(segregating, size=min(benign_queries, len(segregating)), replace=False)
-    return QueryPlans(a1, a2, benign)
+    candidates = screen_candidates(cohort)
+    screen = rng.choice(candidates, size=min(screen_queries, len(candidates)), replace=False)
+    return QueryPlans(a1, a2, benign, screen)
 
 
 def _poisson_cdf(k: np.ndarray | int, lam: np.ndarray) -> np.ndarray:

@@ -177,29 +177,46 @@ def collect(
     """
     a1, a2 = plans.a1[:, :queries], plans.a2[:, :queries]
     if not settings.stateful:
-        distinct = np.unique(np.concatenate([a1.ravel(), a2.ravel(), plans.benign]))
+        benign = plans.benign_session
+        distinct = np.unique(np.concatenate([a1.ravel(), a2.ravel(), benign]))
         known = target.session("stateless-reference", distinct)
-        return Answers(*(known[np.searchsorted(distinct, plan)] for plan in (a1, a2, plans.benign)))
+        return Answers(*(known[np.searchsorted(distinct, plan)] for plan in (a1, a2, benign)))
     asked = np.arange(len(a1)) if rows is None else rows
     answers = [
         np.stack([target.session(f"{attack}-target-{t}", plan[t]) for t in asked.tolist()])
         for attack, plan in (("A1", a1), ("A2", a2))
     ]
-    return Answers(answers[0], answers[1], target.session("benign-researcher", plans.benign))
+    return Answers(answers[0], answers[1], target.session("benign-researcher", plans.benign_session))
 
 
-def utility(cohort: AttackCohort, sites: np.ndarray, answers: np.ndarray) -> dict[str, float]:
-    """Share of wrong "no" answers (every benign site is present in the beacon), overall, rare and common."""
+def utility(cohort: AttackCohort, plans: QueryPlans, answers: np.ndarray) -> dict[str, float | None]:
+    """What the benign researcher got: wrong "no" on present alleles, false "yes" and precision on a screen.
+
+    Wrong "no" is measured on the random present sites, overall, rare and common; on the screen's
+    candidates, false "yes" on absent alleles and precision (the share of "yes" answers that are true).
+
+    ``answers``: the benign session's, in ``plans.benign_session`` order. Precision and false "yes" are None
+    without a screen (or with no "yes" / no absent allele in it): not measured, not perfect.
+    """
+    sites = plans.benign
     ac = cohort.beacon_ac[sites]
     rare = ac <= RARE_MAX_COUNT
     common = ac >= 0.01 * 2 * cohort.config.n_members
-    wrong = ~answers
+    wrong = ~answers[: len(sites)]
+    screened = answers[len(sites) :]
+    present = cohort.beacon_ac[plans.screen] > 0
+    yes = int(screened.sum())
     return {
         "wrong_no": float(wrong.mean()),
         "wrong_no_rare": float(wrong[rare].mean()),
         "wrong_no_common": float(wrong[common].mean()),
         "rare_share": float(rare.mean()),
         "common_share": float(common.mean()),
+        "screen_queries": len(plans.screen),
+        "screen_absent_share": float((~present).mean()) if len(present) else None,
+        "false_yes_absent": float(screened[~present].mean()) if (~present).any() else None,
+        "precision": float((screened & present).sum() / yes) if yes else None,
+        "screen_wrong_no": float((~screened[present]).mean()) if present.any() else None,
     }
 
 
@@ -239,7 +256,7 @@ def evaluate(
         classic = power_curve(matrices[attack, DELTAS[0]], n_targets, points)
         result[attack] = {"curve": report, "classic_power": dict(zip(points, map(float, classic), strict=True))}
     result["best_response"] = _best_response(matrices, n_targets, queries)
-    result["utility"] = utility(cohort, plans.benign, answers.benign)
+    result["utility"] = utility(cohort, plans, answers.benign)
     return result
 
 
@@ -254,6 +271,7 @@ def cache_key(
 ) -> str:
     """Names one measurement: cohort, plans, defence, query budget, coin seed, target kind and sessions asked."""
     parts = [cohort.config.digest(), plans.a1.shape, int(plans.a1[:, :8].sum()), len(plans.benign), queries, seed]
+    parts.append(int(plans.screen.sum()))  # the screen's sites are in the benign session's answers
     parts.append("coin per session")  # answers collected with one coin for the whole run are not reused
     if rows is not None:
         parts.append(rows.tolist())
@@ -371,8 +389,8 @@ def meets_goal(result: dict[str, object]) -> bool:
 def frontier_table(results: Sequence[dict[str, object]]) -> str:
     lines = [
         "| defence | best-response power [95% CI] | in-sample max (attack, queries) "
-        "| wrong no: all | rare (AC<=5) | common (AF>=1%) | goal |",
-        "|---|---|---|---|---|---|---|",
+        "| wrong no: all | rare (AC<=5) | common (AF>=1%) | false yes: absent | precision of yes | goal |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         best, use = r["best_response"], r["utility"]
@@ -382,9 +400,15 @@ def frontier_table(results: Sequence[dict[str, object]]) -> str:
         lines.append(
             f"| {r['defence']}{where} | {best['power']:.3f} [{best['low']:.3f}, {best['high']:.3f}] "
             f"| {top['power']:.3f} ({top['attack']}, {top['queries']}) | {use['wrong_no']:.3f} "
-            f"| {use['wrong_no_rare']:.3f} | {use['wrong_no_common']:.4f} | {'yes' if meets_goal(r) else 'no'} |"
+            f"| {use['wrong_no_rare']:.3f} | {use['wrong_no_common']:.4f} | {_share(use.get('false_yes_absent'))} "
+            f"| {_share(use.get('precision'))} | {'yes' if meets_goal(r) else 'no'} |"
         )
     return "\n".join(lines)
+
+
+def _share(value: object) -> str:
+    """A measured share to three places, or "n/m" when the run did not measure it (no screen)."""
+    return f"{value:.3f}" if isinstance(value, float) else "n/m"
 
 
 def plot_frontier(results: Sequence[dict[str, object]], path: Path) -> bool:
@@ -396,17 +420,27 @@ def plot_frontier(results: Sequence[dict[str, object]], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
     for r in results:
         best, use = r["best_response"], r["utility"]
         assert isinstance(best, dict) and isinstance(use, dict)
-        ax.scatter(use["wrong_no_rare"], best["power"], color="tab:green" if meets_goal(r) else "tab:red")
+        colour = "tab:green" if meets_goal(r) else "tab:red"
+        ax.scatter(use["wrong_no_rare"], best["power"], color=colour)
         ax.annotate(str(r["defence"]), (use["wrong_no_rare"], best["power"]), fontsize=7)
-    ax.axhline(GOAL_POWER, linestyle="--", color="grey")
+        if isinstance(use.get("false_yes_absent"), float):
+            right.scatter(use["false_yes_absent"], best["power"], color=colour)
+            right.annotate(
+                f"{r['defence']} (precision {use['precision']:.2f})",
+                (use["false_yes_absent"], best["power"]),
+                fontsize=7,
+            )
+    for axis in (ax, right):
+        axis.axhline(GOAL_POWER, linestyle="--", color="grey")
     ax.axvline(GOAL_RARE_WRONG_NO, linestyle="--", color="grey")
     ax.set_xlabel('benign wrong "no" on rare alleles (AC <= 5)')
     ax.set_ylabel("best-response attacker power at 5 % FPR (<= 1,000 queries)")
-    ax.set_title("Beacon membership inference: defence frontier")
+    right.set_xlabel('false "yes" on absent screen candidates')
+    fig.suptitle("Beacon membership inference: defence frontier")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -419,6 +453,8 @@ class HarnessConfig:
     max_queries: int = 5000
     defended_queries: int = 1000
     benign_queries: int = 10_000
+    #: Candidates of a variant screen the benign researcher also asks (``attacks.screen_candidates``).
+    screen_queries: int = 3000
     seed: int = 8
     #: Where the node's privacy state lives for the headline sessions (see ``NodeBeacon``).
     node_state: str = "memory"
@@ -439,6 +475,7 @@ QUICK = HarnessConfig(
     max_queries=5000,
     defended_queries=300,
     benign_queries=3000,
+    screen_queries=1500,
     spread_seeds=(9, 10),
 )
 
@@ -462,7 +499,7 @@ def _job(
     cohort, plans, config, cache = (_SHARED[k] for k in ("cohort", "plans", "config", "cache"))
     assert isinstance(cohort, AttackCohort) and isinstance(plans, QueryPlans) and isinstance(config, HarnessConfig)
     if seed is not None and seed != config.seed:
-        plans = plan_queries(cohort, config.max_queries, config.benign_queries, seed)
+        plans = plan_queries(cohort, config.max_queries, config.benign_queries, seed, config.screen_queries)
     else:
         seed = config.seed
     if kind == "oracle":
@@ -519,7 +556,7 @@ def run(
     """
     began = time.monotonic()
     cohort = load_or_simulate(config.cohort, work_dir)
-    plans = plan_queries(cohort, config.max_queries, config.benign_queries, config.seed)
+    plans = plan_queries(cohort, config.max_queries, config.benign_queries, config.seed, config.screen_queries)
     grid = list(defences if defences is not None else defence_grid())
     if grid[0].settings.stateful:
         raise ValueError("the first defence must be stateless (the undefended gates)")
