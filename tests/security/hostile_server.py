@@ -2,13 +2,15 @@
 
 ``nested``: JSON nested far past any parser's recursion limit (``nested-error``: the same with a 500);
 ``huge``: a 40 MiB JSON answer; ``redirect``: a 302 to another host name of the same server, whose
-``/steal/...`` would collect a forwarded credential; ``drip``: a long answer, a byte at a time. Every
+``/steal/...`` would collect a forwarded credential; ``drip``: a long answer, a byte at a time;
+``listing/services``: a service registry listing Beacons where no Beacon is. Every
 request's path and credential is kept in ``Hostile.seen``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +42,19 @@ class Hostile(BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
 
+    def _listing(self) -> list[dict[str, Any]]:
+        """A service registry's Beacons: a cloud's metadata service, addresses with a query or a user, one fine."""
+        here = f"127.0.0.1:{self.server.server_address[1]}"
+        beacon = {"group": "org.ga4gh", "artifact": "beacon", "version": "2.0.0"}
+        urls = {
+            "metadata": "http://169.254.169.254/latest/meta-data",
+            "metadata-v6": "http://[::ffff:169.254.169.254]/latest",
+            "query": f"http://{here}/queried/admin?next=",
+            "userinfo": f"http://user:secret@{here}/userinfo/api",
+            "fine": f"http://{here}/fine/api",
+        }
+        return [{"id": name, "name": name, "type": beacon, "url": url} for name, url in urls.items()]
+
     def _drip(self) -> None:
         """A byte every 0.1 s of a long answer, for 30 s; when the client hangs up is kept in ``hung_up``."""
         self.send_response(200)
@@ -69,6 +84,8 @@ class Hostile(BaseHTTPRequestHandler):
             self._send(500, NESTED)
         elif kind == "huge":
             self._send(200, b'{"results": [], "meta": {}, "padding": "' + b"x" * HUGE + b'"}')
+        elif kind == "listing":
+            self._send(200, json.dumps(self._listing()).encode())
         elif kind == "drip":
             self._drip()
         elif kind == "redirect":

@@ -4,7 +4,8 @@ One HTTP server on loopback plays every bad peer: one answers JSON nested far pa
 limit, one answers more than an answer may hold, one redirects to another host (to collect the passport
 there), and a service registry lists its Beacons inside nested JSON too. Each must be named in the
 network answer as the failure it is, within the deadline, the healthy parts still answered; the passport
-must never reach the redirect's target.
+must never reach the redirect's target. A second registry lists Beacons where none can be (a cloud's
+metadata service, an address with a query or a user): none of them is asked, and the answer says so.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def unsigned_passport(issuer: str) -> str:
 def test_hostile_peers_and_registries_are_named_never_fatal(sqlite_node: Node, serve: Any, hostile: str) -> None:
     names = ("nested", "nested-error", "huge", "redirect")
     peers = [{"url": f"{hostile}/{name}", "name": name, "trusts": [ISSUER]} for name in names]
-    network = {"peers": peers, "registries": [{"url": f"{hostile}/registry", "trusts": [ISSUER]}]}
+    registries = [{"url": f"{hostile}/registry", "trusts": [ISSUER]}, {"url": f"{hostile}/listing", "trusts": [ISSUER]}]
+    network = {"peers": peers, "registries": registries}
     network["deadline_seconds"] = 5
     server = serve(
         sqlite_node.settings.data_dir,
@@ -52,6 +54,10 @@ def test_hostile_peers_and_registries_are_named_never_fatal(sqlite_node: Node, s
     assert "larger than" in nodes["huge"]["reason"]
     problems = json.dumps(document["info"]["network"])
     assert "registry" in problems and "cannot be read" in problems, problems[:2000]
+    # The listing registry's Beacons: only the one at an ordinary address is asked; the others are named.
+    assert "fine" in nodes
+    for refused in ("metadata", "metadata-v6", "query", "userinfo"):
+        assert refused not in nodes and f"{refused} (" in problems, (refused, problems[:2000])
     # With a passport every peer trusts (the hub itself does not): it goes to the peers, and no further.
     passport = unsigned_passport(ISSUER)
     refused = httpx.get(
@@ -63,7 +69,8 @@ def test_hostile_peers_and_registries_are_named_never_fatal(sqlite_node: Node, s
     stolen = [path for path, _ in Hostile.seen if path.startswith("/steal")]
     assert not stolen, "a peer's redirect was followed"
     sent = {path.split("/")[1] for path, authorization in Hostile.seen if authorization == f"Bearer {passport}"}
-    assert sent == set(names), sent
+    assert sent == {*names, "fine"}, sent
+    assert not [path for path, _ in Hostile.seen if path.startswith(("/queried", "/userinfo"))]
     # And a caller's own body nested too deep, on the network's POST routes: bad input, asked of no one.
     asked = len(Hostile.seen)
     deep = b'{"query": ' + NESTED + b"}"

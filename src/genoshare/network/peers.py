@@ -7,10 +7,12 @@ the Beacons it listed before stay, and the failure is told with every answer (ne
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -56,17 +58,48 @@ class InvalidRegistry(ValueError):
     """A registry answered with something that is not a list of GA4GH services."""
 
 
-def beacons_in(services: Any, registry: ServiceRegistry, deadline: float) -> list[PeerNode]:
-    """The Beacons of a registry's ``GET /services`` answer (``ExternalService`` items with a ``url``)."""
+def unlistable(url: str) -> str | None:
+    """Why a registry may not send this node to ``url`` (None if it may).
+
+    A registry names where this node sends its callers' queries, bodies and passports: never to a host
+    whose address says it is no Beacon (link-local: a cloud's metadata service; unspecified, multicast),
+    and never with a user, query or fragment, by which a listing would choose the whole request a service
+    on another path receives (``http://internal/admin/delete?x=`` + ``/individuals``).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) address"
+    if "@" in parts.netloc or parts.query or parts.fragment or "?" in url or "#" in url:
+        return "an address with a user, a query or a fragment"
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        return "a link-local, unspecified or multicast address"
+    return None
+
+
+def beacons_in(services: Any, registry: ServiceRegistry, deadline: float) -> tuple[list[PeerNode], list[str]]:
+    """The Beacons of a registry's ``GET /services`` answer (``ExternalService`` items with a ``url``).
+
+    Also the listed Beacons refused (``unlistable``), each with why, to be told with every answer.
+    """
     if not isinstance(services, list):
         raise InvalidRegistry("its /services answer is not a list of services")
-    found = []
+    found, refused = [], []
     for service in services:
         kind = service.get("type") if isinstance(service, dict) else None
         if not isinstance(kind, dict) or kind.get("artifact") != BEACON_ARTIFACT:
             continue
         url, name = service.get("url"), service.get("name")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            continue
+        why = unlistable(url)
+        if why is not None:
+            refused.append(f"{str(name)[:100] if name else 'a Beacon'} ({why})")
             continue
         beacon_url = url.rstrip("/")
         found.append(
@@ -79,7 +112,7 @@ def beacons_in(services: Any, registry: ServiceRegistry, deadline: float) -> lis
                 source=registry.url,
             )
         )
-    return found
+    return found, refused
 
 
 class PeerDirectory:
@@ -123,8 +156,8 @@ class PeerDirectory:
             services = await asyncio.wait_for(
                 read_json(http, f"{registry.url}/services", MAX_REGISTRY_BYTES), self.settings.deadline_seconds
             )
-            listed.peers = beacons_in(services, registry, self.settings.deadline_seconds)
-            listed.problem = None
+            listed.peers, refused = beacons_in(services, registry, self.settings.deadline_seconds)
+            listed.problem = f"listed Beacons that are not asked: {'; '.join(refused)}" if refused else None
         except (TimeoutError, httpx.HTTPError, ValueError) as error:
             kept = f"; the {len(listed.peers)} Beacons it listed before are still asked" if listed.peers else ""
             listed.problem = f"cannot be read ({describe(error)}){kept}"
