@@ -11,6 +11,7 @@ import typer
 from genoshare.cli.common import DataDir, console, errors, fail, node_settings, open_node, reported
 from genoshare.operations.backup import backup, restore, verify
 from genoshare.operations.checks import Problem, check_node, database_problem, load_checked, refusals
+from genoshare.operations.rotation import rotate_ticket_secret
 from genoshare.operations.settings_docs import reference
 from genoshare.operations.upgrade import pending, upgrade
 from genoshare.settings import Settings
@@ -72,8 +73,28 @@ def db_upgrade(
         console.print(f"{verb} {migration.revision}: {migration.summary}", soft_wrap=True)
 
 
+rotate_app = typer.Typer(help="Replace a key without rewriting data or stopping downloads.", no_args_is_help=True)
+
+
+@rotate_app.command("ticket-secret")
+def rotate_ticket_secret_command(data_dir: DataDir = Path("node")) -> None:
+    """New download tickets under a new secret; those already handed out keep working until they expire."""
+    node = open_node(data_dir)
+    try:
+        rotate_ticket_secret(node.settings.keys_dir)
+    except OSError as error:
+        raise fail(f"cannot rotate the ticket secret in {node.settings.keys_dir}: {error.strerror}") from None
+    finally:
+        node.close()
+    console.print(
+        "ticket secret rotated: running servers sign with the new one within a second; tickets already "
+        f"handed out work until they expire (at most {node.settings.ticket_ttl_seconds} s)"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
+    app.add_typer(rotate_app, name="rotate")
 
     @app.command("backup")
     def backup_command(
