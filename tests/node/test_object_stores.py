@@ -10,14 +10,23 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
+from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import InvalidInput, NotFound
+from genoshare.node import Node, build_ingestor
+from genoshare.operations.backup import backup, restore
+from genoshare.settings import load_settings
 from genoshare.store.objects import ObjectStore, create_object_store
 from objects_s3 import SECRET_ACCESS_KEY, S3Server
+
+from support import HTSGET_DATA
+
+VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -94,3 +103,30 @@ def test_a_crash_during_a_multipart_upload_publishes_nothing(s3: S3Server, tmp_p
     uploader.wait()
     assert not store.exists("cd/cdef.c4gh")
     assert store.keys("cd/") == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("object_store", ["s3"], indirect=True)
+def test_a_backup_of_an_s3_node_keeps_objects_in_the_bucket_and_no_plaintext(
+    node: Node, s3: S3Server, tmp_path: Path
+) -> None:
+    DatasetService(node.database).create(
+        NewDataset(id="open", title="Open", custodian="C", access_level="public", duo_codes=["NRES"])
+    )
+    (row,) = build_ingestor(node).ingest("open", [VCF]).published
+    (node.objects.staging_dir() / "left-by-a-crash").write_bytes(b"PLAINTEXT")
+    archive = tmp_path / "node.backup"
+    manifest = backup(node, archive)
+    assert manifest["objects_url"] == node.settings.objects_url
+    with tarfile.open(archive) as opened:
+        names = opened.getnames()
+    assert not [name for name in names if name.startswith("objects/") or "scratch" in name or "staging" in name]
+
+    restore(archive, tmp_path / "restored")
+    settings = load_settings(tmp_path / "restored", s3=s3.settings())
+    assert settings.objects_url == node.settings.objects_url
+    restored = Node.open(settings)
+    try:
+        assert restored.objects.read_bytes(row.blob_key) == node.objects.read_bytes(row.blob_key)
+    finally:
+        restored.close()

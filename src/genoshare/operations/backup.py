@@ -8,6 +8,10 @@ member's SHA-256 and the audit chain's head at the time of the backup.
 ``restore`` unpacks into a new data directory (and, for PostgreSQL, an empty database) and then verifies:
 every file's checksum, the audit chain recomputed under the restored key, and its head at least the one the
 manifest recorded. A node that passes serves the same stored bytes, since those are the files checked.
+
+Objects in an S3 store stay there (``docs/scale.md``: the bucket's versioning or replication keeps them): the
+archive records their URL, and the restored node reads the same bucket.  Staging and cached copies
+(plaintext while a file is ingested) never go into an archive.
 """
 
 from __future__ import annotations
@@ -64,8 +68,15 @@ def _files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def _objects_root(settings: Settings) -> Path:
-    return Path(urlparse(settings.objects_url).path)
+def _objects_root(settings: Settings) -> Path | None:
+    """The local folder of the objects, or None for an S3 store."""
+    parsed = urlparse(settings.objects_url)
+    return Path(parsed.path) if parsed.scheme == "file" else None
+
+
+def _scratch(path: Path) -> bool:
+    """Staging and cached copies: plaintext while a file is ingested or re-derived; never archived."""
+    return ".staging" in path.parts or path.name == ".staging.lock"
 
 
 def _postgres_url(settings: Settings) -> str:
@@ -82,6 +93,8 @@ def backup(node: Node, target: Path) -> dict[str, object]:
     if not report.ok:
         raise InvalidInput(f"the audit chain is broken at entry {report.first_bad_seq}: {report.problem}")
     objects = _objects_root(settings)
+    if objects is None:
+        node.objects.check()  # a backup of a node whose objects cannot be reached would restore nothing usable
     url = make_url(settings.database_url)
     with tempfile.TemporaryDirectory(prefix="genoshare-backup-") as scratch:
         members: list[tuple[str, Path]] = []
@@ -98,21 +111,26 @@ def backup(node: Node, target: Path) -> dict[str, object]:
             dump = Path(scratch) / "genoshare.pgdump"
             _run(["pg_dump", "--format=custom", "--no-owner", "--file", str(dump), _postgres_url(settings)])
             members.append((POSTGRES_MEMBER, dump))
+        s3_scratch = settings.s3.scratch_dir or settings.data_dir / "scratch"
         for path in _files(settings.data_dir):
             relative = path.relative_to(settings.data_dir)
-            if str(relative) in _SKIPPED or (
-                objects.is_relative_to(settings.data_dir) and path.is_relative_to(objects)
-            ):
+            if str(relative) in _SKIPPED or _scratch(path) or path.is_relative_to(s3_scratch):
+                continue
+            if objects is not None and objects.is_relative_to(settings.data_dir) and path.is_relative_to(objects):
                 continue
             members.append((f"data/{relative}", path))
-        for path in _files(objects):
-            members.append((f"objects/{path.relative_to(objects)}", path))
+        if objects is not None:
+            members += [
+                (f"objects/{path.relative_to(objects)}", path) for path in _files(objects) if not _scratch(path)
+            ]
         manifest: dict[str, object] = {
             "genoshare": __version__,
             "made_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "database": url.get_backend_name(),
             "audit": {"entries": report.entries, "head": report.head},
             "files": {name: _sha256(path) for name, path in members},
+            # Objects in an S3 store are not archived: where they are (the database names each one).
+            **({} if objects is not None else {"objects_url": settings.objects_url}),
         }
         descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle, tarfile.open(fileobj=handle, mode="w") as archive:
@@ -172,10 +190,14 @@ def restore(archive_path: Path, data_dir: Path, database_url: str | None = None)
 
 
 def _point_config_here(data_dir: Path, database_url: str | None) -> None:
-    """The restored configuration names this directory's objects and database, not the old node's."""
+    """The restored configuration names this directory's objects and database, not the old node's.
+
+    Objects in an S3 store were not archived: the restored node reads them where they are.
+    """
     config = data_dir / CONFIG_FILE
     values = tomllib.loads(config.read_text()) if config.is_file() else {}
-    values.pop("objects_url", None)
+    if urlparse(str(values.get("objects_url", ""))).scheme != "s3":
+        values.pop("objects_url", None)
     values.pop("database_url", None)
     if database_url:
         values["database_url"] = database_url
