@@ -17,10 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
+from sqlalchemy import select
 
 from clinical.clinical_world import MARFAN, PEER_NAME, PEER_TOKEN, build_world, matchmaker_settings
 from genoshare.node import Node, init_node
 from genoshare.settings import MatchmakerPeer, MatchmakerSettings, load_settings
+from genoshare.store.models import Participant
 
 from processes import Server, free_port, run_cli
 from support import SPEC
@@ -111,3 +113,28 @@ def test_a_peer_process_refuses_a_token_it_never_gave(node_b: Node, b: Server) -
     assert trusted.status_code == 200
     refused = [e for e in node_b.audit.entries() if e.action == "mme.match" and e.decision != "permit"]
     assert refused, "refused match requests must be audited"
+
+
+def test_a_peer_sees_no_sample_name_and_no_one_who_did_not_consent(node_b: Node, b: Server) -> None:
+    """R04 refused matchmaking, R05 withdrew, N01's dataset allows no matchmaking: each has exactly the asked
+    phenotype and would score best; only R01 (consenting, and carrying GENE1's rare allele) may be shown."""
+    with node_b.database.sessions() as db:
+        pseudonym = {row.source_name: row.pseudonym for row in db.scalars(select(Participant))}
+    body = {
+        "patient": {
+            "id": "q",
+            "contact": {"name": "Dr A", "href": "mailto:a@example.org"},
+            "features": [{"id": term} for term in MARFAN],
+            "genomicFeatures": [{"gene": {"id": "GENE1"}}],
+        }
+    }
+    answer = httpx.post(
+        f"{b.url}/mme/match", json=body, headers={"Content-Type": MEDIA, "X-Auth-Token": PEER_TOKEN}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    shown = [result["patient"]["id"] for result in answer.json()["results"]]
+    assert f"rare/{pseudonym['R01']}" in shown, shown
+    for refused in ("R04", "R05", "N01"):
+        assert not any(pseudonym[refused] in patient for patient in shown), (refused, shown)
+    for sample in pseudonym:
+        assert sample not in answer.text, f"the sample name {sample} left the node"
