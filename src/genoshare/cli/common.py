@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Column
 from sqlalchemy.exc import OperationalError
 
 from genoshare.errors import GenoshareError
@@ -85,3 +86,8 @@ def open_node(data_dir: Path) -> Node:
         problem = database_problem(settings.database_url)
         raise fail(problem.line() if problem else "the database refused the schema migration") from None
     return node
+
+
+def whole(header: str) -> Column:
+    """A table column for identifiers: never wrapped nor cut with an ellipsis, so it can be copied whole."""
+    return Column(header, no_wrap=True, overflow="ignore", min_width=len(header))

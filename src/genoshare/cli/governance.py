@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from genoshare.access.roles import Operator
-from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported
+from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported, whole
 from genoshare.duo.purpose import ResearchPurpose
 from genoshare.errors import GenoshareError
 from genoshare.governance.rederive import Rederivation
@@ -110,7 +110,7 @@ def access_list(
     if as_json:
         typer.echo(json.dumps([view(r) for r in requests], indent=2))
         return
-    table = Table("id", "requester", "datasets", "project", "status", "DUO match")
+    table = Table(whole("id"), "requester", "datasets", "project", "status", "DUO match")
     for r in requests:
         matched = ", ".join(f"{d}: {m['outcome']}" for d, m in r.match.items())
         table.add_row(r.id, r.requester, " ".join(r.datasets), r.project_title, r.status, matched)
@@ -192,7 +192,7 @@ def consent_list(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("participant", "status", "restrictions", "updated", "files")
+    table = Table(whole("participant"), "status", "restrictions", "updated", "files")
     for r in records:
         table.add_row(r.participant, r.status, " ".join(r.restrictions), r.updated_at or "", str(len(r.files)))
     console.print(table)

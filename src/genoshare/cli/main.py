@@ -15,7 +15,17 @@ from genoshare import __version__
 from genoshare.audit.log import AuditKeyError
 from genoshare.cli.beacon import register as register_beacon_commands
 from genoshare.cli.clinical import register as register_clinical_commands
-from genoshare.cli.common import DataDir, console, ensure_port_free, errors, fail, node_settings, open_node, reported
+from genoshare.cli.common import (
+    DataDir,
+    console,
+    ensure_port_free,
+    errors,
+    fail,
+    node_settings,
+    open_node,
+    reported,
+    whole,
+)
 from genoshare.cli.duo import duo_app
 from genoshare.cli.governance import access_app, consent_app, privacy_app, usage_table
 from genoshare.cli.network import network_app
@@ -164,7 +174,7 @@ def datasets_list(data_dir: DataDir = Path("node"), as_json: Annotated[bool, typ
             )
         )
         return
-    table = Table("id", "title", "custodian", "access", "consent codes")
+    table = Table(whole("id"), "title", "custodian", "access", "consent codes")
     for d in rows:
         table.add_row(d.id, d.title, d.custodian, d.access_level, " ".join(d.duo_codes))
     console.print(table)
@@ -224,7 +234,7 @@ def objects_list(
             )
         )
         return
-    table = Table("DRS id", "format", "size", "sha256")
+    table = Table(whole("DRS id"), "format", "size", whole("sha256"))
     for o in rows:
         table.add_row(o.id, o.format, f"{o.size:,}", o.sha256)
     console.print(table)
