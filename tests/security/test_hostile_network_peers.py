@@ -66,6 +66,7 @@ def test_hostile_peers_and_registries_are_named_never_fatal(sqlite_node: Node, s
     assert refused.status_code == 502, refused.text[:3000]
     for name in names:
         assert f"{name}: " in refused.json()["error"]["errorMessage"], name
+    assert "service registry" in refused.json()["error"]["errorMessage"], "the unread registry goes unsaid"
     stolen = [path for path, _ in Hostile.seen if path.startswith("/steal")]
     assert not stolen, "a peer's redirect was followed"
     sent = {path.split("/")[1] for path, authorization in Hostile.seen if authorization == f"Bearer {passport}"}

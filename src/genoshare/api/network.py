@@ -152,7 +152,8 @@ async def _network_answer(
         status_code = agreed if agreed is not None and 400 <= agreed < 500 else 502
         if any(n.status == TIMEOUT for n in nodes):
             status_code = 504
-        why = "; ".join(f"{n.name}: {n.status} ({n.reason})" for n in nodes)
+        # A registry that could not be read (fewer nodes asked) is said here too, as with every answer.
+        why = "; ".join([*(f"{n.name}: {n.status} ({n.reason})" for n in nodes), *problems])
         failed = error_body(settings, status_code, f"no node of the network answered: {why}")
         return BeaconJSON(failed, status_code=status_code)
     meta = {
