@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -42,6 +43,8 @@ class Served:
     server: Server
     mail: MailServer
     issuer: VisaIssuer
+    #: The node's data directory and its SQLite database (with its journal): everything it keeps.
+    kept: tuple[Path, Path]
 
     def researcher(self, affiliation: str = "faculty@university.example") -> str:
         passports = Passports(self.issuer, subject="researcher-1")
@@ -82,7 +85,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     mail = MailServer(root)
     server = Server(settings.data_dir, {"GENOSHARE_DATABASE_URL": settings.database_url, **mail.env})
     try:
-        yield Served(server, mail, issuer)
+        yield Served(server, mail, issuer, (settings.data_dir, root / "node.db"))
     finally:
         server.stop()
         mail.stop()
@@ -166,6 +169,11 @@ def test_documents_are_served_inert_to_who_may_see_the_request_only(node: Served
             assert served.headers["x-content-type-options"] == "nosniff"
             assert "x-injected" not in served.headers
             assert not served.headers["content-type"].startswith("text/html"), served.headers["content-type"]
+    # Kept encrypted: no file of the node, its database included, holds either document's bytes.
+    data_dir, database = node.kept
+    for path in [*database.parent.glob(f"{database.name}*"), *(p for p in data_dir.rglob("*") if p.is_file())]:
+        content = path.read_bytes()
+        assert script not in content and b"an approval" not in content, f"{path} holds a document in the clear"
     # Someone else with a passport, and the committee member: only the second opens them.
     stranger = Passports(node.issuer, subject="researcher-2").anonymous_researcher()
     request_id = made.headers["location"].rsplit("/", 1)[1]
