@@ -275,7 +275,6 @@ def test_data_url_needs_the_ticket_for_that_object(client: TestClient, datasets:
     assert client.get("/data/open.spec-v4.3.vcf.gz", headers=tampered).status_code == 401
 
 
-@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 @pytest.mark.parametrize(
     ("sent", "status"),
     [

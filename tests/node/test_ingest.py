@@ -183,7 +183,6 @@ def gzip_not_bgzf(tmp_path: Path) -> Path:
     return bad
 
 
-@pytest.mark.parametrize("object_store", ["file", "s3"], indirect=True)
 @pytest.mark.parametrize(
     ("make_bad", "message"),
     [
