@@ -82,6 +82,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "restore": ["{junk}", "--data-dir", "{missing}"],
     "db upgrade": ["--dry-run", "--data-dir", "{missing}"],
     "rotate ticket-secret": ["--data-dir", "{missing}"],
+    "rotate visa-key": ["--data-dir", "{missing}"],
 }
 
 

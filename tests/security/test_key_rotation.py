@@ -1,5 +1,9 @@
-"""`genoshare rotate ticket-secret` under a running `genoshare serve`: downloads already handed out go on, new
-tickets use the new secret, and the old secret cannot mint a ticket that outlives the rotation."""
+"""Key rotation under a running `genoshare serve`, without a restart.
+
+`rotate ticket-secret`: downloads already handed out go on, new tickets use the new secret, and the old secret
+cannot mint a ticket that outlives the rotation. `rotate visa-key`: the old key stays in the JWKS, so what it
+signed still verifies, and the new one is published and accepted at once.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import OctKey
+from joserfc.jwk import ECKey, OctKey
+
+from genoshare.access.issuer import VisaIssuer
 
 from processes import Server, run_cli
 
@@ -70,3 +76,28 @@ def test_rotating_the_ticket_secret_under_a_running_server(tmp_path: Path, serve
         )
         refused = client.get(url, headers={"Authorization": f"Bearer {forged}"})
         assert refused.status_code == 401
+
+
+def test_rotating_the_visa_key_keeps_the_old_one_in_the_jwks(tmp_path: Path, serve: type[Server]) -> None:
+    node = tmp_path / "node"
+    assert run_cli("init", "-d", str(node), env=ENV).returncode == 0
+    server = serve(node, ENV)
+    old = VisaIssuer.load_or_create(server.url, node / "keys" / "issuer.jwk.json")
+    stranger = VisaIssuer(server.url, ECKey.generate_key("P-256", auto_kid=True))
+    signed_before = old.passport("someone", [])
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        before = {key["kid"] for key in client.get("/.well-known/jwks.json").json()["keys"]}
+        assert before == {old.key.kid}
+
+        def answer(passport: str) -> int:
+            return client.get("/governance/requests", headers={"Authorization": f"Bearer {passport}"}).status_code
+
+        assert answer(signed_before) == 200 and answer(stranger.passport("someone", [])) == 401
+        rotated = run_cli("rotate", "visa-key", "-d", str(node), env=ENV)
+        assert rotated.returncode == 0, rotated.stderr
+        time.sleep(1.5)  # the server looks at the key file at most once a second
+        after = {key["kid"] for key in client.get("/.well-known/jwks.json").json()["keys"]}
+        assert old.key.kid in after and len(after) == 2, "the old key stays published beside the new one"
+        assert answer(signed_before) == 200, "what the old key signed still verifies"
+        new = VisaIssuer.load_or_create(server.url, node / "keys" / "issuer.jwk.json")
+        assert new.key.kid in after and answer(new.passport("someone", [])) == 200

@@ -21,27 +21,66 @@ from genoshare.access.passports import PASSPORT_TYP, VISA_TYP
 ALGORITHM = "ES256"
 
 
+#: Beside the key file after ``genoshare rotate visa-key``: the public keys it replaced, each published in the
+#: JWKS until ``keep_until`` (the last expiry of a grant signed under it), so its visas keep verifying.
+RETIRED_SUFFIX = ".retired.json"
+#: How often a running server looks whether the key file was replaced (a rotation).
+RELOAD_SECONDS = 1.0
+
+
 class VisaIssuer:
-    def __init__(self, issuer: str, key: ECKey) -> None:
+    """The node's visa-signing key; follows a rotation of its key file without a restart."""
+
+    def __init__(self, issuer: str, key: ECKey, retired: list[dict[str, Any]] | None = None) -> None:
         self.issuer = issuer
-        self.key = key
+        self._key = key
+        self._retired = retired or []
+        self._key_file: Path | None = None
+        self._seen: int | None = None
+        self._checked = 0.0
 
     @classmethod
     def load_or_create(cls, issuer: str, key_file: Path) -> VisaIssuer:
-        if key_file.is_file():
-            key = ECKey.import_key(json.loads(key_file.read_text()))
-        else:
+        if not key_file.is_file():
             key = ECKey.generate_key("P-256", auto_kid=True)
             key_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 json.dump(key.as_dict(private=True), handle)
-        return cls(issuer, key)
+        made = cls(issuer, ECKey.import_key(json.loads(key_file.read_text())))
+        made._key_file = key_file
+        made._load()
+        return made
+
+    def _load(self) -> None:
+        assert self._key_file is not None
+        seen = self._key_file.stat().st_mtime_ns
+        self._key = ECKey.import_key(json.loads(self._key_file.read_text()))
+        retired = self._key_file.with_name(self._key_file.name + RETIRED_SUFFIX)
+        self._retired = json.loads(retired.read_text()) if retired.is_file() else []
+        self._seen, self._checked = seen, time.monotonic()
+
+    @property
+    def key(self) -> ECKey:
+        if self._key_file is not None and time.monotonic() - self._checked >= RELOAD_SECONDS:
+            self._checked = time.monotonic()
+            try:
+                if self._key_file.stat().st_mtime_ns != self._seen:
+                    self._load()
+            except (OSError, ValueError):
+                pass  # mid-rotation: keep the key in memory, look again next time
+        return self._key
 
     def jwks(self) -> dict[str, Any]:
         public = self.key.as_dict(private=False)
         public.update({"use": "sig", "alg": ALGORITHM})
-        return {"keys": [public]}
+        now = time.time()
+        kept = [
+            dict(old["key"])
+            for old in self._retired
+            if old.get("keep_until", 0) > now and old["key"].get("kid") != public.get("kid")
+        ]
+        return {"keys": [public, *kept]}
 
     def write_jwks(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,8 @@ DISCOVERY_CACHE_SECONDS = 3600
 #: AAI: a Visa Access Token older than this is invalid unless polled, which this node does not do.
 VISA_ACCESS_TOKEN_MAX_AGE = 3600
 JSON = {"Accept": "application/json"}
+#: An issuer's key set or discovery document is a few KiB: more is no such document, and is not read on.
+MAX_DOCUMENT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,9 @@ class TrustedKeys:
         self._metadata: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._fetching = threading.Lock()
+        #: The modification time of each ``jwks_file`` when it was read: a rotated key file is read again at
+        #: once, rather than after ``refetch_seconds`` (a stat costs nothing an unknown kid could amplify).
+        self._file_seen: dict[str, int] = {}
 
     def is_trusted(self, issuer: object) -> TypeGuard[str]:
         return isinstance(issuer, str) and issuer in self._issuers
@@ -172,8 +177,18 @@ class TrustedKeys:
         return [issuer for issuer in self._issuers.values() if issuer.broker]
 
     def _get_json(self, url: str, what: str) -> Any:
+        """An issuer's JSON document; anything else (too large, nested too deep for the parser) is a 502."""
         try:
-            return self.http.get(url, headers=JSON).raise_for_status().json()
+            with self.http.stream("GET", url, headers=JSON) as response:
+                response.raise_for_status()
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        raise ValueError(f"answer larger than {MAX_DOCUMENT_BYTES} bytes")
+            return json.loads(bytes(body))
+        except RecursionError:
+            raise BadGateway(f"cannot load {what}: JSON nested too deep") from None
         except (httpx.HTTPError, ValueError) as error:
             raise BadGateway(f"cannot load {what}: {error}") from error
 
@@ -203,7 +218,8 @@ class TrustedKeys:
             return cached[1]
         with self._fetching:
             cached = self._keys.get(issuer)  # another thread may have fetched meanwhile
-            if cached and (self._usable(cached, kid) or cached[0] + self.refetch_seconds > time.monotonic()):
+            waiting = cached is not None and cached[0] + self.refetch_seconds > time.monotonic()
+            if cached and (self._usable(cached, kid) or (waiting and not self._file_changed(issuer))):
                 return cached[1]
             try:
                 keys = self._fetch(issuer)
@@ -215,6 +231,15 @@ class TrustedKeys:
                 self._keys[issuer] = (time.monotonic(), keys)
             return keys
 
+    def _file_changed(self, issuer: str) -> bool:
+        source = self._issuers[issuer]
+        if source.jwks_file is None:
+            return False
+        try:
+            return source.jwks_file.stat().st_mtime_ns != self._file_seen.get(issuer)
+        except OSError:
+            return False
+
     @staticmethod
     def _usable(cached: tuple[float, KeySet], kid: object) -> bool:
         fresh = cached[0] + JWKS_CACHE_SECONDS > time.monotonic()
@@ -225,6 +250,7 @@ class TrustedKeys:
         what = f"the signing keys of trusted issuer {issuer}"
         if source.jwks_file is not None:
             try:
+                self._file_seen[issuer] = source.jwks_file.stat().st_mtime_ns
                 document = json.loads(source.jwks_file.read_text())
             except (OSError, ValueError) as error:
                 raise Unauthenticated(f"cannot load {what}: {error}") from error

@@ -11,7 +11,7 @@ import typer
 from genoshare.cli.common import DataDir, console, errors, fail, node_settings, open_node, reported
 from genoshare.operations.backup import backup, restore, verify
 from genoshare.operations.checks import Problem, check_node, database_problem, load_checked, refusals
-from genoshare.operations.rotation import rotate_ticket_secret
+from genoshare.operations.rotation import rotate_ticket_secret, rotate_visa_key
 from genoshare.operations.settings_docs import reference
 from genoshare.operations.upgrade import pending, upgrade
 from genoshare.settings import Settings
@@ -90,6 +90,19 @@ def rotate_ticket_secret_command(data_dir: DataDir = Path("node")) -> None:
         "ticket secret rotated: running servers sign with the new one within a second; tickets already "
         f"handed out work until they expire (at most {node.settings.ticket_ttl_seconds} s)"
     )
+
+
+@rotate_app.command("visa-key")
+def rotate_visa_key_command(data_dir: DataDir = Path("node")) -> None:
+    """A new key signs this node's visas; the old one stays in its JWKS until the grants it signed expire."""
+    node = open_node(data_dir)
+    try:
+        kid = rotate_visa_key(node)
+    except (OSError, ValueError) as error:
+        raise fail(f"cannot rotate the visa-signing key in {node.settings.keys_dir}: {error}") from None
+    finally:
+        node.close()
+    console.print(f"visa-signing key rotated: new kid {kid}; the old key stays in /.well-known/jwks.json")
 
 
 def register(app: typer.Typer) -> None:
