@@ -566,7 +566,7 @@ class PassportVerifier:
                     raise Unauthenticated("the signed userinfo is not the broker's")
             else:
                 body = response.json()
-        except (JoseError, ValueError) as error:
+        except (JoseError, ValueError, RecursionError) as error:  # RecursionError: JSON nested too deep
             raise BadGateway(f"broker {broker.issuer} sent an unreadable userinfo response") from error
         if not isinstance(body, dict) or body.get("sub") != subject:
             raise Unauthenticated("the broker's userinfo names another subject than the access token")
