@@ -1,9 +1,9 @@
 """One HTTP server on loopback that plays every hostile peer, by the first segment of the path it is asked.
 
 ``nested``: JSON nested far past any parser's recursion limit (``nested-error``: the same with a 500);
-``huge``: a 40 MiB JSON answer; ``redirect``: a 302 to another host name of the same server, whose
-``/steal/...`` would collect a forwarded credential; ``drip``: a long answer, a byte at a time;
-``listing/services``: a service registry listing Beacons where no Beacon is. Every
+``huge``: a 40 MiB JSON answer (``large``: 10 MiB, without a Content-Length); ``redirect``: a 302 to another
+host name of the same server, whose ``/steal/...`` would collect a forwarded credential; ``drip``: a long
+answer, a byte at a time; ``listing/services``: a service registry listing Beacons where no Beacon is. Every
 request's path and credential is kept in ``Hostile.seen``.
 """
 
@@ -21,6 +21,7 @@ import pytest
 
 NESTED = b"[" * 200_000 + b"]" * 200_000
 HUGE = 40 * 1024 * 1024
+LARGE = 10 * 1024 * 1024
 
 
 class Hostile(BaseHTTPRequestHandler):
@@ -39,6 +40,16 @@ class Hostile(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(body)
+
+    def _send_unsized(self, body: bytes) -> None:
+        """An answer whose length only reading it tells (no Content-Length; the connection closes after it)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)
 
@@ -84,6 +95,8 @@ class Hostile(BaseHTTPRequestHandler):
             self._send(500, NESTED)
         elif kind == "huge":
             self._send(200, b'{"results": [], "meta": {}, "padding": "' + b"x" * HUGE + b'"}')
+        elif kind == "large":
+            self._send_unsized(b'{"meta": {}, "responseSummary": {"exists": true}, "padding": "' + b"x" * LARGE + b'"}')
         elif kind == "listing":
             self._send(200, json.dumps(self._listing()).encode())
         elif kind == "drip":

@@ -1,8 +1,9 @@
 """A Beacon network's peers and service registry turned hostile, against ``genoshare serve``'s ``/network/api``.
 
 One HTTP server on loopback plays every bad peer: one answers JSON nested far past any parser's recursion
-limit, one answers more than an answer may hold, one redirects to another host (to collect the passport
-there), and a service registry lists its Beacons inside nested JSON too. Each must be named in the
+limit, two answer more than a Beacon answer may hold (one says so in its Content-Length, one does not), one
+redirects to another host (to collect the passport there), and a service registry lists its Beacons inside
+nested JSON too. Each must be named in the
 network answer as the failure it is, within the deadline, the healthy parts still answered; the passport
 must never reach the redirect's target. A second registry lists Beacons where none can be (a cloud's
 metadata service, an address with a query or a user): none of them is asked, and the answer says so.
@@ -35,7 +36,7 @@ def unsigned_passport(issuer: str) -> str:
 
 
 def test_hostile_peers_and_registries_are_named_never_fatal(sqlite_node: Node, serve: Any, hostile: str) -> None:
-    names = ("nested", "nested-error", "huge", "redirect")
+    names = ("nested", "nested-error", "huge", "large", "redirect")
     peers = [{"url": f"{hostile}/{name}", "name": name, "trusts": [ISSUER]} for name in names]
     registries = [{"url": f"{hostile}/registry", "trusts": [ISSUER]}, {"url": f"{hostile}/listing", "trusts": [ISSUER]}]
     network = {"peers": peers, "registries": registries}
@@ -52,6 +53,9 @@ def test_hostile_peers_and_registries_are_named_never_fatal(sqlite_node: Node, s
         assert nodes[name]["status"] != "answered", (name, nodes[name])
         assert nodes[name].get("reason"), (name, nodes[name])
     assert "larger than" in nodes["huge"]["reason"]
+    # 10 MiB: far more than a Beacon answer, though less than what the hub once read (32 MiB) before refusing.
+    assert nodes["large"]["status"] == "invalid", nodes["large"]
+    assert "larger than 8388608 bytes" in nodes["large"]["reason"], nodes["large"]
     problems = json.dumps(document["info"]["network"])
     assert "registry" in problems and "cannot be read" in problems, problems[:2000]
     # The listing registry's Beacons: only the one at an ordinary address is asked; the others are named.

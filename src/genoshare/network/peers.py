@@ -180,12 +180,19 @@ def parse_json(raw: bytes) -> Any:
         raise ValueError("JSON nested too deep") from None
 
 
+class TooLarge(ValueError):
+    """An answer longer than any answer of its kind: not read on (and, from a peer, not a Beacon answer)."""
+
+
 async def read_limited(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"answer larger than {limit} bytes (Content-Length {declared})")
     chunks, size = [], 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > limit:
-            raise ValueError(f"answer larger than {limit} bytes")
+            raise TooLarge(f"answer larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -29,11 +29,12 @@ from genoshare.network.merge import (
     NodeAnswer,
     read_answer,
 )
-from genoshare.network.peers import PeerDirectory, PeerNode, describe, parse_json, read_limited
+from genoshare.network.peers import PeerDirectory, PeerNode, TooLarge, describe, parse_json, read_limited
 from genoshare.settings import NetworkSettings
 
-#: A Beacon answer with 1,000 records of a few KiB each fits; more is not an answer to merge.
-MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: A Beacon answer is small: a full page (1,000 records of a few KiB) fits; a longer one is not read on and
+#: is reported as ``invalid`` (a peer cannot make the hub hold much for it, times the callers asking).
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
 #: Statuses with which a peer refuses the request (the caller's passport, or the caller's rate).
 REFUSING = {401, 403, 429}
 
@@ -135,6 +136,8 @@ class NetworkService:
             return outcome(TIMEOUT, f"no answer within {peer.deadline:g} s")
         except httpx.ConnectError as error:
             return outcome(UNREACHABLE, describe(error))
+        except TooLarge as error:
+            return outcome(INVALID, f"not a Beacon answer: {error}")
         except (httpx.HTTPError, ValueError) as error:
             return outcome(ERROR, describe(error))
         if code in (200, 201):
