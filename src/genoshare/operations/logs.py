@@ -53,6 +53,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker of ``serve --workers``
         }
         rid = getattr(record, "request_id", "")
         if rid:
