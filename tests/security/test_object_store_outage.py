@@ -28,7 +28,7 @@ def test_an_unreachable_store_is_a_clean_503_and_the_secret_never_leaks(serve, t
             tmp_path / "node",
             public_url=PUBLIC_URL,
             environment="test",
-            objects_url=f"s3://{store.new_bucket()}/node",
+            objects_url=f"s3://{(bucket := store.new_bucket())}/node",
             s3=store.settings(),
         )
         node = init_node(settings)
@@ -65,6 +65,7 @@ def test_an_unreachable_store_is_a_clean_503_and_the_secret_never_leaks(serve, t
         body = answer.json()
         assert "unreachable" in str(body), body
         assert SECRET_ACCESS_KEY not in answer.text
+        assert bucket not in answer.text, "a client is not told where the node keeps its objects"
     log = server.stop()
     assert SECRET_ACCESS_KEY not in log
     assert "Traceback" not in log

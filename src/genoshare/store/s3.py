@@ -15,11 +15,13 @@ What the node asks of the store, and how:
 * staging (plaintext scratch) stays on local disk, with the same locks and crash sweep as a file store.
 
 Every failure to reach the store, or a refusal of the node's credentials, is ``Unavailable`` (503) with the
-error's code only: neither a credential nor the endpoint's answer text ever reaches a log or a client.
+error's code only; the node's log names the store (a client is not told the bucket).  Neither a credential
+nor the endpoint's answer text ever reaches a log or a client.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -37,6 +39,7 @@ from genoshare.crypt.files import Positional
 from genoshare.errors import InvalidInput, NotFound, Unavailable
 from genoshare.settings import S3Settings
 
+_log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 #: Files above this go up in parts of this size (S3 allows at most 10 000 parts: 640 GB).
 _PART_SIZE = 64 * 1024 * 1024
@@ -55,9 +58,11 @@ def _asking(store: str, verb: str, key: str = "") -> Iterator[None]:
             raise NotFound(f"object bytes missing from the store: {key}") from None
         if code in {"412", "PreconditionFailed"}:
             raise NotFound(f"object {key} changed while being read") from None
-        raise Unavailable(f"object store {store} refused to {verb}: {code}") from None
+        _log.warning("object store %s refused to %s %s: %s", store, verb, key, code)
+        raise Unavailable(f"the object store refused to {verb} ({code}): try again later") from None
     except BotoCoreError as error:
-        raise Unavailable(f"object store {store} unreachable ({type(error).__name__})") from None
+        _log.warning("object store %s unreachable (%s) to %s %s", store, type(error).__name__, verb, key)
+        raise Unavailable(f"the object store is unreachable ({type(error).__name__}): try again later") from None
 
 
 class Staging(Protocol):
