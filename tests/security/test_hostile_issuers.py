@@ -1,9 +1,10 @@
 """Trusted issuers turned hostile (or broken), against ``genoshare serve``: what their endpoints answer.
 
 A peer node trusted for its grants, or a passport broker, is asked for its keys and its users' visas over
-HTTP when a token naming it arrives. Played by one loopback server, it answers JSON nested past the
-parser's limit, or more than any key set holds. Anyone can send a token naming such an issuer: the node
-must say the issuer could not be read (a 502 or a 401), never fail with a 500 or read without end.
+HTTP when a token naming it arrives; the portal's broker for its discovery document when a sign-in
+starts. Played by one loopback server, each answers JSON nested past the parser's limit, or more than any
+key set holds. Anyone can send such a token or start a sign-in: the node must say the issuer could not
+be read (a 502 or a 401), never fail with a 500 or read without end.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def test_a_hostile_issuers_keys_are_a_bad_gateway(tmp_path: Path, serve: Any, ho
         trusted_issuers=[
             TrustedIssuer(issuer=url, jwks_url=f"{hostile}/{name}/jwks.json") for name, url in issuers.items()
         ],
+        portal={"oidc_issuer": f"{hostile}/nested", "oidc_client_id": "genoshare"},
     )
     init_node(settings).close()
     server = serve(settings.data_dir, {"GENOSHARE_DATABASE_URL": settings.database_url})
@@ -47,4 +49,7 @@ def test_a_hostile_issuers_keys_are_a_bad_gateway(tmp_path: Path, serve: Any, ho
         for name, issuer in issuers.items():
             answer = http.get("/api/individuals", headers={"Authorization": f"Bearer {token(issuer)}"})
             assert answer.status_code in (401, 502), (name, answer.status_code, answer.text[:300])
+        # The portal's broker, asked for its discovery document when anyone starts to sign in.
+        page = http.get("/portal/signin/oidc")
+        assert page.status_code == 502 and "passport broker" in page.text, (page.status_code, page.text[:300])
     assert "Traceback" not in server.stop()

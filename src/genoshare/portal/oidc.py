@@ -145,7 +145,7 @@ class OidcClient:
             raise BadGateway(f"the passport broker answered {response.status_code}")
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's limit
             raise BadGateway("the passport broker sent an unreadable answer") from None
         if not isinstance(body, dict):
             raise BadGateway("the passport broker sent an unreadable answer")
