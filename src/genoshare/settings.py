@@ -258,6 +258,8 @@ class NetworkSettings(BaseModel):
     deadline_seconds: float = Field(default=3.0, gt=0, le=60)
     #: How often the registries' lists of Beacons are read again.
     registry_refresh_seconds: float = Field(default=300, ge=1, le=86400)
+    #: Network answers one client address may have in progress at once (each asks every peer); more: 429.
+    max_queries_per_caller: int = Field(default=4, ge=1, le=1000)
 
 
 class PortalSettings(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import fields, replace
 from typing import Annotated, Any
 
@@ -166,6 +167,12 @@ async def _network_answer(
     return BeaconJSON(merge(meta, nodes, network.deadline, problems))
 
 
+def _admitted(request: Request) -> AbstractAsyncContextManager[None]:
+    """One of the client address's places for a network answer (``network.max_queries_per_caller``), or 429."""
+    network: NetworkService = request.app.state.network
+    return network.admitted(request.client.host if request.client else "")
+
+
 async def _query_parameters(request: Request) -> BeaconRequest:
     try:
         parameters = openapi.QueryParameters.model_validate(dict(request.query_params))
@@ -183,13 +190,15 @@ async def _query_parameters(request: Request) -> BeaconRequest:
     openapi_extra=QUERY_DOCUMENTATION,
 )
 async def network_get(request: Request, path: str, token: TokenDep) -> Response:
-    return await _network_answer(request, path, await _query_parameters(request), None, token)
+    async with _admitted(request):
+        return await _network_answer(request, path, await _query_parameters(request), None, token)
 
 
 @router.post("/{path:path}", summary="Ask every node of the network (POST)", response_model=dict[str, Any])
 async def network_post(request: Request, path: str, token: TokenDep, body: openapi.BeaconRequestBody) -> Response:
     raw = await request.body()
-    return await _network_answer(request, path, from_body(body), raw, token)
+    async with _admitted(request):
+        return await _network_answer(request, path, from_body(body), raw, token)
 
 
 # -- access requests across the network ------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ import httpx
 
 from genoshare import __version__
 from genoshare.access.passports import token_issuer
+from genoshare.access.privacy import RateLimited
 from genoshare.network.merge import (
     ANSWERED,
     ERROR,
@@ -70,6 +73,7 @@ class NetworkService:
         self.settings = settings
         self.directory = PeerDirectory(settings, own_url)
         self._clients: dict[tuple[int, str], httpx.AsyncClient] = {}
+        self._in_progress: dict[str, int] = {}
 
     @property
     def deadline(self) -> float:
@@ -86,6 +90,27 @@ class NetworkService:
             client = httpx.AsyncClient(limits=limits, headers=headers, follow_redirects=False, trust_env=False)
             self._clients[key] = client
         return client
+
+    @asynccontextmanager
+    async def admitted(self, caller: str) -> AsyncIterator[None]:
+        """Hold one of ``caller``'s places for a network answer, or refuse (429) when all are taken.
+
+        One request to the hub becomes a request to every peer: without a bound, one caller could keep each
+        peer as busy as the hub lets in. The count is of this server process (one event loop), per address.
+        """
+        limit = self.settings.max_queries_per_caller
+        if self._in_progress.get(caller, 0) >= limit:
+            raise RateLimited(
+                f"{limit} network queries of yours are already in progress; ask again when one has answered",
+                retry_after=self.deadline,
+            )
+        self._in_progress[caller] = self._in_progress.get(caller, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._in_progress.pop(caller) - 1
+            if left:
+                self._in_progress[caller] = left
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
