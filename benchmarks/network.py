@@ -10,17 +10,23 @@ accepts connections and never answers). Then times, with one keep-alive client, 
 
 - one node:       ``/api/g_variants`` of one peer
 - network of 1:   the hub with one peer (the aggregation's own cost, without CPU shared by many nodes)
+- N asked at once: the benchmark itself asks the N peers concurrently, no hub (what any aggregator on this
+                  machine waits for: the floor under the network-of-N figure)
 - network of N:   the hub with all the peers
 - one peer dead:  the same after killing a peer's process (connection refused)
 - one peer silent: the hub whose extra peer never answers: each answer waits for the deadline, no longer
 
 Every node runs on this one machine, so with N peers the N answers share its CPUs: the network-of-N figure
-includes that contention, which a real network (one machine per node) does not have.
+includes that contention, which a real network (one machine per node) does not have. So each row also says
+the CPU time its query cost every process (hub and peers, read from /proc): a network-of-N answer cannot
+come sooner than that CPU time divided by the CPUs, whatever the network layer does, and the output says
+what ratio to one node that floor is.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -91,22 +97,67 @@ class Served:
         self.process.wait(timeout=20)
 
 
-def timed(http: httpx.Client, url: str, query: dict[str, str], n: int) -> list[float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes used so far (Linux /proc; 0 where it cannot be read)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Row:
+    """One row of the table: latencies (ms) and the CPU ms per query of the hub and of the peers."""
+
+    def __init__(self, name: str, samples: list[float], hub_cpu: float = 0.0, peer_cpu: float = 0.0) -> None:
+        ordered = sorted(samples)
+        self.name = name
+        self.p50 = statistics.median(ordered) * 1000
+        self.p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        self.max = ordered[-1] * 1000
+        self.hub_cpu, self.peer_cpu = hub_cpu * 1000 / len(samples), peer_cpu * 1000 / len(samples)
+
+
+def timed(
+    http: httpx.Client, name: str, url: str, query: dict[str, str], n: int, hub: list[int], peers: list[int]
+) -> Row:
     for _ in range(min(20, n)):
         http.get(url, params=query).raise_for_status()
     samples = []
+    hub_before, peers_before = cpu_seconds(hub), cpu_seconds(peers)
     for _ in range(n):
         started = time.perf_counter()
         http.get(url, params=query).raise_for_status()
         samples.append(time.perf_counter() - started)
-    return samples
+    return Row(name, samples, cpu_seconds(hub) - hub_before, cpu_seconds(peers) - peers_before)
 
 
-def figures(samples: list[float]) -> tuple[float, float, float]:
-    """p50, p99 and max in ms."""
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return statistics.median(ordered) * 1000, p99 * 1000, ordered[-1] * 1000
+def fanned_out(name: str, urls: list[str], query: dict[str, str], n: int, peers: list[int]) -> Row:
+    """The N peers asked at once by this process (no hub): the wait any aggregator here has at least."""
+
+    async def run() -> list[float]:
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def once() -> None:
+                answers = await asyncio.gather(*(http.get(url, params=query) for url in urls))
+                for answer in answers:
+                    answer.raise_for_status()
+
+            for _ in range(min(20, n)):
+                await once()
+            samples = []
+            for _ in range(n):
+                started = time.perf_counter()
+                await once()
+                samples.append(time.perf_counter() - started)
+            return samples
+
+    before = cpu_seconds(peers)
+    samples = asyncio.run(run())
+    return Row(name, samples, 0.0, cpu_seconds(peers) - before)
 
 
 def main() -> None:
@@ -142,42 +193,71 @@ def main() -> None:
 
         urls = [peer.url for peer in peers]
         hubs = [hub(0, urls[:1]), hub(1, urls), hub(2, [*urls[:-1], silent_url])]
-        rows: list[tuple[str, tuple[float, float, float]]] = []
+        rows: list[Row] = []
+        pids = [peer.process.pid for peer in peers]
         try:
             with httpx.Client(timeout=30) as http:
-                path = "g_variants"
-                single = figures(timed(http, f"{peers[0].url}/api/{path}", query, options.queries))
-                rows.append(("one node", single))
-                rows.append(
-                    ("network of 1", figures(timed(http, f"{hubs[0].url}/network/api/{path}", query, options.queries)))
+                path, n = "g_variants", options.queries
+                rows.append(timed(http, "one node", f"{urls[0]}/api/{path}", query, n, [], pids[:1]))
+                one = timed(
+                    http, "network of 1", f"{hubs[0].url}/network/api/{path}", query, n, [hubs[0].process.pid], pids[:1]
                 )
+                rows.append(one)
                 rows.append(
-                    (
+                    fanned_out(f"{options.peers} asked at once", [f"{u}/api/{path}" for u in urls], query, n, pids)
+                )
+                hub_pid = [hubs[1].process.pid]
+                rows.append(
+                    timed(
+                        http,
                         f"network of {options.peers}",
-                        figures(timed(http, f"{hubs[1].url}/network/api/{path}", query, options.queries)),
+                        f"{hubs[1].url}/network/api/{path}",
+                        query,
+                        n,
+                        hub_pid,
+                        pids,
                     )
                 )
                 peers[-1].stop()
                 answer = http.get(f"{hubs[1].url}/network/api/{path}", params=query).json()
-                dead = [n for n in answer["info"]["network"]["nodes"] if n["status"] != "answered"]
-                assert [n["status"] for n in dead] == ["unreachable"], dead
+                dead = [node for node in answer["info"]["network"]["nodes"] if node["status"] != "answered"]
+                assert [node["status"] for node in dead] == ["unreachable"], dead
+                rows.append(timed(http, "one peer dead", f"{hubs[1].url}/network/api/{path}", query, n, hub_pid, pids))
+                quiet = max(20, n // 10)  # each waits for the deadline
+                silent_hub = [hubs[2].process.pid]
                 rows.append(
-                    ("one peer dead", figures(timed(http, f"{hubs[1].url}/network/api/{path}", query, options.queries)))
-                )
-                quiet = max(20, options.queries // 10)  # each waits for the deadline
-                rows.append(
-                    ("one peer silent", figures(timed(http, f"{hubs[2].url}/network/api/{path}", query, quiet)))
+                    timed(http, "one peer silent", f"{hubs[2].url}/network/api/{path}", query, quiet, silent_hub, pids)
                 )
         finally:
             for server in [*hubs, *peers[:-1]]:
                 server.stop()
             silent.close()
 
-    print(f"\n{'':<18}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'p50 / one node':>17}")
-    for name, (p50, p99, most) in rows:
-        print(f"{name:<18}{p50:>10.2f}{p99:>10.2f}{most:>10.2f}{p50 / single[0]:>16.2f}x")
-    print(f"\ndeadline {options.deadline:g} s; a silent peer's answers took at most {rows[-1][1][2] / 1000:.3f} s")
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    single = rows[0]
+    print(
+        f"\n{'':<18}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'p50/one':>9}{'hub CPU':>9}{'peers CPU':>11}"
+        "  (CPU: ms a query)"
+    )
+    for row in rows:
+        ratio = row.p50 / single.p50
+        print(
+            f"{row.name:<18}{row.p50:>9.2f}{row.p99:>9.2f}{row.max:>9.2f}{ratio:>8.2f}x{row.hub_cpu:>9.2f}{row.peer_cpu:>11.2f}"
+        )
+    cpus = os.cpu_count() or 1
+    network = rows[3]
+    spent = network.hub_cpu + network.peer_cpu
+    print(
+        f"\nthe network layer's own cost (network of 1 / one node): {one.p50 / single.p50:.2f}x p50, "
+        f"+{one.p50 - single.p50:.2f} ms; hub CPU {one.hub_cpu:.2f} ms a query"
+    )
+    print(
+        f"CPU arithmetic, network of {options.peers}: hub {network.hub_cpu:.2f} ms + peers {network.peer_cpu:.2f} ms"
+        f" = {spent:.2f} ms of CPU a query, against one node's {single.peer_cpu:.2f} ms; on {cpus} CPUs"
+        f" no answer can come sooner than {spent / cpus:.2f} ms = {spent / cpus / single.p50:.1f}x one node's p50,"
+        f" with the CPUs free of other work (a network with a machine per node is bounded by its slowest node instead)"
+    )
+    print(f"deadline {options.deadline:g} s; a silent peer's answers took at most {rows[-1].max / 1000:.3f} s")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {cpus} CPUs")
 
 
 if __name__ == "__main__":
