@@ -155,3 +155,34 @@ def test_randomised_answers_say_so_without_saying_which_way_the_coin_fell(
     granted = bearer(Passports(issuer, subject="privacy-notice-grant").with_grant("cohort"))
     policy(None)
     assert notice(granted, singleton) == (True, None)  # record-level callers get exact answers
+
+
+def test_common_alleles_get_exact_counts_and_rare_ones_stay_randomised(
+    world: World, issuer: VisaIssuer, policy: Any, alleles: dict[Allele, tuple[int, frozenset[str]]]
+) -> None:
+    """``exact_count_min`` over the node default: a count-level researcher gets the exact number of carriers
+    of a common allele, never randomised; a singleton keeps yes/no under randomised response."""
+    common = max(alleles, key=lambda a: alleles[a][0])
+    copies, carriers = alleles[common]
+    singleton = next(a for a, (ac, _) in alleles.items() if ac == 1)
+    assert copies >= 3, "the cohort needs an allele more common than a singleton"
+
+    def summary(headers: dict[str, str], allele: Allele) -> tuple[str, dict[str, Any]]:
+        """The granularity the Beacon answered at, and its summary, for the people carrying ``allele``."""
+        start, ref, alt = allele
+        params = {"referenceName": "20", "start": start, "referenceBases": ref, "alternateBases": alt}
+        url = "/api/datasets/cohort/individuals"
+        body = world.client.get(url, params={**params, "requestedGranularity": "count"}, headers=headers).json()
+        return body["meta"]["returnedGranularity"], body["responseSummary"]
+
+    policy(None)  # the node default: randomised response on the allele, so yes/no only
+    assert summary(researcher(issuer, "privacy-exact-before"), common) == ("boolean", {"exists": True})
+    policy({"exact_count_min": copies})
+    headers = researcher(issuer, "privacy-exact")
+    assert summary(headers, common) == ("count", {"exists": True, "numTotalResults": len(carriers)})
+    granularity, rare = summary(headers, singleton)
+    # The coin's answer, never the exact count of 1: a "yes" is yes/no only, a "no" a count of 0.
+    if rare["exists"]:
+        assert granularity == "boolean" and "numTotalResults" not in rare
+    else:
+        assert rare.get("numTotalResults", 0) == 0

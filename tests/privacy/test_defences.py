@@ -279,3 +279,20 @@ def test_a_refused_request_leaves_the_state_as_it_was(database: Database) -> Non
     # A restart (a new state on the same database) sees the same budget and answers.
     reopened = PrivacyGuard(SqlPrivacyState(database), clock=clock)
     assert ask(reopened, reopened.caller(ALICE), ds, "a2", [8]).cached
+
+
+def test_exact_counts_only_for_count_callers_and_common_alleles(database: Database) -> None:
+    """``exact_count_min``: counts at or above it come back exact to count-level callers; rarer alleles and
+    yes/no callers keep randomised response (no count), and a threshold below 1 is refused."""
+    ds = dataset(database, flip_probability=0.4, flip_max_count=None, exact_count_min=20)
+    g = guard(database)
+    alice = g.caller(ALICE)
+    count = Decision(ds.id, Granularity.COUNT, "test")
+    common = [g.filter_answer(alice, count, ds, f"c{i}", BitMap(range(15)), 20) for i in range(30)]
+    assert all(a.exists and a.allele_count == 20 and a.carrier_count == 15 for a in common)
+    rare = [g.filter_answer(alice, count, ds, f"r{i}", BitMap(range(15)), 19) for i in range(30)]
+    assert all(a.randomised for a in rare) and not all(a.exists for a in rare)
+    yes_no = [ask(g, alice, ds, f"b{i}", list(range(15)), count=20) for i in range(30)]
+    assert all(a.randomised for a in yes_no)
+    with pytest.raises(InvalidInput, match="exact_count_min"):
+        g.settings(dataset(database, exact_count_min=0), Granularity.COUNT)

@@ -11,8 +11,9 @@ from dataclasses import replace
 
 from genoshare.access.granularity import Granularity
 from genoshare.access.privacy import NODE_DEFAULTS, PrivacySettings
-from genoshare_lab.privacy.cohort import CohortConfig
-from genoshare_lab.privacy.harness import Defence, HarnessConfig, frontier_table, run
+from genoshare_lab.privacy.attacks import plan_queries
+from genoshare_lab.privacy.cohort import CohortConfig, simulate
+from genoshare_lab.privacy.harness import Defence, HarnessConfig, a3_table, frontier_table, measure_a3, run
 
 SMALL = HarnessConfig(
     cohort=CohortConfig(n_members=200, n_panel=200, n_targets=30, n_contigs=2, contig_length=12_000_000, seed=7),
@@ -66,3 +67,16 @@ def test_benign_screen_measures_false_yes_and_precision() -> None:
     assert "false yes: absent" in table and "precision of yes" in table
     default_row = table.splitlines()[-1].split("|")
     assert float(default_row[-4]) == round(default["false_yes_absent"], 3)
+
+
+def test_a3_exact_counts_identify_members_and_no_counts_identify_none() -> None:
+    """A3 (Homer et al. 2008) on exact counts: a working attacker when every count is served, at chance
+    (5 % power at 5 % FPR) when none is; the threshold chosen is one whose measured power meets the goal."""
+    cohort = simulate(SMALL.cohort)
+    plans = plan_queries(cohort, SMALL.max_queries, 10, seed=8)
+    a3 = measure_a3(cohort, plans, seed=8, thresholds=(1, 10**6))
+    every, none = a3["rows"]
+    assert every["by_queries"]["5000"]["power"] >= 0.5
+    assert all(point["power"] == 0.05 for point in none["by_queries"].values())
+    assert a3["chosen_threshold"] == 10**6
+    assert "10**6" not in a3_table(a3) and "| 1000000 |" in a3_table(a3)

@@ -193,3 +193,42 @@ def power_curve(score_matrix: np.ndarray, n_targets: int, query_counts: Sequence
     return np.array(
         [power_at_fpr(score_matrix[:n_targets, q - 1], score_matrix[n_targets:, q - 1]) for q in query_counts]
     )
+
+
+#: A3's statistics: Homer et al. 2008's distance test and the likelihood-ratio test of Sankararaman et
+#: al. 2009 on the same counts (the stronger of the two is the attacker's best response).
+A3_STATISTICS = ("homer", "lrt")
+
+
+def a3_scores(
+    cohort: AttackCohort, plan: np.ndarray, threshold: int, statistic: str, targets: np.ndarray | None = None
+) -> np.ndarray:
+    """A3 (Homer et al. 2008): membership from exact allele counts, (targets, queries) cumulative scores.
+
+    The attacker asks the sites of ``plan`` (one row per target, or one row shared by all) and gets the
+    exact count ``beacon_ac`` back only where it is at least ``threshold`` (the node's ``exact_count_min``);
+    other answers carry no count and add nothing here (A1 and A2 measure what their yes/no gives). Homer's
+    statistic sums ``|Y - Pop| - |Y - M|`` over the counted sites, ``Y`` the target's allele fraction, ``Pop``
+    the reference panel's frequency and ``M`` the dataset's; the likelihood-ratio statistic sums
+    ``x log(M / Pop) + (2 - x) log((1 - M) / (1 - Pop))`` with ``x = 2Y`` copies.
+
+    The cohort keeps who carries an allele, not how many copies, so a carrier's ``Y`` is its expectation
+    given the panel frequency ``p``: ``1 / (2 - p)`` (heterozygous unless the allele is common).
+    """
+    rows = np.arange(2 * cohort.config.n_targets) if targets is None else targets
+    if plan.ndim == 1:
+        plan = np.broadcast_to(plan, (len(rows), len(plan)))
+    n, panel = cohort.config.n_members, cohort.config.n_panel
+    mixture = cohort.beacon_ac[plan] / (2 * n)
+    pop = (cohort.panel_ac[plan] + 0.5) / (2 * panel + 1)
+    carried = np.stack([np.isin(plan[i], cohort.carried_by_target(int(t))) for i, t in enumerate(rows.tolist())])
+    y = np.where(carried, 1.0 / (2.0 - pop), 0.0)
+    counted = cohort.beacon_ac[plan] >= threshold
+    if statistic == "homer":
+        each = np.abs(y - pop) - np.abs(y - mixture)
+    elif statistic == "lrt":
+        m = np.clip(mixture, 0.5 / (2 * n), 1 - 0.5 / (2 * n))
+        each = 2 * y * np.log(m / pop) + (2 - 2 * y) * np.log((1 - m) / (1 - pop))
+    else:
+        raise ValueError(f"unknown A3 statistic {statistic!r}; known: {A3_STATISTICS}")
+    return np.round(np.cumsum(np.where(counted, each, 0.0), axis=1), 9)

@@ -45,8 +45,10 @@ from genoshare.access.privacy import NODE_DEFAULTS, PrivacyGuard, PrivacySetting
 from genoshare.access.privacy_state import MemoryPrivacyState
 from genoshare.store.models import Dataset
 from genoshare_lab.privacy.attacks import (
+    A3_STATISTICS,
     DELTAS,
     QueryPlans,
+    a3_scores,
     bootstrap,
     plan_queries,
     power_at_fpr,
@@ -447,6 +449,79 @@ def plot_frontier(results: Sequence[dict[str, object]], path: Path) -> bool:
     return True
 
 
+#: Allele counts at which A3 is measured as the lowest count served exactly (1: every count exact).
+A3_THRESHOLDS = (1, 2, 5, 10, 20, 50, 100)
+#: A3's query counts; the threshold is chosen over <= ``A3_FRAME`` of them (the issue's <= 1,000 queries),
+#: and the larger counts, up to the node's default daily limit of 20,000, say what more queries would do.
+A3_POINTS = (100, 300, 1000, 5000, 20_000)
+A3_FRAME = 1000
+
+
+def measure_a3(
+    cohort: AttackCohort, plans: QueryPlans, seed: int, thresholds: Sequence[int] = A3_THRESHOLDS
+) -> dict[str, object]:
+    """Power of A3 (exact counts, Homer et al. 2008) when only counts >= t are served, for each t.
+
+    Two ways to pick the sites: random sites the reference panel knows (Homer's SNP set, the same for every
+    target) and the target's own alleles in random order (``plans.a1``); two statistics (``a3_scores``);
+    power at 5 % FPR at each of ``A3_POINTS`` queries, the best of the four at each. The threshold chosen
+    is the lowest whose best power at every count up to ``A3_FRAME`` is at most ``GOAL_POWER``. Counts
+    are deterministic, so A3 needs no coin and no session: the cohort's counts are the node's answers.
+    """
+    n_targets = cohort.config.n_targets
+    rng = np.random.default_rng(seed)
+    known = np.flatnonzero(cohort.panel_ac > 0)
+    orders = {
+        "random panel sites": rng.permutation(known)[: max(A3_POINTS)],
+        "target's alleles": plans.a1,
+    }
+    rows: list[dict[str, object]] = []
+    for t in thresholds:
+        best: dict[int, dict[str, object]] = {}
+        for order, plan in orders.items():
+            points = [q for q in A3_POINTS if q <= plan.shape[-1]]
+            for statistic in A3_STATISTICS:
+                matrix = a3_scores(cohort, plan[..., : max(points)], t, statistic)
+                for q, power in zip(points, power_curve(matrix, n_targets, points), strict=True):
+                    if q not in best or power > best[q]["power"]:  # type: ignore[operator]
+                        low, high = wilson(float(power), n_targets)
+                        best[q] = {
+                            "power": float(power),
+                            "low": low,
+                            "high": high,
+                            "order": order,
+                            "statistic": statistic,
+                        }
+        rows.append({"threshold": t, "by_queries": {str(q): best[q] for q in sorted(best)}})
+    safe = [
+        t
+        for t, r in zip(thresholds, rows, strict=True)
+        if all(float(v["power"]) <= GOAL_POWER for q, v in r["by_queries"].items() if int(q) <= A3_FRAME)  # type: ignore[attr-defined]
+    ]
+    return {"rows": rows, "frame_queries": A3_FRAME, "chosen_threshold": min(safe) if safe else None}
+
+
+def a3_table(a3: dict[str, object]) -> str:
+    """A3's best power at each threshold and query count, as docs/privacy.md quotes it."""
+    points = [str(q) for q in A3_POINTS]
+    lines = [
+        "| exact counts from (copies) | " + " | ".join(f"A3 power, {q} queries" for q in points) + " |",
+        "|---|" + "---|" * len(points),
+    ]
+    for r in a3["rows"]:  # type: ignore[attr-defined]
+        cells = [r["by_queries"].get(q) for q in points]
+        lines.append(
+            f"| {r['threshold']} | "
+            + " | ".join(f"{c['power']:.3f} [{c['low']:.2f}, {c['high']:.2f}]" if c else "-" for c in cells)
+            + " |"
+        )
+    frame = a3["frame_queries"]
+    lines.append(
+        f"\nChosen threshold (lowest with power <= {GOAL_POWER} up to {frame} queries): {a3['chosen_threshold']}"
+    )
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class HarnessConfig:
     cohort: CohortConfig = field(default_factory=CohortConfig)
@@ -468,6 +543,8 @@ class HarnessConfig:
     #: oracle: one seed's power moves by +-0.03 from run to run at 200 + 200 targets, as much as the gaps
     #: between neighbouring defences, so a default is chosen on the mean over seeds, not on a lucky draw.
     spread_seeds: tuple[int, ...] = ()
+    #: Measure A3 (exact counts, ``measure_a3``) at ``A3_THRESHOLDS``; about a minute at full size.
+    a3: bool = True
 
 
 QUICK = HarnessConfig(
@@ -624,8 +701,13 @@ def run(
     }
     candidates = [r for r in results[1:] if _utility_ok(r)]
     best = min(candidates, key=lambda r: r["best_response"]["power"]) if candidates else None  # type: ignore[index]
+    if config.a3:
+        started = time.monotonic()
+        a3 = measure_a3(cohort, plans, config.seed)
+        timings["a3_s"] = round(time.monotonic() - started, 1)
     timings["total_s"] = round(time.monotonic() - began, 1)
     return {
+        "a3": a3 if config.a3 else None,
         "config": asdict(config),
         "n_sites": cohort.n_sites,
         "unseen_in_panel_per_target": _unseen(cohort),
@@ -719,6 +801,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = frontier_table(report["results"])  # type: ignore[arg-type]
     if config.spread_seeds:
         table += "\n\n" + spread_table(report["results"])  # type: ignore[arg-type]
+    if report["a3"] is not None:
+        table += "\n\n" + a3_table(report["a3"])  # type: ignore[arg-type]
     (args.work_dir / f"frontier-{stem}.md").write_text(table + "\n")
     plotted = plot_frontier(report["results"], args.work_dir / f"frontier-{stem}.png")  # type: ignore[arg-type]
     print(table)
