@@ -108,7 +108,7 @@ def _peek(token: str, what: str) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         compact = extract_compact(token.encode())
         header, payload = dict(compact.headers()), json.loads(compact.payload)
-    except (JoseError, ValueError, TypeError, UnicodeError) as error:
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError) as error:  # Recursion: nested too deep
         raise Unauthenticated(f"{what} is not a well-formed JWT") from error
     if not isinstance(payload, dict):
         raise Unauthenticated(f"{what} is not a well-formed JWT")
@@ -595,7 +595,7 @@ class PassportVerifier:
         )
         try:
             body = response.json()
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise BadGateway(f"broker {broker.issuer} sent an unreadable token exchange response") from error
         passport = body.get("access_token") if isinstance(body, dict) else None
         if body.get("issued_token_type") != PASSPORT_TOKEN_TYPE or not isinstance(passport, str):
@@ -615,6 +615,6 @@ def _refuses_token(response: httpx.Response, what: str) -> bool:
         return False
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(body, dict) and body.get("error") in ("invalid_grant", "invalid_token")
