@@ -250,3 +250,15 @@ def test_the_report_of_no_dataset_is_a_404_whatever_its_name(node: Served) -> No
             assert answer.status_code == 404, (name, answer.status_code, answer.text[:200])
             assert "planted" not in answer.headers.get("set-cookie", "")
     assert "Traceback" not in node.server.log
+
+
+def test_manifests_and_passports_only_for_their_holder(node: Served) -> None:
+    """No grant, no manifest (a 404 that names no file); no sign-in, no node-signed passport."""
+    with signed_in(node, Passports(node.issuer, subject="researcher-3").anonymous_researcher()) as client:
+        for kind in ("json", "tsv"):
+            answer = client.get(f"/portal/downloads/{COHORT}/manifest.{kind}")
+            assert answer.status_code == 404 and "drs://" not in answer.text, (kind, answer.status_code)
+    with httpx.Client(base_url=node.server.url, timeout=30) as anonymous:
+        for path in ("/portal/downloads/passport.jwt", f"/portal/downloads/{COHORT}/manifest.json"):
+            answer = anonymous.get(path)
+            assert answer.status_code == 303 and answer.headers["location"].startswith("/portal/signin"), path
