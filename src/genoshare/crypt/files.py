@@ -215,6 +215,7 @@ class PositionalIO(io.RawIOBase):
     """
 
     def __init__(self, source: Positional) -> None:
+        super().__init__()
         self._source = source
         self._pos = 0
 
@@ -229,7 +230,9 @@ class PositionalIO(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
-        self._pos = max(base + offset, 0)
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
         return self._pos
 
     def readinto(self, buffer: Any) -> int:

@@ -29,7 +29,7 @@ from typing import BinaryIO
 from crypt4gh import SEGMENT_SIZE, header
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from genoshare.crypt.files import EncryptedFile
+from genoshare.crypt.files import EncryptedFile, PositionalIO
 from genoshare.crypt.keys import KEY_SIZE, parse_public_key
 
 __all__ = ["FreshCipher", "Piece", "Plan", "StoredCipher", "lent_opener", "opener", "plan_reencryption"]
@@ -63,45 +63,38 @@ class Plan:
     parts: tuple[StoredCipher | FreshCipher, ...]
 
 
-class _PlaintextReader(io.RawIOBase):
-    """Seekable, read-only plaintext of an ``EncryptedFile``; decrypts only the segments a read touches.
+class _Plaintext:
+    """An ``EncryptedFile``'s plaintext as :class:`Positional` bytes; decrypts only the segments a read touches."""
+
+    def __init__(self, file: EncryptedFile) -> None:
+        self._file = file
+        self.name = str(file.path)
+        self.size = file.plaintext_size
+
+    def readinto(self, into: memoryview, offset: int) -> int:
+        data = self._file.read_plaintext(offset, offset + len(into))
+        into[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _PlaintextReader(PositionalIO):
+    """Seekable, read-only plaintext of an ``EncryptedFile``.
 
     ``owned``: whether closing the reader closes the file (a reader lent over a file its caller keeps
     open must not).
     """
 
     def __init__(self, file: EncryptedFile, owned: bool = True) -> None:
-        super().__init__()
-        self._file = file
+        self._plaintext = _Plaintext(file)
+        super().__init__(self._plaintext)
         self._owned = owned
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._file.plaintext_size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self._file.read_plaintext(self._pos, self._pos + len(view))
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
 
     def close(self) -> None:
         if not self.closed and self._owned:
-            self._file.close()
+            self._plaintext.close()
         super().close()
 
 
