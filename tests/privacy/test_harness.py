@@ -49,7 +49,7 @@ def test_benign_screen_measures_false_yes_and_precision() -> None:
     defences = [
         Defence("none", PrivacySettings()),
         Defence("budget only", PrivacySettings(budget=1.0)),
-        Defence("default", NODE_DEFAULTS[Granularity.BOOLEAN]),
+        Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN]),
     ]
     report = run(config, work_dir=None, node=False, defences=defences)
     undefended, budget_only, default = (r["utility"] for r in report["results"])
@@ -80,3 +80,16 @@ def test_a3_exact_counts_identify_members_and_no_counts_identify_none() -> None:
     assert all(point["power"] == 0.05 for point in none["by_queries"].values())
     assert a3["chosen_threshold"] == 10**6
     assert "10**6" not in a3_table(a3) and "| 1000000 |" in a3_table(a3)
+
+
+def test_rarest_first_walks_are_flagged_and_benign_sessions_are_not() -> None:
+    """The detection rule, judged on the node default's answers: every rarest-first walk over a member's
+    genome is flagged within a few dozen questions, none of the benign researcher's sessions is."""
+    config = replace(SMALL, max_queries=300, defended_queries=100, benign_queries=1000, screen_queries=600)
+    defences = [Defence("none", PrivacySettings()), Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN])]
+    report = run(config, work_dir=None, node=False, defences=defences)
+    for result in report["results"]:
+        flags = result["detection"]
+        assert flags["A2"]["members_flagged"] >= 0.9
+        assert flags["A2"]["median_query_when_flagged"] <= 30
+        assert flags["benign_sessions"] == 10 and flags["benign_false_alarms"] == 0.0

@@ -56,13 +56,13 @@ from genoshare_lab.privacy.attacks import (
     scores,
 )
 from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
+from genoshare_lab.privacy.detection import RARE_MAX_COUNT, detection
 from genoshare_lab.privacy.node_target import NodeBeacon, SessionCoin, SteppingClock, build_node
 
 ISSUER = "https://attackers.example.org"
 REPORT_POINTS = (1, 2, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000)
 #: The goal for the node's default policy (issue 8).
 GOAL_POWER, GOAL_RARE_WRONG_NO, GOAL_COMMON_WRONG_NO = 0.10, 0.25, 0.01
-RARE_MAX_COUNT = 5
 
 
 @dataclass(frozen=True)
@@ -670,6 +670,10 @@ def run(
     results = []
     for i, _ in enumerate(grid):
         result, answers = measured["oracle", i, None]
+        if grid[i].name in HEADLINE and answers is not None:
+            # Would the node have flagged these sessions? (issue 17; measured, not yet raised by the node)
+            attacks = {"A1": (plans.a1, answers.a1), "A2": (plans.a2, answers.a2)}
+            result["detection"] = detection(cohort, attacks, (plans.benign_session, answers.benign))
         if config.spread_seeds and grid[i].name in SPREAD:
             spread = _spread([result] + [measured["oracle", i, s][0] for s in config.spread_seeds])
             spread["seeds"] = [config.seed, *config.spread_seeds]
@@ -809,6 +813,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys = ("gates", "unseen_in_panel_per_target", "best_point", "goal_met_by", "timings")
     print(json.dumps({k: report[k] for k in keys}))
     for r in report["results"]:  # type: ignore[attr-defined]
+        if "detection" in r:
+            print(f"{r['defence']}: attack sessions flagged {json.dumps(r['detection'])}")
         if "oracle_agreement" in r:
             print(
                 f"{r['defence']}: {r['target']}; same answers as the oracle: {r['oracle_agreement']}"
