@@ -61,7 +61,7 @@ def test_put_read_by_range_list_and_delete(store: ObjectStore) -> None:
         store.open("ab/abcdef.c4gh")
 
 
-@pytest.mark.parametrize("key", ["../outside", "ab/../../outside", "/etc/passwd"])
+@pytest.mark.parametrize("key", ["../outside", "ab/../../outside", "/etc/passwd", ""])
 def test_keys_cannot_escape_the_store(store: ObjectStore, key: str) -> None:
     with pytest.raises(InvalidInput):
         store.open(key)

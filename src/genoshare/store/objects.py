@@ -119,7 +119,7 @@ class LocalObjectStore:
     def open(self, key: str) -> Positional:
         # A lexical check, not ``_path``'s resolve (a stat per directory, on every read): the node writes every
         # file in the store itself, never a link.
-        if key.startswith("/") or ".." in PurePosixPath(key).parts:
+        if key.startswith("/") or ".." in PurePosixPath(key).parts or not PurePosixPath(key).parts:
             raise InvalidInput(f"object key escapes the store: {key!r}")
         try:
             return LocalFile(self.root / key)
