@@ -55,3 +55,17 @@ def test_beacon_policy_is_set_whole_or_not_at_all(cohort: Cohort, tmp_path: Path
     assert code == 1 and "budgett" in output
     code, output = run(cohort.node, "datasets", "beacon-policy", "cohort")
     assert code == 0 and json.loads(output)["min_count"] == 5, "the refused policy changed nothing"
+
+
+def test_objects_find_names_the_file_with_a_checksum(cohort: Cohort) -> None:
+    """By the served file's sha256, its md5, or the sha256 of the file the steward ingested."""
+    for checksum in (
+        f"sha256:{cohort.multi.sha256}",
+        f"md5:{cohort.multi.md5}",
+        cohort.multi.source_sha256,
+    ):
+        code, output = run(cohort.node, "objects", "find", checksum, "--json")
+        assert code == 0, output
+        assert [row["id"] for row in json.loads(output)] == [cohort.multi.id], checksum
+    code, output = run(cohort.node, "objects", "find", "sha256:" + "0" * 64)
+    assert code == 1 and "no DRS object" in output

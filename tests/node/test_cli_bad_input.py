@@ -78,6 +78,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "datasets update": ["nosuch", "--title", "T", "--data-dir", "{node}"],
     "datasets beacon-policy": ["nosuch", "--set", "{junk}", "--data-dir", "{node}"],
     "consent find": ["nosuch", "NA00001", "--data-dir", "{node}"],
+    "objects find": ["sha256:not-hex", "--data-dir", "{node}"],
     "backup": ["{junk}", "--data-dir", "{node}"],  # an existing file: never overwritten
     "restore": ["{junk}", "--data-dir", "{missing}"],
     "db upgrade": ["--dry-run", "--data-dir", "{missing}"],

@@ -58,7 +58,7 @@ app.add_typer(privacy_app, name="privacy")
 register_beacon_commands(app)
 register_clinical_commands(app)
 register_operations_commands(app)
-register_stewardship_commands(datasets_app, consent_app)
+register_stewardship_commands(datasets_app, consent_app, objects_app)
 
 
 def _version(shown: bool) -> None:

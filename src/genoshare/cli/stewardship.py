@@ -29,7 +29,26 @@ def _dataset_json(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def register(datasets_app: typer.Typer, consent_app: typer.Typer) -> None:
+def register(datasets_app: typer.Typer, consent_app: typer.Typer, objects_app: typer.Typer) -> None:
+    @objects_app.command("find")
+    def objects_find(
+        checksum: Annotated[str, typer.Argument(help="sha256:<hex> or md5:<hex> of the file (as served or ingested).")],
+        as_json: JsonOption = False,
+        data_dir: DataDir = Path("node"),
+    ) -> None:
+        """The DRS objects with this checksum, in any dataset: which file a checksum in a report names."""
+        node = open_node(data_dir)
+        with reported():
+            found = build_datasets(node).objects_by_checksum(checksum)
+        rows = [{"id": o.id, "dataset": o.dataset_id, "name": o.name, "sha256": o.sha256, "md5": o.md5} for o in found]
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            raise fail(f"no DRS object has the checksum {checksum}")
+        for row in rows:
+            console.print(f"{row['id']}  ({row['dataset']}, {row['name']})", soft_wrap=True)
+
     @datasets_app.command("update")
     def datasets_update(
         dataset_id: str,

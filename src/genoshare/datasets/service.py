@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from genoshare.access.at_rest import check_plaintext_allowed
@@ -120,6 +120,23 @@ class DatasetService:
                 guard.settings(trial, granularity)
             dataset.beacon_policy = dict(policy)
         return dataset
+
+    def objects_by_checksum(self, checksum: str) -> builtins.list[DataObject]:
+        """The files whose served bytes, or the file the steward ingested, have this checksum.
+
+        ``checksum``: ``sha256:<hex>``, ``md5:<hex>`` or a bare hex digest (its length says which).
+        """
+        kind, _, digest = checksum.strip().lower().rpartition(":")
+        kind = kind or {64: "sha256", 32: "md5"}.get(len(digest), "")
+        if kind not in ("sha256", "md5") or len(digest) != {"sha256": 64, "md5": 32}[kind]:
+            raise InvalidInput(f"not a checksum: {checksum!r} (write sha256:<64 hex> or md5:<32 hex>)")
+        matches = (
+            or_(DataObject.sha256 == digest, DataObject.source_sha256 == digest)
+            if kind == "sha256"
+            else DataObject.md5 == digest
+        )
+        with self.database.sessions() as session:
+            return builtins.list(session.scalars(select(DataObject).where(matches).order_by(DataObject.id)))
 
     def participant(self, dataset_id: str, pseudonym: str) -> Participant:
         with self.database.sessions() as session:
