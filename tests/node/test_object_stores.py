@@ -130,3 +130,15 @@ def test_a_backup_of_an_s3_node_keeps_objects_in_the_bucket_and_no_plaintext(
         assert restored.objects.read_bytes(row.blob_key) == node.objects.read_bytes(row.blob_key)
     finally:
         restored.close()
+
+
+def test_streamed_pieces_and_jumps_read_the_right_bytes(store: ObjectStore) -> None:
+    """Large reads fetch the next piece ahead on S3: a stream, a jump back and a jump ahead all get their bytes."""
+    data = os.urandom(3 * (1 << 20) + 12_345)
+    store.put(staged(store, data), "ef/streamed")
+    opened = store.open("ef/streamed")
+    piece = memoryview(bytearray(1 << 20))
+    for offset in (0, 1 << 20, 2 << 20, 3 << 20, 1000, 2 << 20, 512):
+        got = opened.readinto(piece, offset)
+        assert bytes(piece[:got]) == data[offset : offset + (1 << 20)]
+    opened.close()

@@ -26,6 +26,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -45,6 +46,8 @@ _MISSING = {"404", "NoSuchKey", "NotFound"}
 _PART_SIZE = 64 * 1024 * 1024
 #: Objects whose size and ETag an S3 store remembers (a few dozen bytes each).
 _OPENED_SIZE = 65536
+#: Reads at least this long that continue the previous one fetch the next piece ahead (a stream, not a ticket).
+_READ_AHEAD_FROM = 512 * 1024
 
 
 @contextmanager
@@ -76,7 +79,12 @@ class Staging(Protocol):
 
 
 class S3Object:
-    """One object's bytes, read by ranged GETs (each ``readinto`` is one request)."""
+    """One object's bytes, read by ranged GETs.
+
+    A large read (a stream's piece: ``/data``, a copy) fetches the next piece of the same size in the
+    background, so the store's round trip overlaps the sending of this one; a read elsewhere drops it.
+    Small reads (a ticket's cut points) fetch nothing ahead.
+    """
 
     def __init__(self, store: S3ObjectStore, key: str, size: int, etag: str) -> None:
         self._store = store
@@ -84,21 +92,42 @@ class S3Object:
         self.name = f"s3://{store.bucket}/{key}"
         self.size = size
         self._etag = etag
+        self._lock = threading.Lock()
+        self._ahead: tuple[int, int, Future[bytes]] | None = None
+
+    def _get(self, start: int, end: int) -> bytes:
+        with _asking(self._store.label, "read", self._key):
+            answer = self._store.client.get_object(
+                Bucket=self._store.bucket, Key=self._key, Range=f"bytes={start}-{end - 1}", IfMatch=self._etag
+            )
+            data: bytes = answer["Body"].read()
+        return data
 
     def readinto(self, into: memoryview, offset: int) -> int:
         end = min(offset + len(into), self.size)
         if end <= offset:
             return 0
-        with _asking(self._store.label, "read", self._key):
-            answer = self._store.client.get_object(
-                Bucket=self._store.bucket, Key=self._key, Range=f"bytes={offset}-{end - 1}", IfMatch=self._etag
-            )
-            data = answer["Body"].read()
+        with self._lock:
+            ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[:2] == (offset, end):
+            data = ahead[2].result()
+        else:
+            if ahead is not None:
+                ahead[2].cancel()
+            data = self._get(offset, end)
+        following = min(end + (end - offset), self.size)
+        if end - offset >= _READ_AHEAD_FROM and following > end:
+            with self._lock:
+                self._ahead = (end, following, self._store.pool.submit(self._get, end, following))
         into[: len(data)] = data
         return len(data)
 
     def close(self) -> None:
-        """Nothing to release: the connections belong to the store's pool."""
+        """Drop a piece fetched ahead; the connections belong to the store's pool."""
+        with self._lock:
+            ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[2].cancel()
 
 
 class S3ObjectStore:
@@ -131,6 +160,8 @@ class S3ObjectStore:
             config=config,
         )
         self._opened: dict[str, tuple[int, str]] = {}
+        #: Fetches pieces ahead of streams: at most as many at once as the connection pool holds.
+        self.pool = ThreadPoolExecutor(max_workers=settings.max_connections, thread_name_prefix="s3-ahead")
         self._lock = threading.Lock()
         self._transfer = TransferConfig(multipart_threshold=_PART_SIZE, multipart_chunksize=_PART_SIZE)
 
