@@ -429,7 +429,7 @@ def plot_frontier(results: Sequence[dict[str, object]], path: Path) -> bool:
         colour = "tab:green" if meets_goal(r) else "tab:red"
         ax.scatter(use["wrong_no_rare"], best["power"], color=colour)
         ax.annotate(str(r["defence"]), (use["wrong_no_rare"], best["power"]), fontsize=7)
-        if isinstance(use.get("false_yes_absent"), float):
+        if isinstance(use.get("false_yes_absent"), float) and isinstance(use.get("precision"), float):
             right.scatter(use["false_yes_absent"], best["power"], color=colour)
             right.annotate(
                 f"{r['defence']} (precision {use['precision']:.2f})",
@@ -693,6 +693,8 @@ def run(
                     node_result["sql_state_agreement"] = sample["sql_state_agreement"]
             agree = node_answers.same_as(answers) if node_answers is not None and answers is not None else None
             node_result["oracle_agreement"] = agree
+            if "detection" in result:
+                node_result.setdefault("detection", result["detection"])  # judged on the same answers
             result = node_result
         results.append(result)
     undefended = results[0]
