@@ -22,6 +22,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+STARTUP_SECONDS = 120
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "genoshare", *args],
@@ -71,7 +74,9 @@ class Server:
         self._log: list[str] = []
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 30
+        # Generous: a start is a few seconds on a quiet machine, but CI runs two test workers beside many
+        # server processes, and a start missed under load would fail a test that has nothing to do with it.
+        deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._reader.join(timeout=5)
@@ -82,7 +87,7 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("server did not start within 30 s")
+        raise RuntimeError(f"server did not start within {STARTUP_SECONDS} s")
 
     def _drain(self) -> None:
         assert self.process.stdout is not None
