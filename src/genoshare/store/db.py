@@ -12,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from genoshare.errors import InvalidInput
+
 
 def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {}
@@ -25,7 +27,23 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "before_cursor_execute", _no_nul_lookups)
     return engine
+
+
+def _no_nul_lookups(
+    _connection: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> None:
+    """A lookup by a value with a NUL in it (an id sent as ``%00``) is bad input, on every database.
+
+    PostgreSQL refuses such a string outright (a 500 wherever a route looked an id up unchecked); SQLite
+    would just find nothing. No value this node stores holds one, so the caller is told, the same on both.
+    """
+    if statement.lstrip()[:6].upper() != "SELECT":
+        return
+    values = parameters.values() if isinstance(parameters, dict) else parameters or ()
+    if any(isinstance(value, str) and "\x00" in value for value in values):
+        raise InvalidInput("a value with a NUL character (\\x00, %00) in it names nothing here")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
