@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -90,6 +91,7 @@ class Served:
                     return
             except httpx.TransportError:
                 time.sleep(0.2)
+        self.process.kill()
         raise RuntimeError(f"{data_dir} did not start")
 
     def stop(self) -> None:
@@ -139,10 +141,15 @@ def fanned_out(name: str, urls: list[str], query: dict[str, str], n: int, peers:
     """The N peers asked at once by this process (no hub): the wait any aggregator here has at least."""
 
     async def run() -> list[float]:
-        async with httpx.AsyncClient(timeout=30) as http:
+        clients = [httpx.AsyncClient(timeout=30) for _ in urls]  # one pool per peer, as the hub has
+        async with contextlib.AsyncExitStack() as stack:
+            for client in clients:
+                await stack.enter_async_context(client)
 
             async def once() -> None:
-                answers = await asyncio.gather(*(http.get(url, params=query) for url in urls))
+                answers = await asyncio.gather(
+                    *(c.get(url, params=query) for c, url in zip(clients, urls, strict=True))
+                )
                 for answer in answers:
                     answer.raise_for_status()
 
@@ -181,7 +188,13 @@ def main() -> None:
         # Every cohort is simulated on the same contig: the first one's allele is asked everywhere.
         query = {**built[0][1], "requestedGranularity": "boolean"}
         with ThreadPoolExecutor(2) as pool:
-            peers = list(pool.map(lambda b: Served(b[0]), built[: options.peers]))
+            starting = [pool.submit(Served, data_dir) for data_dir, _ in built]
+        if any(future.exception() for future in starting):  # stop the others, then say why
+            for future in starting:
+                if future.exception() is None:
+                    future.result().stop()
+            raise next(error for future in starting if (error := future.exception()) is not None)
+        peers = [future.result() for future in starting]
         silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)
