@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from genoshare.access.issuer import VisaIssuer
+from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import Node
 
 from support import Passports
@@ -46,7 +47,15 @@ def _get(http: httpx.Client, route: str, headers: dict[str, str]) -> httpx.Respo
         return httpx.Response(599, text=f"connection lost: {error}")
 
 
+def _post(http: httpx.Client, route: str, body: dict[str, Any], passport: str) -> httpx.Response:
+    try:
+        return http.post(route, json=body, headers={"Authorization": f"Bearer {passport}"})
+    except httpx.TransportError as error:
+        return httpx.Response(599, text=f"connection lost: {error}")
+
+
 def test_a_nul_in_an_id_is_never_a_500(node: Node, issuer: VisaIssuer, serve: Any) -> None:
+    DatasetService(node.database).create(NewDataset("cohort", "Cohort", "Custodian", "controlled", ["GRU"]))
     server = serve(node.settings.data_dir, {"GENOSHARE_DATABASE_URL": node.settings.database_url})
     passport = Passports(issuer).anonymous_researcher()
     with httpx.Client(base_url=server.url, timeout=30, headers={"Origin": server.url}) as http:
@@ -59,5 +68,11 @@ def test_a_nul_in_an_id_is_never_a_500(node: Node, issuer: VisaIssuer, serve: An
             for route in ROUTES
             if (answer := _get(http, route, headers)).status_code >= 500
         ]
+        # And in what a request would store: a title, an institution.
+        for field in ("project_title", "institution"):
+            body = {"datasets": ["cohort"], "purpose": {"primary": "GRU"}, "project_title": "t", "institution": "i"}
+            stored = _post(http, "/governance/requests", {**body, field: "a\u0000b"}, passport)
+            if stored.status_code >= 500:
+                failed.append(f"POST /governance/requests with a NUL in {field}: {stored.status_code}")
     assert not failed, failed
     assert "Traceback" not in server.stop()

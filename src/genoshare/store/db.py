@@ -27,23 +27,24 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
-    event.listen(engine, "before_cursor_execute", _no_nul_lookups)
+    event.listen(engine, "before_cursor_execute", _no_nul_values)
     return engine
 
 
-def _no_nul_lookups(
-    _connection: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+def _no_nul_values(
+    _connection: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
 ) -> None:
-    """A lookup by a value with a NUL in it (an id sent as ``%00``) is bad input, on every database.
+    """A value with a NUL (U+0000) in it, an id sent as ``%00`` or a title, is bad input on every database.
 
-    PostgreSQL refuses such a string outright (a 500 wherever a route looked an id up unchecked); SQLite
-    would just find nothing. No value this node stores holds one, so the caller is told, the same on both.
+    PostgreSQL refuses such a string outright (a 500 wherever a route looked an id up or stored a text
+    unchecked); SQLite would find nothing, or store it. No value this node keeps holds one (binary data is
+    bytes, JSON escapes it), so the caller is told, the same on both.
     """
-    if statement.lstrip()[:6].upper() != "SELECT":
-        return
-    values = parameters.values() if isinstance(parameters, dict) else parameters or ()
-    if any(isinstance(value, str) and "\x00" in value for value in values):
-        raise InvalidInput("a value with a NUL character (\\x00, %00) in it names nothing here")
+    rows = parameters if executemany else [parameters]
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row or ()
+        if any(isinstance(value, str) and "\x00" in value for value in values):
+            raise InvalidInput("a value with a NUL character (\\x00, %00) in it is not accepted here")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
