@@ -32,7 +32,7 @@ def make_engine(url: str) -> Engine:
 
 
 def _no_nul_values(
-    _connection: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
+    _connection: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _executemany: bool
 ) -> None:
     """A value with a NUL (U+0000) in it, an id sent as ``%00`` or a title, is bad input on every database.
 
@@ -40,11 +40,25 @@ def _no_nul_values(
     unchecked); SQLite would find nothing, or store it. No value this node keeps holds one (binary data is
     bytes, JSON escapes it), so the caller is told, the same on both.
     """
-    rows = parameters if executemany else [parameters]
-    for row in rows:
-        values = row.values() if isinstance(row, dict) else row or ()
-        if any(isinstance(value, str) and "\x00" in value for value in values):
-            raise InvalidInput("a value with a NUL character (\\x00, %00) in it is not accepted here")
+    if any(isinstance(value, str) and "\x00" in value for value in _flat(parameters)):
+        raise InvalidInput("a value with a NUL character (\\x00, %00) in it is not accepted here")
+
+
+def _flat(parameters: Any) -> Iterator[Any]:
+    """Every bound value, however the driver call nests them.
+
+    ``executemany`` does not tell the shape: SQLAlchemy's batched INSERT ... RETURNING passes one flat tuple
+    of all rows' values with it set, a plain executemany a list of rows.
+    """
+    if isinstance(parameters, dict):
+        parameters = parameters.values()
+    elif not isinstance(parameters, list | tuple):
+        return
+    for value in parameters:
+        if isinstance(value, dict | list | tuple):
+            yield from _flat(value)
+        else:
+            yield value
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
