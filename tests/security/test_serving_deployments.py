@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import json
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,14 @@ def test_every_url_handed_out_keeps_the_public_prefix(deployed: Deployed) -> Non
 def test_forwarded_client_address_is_believed_only_from_the_proxy(deployed: Deployed) -> None:
     with httpx.Client(base_url=deployed.server.url, verify=trusting(deployed.cert)) as client:
         client.get("/service-info", headers={"X-Forwarded-For": "203.0.113.9", "X-Request-ID": "via-proxy"})
-    entries = [json.loads(line) for line in deployed.server.log.splitlines() if line.startswith("{")]
-    logged = [entry for entry in entries if entry.get("request_id") == "via-proxy"]
+    # The server writes its access line after the answer has left: wait for it rather than race it.
+    deadline = time.monotonic() + 10
+    while True:
+        entries = [json.loads(line) for line in deployed.server.log.splitlines() if line.startswith("{")]
+        logged = [entry for entry in entries if entry.get("request_id") == "via-proxy"]
+        if logged or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert logged and logged[0]["client"] == "203.0.113.9"
 
 
