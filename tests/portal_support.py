@@ -22,13 +22,15 @@ import httpx
 from genoshare.demo.broker import ACCOUNTS
 from genoshare.demo.setup import DemoNode, prepare_demo
 
-from processes import Server, free_port
+from processes import Server, free_port, run_cli
 
 if TYPE_CHECKING:
     from browser import Tab
 
 ROLES = {"researcher": ACCOUNTS[0].subject, "committee": ACCOUNTS[1].subject, "steward": ACCOUNTS[2].subject}
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: The line ``genoshare consent link`` prints: the link, and the secret in it.
+LINK = re.compile(r"consent link for \S+: (\S+/consent/([A-Za-z0-9_-]+))")
 
 
 @dataclass
@@ -101,3 +103,20 @@ def portal_node(directory: Path, env: dict[str, str] | None = None) -> Iterator[
         broker.terminate()
         broker.wait(timeout=10)
         server.stop()
+
+
+def issue_link(node: PortalNode, dataset: str, pseudonym: str) -> tuple[str, str]:
+    """``genoshare consent link`` as the steward runs it; returns the link and its secret."""
+    result = run_cli(
+        "consent",
+        "link",
+        dataset,
+        pseudonym,
+        "--data-dir",
+        str(node.data_dir),
+        env={"GENOSHARE_PUBLIC_URL": node.url, "COLUMNS": "300"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = LINK.search(result.stdout)
+    assert found, result.stdout
+    return found.group(1), found.group(2)

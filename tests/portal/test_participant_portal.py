@@ -22,12 +22,11 @@ from genoshare.settings import load_settings
 from genoshare.store.models import Participant
 
 from browser import Tab, check_page, keyboard_walk
-from portal_support import PortalNode
+from portal_support import LINK, PortalNode, issue_link
 from processes import run_cli
 
 pytestmark = pytest.mark.slow
 
-LINK = re.compile(r"consent link for \S+: (\S+/consent/([A-Za-z0-9_-]+))")
 PROJECT = "Ancestry-free diabetes risk scores"
 
 
@@ -42,23 +41,6 @@ def participants(portal_node: PortalNode) -> list[Participant]:
             )
     finally:
         node.close()
-
-
-def issue_link(portal_node: PortalNode, pseudonym: str) -> tuple[str, str]:
-    """``genoshare consent link`` as the steward runs it; returns the link and its secret."""
-    result = run_cli(
-        "consent",
-        "link",
-        COHORT_DATASET,
-        pseudonym,
-        "--data-dir",
-        str(portal_node.data_dir),
-        env={"GENOSHARE_PUBLIC_URL": portal_node.url, "COLUMNS": "300"},
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    found = LINK.search(result.stdout)
-    assert found, result.stdout
-    return found.group(1), found.group(2)
 
 
 def approved_passport(portal_node: PortalNode) -> str:
@@ -103,7 +85,7 @@ def test_a_participant_sees_a_use_then_withdraws_and_the_count_drops(
     passport = approved_passport(portal_node)
     before = beacon_count(portal_node, passport)
     person = next(p for p in participants(portal_node) if p.consent_status == "active")
-    link, secret = issue_link(portal_node, person.pseudonym)
+    link, secret = issue_link(portal_node, COHORT_DATASET, person.pseudonym)
 
     phone = tab(phone=True)
     page = phone.page

@@ -7,7 +7,6 @@ CSRF token must change nothing; a link the steward replaced must stop opening an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,12 +18,9 @@ from sqlalchemy.orm import Session
 from genoshare.demo.setup import COHORT_DATASET
 from genoshare.store.models import Participant
 
-from portal_support import PortalNode, csrf_token, portal_node
-from processes import run_cli
+from portal_support import PortalNode, csrf_token, issue_link, portal_node
 
 pytestmark = pytest.mark.slow
-
-LINK = re.compile(r"consent link for \S+: (\S+/consent/([A-Za-z0-9_-]+))")
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +39,6 @@ def people(node: PortalNode) -> dict[str, Participant]:
         engine.dispose()
 
 
-def link_for(node: PortalNode, pseudonym: str) -> tuple[str, str]:
-    result = run_cli(
-        "consent",
-        "link",
-        COHORT_DATASET,
-        pseudonym,
-        "--data-dir",
-        str(node.data_dir),
-        env={"GENOSHARE_PUBLIC_URL": node.url, "COLUMNS": "300"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    found = LINK.search(result.stdout)
-    assert found, result.stdout
-    return found.group(1), found.group(2)
-
-
 @contextmanager
 def opened(node: PortalNode, link: str) -> Iterator[httpx.Client]:
     """A browser-like client that opened ``link``: it holds the participant's session cookie."""
@@ -70,7 +50,7 @@ def opened(node: PortalNode, link: str) -> Iterator[httpx.Client]:
 
 def test_the_secret_never_reaches_the_log_the_final_address_or_a_referer(node: PortalNode) -> None:
     someone = sorted(people(node))[0]
-    link, secret = link_for(node, someone)
+    link, secret = issue_link(node, COHORT_DATASET, someone)
     with httpx.Client(timeout=30) as client:
         first = client.get(link)
         assert first.status_code == 303 and first.headers["location"] == "/portal/consent"
@@ -91,7 +71,7 @@ def test_the_secret_never_reaches_the_log_the_final_address_or_a_referer(node: P
 
 def test_a_participant_session_opens_only_its_own_records(node: PortalNode) -> None:
     alice, bob = sorted(people(node))[1:3]
-    with opened(node, link_for(node, alice)[0]) as mine:
+    with opened(node, issue_link(node, COHORT_DATASET, alice)[0]) as mine:
         page = mine.get(f"{node.url}/portal/consent")
         assert alice in page.text and bob not in page.text
         token = csrf_token(page.text)
@@ -111,7 +91,10 @@ def test_a_participant_session_opens_only_its_own_records(node: PortalNode) -> N
 def test_consent_forms_without_the_sessions_token_change_nothing(node: PortalNode) -> None:
     carol, mallory = sorted(people(node))[3:5]
     carol_id = str(people(node)[carol].id)
-    with opened(node, link_for(node, carol)[0]) as victim, opened(node, link_for(node, mallory)[0]) as attacker:
+    with (
+        opened(node, issue_link(node, COHORT_DATASET, carol)[0]) as victim,
+        opened(node, issue_link(node, COHORT_DATASET, mallory)[0]) as attacker,
+    ):
         attackers_token = csrf_token(attacker.get(f"{node.url}/portal/consent").text)
         own_token = csrf_token(victim.get(f"{node.url}/portal/consent").text)
         form = {"participant": carol_id, "confirm": "yes"}
@@ -129,9 +112,9 @@ def test_consent_forms_without_the_sessions_token_change_nothing(node: PortalNod
 
 def test_a_replaced_link_opens_nothing_and_ends_its_sessions(node: PortalNode) -> None:
     dave = sorted(people(node))[5]
-    old_link, _ = link_for(node, dave)
+    old_link, _ = issue_link(node, COHORT_DATASET, dave)
     with opened(node, old_link) as session:
-        link_for(node, dave)  # the steward issues a new link: the old one was lost
+        issue_link(node, COHORT_DATASET, dave)  # the steward issues a new link: the old one was lost
         page = session.get(f"{node.url}/portal/consent")
         assert page.status_code == 403 and "no longer valid" in page.text
         assert dave not in page.text
