@@ -11,11 +11,11 @@ metadata service, an address with a query or a user): none of them is asked, and
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 import httpx
+from claimed_issuer import unsigned_passport
 from hostile_server import NESTED, Hostile, hostile
 from sqlite_node import sqlite_node
 
@@ -24,15 +24,6 @@ from genoshare.node import Node
 __all__ = ["hostile", "sqlite_node"]
 
 ISSUER = "https://issuer.example"
-
-
-def unsigned_passport(issuer: str) -> str:
-    """A token claiming ``issuer``: the hub chooses whom to send it by its claimed issuer alone."""
-
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part({'iss': issuer, 'sub': 'someone'})}.c2ln"
 
 
 def test_hostile_peers_and_registries_are_named_never_fatal(sqlite_node: Node, serve: Any, hostile: str) -> None:

@@ -4,7 +4,8 @@ Every network query asks every peer: a caller who keeps many in flight at once m
 that busy for them. The hub lets one client address have ``network.max_queries_per_caller`` network answers
 in progress; another one at the same time is a 429 (a Beacon error with Retry-After), and once one of them
 has answered, the caller is let in again. The peer here accepts connections and never answers, so each
-admitted query holds its place until the deadline.
+admitted query holds its place until the deadline. Access requests across the network
+(``/network/governance/requests``) fan out too, and are held to the same places.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from claimed_issuer import unsigned_passport
 from sqlite_node import sqlite_node
 
 from genoshare.node import Node
@@ -24,6 +26,7 @@ from genoshare.node import Node
 __all__ = ["sqlite_node"]
 
 DEADLINE = 4.0
+ISSUER = "https://issuer.example"
 
 
 @pytest.fixture
@@ -66,3 +69,39 @@ def test_one_caller_cannot_hold_more_network_queries_than_its_share(
     # Their places are given back: the caller is let in again.
     again = httpx.get(url, timeout=30)
     assert again.status_code == 200, again.text[:2000]
+
+
+def test_network_access_requests_are_held_to_the_same_share(sqlite_node: Node, serve: Any, silent_peer: str) -> None:
+    """Listing or submitting access requests asks every peer trusting the passport: five at once, two let in."""
+    network = {"peers": [{"url": silent_peer, "name": "silent", "trusts": [ISSUER]}], "deadline_seconds": DEADLINE}
+    network["max_queries_per_caller"] = 2
+    server = serve(
+        sqlite_node.settings.data_dir,
+        {"GENOSHARE_DATABASE_URL": sqlite_node.settings.database_url, "GENOSHARE_NETWORK": json.dumps(network)},
+    )
+    url = f"{server.url}/network/governance/requests"
+    headers = {"Authorization": f"Bearer {unsigned_passport(ISSUER)}"}
+    body = {
+        "datasets": [f"{silent_peer}/datasets/cohort"],
+        "purpose": {"primary": "GRU"},
+        "project_title": "P",
+        "institution": "I",
+    }
+
+    def ask(index: int) -> httpx.Response:
+        if index % 2:
+            return httpx.post(url, json=body, headers=headers, timeout=30)
+        return httpx.get(url, headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(ask, range(5)))
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes.count(429) >= 3 and 429 not in codes[:2], codes
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["status_code"] == 429 and "in progress" in refused.json()["msg"], refused.text
+    for answer in answers:
+        if answer.status_code != 429:  # the silent peer's part ran out of time; nothing else was waited for
+            parts = answer.json().get("nodes") or answer.json().get("requests")
+            assert {part["node"]: part["status"] for part in parts}["silent"] == "timeout", parts
+    assert httpx.get(url, headers=headers, timeout=30).status_code == 200

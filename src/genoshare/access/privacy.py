@@ -82,6 +82,8 @@ class RateLimited(GenoshareError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        #: The header every API's error handler sends with the error (``genoshare.api.errors``).
+        self.headers = {"Retry-After": str(max(1, round(retry_after)))}
 
 
 @dataclass(frozen=True)

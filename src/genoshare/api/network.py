@@ -29,7 +29,7 @@ from genoshare.beacon.framework import BY_PATH, EntryType, error_body
 from genoshare.beacon.request import API_VERSION, BeaconRequest, from_body, from_query
 from genoshare.beacon.service import BeaconService, Parent
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, Unauthenticated
-from genoshare.governance.requests import NewRequest, view
+from genoshare.governance.requests import AccessRequests, NewRequest, view
 from genoshare.network.merge import (
     ANSWERED,
     ERROR,
@@ -262,6 +262,13 @@ async def _by_node(
 async def network_submit(
     request: Request, body: RequestBody, token: TokenDep, node: NodeDep, requests: AccessRequestsDep
 ) -> Response:
+    async with _admitted(request):
+        return await _submit(request, body, token, node, requests)
+
+
+async def _submit(
+    request: Request, body: RequestBody, token: str | None, node: Node, requests: AccessRequests
+) -> Response:
     network: NetworkService = request.app.state.network
     settings = node.settings
     await _accepted_somewhere(node, network, token)
@@ -299,6 +306,11 @@ async def network_submit(
 
 @requests_router.get("/requests", summary="Your access requests on every node of the network, in one list")
 async def network_requests(request: Request, token: TokenDep, node: NodeDep, requests: AccessRequestsDep) -> Response:
+    async with _admitted(request):
+        return await _requests_everywhere(request, token, node, requests)
+
+
+async def _requests_everywhere(request: Request, token: str | None, node: Node, requests: AccessRequests) -> Response:
     network: NetworkService = request.app.state.network
     settings = node.settings
     await _accepted_somewhere(node, network, token)
