@@ -31,9 +31,9 @@ from genoshare.access.roles import Roles
 from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog
 from genoshare.crypt.keys import KeyPair, generate_keypair, load_keypair
-from genoshare.errors import InvalidInput
+from genoshare.errors import InvalidInput, Unavailable
 from genoshare.settings import CONFIG_FILE, Settings, TrustedIssuer
-from genoshare.store.db import Database, migrate
+from genoshare.store.db import Database, migrate, schema_problem
 from genoshare.store.objects import ObjectStore, create_object_store
 
 if TYPE_CHECKING:
@@ -74,7 +74,10 @@ class Node:
 
     @classmethod
     def open(cls, settings: Settings, *, new_database: bool = False) -> Node:
-        """The node of ``settings``; refuses to start an empty SQLite database in an initialised node.
+        """The node of ``settings``; refuses a database it must not use (``Unavailable``, one line).
+
+        Refused: an empty SQLite database in an initialised node, and a schema that is not this genoshare's
+        (upgrades are explicit: the message names ``genoshare db upgrade``).
 
         ``new_database`` is for ``init_node`` only, which creates the database of a new node.
         """
@@ -82,6 +85,15 @@ class Node:
             check_database(settings)
         make_private(settings)
         database = Database(settings.database_url)
+        if not new_database:
+            try:
+                problem = schema_problem(database.engine)
+            except BaseException:
+                database.dispose()
+                raise
+            if problem is not None:
+                database.dispose()
+                raise Unavailable(f"{problem[0]}: {problem[1]}")
         audit = AuditLog(database, settings.keys_dir / AUDIT_KEY_FILE)
         scratch = settings.s3.scratch_dir or settings.data_dir / "scratch"
         objects = create_object_store(settings.objects_url, settings.s3, scratch)

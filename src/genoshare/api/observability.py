@@ -22,6 +22,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genoshare.errors import Unavailable
 from genoshare.node import AUDIT_KEY_FILE, NODE_KEY_NAME, Node
 from genoshare.operations.logs import request_id
 from genoshare.operations.metrics import Metrics
@@ -99,11 +100,11 @@ def readiness(node: Node) -> dict[str, str]:
         checks["database"] = "ok"
     except Exception as error:  # any driver error: the probe reports it rather than failing itself
         checks["database"] = f"unreachable: {type(error).__name__}"
-    root = getattr(node.objects, "root", None)
-    if root is not None and not os.access(root, os.R_OK | os.W_OK | os.X_OK):
-        checks["objects"] = f"{root} not readable and writable"
-    else:
+    try:
+        node.objects.check()  # a file store's permissions; an S3 store is asked over the network
         checks["objects"] = "ok"
+    except Unavailable as error:
+        checks["objects"] = error.message
     keys = node.settings.keys_dir
     missing = [name for name in (f"{NODE_KEY_NAME}.sec", AUDIT_KEY_FILE) if not os.access(keys / name, os.R_OK)]
     checks["keys"] = f"cannot read {', '.join(missing)}" if missing else "ok"

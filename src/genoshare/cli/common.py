@@ -20,7 +20,6 @@ from genoshare.errors import GenoshareError
 from genoshare.node import Node
 from genoshare.operations.checks import database_problem
 from genoshare.settings import CONFIG_FILE, Settings, load_settings
-from genoshare.store.db import migrate
 
 console = Console()
 errors = Console(stderr=True)
@@ -75,17 +74,13 @@ def open_node(data_dir: Path) -> Node:
     settings = node_settings(data_dir)
     if not settings.keys_dir.is_dir():
         raise fail(f"{data_dir} is not a genoshare node: run `genoshare init --data-dir {data_dir}` first")
-    with reported():
-        node = Node.open(settings)
-    # A node made by an older genoshare gets the newer migrations before any command touches its tables
-    # (~10 ms when there is nothing to do), so upgrading the package is all an operator has to do.
+    # A node made by an older genoshare is refused, naming `genoshare db upgrade`: upgrades are explicit.
     try:
-        migrate(node.database.engine)
+        with reported():
+            return Node.open(settings)
     except OperationalError:
-        node.close()
         problem = database_problem(settings.database_url)
-        raise fail(problem.line() if problem else "the database refused the schema migration") from None
-    return node
+        raise fail(problem.line() if problem else "cannot read the database's schema version") from None
 
 
 def whole(header: str) -> Column:

@@ -27,6 +27,7 @@ from genoshare.crypt.errors import InvalidKey
 from genoshare.crypt.keys import load_keypair
 from genoshare.node import AUDIT_KEY_FILE, NODE_KEY_NAME, PSEUDONYM_KEY_FILE
 from genoshare.settings import CONFIG_FILE, Settings, load_settings
+from genoshare.store.db import schema_problem
 
 #: The public halves of the htsget-rs test keys shipped with the demo data (``demo/data/htsget/c4gh/keys``):
 #: their secret halves are public, so a node using one of them protects nothing.
@@ -74,8 +75,10 @@ def load_checked(data_dir: Path, **overrides: Any) -> tuple[Settings | None, lis
         return None, [Problem(str(config), f"cannot be read: {error.strerror}", "make it readable by this user")]
 
 
-def database_problem(url: str) -> Problem | None:
+def database_problem(url: str, *, schema: bool = False) -> Problem | None:
     """Connect once and say why that failed, in the words an operator can act on.
+
+    With ``schema``, a schema that is not this genoshare's (older: ``genoshare db upgrade``; newer) is one too.
 
     A SQLite file is only looked for: connecting would create an empty one (``check_database`` says why not).
     """
@@ -96,12 +99,13 @@ def database_problem(url: str) -> Problem | None:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+        found = schema_problem(engine) if schema else None
     except SQLAlchemyError as error:
         reason = _first_line(getattr(error, "orig", None) or error)
         return Problem(where, f"cannot connect: {reason}", _database_fix(reason, url))
     finally:
         engine.dispose()
-    return None
+    return None if found is None else Problem(where, *found)
 
 
 def _database_fix(reason: str, url: str) -> str:
@@ -258,7 +262,7 @@ def check_node(settings: Settings) -> list[Problem]:
     if not settings.keys_dir.is_dir():
         return list(file_problems(settings))  # not a node: nothing else is worth saying
     problems: list[Problem] = []
-    database = database_problem(settings.database_url)
+    database = database_problem(settings.database_url, schema=True)
     if database is not None:
         problems.append(database)
     problems.extend(file_problems(settings))

@@ -1,7 +1,8 @@
 """``genoshare db upgrade``: the schema migrations a node's database lacks, listed (``--dry-run``) or applied.
 
-Any command also applies them when it opens the node; this command says first what will change, so an
-operator can take a backup and read the list before an upgrade touches the database.
+The only way a schema changes: every other command, ``serve`` and ``check`` refuse a node whose schema is older
+(or newer) than this genoshare's and name this command, so an operator takes a backup and reads the list
+before an upgrade touches the database.
 """
 
 from __future__ import annotations

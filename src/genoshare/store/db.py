@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from importlib.resources import files
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -75,6 +78,41 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(files("genoshare.store") / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+@cache
+def known_revisions() -> tuple[str, tuple[str, ...]]:
+    """The newest schema revision this genoshare knows, and every revision it knows (read once per process)."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    assert head is not None, "genoshare ships its migrations"
+    return head, tuple(revision.revision for revision in script.walk_revisions())
+
+
+def schema_problem(engine: Engine) -> tuple[str, str] | None:
+    """What keeps this genoshare from using the database's schema now, and the fix; ``None`` when it is current.
+
+    Upgrades are explicit (``genoshare db upgrade``, after a backup and a dry run): a node opened by a newer
+    package is refused rather than migrated behind the operator's back, and a schema newer than this package
+    knows (a downgraded package) is refused rather than misread.
+    """
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    head, known = known_revisions()
+    if current == (head,):
+        return None
+    if not current:
+        return "the database has no genoshare schema", "run `genoshare db upgrade` (or `genoshare init` for a new node)"
+    newer = [revision for revision in current if revision not in known]
+    if newer:
+        return (
+            f"the database schema ({', '.join(newer)}) is newer than this genoshare knows ({head})",
+            "run the genoshare version that upgraded it, or restore the backup taken before that upgrade",
+        )
+    return (
+        f"the database schema ({', '.join(current)}) is older than this genoshare's ({head})",
+        "take a backup, then run `genoshare db upgrade` (`--dry-run` lists the changes)",
+    )
 
 
 def migrate(engine: Engine) -> None:
