@@ -4,7 +4,8 @@
 line and headers (the node's access log, as a proxy in front of it would keep one) and waits ``S`` seconds
 before passing the request on, which makes a real node a slow peer.
 ``examples``: a Beacon that answers every entry query with the Beacon v2 spec's own example responses
-(``/api/...``), and with garbage under ``/garbage/api/...``.
+(``/api/...``), its info, map, entry types, configuration and filtering terms with the spec's examples of
+those, and with garbage under ``/garbage/api/...``.
 
 Plain asyncio streams: one request per connection (``Connection: close``), enough for these tests.
 """
@@ -26,6 +27,16 @@ EXAMPLES = (
     / "responses"
     / "examples-fullDocuments"
 )
+
+#: The spec's examples of what a Beacon says about itself, by path.
+ABOUT = {
+    "/api": "beaconInfo-MAX-example.json",
+    "/api/info": "beaconInfo-MAX-example.json",
+    "/api/map": "beaconMapResponse-example.json",
+    "/api/entry_types": "beaconEntryTypesResponse-example.json",
+    "/api/configuration": "beaconConfigurationResponse-example.json",
+    "/api/filtering_terms": "beaconFilteringTermsResponse-example.json",
+}
 
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
@@ -81,6 +92,8 @@ async def examples(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
         path = request[0].split(b" ")[1].decode().split("?")[0]
         if path.startswith("/garbage/"):
             writer.write(respond(200, b"<html>this is not JSON</html>"))
+        elif path.rstrip("/") in ABOUT:
+            writer.write(respond(200, json.loads((EXAMPLES / ABOUT[path.rstrip("/")]).read_text())))
         elif path.startswith("/api/"):
             granularity = "count" if b"count" in request[0] + request[1] else "boolean"
             name = f"beacon{granularity.capitalize()}Response-example.json"

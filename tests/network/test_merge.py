@@ -14,6 +14,7 @@ import pytest
 from beacon_schemas import BY_GRANULARITY, assert_valid, framework
 
 from genoshare.access.granularity import Granularity
+from genoshare.network.about import NodeAbout, about, union_of_terms
 from genoshare.network.merge import (
     ANSWERED,
     INVALID,
@@ -152,3 +153,30 @@ def test_result_sets_are_passed_on_as_given_and_say_whose_they_are() -> None:
         "https://gamma.example.org/api/g_variants",
         "https://delta.example.org/api/g_variants",
     ]
+
+
+def test_filtering_terms_of_several_nodes_are_one_list_naming_who_offers_each() -> None:
+    """A term two nodes offer is listed once, with both nodes and the scopes either gives; a peer whose terms
+    have no id is named invalid and adds nothing."""
+    example = json.loads((EXAMPLES / "beaconFilteringTermsResponse-example.json").read_text())
+    [first, *_] = example["response"]["filteringTerms"]
+    terms_of_ours = {"filteringTerms": [{**first, "scopes": ["biosample"]}], "resources": []}
+    ours = {"meta": example["meta"], "response": terms_of_ours}
+    broken = {"meta": {}, "response": {"filteringTerms": [{"type": "alphanumeric"}]}}
+    nodes = [
+        NodeAbout.read("filtering_terms", "hub", "https://hub", ANSWERED, 0.1, None, ours),
+        NodeAbout.read("filtering_terms", "spec", "https://spec", ANSWERED, 0.1, None, example),
+        NodeAbout.read("filtering_terms", "broken", "https://broken", ANSWERED, 0.1, None, broken),
+        NodeAbout.read("filtering_terms", "slow", "https://slow", TIMEOUT, 2.0, "no answer within 2 s", None),
+    ]
+    union = union_of_terms(nodes)
+    terms = {term["id"]: term for term in union["filteringTerms"]}
+    assert len(terms) == len(example["response"]["filteringTerms"])
+    assert terms[first["id"]]["nodes"] == ["hub", "spec"]
+    assert set(terms[first["id"]]["scopes"]) == {"biosample", *first.get("scopes", [])}
+    document = about("filtering_terms", {**ours, "response": {**ours["response"], **union}}, nodes, 2.0, [])
+    assert_valid(document, framework("beaconFilteringTermsResponse"))
+    described = {node["name"]: node for node in document["info"]["network"]["nodes"]}
+    assert described["broken"]["status"] == INVALID and "filteringTerms" in described["broken"]["reason"]
+    assert document["info"]["network"]["notAnswered"]["nodes"] == ["broken", "slow"]
+    assert len(union_of_terms(nodes, skip=1, limit=1)["filteringTerms"]) == 1

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from beacon_schemas import BY_GRANULARITY, assert_valid, framework
 from network_nodes import SHARED, StandIn, build_node
+from stand_ins import ABOUT, EXAMPLES
 from typer.testing import CliRunner
 
 from genoshare.access.issuer import VisaIssuer
@@ -245,6 +246,64 @@ def test_registry_and_network_commands(network: Network, tmp_path: Path) -> None
     failed = runner.invoke(app, ["network", "check", "--json", "-d", str(node)])
     assert failed.exit_code == 1
     assert {p["name"]: p["healthy"] for p in json.loads(failed.output)} == {"alpha": True, "dead": False}
+
+
+def test_what_the_network_says_about_itself(network: Network) -> None:
+    """info, map, entry types, configuration and filtering terms as an aggregator reads them: this node's, each
+    peer named with what it said or why not, within the deadline; filtering terms the union of every node's."""
+    examples = json.loads((EXAMPLES / ABOUT["/api/filtering_terms"]).read_text())["response"]["filteringTerms"]
+    schemas = {
+        "": "beaconInfoResponse",
+        "info": "beaconInfoResponse",
+        "map": "beaconMapResponse",
+        "entry_types": "beaconEntryTypesResponse",
+        "configuration": "beaconConfigurationResponse",
+        "filtering_terms": "beaconFilteringTermsResponse",
+    }
+    answers = {}
+    with httpx.Client(timeout=30) as http:
+        for path, schema in schemas.items():
+            started = time.monotonic()
+            response = http.get(f"{network.hub}/network/api/{path}".rstrip("/"))
+            elapsed = time.monotonic() - started
+            assert response.status_code == 200, (path, response.text[:2000])
+            assert elapsed < DEADLINE + SLACK, f"/{path} took {elapsed:.2f} s with a {DEADLINE} s deadline"
+            document = response.json()
+            assert_valid(document, framework(schema))
+            statuses = {node["name"]: node["status"] for node in document["info"]["network"]["nodes"]}
+            assert statuses == {
+                "hub": "answered",
+                "alpha": "answered",
+                "beta": "timeout",
+                "gamma": "answered",
+                "spec-examples": "answered",
+                "garbage": "invalid",
+            }, (path, statuses)
+            assert set(document["info"]["network"]["notAnswered"]["nodes"]) == {"beta", "garbage"}
+            answers[path] = document
+        paged = http.get(f"{network.hub}/network/api/filtering_terms", params={"limit": 1}).json()
+
+    info = answers["info"]
+    assert info["response"]["id"] == "org.test.hub" and answers[""]["response"] == info["response"]
+    peers = nodes(info)
+    assert peers["alpha"]["beaconId"] == "org.test.alpha" and peers["spec-examples"]["beaconId"] == "org.ga4gh.beacon"
+    # The map is the network's: its entry paths are /network/api's; each entry type names the nodes offering it.
+    endpoint_sets = answers["map"]["response"]["endpointSets"]
+    assert endpoint_sets["genomicVariation"]["rootUrl"] == f"{network.hub}/network/api/g_variants"
+    for entry in endpoint_sets.values():
+        assert all(e["url"].startswith(f"{network.hub}/network/api/") for e in entry["endpoints"].values())
+    for path in ("map", "entry_types", "configuration"):
+        offered = answers[path]["info"]["network"]["entryTypes"]
+        assert set(offered["genomicVariation"]) == {"hub", "alpha", "gamma"}, (path, offered)
+        assert offered["exampleEntry"] == ["spec-examples"], (path, offered)
+    assert nodes(answers["configuration"])["spec-examples"]["productionStatus"] == "DEV"
+    # Filtering terms: every node's, once each, with the nodes offering it.
+    terms = {term["id"]: term for term in answers["filtering_terms"]["response"]["filteringTerms"]}
+    assert set(terms["sex"]["nodes"]) == {"hub", "alpha", "gamma"}
+    for example in examples:
+        assert terms[example["id"]]["nodes"] == ["spec-examples"], terms[example["id"]]
+        assert terms[example["id"]]["type"] == example["type"]
+    assert len(paged["response"]["filteringTerms"]) == 1
 
 
 def test_slow_dead_and_garbage_peers_are_named_within_the_deadline(network: Network) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import fields, replace
 from typing import Annotated, Any
@@ -20,16 +21,17 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from genoshare.access.passports import Identity
-from genoshare.api.beacon import QUERY_DOCUMENTATION, BeaconJSON, BeaconRoute
+from genoshare.api.beacon import QUERY_DOCUMENTATION, BeaconJSON, BeaconRoute, PagingDep
 from genoshare.api.deps import AccessRequestsDep, NodeDep, PassportBearer, get_beacon
 from genoshare.api.errors import audit_denial
 from genoshare.api.governance import RequestBody
-from genoshare.beacon import openapi
+from genoshare.beacon import framework, openapi
 from genoshare.beacon.framework import BY_PATH, EntryType, error_body
-from genoshare.beacon.request import API_VERSION, BeaconRequest, from_body, from_query
+from genoshare.beacon.request import API_VERSION, BeaconRequest, from_body, from_query, page
 from genoshare.beacon.service import BeaconService, Parent
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, Unauthenticated
 from genoshare.governance.requests import AccessRequests, NewRequest, view
+from genoshare.network.about import NodeAbout, about, union_of_terms
 from genoshare.network.merge import (
     ANSWERED,
     ERROR,
@@ -44,6 +46,7 @@ from genoshare.network.merge import (
 from genoshare.network.peers import PeerNode
 from genoshare.network.service import NetworkService, passport_for
 from genoshare.node import Node
+from genoshare.settings import Settings
 
 NO_NODE_ANSWERED: dict[int | str, dict[str, Any]] = {
     502: {"description": "No node of the network answered: each one is named with why"},
@@ -179,6 +182,99 @@ async def _query_parameters(request: Request) -> BeaconRequest:
     except ValidationError as error:
         raise RequestValidationError(error.errors(include_url=False)) from error
     return from_query(parameters)
+
+
+# -- what the network says about itself ------------------------------------------------------------------
+
+OWN_ABOUT: dict[str, Callable[[Settings], dict[str, Any]]] = {
+    "info": framework.info,
+    "map": framework.beacon_map,
+    "entry_types": framework.entry_types,
+    "configuration": framework.configuration,
+}
+
+
+def _network_map(own: dict[str, Any], public_url: str) -> dict[str, Any]:
+    """The node's map with the network's URLs (``/network/api/...``).
+
+    Without the per-entry filtering terms, which the network does not serve (``/network/api/filtering_terms``).
+    """
+    local, served = f"{public_url}/api/", f"{public_url}/network/api/"
+    sets = {}
+    for name, entry in own["response"]["endpointSets"].items():
+        moved = {k: v.replace(local, served, 1) if isinstance(v, str) else v for k, v in entry.items()}
+        moved["endpoints"] = {
+            target: {**endpoint, "url": endpoint["url"].replace(local, served, 1)}
+            for target, endpoint in entry["endpoints"].items()
+            if endpoint["returnedEntryType"] != "filteringTerm"
+        }
+        sets[name] = moved
+    return {**own, "response": {**own["response"], "endpointSets": sets}}
+
+
+async def _about(request: Request, kind: str, paging: openapi.Paging | None = None) -> Response:
+    """The network's ``kind`` document: this node's, each peer's part named (``genoshare.network.about``)."""
+    settings = request.app.state.node.settings
+    network: NetworkService = request.app.state.network
+    started = time.perf_counter()
+
+    async def own_document() -> dict[str, Any]:
+        if kind == "filtering_terms":
+            beacon = await get_beacon(request)
+            terms: dict[str, Any] = await run_in_threadpool(beacon.filtering_terms, 0, 0, None)
+            return terms
+        return OWN_ABOUT[kind](settings)
+
+    async with _admitted(request):
+        own, (peers, problems) = await asyncio.gather(own_document(), network.ask_about(kind))
+    mine = NodeAbout(settings.node_name, settings.public_url, ANSWERED, time.perf_counter() - started, None, own)
+    nodes = [mine, *(NodeAbout.read(kind, p.name, p.url, c.status, c.seconds, c.reason, c.document) for p, c in peers)]
+    if kind == "map":
+        own = _network_map(own, settings.public_url)
+    document = about(kind, own, nodes, network.deadline, problems)
+    if kind == "filtering_terms":
+        skip, limit = page(paging.skip, paging.limit or 0) if paging else (0, 0)
+        document["response"] = {**own["response"], **union_of_terms(nodes, skip, limit)}
+    return BeaconJSON(document)
+
+
+_ABOUT_NOTE = " Each peer is named in `info.network.nodes` with what it said, or why it did not answer."
+
+
+@router.get("", summary="The network's Beacon info", description="This node's Beacon info." + _ABOUT_NOTE)
+@router.get("/info", summary="The network's Beacon info", description="This node's Beacon info." + _ABOUT_NOTE)
+async def network_info(request: Request) -> Response:
+    return await _about(request, "info")
+
+
+@router.get("/map", summary="The network's Beacon map", description="The entry paths of `/network/api`." + _ABOUT_NOTE)
+async def network_map(request: Request) -> Response:
+    return await _about(request, "map")
+
+
+@router.get(
+    "/entry_types",
+    summary="The network's entry types",
+    description="The entry types `/network/api` asks for; `info.network.entryTypes` names the nodes offering each."
+    + _ABOUT_NOTE,
+)
+async def network_entry_types(request: Request) -> Response:
+    return await _about(request, "entry_types")
+
+
+@router.get("/configuration", summary="The network's Beacon configuration", description=_ABOUT_NOTE.strip())
+async def network_configuration(request: Request) -> Response:
+    return await _about(request, "configuration")
+
+
+@router.get(
+    "/filtering_terms",
+    summary="Every node's filtering terms, once each",
+    description="The union of every node's filtering terms; each term's `nodes` names the nodes offering it."
+    + _ABOUT_NOTE,
+)
+async def network_filtering_terms(request: Request, paging: PagingDep) -> Response:
+    return await _about(request, "filtering_terms", paging)
 
 
 @router.get(

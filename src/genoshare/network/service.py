@@ -128,6 +128,15 @@ class NetworkService:
         answers = await asyncio.gather(*(self._ask_one(peer, path, query, body, token) for peer in peers))
         return list(answers), problems
 
+    async def ask_about(self, path: str) -> tuple[list[tuple[PeerNode, PeerCall]], list[str]]:
+        """Every peer's answer to the informational ``<beacon>/<path>`` (``map``, ...), asked without a passport.
+
+        What a Beacon says about itself is the same for every caller: no token needs to travel for it.
+        """
+        peers, problems = await self.peers()
+        calls = await asyncio.gather(*(self.call(peer, f"{peer.beacon_url}/{path}", None, None) for peer in peers))
+        return list(zip(peers, calls, strict=True)), problems
+
     async def _ask_one(
         self, peer: PeerNode, path: str, query: str, body: bytes | None, token: str | None
     ) -> NodeAnswer:
