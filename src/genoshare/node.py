@@ -21,6 +21,7 @@ import httpx
 import tomli_w
 from sqlalchemy.engine import make_url
 
+from genoshare.access.attack_watch import SqlAttackWatch
 from genoshare.access.consent_tokens import ConsentTokens
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import PassportVerifier, TrustedKeys, peer_node_issuers
@@ -144,7 +145,11 @@ class Node:
     @cached_property
     def privacy(self) -> PrivacyGuard:
         """Beacon membership-inference defences, with their state in the metadata database."""
-        return PrivacyGuard(SqlPrivacyState(self.database), linked_issuers=self.settings.linked_issuers)
+        return PrivacyGuard(
+            SqlPrivacyState(self.database),
+            linked_issuers=self.settings.linked_issuers,
+            watch=SqlAttackWatch(self.database, self.audit),
+        )
 
     @cached_property
     def policy(self) -> AccessPolicy:

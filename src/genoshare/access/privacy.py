@@ -23,7 +23,10 @@ Defences, each configurable per dataset and per access level:
 - **answer cache**: any stateful policy answers a repeated query from the cache, at no budget cost;
 - **rate limits** per principal and dataset (``per_minute``, ``per_day``), raising ``RateLimited`` (429);
 - **account linking**: accounts with the same subject at issuers configured as one login service
-  (``linked_issuers``), and accounts a steward linked explicitly, are one principal with one budget.
+  (``linked_issuers``), identities a passport's LinkedIdentities visas name (an ORCID listed by several
+  passports links them all), and accounts a steward linked explicitly, are one principal with one budget;
+- **attack flag**: a person whose questions on rare alleles fall on one member is flagged to the stewards
+  (``genoshare.access.attack_watch``, ``flag_min_hits``); it changes no answer.
 
 Anonymous callers get no allele-level answer (``Answer.withheld``) on datasets that are not public.
 
@@ -59,9 +62,11 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
+from urllib.parse import unquote
 
 from pyroaring import BitMap
 
+from genoshare.access.attack_watch import SqlAttackWatch, WatchRule
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
@@ -127,6 +132,19 @@ class PrivacySettings:
     exact_count_min: int | None = None
     #: Spends below this are not recorded: common alleles cost ~0 and would write one row per carrier.
     spend_floor: float = 1e-6
+    #: Flag a person to the stewards once this many of their questions on rare alleles were about alleles one
+    #: member carries (``genoshare.access.attack_watch``; None: no flag). Needs a stateful policy: the answer
+    #: cache keeps repeats from counting twice. The flag changes no answer.
+    flag_min_hits: int | None = None
+    #: ... and at least this share of all their questions on rare alleles.
+    flag_min_share: float = 0.5
+
+    @property
+    def watch_rule(self) -> WatchRule | None:
+        """The attack flag's rule, or None when this policy raises no flag."""
+        if self.flag_min_hits is None or not self.stateful:
+            return None
+        return WatchRule(self.flag_min_hits, self.flag_min_share)
 
     @property
     def stateful(self) -> bool:
@@ -155,9 +173,11 @@ class PrivacySettings:
             ("per_day", settings.per_day, int, 1),
             ("spend_floor", settings.spend_floor, float, 0.0),
             ("exact_count_min", settings.exact_count_min, int, 1),
+            ("flag_min_hits", settings.flag_min_hits, int, 1),
         )
+        optional = ("budget", "flip_max_count", "per_minute", "per_day", "exact_count_min", "flag_min_hits")
         for name, value, kind, least in checks:
-            if value is None and name in ("budget", "flip_max_count", "per_minute", "per_day", "exact_count_min"):
+            if value is None and name in optional:
                 continue
             allowed = (int, float) if kind is float else (int,)
             if isinstance(value, bool) or not isinstance(value, allowed) or value < least:
@@ -170,8 +190,14 @@ class PrivacySettings:
             and 0 <= settings.false_yes_probability < 0.5
         ):
             raise InvalidInput(f"{where}.false_yes_probability must be a number >= 0 and below 0.5")
-        for name, value in (("flip_decay", settings.flip_decay), ("spend_count_scale", settings.spend_count_scale)):
-            # Above 1 the decay would flip common alleles more than rare ones, the scale would under-price.
+        shares = (
+            ("flip_decay", settings.flip_decay),
+            ("spend_count_scale", settings.spend_count_scale),
+            ("flag_min_share", settings.flag_min_share),
+        )
+        for name, value in shares:
+            # Above 1 the decay would flip common alleles more than rare ones, the scale would under-price;
+            # a share above 1 could never be met.
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise InvalidInput(f"{where}.{name} must be a number between 0 and 1")
         if settings.spend_count_scale == 0:
@@ -210,6 +236,7 @@ _REGISTERED = PrivacySettings(
     false_yes_probability=0.45,
     per_minute=600,
     per_day=20_000,
+    flag_min_hits=4,
 )
 NODE_DEFAULTS: dict[Granularity, PrivacySettings] = {
     Granularity.BOOLEAN: _REGISTERED,
@@ -232,10 +259,34 @@ def spend_cost(allele_count: float) -> float:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: ``principal`` is whose budget is charged (None for anonymous callers)."""
+    """Who is asking: ``principal`` is whose budget is charged (None for anonymous callers).
+
+    ``linked``: resolving this caller linked accounts (a passport's LinkedIdentities visa), so principals
+    another caller was resolved to before may have changed.
+    """
 
     account: str | None
     principal: str | None
+    linked: bool = False
+
+
+#: The Passport 1.2.1 visa type saying that the visa's identity is the same person as the identities listed.
+LINKED_IDENTITIES = "LinkedIdentities"
+#: Identities read from one passport's LinkedIdentities visas; more are left out (each is a write when new).
+MAX_LINKED_IDENTITIES = 32
+
+
+def linked_identities(value: str) -> list[tuple[str, str]]:
+    """The ``(sub, iss)`` pairs of a LinkedIdentities visa's value: ``sub,iss`` entries, URI-encoded, ``;``-separated.
+
+    Malformed entries (no comma, an empty part) are skipped: they name nobody.
+    """
+    pairs = []
+    for entry in value.split(";"):
+        sub, comma, iss = entry.partition(",")
+        if comma and sub and iss and "," not in iss:
+            pairs.append((unquote(sub), unquote(iss)))
+    return pairs
 
 
 class PrivacyGuard:
@@ -249,8 +300,11 @@ class PrivacyGuard:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         defaults: Mapping[Granularity, PrivacySettings] | None = None,
+        watch: SqlAttackWatch | None = None,
     ) -> None:
+        """``watch``: where attack flags are counted and raised (the node's); None raises none."""
         self.state = state
+        self.watch = watch
         # One login service known under several issuer URLs: the same subject there is the same person.
         self._issuer_alias: dict[str, str] = {}
         for group in linked_issuers:
@@ -266,13 +320,51 @@ class PrivacyGuard:
 
     def account_of(self, identity: Identity) -> str:
         """The account name budgets know a passport by: ``subject@issuer``, linked issuers folded."""
-        return f"{identity.subject}@{self._issuer_alias.get(identity.issuer, identity.issuer)}"
+        return self._account(identity.subject, identity.issuer)
+
+    def _account(self, subject: str, issuer: str) -> str:
+        return f"{subject}@{self._issuer_alias.get(issuer, issuer)}"
+
+    def accounts_of(self, identity: Identity) -> tuple[str, ...]:
+        """The passport's account, then the accounts its LinkedIdentities visas say are the same person.
+
+        Only accepted visas count: signed by a trusted issuer for this passport's subject (``passports``),
+        so a forged or foreign visa links nobody. An ORCID or a verified e-mail address is linked the same
+        way, as an identity (``0000-0002-1825-0097,https://orcid.org``) that several passports list.
+        """
+        names = [self.account_of(identity)]
+        for visa in identity.visas_of_type(LINKED_IDENTITIES):
+            for subject, issuer in linked_identities(visa.value):
+                name = self._account(subject, issuer)
+                if name not in names and len(names) <= MAX_LINKED_IDENTITIES:
+                    names.append(name)
+        return tuple(names)
 
     def caller(self, identity: Identity | None) -> Caller:
+        """Whose budget ``identity`` spends: linked identities are one person, however they ask.
+
+        Identities a passport links are linked for good (``PrivacyState.link``) on its first question, so a
+        second token of the same person finds the budget spent, whichever of them asks first and whether or
+        not its own passport carries the link. A person's existing principal is kept: the new account joins it.
+        """
         if identity is None:
             return Caller(None, None)
-        account = self.account_of(identity)
-        return Caller(account, self.state.principal_of(account) or account)
+        names = self.accounts_of(identity)
+        account = names[0]
+        principals = [self.state.principal_of(name) for name in names]
+        own = principals[0] or account
+        if len(names) == 1 or all(principal == own for principal in principals):
+            return Caller(account, own)
+        # Keep a principal that already has history: a linked group's, else the other identity's (the asking
+        # one is being resolved now), so a caller resolved before, in this process or another, is seldom left
+        # on a principal that the merge removed (such a stale caller lives at most ``BeaconService.max_age``).
+        linked = [name for name, principal in zip(names[1:], principals[1:], strict=True) if principal]
+        keep = linked[0] if linked else account if principals[0] else names[1]
+        principal = own
+        for name in names:
+            if name != keep:
+                principal = self.state.link(keep, name, f"LinkedIdentities visa in the passport of {account}")
+        return Caller(account, principal, linked=True)
 
     def link_accounts(self, account: str, other: str, *, by: str) -> str:
         """Record that two accounts are one person (e.g. by a steward); their budgets become one."""
@@ -339,6 +431,24 @@ class PrivacyGuard:
         settings = self.settings(dataset, decision.granularity)
         if not settings.stateful:
             return _threshold_only(settings, carriers, allele_count)
+        answer, fresh = self._guarded(caller, decision, dataset, settings, allele_key, carriers, allele_count)
+        rule = settings.watch_rule
+        if fresh and rule is not None and self.watch is not None and caller.principal and caller.account:
+            # After the answer's unit of work: the watch writes in a transaction of its own.
+            self.watch.observe(rule, caller.principal, caller.account, dataset.id, carriers, allele_count)
+        return answer
+
+    def _guarded(
+        self,
+        caller: Caller,
+        decision: Decision,
+        dataset: Dataset,
+        settings: PrivacySettings,
+        allele_key: str,
+        carriers: BitMap,
+        allele_count: int,
+    ) -> tuple[Answer, bool]:
+        """The answer under a stateful policy, and whether it was new (not a repeat, not an exact count)."""
         principal = caller.principal or ANONYMOUS
         with self.state.session(principal, dataset.id) as session:
             wait = session.tick(self._clock(), settings.per_minute, settings.per_day)
@@ -346,10 +456,10 @@ class PrivacyGuard:
                 raise RateLimited(f"query limit reached for dataset {dataset.id}; retry in {wait:.0f} s", wait)
             cached = session.cached(allele_key)
             if cached is not None:
-                return replace(cached, cached=True)
+                return replace(cached, cached=True), False
             if _exact_count_safe(settings, decision, allele_count):
                 # Common enough that exact counts are safe (measured): no coin, no budget, nothing cached.
-                return Answer(True, allele_count, len(carriers), "exact count: a common allele")
+                return Answer(True, allele_count, len(carriers), "exact count: a common allele"), False
             remaining = carriers
             reason = "answered"
             if settings.budget is not None:
@@ -372,7 +482,7 @@ class PrivacyGuard:
             else:
                 answer = Answer(False, 0, 0, reason if count else "below minimum allele count")
             session.remember(allele_key, answer)
-            return answer
+            return answer, True
 
 
 def _exact_count_safe(settings: PrivacySettings, decision: Decision, allele_count: int) -> bool:

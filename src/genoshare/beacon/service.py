@@ -175,7 +175,7 @@ class BeaconService:
         self.catalog = Catalog(database, settings.data_dir, max_age)
         self.guard = guard
         self.max_age = max_age
-        self._callers: dict[str, tuple[float, Caller]] = {}
+        self._callers: dict[tuple[str, ...], tuple[float, Caller]] = {}
 
     def invalidate(self, dataset_id: str | None = None) -> None:
         """Hook for governance code: make a consent or policy change visible now rather than within ``max_age``."""
@@ -261,15 +261,16 @@ class BeaconService:
         """
         if identity is None:
             return self.guard.caller(None)
-        account = self.guard.account_of(identity)
+        # The accounts a passport links are part of the key: the same account with a new link is asked again.
+        accounts = self.guard.accounts_of(identity)
         now = time.monotonic()
-        known = self._callers.get(account)
+        known = self._callers.get(accounts)
         if known is not None and now - known[0] < self.max_age:
             return known[1]
-        if len(self._callers) > 10_000:
-            self._callers.clear()
         caller = self.guard.caller(identity)
-        self._callers[account] = (now, caller)
+        if len(self._callers) > 10_000 or caller.linked:
+            self._callers.clear()  # a link may have moved callers known here to another principal
+        self._callers[accounts] = (now, caller)
         return caller
 
     def _datasets(self, only: str | None) -> list[Dataset]:

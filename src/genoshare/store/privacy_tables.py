@@ -1,4 +1,4 @@
-"""Tables of the Beacon privacy defences (``genoshare.access.privacy``); migration 0004 creates them.
+"""Tables of the Beacon privacy defences (``genoshare.access.privacy``); migrations 0004 and 0009 create them.
 
 They hold what must survive a restart for the defences to mean anything: an attacker who could reset a
 budget or re-roll a randomised answer by waiting for the node to restart would not be stopped at all.
@@ -77,3 +77,35 @@ class PrivacyAnswer(Base):
     carrier_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PrivacyWatch(Base):
+    """What the attack watch (``genoshare.access.attack_watch``) counted for one person on one dataset.
+
+    ``flagged_at`` is set once, when the person's questions first looked like a membership attack; the
+    stewards' page lists these rows, and the metrics count them.
+    """
+
+    __tablename__ = "privacy_watch"
+
+    principal: Mapped[str] = mapped_column(String(500), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    #: Questions on rare alleles (present with at most ``WatchRule.rare_max_count`` copies), repeats not counted.
+    rare_questions: Mapped[int] = mapped_column(Integer, default=0)
+    flagged_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    #: The account (``subject@issuer``) whose question raised the flag.
+    account: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    #: Of the rare questions when flagged, how many were about alleles one and the same member carries.
+    top_hits: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+
+
+class PrivacyWatchHit(Base):
+    """How many of one person's rare questions on one dataset were about alleles one member carries."""
+
+    __tablename__ = "privacy_watch_hits"
+
+    principal: Mapped[str] = mapped_column(String(500), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    member: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hits: Mapped[int] = mapped_column(Integer, default=0)

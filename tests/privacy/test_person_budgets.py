@@ -1,0 +1,123 @@
+"""Budgets follow the person: identities a passport links share one budget; the attack watch's counts.
+
+Against the real metadata database (SQLite and PostgreSQL); the attacks through a server are in
+``tests/security/test_linked_identity_budgets.py`` and ``tests/security/test_attack_flags.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyroaring import BitMap
+from sqlalchemy import select
+from test_defences import ask, dataset, guard
+
+from genoshare.access.attack_watch import SessionWatch, SqlAttackWatch, WatchRule
+from genoshare.access.passports import Identity, Visa
+from genoshare.access.privacy import LINKED_IDENTITIES, PrivacySettings, linked_identities
+from genoshare.audit import AuditLog
+from genoshare.errors import InvalidInput
+from genoshare.store.db import Database
+from genoshare.store.models import AuditEvent
+from genoshare.store.privacy_tables import PrivacyWatch
+
+IDP = "https://login.example.org"
+ORCID = "https://orcid.org"
+
+
+def passport(subject: str, *links: tuple[str, str], issuer: str = IDP) -> Identity:
+    """An identity as the verifier accepts it, with one LinkedIdentities visa listing ``links``."""
+    visas: tuple[Visa, ...] = ()
+    if links:
+        value = ";".join(f"{sub},{iss.replace(':', '%3A').replace('/', '%2F')}" for sub, iss in links)
+        visas = (Visa(LINKED_IDENTITIES, value, issuer, "system", 0, issuer, 2**31, f"link-{subject}"),)
+    return Identity(subject, issuer, visas)
+
+
+def test_a_linked_identities_value_is_read_as_the_spec_writes_it() -> None:
+    value = "123456,https%3A%2F%2Fexample.org%2Fa%7Cb%2Cc;7890,https%3A%2F%2Fexample2.org"
+    assert linked_identities(value) == [("123456", "https://example.org/a|b,c"), ("7890", "https://example2.org")]
+    assert linked_identities("no-comma;,https%3A%2F%2Fx.org;sub,") == []
+
+
+def test_a_second_identity_a_visa_links_finds_the_budget_spent(database: Database) -> None:
+    ds = dataset(database, budget=0.5)
+    g = guard(database)
+    first = g.caller(passport("attacker-1"))
+    assert ask(g, first, ds, "a1", [7]).exists  # a singleton costs 0.46 of member 7's 0.5
+    assert not ask(g, first, ds, "a2", [7]).exists
+    second = g.caller(passport("attacker-2", ("attacker-1", IDP)))
+    assert second.principal == first.principal and second.linked
+    assert not ask(g, second, ds, "a3", [7]).exists
+    # The link holds for good: a later passport of the second identity without the visa is still the person.
+    assert g.caller(passport("attacker-2")).principal == first.principal
+
+
+def test_identities_listing_the_same_orcid_are_one_person(database: Database) -> None:
+    ds = dataset(database, budget=0.5)
+    g = guard(database)
+    work = g.caller(passport("alice-work", ("0000-0002-1825-0097", ORCID)))
+    home = g.caller(passport("alice-home", ("0000-0002-1825-0097", ORCID), issuer="https://other-idp.example.org"))
+    assert work.principal == home.principal
+    assert ask(g, work, ds, "a1", [3]).exists
+    assert not ask(g, home, ds, "a2", [3]).exists
+
+
+def test_unlinked_identities_keep_their_own_budgets(database: Database) -> None:
+    ds = dataset(database, budget=0.5)
+    g = guard(database)
+    one = g.caller(passport("bob", ("0000-0001-0000-0001", ORCID)))
+    other = g.caller(passport("carol", ("0000-0001-0000-0002", ORCID)))
+    assert one.principal != other.principal
+    assert ask(g, one, ds, "a1", [5]).exists
+    assert ask(g, other, ds, "a2", [5]).exists
+
+
+def test_the_watch_flags_a_walk_over_one_member_and_not_a_spread_of_questions(
+    database: Database, tmp_path: Path
+) -> None:
+    rule = WatchRule(min_hits=4, min_share=0.5)
+    audit = AuditLog(database, tmp_path / "audit.key")
+    audit.ensure_head()
+    audit.create_key()
+    watch = SqlAttackWatch(database, audit)
+    # A benign session: rare questions whose carriers are all different people, then common alleles.
+    for member in range(20):
+        assert watch.observe(rule, "benign@idp", "benign@idp", "cohort", [member, 100 + member], 2) is None
+    assert watch.observe(rule, "benign@idp", "benign@idp", "cohort", list(range(50)), 50) is None
+    # A walk over member 7's rare alleles: flagged at the fourth question, once.
+    flags = [watch.observe(rule, "walker@idp", "walker-2@idp", "cohort", [7, m], 2) for m in range(10, 16)]
+    assert [flag is not None for flag in flags] == [False, False, False, True, False, False]
+    flag = flags[3]
+    assert flag is not None and (flag.top_hits, flag.rare_questions, flag.account) == (4, 4, "walker-2@idp")
+    with database.session() as session:
+        rows = session.scalars(select(PrivacyWatch).where(PrivacyWatch.flagged_at.is_not(None))).all()
+        assert [(row.principal, row.dataset_id) for row in rows] == [("walker@idp", "cohort")]
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "beacon.attack_flag")).all()
+        assert [(e.actor, e.resource) for e in events] == [("walker@idp", "datasets/cohort")]
+    # The in-memory rule the harness measures gives the same answer on the same questions.
+    session_watch = SessionWatch(rule)
+    assert [session_watch.observe(BitMap([7, m]), 2) for m in range(10, 16)] == [False] * 3 + [True] + [False] * 2
+
+
+def test_the_node_default_flags_through_the_guard_and_repeats_do_not_count(database: Database) -> None:
+    ds = dataset(database, budget=5.0, flag_min_hits=4)
+    watch = SqlAttackWatch(database, None)
+    g = guard(database, watch=watch)
+    walker = g.caller(passport("walker"))
+    for _ in range(3):
+        for key in ("a", "b", "c"):
+            ask(g, walker, ds, key, [7])  # three rare alleles of member 7, asked three times each
+    with database.session() as session:
+        assert session.scalar(select(PrivacyWatch.flagged_at)) is None
+    ask(g, walker, ds, "d", [7])
+    with database.session() as session:
+        row = session.scalars(select(PrivacyWatch)).one()
+        assert row.flagged_at is not None and row.rare_questions == 4
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "4"])
+def test_a_flag_setting_that_makes_no_sense_is_refused(database: Database, value: object) -> None:
+    with pytest.raises(InvalidInput):
+        PrivacySettings.merged(PrivacySettings(), {"flag_min_hits": value}, "test")
