@@ -104,7 +104,7 @@ class Matches:
     def carriers(self) -> BitMap:
         """Who the answer is about: carriers in scope (every indexed person in scope for a non-filtered query)."""
         if self.everything:
-            indexed = [ds.samples for result, _ in self.parts for ds in result.index.datasets]
+            indexed = [result.index.samples for result, _ in self.parts]  # from footers: no row group read
             return (BitMap.union(*indexed) if indexed else BitMap()) & self.scope
         union = [result.carriers(self.scope) for result, _ in self.parts]
         return BitMap.union(*union) if union else BitMap()

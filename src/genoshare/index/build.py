@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from pyroaring import BitMap
 
 from genoshare.index.bcf import BcfStream, Cyvcf2Source, SiteBlock, UndeclaredInHeader
-from genoshare.index.schema import FORMAT, METADATA_KEY, ROW_GROUP_SIZE, SCHEMA, classify
+from genoshare.index.schema import FORMAT, MANIFEST, ROW_GROUP_SIZE, SCHEMA, classify, open_index_writer
 
 Progress = Callable[[int, int], None]
 
@@ -236,10 +236,10 @@ def build_variant_index(
     try:
         try:
             with BcfStream(fd) as stream:
-                written = _write_index(stream, fd, source.name, partial, sample_numbers, progress)
+                written = write_index_file(stream, source.name, partial, sample_numbers, fd, progress)
         except UndeclaredInHeader:
             with Cyvcf2Source(fd) as reader:
-                written = _write_index(reader, fd, source.name, partial, sample_numbers, progress)
+                written = write_index_file(reader, source.name, partial, sample_numbers, fd, progress)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -247,6 +247,7 @@ def build_variant_index(
         os.close(fd)  # a bcftools child had its own copy; htslib does not take ownership of a handed descriptor
     os.chmod(partial, 0o600)  # carrier bitmaps: the genotype matrix, for the node's user only
     os.replace(partial, final)
+    (out / MANIFEST).unlink(missing_ok=True)  # a partitioned build's publication, which would be served first
     if progress is not None:
         progress(written.n_records, written.bytes_read)
     return IndexSummary(
@@ -261,7 +262,7 @@ def build_variant_index(
 
 
 @dataclass(frozen=True)
-class _Written:
+class WrittenIndex:
     n_records: int
     n_rows: int
     n_samples: int
@@ -269,15 +270,18 @@ class _Written:
     bytes_read: int
 
 
-def _write_index(
+def write_index_file(
     source: BcfStream | Cyvcf2Source,
-    fd: int,
     source_name: str,
     partial: Path,
     sample_numbers: Mapping[str, int] | None,
-    progress: Progress | None,
-) -> _Written:
-    """Stream `source`'s blocks into `partial`; the input descriptor's offset is what the reader consumed."""
+    fd: int | None = None,
+    progress: Progress | None = None,
+) -> WrittenIndex:
+    """Stream `source`'s blocks into the Parquet file `partial`: the whole index, or one region's part of it.
+
+    `fd` is the input descriptor the reader shares, if any: its offset is what the reader consumed.
+    """
     numbers = _sample_number_array(source.samples, sample_numbers)
     metadata = {
         "format": FORMAT,
@@ -286,13 +290,7 @@ def _write_index(
     }
     order = _OrderCheck(source.contigs)
     n_records = 0
-    writer = pq.ParquetWriter(
-        partial,
-        SCHEMA.with_metadata({METADATA_KEY: json.dumps(metadata).encode()}),
-        compression="zstd",
-        use_dictionary=["contig", "ref", "alt", "variant_type"],
-        sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)],
-    )
+    writer = open_index_writer(partial, json.dumps(metadata))
     with writer:
         row_groups = _RowGroups(writer)
         for block in source.blocks():
@@ -300,7 +298,8 @@ def _write_index(
             row_groups.add(_block_rows(block, numbers, source.contigs))
             reported = n_records // _PROGRESS_EVERY
             n_records += len(block)
-            if progress is not None and n_records // _PROGRESS_EVERY > reported:
+            if fd is not None and progress is not None and n_records // _PROGRESS_EVERY > reported:
                 progress(n_records, os.lseek(fd, 0, os.SEEK_CUR))
         row_groups.close()
-    return _Written(n_records, row_groups.n_rows, len(numbers), tuple(order.contigs), os.lseek(fd, 0, os.SEEK_CUR))
+    consumed = os.lseek(fd, 0, os.SEEK_CUR) if fd is not None else 0
+    return WrittenIndex(n_records, row_groups.n_rows, len(numbers), tuple(order.contigs), consumed)

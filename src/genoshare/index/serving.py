@@ -3,6 +3,12 @@
 Point queries are binary searches on the sorted `start` column held as numpy arrays (microseconds), not SQL:
 DuckDB's best in-memory point query measured 0.64 ms here, already most of the Beacon latency budget.
 The Parquet files stay the storage and exchange layout (DuckDB/Spark read them directly for analytics).
+
+Only the row groups a query touches are loaded. Opening an index reads each file's footer (memory-mapped on
+local disk, ranged reads on an object store) and keeps every row group's contig and start/end statistics as
+numpy arrays; a query picks the row groups those statistics allow, reads each (8,192 rows, ~1.5 ms) and
+keeps it in a least-recently-used cache bounded in bytes (`CACHE_BYTES`), so a server's memory is the
+footers (~1 KB a row group) plus that bound, whatever the index's size.
 Carrier bitmaps are kept as an Arrow binary column and only deserialised for the rows a query returns.
 Counts restricted to allowed samples stay vectorised: a row whose carrier count exceeds the number of the
 index's samples outside the allowed set has an allowed carrier for sure, so only the few remaining rows
@@ -13,9 +19,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -24,9 +33,23 @@ import pyarrow.parquet as pq
 from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 
 from genoshare.index.build import INDEX_FILE
-from genoshare.index.schema import METADATA_KEY, TYPE_QUERY_EXPANSION
+from genoshare.index.schema import MANIFEST, METADATA_KEY, TYPE_QUERY_EXPANSION
 
 PathLike = str | Path
+
+#: Decoded row groups a `VariantIndex` keeps, in bytes (a row group of 8,192 rows is ~0.5-1 MB decoded).
+CACHE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An index file that is not on a local path: ``open`` gives a seekable handle (ranged reads of an object)."""
+
+    name: str
+    open: Callable[[], BinaryIO]
+
+
+IndexSource = PathLike | StoredFile
 
 
 @dataclass(frozen=True)
@@ -72,13 +95,14 @@ def _bases_match(pattern: str, bases: str) -> bool:
 
 
 class _Dataset:
-    def __init__(self, dataset_id: str, files: Sequence[Path]) -> None:
-        table = pa.concat_tables(pq.read_table(f) for f in files).combine_chunks()
+    """Rows of one dataset held in memory: a row group of an index file, or a whole (re-sorted) table."""
+
+    def __init__(self, dataset_id: str, table: pa.Table, samples: BitMap | None) -> None:
+        table = table.combine_chunks()
         starts = table.column("start").to_numpy()
         contigs = table.column("contig")
-        if len(files) > 1 or not _is_sorted(contigs, starts):
+        if not _is_sorted(contigs, starts):
             table = table.sort_by([("contig", "ascending"), ("start", "ascending")]).combine_chunks()
-            starts = table.column("start").to_numpy()
             contigs = table.column("contig")
         self.dataset_id = dataset_id
         self.table = table.drop_columns(["carriers"])
@@ -97,8 +121,20 @@ class _Dataset:
         for contig, lo, hi in _contig_blocks(contigs):
             span = int((self.ends[lo:hi] - self.starts[lo:hi]).max())
             self.blocks[contig] = (lo, hi, span)
-        self.samples = _samples(files, self.carriers)
-        self.run_unions = _run_unions(self.carriers)
+        # Without the builder's metadata (a bulk writer may leave it out) the union of these rows' carrier
+        # sets stands in for the index's samples: samples that carry none of them cannot matter to the bounds.
+        self.samples = samples if samples is not None else _union_of(self.carriers)
+        self._run_unions: dict[int, FrozenBitMap] = {}
+        self.nbytes = self.table.nbytes + self.carriers.nbytes + sum(a.nbytes for a in self._numbers.values())
+
+    def run_union(self, run: int) -> FrozenBitMap:
+        """The union of carriers of rows [run * RUN, (run + 1) * RUN), computed on first use and kept."""
+        union = self._run_unions.get(run)
+        if union is None:
+            values = self.carriers.slice(run * RUN, RUN).to_pylist()
+            union = self._run_unions[run] = FrozenBitMap(BitMap.union(*(BitMap.deserialize(b) for b in values)))
+            self.nbytes += 2 * len(union) + 64
+        return union
 
     def union(self, rows: np.ndarray) -> BitMap:
         """Carriers of any of ``rows``: precomputed unions for the runs whose rows are all asked for.
@@ -119,7 +155,7 @@ class _Dataset:
         asked_carried = np.bincount(runs[self.carrier_counts[rows] > 0] - first, minlength=last - first + 1)
         whole = np.flatnonzero(carried == asked_carried) + first
         whole = whole[asked[whole - first] > 0]
-        parts: list[AbstractBitMap] = [self.run_unions[k] for k in whole.tolist()]
+        parts: list[AbstractBitMap] = [self.run_union(k) for k in whole.tolist()]
         loose = rows[~np.isin(runs, whole)]
         parts.extend(self.bitmaps(loose))
         # Called on an empty BitMap: BitMap.union(*parts) has the class of parts[0], often a frozen run union.
@@ -156,28 +192,16 @@ class _Dataset:
         return [BitMap.deserialize(b) for b in self.carriers.take(pa.array(rows)).to_pylist()]
 
 
-def _run_unions(carriers: pa.Array) -> list[FrozenBitMap]:
-    """The union of carriers of every ``RUN`` consecutive rows (built once, when the index is loaded)."""
+def _union_of(carriers: pa.Array) -> BitMap:
     values = carriers.to_pylist()
-    return [
-        FrozenBitMap(BitMap.union(*(BitMap.deserialize(b) for b in values[start : start + RUN])))
-        for start in range(0, len(values), RUN)
-    ]
+    return BitMap.union(*(BitMap.deserialize(b) for b in values)) if values else BitMap()
 
 
-def _samples(files: Sequence[Path], carriers: pa.Array) -> BitMap:
-    """The index's sample numbers, from the builder's file metadata (any carrier set is a subset).
-
-    A bulk writer (Spark) may leave the metadata out; the union of all carrier sets is then a correct
-    stand-in for the vectorised bounds, as samples that carry nothing cannot matter to them.
-    """
-    found = BitMap()
-    for path in files:
-        metadata = pq.read_schema(path).metadata or {}
-        if METADATA_KEY not in metadata:
-            return BitMap.union(*(BitMap.deserialize(b) for b in carriers.to_pylist())) if len(carriers) else found
-        found |= BitMap.deserialize(base64.b64decode(json.loads(metadata[METADATA_KEY])["samples"]))
-    return found
+def _file_samples(metadata: Mapping[bytes, bytes] | None) -> BitMap | None:
+    """The index's sample numbers from the builder's file metadata; None if a bulk writer left it out."""
+    if not metadata or METADATA_KEY not in metadata:
+        return None
+    return BitMap.deserialize(base64.b64decode(json.loads(metadata[METADATA_KEY])["samples"]))
 
 
 def _is_sorted(contigs: pa.ChunkedArray, starts: np.ndarray) -> bool:
@@ -272,21 +296,154 @@ class QueryResult:
         return total
 
 
-class VariantIndex:
-    """All datasets' variant indexes of a node, held in memory for Beacon queries.
+_LOW, _HIGH = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
-    `datasets` maps a dataset id to its index directory, Parquet file, or several Parquet files
-    (e.g. Spark part files); sample numbers are node-wide, so bitmaps of datasets can be combined.
+
+class _IndexFile:
+    """One Parquet file of an index: its footer, read once, and its row groups, read on demand."""
+
+    def __init__(self, dataset_id: str, source: Path | StoredFile) -> None:
+        self.dataset_id = dataset_id
+        if isinstance(source, StoredFile):
+            self.name = source.name
+            # pre_buffer: a row group's column chunks are fetched as one coalesced ranged read, not twelve.
+            self.parquet = pq.ParquetFile(pa.PythonFile(source.open(), mode="r"), pre_buffer=True)
+        else:
+            self.name = str(source)
+            self.parquet = pq.ParquetFile(source, memory_map=True)
+        self.samples = _file_samples(self.parquet.schema_arrow.metadata)
+        self._lock = threading.Lock()  # one handle: a remote one is a seek and a read, not thread-safe
+
+    def statistics(self) -> list[tuple[str | None, str | None, int, int, int, int]]:
+        """Per row group: contig min and max, start min and max, end min and max (unbounded where not written)."""
+        metadata = self.parquet.metadata
+        names = metadata.schema.names
+        columns = [names.index(name) for name in ("contig", "start", "end")]
+        found = []
+        for group in range(metadata.num_row_groups):
+            chunks = [metadata.row_group(group).column(c).statistics for c in columns]
+            have = [stats is not None and stats.has_min_max for stats in chunks]
+            contig = (chunks[0].min, chunks[0].max) if have[0] else (None, None)
+            starts = (chunks[1].min, chunks[1].max) if have[1] else (_LOW, _HIGH)
+            ends = (chunks[2].min, chunks[2].max) if have[2] else (_LOW, _HIGH)
+            found.append((*contig, *starts, *ends))
+        return found
+
+    def read(self, group: int) -> pa.Table:
+        with self._lock:
+            return self.parquet.read_row_group(group)
+
+
+class _RowGroups(Sequence[_Dataset]):
+    """Every row group of an index's files, loaded on access and kept in an LRU cache of ``limit`` bytes.
+
+    ``QueryResult`` names its hits by row-group position here; a group evicted between a query and the
+    reading of its rows is read again, and answers the same.
     """
 
-    def __init__(self, datasets: Mapping[str, PathLike | Sequence[PathLike]]) -> None:
-        self.datasets = [_Dataset(dataset_id, _files(spec)) for dataset_id, spec in datasets.items()]
+    def __init__(self, limit: int) -> None:
+        self.files: list[_IndexFile] = []
+        self.where: list[tuple[int, int]] = []  # (file, row group) of each position
+        self.limit = limit
+        self.cached_bytes = 0
+        self.loads = 0
+        self._cache: OrderedDict[int, _Dataset] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def _select(self, dataset_ids: Iterable[str] | None) -> list[int]:
-        if dataset_ids is None:
-            return list(range(len(self.datasets)))
-        wanted = set(dataset_ids)
-        return [i for i, d in enumerate(self.datasets) if d.dataset_id in wanted]
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def __getitem__(self, position: int) -> _Dataset:  # type: ignore[override]
+        with self._lock:
+            ds = self._cache.get(position)
+            if ds is not None:
+                self._cache.move_to_end(position)
+                return ds
+        file, group = self.where[position]
+        index_file = self.files[file]
+        ds = _Dataset(index_file.dataset_id, index_file.read(group), index_file.samples)
+        with self._lock:
+            self.loads += 1
+            if position not in self._cache:
+                self._cache[position] = ds
+                self.cached_bytes += ds.nbytes
+            while self.cached_bytes > self.limit and len(self._cache) > 1:
+                _, evicted = self._cache.popitem(last=False)
+                self.cached_bytes -= evicted.nbytes
+        return ds
+
+    def loaded(self) -> int:
+        return len(self._cache)
+
+
+def _may_hold(low: str | None, high: str | None, names: set[str]) -> bool:
+    """Whether a row group whose contig statistics are [low, high] may hold one of ``names``."""
+    return low is None or high is None or any(low <= name <= high for name in names)
+
+
+class VariantIndex:
+    """All datasets' variant indexes of a node, for Beacon queries; only the row groups asked for are loaded.
+
+    `datasets` maps a dataset id to its index directory, Parquet file, several Parquet files (e.g. the part
+    files of a partitioned build) or files on an object store (`StoredFile`); sample numbers are node-wide,
+    so bitmaps of datasets can be combined. ``datasets[i]`` is the i-th row group over all of them.
+    """
+
+    def __init__(
+        self, datasets: Mapping[str, IndexSource | Sequence[IndexSource]], cache_bytes: int = CACHE_BYTES
+    ) -> None:
+        self.datasets = _RowGroups(cache_bytes)
+        dataset_of: list[str] = []
+        stats: list[tuple[str | None, str | None, int, int, int, int]] = []
+        for dataset_id, spec in datasets.items():
+            for source in _files(spec):
+                index_file = _IndexFile(dataset_id, source)
+                groups = index_file.statistics()
+                self.datasets.where.extend((len(self.datasets.files), g) for g in range(len(groups)))
+                self.datasets.files.append(index_file)
+                dataset_of.extend([dataset_id] * len(groups))
+                stats.extend(groups)
+        self._dataset_of = np.array(dataset_of, dtype=object)
+        # Contig bounds as Python strings (compared like Parquet's byte-wise statistics for ASCII names).
+        self._contig_min = [row[0] for row in stats]
+        self._contig_max = [row[1] for row in stats]
+        numbers = np.array([row[2:] for row in stats], np.int64).reshape(-1, 4)
+        self._start_min, self._start_max, self._end_min, self._end_max = numbers.T
+
+    @property
+    def samples(self) -> BitMap:
+        """Every sample number of the index (from the files' metadata; without it, read from the rows)."""
+        found = BitMap()
+        for number, index_file in enumerate(self.datasets.files):
+            if index_file.samples is not None:
+                found |= index_file.samples
+            else:
+                for position, (file, _) in enumerate(self.datasets.where):
+                    if file == number:
+                        found |= self.datasets[position].samples
+        return found
+
+    def _select(
+        self,
+        dataset_ids: Iterable[str] | None,
+        reference_name: str | None,
+        start: tuple[int, int],
+        end: tuple[int, int],
+        overlap: tuple[int, int] | None,
+    ) -> list[int]:
+        """The row groups whose statistics allow a row meeting the positional constraints: the only ones read."""
+        keep = np.ones(len(self.datasets), dtype=bool)
+        if dataset_ids is not None:
+            keep &= np.isin(self._dataset_of, list(set(dataset_ids)))
+        keep &= (self._start_max >= start[0]) & (self._start_min <= start[1])
+        keep &= (self._end_max >= end[0]) & (self._end_min <= end[1])
+        if overlap is not None:
+            keep &= (self._start_min < overlap[1]) & (self._end_max > overlap[0])
+        positions = np.flatnonzero(keep).tolist()
+        if reference_name is None:
+            return positions
+        names = {reference_name, reference_name.removeprefix("chr"), "chr" + reference_name}
+        return [p for p in positions if _may_hold(self._contig_min[p], self._contig_max[p], names)]
 
     def rows(self, hits: Sequence[tuple[int, int]], allowed: BitMap | None = None) -> list[VariantRow]:
         return [self.datasets[d].row(r, allowed) for d, r in hits]
@@ -376,7 +533,7 @@ class VariantIndex:
         if isinstance(variant_type, str):
             variant_type = TYPE_QUERY_EXPANSION.get(variant_type, frozenset({variant_type}))
         found: list[tuple[int, np.ndarray]] = []
-        for d in self._select(datasets):
+        for d in self._select(datasets, reference_name, start, end, overlap):
             ds = self.datasets[d]
             if reference_name is None:
                 blocks = list(ds.blocks.values())
@@ -443,6 +600,21 @@ def _merge(index: VariantIndex, found: list[tuple[int, np.ndarray]], by_start: b
     return QueryResult(index, ids, rows)
 
 
-def _files(spec: PathLike | Sequence[PathLike]) -> list[Path]:
-    paths = [Path(spec)] if isinstance(spec, str | Path) else [Path(p) for p in spec]
-    return [p / INDEX_FILE if p.is_dir() else p for p in paths]
+def _files(spec: IndexSource | Sequence[IndexSource]) -> list[Path | StoredFile]:
+    sources = [spec] if isinstance(spec, str | Path | StoredFile) else list(spec)
+    found: list[Path | StoredFile] = []
+    for source in sources:
+        if isinstance(source, StoredFile):
+            found.append(source)
+        else:
+            path = Path(source)
+            found.extend(_published(path) if path.is_dir() else [path])
+    return found
+
+
+def _published(directory: Path) -> list[Path]:
+    """An index directory's files: the parts its manifest names, in order (a partitioned build), or the one file."""
+    manifest = directory / MANIFEST
+    if manifest.is_file():
+        return [directory / part for part in json.loads(manifest.read_text())["parts"]]
+    return [directory / INDEX_FILE]
