@@ -240,6 +240,9 @@ class ServiceRegistry(BaseModel):
     url: str
     #: Passport issuers all of the registry's Beacons accept.
     trusts: list[str] = Field(default_factory=list)
+    #: Its Beacons may be on loopback or private addresses (this institution's own network). Off, a Beacon it
+    #: lists there, by address or by a name resolving there, is not asked: a registry is not the operator.
+    private_networks: bool = False
 
     @field_validator("url")
     @classmethod

@@ -217,15 +217,17 @@ def test_registry_and_network_commands(network: Network, tmp_path: Path) -> None
     assert missing.status_code == 404
     jsonschema.validate(missing.json(), schemas["Error"])
 
-    registry = NetworkSettings(registries=[ServiceRegistry(url=alpha, trusts=[TEST_ISSUER])])
-
-    async def read_registry() -> tuple[list[PeerNode], list[str]]:
+    async def read_registry(private_networks: bool) -> tuple[list[PeerNode], list[str]]:
+        registry = ServiceRegistry(url=alpha, trusts=[TEST_ISSUER], private_networks=private_networks)
         async with httpx.AsyncClient() as http:
-            return await PeerDirectory(registry, network.hub).peers(http)
+            return await PeerDirectory(NetworkSettings(registries=[registry]), network.hub).peers(http)
 
-    peers, problems = asyncio.run(read_registry())
+    # alpha is on loopback: its registry's Beacons are asked only when the operator says they may be there.
+    peers, problems = asyncio.run(read_registry(private_networks=True))
     assert problems == []
     assert [(p.name, p.beacon_url, p.trusts) for p in peers] == [("alpha", f"{alpha}/api", frozenset([TEST_ISSUER]))]
+    peers, problems = asyncio.run(read_registry(private_networks=False))
+    assert peers == [] and "alpha (a loopback or private address" in problems[0], problems
 
     node = tmp_path / "operator"
     runner = CliRunner()

@@ -3,8 +3,9 @@
 ``nested``: JSON nested far past any parser's recursion limit (``nested-error``: the same with a 500);
 ``huge``: a 40 MiB JSON answer (``large``: 10 MiB, without a Content-Length); ``redirect``: a 302 to another
 host name of the same server, whose ``/steal/...`` would collect a forwarded credential; ``drip``: a long
-answer, a byte at a time; ``listing/services``: a service registry listing Beacons where no Beacon is. Every
-request's path and credential is kept in ``Hostile.seen``.
+answer, a byte at a time; ``listing/services``: a service registry listing Beacons where no Beacon is
+(``private-listing/services``: on this machine, by name and by address). Every request's path and
+credential is kept in ``Hostile.seen``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Hostile(BaseHTTPRequestHandler):
     """Answers by the first path segment; keeps the credential (Authorization, X-Auth-Token) of each request."""
 
     seen: list[tuple[str, str | None]] = []
+    #: Each request's path and the host it named (``Host``).
+    hosts: list[tuple[str, str | None]] = []
     hung_up: list[tuple[str, float]] = []
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -66,6 +69,17 @@ class Hostile(BaseHTTPRequestHandler):
         }
         return [{"id": name, "name": name, "type": beacon, "url": url} for name, url in urls.items()]
 
+    def _private_listing(self) -> list[dict[str, Any]]:
+        """Beacons on this machine: by a name (``localhost``), by IPv4 and IPv6 loopback addresses."""
+        port = self.server.server_address[1]
+        beacon = {"group": "org.ga4gh", "artifact": "beacon", "version": "2.0.0"}
+        urls = {
+            "named": f"http://localhost:{port}/named/api",
+            "literal": f"http://127.0.0.1:{port}/literal/api",
+            "literal-v6": f"http://[::1]:{port}/literal-v6/api",
+        }
+        return [{"id": name, "name": name, "type": beacon, "url": url} for name, url in urls.items()]
+
     def _drip(self) -> None:
         """A byte every 0.1 s of a long answer, for 30 s; when the client hangs up is kept in ``hung_up``."""
         self.send_response(200)
@@ -88,6 +102,7 @@ class Hostile(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         Hostile.seen.append((self.path, self.headers.get("Authorization") or self.headers.get("X-Auth-Token")))
+        Hostile.hosts.append((self.path, self.headers.get("Host")))
         kind = self.path.split("/")[1]
         if kind in ("nested", "registry"):
             self._send(200, NESTED)
@@ -99,6 +114,8 @@ class Hostile(BaseHTTPRequestHandler):
             self._send_unsized(b'{"meta": {}, "responseSummary": {"exists": true}, "padding": "' + b"x" * LARGE + b'"}')
         elif kind == "listing":
             self._send(200, json.dumps(self._listing()).encode())
+        elif kind == "private-listing":
+            self._send(200, json.dumps(self._private_listing()).encode())
         elif kind == "drip":
             self._drip()
         elif kind == "redirect":
@@ -110,7 +127,7 @@ class Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile() -> Iterator[str]:
-    Hostile.seen, Hostile.hung_up = [], []
+    Hostile.seen, Hostile.hosts, Hostile.hung_up = [], [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

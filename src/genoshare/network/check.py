@@ -10,12 +10,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from genoshare.network.peers import PeerNode, describe, read_json
+from genoshare.network.merge import ANSWERED
+from genoshare.network.peers import PeerNode
 from genoshare.network.service import NetworkService
-
-MAX_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -46,20 +43,26 @@ class PeerHealth:
         }
 
 
-async def check_peer(http: httpx.AsyncClient, peer: PeerNode) -> PeerHealth:
+class PeerProblem(Exception):
+    """One of a peer's answers could not be used: why, as a network answer would say it."""
+
+
+async def check_peer(network: NetworkService, peer: PeerNode) -> PeerHealth:
     health = PeerHealth(peer)
 
     async def get(path: str) -> Any:
-        return await asyncio.wait_for(
-            read_json(http, f"{peer.beacon_url}/{path}", MAX_BYTES, timeout=peer.deadline), peer.deadline
-        )
+        # As a network answer asks: within the peer's deadline, and a registry's Beacon at its checked address.
+        call = await network.call(peer, f"{peer.beacon_url}/{path}", None, None)
+        if call.status != ANSWERED:
+            raise PeerProblem(f"{call.status}: {call.reason}")
+        return call.document
 
     started = time.perf_counter()
     try:
         info = await get("service-info")
         health.latency_ms = (time.perf_counter() - started) * 1000
-    except (TimeoutError, httpx.HTTPError, ValueError) as error:
-        health.problems.append(f"service-info: {describe(error)}")
+    except PeerProblem as error:
+        health.problems.append(f"service-info: {error}")
         return health
     if isinstance(info, dict):
         kind = info["type"] if isinstance(info.get("type"), dict) else {}
@@ -76,8 +79,8 @@ async def check_peer(http: httpx.AsyncClient, peer: PeerNode) -> PeerHealth:
     for path in ("map", "entry_types"):
         try:
             document = await get(path)
-        except (TimeoutError, httpx.HTTPError, ValueError) as error:
-            health.problems.append(f"{path}: {describe(error)}")
+        except PeerProblem as error:
+            health.problems.append(f"{path}: {error}")
             continue
         response = document.get("response") if isinstance(document, dict) else None
         if path == "map" and isinstance(response, dict) and isinstance(response.get("endpointSets"), dict):
@@ -98,7 +101,6 @@ async def check_network(network: NetworkService) -> tuple[list[PeerHealth], list
     """Every peer's health, and the problems reading the registries."""
     try:
         peers, problems = await network.peers()
-        http = network.http()
-        return list(await asyncio.gather(*(check_peer(http, peer) for peer in peers))), problems
+        return list(await asyncio.gather(*(check_peer(network, peer) for peer in peers))), problems
     finally:
         await network.close()

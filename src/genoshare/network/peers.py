@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 
 from genoshare.settings import NetworkSettings, Peer, ServiceRegistry
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: The service-info ``type`` of a Beacon v2 (``artifact``; ``group`` ``org.ga4gh``).
 BEACON_ARTIFACT = "beacon"
 #: A registry's list is JSON of a few KiB per service: anything much larger is not a registry's answer.
@@ -35,6 +37,9 @@ class PeerNode:
     deadline: float
     #: ``genoshare.toml``, or the registry that listed it.
     source: str = "genoshare.toml"
+    #: Where its address may be (``checked_address``): None for a peer of ``genoshare.toml`` (the operator's
+    #: word); for a registry's, False (public addresses only) or True (loopback and private ones too).
+    private_networks: bool | None = None
 
     @classmethod
     def configured(cls, peer: Peer, deadline: float) -> PeerNode:
@@ -58,13 +63,28 @@ class InvalidRegistry(ValueError):
     """A registry answered with something that is not a list of GA4GH services."""
 
 
-def unlistable(url: str) -> str | None:
-    """Why a registry may not send this node to ``url`` (None if it may).
+def forbidden(address: IPAddress, private_networks: bool) -> str | None:
+    """Why a registry may not send this node to ``address`` (None if it may).
 
-    A registry names where this node sends its callers' queries, bodies and passports: never to a host
-    whose address says it is no Beacon (link-local: a cloud's metadata service; unspecified, multicast),
-    and never with a user, query or fragment, by which a listing would choose the whole request a service
-    on another path receives (``http://internal/admin/delete?x=`` + ``/individuals``).
+    Never where no Beacon can be: link-local (a cloud's metadata service), unspecified, multicast. Never to
+    loopback or private addresses (this machine, the institution's own network) unless the operator said
+    the registry's Beacons are there (``private_networks``).
+    """
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        return "a link-local, unspecified or multicast address"
+    if not private_networks and not address.is_global:
+        return "a loopback or private address (the registry's private_networks is off)"
+    return None
+
+
+def unlistable(url: str, private_networks: bool) -> str | None:
+    """Why a registry may not send this node to ``url`` as written (None if it may; names: ``checked_address``).
+
+    A registry names where this node sends its callers' queries, bodies and passports: never with a user,
+    query or fragment, by which a listing would choose the whole request a service on another path receives
+    (``http://internal/admin/delete?x=`` + ``/individuals``), and never to a ``forbidden`` address.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -75,11 +95,41 @@ def unlistable(url: str) -> str | None:
         address = ipaddress.ip_address(parts.hostname)
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_link_local or address.is_unspecified or address.is_multicast:
-        return "a link-local, unspecified or multicast address"
-    return None
+    return forbidden(address, private_networks)
+
+
+class NotAllowed(ValueError):
+    """A registry's Beacon whose name resolves where the registry may not send this node: not asked."""
+
+
+async def checked_address(host: str, port: int, private_networks: bool) -> str:
+    """The address to connect to for ``host``: every address its name resolves to must be allowed.
+
+    The connection then goes to that very address (``NetworkService`` pins it), so a name that resolves
+    elsewhere the next time (DNS rebinding) gains nothing. ``NotAllowed``, or ``httpx.ConnectError`` when
+    the name does not resolve.
+    """
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        why = forbidden(literal, private_networks)
+        if why is not None:
+            raise NotAllowed(f"{host} is {why}")
+        return host
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise httpx.ConnectError(f"cannot resolve {host} ({error})") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    for address in addresses:
+        why = forbidden(ipaddress.ip_address(address), private_networks)
+        if why is not None:
+            raise NotAllowed(f"{host} resolves to {address}, {why}")
+    if not addresses:
+        raise httpx.ConnectError(f"cannot resolve {host}")
+    return addresses[0]
 
 
 def beacons_in(services: Any, registry: ServiceRegistry, deadline: float) -> tuple[list[PeerNode], list[str]]:
@@ -97,7 +147,7 @@ def beacons_in(services: Any, registry: ServiceRegistry, deadline: float) -> tup
         url, name = service.get("url"), service.get("name")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             continue
-        why = unlistable(url)
+        why = unlistable(url, registry.private_networks)
         if why is not None:
             refused.append(f"{str(name)[:100] if name else 'a Beacon'} ({why})")
             continue
@@ -110,6 +160,7 @@ def beacons_in(services: Any, registry: ServiceRegistry, deadline: float) -> tup
                 trusts=frozenset(registry.trusts),
                 deadline=deadline,
                 source=registry.url,
+                private_networks=registry.private_networks,
             )
         )
     return found, refused
@@ -156,12 +207,36 @@ class PeerDirectory:
             services = await asyncio.wait_for(
                 read_json(http, f"{registry.url}/services", MAX_REGISTRY_BYTES), self.settings.deadline_seconds
             )
-            listed.peers, refused = beacons_in(services, registry, self.settings.deadline_seconds)
+            found, refused = beacons_in(services, registry, self.settings.deadline_seconds)
+            listed.peers, resolved_elsewhere = await _resolved(found, self.settings.deadline_seconds)
+            refused += resolved_elsewhere
             listed.problem = f"listed Beacons that are not asked: {'; '.join(refused)}" if refused else None
         except (TimeoutError, httpx.HTTPError, ValueError) as error:
             kept = f"; the {len(listed.peers)} Beacons it listed before are still asked" if listed.peers else ""
             listed.problem = f"cannot be read ({describe(error)}){kept}"
         listed.read_at = time.monotonic()
+
+
+async def _resolved(peers: list[PeerNode], deadline: float) -> tuple[list[PeerNode], list[str]]:
+    """The registry's Beacons whose names resolve where it may send this node, and the others, each with why.
+
+    A name that does not resolve now is kept (it is asked, and checked again, at every connection).
+    """
+
+    async def why(peer: PeerNode) -> str | None:
+        parts = urlsplit(peer.beacon_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            await asyncio.wait_for(checked_address(parts.hostname or "", port, bool(peer.private_networks)), deadline)
+        except NotAllowed as error:
+            return f"{peer.name} ({error})"
+        except (TimeoutError, httpx.ConnectError):
+            pass
+        return None
+
+    reasons = await asyncio.gather(*(why(peer) for peer in peers))
+    kept = [peer for peer, reason in zip(peers, reasons, strict=True) if reason is None]
+    return kept, [reason for reason in reasons if reason is not None]
 
 
 async def read_json(http: httpx.AsyncClient, url: str, limit: int, **options: Any) -> Any:

@@ -32,12 +32,23 @@ from genoshare.network.merge import (
     NodeAnswer,
     read_answer,
 )
-from genoshare.network.peers import PeerDirectory, PeerNode, TooLarge, describe, parse_json, read_limited
+from genoshare.network.peers import (
+    NotAllowed,
+    PeerDirectory,
+    PeerNode,
+    TooLarge,
+    checked_address,
+    describe,
+    parse_json,
+    read_limited,
+)
 from genoshare.settings import NetworkSettings
 
 #: A Beacon answer is small: a full page (1,000 records of a few KiB) fits; a longer one is not read on and
 #: is reported as ``invalid`` (a peer cannot make the hub hold much for it, times the callers asking).
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: How long a registry's Beacon's checked address is used before its name is resolved (and checked) again.
+ADDRESS_SECONDS = 60.0
 #: Statuses with which a peer refuses the request (the caller's passport, or the caller's rate).
 REFUSING = {401, 403, 429}
 
@@ -74,6 +85,8 @@ class NetworkService:
         self.directory = PeerDirectory(settings, own_url)
         self._clients: dict[tuple[int, str], httpx.AsyncClient] = {}
         self._in_progress: dict[str, int] = {}
+        #: (host, port, private_networks) -> (until when, the checked address to connect to).
+        self._addresses: dict[tuple[str, int, bool], tuple[float, str]] = {}
 
     @property
     def deadline(self) -> float:
@@ -172,6 +185,8 @@ class NetworkService:
             return outcome(UNREACHABLE, describe(error))
         except TooLarge as error:
             return outcome(INVALID, f"not a Beacon answer: {error}")
+        except NotAllowed as error:
+            return outcome(UNREACHABLE, f"not asked: {error}")
         except (httpx.HTTPError, ValueError) as error:
             return outcome(ERROR, describe(error))
         if code in (200, 201):
@@ -186,13 +201,41 @@ class NetworkService:
         """The status and the parsed JSON body (None if it is not JSON)."""
         method = "GET" if body is None else "POST"
         timeout = httpx.Timeout(peer.deadline)
-        async with self.http(peer).stream(method, url, content=body, headers=headers, timeout=timeout) as response:
+        extensions: dict[str, Any] = {}
+        if peer.private_networks is not None:
+            url, headers, extensions = await self._pinned(url, headers, peer.private_networks)
+        client = self.http(peer)
+        async with client.stream(
+            method, url, content=body, headers=headers, timeout=timeout, extensions=extensions
+        ) as response:
             raw = await read_limited(response, MAX_ANSWER_BYTES)
             status = response.status_code
         try:
             return status, parse_json(raw)
         except ValueError:  # UnicodeDecodeError and too deep included
             return status, None
+
+    async def _pinned(
+        self, url: str, headers: dict[str, str], private_networks: bool
+    ) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """``url`` at the address its host was checked at (a registry's Beacon: ``peers.checked_address``).
+
+        The request names the host (``Host``, and TLS's server name, which the certificate is checked
+        against) but connects to the checked address, not to whatever the name resolves to by then. A
+        checked address is kept for a minute: a name's answers are asked again, and checked, after that.
+        """
+        parsed = httpx.URL(url)
+        host, port = parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
+        key = (host, port, private_networks)
+        kept = self._addresses.get(key)
+        if kept is None or kept[0] < time.monotonic():
+            kept = (time.monotonic() + ADDRESS_SECONDS, await checked_address(host, port, private_networks))
+            self._addresses[key] = kept
+        address = kept[1]
+        if address == host:
+            return url, headers, {}
+        pinned = str(parsed.copy_with(host=address))
+        return pinned, {**headers, "Host": parsed.netloc.decode("ascii")}, {"sni_hostname": host}
 
 
 def _error_message(document: Any) -> str | None:
