@@ -42,7 +42,7 @@ class WatchRule:
     """When a person's questions on one dataset look like a walk over one member's genome."""
 
     #: Questions on alleles one member carries before a flag can be raised.
-    min_hits: int = 4
+    min_hits: int = 6
     #: ... and the share of all the person's rare questions those must be.
     min_share: float = 0.5
     #: Alleles with at most this many copies in the dataset are rare.

@@ -236,7 +236,7 @@ _REGISTERED = PrivacySettings(
     false_yes_probability=0.45,
     per_minute=600,
     per_day=20_000,
-    flag_min_hits=4,
+    flag_min_hits=6,
 )
 NODE_DEFAULTS: dict[Granularity, PrivacySettings] = {
     Granularity.BOOLEAN: _REGISTERED,

@@ -1,5 +1,7 @@
 """What a data steward looks after, per dataset: files, ingests, participants, refusals, pending rewrites, terms.
 
+Across datasets, the people whose Beacon questions looked like a membership attack (``flags``).
+
 Read from the tables and the audit log the node keeps anyway; the steward's page (``genoshare.portal``)
 shows it. Setting a dataset's terms (licence, data access agreement, citation, committee address) is
 audited: what a researcher accepted is recorded by the agreement's digest, so an edit never changes it.
@@ -20,7 +22,7 @@ from genoshare.governance.notify import MAILBOX
 from genoshare.governance.rederive import Blocked
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant, utcnow
-from genoshare.store.privacy_tables import PrivacyAnswer
+from genoshare.store.privacy_tables import PrivacyAnswer, PrivacyWatch
 
 #: How ``genoshare.access.privacy`` names an answer that left members out because their budget was spent.
 BUDGET_EXHAUSTED = "budget exhausted"
@@ -52,6 +54,21 @@ class Refusals:
 
 
 @dataclass(frozen=True)
+class AttackFlag:
+    """A person whose questions on one dataset looked like a membership attack (``access.attack_watch``)."""
+
+    dataset_id: str
+    #: Whose budget they spend: the person, with every identity linked to them.
+    person: str
+    #: The identity (``subject@issuer``) that asked the question which raised the flag.
+    account: str
+    at: datetime
+    #: Of the person's questions on rare variants when flagged, how many fell on one participant's.
+    top_hits: int
+    rare_questions: int
+
+
+@dataclass(frozen=True)
 class DatasetOverview:
     dataset: Dataset
     files: list[DataObject]
@@ -70,6 +87,27 @@ class Stewardship:
     def chain(self) -> ChainReport:
         """The audit chain's verification: every entry's HMAC and link to the one before."""
         return self.audit.verify()
+
+    def flags(self) -> list[AttackFlag]:
+        """People flagged for questions that look like a membership attack, newest first."""
+        with self.database.sessions() as session:
+            rows = session.scalars(
+                select(PrivacyWatch)
+                .where(PrivacyWatch.flagged_at.is_not(None))
+                .order_by(PrivacyWatch.flagged_at.desc())
+            ).all()
+        return [
+            AttackFlag(
+                row.dataset_id,
+                row.principal,
+                row.account or row.principal,
+                row.flagged_at,
+                row.top_hits or 0,
+                row.rare_questions,
+            )
+            for row in rows
+            if row.flagged_at is not None
+        ]
 
     def overview(self, dataset_id: str) -> DatasetOverview:
         with self.database.sessions() as session:

@@ -3,7 +3,8 @@
 Counters and the latency histogram belong to the process that answered (each worker of ``serve --workers``
 keeps its own; Prometheus sums them when it scrapes each worker, or reads one worker as a sample). The
 gauges read the database when scraped, so every worker reports the same, whole-node values: the audit
-chain's length, files waiting to be re-derived after a withdrawal, files per status.
+chain's length, files waiting to be re-derived after a withdrawal, files per status, and the people flagged
+for questions that look like a membership attack, per dataset (``genoshare.access.attack_watch``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from genoshare.store.db import Database
 from genoshare.store.models import AuditHead, DataObject
+from genoshare.store.privacy_tables import PrivacyWatch
 
 #: Seconds; htsget and /data streams run long, Beacon answers in milliseconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -34,6 +36,13 @@ class NodeState(Collector):
             statuses = dict(
                 session.execute(select(DataObject.status, func.count()).group_by(DataObject.status)).tuples().all()
             )
+            flagged = dict(
+                session.execute(
+                    select(PrivacyWatch.dataset_id, func.count())
+                    .where(PrivacyWatch.flagged_at.is_not(None))
+                    .group_by(PrivacyWatch.dataset_id)
+                ).all()
+            )
         yield GaugeMetricFamily("genoshare_audit_chain_length", "Entries in the audit chain.", value=chain)
         yield GaugeMetricFamily(
             "genoshare_rederivations_pending",
@@ -44,6 +53,14 @@ class NodeState(Collector):
         for status, count in sorted(statuses.items()):
             files.add_metric([status], count)
         yield files
+        flags = GaugeMetricFamily(
+            "genoshare_privacy_attack_flags",
+            "People flagged to the stewards because their Beacon questions look like a membership attack.",
+            labels=["dataset"],
+        )
+        for dataset_id, count in sorted(flagged.items()):
+            flags.add_metric([dataset_id], count)
+        yield flags
 
 
 class Metrics:

@@ -1,11 +1,12 @@
 """The data steward's pages, and every committee's access report (equity: whom a dataset actually serves).
 
 Stewards (``roles.stewards``) see each dataset's files, ingest history, participants by pseudonym with
-their consent state, Beacon privacy-budget refusals, files waiting to be rewritten after a withdrawal, and
-the audit chain's verification; they set a dataset's licence, data access agreement, citation and the
-committee's mail address. A dataset's access report (requests and approvals by the requester's country and
-sector, time to decision, denial reasons) is open to its committee too, as a page, a CSV and a bar chart
-drawn on the server as inline SVG (no script).
+their consent state, Beacon privacy-budget refusals, files waiting to be rewritten after a withdrawal, the
+audit chain's verification, and the people whose Beacon questions looked like a membership attack; they
+set a dataset's licence, data access agreement, citation and the committee's mail address. A dataset's
+access report (requests and approvals by the requester's country and sector, time to decision, denial
+reasons) is open to its committee too, as a page, a CSV and a bar chart drawn on the server as inline SVG
+(no script).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def steward_home(request: Request, viewer: StewardDep) -> HTMLResponse:
         "steward/home.html",
         datasets=portal.services.datasets.list(),
         chain=stewardship(request).chain(),
+        flags=stewardship(request).flags(),
     )
 
 

@@ -1,0 +1,97 @@
+"""A privacy budget is the person's, not the token's: a second identity of the same person finds it spent.
+
+Red team (issue 17, must-have 4): an attacker who has spent a member's budget with one identity asks on with
+a second one. If the passport says the two are one person -- a LinkedIdentities visa (GA4GH Passport 1.2.1)
+naming the first identity, or the same ORCID listed in both -- the second identity must be refused what the
+first could no longer get. And linking must not be forgeable: a LinkedIdentities visa signed by a key the node
+does not trust links nobody, and identities with different ORCIDs keep their own budgets.
+
+Attacked through ``genoshare serve``; the dataset's policy is a budget of 0.5 and nothing else, so each
+answer says whether a budget was spent: one "yes" on a singleton costs 0.46 of its carrier's budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from joserfc.jwk import ECKey
+
+from genoshare.access.issuer import VisaIssuer
+from genoshare.access.privacy import LINKED_IDENTITIES, PrivacySettings
+from genoshare.datasets.service import NewDataset
+from genoshare.node import build_datasets, build_ingestor, init_node
+from genoshare.settings import TrustedIssuer, load_settings
+
+from support import HTSGET_DATA, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
+
+ORCID = "https://orcid.org"
+#: Two alleles only NA00002 carries in the spec VCF, one copy each (0-based starts, as Beacon takes them).
+FIRST = {"referenceName": "20", "start": 17329, "referenceBases": "T", "alternateBases": "A"}
+SECOND = {"referenceName": "20", "start": 1234566, "referenceBases": "GTC", "alternateBases": "GTCT"}
+
+
+def _links(*identities: tuple[str, str]) -> str:
+    return ";".join(f"{quote(sub, safe='')},{quote(iss, safe='')}" for sub, iss in identities)
+
+
+def _passport(issuer: VisaIssuer, subject: str, *links: tuple[str, str], signer: VisaIssuer | None = None) -> str:
+    """A registered researcher's passport; ``links`` in a LinkedIdentities visa signed by ``signer``."""
+    visas = [Passports(issuer, subject).researcher_visa()]
+    if links:
+        visas.append((signer or issuer).visa(subject, LINKED_IDENTITIES, _links(*links), by="system"))
+    return issuer.passport(subject, visas)
+
+
+def _node(tmp_path: Path, issuer: VisaIssuer) -> Path:
+    jwks = tmp_path / "jwks.json"
+    issuer.write_jwks(jwks)
+    settings = load_settings(
+        tmp_path / "node",
+        database_url="",
+        trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
+        passports=TEST_PASSPORT_POLICY,
+    )
+    node = init_node(settings)
+    datasets = build_datasets(node)
+    datasets.create(NewDataset("reg", "Registered data", "Test Institute", "registered", ["GRU"]))
+    build_ingestor(node).ingest("reg", [HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"])
+    only_a_budget = {**asdict(PrivacySettings()), "budget": 0.5}
+    datasets.set_beacon_policy("reg", {"privacy": {"default": only_a_budget}})
+    node.close()
+    return settings.data_dir
+
+
+def _exists(http: httpx.Client, passport: str, allele: dict[str, object]) -> bool:
+    response = http.get("/api/datasets/reg/g_variants", params=allele, headers=bearer(passport))
+    assert response.status_code == 200, response.text
+    return bool(response.json()["responseSummary"]["exists"])
+
+
+def test_a_second_identity_of_the_same_person_finds_the_budget_spent(
+    tmp_path: Path, issuer: VisaIssuer, serve: Any
+) -> None:
+    server = serve(_node(tmp_path, issuer), {"GENOSHARE_DATABASE_URL": ""})
+    forger = VisaIssuer(TEST_ISSUER, ECKey.generate_key("P-256", auto_kid=True))
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        # The first identity spends NA00002's budget: a "yes", then the next singleton is denied.
+        assert _exists(http, _passport(issuer, "attacker-1"), FIRST)
+        assert not _exists(http, _passport(issuer, "attacker-1"), SECOND)
+        # A second identity whose passport links it to the first is the same person: denied too.
+        linked = _passport(issuer, "attacker-2", ("attacker-1", TEST_ISSUER))
+        assert not _exists(http, linked, SECOND), "a linked identity got a fresh budget"
+        # The control: an identity nobody linked still has its own budget (so the "no" above was the link).
+        assert _exists(http, _passport(issuer, "someone-else"), SECOND)
+        # A LinkedIdentities visa signed by a key the node does not trust links nobody.
+        forged = _passport(issuer, "victim-of-a-forged-link", ("attacker-1", TEST_ISSUER), signer=forger)
+        assert _exists(http, forged, SECOND), "a forged LinkedIdentities visa merged two people's budgets"
+
+        # The same ORCID in two identities' passports: one person.
+        orcid = ("0000-0002-1825-0097", ORCID)
+        assert _exists(http, _passport(issuer, "orcid-work", orcid), FIRST)
+        assert not _exists(http, _passport(issuer, "orcid-home", orcid), SECOND), "the same ORCID got two budgets"
+        # Another ORCID is another person.
+        assert _exists(http, _passport(issuer, "orcid-other", ("0000-0001-5109-3700", ORCID)), SECOND)
