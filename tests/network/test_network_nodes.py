@@ -338,3 +338,34 @@ def test_slow_dead_and_garbage_peers_are_named_within_the_deadline(network: Netw
     assert document["meta"]["returnedGranularity"] == "record"
     assert "numTotalResults" not in document["responseSummary"]
     assert document["responseSummary"]["exists"] is True
+
+
+def test_decisions_stay_in_one_place_while_a_node_is_down(network: Network) -> None:
+    """The hub keeps which requests a researcher has on which node, as each node last told it: with alpha
+    down, alpha's decision is still shown, as what alpha last said and when, beside why alpha was not asked;
+    to the researcher who made the request only."""
+    researcher = Passports(network.issuer, subject="net-remembered")
+    headers = {"Authorization": f"Bearer {researcher.anonymous_researcher()}"}
+    alpha = network.servers["alpha"].url
+    body = {"purpose": PURPOSE, "project_title": "Remembered", "institution": "Example University"}
+    url = f"{network.hub}/network/governance/requests"
+    with httpx.Client(timeout=30) as http:
+        submitted = http.post(url, json={**body, "datasets": [f"{alpha}/datasets/alpha-controlled"]}, headers=headers)
+        assert submitted.status_code == 201, submitted.text
+        [part] = submitted.json()["requests"]
+        request_id = part["request"]["id"]
+        assert part["request"]["status"] == "approved"  # alpha's committee approves GRU purposes at once
+
+        network.servers["alpha"].stop()
+        listed = {node["node"]: node for node in http.get(url, headers=headers).json()["nodes"]}
+        down = listed["alpha"]
+        assert down["status"] == "unreachable" and down["reason"], down
+        assert "requests" not in down, "a node that did not answer is not shown as answering"
+        [known] = down["lastKnown"]["requests"]
+        assert known["request"]["id"] == request_id and known["request"]["status"] == "approved", known
+        assert known["request"]["datasets"] == ["alpha-controlled"] and known["seenAt"].endswith("Z")
+        assert "last told" in down["lastKnown"]["notice"]
+
+        other = {"Authorization": f"Bearer {Passports(network.issuer, subject='net-other').anonymous_researcher()}"}
+        theirs = {node["node"]: node for node in http.get(url, headers=other).json()["nodes"]}
+        assert theirs["alpha"]["status"] == "unreachable" and "lastKnown" not in theirs["alpha"], theirs["alpha"]

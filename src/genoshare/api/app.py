@@ -16,6 +16,7 @@ from genoshare.api.errors import install_error_handlers
 from genoshare.api.observability import install_observability
 from genoshare.api.openapi import install_openapi
 from genoshare.beacon import framework
+from genoshare.network.requests import NetworkRequests
 from genoshare.network.service import NetworkService
 from genoshare.node import (
     PRIVATE_UMASK,
@@ -75,6 +76,7 @@ def create_app(node: Node) -> FastAPI:
     app.state.services = services
     # The Beacon network (``/network/api``): asks the peers in the node's settings and registries.
     app.state.network = NetworkService(node.settings.network, node.settings.public_url)
+    app.state.network_requests = NetworkRequests(node.database)
     app.state.registry_entries = registry_entries(node)
     # Matchmaker Exchange (``/mme``) and the clinical variant lookup, both on the Beacon's caches.
     app.state.mme = build_matchmaker(node, services.beacon)

@@ -44,7 +44,8 @@ from genoshare.network.merge import (
     read_answer,
 )
 from genoshare.network.peers import PeerNode
-from genoshare.network.service import NetworkService, passport_for
+from genoshare.network.requests import LAST_KNOWN_NOTICE, NetworkRequests
+from genoshare.network.service import NetworkService, PeerCall, passport_for
 from genoshare.node import Node
 from genoshare.settings import Settings
 
@@ -320,6 +321,17 @@ async def _accepted_somewhere(node: Node, network: NetworkService, token: str | 
             raise
 
 
+async def _verified_actor(node: Node, token: str | None) -> str | None:
+    """The researcher as this node verified them (``subject@issuer``); None if it cannot verify the passport.
+
+    Their requests on other nodes are kept, and shown when a node is down, only for a verified researcher.
+    """
+    try:
+        return (await _identify(node, token)).actor
+    except GenoshareError:
+        return None
+
+
 def _part(name: str, url: str, status: str, **more: Any) -> dict[str, Any]:
     return {"node": name, "url": url, "status": status, **{k: v for k, v in more.items() if v is not None}}
 
@@ -366,10 +378,12 @@ async def _submit(
     request: Request, body: RequestBody, token: str | None, node: Node, requests: AccessRequests
 ) -> Response:
     network: NetworkService = request.app.state.network
+    kept: NetworkRequests = request.app.state.network_requests
     settings = node.settings
     await _accepted_somewhere(node, network, token)
     local, remote = await _by_node(network, settings.public_url, body.datasets)
     sent = await request.json()
+    actor = await _verified_actor(node, token)
 
     async def submit_local() -> dict[str, Any]:
         try:
@@ -391,6 +405,8 @@ async def _submit(
         call = await network.call(peer, f"{peer.url}/governance/requests", part, token)
         if call.status != ANSWERED:
             return _part(peer.name, peer.url, call.status, datasets=ids, reason=call.reason)
+        if actor is not None:  # listed at this node from now on, even while that node is down
+            await run_in_threadpool(kept.remember, actor, peer.name, peer.url, [call.document])
         return _part(peer.name, peer.url, "submitted", datasets=ids, request=call.document)
 
     parts = await asyncio.gather(
@@ -408,9 +424,11 @@ async def network_requests(request: Request, token: TokenDep, node: NodeDep, req
 
 async def _requests_everywhere(request: Request, token: str | None, node: Node, requests: AccessRequests) -> Response:
     network: NetworkService = request.app.state.network
+    kept: NetworkRequests = request.app.state.network_requests
     settings = node.settings
     await _accepted_somewhere(node, network, token)
     peers, _ = await network.peers()
+    actor = await _verified_actor(node, token)
 
     async def local() -> dict[str, Any]:
         try:
@@ -424,13 +442,19 @@ async def _requests_everywhere(request: Request, token: str | None, node: Node, 
     async def remote(peer: PeerNode) -> dict[str, Any]:
         sendable, passport = passport_for(peer, token)
         if sendable is None:
-            return _part(peer.name, peer.url, "not asked", reason=f"your passport was {passport}")
-        call = await network.call(peer, f"{peer.url}/governance/requests", None, token)
+            call = PeerCall("not asked", f"your passport was {passport}", None, passport, 0.0)
+        else:
+            call = await network.call(peer, f"{peer.url}/governance/requests", None, token)
         if call.status == ANSWERED and not isinstance(call.document, list):
             call = replace(call, status=INVALID, reason="not a list of access requests")
-        if call.status != ANSWERED:
-            return _part(peer.name, peer.url, call.status, reason=call.reason)
-        return _part(peer.name, peer.url, ANSWERED, requests=call.document)
+        if call.status == ANSWERED:
+            if actor is not None:
+                await run_in_threadpool(kept.remember, actor, peer.name, peer.url, call.document)
+            return _part(peer.name, peer.url, ANSWERED, requests=call.document)
+        # Not asked, or no usable answer: what the node last said, told as that, beside why not now.
+        last = await run_in_threadpool(kept.last_known, actor, peer.url) if actor is not None else []
+        known = {"notice": LAST_KNOWN_NOTICE, "requests": last} if last else None
+        return _part(peer.name, peer.url, call.status, reason=call.reason, lastKnown=known)
 
     nodes = await asyncio.gather(local(), *(remote(peer) for peer in peers))
     return BeaconJSON({"nodes": list(nodes)})
