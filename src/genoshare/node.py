@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import tomli_w
@@ -267,18 +267,25 @@ def build_beacon(node: Node) -> BeaconService:
     return BeaconService(node.settings, node.database, node.policy, node.privacy, node.audit)
 
 
-def build_indexer(node: Node) -> BeaconIndexer:
+def build_indexer(node: Node, engine: Literal["embedded", "spark"] | None = None) -> BeaconIndexer:
+    """Builds Beacon indexes in this process, or on the ``[spark]`` cluster (``engine``; default: settings)."""
     from genoshare.index.published import BeaconIndexer
 
-    return BeaconIndexer(node.database, node.settings.data_dir, node.objects, node.keys.secret)
+    indexer = BeaconIndexer(node.database, node.settings.data_dir, node.objects, node.keys.secret)
+    if (engine or node.settings.ingest_engine) == "spark":
+        from genoshare.index.spark import SparkIndexBuilder, spark_session
+
+        spark = node.settings.spark
+        indexer.build = SparkIndexBuilder(lambda: spark_session(spark.master, spark.conf), spark.records_per_task)
+    return indexer
 
 
-def build_ingestor(node: Node) -> Ingestor:
+def build_ingestor(node: Node, engine: Literal["embedded", "spark"] | None = None) -> Ingestor:
     from genoshare.ingest.deidentify import Pseudonymiser
     from genoshare.ingest.pipeline import Ingestor
 
     pseudonymiser = Pseudonymiser.load_or_create(node.settings.keys_dir / PSEUDONYM_KEY_FILE)
-    return Ingestor(node.database, node.objects, node.keys, node.audit, pseudonymiser, build_indexer(node))
+    return Ingestor(node.database, node.objects, node.keys, node.audit, pseudonymiser, build_indexer(node, engine))
 
 
 def build_phenotypes(node: Node) -> PhenotypeIngest:

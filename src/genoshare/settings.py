@@ -374,6 +374,25 @@ class S3Settings(BaseModel):
     scratch_dir: Path | None = None
 
 
+class SparkSettings(BaseModel):
+    """Apache Spark for ``genoshare ingest --engine spark``: the Beacon variant index built region by region.
+
+    The node's data and scratch directories must be at the same path on every worker (a shared file
+    system), and every worker's Python must have genoshare installed (docs/scale.md).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The cluster's master URL (``spark://host:7077``, ``yarn``, ``k8s://https://...``), or ``local[N]``: N
+    #: worker threads in one JVM on this machine (``local[*]``: one per core).
+    master: str = "local[*]"
+    #: About this many VCF records per task: a contig with more is cut into position ranges (by its index's
+    #: record count, over the positions its records span).
+    records_per_task: int = Field(default=200_000, ge=1, le=1_000_000_000)
+    #: Further Spark properties as they are, e.g. ``"spark.executor.memory" = "8g"``.
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
 class CorsSettings(BaseModel):
     """Which web pages (origins) a browser lets read this node's answers (CORS), per group of routes.
 
@@ -411,6 +430,10 @@ class Settings(BaseSettings):
     #: default: ``objects`` in the data directory.
     objects_url: str = ""
     s3: S3Settings = Field(default_factory=S3Settings)
+    #: How ``genoshare ingest`` builds the Beacon variant index: ``embedded`` (in its own process) or ``spark``
+    #: (on the ``[spark]`` cluster); same files either way. ``--engine`` chooses per run.
+    ingest_engine: Literal["embedded", "spark"] = "embedded"
+    spark: SparkSettings = Field(default_factory=SparkSettings)
     #: Where clients reach this node, with any path prefix a proxy adds; used in DRS self_uri, access URLs and
     #: htsget tickets.
     public_url: str = "http://127.0.0.1:8080"

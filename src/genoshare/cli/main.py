@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -185,6 +185,10 @@ def ingest(
     dataset_id: Annotated[str, typer.Argument(help="Dataset to add the files to.")],
     files: Annotated[list[Path], typer.Argument(help="VCF/BCF/BAM/CRAM files.", exists=True, dir_okay=False)],
     data_dir: DataDir = Path("node"),
+    engine: Annotated[
+        Literal["embedded", "spark"] | None,
+        typer.Option(help="Build the Beacon variant index here or on Spark (spark.master); default: ingest_engine."),
+    ] = None,
 ) -> None:
     """Validate, de-identify, encrypt, index and publish files; all of them or none."""
     from genoshare.node import build_ingestor
@@ -201,7 +205,7 @@ def ingest(
             bars.update(tasks[key], completed=done, total=total)
 
         with reported():
-            result = build_ingestor(node).ingest(dataset_id, files, progress)
+            result = build_ingestor(node, engine).ingest(dataset_id, files, progress)
     for row in result.published:
         console.print(f"published [bold]{row.id}[/] ({row.format}, {row.size:,} bytes, sha256 {row.sha256[:12]}…)")
     for name in result.unchanged:

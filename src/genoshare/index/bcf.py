@@ -34,7 +34,11 @@ _PIPE_READ = 1 << 20
 _QUEUED_CHUNKS = 32  # at most ~32 MiB read ahead of the decoder
 
 # The child's stdin is the caller's descriptor: it shares the file offset, so the caller can report progress.
-_CHILD = "from pysam import bcftools; bcftools.view('--no-version', '-Ob', '-l', '0', '-', catch_stdout=False)"
+# A region is read from the file's path instead, through its tabix/CSI index (arguments after the program).
+_CHILD = (
+    "import sys; from pysam import bcftools; "
+    "bcftools.view('--no-version', '-Ob', '-l', '0', *sys.argv[1:], catch_stdout=False)"
+)
 
 _LENGTHS = struct.Struct("<II")  # l_shared, l_indiv
 _FIXED = struct.Struct("<iiifII")  # CHROM, POS, rlen, QUAL, n_allele << 16 | n_info, n_fmt << 24 | n_sample
@@ -44,6 +48,28 @@ _INT_TYPES: dict[int, np.dtype[np.signedinteger]] = {1: np.dtype(np.int8), 2: np
 # (contig id, start, end, alleles, genotypes as the source encodes them)
 _Record = tuple[int, int, int, list[str], np.ndarray]
 _IDX = re.compile(r"^##(contig|FILTER|INFO|FORMAT)=<ID=([^,>]+).*,IDX=(\d+)>$")
+
+
+@dataclass(frozen=True)
+class Region:
+    """The records of an indexed VCF/BCF whose POS lies in [start, end) (0-based; ``end`` None: to the end).
+
+    Records are taken by where they start, not by overlap, so regions that tile a contig read every record
+    exactly once: a distributed build splits a file into such regions.
+    """
+
+    path: str
+    contig: str
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def spec(self) -> str:
+        """The region as bcftools and htslib write it (1-based, inclusive)."""
+        return f"{self.contig}:{self.start + 1}-{'' if self.end is None else self.end}"
+
+    def holds(self, start: int) -> bool:
+        return start >= self.start and (self.end is None or start < self.end)
 
 
 @dataclass(frozen=True)
@@ -88,12 +114,16 @@ def _typed_length(buf: bytes, p: int) -> tuple[int, int, int]:
 
 
 class BcfStream:
-    """`bcftools view` of one input descriptor, decoded into `SiteBlock`s. Use as a context manager."""
+    """`bcftools view` of one input descriptor or region, decoded into `SiteBlock`s. Use as a context manager."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, source: int | Region) -> None:
+        if isinstance(source, Region):
+            stdin, args = subprocess.DEVNULL, ["--regions-overlap", "pos", "-r", source.spec, source.path]
+        else:
+            stdin, args = source, ["-"]
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child; see close()
         self._child = subprocess.Popen(  # noqa: S603 - our interpreter and a constant program
-            [sys.executable, "-c", _CHILD], stdin=fd, stdout=subprocess.PIPE, stderr=self._stderr
+            [sys.executable, "-c", _CHILD, *args], stdin=stdin, stdout=subprocess.PIPE, stderr=self._stderr
         )
         assert self._child.stdout is not None
         self._chunks: queue.Queue[bytes | BcfError] = queue.Queue(maxsize=_QUEUED_CHUNKS)
@@ -243,9 +273,13 @@ class BcfStream:
 class Cyvcf2Source:
     """Records read by cyvcf2 in this process: ~4x slower, for inputs bcftools cannot write as BCF."""
 
-    def __init__(self, fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        self._reader = cyvcf2.VCF(fd, lazy=True)
+    def __init__(self, source: int | Region) -> None:
+        self._region = source if isinstance(source, Region) else None
+        if isinstance(source, Region):
+            self._reader = cyvcf2.VCF(source.path, lazy=True)
+        else:
+            os.lseek(source, 0, os.SEEK_SET)
+            self._reader = cyvcf2.VCF(source, lazy=True)
         self.samples: list[str] = list(self._reader.samples)
         self.contigs: list[str] = []  # grows as records name contigs the header may not declare
 
@@ -262,7 +296,10 @@ class Cyvcf2Source:
     def _records(self) -> Iterator[_Record]:
         ids: dict[str, int] = {}
         no_calls = np.empty((len(self.samples), 1), np.int16)
-        for variant in self._reader:
+        region = self._region
+        for variant in self._reader if region is None else self._reader(region.spec):
+            if region is not None and not region.holds(variant.start):
+                continue  # htslib returns records overlapping the region; one starting before it is not ours
             contig = ids.get(variant.CHROM)
             if contig is None:
                 contig = ids[variant.CHROM] = len(self.contigs)

@@ -17,7 +17,7 @@ before their VCF arrives).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from genoshare.errors import InvalidInput
-from genoshare.index.build import build_variant_index
+from genoshare.index.build import IndexSummary, build_variant_index
 from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
 from genoshare.store.blobs import copy_plaintext
 from genoshare.store.db import Database
@@ -34,6 +34,8 @@ from genoshare.store.models import DataObject
 from genoshare.store.objects import ObjectStore
 
 VARIANT_FORMATS = ("VCF", "BCF")
+#: (plaintext VCF/BCF, index directory, sample numbers) -> what was written; the directory is served as it is.
+IndexBuilder = Callable[[Path, Path, Mapping[str, int]], IndexSummary]
 DEFAULT_ASSEMBLY = "GRCh38"
 _CONTIG_ASSEMBLY = re.compile(r"[<,]assembly=([^,>]+)")
 #: Until phenotypes say otherwise: a specimen of unknown origin, a reference (non-tumour) sample.
@@ -101,12 +103,21 @@ def read_header(path: Path, default: str = DEFAULT_ASSEMBLY) -> tuple[list[str],
 class BeaconIndexer:
     """Builds Beacon variant indexes (files under the node's data directory, rows in its database)."""
 
-    def __init__(self, database: Database, data_dir: Path, objects: ObjectStore, secret_key: bytes) -> None:
+    def __init__(
+        self,
+        database: Database,
+        data_dir: Path,
+        objects: ObjectStore,
+        secret_key: bytes,
+        build: IndexBuilder = build_variant_index,
+    ) -> None:
         self.database = database
         self.data_dir = data_dir
         self.objects = objects
         #: The node's Crypt4GH secret key: ``index_dataset`` reads the stored files with it.
         self.secret_key = secret_key
+        #: Writes the index files: in this process, or on Spark (``genoshare.index.spark``), the same layout.
+        self.build = build
 
     def index_object(
         self, dataset_id: str, object_row: DataObject, plaintext_path: Path, assembly: str | None = None
@@ -118,7 +129,7 @@ class BeaconIndexer:
         with self.database.session() as session:
             numbers = assign_sample_numbers(session, dataset_id, samples)
         relative = index_dir(dataset_id, object_row)
-        summary = build_variant_index(plaintext_path, self.data_dir / relative, numbers)
+        summary = self.build(plaintext_path, self.data_dir / relative, numbers)
         row = BeaconVariantIndex(
             object_id=object_row.id,
             dataset_id=dataset_id,

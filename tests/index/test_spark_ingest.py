@@ -1,0 +1,222 @@
+"""Ingest on Spark: the same cohort through both engines gives the same Beacon, answer for answer.
+
+Two nodes share one pseudonym secret and ingest one two-contig cohort into a controlled dataset, one with
+the embedded index build and one with ``--engine spark`` (local mode, two workers, a few regions per contig
+so rows are cut at region boundaries). Every allele's sequence query, windows tiling both contigs, every
+variant type and every granularity are asked of both through the HTTP API with a grant, and each answer
+must be the same JSON; sequence answers are also checked against pysam reading the VCF. One JVM per module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pysam
+import pytest
+from fastapi.testclient import TestClient
+from pysam import bcftools
+
+from genoshare.access.issuer import VisaIssuer
+from genoshare.api.app import create_app
+from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.index.schema import MANIFEST
+from genoshare.index.serving import VariantIndex
+from genoshare.index.spark import SparkIndexBuilder, plan_regions, spark_session
+from genoshare.node import PSEUDONYM_KEY_FILE, Node, build_ingestor, init_node
+from genoshare.settings import TrustedIssuer, load_settings
+from genoshare_lab.synth import generate_cohort
+
+from processes import run_cli
+from support import PUBLIC_URL, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
+
+N_PEOPLE = 24
+LENGTH = 40_000
+CONTIGS = {"20": 500, "21": 200}  # records per contig
+RECORDS_PER_TASK = 180  # contig 20 in three regions, 21 in two
+WINDOW = 4_000
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "2"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("spark-cohort")
+    parts = [
+        str(generate_cohort(root / contig, N_PEOPLE, LENGTH, seed=5 + i, n_variants=n, contig=contig).vcf_path)
+        for i, (contig, n) in enumerate(CONTIGS.items())
+    ]
+    path = root / "cohort.vcf.gz"
+    bcftools.concat("--no-version", "-Oz", "-o", str(path), *parts, catch_stdout=False)
+    bcftools.index("--tbi", str(path), catch_stdout=False)
+    return path
+
+
+def _node(root: Path, issuer: VisaIssuer, secret: bytes | None) -> Node:
+    jwks = root / "jwks.json"
+    root.mkdir()
+    issuer.write_jwks(jwks)
+    settings = load_settings(
+        root / "node",
+        public_url=PUBLIC_URL,
+        environment="test",
+        trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
+        passports=TEST_PASSPORT_POLICY,
+        spark={"master": "local[2]", "records_per_task": RECORDS_PER_TASK},
+    )
+    node = init_node(settings)
+    if secret is not None:  # the same pseudonyms in both nodes, so their answers can be compared whole
+        (settings.keys_dir / PSEUDONYM_KEY_FILE).write_bytes(secret)
+    DatasetService(node.database).create(NewDataset("cohort", "Cohort", "Test Institute", "controlled", ["GRU"]))
+    return node
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    tmp_path_factory: pytest.TempPathFactory, issuer: VisaIssuer, cohort: Path, spark: Any
+) -> Iterator[dict[str, TestClient]]:
+    root = tmp_path_factory.mktemp("spark-nodes")
+    embedded = _node(root / "embedded", issuer, None)
+    build_ingestor(embedded, "embedded").ingest("cohort", [cohort])
+    secret = (embedded.settings.keys_dir / PSEUDONYM_KEY_FILE).read_bytes()
+    on_spark = _node(root / "spark", issuer, secret)
+    build_ingestor(on_spark, "spark").ingest("cohort", [cohort])
+    with TestClient(create_app(embedded)) as a, TestClient(create_app(on_spark)) as b:
+        yield {"embedded": a, "spark": b, "spark_dir": on_spark.settings.data_dir}  # type: ignore[dict-item]
+    embedded.close()
+    on_spark.close()
+
+
+def _oracle(vcf: Path) -> dict[tuple[str, int, str, str], int]:
+    """(contig, 0-based start, ref, alt) -> carriers, from pysam reading the source VCF."""
+    found = {}
+    with pysam.VariantFile(str(vcf)) as reader:
+        for record in reader:
+            for number, alt in enumerate(record.alts or (), start=1):
+                carriers = sum(1 for s in record.samples.values() if number in (s["GT"] or ()))
+                found[(record.chrom, record.start, record.ref, alt)] = carriers
+    return found
+
+
+def _ask(nodes: dict[str, TestClient], headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """The same POST to both nodes; the two answers must be the same JSON."""
+    answers = [nodes[name].post("/api/g_variants", json=body, headers=headers) for name in ("embedded", "spark")]
+    assert [a.status_code for a in answers] == [200, 200], answers[1].text
+    embedded, spark = (a.json() for a in answers)
+    assert spark == embedded, json.dumps(body)
+    return embedded
+
+
+def _query(parameters: dict[str, Any], granularity: str = "record") -> dict[str, Any]:
+    return {
+        "meta": {"apiVersion": "v2.0.0", "requestedGranularity": granularity},
+        "query": {"requestParameters": parameters, "pagination": {"skip": 0, "limit": 0}},
+    }
+
+
+def _cohort_results(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    return next(rs["results"] for rs in answer["response"]["resultSets"] if rs["id"] == "cohort")
+
+
+def test_the_spark_index_is_partitioned_by_contig_and_position(nodes: dict[str, Any], cohort: Path) -> None:
+    [index_dir] = (nodes["spark_dir"] / "beacon" / "cohort").iterdir()
+    manifest = json.loads((index_dir / MANIFEST).read_text())
+    planned = plan_regions(cohort, RECORDS_PER_TASK)
+    assert [(r.contig, r.start) for r in planned][:1] == [("20", 0)]
+    assert len(planned) == 5
+    assert [p.split("/", 1)[1] for p in manifest["parts"]] == [
+        f"contig={r.contig}/pos={r.start:012d}.parquet" for r in planned
+    ]
+    assert manifest["n_records"] == sum(CONTIGS.values())
+    assert not (index_dir / "variants.parquet").exists()
+
+
+def test_every_beacon_answer_is_the_same_on_both_engines(
+    nodes: dict[str, TestClient], cohort: Path, issuer: VisaIssuer
+) -> None:
+    granted = bearer(Passports(issuer).with_grant("cohort"))
+    oracle = _oracle(cohort)
+    assert len(oracle) >= sum(CONTIGS.values())
+    for (contig, start, ref, alt), carriers in oracle.items():
+        answer = _ask(
+            nodes,
+            granted,
+            _query({"referenceName": contig, "start": [start], "referenceBases": ref, "alternateBases": alt}),
+        )
+        results = _cohort_results(answer) if carriers else []
+        assert [len(r["caseLevelData"]) for r in results] == ([carriers] if carriers else [])
+    for contig in CONTIGS:
+        for lo in range(0, LENGTH, WINDOW):  # windows whose edges fall inside the Spark regions and between
+            _ask(nodes, granted, _query({"referenceName": contig, "start": [lo], "end": [lo + WINDOW]}))
+        whole = _ask(nodes, granted, _query({"referenceName": contig, "start": [0], "end": [LENGTH]}))
+        expected = {k for k, n in oracle.items() if k[0] == contig and n}
+        assert len(_cohort_results(whole)) == len(expected)
+        for kind in ("SNP", "INDEL", "DEL", "INS", "MNP"):
+            parameters = {"referenceName": contig, "start": [0], "end": [LENGTH], "variantType": kind}
+            for granularity in ("record", "count", "boolean"):
+                _ask(nodes, granted, _query(parameters, granularity))
+        bracket = {"referenceName": contig, "start": [0, 20_000], "end": [1, 30_000]}
+        _ask(nodes, granted, _query(bracket))
+    _ask(nodes, {}, _query({"referenceName": "20", "start": [0], "end": [LENGTH]}, "boolean"))
+
+
+def test_sample_names_never_reach_the_spark_index(nodes: dict[str, Any]) -> None:
+    names = [f"GS{i + 1:05d}".encode() for i in range(N_PEOPLE)]
+    written = [p for p in (nodes["spark_dir"] / "beacon").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".parquet" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert not any(name in data for name in names), path
+    for path in (nodes["spark_dir"] / "objects").rglob("*.c4gh"):
+        assert path.read_bytes().startswith(b"crypt4gh")
+
+
+def test_a_malformed_record_fails_the_build_and_publishes_nothing(tmp_path: Path, cohort: Path, spark: Any) -> None:
+    """A record cut after REF (tabix indexes it: it reads only CHROM and POS) stops the build in one line."""
+    text = pysam.BGZFile(str(cohort)).read().decode().splitlines(keepends=True)
+    records = [line for line in text if not line.startswith("#")]
+    records[650] = "\t".join(records[650].split("\t")[:4]) + "\n"  # on contig 21: CHROM POS ID REF, no more
+    plain = tmp_path / "broken.vcf"
+    plain.write_text("".join([line for line in text if line.startswith("#")] + records))
+    bad = tmp_path / "broken.vcf.gz"
+    pysam.tabix_compress(str(plain), str(bad))
+    pysam.tabix_index(str(bad), preset="vcf")
+    out = tmp_path / "index"
+    with pytest.raises(ValueError) as raised:
+        SparkIndexBuilder(lambda: spark, RECORDS_PER_TASK)(bad, out, {f"GS{i + 1:05d}": i for i in range(N_PEOPLE)})
+    assert "\n" not in str(raised.value) and "broken.vcf.gz" in str(raised.value)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_failed_tasks_leave_no_parts_and_no_manifest(tmp_path: Path, cohort: Path, spark: Any) -> None:
+    """Every task fails (a sample without a number): one line naming a region, and nothing left to serve."""
+    numbers = {f"GS{i + 1:05d}": i for i in range(N_PEOPLE - 1)}
+    out = tmp_path / "index"
+    with pytest.raises(ValueError) as raised:
+        SparkIndexBuilder(lambda: spark, RECORDS_PER_TASK)(cohort, out, numbers)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("5 of 5 regions failed, first 20:1-")
+    assert "no sample number" in message
+    assert list(out.iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        VariantIndex({"cohort": out})
+
+
+def test_a_malformed_vcf_is_one_line_and_nothing_is_published(tmp_path: Path, issuer: VisaIssuer) -> None:
+    node = _node(tmp_path / "cli", issuer, None)
+    node.close()
+    bad = tmp_path / "bad.vcf"
+    bad.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\nchr1\tten\n")
+    run = run_cli("ingest", "cohort", str(bad), "-d", str(node.settings.data_dir), "--engine", "spark")
+    assert run.returncode != 0
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "bad.vcf" in run.stderr and "Traceback" not in run.stderr
+    assert DatasetService(Node.open(node.settings).database).objects("cohort") == []
+    assert not (node.settings.data_dir / "beacon").exists()
