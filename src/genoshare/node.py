@@ -264,7 +264,7 @@ def build_reads(node: Node, subsets: Subsets) -> TicketReads:
 def build_beacon(node: Node) -> BeaconService:
     from genoshare.beacon.service import BeaconService
 
-    return BeaconService(node.settings, node.database, node.policy, node.privacy, node.audit)
+    return BeaconService(node.settings, node.database, node.policy, node.privacy, node.audit, objects=node.objects)
 
 
 def build_indexer(node: Node, engine: Literal["embedded", "spark"] | None = None) -> BeaconIndexer:

@@ -2,8 +2,9 @@
 
 A Beacon request must not cost a full metadata read; a steward's change (a new dataset, a new index, an
 access level) is seen after at most ``max_age`` seconds, in every server process, without notification.
-Each index is served by ``genoshare.index.serving.VariantIndex`` (numpy columns in memory), loaded once and
-kept until the index is rebuilt.
+Each index is served by ``genoshare.index.serving.VariantIndex`` (footers read once, row groups read as
+queries touch them into a bounded cache), from the data directory or, on a node whose objects are in S3,
+from the object store (``genoshare.index.stored``), and kept until the index is rebuilt.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from genoshare.index.serving import VariantIndex
+from genoshare.index.serving import StoredFile, VariantIndex
+from genoshare.index.stored import kept_in_store, stored_index
 from genoshare.store.beacon_tables import BeaconVariantIndex
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset
+from genoshare.store.objects import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,13 @@ _NEVER = float("-inf")
 
 
 class Catalog:
-    def __init__(self, database: Database, data_dir: Path, max_age: float = 0.5) -> None:
+    def __init__(
+        self, database: Database, data_dir: Path, max_age: float = 0.5, objects: ObjectStore | None = None
+    ) -> None:
         self.database = database
         self.data_dir = data_dir
+        #: Where indexes are read from when they are kept in a remote object store (``index.stored``).
+        self.objects = objects if objects is not None and kept_in_store(objects) else None
         self.max_age = max_age
         self._datasets: tuple[float, list[Dataset]] = (_NEVER, [])
         self._indexes: dict[str, ServedIndex] = {}
@@ -80,8 +87,10 @@ class Catalog:
             if known is not None and known.row.built_at == row.built_at:
                 fresh[row.object_id] = known
             else:
-                fresh[row.object_id] = ServedIndex(row, VariantIndex({row.object_id: self._path(row)}))
+                fresh[row.object_id] = ServedIndex(row, VariantIndex({row.object_id: self._files(row)}))
         self._indexes = fresh
 
-    def _path(self, row: BeaconVariantIndex) -> Path:
+    def _files(self, row: BeaconVariantIndex) -> Path | list[StoredFile]:
+        if self.objects is not None:
+            return stored_index(self.objects, row.path)
         return self.data_dir / row.path

@@ -44,6 +44,7 @@ from genoshare.settings import Settings
 from genoshare.store.beacon_tables import BeaconGene
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset
+from genoshare.store.objects import ObjectStore
 
 ANONYMOUS = "anonymous"
 #: Told to every caller whose answer the privacy policy randomised, so that nobody takes a "yes" on a rare
@@ -166,13 +167,14 @@ class BeaconService:
         guard: PrivacyGuard,
         audit: AuditLog,
         max_age: float = REVALIDATE_AFTER,
+        objects: ObjectStore | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.policy = policy
         self.audit = audit
         self.people = PeopleCache(database, max_age)
-        self.catalog = Catalog(database, settings.data_dir, max_age)
+        self.catalog = Catalog(database, settings.data_dir, max_age, objects)
         self.guard = guard
         self.max_age = max_age
         self._callers: dict[tuple[str, ...], tuple[float, Caller]] = {}

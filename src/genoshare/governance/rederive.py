@@ -39,6 +39,7 @@ from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
 from genoshare.index.published import BeaconIndexer, index_dir
+from genoshare.index.stored import delete_index, kept_in_store
 from genoshare.ingest.pipeline import build_index, file_checksums
 from genoshare.ingest.reads import keep_samples
 from genoshare.store.beacon_tables import BeaconVariantIndex
@@ -166,9 +167,13 @@ class Rederiver:
         except (GenoshareError, CryptError, OSError, ValueError) as error:
             log.warning("Beacon index of re-derived %s not rebuilt (%s); the old one still serves", new.id, error)
             return
-        old_dir = self.indexer.data_dir / index_dir(old.dataset_id, old)
-        if old_dir != self.indexer.data_dir / index_dir(new.dataset_id, new):
-            shutil.rmtree(old_dir, ignore_errors=True)
+        old_key, new_key = index_dir(old.dataset_id, old), index_dir(new.dataset_id, new)
+        if old_key == new_key:
+            return
+        if kept_in_store(self.objects):
+            delete_index(self.objects, old_key)
+        else:
+            shutil.rmtree(self.indexer.data_dir / old_key, ignore_errors=True)
 
     def derive_or_report(self, row: DataObject, keep: list[str], action: str) -> Derived:
         """``derive``, with a failure written to the audit log under ``action`` and raised as one line."""

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyroaring import BitMap
 
 from genoshare.index.bcf import BcfStream, Cyvcf2Source, SiteBlock, UndeclaredInHeader
-from genoshare.index.schema import FORMAT, MANIFEST, ROW_GROUP_SIZE, SCHEMA, classify, open_index_writer
+from genoshare.index.schema import FORMAT, MANIFEST, SCHEMA, RowGroupWriter, classify, open_index_writer
 
 Progress = Callable[[int, int], None]
 
@@ -41,35 +40,6 @@ class IndexSummary:
     contigs: tuple[str, ...]
     bytes_read: int
     seconds: float
-
-
-class _RowGroups:
-    """Collects each block's rows and writes them as row groups of exactly `ROW_GROUP_SIZE` rows."""
-
-    def __init__(self, writer: pq.ParquetWriter) -> None:
-        self._writer = writer
-        self._pending: list[pa.RecordBatch] = []
-        self._pending_rows = 0
-        self.n_rows = 0
-
-    def add(self, rows: pa.RecordBatch) -> None:
-        self._pending.append(rows)
-        self._pending_rows += rows.num_rows
-        if self._pending_rows >= ROW_GROUP_SIZE:
-            table = pa.Table.from_batches(self._pending, SCHEMA)
-            full = self._pending_rows - self._pending_rows % ROW_GROUP_SIZE
-            self._write(table.slice(0, full))
-            self._pending = table.slice(full).to_batches()
-            self._pending_rows -= full
-
-    def close(self) -> None:
-        if self._pending_rows:
-            self._write(pa.Table.from_batches(self._pending, SCHEMA))
-        self._pending, self._pending_rows = [], 0
-
-    def _write(self, table: pa.Table) -> None:
-        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
-        self.n_rows += table.num_rows
 
 
 def _sample_number_array(samples: list[str], sample_numbers: Mapping[str, int] | None) -> np.ndarray:
@@ -292,7 +262,7 @@ def write_index_file(
     n_records = 0
     writer = open_index_writer(partial, json.dumps(metadata))
     with writer:
-        row_groups = _RowGroups(writer)
+        row_groups = RowGroupWriter(writer)
         for block in source.blocks():
             order.check(block)
             row_groups.add(_block_rows(block, numbers, source.contigs))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from genoshare.errors import InvalidInput
 from genoshare.index.build import IndexSummary, build_variant_index
+from genoshare.index.stored import kept_in_store, publish_index
 from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
 from genoshare.store.blobs import copy_plaintext
 from genoshare.store.db import Database
@@ -101,7 +102,7 @@ def read_header(path: Path, default: str = DEFAULT_ASSEMBLY) -> tuple[list[str],
 
 
 class BeaconIndexer:
-    """Builds Beacon variant indexes (files under the node's data directory, rows in its database)."""
+    """Builds Beacon variant indexes: files in the data directory (or a remote object store), rows in the database."""
 
     def __init__(
         self,
@@ -129,7 +130,12 @@ class BeaconIndexer:
         with self.database.session() as session:
             numbers = assign_sample_numbers(session, dataset_id, samples)
         relative = index_dir(dataset_id, object_row)
-        summary = self.build(plaintext_path, self.data_dir / relative, numbers)
+        if kept_in_store(self.objects):
+            with self.objects.work_dir("beacon-index") as built:
+                summary = self.build(plaintext_path, built, numbers)
+                publish_index(self.objects, built, relative)
+        else:
+            summary = self.build(plaintext_path, self.data_dir / relative, numbers)
         row = BeaconVariantIndex(
             object_id=object_row.id,
             dataset_id=dataset_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 FORMAT = "genoshare-variant-index/1"
@@ -80,3 +81,48 @@ def open_index_writer(path: Path, metadata: str) -> pq.ParquetWriter:
         # make the footer of a 10^8-row index ~200 MB instead of a few.
         write_statistics=["contig", "start", "end"],
     )
+
+
+class RowGroupWriter:
+    """Writes rows sorted by (contig block, start) as row groups of `ROW_GROUP_SIZE` rows, each of one contig.
+
+    A row group is what a server reads for a query, found by its statistics: one holding the end of one
+    contig and the start of the next would span both contigs' positions, and be read for queries on either.
+    """
+
+    def __init__(self, writer: pq.ParquetWriter) -> None:
+        self._writer = writer
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._contig: str | None = None
+        self.n_rows = 0
+
+    def add(self, rows: pa.RecordBatch) -> None:
+        contigs = rows.column(0)
+        runs = pc.run_end_encode(contigs) if len(contigs) else None
+        if runs is None:
+            return
+        lo = 0
+        for name, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+            if name != self._contig:
+                self.close()
+                self._contig = name
+            self._pending.append(rows.slice(lo, end - lo))
+            self._pending_rows += end - lo
+            lo = end
+            if self._pending_rows >= ROW_GROUP_SIZE:
+                table = pa.Table.from_batches(self._pending, SCHEMA)
+                full = self._pending_rows - self._pending_rows % ROW_GROUP_SIZE
+                self._write(table.slice(0, full))
+                self._pending = table.slice(full).to_batches()
+                self._pending_rows -= full
+
+    def close(self) -> None:
+        """Write what is pending (the last, shorter row group of a contig)."""
+        if self._pending_rows:
+            self._write(pa.Table.from_batches(self._pending, SCHEMA))
+        self._pending, self._pending_rows = [], 0
+
+    def _write(self, table: pa.Table) -> None:
+        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        self.n_rows += table.num_rows

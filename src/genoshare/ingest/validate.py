@@ -41,7 +41,7 @@ def validate(path: Path, fmt: FileFormat, progress: Progress | None = None, show
     os.environ.setdefault("REF_PATH", ":")
     size = path.stat().st_size
     if fmt is not FileFormat.CRAM and not has_bgzf_eof(path):
-        raise IngestError(path, "truncated: the BGZF end-of-file marker is missing")
+        raise IngestError(shown_as or path, "truncated: the BGZF end-of-file marker is missing")
     # htslib prints to stderr when a file has no index yet, which is the normal case here.
     verbosity = pysam.set_verbosity(0)
     try:
@@ -51,7 +51,7 @@ def validate(path: Path, fmt: FileFormat, progress: Progress | None = None, show
     except IngestError:
         raise
     except (OSError, ValueError) as error:
-        raise IngestError(path, f"unreadable {fmt} file: {error}") from error
+        raise IngestError(shown_as or path, f"unreadable {fmt} file: {error}") from error
     finally:
         pysam.set_verbosity(verbosity)
 

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 from pyroaring import BitMap
 
-from genoshare.index.schema import FORMAT, ROW_GROUP_SIZE, SCHEMA, open_index_writer
+from genoshare.index.schema import FORMAT, SCHEMA, RowGroupWriter, open_index_writer
 
 #: GRCh38's autosomes and X, in header order, with their lengths (the `##contig` lines of GRCh38 headers).
 GRCH38: dict[str, int] = {
@@ -207,9 +207,9 @@ def write_synthetic_index(
         "samples": base64.b64encode(BitMap(range(n_samples)).serialize()).decode(),
     }
     partial = out.with_name(out.name + ".partial")
-    n_rows = singletons = 0
-    pending: list[pa.RecordBatch] = []
+    singletons = 0
     with open_index_writer(partial, json.dumps(metadata)) as writer:
+        row_groups = RowGroupWriter(writer)
         for contig, rows in zip(contigs, per_contig.tolist(), strict=True):
             length = GRCH38[contig]
             blocks = max(1, -(-rows // _BLOCK))
@@ -218,16 +218,7 @@ def write_synthetic_index(
             for lo, hi, n in zip(edges[:-1].tolist(), edges[1:].tolist(), sizes.tolist(), strict=True):
                 batch = _block(rng, contig, lo, hi, n, n_samples, cdf)
                 singletons += int(np.count_nonzero(batch.column("ac").to_numpy() == 1))
-                pending.append(batch)
-                table = pa.Table.from_batches(pending, SCHEMA)
-                full = table.num_rows - table.num_rows % ROW_GROUP_SIZE
-                if full:
-                    writer.write_table(table.slice(0, full), row_group_size=ROW_GROUP_SIZE)
-                    n_rows += full
-                pending = table.slice(full).combine_chunks().to_batches()
-        if pending:
-            rest = pa.Table.from_batches(pending, SCHEMA)
-            writer.write_table(rest, row_group_size=ROW_GROUP_SIZE)
-            n_rows += rest.num_rows
+                row_groups.add(batch)
+        row_groups.close()
     partial.replace(out)
-    return Generated(out, n_rows, n_samples, singletons, time.perf_counter() - began)
+    return Generated(out, row_groups.n_rows, n_samples, singletons, time.perf_counter() - began)
