@@ -31,7 +31,7 @@ from genoshare.access.privacy_state import SqlPrivacyState
 from genoshare.access.roles import Roles
 from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog
-from genoshare.crypt.keys import KeyPair, generate_keypair, load_keypair
+from genoshare.crypt.keys import NodeKeys, generate_keypair
 from genoshare.errors import InvalidInput, Unavailable
 from genoshare.settings import CONFIG_FILE, Settings, TrustedIssuer
 from genoshare.store.db import Database, migrate, schema_problem
@@ -101,9 +101,9 @@ class Node:
         return cls(settings, database, objects, audit)
 
     @cached_property
-    def keys(self) -> KeyPair:
-        """The node's Crypt4GH key pair: everything at rest is encrypted to it."""
-        return load_keypair(self.settings.keys_dir, NODE_KEY_NAME)
+    def keys(self) -> NodeKeys:
+        """The node's Crypt4GH keys: everything at rest is encrypted to them; they follow a rotation."""
+        return NodeKeys(self.settings.keys_dir, NODE_KEY_NAME)
 
     @cached_property
     def tickets(self) -> TicketSigner:
@@ -247,7 +247,7 @@ def build_htsget(node: Node, subsets: Subsets) -> HtsgetService:
         node.settings,
         node.database,
         node.objects,
-        node.keys.secret,
+        node.keys,
         node.policy,
         node.tickets,
         subsets,
@@ -258,7 +258,7 @@ def build_htsget(node: Node, subsets: Subsets) -> HtsgetService:
 def build_reads(node: Node, subsets: Subsets) -> TicketReads:
     from genoshare.drs.reads import TicketReads
 
-    return TicketReads(node.database, node.objects, node.keys.secret, node.tickets, node.policy, subsets, node.audit)
+    return TicketReads(node.database, node.objects, node.keys, node.tickets, node.policy, subsets, node.audit)
 
 
 def build_beacon(node: Node) -> BeaconService:
@@ -271,7 +271,7 @@ def build_indexer(node: Node, engine: Literal["embedded", "spark"] | None = None
     """Builds Beacon indexes in this process, or on the ``[spark]`` cluster (``engine``; default: settings)."""
     from genoshare.index.published import BeaconIndexer
 
-    indexer = BeaconIndexer(node.database, node.settings.data_dir, node.objects, node.keys.secret)
+    indexer = BeaconIndexer(node.database, node.settings.data_dir, node.objects, node.keys)
     if (engine or node.settings.ingest_engine) == "spark":
         from genoshare.index.spark import SparkIndexBuilder, spark_session
 

@@ -82,6 +82,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "backup": ["{junk}", "--data-dir", "{node}"],  # an existing file: never overwritten
     "restore": ["{junk}", "--data-dir", "{missing}"],
     "db upgrade": ["--dry-run", "--data-dir", "{missing}"],
+    "rotate node-key": ["--data-dir", "{missing}"],
     "rotate ticket-secret": ["--data-dir", "{missing}"],
     "rotate visa-key": ["--data-dir", "{missing}"],
 }

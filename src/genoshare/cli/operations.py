@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from genoshare.cli.common import DataDir, console, errors, fail, node_settings, open_node, reported
+from genoshare.crypt.errors import CryptError
 from genoshare.operations.backup import backup, restore, verify
 from genoshare.operations.checks import Problem, check_node, database_problem, load_checked, refusals
-from genoshare.operations.rotation import rotate_ticket_secret, rotate_visa_key
+from genoshare.operations.rotation import rotate_node_key, rotate_ticket_secret, rotate_visa_key
 from genoshare.operations.settings_docs import reference
 from genoshare.operations.upgrade import pending, upgrade
 from genoshare.settings import Settings
@@ -103,6 +104,28 @@ def rotate_visa_key_command(data_dir: DataDir = Path("node")) -> None:
     finally:
         node.close()
     console.print(f"visa-signing key rotated: new kid {kid}; the old key stays in /.well-known/jwks.json")
+
+
+@rotate_app.command("node-key")
+def rotate_node_key_command(data_dir: DataDir = Path("node")) -> None:
+    """A new Crypt4GH node key: every stored file's header re-encrypted to it (data untouched), the old one deleted.
+
+    Running servers follow without a restart. Stopped half-way (a crash, Ctrl-C), the node still serves every
+    file; run the command again to finish (it carries on where it stopped). Take a backup first.
+    """
+    node = open_node(data_dir)
+    try:
+        with reported():
+            done = rotate_node_key(node.settings.keys_dir, node.objects)
+    except (OSError, CryptError) as error:
+        raise fail(f"node key rotation stopped: {error}; the node serves every file: run it again to finish") from None
+    finally:
+        node.close()
+    console.print(
+        f"node key rotated: {done.rewritten} stored headers re-encrypted to the new key "
+        f"({done.already} already were); the old secret key is deleted",
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

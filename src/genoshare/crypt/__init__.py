@@ -5,16 +5,18 @@ Public interface::
     KeyPair(public: bytes, secret: bytes)                       # raw 32-byte X25519 keys
     generate_keypair(dir: Path, name="node") -> KeyPair         # writes <name>.pub/.sec (sec: 0600)
     load_keypair(dir: Path, name="node") -> KeyPair
+    NodeKeys(dir: Path, name="node")                            # .public, .secret, .secrets(): follows a rotation
     parse_public_key(value: str | bytes) -> bytes               # PEM .pub text, its base64, base64 key, raw
     encrypt_file(src: Path, dst: Path, keys: KeyPair) -> None   # to keys.public, streaming, atomic
 
-    EncryptedFile(path: Path, secret_key: bytes)                # header decrypted once; context manager
+    EncryptedFile(path: Path, secret_key: bytes | NodeKeys)     # header decrypted once; context manager
         .plaintext_size, .header_size, .file_size, .segment_count
         .iter_plaintext(start=0, end=None, chunk_size=1 << 20) -> Iterator[bytes]
         .read_plaintext(start, end) -> bytes                    # one batch; small random reads
         .plaintext_view(start, end) -> memoryview               # fresh buffer, GIL released while decrypting
         .reencrypted(recipient_public_key, ranges=None) -> Reencryption
         .iter_reencrypted(reencryption, chunk_size=1 << 20) -> Iterator[bytes]
+        .stored_header(public_key) -> bytes                     # same session keys for another node key
     Reencryption(header: bytes, data_ranges: tuple[tuple[int, int], ...])   # .size
 
 Ranges are half-open plaintext byte ranges ``[start, end)``; an ``end`` past the file is clamped,
@@ -30,7 +32,7 @@ import logging
 
 from genoshare.crypt.errors import CorruptSegment, CryptError, InvalidKey, NotDecryptable, UnsupportedFormat
 from genoshare.crypt.files import EncryptedFile, Reencryption, encrypt_file
-from genoshare.crypt.keys import KeyPair, generate_keypair, load_keypair, parse_public_key
+from genoshare.crypt.keys import KeyPair, NodeKeys, generate_keypair, load_keypair, parse_public_key
 
 _crypt4gh_log = logging.getLogger("crypt4gh")
 if _crypt4gh_log.getEffectiveLevel() < logging.INFO:
@@ -42,6 +44,7 @@ __all__ = [
     "EncryptedFile",
     "InvalidKey",
     "KeyPair",
+    "NodeKeys",
     "NotDecryptable",
     "Reencryption",
     "UnsupportedFormat",

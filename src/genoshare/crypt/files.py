@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from genoshare.crypt.aead import decryptor
 from genoshare.crypt.errors import CorruptSegment, InvalidKey, NotDecryptable, UnsupportedFormat
-from genoshare.crypt.keys import KEY_SIZE, KeyPair, parse_public_key
+from genoshare.crypt.keys import KEY_SIZE, KeyPair, NodeKeys, SecretKeys, parse_public_key, secrets_of
 
 __all__ = [
     "CIPHER_SEGMENT_SIZE",
@@ -109,8 +109,10 @@ def _cipher_scratch(size: int) -> memoryview:
     return buffer[:size]
 
 
-#: Session keys of opened headers, keyed by (secret key, raw header packets).
-_opened_headers: _HeaderCache[tuple[bytes, tuple[bytes, ...]], tuple[bytes, ...]] = _HeaderCache(_HEADER_CACHE_SIZE)
+#: Session keys of opened headers, keyed by (secret keys tried, raw header packets).
+_opened_headers: _HeaderCache[tuple[tuple[bytes, ...], tuple[bytes, ...]], tuple[bytes, ...]] = _HeaderCache(
+    _HEADER_CACHE_SIZE
+)
 #: Headers without an edit list re-keyed to a recipient, keyed by (secret key, session keys, recipient key).
 _rekeyed_headers: _HeaderCache[tuple[bytes, tuple[bytes, ...], bytes], bytes] = _HeaderCache(_HEADER_CACHE_SIZE)
 
@@ -131,7 +133,7 @@ def _sealed_packet(packet: bytes, writer_public: bytes, shared_key: bytes) -> by
     return _X25519_CHACHA20 + writer_public + nonce + sealed
 
 
-def encrypt_file(src: Path, dst: Path, keys: KeyPair) -> None:
+def encrypt_file(src: Path, dst: Path, keys: KeyPair | NodeKeys) -> None:
     """Encrypt ``src`` to ``dst`` for ``keys.public``, in constant memory (one 64 KiB segment at a time).
 
     The header is written with a fresh ephemeral writer key rather than the node's secret key: the
@@ -140,12 +142,13 @@ def encrypt_file(src: Path, dst: Path, keys: KeyPair) -> None:
     so a crash never leaves a truncated ``.c4gh`` that DRS would serve as if complete.
     """
     src, dst = Path(src), Path(dst)
-    if len(keys.public) != KEY_SIZE:
+    public = keys.public
+    if len(public) != KEY_SIZE:
         raise InvalidKey("node public key must be 32 bytes")
     tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(8)}.part")
     try:
         with open(src, "rb") as fin, open(tmp, "xb") as fout:
-            crypt4gh.lib.encrypt([(0, os.urandom(KEY_SIZE), keys.public)], fin, fout)
+            crypt4gh.lib.encrypt([(0, os.urandom(KEY_SIZE), public)], fin, fout)
             fout.flush()
             os.fsync(fout.fileno())
         os.replace(tmp, dst)
@@ -259,11 +262,17 @@ class EncryptedFile:
     files itself (:func:`encrypt_file`) and never produces one.
     """
 
-    def __init__(self, source: Path | Positional, secret_key: bytes) -> None:
-        """Open ``source``: a local path, or stored bytes (which this file then owns and closes)."""
-        if len(secret_key) != KEY_SIZE:
+    def __init__(self, source: Path | Positional, secret_key: SecretKeys) -> None:
+        """Open ``source``: a local path, or stored bytes (which this file then owns and closes).
+
+        ``secret_key``: the key the header is encrypted to, or the node's keys, whose every secret is tried (a
+        header is encrypted to the old key or the new one while ``genoshare rotate node-key`` runs).
+        """
+        self._secrets = secrets_of(secret_key)
+        if any(len(secret) != KEY_SIZE for secret in self._secrets):
             raise InvalidKey("node secret key must be 32 bytes")
-        self._secret = bytes(secret_key)
+        #: The writer of headers re-keyed for recipients: the current key.
+        self._secret = self._secrets[0]
         self._file = _positional(source)
         self.path = Path(self._file.name)
         try:
@@ -286,7 +295,7 @@ class EncryptedFile:
             raw_packets = list(header.parse(head))
         except ValueError as exc:
             raise NotDecryptable(f"{self.path}: not a readable Crypt4GH v1 header ({exc})") from exc
-        cache_key = (self._secret, tuple(bytes(packet) for packet in raw_packets))
+        cache_key = (self._secrets, tuple(bytes(packet) for packet in raw_packets))
         cached = _opened_headers.get(cache_key)
         if cached is not None:
             return cached
@@ -301,10 +310,12 @@ class EncryptedFile:
         for packet in raw_packets:
             if packet[:4] != _X25519_CHACHA20:
                 continue
-            try:
-                plain_packets.append(header.decrypt_X25519_Chacha20_Poly1305(packet[4:], self._secret))
-            except Exception:  # noqa: S112 - a packet for another recipient is expected, not an error
-                continue
+            for secret in self._secrets:
+                try:
+                    plain_packets.append(header.decrypt_X25519_Chacha20_Poly1305(packet[4:], secret))
+                    break
+                except Exception:  # noqa: S112 - a packet for another recipient is expected, not an error
+                    continue
         if not plain_packets:
             raise NotDecryptable(f"{self.path}: no header packet opens with this key (wrong key?)")
         try:
@@ -317,6 +328,19 @@ class EncryptedFile:
         if not session_keys or any(len(k) != KEY_SIZE for k in session_keys):
             raise NotDecryptable(f"{self.path}: header carries no valid session key")
         return session_keys
+
+    def stored_header(self, public_key: bytes) -> bytes:
+        """The session keys in a header for ``public_key`` alone, as :func:`encrypt_file` writes one.
+
+        For a rotation of the node key: the header is all that changes, so the data segments stay as they are.
+        A fresh ephemeral writer key, as on ingest; the same length as the header it replaces (one packet per
+        session key, of fixed size), so the segments keep their offsets.
+        """
+        packets = [header.make_packet_data_enc(0, key) for key in self._session_keys]
+        writer = os.urandom(KEY_SIZE)
+        return header.serialize(
+            [sealed for packet in packets for sealed in header.encrypt(packet, [(0, writer, public_key)])]
+        )
 
     def close(self) -> None:
         self._file.close()

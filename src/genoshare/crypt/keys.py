@@ -15,8 +15,11 @@ import base64
 import binascii
 import io
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 from crypt4gh import sodium
 from crypt4gh.keys import c4gh, get_private_key, get_public_key
@@ -108,6 +111,96 @@ def load_keypair(dir: Path, name: str = "node") -> KeyPair:
     if sodium.derive_pk(secret) != public:
         raise InvalidKey(f"{pub_path} is not the public half of {sec_path}")
     return KeyPair(public=public, secret=secret)
+
+
+#: Beside the node key while ``genoshare rotate node-key`` runs: the key being brought in (``node.next.*``) and,
+#: once it has replaced the node key, the one being retired (``node.previous.*``).
+NEXT = "next"
+PREVIOUS = "previous"
+#: How often a running process looks whether the key files changed (a rotation).
+RELOAD_SECONDS = 1.0
+
+
+class NodeKeys:
+    """The node's key pair as ``keys/`` holds it now, and every secret a stored header may be encrypted to.
+
+    Outside a rotation that is the node key alone. During one, a header may be encrypted to the old key or the
+    new one, so readers try both (``secrets``); a running server follows the key files within
+    ``RELOAD_SECONDS``, without a restart. A file replaced half-way (a rotation's swap) keeps the keys in memory
+    until the next look.
+    """
+
+    def __init__(self, dir: Path, name: str = "node") -> None:
+        """Load the pair now: a missing or bad key is the caller's error at once (as :func:`load_keypair`)."""
+        self._dir, self._name = Path(dir), name
+        self._lock = threading.Lock()
+        self._pair = load_keypair(self._dir, name)
+        self._others: tuple[bytes, ...] = ()
+        self._seen = self._stamp()
+        self._load_others()
+        self._checked = time.monotonic()
+
+    @property
+    def public(self) -> bytes:
+        """The public key new files are encrypted to."""
+        self._follow()
+        return self._pair.public
+
+    @property
+    def secret(self) -> bytes:
+        """The current secret key (the writer of headers re-keyed for recipients)."""
+        self._follow()
+        return self._pair.secret
+
+    def secrets(self) -> tuple[bytes, ...]:
+        """Every secret to try on a stored header, the current one first."""
+        self._follow()
+        return (self._pair.secret, *self._others)
+
+    def _files(self) -> list[Path]:
+        return [self._dir / f"{name}.sec" for name in (self._name, *self._rotation_names())]
+
+    def _rotation_names(self) -> tuple[str, str]:
+        return f"{self._name}.{NEXT}", f"{self._name}.{PREVIOUS}"
+
+    def _stamp(self) -> tuple[int, ...]:
+        return tuple(path.stat().st_mtime_ns if path.exists() else 0 for path in self._files())
+
+    def _load_others(self) -> None:
+        others = []
+        for name in self._rotation_names():
+            if (self._dir / f"{name}.sec").exists():
+                secret = load_keypair(self._dir, name).secret
+                if secret != self._pair.secret:
+                    others.append(secret)
+        self._others = tuple(others)
+
+    def _follow(self) -> None:
+        if time.monotonic() - self._checked < RELOAD_SECONDS:
+            return
+        with self._lock:
+            if time.monotonic() - self._checked < RELOAD_SECONDS:
+                return
+            self._checked = time.monotonic()
+            try:
+                stamp = self._stamp()
+                if stamp != self._seen:
+                    self._pair = load_keypair(self._dir, self._name)
+                    self._load_others()
+                    self._seen = stamp
+            except (OSError, InvalidKey):
+                pass  # mid-rotation: keep the keys in memory, look again next time
+
+
+#: What readers of stored files take: one secret key, a key pair, or the node's keys (which follow a rotation).
+SecretKeys: TypeAlias = bytes | KeyPair | NodeKeys
+
+
+def secrets_of(keys: SecretKeys) -> tuple[bytes, ...]:
+    """The secrets to try on a stored header, the current one first."""
+    if isinstance(keys, NodeKeys):
+        return keys.secrets()
+    return (keys.secret,) if isinstance(keys, KeyPair) else (bytes(keys),)
 
 
 def _b64(data: bytes) -> bytes:

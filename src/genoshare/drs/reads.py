@@ -17,6 +17,7 @@ from genoshare.access.served import ServedFiles
 from genoshare.access.tickets import Ticket, TicketSigner
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.files import EncryptedFile, Reencryption
+from genoshare.crypt.keys import SecretKeys
 from genoshare.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from genoshare.ids import is_wellformed_id
 from genoshare.store.blobs import PlainFile, StoredBytes, is_plaintext
@@ -73,7 +74,7 @@ class TicketReads:
         self,
         database: Database,
         objects: ObjectStore,
-        secret_key: bytes,
+        secret_key: SecretKeys,
         tickets: TicketSigner,
         policy: AccessPolicy,
         subsets: ServedFiles,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from genoshare.access.requests import RequestAccess
 from genoshare.access.roles import Caller
 from genoshare.crypt.files import EncryptedFile, encrypt_file
-from genoshare.crypt.keys import KeyPair
+from genoshare.crypt.keys import KeyPair, NodeKeys
 from genoshare.errors import InvalidInput, NotFound, Unavailable
 from genoshare.store.db import Database
 from genoshare.store.models import RequestDocument
@@ -44,7 +44,9 @@ def safe_name(name: str) -> str:
 
 
 class RequestDocuments:
-    def __init__(self, database: Database, objects: ObjectStore, keys: KeyPair, access: RequestAccess) -> None:
+    def __init__(
+        self, database: Database, objects: ObjectStore, keys: KeyPair | NodeKeys, access: RequestAccess
+    ) -> None:
         self.database = database
         self.objects = objects
         self.keys = keys
@@ -107,7 +109,7 @@ class RequestDocuments:
         if document is None:
             raise NotFound(f"no document {document_id!r}")
         self.access.visible_one(caller, document.request_id)
-        with EncryptedFile(self.objects.open(document.blob_key), self.keys.secret) as sealed:
+        with EncryptedFile(self.objects.open(document.blob_key), self.keys) as sealed:
             content = b"".join(sealed.iter_plaintext())
         if hashlib.sha256(content).hexdigest() != document.sha256:
             raise Unavailable(f"document {document_id} does not read back as it was stored")

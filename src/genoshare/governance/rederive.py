@@ -34,7 +34,7 @@ from sqlalchemy import delete, select
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import encrypt_file
-from genoshare.crypt.keys import KeyPair
+from genoshare.crypt.keys import KeyPair, NodeKeys
 from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
@@ -95,7 +95,12 @@ class Rederiver:
     """
 
     def __init__(
-        self, database: Database, objects: ObjectStore, audit: AuditLog, keys: KeyPair, indexer: BeaconIndexer
+        self,
+        database: Database,
+        objects: ObjectStore,
+        audit: AuditLog,
+        keys: KeyPair | NodeKeys,
+        indexer: BeaconIndexer,
     ) -> None:
         self.database = database
         self.objects = objects
@@ -162,7 +167,7 @@ class Rederiver:
         try:
             with self.objects.work_dir("rederive-beacon") as work:
                 plain = work / f"kept{FileFormat(new.format).extension}"
-                copy_plaintext(self.objects, self.keys.secret, new, plain)
+                copy_plaintext(self.objects, self.keys, new, plain)
                 self.indexer.index_object(new.dataset_id, new, plain, indexed.assembly_id)
         except (GenoshareError, CryptError, OSError, ValueError) as error:
             log.warning("Beacon index of re-derived %s not rebuilt (%s); the old one still serves", new.id, error)
@@ -221,7 +226,7 @@ class Rederiver:
         fmt = FileFormat(row.format)
         with self.objects.work_dir("rederive") as work:
             source = work / f"source{fmt.extension}"
-            copy_plaintext(self.objects, self.keys.secret, row, source)
+            copy_plaintext(self.objects, self.keys, row, source)
             target = work / f"kept{fmt.extension}"
             _keep_samples(source, target, fmt, keep)
             index = build_index(target, fmt)

@@ -30,7 +30,7 @@ from crypt4gh import SEGMENT_SIZE, header
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from genoshare.crypt.files import EncryptedFile, PositionalIO
-from genoshare.crypt.keys import KEY_SIZE, parse_public_key
+from genoshare.crypt.keys import KEY_SIZE, SecretKeys, parse_public_key
 
 __all__ = ["FreshCipher", "Piece", "Plan", "StoredCipher", "lent_opener", "opener", "plan_reencryption"]
 
@@ -98,7 +98,7 @@ class _PlaintextReader(PositionalIO):
         super().close()
 
 
-def opener(secret_key: bytes) -> Callable[[Path], BinaryIO]:
+def opener(secret_key: SecretKeys) -> Callable[[Path], BinaryIO]:
     """An ``Opener`` for the range engine that reads files encrypted to ``secret_key``."""
 
     def open_encrypted(path: Path) -> BinaryIO:

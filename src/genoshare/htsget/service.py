@@ -36,7 +36,7 @@ from genoshare.access.tickets import TicketSigner
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import EncryptedFile, Positional, PositionalIO
-from genoshare.crypt.keys import parse_public_key
+from genoshare.crypt.keys import SecretKeys, parse_public_key, secrets_of
 from genoshare.errors import GenoshareError, PermissionDenied, Unauthenticated
 from genoshare.formats import FileFormat
 from genoshare.htsget import bgzf, cram
@@ -242,7 +242,7 @@ class HtsgetService:
         settings: Settings,
         database: Database,
         objects: ObjectStore,
-        secret_key: bytes,
+        secret_key: SecretKeys,
         policy: AccessPolicy,
         tickets: TicketSigner,
         subsets: ServedFiles,
@@ -460,7 +460,7 @@ class HtsgetService:
     ) -> list[dict[str, Any]]:
         assert query.recipient_key is not None
         pieces = _pieces(query.format, blocks, file)
-        plan = plan_reencryption(file, query.recipient_key, self.secret_key, pieces)
+        plan = plan_reencryption(file, query.recipient_key, secrets_of(self.secret_key)[0], pieces)
         # /data serves, for this ticket, the stored file with its header re-keyed to the recipient: its
         # segments sit at the stored offsets shifted by the difference of the two header lengths.
         shift = len(file.reencrypted(query.recipient_key, []).header) - file.header_size

@@ -25,6 +25,7 @@ import cyvcf2
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from genoshare.crypt.keys import SecretKeys
 from genoshare.errors import InvalidInput
 from genoshare.index.build import IndexSummary, build_variant_index
 from genoshare.index.stored import kept_in_store, publish_index
@@ -109,7 +110,7 @@ class BeaconIndexer:
         database: Database,
         data_dir: Path,
         objects: ObjectStore,
-        secret_key: bytes,
+        secret_key: SecretKeys,
         build: IndexBuilder = build_variant_index,
     ) -> None:
         self.database = database

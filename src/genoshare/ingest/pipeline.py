@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from genoshare.access.at_rest import check_plaintext_allowed
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.files import encrypt_file
-from genoshare.crypt.keys import KeyPair
+from genoshare.crypt.keys import KeyPair, NodeKeys
 from genoshare.errors import Conflict
 from genoshare.formats import FileFormat, detect, is_bgzf, split_name
 from genoshare.ids import check_object_name, object_id
@@ -104,7 +104,7 @@ class Ingestor:
         self,
         database: Database,
         objects: ObjectStore,
-        keys: KeyPair,
+        keys: KeyPair | NodeKeys,
         audit: AuditLog,
         pseudonymiser: Pseudonymiser,
         indexer: BeaconIndexer,

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from genoshare.crypt.files import EncryptedFile, LocalFile, Positional
+from genoshare.crypt.keys import SecretKeys
 from genoshare.errors import NotFound
 from genoshare.store.models import DataObject
 from genoshare.store.objects import ObjectStore
@@ -115,7 +116,7 @@ class PlainFile(StoredBytes):
         return self.view(start, end)
 
 
-def copy_plaintext(objects: ObjectStore, secret_key: bytes, row: DataObject, target: Path) -> None:
+def copy_plaintext(objects: ObjectStore, secret_key: SecretKeys, row: DataObject, target: Path) -> None:
     """Write the plaintext of a stored object to ``target`` (a staging file of the node's own work)."""
     source = objects.open(row.blob_key)
     if is_plaintext(row.blob_key):

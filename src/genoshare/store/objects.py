@@ -29,6 +29,14 @@ class ObjectStore(Protocol):
         """Store ``source`` under ``key`` atomically: readers see the whole object or none."""
         ...
 
+    def replace(self, source: Path, key: str) -> None:
+        """Store ``source`` under ``key`` even if an object is there (a rotation's new header, same length).
+
+        Readers that opened the object before go on reading the bytes they opened (a file store) or, the length
+        being the same, the new bytes, whose segments are the old ones (an S3 store).
+        """
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def open(self, key: str) -> Positional:
@@ -86,16 +94,19 @@ class LocalObjectStore:
         return path
 
     def put(self, source: Path, key: str) -> None:
-        target = self._path(key)
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if target.exists():
+        if self._path(key).exists():
             # Keys are content checksums: an existing object already holds these bytes.
             source.unlink(missing_ok=True)
             return
+        self.replace(source, key)
+
+    def replace(self, source: Path, key: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
         shutil.move(source, tmp)
         os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
+        os.replace(tmp, target)  # a reader's open descriptor keeps the file it opened
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

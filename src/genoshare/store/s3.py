@@ -7,7 +7,10 @@ node's readers run in threads), and its transfer manager does the multipart uplo
 What the node asks of the store, and how:
 
 * reads are ranged GETs of exactly the bytes a reader wants, pinned to the ETag seen when the object
-  was opened (``If-Match``): a data file is never copied to local disk, and a read never mixes two versions;
+  was opened (``If-Match``): a data file is never copied to local disk, and a read never mixes two versions
+  -- except one a rotation of the node key makes (``replace``): it rewrites a Crypt4GH header to the same
+  length and leaves every segment as it was, so a reader follows the new ETag when the length is unchanged
+  (a running download goes on; the segments it reads are the bytes it would have read);
 * writes upload a finished staging file under its final key (one PUT, or a multipart upload whose parts
   become visible only when it completes): a crash mid-upload publishes nothing;
 * small objects parsed whole from a path (htsget indexes) are downloaded once into a local cache; keys
@@ -60,12 +63,16 @@ def _asking(store: str, verb: str, key: str = "") -> Iterator[None]:
         if code in _MISSING:
             raise NotFound(f"object bytes missing from the store: {key}") from None
         if code in {"412", "PreconditionFailed"}:
-            raise NotFound(f"object {key} changed while being read") from None
+            raise _Changed(f"object {key} changed while being read") from None
         _log.warning("object store %s refused to %s %s: %s", store, verb, key, code)
         raise Unavailable(f"the object store refused to {verb} ({code}): try again later") from None
     except BotoCoreError as error:
         _log.warning("object store %s unreachable (%s) to %s %s", store, type(error).__name__, verb, key)
         raise Unavailable(f"the object store is unreachable ({type(error).__name__}): try again later") from None
+
+
+class _Changed(NotFound):
+    """The object's ETag is not the one it was opened with."""
 
 
 class Staging(Protocol):
@@ -96,6 +103,19 @@ class S3Object:
         self._ahead: tuple[int, int, Future[bytes]] | None = None
 
     def _get(self, start: int, end: int) -> bytes:
+        try:
+            return self._get_pinned(start, end)
+        except _Changed:
+            # Rewritten under its key: only a node-key rotation does that, to the same length (``replace``).
+            with _asking(self._store.label, "read", self._key):
+                head = self._store.client.head_object(Bucket=self._store.bucket, Key=self._key)
+            if int(head["ContentLength"]) != self.size:
+                raise
+            self._etag = str(head["ETag"])
+            self._store.remember(self._key, self.size, self._etag)
+            return self._get_pinned(start, end)
+
+    def _get_pinned(self, start: int, end: int) -> bytes:
         with _asking(self._store.label, "read", self._key):
             answer = self._store.client.get_object(
                 Bucket=self._store.bucket, Key=self._key, Range=f"bytes={start}-{end - 1}", IfMatch=self._etag
@@ -179,8 +199,13 @@ class S3ObjectStore:
             # Keys are content checksums: an existing object already holds these bytes.
             source.unlink(missing_ok=True)
             return
+        self.replace(source, key)
+
+    def replace(self, source: Path, key: str) -> None:
         with _asking(self.label, "write", key):
             self.client.upload_file(str(source), self.bucket, self._key(key), Config=self._transfer)
+        with self._lock:
+            self._opened.pop(key, None)
         source.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
@@ -211,6 +236,13 @@ class S3ObjectStore:
                     self._opened.clear()
                 self._opened[key] = known
         return S3Object(self, self._key(key), *known)
+
+    def remember(self, stored_key: str, size: int, etag: str) -> None:
+        """The object under ``stored_key`` (prefix included) has this ETag now: later opens pin to it."""
+        key = stored_key[len(self.prefix) + 1 :] if self.prefix else stored_key
+        with self._lock:
+            if key in self._opened:
+                self._opened[key] = size, etag
 
     def read_bytes(self, key: str) -> bytes:
         with _asking(self.label, "read", key):
