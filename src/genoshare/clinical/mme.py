@@ -1,10 +1,11 @@
 """Rare-disease matchmaking as the Matchmaker Exchange (MME) API 1.1 defines it (``spec/mme/search-api.md``).
 
 A trusted peer sends a patient (HPO features, disorders, candidate genes); this node answers with the
-individuals most like them, scored in [0, 1] and best first. The phenotype part is simGIC over HPO
-(``genoshare.ontology.similarity``); the gene part is whether the individual carries a rare allele
-(allele frequency in their dataset at or below ``mme.rare_allele_frequency``) in a candidate gene. With
-both, the score is their mean, so a shared gene lifts a phenotype match and never stands in for one.
+individuals most like them, scored in [0, 1] and best first. The phenotype part is simGIC over HPO,
+lifted when both look like the same known disease (``genoshare.ontology.similarity``); the gene part is
+whether the individual carries a rare allele (allele frequency in their dataset at or below
+``mme.rare_allele_frequency``) in a candidate gene. With both, the score is their mean, so a shared gene
+lifts a phenotype match and never stands in for one.
 
 Only people whose consent allows matchmaking are candidates (``genoshare.access.matchmaking``, read at
 every request). An answer names each match by its dataset and pseudonym, never a source name, and gives
@@ -38,7 +39,13 @@ from genoshare.access.matchmaking import matchmaking_consent
 from genoshare.audit import AuditLog, Entry
 from genoshare.audit.people import encode_people
 from genoshare.errors import GenoshareError, InvalidInput
-from genoshare.ontology.similarity import InformationContent, PhenotypeIndex, hpo_information_content
+from genoshare.ontology.similarity import (
+    DiseaseModel,
+    InformationContent,
+    PhenotypeIndex,
+    hpo_disease_model,
+    hpo_information_content,
+)
 from genoshare.settings import MatchmakerPeer, Settings
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset, Participant
@@ -276,6 +283,7 @@ class MatchmakerService:
         cohort: Cohort,
         information_content: Callable[[], InformationContent] = hpo_information_content,
         notify: NotifyMatch | None = None,
+        disease_model: Callable[[], DiseaseModel] = hpo_disease_model,
     ) -> None:
         self.database = database
         self.audit = audit
@@ -283,13 +291,16 @@ class MatchmakerService:
         self.cohort = cohort
         self.notify = notify
         self._information_content = information_content
+        self._disease_model = disease_model
         self._candidates: _Candidates | None = None
         self._consent: _Consent | None = None
         self._lock = threading.Lock()
 
     def warm(self) -> None:
-        """Load HPO and its information content now (about a second) rather than on the first request."""
+        """Load HPO, the disease model and the candidates' index now (seconds), not on the first request."""
         self._information_content()
+        self._disease_model()
+        self._current()
 
     # --- answering ------------------------------------------------------------------------------------
 
@@ -343,7 +354,7 @@ class MatchmakerService:
         candidates, consent = self._current()
         if not candidates.people:
             return []
-        phenotype = candidates.index.simgic(terms) if terms else np.zeros(len(candidates.people))
+        phenotype = candidates.index.score(terms) if terms else np.zeros(len(candidates.people))
         carried: dict[int, list[str]] = {}
         for dataset_id, positions in candidates.positions.items():
             for gene in genes:
@@ -455,7 +466,8 @@ class MatchmakerService:
                 positions.setdefault(dataset_id, {})[number] = len(everyone)
                 everyone.append(Candidate(dataset_id, person))
         profiles = [[str(term.get("id")) for term in c.observed()] for c in everyone]
-        return _Candidates(key, everyone, PhenotypeIndex(self._information_content(), profiles), positions)
+        index = PhenotypeIndex(self._information_content(), profiles, self._disease_model())
+        return _Candidates(key, everyone, index, positions)
 
     def _allowed(self, key: object, candidates: _Candidates, datasets: Sequence[Any]) -> _Consent:
         with self.database.sessions() as session:
