@@ -40,6 +40,10 @@ PEOPLE: dict[str, tuple[str, list[str]]] = {
     "N01": ("research", MARFAN),
     "N02": ("research", OTHER),
 }
+#: Diagnoses recorded for some: R03 polycystic kidney disease 1 (a subtype of autosomal dominant polycystic
+#: kidney disease, MONDO:0004691 = ORPHA:730); R06 Marfan syndrome (MONDO:0007947 = OMIM:154700), under
+#: MONDO as the node records diseases.
+DIAGNOSES = {"R03": "MONDO:0008263", "R06": "MONDO:0007947"}
 PEER_TOKEN = "peer-a-token-" + "0" * 27
 PEER_NAME = "Peer A"
 CONTACT = "mailto:matchmaking@example.org"
@@ -113,7 +117,7 @@ def build_world(root: Path, settings: Settings) -> ClinicalWorld:
     for dataset_id, samples in (("rare", rare), ("research", research)):
         table = root / f"{dataset_id}-individuals.tsv"
         rows = ["individual_id\tsex\tage\tphenotypic_features\tdiseases"]
-        rows += [f"{s}\tNCIT:C16576\tP30Y\t{';'.join(PEOPLE[s][1])}\t" for s in samples]
+        rows += [f"{s}\tNCIT:C16576\tP30Y\t{';'.join(PEOPLE[s][1])}\t{DIAGNOSES.get(s, '')}" for s in samples]
         table.write_text("\n".join(rows) + "\n")
         build_phenotypes(node).ingest(dataset_id, [table])
     pseudonyms = {s: ingestor.pseudonymiser.pseudonym(PEOPLE[s][0], s) for s in PEOPLE}

@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 from clinical_world import (
     CONTACT,
+    DIAGNOSES,
     EPILEPSY,
     MARFAN,
+    OTHER,
     PEER_NAME,
     PEER_TOKEN,
     PEOPLE,
+    RENAL,
     STEWARD,
     ClinicalWorld,
     reset_choice,
@@ -215,3 +218,52 @@ def test_only_a_steward_sends_a_patient_to_the_peers_and_each_peer_is_reported(
     assert [(p["peer"], p["status"], p["results"]) for p in answer.json()["peers"]] == [("Down", "unreachable", [])]
     search = [e for e in world.node.audit.entries() if e.action == "mme.search"][-1]
     assert search.actor.startswith(STEWARD) and search.details["peers"]["Down"]["status"] == "unreachable"
+
+
+def sample_of(result: dict[str, Any], world: ClinicalWorld) -> str:
+    return {f"{PEOPLE[s][0]}/{p}": s for s, p in world.pseudonyms.items()}[result["patient"]["id"]]
+
+
+def scores_of(response: Any, world: ClinicalWorld) -> dict[str, dict[str, float]]:
+    return {sample_of(result, world): result["score"] for result in response.json()["results"]}
+
+
+def test_a_disorder_named_in_omim_matches_a_person_diagnosed_under_mondo(
+    client: TestClient, world: ClinicalWorld
+) -> None:
+    # R06's Marfan syndrome is recorded as MONDO:0007947; the peer says MIM:154700, as MME examples do.
+    assert DIAGNOSES["R06"] == "MONDO:0007947"
+    without = ask(client, patient(EPILEPSY))
+    asked = ask(client, patient(EPILEPSY, disorders=[{"id": "MIM:154700", "label": "Marfan syndrome"}]))
+    assert asked.status_code == 200, asked.text
+    validator("response").validate(asked.json())
+    scores = scores_of(asked, world)
+    assert scores["R06"]["_disorder"] == 1.0
+    before = matched(without, world)  # the answer is the top 5: R06 may not be in it by phenotype alone
+    assert matched(asked, world).index("R06") < (before.index("R06") if "R06" in before else len(before))
+    shown = next(r for r in asked.json()["results"] if sample_of(r, world) == "R06")
+    assert shown["patient"]["disorders"] == [{"id": "MONDO:0007947", "label": "Marfan syndrome"}]
+
+
+def test_an_orphanet_disorder_matches_a_subtype_diagnosed_under_mondo(client: TestClient, world: ClinicalWorld) -> None:
+    # ORPHA:730 is autosomal dominant polycystic kidney disease; R03 has its subtype polycystic kidney disease 1.
+    scores = scores_of(ask(client, patient(OTHER, disorders=[{"id": "ORPHA:730"}])), world)
+    assert scores["R03"]["_disorder"] == 1.0
+    assert all(score["_disorder"] < 1.0 for sample, score in scores.items() if sample != "R03")
+
+
+def test_a_disorder_is_scored_against_phenotypes_through_its_hpo_annotations(
+    client: TestClient, world: ClinicalWorld
+) -> None:
+    # Nobody is diagnosed with Marfan syndrome in R01's record, but R01 has its features; R02 has epilepsy.
+    scores = scores_of(ask(client, patient(RENAL, disorders=[{"id": "OMIM:154700"}])), world)
+    assert scores["R01"]["_disorder"] > 0.1
+    assert scores["R01"]["_disorder"] > scores.get("R02", {"_disorder": 0.0})["_disorder"]
+    assert scores["R06"]["_disorder"] == 1.0  # the one recorded with it
+
+
+def test_a_disorder_this_node_cannot_read_is_left_out_not_scored_zero(client: TestClient, world: ClinicalWorld) -> None:
+    plain = ask(client, patient(MARFAN)).json()["results"]
+    unknown = ask(client, patient(MARFAN, disorders=[{"id": "DOID:14323"}])).json()["results"]
+    assert unknown == plain
+    assert all("_disorder" not in result["score"] for result in unknown)

@@ -39,6 +39,7 @@ from genoshare.access.matchmaking import matchmaking_consent
 from genoshare.audit import AuditLog, Entry
 from genoshare.audit.people import encode_people
 from genoshare.errors import GenoshareError, InvalidInput
+from genoshare.ontology import get_ontology
 from genoshare.ontology.similarity import (
     DiseaseModel,
     InformationContent,
@@ -46,6 +47,7 @@ from genoshare.ontology.similarity import (
     hpo_disease_model,
     hpo_information_content,
 )
+from genoshare.ontology.xrefs import DiseaseXrefs, mondo_xrefs
 from genoshare.settings import MatchmakerPeer, Settings
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset, Participant
@@ -248,6 +250,8 @@ class _Candidates:
     index: PhenotypeIndex
     #: Dataset -> sample number -> position in ``people``.
     positions: dict[str, dict[int, int]]
+    #: Disease id (MONDO, OMIM, ORPHA; each disease's MONDO ancestors too) -> positions of the people with it.
+    diseases: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,8 @@ class Match:
     score: float
     phenotype: float
     genes: tuple[str, ...]
+    #: The disorder part, when the query named a disorder known here.
+    disorder: float | None = None
 
 
 #: Tells the data custodian of matches (subject, text, addresses, JSON payload): the node's notifier.
@@ -284,6 +290,7 @@ class MatchmakerService:
         information_content: Callable[[], InformationContent] = hpo_information_content,
         notify: NotifyMatch | None = None,
         disease_model: Callable[[], DiseaseModel] = hpo_disease_model,
+        xrefs: Callable[[], DiseaseXrefs] = mondo_xrefs,
     ) -> None:
         self.database = database
         self.audit = audit
@@ -292,6 +299,7 @@ class MatchmakerService:
         self.notify = notify
         self._information_content = information_content
         self._disease_model = disease_model
+        self._xrefs = xrefs
         self._candidates: _Candidates | None = None
         self._consent: _Consent | None = None
         self._lock = threading.Lock()
@@ -300,6 +308,7 @@ class MatchmakerService:
         """Load HPO, the disease model and the candidates' index now (seconds), not on the first request."""
         self._information_content()
         self._disease_model()
+        self._xrefs()
         self._current()
 
     # --- answering ------------------------------------------------------------------------------------
@@ -310,7 +319,7 @@ class MatchmakerService:
         patient = request.patient
         terms = [feature.id for feature in patient.features if feature.observed == "yes"]
         genes = list(dict.fromkeys(g.gene.id.strip() for g in patient.genomicFeatures if g.gene.id.strip()))
-        found = self._score(terms, genes)
+        found = self._score(terms, genes, [disorder.id for disorder in patient.disorders])
         results = [self._result(match) for match in found]
         self._audit(peer, patient, terms, genes, found)
         if found and not patient.test and self.notify is not None:  # MME: test queries notify nobody
@@ -349,7 +358,7 @@ class MatchmakerService:
         to = (self.settings.mme.contact_email,) if self.settings.mme.contact_email else ()
         self.notify(f"Matchmaker Exchange: {len(found)} matches for {peer}", "\n".join(lines), to, payload)
 
-    def _score(self, terms: Sequence[str], genes: Sequence[str]) -> list[Match]:
+    def _score(self, terms: Sequence[str], genes: Sequence[str], disorders: Sequence[str] = ()) -> list[Match]:
         mme = self.settings.mme
         candidates, consent = self._current()
         if not candidates.people:
@@ -365,8 +374,12 @@ class MatchmakerService:
         genotype = np.zeros(len(candidates.people))
         if carried:
             genotype[list(carried)] = 1.0
-        # With both, the mean: a shared gene lifts a phenotype match and never stands in for one.
-        score = (phenotype + genotype) / 2 if terms and genes else phenotype if terms else genotype
+        disorder = self._disorders(candidates, disorders)
+        # The mean of the parts asked: a shared gene lifts a phenotype match and never stands in for one.
+        parts = [part for part, asked in ((phenotype, terms), (genotype, genes)) if asked]
+        if disorder is not None:
+            parts.append(disorder)
+        score = np.mean(parts, axis=0) if parts else np.zeros(len(candidates.people))
         eligible = np.flatnonzero(consent.allowed & (score >= mme.min_score) & (score > 0))
         if len(eligible) > mme.max_results:
             top = np.argpartition(-score[eligible], mme.max_results - 1)[: mme.max_results]
@@ -379,9 +392,33 @@ class MatchmakerService:
                 float(score[i]),
                 float(phenotype[i]),
                 tuple(carried.get(i, ())),
+                None if disorder is None else float(disorder[i]),
             )
             for i in ranked
         ]
+
+    def _disorders(self, candidates: _Candidates, disorders: Sequence[str]) -> np.ndarray | None:
+        """Per person, how well they fit the query's disorders; None when no disorder is known here.
+
+        1 for a person with one of the disorders (the same disease under any of its MONDO, OMIM or Orphanet
+        ids, or a MONDO subtype of it); otherwise the chance, from their phenotypes, that they have it (for
+        disorders that OMIM's HPO annotations describe). A disorder in another scheme, or one neither a person
+        here nor the annotations know, is left out rather than scored 0 for everyone.
+        """
+        xrefs = self._xrefs()
+        asked = set().union(*(xrefs.equivalents(disorder) for disorder in disorders)) if disorders else set()
+        direct = [candidates.diseases[name] for name in asked if name in candidates.diseases]
+        model = candidates.index.diseases
+        numbers = sorted(model.position[name] for name in asked if model is not None and name in model.position)
+        if not direct and not numbers:
+            return None
+        fit = np.zeros(len(candidates.people))
+        if numbers:
+            chances = candidates.index.disease_chances(np.asarray(numbers), np.ones(len(numbers)))
+            fit = np.minimum(chances, 1.0)
+        if direct:
+            fit[np.concatenate(direct)] = 1.0
+        return fit
 
     def _result(self, match: Match) -> dict[str, Any]:
         candidate, mme = match.candidate, self.settings.mme
@@ -405,6 +442,8 @@ class MatchmakerService:
             patient["sex"] = _SEX[person.sex]
         score = {"patient": round(match.score, 4), "_phenotype": round(match.phenotype, 4)}
         score["_genotype"] = 1.0 if match.genes else 0.0
+        if match.disorder is not None:
+            score["_disorder"] = round(match.disorder, 4)
         return {"score": score, "patient": patient}
 
     def _audit(self, peer: str, patient: Patient, terms: list[str], genes: list[str], found: list[Match]) -> None:
@@ -467,7 +506,26 @@ class MatchmakerService:
                 everyone.append(Candidate(dataset_id, person))
         profiles = [[str(term.get("id")) for term in c.observed()] for c in everyone]
         index = PhenotypeIndex(self._information_content(), profiles, self._disease_model())
-        return _Candidates(key, everyone, index, positions)
+        return _Candidates(key, everyone, index, positions, self._disease_index(everyone))
+
+    def _disease_index(self, everyone: Sequence[Candidate]) -> dict[str, np.ndarray]:
+        """Disease id -> the people with it, under every id MONDO gives it and with its MONDO ancestors."""
+        xrefs, mondo = self._xrefs(), get_ontology("MONDO")
+        people: dict[str, set[int]] = {}
+        for position, candidate in enumerate(everyone):
+            names: set[str] = set()
+            for item in candidate.person.diseases:
+                code = item.get("diseaseCode")
+                if isinstance(code, dict) and code.get("id"):
+                    names |= xrefs.equivalents(str(code["id"]))
+            broader = {
+                a for name in names if name.startswith("MONDO:") and name in mondo for a in mondo.ancestors(name)
+            }
+            for name in broader:
+                names |= xrefs.equivalents(name)
+            for name in names:
+                people.setdefault(name, set()).add(position)
+        return {name: np.fromiter(sorted(found), dtype=np.int64) for name, found in people.items()}
 
     def _allowed(self, key: object, candidates: _Candidates, datasets: Sequence[Any]) -> _Consent:
         with self.database.sessions() as session:
