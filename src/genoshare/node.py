@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from genoshare.drs.service import DrsService
     from genoshare.governance.consent import ConsentService
     from genoshare.governance.documents import RequestDocuments
+    from genoshare.governance.lifecycle import Lifecycle
     from genoshare.governance.notify import Notifier
     from genoshare.governance.rederive import RederivationWorker, Rederiver
     from genoshare.governance.requests import AccessRequests
@@ -226,6 +227,12 @@ def build_datasets(node: Node) -> DatasetService:
     from genoshare.datasets.service import DatasetService
 
     return DatasetService(node.database)
+
+
+def build_lifecycle(node: Node) -> Lifecycle:
+    from genoshare.governance.lifecycle import Lifecycle
+
+    return Lifecycle(node.database, node.objects, node.audit, node.settings.data_dir)
 
 
 def build_subsets(node: Node) -> Subsets:

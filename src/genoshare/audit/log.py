@@ -253,6 +253,10 @@ class AuditLog:
         with self.database.engine.begin() as connection:
             return self._append(connection, key, entry)
 
+    def record_in(self, connection: Connection, entry: Entry) -> int:
+        """Append inside the caller's transaction: the entry commits with the change it records, or neither does."""
+        return self._append(connection, self.key(), entry)
+
     @staticmethod
     def _append(connection: Connection, key: bytes, entry: Entry) -> int:
         entry = Entry(

@@ -1,19 +1,68 @@
-"""Stewards' lifecycle commands: edit a dataset, set its Beacon policy, find a participant's pseudonym."""
+"""Stewards' lifecycle commands: edit, delete, Beacon policy of a dataset; remove or find a file; find a person."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from genoshare.access.roles import Operator
 from genoshare.cli.common import DataDir, console, fail, open_node, reported
+from genoshare.governance.lifecycle import Removal
 from genoshare.ingest.deidentify import Pseudonymiser
-from genoshare.node import PSEUDONYM_KEY_FILE, build_datasets
+from genoshare.node import PSEUDONYM_KEY_FILE, build_datasets, build_lifecycle
 from genoshare.store.models import Dataset
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+YesOption = Annotated[bool, typer.Option("--yes", help="Delete without asking (required when not at a terminal).")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")]
+
+
+def _removal(remove: Callable[[bool], Removal], what: str, yes: bool, dry_run: bool, as_json: bool) -> None:
+    """Show what ``remove`` takes away, ask (or require ``--yes``), then do it; the outcome as text or JSON."""
+    with reported():
+        plan = remove(True)
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise fail(f"deleting {what} cannot be undone: add --yes (or --dry-run to list what would go)")
+        _print_removal(plan)
+        if not typer.confirm(f"Delete {what}?", default=False):
+            raise fail("nothing deleted")
+    done = plan
+    if not dry_run:
+        with reported():
+            done = remove(False)
+    if as_json:
+        typer.echo(json.dumps(done.as_dict(), indent=2))
+    else:
+        _print_removal(done)
+    if done.left:
+        raise fail(
+            f"{len(done.left)} stored file(s) could not be deleted (nothing serves them; the audit log lists them): "
+            + " ".join(done.left)
+        )
+
+
+def _print_removal(removal: Removal) -> None:
+    verb = "would delete" if removal.dry_run else "deleted"
+    subject = f"dataset {removal.id}" if removal.kind == "dataset" else f"file {removal.id} of {removal.dataset}"
+    console.print(f"{verb} {subject}:", soft_wrap=True, highlight=False)
+    lines = [
+        f"{len(removal.objects)} file(s): {' '.join(removal.objects)}" if removal.objects else "",
+        f"{len(removal.stored)} stored object(s) (files, indexes, per-consent subsets)",
+        f"Beacon index: {' '.join(removal.beacon_indexes)}" if removal.beacon_indexes else "",
+        f"{len(removal.grants)} grant(s): {' '.join(removal.grants)}" if removal.grants else "",
+        *(f"access request {request}: dataset {state}" for request, state in removal.requests.items()),
+        f"{removal.participants} participant(s)" + (" and their consent records" if removal.kind == "dataset" else ""),
+    ]
+    for line in filter(None, lines):
+        console.print(f"  {line}", soft_wrap=True, highlight=False)
 
 
 def _dataset_json(dataset: Dataset) -> dict[str, Any]:
@@ -48,6 +97,51 @@ def register(datasets_app: typer.Typer, consent_app: typer.Typer, objects_app: t
             raise fail(f"no DRS object has the checksum {checksum}")
         for row in rows:
             console.print(f"{row['id']}  ({row['dataset']}, {row['name']})", soft_wrap=True)
+
+    @datasets_app.command("delete")
+    def datasets_delete(
+        dataset_id: str,
+        yes: YesOption = False,
+        dry_run: DryRunOption = False,
+        as_json: JsonOption = False,
+        data_dir: DataDir = Path("node"),
+    ) -> None:
+        """Delete a dataset: its files, Beacon index, participants and grants; its access requests are closed.
+
+        Serving stops first (one transaction), then the stored bytes go; the audit log keeps the history and
+        records who deleted it. The id cannot be used again (visas naming it may still circulate).
+        """
+        lifecycle = build_lifecycle(open_node(data_dir))
+        actor = Operator.at_command_line().actor
+        _removal(
+            lambda dry: lifecycle.delete_dataset(dataset_id, actor, dry_run=dry),
+            f"dataset {dataset_id}",
+            yes,
+            dry_run,
+            as_json,
+        )
+
+    @objects_app.command("remove")
+    def objects_remove(
+        object_id: Annotated[str, typer.Argument(help="The file's DRS id (genoshare objects list DATASET).")],
+        yes: YesOption = False,
+        dry_run: DryRunOption = False,
+        as_json: JsonOption = False,
+        data_dir: DataDir = Path("node"),
+    ) -> None:
+        """Remove one file: DRS, htsget and Beacon stop serving it at once, then its stored bytes are deleted.
+
+        Running downloads of it are cut; the dataset's grants and requests stay. The audit log records it.
+        """
+        lifecycle = build_lifecycle(open_node(data_dir))
+        actor = Operator.at_command_line().actor
+        _removal(
+            lambda dry: lifecycle.remove_object(object_id, actor, dry_run=dry),
+            f"file {object_id}",
+            yes,
+            dry_run,
+            as_json,
+        )
 
     @datasets_app.command("update")
     def datasets_update(

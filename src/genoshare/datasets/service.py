@@ -19,7 +19,7 @@ from genoshare.duo.errors import DuoError
 from genoshare.errors import Conflict, InvalidInput, NotFound
 from genoshare.ids import check_dataset_id
 from genoshare.store.db import Database
-from genoshare.store.models import DataObject, Dataset, Participant
+from genoshare.store.models import AuditEvent, DataObject, Dataset, Participant
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,16 @@ def check_duo_codes(codes: Sequence[str]) -> list[str]:
     return [str(code) for code in parsed]
 
 
+def deleted(session: Session, dataset_id: str) -> bool:
+    """Whether a dataset of this id was deleted (``genoshare datasets delete``): the audit log remembers it."""
+    deletion = select(AuditEvent.seq).where(
+        AuditEvent.action == "datasets.delete",
+        AuditEvent.resource == f"datasets/{dataset_id}",
+        AuditEvent.decision == "delete",
+    )
+    return session.scalar(deletion.limit(1)) is not None
+
+
 class DatasetService:
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -64,6 +74,11 @@ class DatasetService:
         with self.database.session() as session:
             if session.get(Dataset, new.id) is not None:
                 raise Conflict(f"dataset {new.id} exists already")
+            if deleted(session, new.id):
+                # Visas the node signed for the deleted dataset name it, and still circulate until they expire.
+                raise Conflict(
+                    f"a dataset {new.id} was deleted; its grants' visas may still circulate: choose another id"
+                )
             dataset = Dataset(
                 id=new.id,
                 title=new.title.strip(),

@@ -16,7 +16,6 @@ closes); no new request reaches it.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
@@ -38,6 +37,7 @@ from genoshare.crypt.keys import KeyPair, NodeKeys
 from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
+from genoshare.governance.lifecycle import delete_stored, stored_keys, unshared
 from genoshare.index.published import BeaconIndexer, index_dir
 from genoshare.index.stored import delete_index, kept_in_store
 from genoshare.ingest.pipeline import build_index, file_checksums
@@ -200,21 +200,9 @@ class Rederiver:
 
         Keys are content checksums, so another object may hold the same bytes: those keys stay.
         """
-        keys = [old.blob_key, *([old.index_key] if old.index_key else [])]
-        for manifest in self.objects.keys(f"subsets/{old.sha256[:2]}/{old.sha256}/"):
-            try:
-                subset = json.loads(self.objects.read_bytes(manifest))
-                keys += [subset["blob_key"], subset["index_key"]]
-            except (GenoshareError, OSError, ValueError, KeyError) as error:
-                log.warning("subset manifest %s unreadable (%s); its blob stays", manifest, error)
-            keys.append(manifest)
         with self.database.sessions() as session:
-            used = set(session.scalars(select(DataObject.blob_key).where(DataObject.blob_key.in_(keys)))) | set(
-                session.scalars(select(DataObject.index_key).where(DataObject.index_key.in_(keys)))
-            )
-        for key in keys:
-            if key not in used:
-                self.objects.delete(key)
+            keys = unshared(session, stored_keys(self.objects, [old]))
+        delete_stored(self.objects, keys)
 
     def derive(self, row: DataObject, keep: list[str]) -> Derived:
         """Store the object's file with only the samples ``keep`` (VCF/BCF columns, BAM/CRAM read groups).

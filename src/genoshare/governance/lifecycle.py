@@ -1,0 +1,259 @@
+"""Deleting a dataset and removing a file: what goes, in which order, and what the audit log keeps.
+
+Serving stops first, atomically: one database transaction deletes the rows every API reads (the object
+rows DRS, htsget and ``/data`` look up, the Beacon's variant-index rows and people) together with the audit
+entry that records who did it. A ``/data`` stream of a removed file re-checks its object while it streams
+(``genoshare.drs.reads``) and is cut as after a withdrawal; Beacon servers reload their indexes within
+half a second (``genoshare.beacon.catalog``). Only then are the stored bytes deleted: the encrypted file,
+its index, the per-consent subsets made from it, and the Beacon index files. A failure there leaves
+unreferenced bytes that nothing serves, named in a second audit entry (``fail``) and in the error.
+
+A dataset's grants are deleted with it (the visas the node signed for it name a dataset that no longer
+exists, and ``genoshare.datasets`` refuses to create one under a deleted id, so they never open anything
+again); its access requests stay, with the dataset rejected (pending) or revoked (approved) in each. A
+file's removal leaves the dataset's grants and requests alone: they cover the dataset, not the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from genoshare.audit import AuditLog, Entry
+from genoshare.errors import GenoshareError, NotFound
+from genoshare.governance.requests import _overall, dataset_state
+from genoshare.ids import is_wellformed_id
+from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
+from genoshare.store.db import Database
+from genoshare.store.models import (
+    AccessRequest,
+    DataObject,
+    Dataset,
+    DatasetDecision,
+    Grant,
+    ObjectParticipant,
+    Participant,
+    utcnow,
+)
+from genoshare.store.objects import ObjectStore
+from genoshare.store.privacy_tables import PrivacyAnswer, PrivacySession, PrivacySpend
+
+log = logging.getLogger("genoshare.governance")
+#: What a request's pending or approved dataset becomes when the dataset is deleted.
+_ENDED = {"pending": "rejected", "approved": "revoked"}
+
+
+@dataclass
+class Removal:
+    """What a deletion took away, or, for a dry run, what it would take away."""
+
+    #: ``dataset`` or ``object``
+    kind: str
+    id: str
+    dataset: str
+    dry_run: bool
+    #: DRS ids of the files no API serves any more.
+    objects: list[str] = field(default_factory=list)
+    #: Object-store keys: encrypted files, their indexes, per-consent subsets and their manifests.
+    stored: list[str] = field(default_factory=list)
+    #: Beacon variant-index directories, relative to the data directory.
+    beacon_indexes: list[str] = field(default_factory=list)
+    #: Grants (visa ``jti``) deleted with the dataset.
+    grants: list[str] = field(default_factory=list)
+    #: Access request id -> what the dataset's decision in it became.
+    requests: dict[str, str] = field(default_factory=dict)
+    participants: int = 0
+    #: Stored keys that could not be deleted (nothing serves them; the audit log names them).
+    left: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def stored_keys(objects: ObjectStore, rows: Iterable[DataObject]) -> list[str]:
+    """Every stored key of these files: each one's bytes and index, and the subsets made from them.
+
+    A subset manifest that cannot be read is still listed (its own key), its blob is not: logged.
+    """
+    keys: list[str] = []
+    for row in rows:
+        keys += [row.blob_key, *([row.index_key] if row.index_key else [])]
+        for manifest in objects.keys(f"subsets/{row.sha256[:2]}/{row.sha256}/"):
+            try:
+                subset = json.loads(objects.read_bytes(manifest))
+                keys += [subset["blob_key"], subset["index_key"]]
+            except (GenoshareError, OSError, ValueError, KeyError) as error:
+                log.warning("subset manifest %s unreadable (%s); its blob stays", manifest, error)
+            keys.append(manifest)
+    return list(dict.fromkeys(keys))
+
+
+def unshared(session: Session, keys: Sequence[str], leaving: Iterable[str] = ()) -> list[str]:
+    """``keys`` that no other file row uses (keys are content checksums: two rows may hold the same bytes)."""
+    gone = list(leaving)
+    used = set(
+        session.scalars(select(DataObject.blob_key).where(DataObject.blob_key.in_(keys), DataObject.id.not_in(gone)))
+    ) | set(
+        session.scalars(select(DataObject.index_key).where(DataObject.index_key.in_(keys), DataObject.id.not_in(gone)))
+    )
+    return [key for key in keys if key not in used]
+
+
+def forget_answers(session: Session, dataset_id: str) -> None:
+    """Drop the Beacon answers the privacy defences cached for a dataset whose variants changed.
+
+    A cached answer may say "exists" for an allele only a removed file held. Budgets spent stay. Touching each
+    principal's session row makes every server process read its copy again (``SqlPrivacyState``'s check).
+    """
+    session.execute(delete(PrivacyAnswer).where(PrivacyAnswer.dataset_id == dataset_id))
+    session.execute(update(PrivacySession).where(PrivacySession.dataset_id == dataset_id).values(updated_at=utcnow()))
+
+
+def _ended_requests(session: Session, dataset_id: str) -> list[tuple[AccessRequest, str]]:
+    """The requests in which the dataset is pending or approved, and what it becomes in each."""
+    found = []
+    for request in session.scalars(select(AccessRequest).order_by(AccessRequest.created_at)):
+        state = dataset_state(request, dataset_id) if dataset_id in request.datasets else ""
+        if state in _ENDED:
+            found.append((request, _ENDED[state]))
+    return found
+
+
+def delete_stored(objects: ObjectStore, keys: Iterable[str]) -> list[str]:
+    """Delete each key; the ones that could not be deleted, logged."""
+    left = []
+    for key in keys:
+        try:
+            objects.delete(key)
+        except (GenoshareError, OSError) as error:
+            log.warning("stored %s not deleted: %s", key, error)
+            left.append(key)
+    return left
+
+
+class Lifecycle:
+    """Deletes datasets and removes files: ``genoshare datasets delete`` and ``genoshare objects remove``."""
+
+    def __init__(self, database: Database, objects: ObjectStore, audit: AuditLog, data_dir: Path) -> None:
+        self.database = database
+        self.objects = objects
+        self.audit = audit
+        self.data_dir = data_dir
+
+    def remove_object(self, object_id: str, actor: str, *, dry_run: bool = False) -> Removal:
+        with self.database.sessions() as session:
+            row = session.get(DataObject, object_id) if is_wellformed_id(object_id) else None
+            if row is None:
+                raise NotFound(f"no DRS object {object_id!r} (see `genoshare objects list DATASET`)")
+            keys = unshared(session, stored_keys(self.objects, [row]), [row.id])
+            indexed = select(BeaconVariantIndex.path).where(BeaconVariantIndex.object_id == row.id)
+            indexes = list(session.scalars(indexed))
+            people = int(session.scalar(select(func.count()).where(ObjectParticipant.object_id == row.id)) or 0)
+        # Beacon index files: in the data directory, or beside the objects when those are remote.
+        keys += [key for index in indexes for key in self.objects.keys(f"{index}/")]
+        removal = Removal("object", row.id, row.dataset_id, dry_run, [row.id], keys, indexes, participants=people)
+        if dry_run:
+            return removal
+        with self.database.session() as session:
+            session.execute(delete(BeaconVariantIndex).where(BeaconVariantIndex.object_id == row.id))
+            session.execute(delete(ObjectParticipant).where(ObjectParticipant.object_id == row.id))
+            session.execute(delete(DataObject).where(DataObject.id == row.id))
+            if indexes:
+                forget_answers(session, row.dataset_id)
+            self.audit.record_in(
+                session.connection(),
+                Entry(
+                    actor,
+                    "objects.remove",
+                    f"objects/{row.id}",
+                    "delete",
+                    "file removed by the operator",
+                    {"dataset": row.dataset_id, "sha256": row.sha256, "name": row.name, "stored": keys},
+                ),
+            )
+        return self._delete_bytes(removal, actor)
+
+    def delete_dataset(self, dataset_id: str, actor: str, *, dry_run: bool = False) -> Removal:
+        with self.database.sessions() as session:
+            dataset = session.get(Dataset, dataset_id) if is_wellformed_id(dataset_id) else None
+            if dataset is None:
+                raise NotFound(f"no dataset {dataset_id!r} (see `genoshare datasets list`)")
+            rows = list(session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id)))
+            ids = [row.id for row in rows]
+            keys = unshared(session, stored_keys(self.objects, rows), ids)
+            grants = list(session.scalars(select(Grant.id).where(Grant.dataset_id == dataset_id)))
+            requests = {request.id: ended for request, ended in _ended_requests(session, dataset_id)}
+            people = int(session.scalar(select(func.count()).where(Participant.dataset_id == dataset_id)) or 0)
+        beacon = [f"beacon/{dataset_id}"] if (self.data_dir / "beacon" / dataset_id).exists() else []
+        keys += self.objects.keys(f"beacon/{dataset_id}/")
+        removal = Removal("dataset", dataset_id, dataset_id, dry_run, ids, keys, beacon, grants, requests, people)
+        if dry_run:
+            return removal
+        with self.database.session() as session:
+            for table in (BeaconVariantIndex, BeaconBiosample, BeaconIndividual):
+                session.execute(delete(table).where(table.dataset_id == dataset_id))
+            session.execute(delete(ObjectParticipant).where(ObjectParticipant.object_id.in_(ids)))
+            session.execute(delete(DataObject).where(DataObject.dataset_id == dataset_id))
+            session.execute(delete(Grant).where(Grant.dataset_id == dataset_id))
+            self._end_requests(session, dataset_id, actor)
+            session.execute(delete(Participant).where(Participant.dataset_id == dataset_id))
+            for privacy in (PrivacyAnswer, PrivacySpend, PrivacySession):
+                session.execute(delete(privacy).where(privacy.dataset_id == dataset_id))
+            session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+            self.audit.record_in(
+                session.connection(),
+                Entry(
+                    actor,
+                    "datasets.delete",
+                    f"datasets/{dataset_id}",
+                    "delete",
+                    "dataset deleted by the operator",
+                    {
+                        "title": dataset.title,
+                        "objects": ids,
+                        "grants": grants,
+                        "requests": requests,
+                        "participants": people,
+                        "stored": keys,
+                    },
+                ),
+            )
+        return self._delete_bytes(removal, actor)
+
+    def _end_requests(self, session: Session, dataset_id: str, actor: str) -> None:
+        """The deleted dataset's decision in each request: pending ones rejected, approved ones revoked."""
+        now = utcnow()
+        for request, status in _ended_requests(session, dataset_id):
+            ended: DatasetDecision = {
+                "status": status,
+                "by": actor,
+                "at": now.isoformat(),
+                "note": f"dataset {dataset_id} was deleted",
+            }
+            request.decisions = {**(request.decisions or {}), dataset_id: ended}
+            request.status = _overall([dataset_state(request, d) for d in request.datasets])
+
+    def _delete_bytes(self, removal: Removal, actor: str) -> Removal:
+        """After the rows are gone (nothing serves the bytes any more): the stored files and Beacon indexes."""
+        removal.left = delete_stored(self.objects, removal.stored)
+        for relative in removal.beacon_indexes:
+            shutil.rmtree(self.data_dir / relative, ignore_errors=True)
+        if removal.left:
+            self.audit.record(
+                Entry(
+                    actor,
+                    f"{removal.kind}s.delete" if removal.kind == "dataset" else "objects.remove",
+                    f"{removal.kind}s/{removal.id}",
+                    "fail",
+                    f"{len(removal.left)} stored file(s) could not be deleted; nothing serves them",
+                    {"left": removal.left},
+                )
+            )
+        return removal
