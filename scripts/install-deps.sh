@@ -3,7 +3,8 @@
 #   scripts/install-deps.sh          the node: genoshare (the demo's synthetic cohort ships pre-generated)
 #   scripts/install-deps.sh --test   and what the tests need: PostgreSQL (the production database, tested
 #                                    for real), samtools and bcftools (baselines the tests compare against),
-#                                    chromium (the portal's pages are tested in a real browser), and the lab
+#                                    chromium (the portal's pages are tested in a real browser), a Java 17
+#                                    runtime (Spark ingest runs pyspark in local mode), and the lab
 #                                    package (lab/: synthetic cohorts with msprime, written by tabix's bgzip;
 #                                    the privacy harness)
 #
@@ -28,6 +29,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v bcftools >/dev/null || need+=(bcftools)
   command -v chromium >/dev/null || need+=(chromium)
   command -v bgzip >/dev/null || need+=(tabix)
+  command -v java >/dev/null || need+=(openjdk-17-jre-headless)
   extra="[test]"
   # Research code a node does not run; editable like the node, so changes under lab/ need no reinstall.
   lab=(-e ./lab)

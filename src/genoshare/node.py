@@ -385,8 +385,13 @@ def build_clinical_lookup(node: Node, beacon: BeaconService) -> ClinicalLookup:
     """The lookup's counts are Beacon answers, with every access decision and privacy defence they carry."""
     from genoshare.beacon.alleles import BeaconAlleles
     from genoshare.clinical.lookup import ClinicalLookup
+    from genoshare.clinical.reference import ReferenceGenome
 
-    return ClinicalLookup(build_annotations(node), BeaconAlleles(beacon))
+    clinical = node.settings.clinical
+    reference = None
+    if clinical.reference_fasta is not None:
+        reference = ReferenceGenome(clinical.reference_fasta, clinical.reference_assembly)
+    return ClinicalLookup(build_annotations(node), BeaconAlleles(beacon), reference)
 
 
 def check_database(settings: Settings) -> None:

@@ -342,6 +342,19 @@ class MatchmakerSettings(BaseModel):
     disclaimer: str | None = None
 
 
+class ClinicalSettings(BaseModel):
+    """Clinical variant lookup (docs/clinical.md): the reference genome HGVS indels and VRS ids need."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: A FASTA of the reference genome (plain or bgzipped, with its ``.fai``; ``samtools faidx``). With it,
+    #: HGVS deletions, insertions and duplications are read (left-aligned to VCF), reference alleles are
+    #: checked, and the lookup gives each variant's GA4GH VRS allele id; without it they are refused.
+    reference_fasta: Path | None = None
+    #: The assembly of ``reference_fasta``.
+    reference_assembly: Literal["GRCh37", "GRCh38"] = "GRCh38"
+
+
 class S3Settings(BaseModel):
     """How the node reaches an S3-compatible object store (``objects_url = "s3://bucket/prefix"``).
 
@@ -477,6 +490,8 @@ class Settings(BaseSettings):
     linked_issuers: list[list[str]] = Field(default_factory=list)
     #: Matchmaker Exchange peers and matching limits (``genoshare.clinical``, docs/clinical.md).
     mme: MatchmakerSettings = Field(default_factory=MatchmakerSettings)
+    #: The clinical variant lookup's reference genome (``ClinicalSettings``).
+    clinical: ClinicalSettings = Field(default_factory=ClinicalSettings)
     #: Other nodes this node asks on ``/network/api/...`` and whose grants it may trust (``NetworkSettings``).
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     roles: RoleSettings = Field(default_factory=RoleSettings)

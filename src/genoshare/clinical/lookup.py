@@ -6,6 +6,10 @@ release date and review status, and the node's own counts per dataset at the cal
 counts come from the Beacon (``genoshare.beacon.alleles``), handed in by the composition root: one path to
 the genotypes, with its access decisions and privacy defences, never a second one around them.
 
+With a reference genome configured (``clinical.reference_fasta``), HGVS indels are read and the answer
+gives the variant's GA4GH VRS allele (``variant.vrs``, with its computed id), so that it can be matched
+with VRS-keyed sources elsewhere.
+
 The portal calls ``ClinicalLookup.lookup`` as the API and the CLI do.
 """
 
@@ -15,6 +19,7 @@ from typing import Any, Protocol
 
 from genoshare.access.passports import Identity
 from genoshare.clinical.annotations import AnnotationStore
+from genoshare.clinical.reference import ReferenceGenome, vrs_allele
 from genoshare.clinical.variants import Allele, parse_allele
 
 
@@ -29,13 +34,16 @@ class AlleleCounts(Protocol):
 
 
 class ClinicalLookup:
-    def __init__(self, annotations: AnnotationStore, alleles: AlleleCounts) -> None:
+    def __init__(
+        self, annotations: AnnotationStore, alleles: AlleleCounts, reference: ReferenceGenome | None = None
+    ) -> None:
         self.annotations = annotations
         self.alleles = alleles
+        self.reference = reference
 
     def lookup(self, variant: str, identity: Identity | None, assembly: str = "GRCh38") -> dict[str, Any]:
         """The lookup's answer for a variant as text (VCF coordinates or HGVS genomic)."""
-        allele = parse_allele(variant, assembly)
+        allele = parse_allele(variant, assembly, self.reference)
         return self.lookup_allele(allele, identity)
 
     def lookup_allele(self, allele: Allele, identity: Identity | None) -> dict[str, Any]:
@@ -46,15 +54,19 @@ class ClinicalLookup:
         datasets = self.alleles.counts(
             identity, allele.assembly, allele.contig, allele.position, allele.ref, allele.alt
         )
+        described: dict[str, Any] = {
+            "assembly": allele.assembly,
+            "referenceName": allele.contig,
+            "position": allele.position,
+            "referenceBases": allele.ref,
+            "alternateBases": allele.alt,
+            "label": allele.label,
+        }
+        reference = self.reference
+        if reference is not None and reference.assembly == allele.assembly and allele.contig in reference:
+            described["vrs"] = vrs_allele(allele, reference)
         return {
-            "variant": {
-                "assembly": allele.assembly,
-                "referenceName": allele.contig,
-                "position": allele.position,
-                "referenceBases": allele.ref,
-                "alternateBases": allele.alt,
-                "label": allele.label,
-            },
+            "variant": described,
             "genes": genes,
             "clinicalSignificance": [annotation.as_dict() for annotation in known],
             "datasets": datasets,
