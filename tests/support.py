@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.access.roles import Operator
+from genoshare.settings import Settings, TrustedIssuer, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 HTSGET_DATA = REPO / "src" / "genoshare" / "demo" / "data" / "htsget"
@@ -42,3 +44,18 @@ class Passports:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def trusting_settings(folder: Path, issuer: VisaIssuer, **more: Any) -> Settings:
+    """A test node's settings (data in ``folder``/node) that trust the test issuer's passports and grants."""
+    jwks = folder / "jwks.json"
+    issuer.write_jwks(jwks)
+    trusted = [TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)]
+    return load_settings(
+        folder / "node",
+        public_url=PUBLIC_URL,
+        environment="test",
+        trusted_issuers=trusted,
+        passports=TEST_PASSPORT_POLICY,
+        **more,
+    )

@@ -1,10 +1,11 @@
 """Ingest on Spark: the same cohort through both engines gives the same Beacon, answer for answer.
 
-Two nodes share one pseudonym secret and ingest one two-contig cohort into a controlled dataset, one with
-the embedded index build and one with ``--engine spark`` (local mode, two workers, a few regions per contig
-so rows are cut at region boundaries). Every allele's sequence query, windows tiling both contigs, every
-variant type and every granularity are asked of both through the HTTP API with a grant, and each answer
-must be the same JSON; sequence answers are also checked against pysam reading the VCF. One JVM per module.
+Three nodes share one pseudonym secret and ingest one two-contig cohort into a controlled dataset: one with
+the embedded index build, one with ``--engine spark`` (local mode, two workers, a few regions per contig
+so rows are cut at region boundaries), and one on Spark with its objects and index in S3 (a real moto
+server process). Every allele's sequence query, windows tiling both contigs, every variant type and every
+granularity are asked through the HTTP API with a grant, and each answer must be the embedded node's JSON;
+sequence answers are also checked against pysam reading the VCF. One JVM per module.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from genoshare.index.schema import MANIFEST
 from genoshare.index.serving import VariantIndex
 from genoshare.index.spark import SparkIndexBuilder, plan_regions, spark_session
 from genoshare.node import PSEUDONYM_KEY_FILE, Node, build_ingestor, init_node
-from genoshare.settings import TrustedIssuer, load_settings
 from genoshare_lab.synth import generate_cohort
+from objects_s3 import S3Server
 
 from processes import run_cli
-from support import PUBLIC_URL, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
+from support import Passports, bearer, trusting_settings
 
 N_PEOPLE = 24
 LENGTH = 40_000
@@ -59,39 +60,37 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _node(root: Path, issuer: VisaIssuer, secret: bytes | None) -> Node:
-    jwks = root / "jwks.json"
+def _node(root: Path, issuer: VisaIssuer, secret: bytes | None, **objects: Any) -> Node:
     root.mkdir()
-    issuer.write_jwks(jwks)
-    settings = load_settings(
-        root / "node",
-        public_url=PUBLIC_URL,
-        environment="test",
-        trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
-        passports=TEST_PASSPORT_POLICY,
-        spark={"master": "local[2]", "records_per_task": RECORDS_PER_TASK},
-    )
-    node = init_node(settings)
-    if secret is not None:  # the same pseudonyms in both nodes, so their answers can be compared whole
-        (settings.keys_dir / PSEUDONYM_KEY_FILE).write_bytes(secret)
+    spark = {"master": "local[2]", "records_per_task": RECORDS_PER_TASK}
+    node = init_node(trusting_settings(root, issuer, spark=spark, **objects))
+    if secret is not None:  # the same pseudonyms in every node, so their answers can be compared whole
+        (node.settings.keys_dir / PSEUDONYM_KEY_FILE).write_bytes(secret)
     DatasetService(node.database).create(NewDataset("cohort", "Cohort", "Test Institute", "controlled", ["GRU"]))
     return node
 
 
 @pytest.fixture(scope="module")
 def nodes(
-    tmp_path_factory: pytest.TempPathFactory, issuer: VisaIssuer, cohort: Path, spark: Any
-) -> Iterator[dict[str, TestClient]]:
+    tmp_path_factory: pytest.TempPathFactory, issuer: VisaIssuer, cohort: Path, spark: Any, s3: S3Server
+) -> Iterator[dict[str, Any]]:
+    """Clients of three nodes: embedded ingest; Spark; Spark with objects and index in S3 (moto)."""
     root = tmp_path_factory.mktemp("spark-nodes")
     embedded = _node(root / "embedded", issuer, None)
     build_ingestor(embedded, "embedded").ingest("cohort", [cohort])
     secret = (embedded.settings.keys_dir / PSEUDONYM_KEY_FILE).read_bytes()
     on_spark = _node(root / "spark", issuer, secret)
     build_ingestor(on_spark, "spark").ingest("cohort", [cohort])
-    with TestClient(create_app(embedded)) as a, TestClient(create_app(on_spark)) as b:
-        yield {"embedded": a, "spark": b, "spark_dir": on_spark.settings.data_dir}  # type: ignore[dict-item]
-    embedded.close()
-    on_spark.close()
+    on_s3 = _node(root / "s3", issuer, secret, objects_url=f"s3://{s3.new_bucket()}/node", s3=s3.settings())
+    build_ingestor(on_s3, "spark").ingest("cohort", [cohort])
+    with (
+        TestClient(create_app(embedded)) as a,
+        TestClient(create_app(on_spark)) as b,
+        TestClient(create_app(on_s3)) as c,
+    ):
+        yield {"embedded": a, "spark": b, "spark_s3": c, "spark_dir": on_spark.settings.data_dir, "s3": on_s3}
+    for node in (embedded, on_spark, on_s3):
+        node.close()
 
 
 def _oracle(vcf: Path) -> dict[tuple[str, int, str, str], int]:
@@ -105,13 +104,14 @@ def _oracle(vcf: Path) -> dict[tuple[str, int, str, str], int]:
     return found
 
 
-def _ask(nodes: dict[str, TestClient], headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-    """The same POST to both nodes; the two answers must be the same JSON."""
-    answers = [nodes[name].post("/api/g_variants", json=body, headers=headers) for name in ("embedded", "spark")]
-    assert [a.status_code for a in answers] == [200, 200], answers[1].text
-    embedded, spark = (a.json() for a in answers)
-    assert spark == embedded, json.dumps(body)
-    return embedded
+def _ask(nodes: dict[str, Any], headers: dict[str, str], body: dict[str, Any], on_s3: bool = True) -> dict[str, Any]:
+    """The same POST to the nodes; every answer must be the embedded node's JSON."""
+    names = ["embedded", "spark", "spark_s3"] if on_s3 else ["embedded", "spark"]
+    answers = [nodes[name].post("/api/g_variants", json=body, headers=headers) for name in names]
+    for name, answer in zip(names, answers, strict=True):
+        assert answer.status_code == 200, (name, answer.text)
+        assert answer.json() == answers[0].json(), (name, json.dumps(body))
+    return dict(answers[0].json())
 
 
 def _query(parameters: dict[str, Any], granularity: str = "record") -> dict[str, Any]:
@@ -136,19 +136,24 @@ def test_the_spark_index_is_partitioned_by_contig_and_position(nodes: dict[str, 
     ]
     assert manifest["n_records"] == sum(CONTIGS.values())
     assert not (index_dir / "variants.parquet").exists()
+    stored = [key for key in nodes["s3"].objects.keys("beacon/") if key.endswith((".parquet", MANIFEST))]
+    in_bucket = sorted(key.split("/", 4)[4] for key in stored if key.endswith(".parquet"))
+    assert in_bucket == sorted(part.split("/", 1)[1] for part in manifest["parts"])  # the same parts, its own token
+    assert any(key.endswith(MANIFEST) for key in stored)
 
 
 def test_every_beacon_answer_is_the_same_on_both_engines(
-    nodes: dict[str, TestClient], cohort: Path, issuer: VisaIssuer
+    nodes: dict[str, Any], cohort: Path, issuer: VisaIssuer
 ) -> None:
     granted = bearer(Passports(issuer).with_grant("cohort"))
     oracle = _oracle(cohort)
     assert len(oracle) >= sum(CONTIGS.values())
-    for (contig, start, ref, alt), carriers in oracle.items():
+    for number, ((contig, start, ref, alt), carriers) in enumerate(oracle.items()):
         answer = _ask(
             nodes,
             granted,
             _query({"referenceName": contig, "start": [start], "referenceBases": ref, "alternateBases": alt}),
+            on_s3=number % 10 == 0,  # the S3 node (ranged GETs from an emulator) for every tenth allele
         )
         results = _cohort_results(answer) if carriers else []
         assert [len(r["caseLevelData"]) for r in results] == ([carriers] if carriers else [])
