@@ -86,7 +86,7 @@ class Node:
         if not new_database:
             check_database(settings)
         make_private(settings)
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, settings.database)
         if not new_database:
             try:
                 problem = schema_problem(database.engine)
@@ -146,10 +146,11 @@ class Node:
     @cached_property
     def privacy(self) -> PrivacyGuard:
         """Beacon membership-inference defences, with their state in the metadata database."""
+        wait_for_disk = self.settings.database.privacy_writes_wait_for_disk
         return PrivacyGuard(
-            SqlPrivacyState(self.database),
+            SqlPrivacyState(self.database, wait_for_disk=wait_for_disk),
             linked_issuers=self.settings.linked_issuers,
-            watch=SqlAttackWatch(self.database, self.audit),
+            watch=SqlAttackWatch(self.database, self.audit, wait_for_disk=wait_for_disk),
         )
 
     @cached_property

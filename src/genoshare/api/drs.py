@@ -87,6 +87,18 @@ def bulk_access(
 
 
 @router.get(
+    "/objects/checksum/{checksum}",
+    summary="Find the DrsObjects you may read by checksum (sha-256:<hex>, md5:<hex>, or a bare hex digest)",
+    description="Not in DRS 1.5: the path proposed for DRS in ga4gh/data-repository-service-schemas#419, "
+    "answered in the bulk shape. Objects the caller may not read are left out; none left is a 404.",
+    response_model=models.BulkObjects,
+    response_model_exclude_none=True,
+)
+def objects_by_checksum(checksum: str, drs: DrsDep, identity: IdentityDep) -> dict[str, Any]:
+    return drs.by_checksum(checksum, identity)
+
+
+@router.get(
     "/objects/{object_id}",
     summary="Get info about a DrsObject",
     response_model=models.DrsObject,

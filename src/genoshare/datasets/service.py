@@ -139,9 +139,11 @@ class DatasetService:
     def objects_by_checksum(self, checksum: str) -> builtins.list[DataObject]:
         """The files whose served bytes, or the file the steward ingested, have this checksum.
 
-        ``checksum``: ``sha256:<hex>``, ``md5:<hex>`` or a bare hex digest (its length says which).
+        ``checksum``: ``sha256:<hex>`` (or DRS's ``sha-256:``), ``md5:<hex>`` or a bare hex digest (its length
+        says which).
         """
         kind, _, digest = checksum.strip().lower().rpartition(":")
+        kind = kind.replace("-", "")  # DRS names its checksum types sha-256 and md5
         kind = kind or {64: "sha256", 32: "md5"}.get(len(digest), "")
         if kind not in ("sha256", "md5") or len(digest) != {"sha256": 64, "md5": 32}[kind]:
             raise InvalidInput(f"not a checksum: {checksum!r} (write sha256:<64 hex> or md5:<32 hex>)")

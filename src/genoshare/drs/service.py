@@ -198,6 +198,28 @@ class DrsService:
         served = self.subsets.served(blob, self.policy.check_object(blob, decision.grants))
         return self._blob(served, dataset.access_level == AccessLevel.PUBLIC)
 
+    def by_checksum(self, checksum: str, identity: Identity | None) -> dict[str, Any]:
+        """The DRS objects the caller may read whose checksums (as served to them) include ``checksum``.
+
+        DRS 1.5 has no lookup by checksum; this follows the ``GET /objects/checksum/{checksum}`` proposed for
+        DRS (ga4gh/data-repository-service-schemas#419) and answered in the bulk shape. An object the caller may
+        not read is left out, so the answer is the same 404 whether none exists or none is theirs to see.
+        """
+        digest = checksum.strip().lower().rpartition(":")[2]
+        found = []
+        for row in self.datasets.objects_by_checksum(checksum):
+            try:
+                drs_object = self.get_object(row.id, identity)
+            except (Unauthenticated, PermissionDenied, NotFound):
+                continue
+            if any(item["checksum"] == digest for item in drs_object["checksums"]):
+                found.append(drs_object)
+        if not found:
+            raise NotFound(
+                f"no DRS object you may read has the checksum {checksum!r} (none exists, or it needs access you lack)"
+            )
+        return _bulk_answer(len(found), "resolved_drs_object", found, {})
+
     def authorizations(self, drs_id: str) -> dict[str, Any]:
         """How to authorise for an object: for an id that does not exist, what a controlled object says."""
         try:

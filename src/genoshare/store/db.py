@@ -12,21 +12,28 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from genoshare.errors import InvalidInput
+from genoshare.settings import DatabaseSettings
 
 
-def make_engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {}
+def make_engine(url: str, pool: DatabaseSettings | None = None) -> Engine:
+    pool = pool or DatabaseSettings()
+    kwargs: dict[str, Any] = {
+        "pool_size": pool.pool_size,
+        "max_overflow": pool.max_overflow,
+        "pool_timeout": pool.pool_timeout_seconds,
+    }
     if url.startswith("sqlite"):
         # The server's thread pool shares connections; SQLite must allow that and wait for writers.
         # No pre-ping: a file cannot drop a connection, and the ping is a statement on every checkout.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         # A database server may close idle connections; test each one before handing it out.
-        kwargs["pool_pre_ping"] = True
+        kwargs["pool_pre_ping"] = pool.pre_ping
+        kwargs["pool_recycle"] = pool.pool_recycle_seconds
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -71,6 +78,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def commit_without_waiting(connection: Connection) -> None:
+    """Let this transaction commit without waiting for the disk, on PostgreSQL (``synchronous_commit = off``).
+
+    For the bookkeeping every Beacon answer writes (``DatabaseSettings.privacy_writes_wait_for_disk``): the
+    durability a node on SQLite has for everything (WAL, ``synchronous=NORMAL``), at a round trip instead of a
+    disk flush. Other sessions see the commit at once; a crash of the database server may lose the last
+    fraction of a second of such commits, and corrupts nothing.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
 def alembic_config(url: str) -> Config:
@@ -139,8 +158,8 @@ def migrate(engine: Engine) -> None:
 class Database:
     """The metadata database of one node."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, pool: DatabaseSettings | None = None) -> None:
+        self.engine = make_engine(url, pool)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
