@@ -13,7 +13,16 @@ from genoshare.access.granularity import Granularity
 from genoshare.access.privacy import NODE_DEFAULTS, PrivacySettings
 from genoshare_lab.privacy.attacks import plan_queries
 from genoshare_lab.privacy.cohort import CohortConfig, simulate
-from genoshare_lab.privacy.harness import Defence, HarnessConfig, a3_table, frontier_table, measure_a3, run
+from genoshare_lab.privacy.harness import (
+    Defence,
+    HarnessConfig,
+    a3_table,
+    collusion_table,
+    detection_table,
+    frontier_table,
+    measure_a3,
+    run,
+)
 
 SMALL = HarnessConfig(
     cohort=CohortConfig(n_members=200, n_panel=200, n_targets=30, n_contigs=2, contig_length=12_000_000, seed=7),
@@ -82,14 +91,35 @@ def test_a3_exact_counts_identify_members_and_no_counts_identify_none() -> None:
     assert "10**6" not in a3_table(a3) and "| 1000000 |" in a3_table(a3)
 
 
-def test_rarest_first_walks_are_flagged_and_benign_sessions_are_not() -> None:
-    """The detection rule, judged on the node default's answers: every rarest-first walk over a member's
-    genome is flagged within a few dozen questions, none of the benign researcher's sessions is."""
+def test_the_nodes_flag_catches_rarest_first_walks_and_spares_random_sessions() -> None:
+    """The node's own rule (``access.attack_watch``) over the harness's sessions: every rarest-first walk over a
+    member's genome is flagged at about the rule's count, none of the benign researcher's random sessions is,
+    and the walked member's spent budget at the flag is measured under the node default."""
     config = replace(SMALL, max_queries=300, defended_queries=100, benign_queries=1000, screen_queries=600)
     defences = [Defence("none", PrivacySettings()), Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN])]
+    report = run(replace(config, colluders=()), work_dir=None, node=False, defences=defences)
+    rule = NODE_DEFAULTS[Granularity.BOOLEAN].watch_rule
+    (flags,) = [f for f in report["detection"] if f["node_default"]]
+    assert rule is not None and flags["rule"]["min_hits"] == rule.min_hits
+    assert flags["A2"]["members_flagged"] >= 0.9
+    assert flags["A2"]["median_query_when_flagged"] <= rule.min_hits + 5
+    for parts in (10, 40):
+        alarms = flags["benign"][f"random sites and screen, {parts} sessions"]
+        assert alarms["sessions"] == parts and alarms["flagged"] == 0
+    spent = flags["budget_at_flag"]["A2"]
+    assert spent["flagged_members"] >= 27 and 0 < spent["median_spent"] <= 2 * spent["budget"]
+    table = detection_table(report["detection"])
+    assert "benign: region of 50 consecutive sites" in table and f"flag at {rule.min_hits} (node default)" in table
+
+
+def test_accountable_identities_are_measured_beside_fresh_ones() -> None:
+    """An attacker spreading each target's questions over 50 identities meets 50 budgets per member: more
+    power than one identity per target; a single identity for every target has no more than 50 do."""
+    config = replace(SMALL, max_queries=300, defended_queries=150, benign_queries=300, colluders=(1, 50))
+    defences = [Defence("none", PrivacySettings()), Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN])]
     report = run(config, work_dir=None, node=False, defences=defences)
-    for result in report["results"]:
-        flags = result["detection"]
-        assert flags["A2"]["members_flagged"] >= 0.9
-        assert flags["A2"]["median_query_when_flagged"] <= 30
-        assert flags["benign_sessions"] == 10 and flags["benign_false_alarms"] == 0.0
+    default = report["results"][1]
+    one, fifty = (c["best_response"]["power"] for c in default["colluding"])
+    assert [c["colluders"] for c in default["colluding"]] == [1, 50]
+    assert fifty >= default["best_response"]["power"] and fifty >= one
+    assert "50, shared by all targets" in collusion_table(report["results"])

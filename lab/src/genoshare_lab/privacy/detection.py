@@ -1,76 +1,77 @@
-"""Flagging sessions that look like a membership attack, from the answers the node gave (issue 17, must-have 5).
+"""How the node's attack flag (``genoshare.access.attack_watch``) does on the harness's sessions (issue 17).
 
-A rarest-first walk over one person's genome (A2) and a likelihood-ratio build-up on one person (A1) both
-make the node say "yes" on many rare alleles that one and the same member carries. A benign researcher's
-rare "yes" answers are spread over many members. The node knows the carriers of every answer it gives, so
-it can count, per session, the rare "yes" answers each member is a carrier of: a session is flagged once
-one member carries at least ``min_hits`` of them and at least ``min_share`` of all its rare "yes" answers.
+The node counts, per person and dataset, the questions on rare alleles that each member carries, whatever
+the answers were, and flags the person once one member carries ``min_hits`` of them and ``min_share`` of
+all (``WatchRule``). The harness runs the node's own rule (``SessionWatch``) over the sessions it asks:
 
-Only the harness measures this rule so far (``flags``; detection rate on attacks, false alarms on benign
-sessions, and the query at which the flag is raised next to where the attacker's power peaks); the node
-does not yet raise it (no audit entry or metric), see docs/privacy.md.
+- attack sessions (A1, A2) on member and non-member targets: the share flagged and the question of the flag;
+- benign sessions, each judged alone: the benign researcher's random sites and screen cut into sessions,
+  one patient's screen at a time (the candidates a clinician asks for one patient: that patient's alleles
+  the reference has never seen), and screens of a region (consecutive sites, whose rare alleles share
+  carriers through linkage): false alarms.
+
+The rule reads no answer, so it flags the same sessions under every defence; what the defence changes is
+how much of the walked member's budget is spent when the flag comes (``harness.budget_at_flag``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from genoshare.access.attack_watch import SessionWatch, WatchRule
+from genoshare_lab.privacy.attacks import QueryPlans
 from genoshare_lab.privacy.cohort import AttackCohort
 
-#: Alleles with at most this many copies are rare (the harness's utility columns use the same bound).
-RARE_MAX_COUNT = 5
+#: Alleles with at most this many copies are rare (the node's rule and the harness's utility columns).
+RARE_MAX_COUNT = WatchRule().rare_max_count
+#: Screens of a region: this many windows of this many consecutive sites the dataset holds.
+REGION_WINDOWS, REGION_SITES = 200, (20, 50, 200)
 
 
-@dataclass(frozen=True)
-class Rule:
-    min_hits: int = 8
-    min_share: float = 0.5
-
-
-def flagged_at(cohort: AttackCohort, sites: np.ndarray, answers: np.ndarray, rule: Rule) -> int | None:
-    """The 1-based query at which ``rule`` flags the session, or None if it never does."""
-    hits = np.zeros(cohort.config.n_members, dtype=np.int32)
-    rare_yes = 0
+def flagged_at(cohort: AttackCohort, sites: np.ndarray, rule: WatchRule) -> int | None:
+    """The 1-based question at which the node's rule flags a session asking ``sites``, or None."""
+    watch = SessionWatch(rule)
     ac = cohort.beacon_ac
-    for i, (site, yes) in enumerate(zip(sites.tolist(), answers.tolist(), strict=True)):
-        if not yes or not 0 < ac[site] <= RARE_MAX_COUNT:
-            continue
-        rare_yes += 1
-        carriers = cohort.carriers(site)
-        hits[carriers] += 1
-        top = int(hits[carriers].max())
-        if top >= rule.min_hits and top >= rule.min_share * rare_yes:
+    for i, site in enumerate(sites.tolist()):
+        if watch.observe(cohort.carriers(site).tolist(), int(ac[site])):
             return i + 1
     return None
 
 
-def detection(
-    cohort: AttackCohort,
-    attacks: dict[str, tuple[np.ndarray, np.ndarray]],
-    benign: tuple[np.ndarray, np.ndarray],
-    benign_sessions: int = 10,
-    rule: Rule = Rule(),
-) -> dict[str, object]:
-    """Detection rate per attack on member and non-member targets, and false alarms on benign sessions.
+def _false_alarms(cohort: AttackCohort, sessions: list[np.ndarray], rule: WatchRule) -> dict[str, float | int]:
+    flagged = sum(flagged_at(cohort, s, rule) is not None for s in sessions)
+    return {"sessions": len(sessions), "flagged": flagged, "share": round(flagged / len(sessions), 4)}
 
-    ``attacks``: name -> (plan, answers), one row per target (members first). The benign researcher's one
-    long session is cut into ``benign_sessions`` sessions, each judged alone.
-    """
+
+def detection(
+    cohort: AttackCohort, plans: QueryPlans, queries: int, rule: WatchRule, seed: int = 0
+) -> dict[str, object]:
+    """Flags on attack sessions (first ``queries`` questions) and false alarms on benign ones."""
     n = cohort.config.n_targets
     report: dict[str, object] = {"rule": {"min_hits": rule.min_hits, "min_share": rule.min_share}}
-    for name, (plan, answers) in attacks.items():
-        at = [flagged_at(cohort, plan[t, : answers.shape[1]], answers[t], rule) for t in range(2 * n)]
+    for name, plan in (("A1", plans.a1), ("A2", plans.a2)):
+        at = [flagged_at(cohort, plan[t, :queries], rule) for t in range(2 * n)]
         members = [q for q in at[:n] if q is not None]
         report[name] = {
             "members_flagged": round(len(members) / n, 4),
             "non_members_flagged": round(sum(q is not None for q in at[n:]) / n, 4),
             "median_query_when_flagged": float(np.median(members)) if members else None,
+            "flagged_at": at,
         }
-    sites, answers = benign
-    chunks = zip(np.array_split(sites, benign_sessions), np.array_split(answers, benign_sessions), strict=True)
-    alarms = [flagged_at(cohort, s, a, rule) is not None for s, a in chunks]
-    report["benign_false_alarms"] = round(sum(alarms) / benign_sessions, 4)
-    report["benign_sessions"] = benign_sessions
+    benign: dict[str, object] = {}
+    for parts in (10, 40):
+        benign[f"random sites and screen, {parts} sessions"] = _false_alarms(
+            cohort, list(np.array_split(plans.benign_session, parts)), rule
+        )
+    patients = [cohort.carried_by_target(t) for t in range(n, 2 * n)]
+    benign["one patient's novel alleles"] = _false_alarms(
+        cohort, [sites[cohort.panel_ac[sites] == 0] for sites in patients], rule
+    )
+    present = np.flatnonzero(cohort.beacon_ac > 0)
+    rng = np.random.default_rng(seed)
+    for width in REGION_SITES:
+        starts = rng.choice(len(present) - width, size=REGION_WINDOWS, replace=False)
+        windows = [present[start : start + width] for start in starts.tolist()]
+        benign[f"region of {width} consecutive sites"] = _false_alarms(cohort, windows, rule)
+    report["benign"] = benign
     return report

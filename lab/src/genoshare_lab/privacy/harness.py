@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -41,7 +41,7 @@ from pyroaring import BitMap
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
-from genoshare.access.privacy import NODE_DEFAULTS, PrivacyGuard, PrivacySettings
+from genoshare.access.privacy import NODE_DEFAULTS, Caller, PrivacyGuard, PrivacySettings, RateLimited
 from genoshare.access.privacy_state import MemoryPrivacyState
 from genoshare.store.models import Dataset
 from genoshare_lab.privacy.attacks import (
@@ -129,24 +129,100 @@ class GuardedBeacon:
         self.dataset.beacon_policy = {}
         defaults = {Granularity.BOOLEAN: settings, Granularity.COUNT: settings, Granularity.RECORD: settings}
         self.coin = SessionCoin(seed)
-        self.guard = PrivacyGuard(MemoryPrivacyState(), rng=self.coin, clock=SteppingClock(), defaults=defaults)
+        self.clock = SteppingClock()
+        self.guard = PrivacyGuard(MemoryPrivacyState(), rng=self.coin, clock=self.clock, defaults=defaults)
         self.decision = Decision(self.dataset.id, Granularity.BOOLEAN, "registered researcher, yes/no")
         self._carriers: dict[int, BitMap] = {}
 
     def session(self, user: str, sites: np.ndarray) -> np.ndarray:
         caller = self.guard.caller(Identity(user, ISSUER))
         self.coin.start_session(user)
-        answers = np.zeros(len(sites), dtype=bool)
-        ac = self.cohort.beacon_ac
-        for i, site in enumerate(sites.tolist()):
-            carriers = self._carriers.get(site)
-            if carriers is None:
-                carriers = self._carriers[site] = BitMap(self.cohort.carriers(site).tolist())
-            answer = self.guard.filter_answer(
-                caller, self.decision, self.dataset, f"site:{site}", carriers, int(ac[site])
-            )
-            answers[i] = answer.exists
-        return answers
+        return np.array([self.answer(caller, site) for site in sites.tolist()], dtype=bool)
+
+    def answer(self, caller: Caller, site: int) -> bool:
+        """One guarded answer, to whoever ``caller`` is (a session's user, or one of several colluders)."""
+        carriers = self._carriers.get(site)
+        if carriers is None:
+            carriers = self._carriers[site] = BitMap(self.cohort.carriers(site).tolist())
+        count = int(self.cohort.beacon_ac[site])
+        return self.guard.filter_answer(caller, self.decision, self.dataset, f"site:{site}", carriers, count).exists
+
+    def spent_on(self, user: str, member: int) -> float:
+        """The budget ``user`` has spent so far on ``member``."""
+        caller = self.guard.caller(Identity(user, ISSUER))
+        assert caller.principal is not None
+        with self.guard.state.session(caller.principal, self.dataset.id) as state:
+            return state.spent(BitMap([member])).get(member, 0.0)
+
+
+def colluding_answers(
+    cohort: AttackCohort, plans: QueryPlans, settings: PrivacySettings, seed: int, queries: int, k: int
+) -> tuple[Answers, list[float]]:
+    """Every attack session asked by ``k`` accountable identities, each with a budget of its own.
+
+    The fresh-identity model gives each attacked person a new identity: the worst case when identities
+    cost nothing. An accountable identity (vetted, linked to its person, ``PrivacyGuard.caller``) is
+    scarce; an attacker with ``k`` of them -- colluding researchers, or one person's unlinkable accounts --
+    spreads every target's questions over all ``k`` (question ``i`` by identity ``i mod k``), so each target
+    meets ``k`` budgets, while every identity's budgets and answer cache carry over from target to target.
+    Targets are attacked in turn, members and non-members alternating, A1 and A2 by separate attackers.
+    A refusal at a rate limit is waited out (the clock moves on), so few identities take longer; the
+    report's ``days`` is how long, at one question a second, each attack took.
+    """
+    n = cohort.config.n_targets
+    order = [t for pair in zip(range(n), range(n, 2 * n), strict=True) for t in pair]
+    beacon = GuardedBeacon(cohort, settings, seed)
+    asked = []
+    days = []
+    for attack, plan in (("A1", plans.a1[:, :queries]), ("A2", plans.a2[:, :queries])):
+        callers = [beacon.guard.caller(Identity(f"{attack}-colluder-{j}", ISSUER)) for j in range(k)]
+        answers = np.zeros(plan.shape, dtype=bool)
+        began = beacon.clock.now
+        for t in order:
+            beacon.coin.start_session(f"{attack}-target-{t}")
+            for i, site in enumerate(plan[t].tolist()):
+                while True:
+                    try:
+                        answers[t, i] = beacon.answer(callers[i % k], site)
+                        break
+                    except RateLimited as limited:
+                        beacon.clock.now += limited.retry_after
+        asked.append(answers)
+        days.append(round((beacon.clock.now - began) / 86_400, 1))
+    return Answers(asked[0], asked[1], beacon.session("benign-researcher", plans.benign_session)), days
+
+
+def budget_at_flag(
+    cohort: AttackCohort, plans: QueryPlans, settings: PrivacySettings, seed: int, flags: dict[str, object]
+) -> dict[str, object]:
+    """How much of the walked member's budget each flagged member session had spent when the flag came.
+
+    The session is asked again on the oracle up to the flag (same user, same coin: the same answers as
+    in the run), and the guard's state read: a member who can still pay for a "yes" on a singleton has
+    budget left, the steward is told before the attacker has taken all the budget allows.
+    """
+    if settings.budget is None:
+        return {}
+    report: dict[str, object] = {}
+    n = cohort.config.n_targets
+    for attack, plan in (("A1", plans.a1), ("A2", plans.a2)):
+        flagged = flags[attack]
+        assert isinstance(flagged, dict)
+        beacon = GuardedBeacon(cohort, settings, seed)
+        spent = []
+        for t, at in enumerate(flagged["flagged_at"][:n]):
+            if at is not None:
+                user = f"{attack}-target-{t}"
+                beacon.session(user, plan[t, :at])
+                spent.append(beacon.spent_on(user, int(cohort.member_targets[t])))
+        left = [s + settings.cost(1) <= settings.budget + 1e-12 for s in spent]
+        report[attack] = {
+            "flagged_members": len(spent),
+            "median_spent": round(float(np.median(spent)), 4) if spent else None,
+            "share_with_budget_left": round(float(np.mean(left)), 4) if spent else None,
+            "budget": settings.budget,
+        }
+    return report
 
 
 @dataclass(frozen=True)
@@ -545,6 +621,9 @@ class HarnessConfig:
     spread_seeds: tuple[int, ...] = ()
     #: Measure A3 (exact counts, ``measure_a3``) at ``A3_THRESHOLDS``; about a minute at full size.
     a3: bool = True
+    #: The node default is also measured against attackers with this many accountable identities
+    #: (``colluding_answers``), beside the fresh-identity-per-target model of every other row.
+    colluders: tuple[int, ...] = (1, 5, 50)
 
 
 QUICK = HarnessConfig(
@@ -560,6 +639,8 @@ FULL = HarnessConfig(spread_seeds=(9, 10, 11, 12, 13))
 
 #: The defences measured through the node's own handler; every other is measured on the oracle.
 HEADLINE = ("none", "node default")
+#: The attack flag is measured with these ``min_hits`` beside the node default's.
+FLAG_MIN_HITS = (4, 8)
 #: The defences measured at the other seeds too (``HarnessConfig.spread_seeds``).
 SPREAD = ("node default", "previous default")
 
@@ -575,6 +656,9 @@ def _job(
     """
     cohort, plans, config, cache = (_SHARED[k] for k in ("cohort", "plans", "config", "cache"))
     assert isinstance(cohort, AttackCohort) and isinstance(plans, QueryPlans) and isinstance(config, HarnessConfig)
+    if kind == "collusion":
+        assert seed is not None and (cache is None or isinstance(cache, Path))  # seed: the number of identities
+        return _colluding(cohort, plans, defence, queries, config.seed, seed, cache)
     if seed is not None and seed != config.seed:
         plans = plan_queries(cohort, config.max_queries, config.benign_queries, seed, config.screen_queries)
     else:
@@ -614,6 +698,31 @@ def _job(
     return result, answers
 
 
+def _colluding(
+    cohort: AttackCohort, plans: QueryPlans, defence: Defence, queries: int, seed: int, k: int, cache: Path | None
+) -> tuple[dict[str, object], Answers | None]:
+    """``defence`` against attackers with ``k`` accountable identities (``colluding_answers``), cached."""
+    name = f"oracle, {k} colluding identities"
+    key = cache_key(cohort, plans, defence.settings, queries, seed, name)
+    started = time.monotonic()
+    if cache is not None and (cache / f"{key}.npz").exists():
+        with np.load(cache / f"{key}.npz") as arrays:
+            answers = Answers(arrays["a1"], arrays["a2"], arrays["benign"])
+            days = arrays["days"].tolist()
+    else:
+        answers, days = colluding_answers(cohort, plans, defence.settings, seed, queries, k)
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            arrays = {"a1": answers.a1, "a2": answers.a2, "benign": answers.benign, "days": np.array(days)}
+            np.savez_compressed(cache / f"{key}.tmp.npz", **arrays)
+            (cache / f"{key}.tmp.npz").replace(cache / f"{key}.npz")
+    result = evaluate(cohort, plans, defence, answers, seed, name)
+    result["colluders"] = k
+    result["days"] = dict(zip(("A1", "A2"), days, strict=True))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return json.loads(json.dumps(result)), None
+
+
 def run(
     config: HarnessConfig,
     work_dir: Path | None,
@@ -651,6 +760,7 @@ def run(
         ]
         jobs += [("oracle", i, None) for i in range(len(grid))]
         jobs += [("oracle", i, s) for i, d in enumerate(grid) if d.name in SPREAD for s in config.spread_seeds]
+        jobs += [("collusion", i, k) for i, d in enumerate(grid) if d.name == "node default" for k in config.colluders]
         if node:
             root = node_root or work_dir
             if root is None:  # a throwaway node, removed at the end
@@ -670,10 +780,9 @@ def run(
     results = []
     for i, _ in enumerate(grid):
         result, answers = measured["oracle", i, None]
-        if grid[i].name in HEADLINE and answers is not None:
-            # Would the node have flagged these sessions? (issue 17; measured, not yet raised by the node)
-            attacks = {"A1": (plans.a1, answers.a1), "A2": (plans.a2, answers.a2)}
-            result["detection"] = detection(cohort, attacks, (plans.benign_session, answers.benign))
+        colluding = [measured["collusion", i, k][0] for k in config.colluders if ("collusion", i, k) in measured]
+        if colluding:
+            result["colluding"] = colluding
         if config.spread_seeds and grid[i].name in SPREAD:
             spread = _spread([result] + [measured["oracle", i, s][0] for s in config.spread_seeds])
             spread["seeds"] = [config.seed, *config.spread_seeds]
@@ -693,8 +802,6 @@ def run(
                     node_result["sql_state_agreement"] = sample["sql_state_agreement"]
             agree = node_answers.same_as(answers) if node_answers is not None and answers is not None else None
             node_result["oracle_agreement"] = agree
-            if "detection" in result:
-                node_result.setdefault("detection", result["detection"])  # judged on the same answers
             result = node_result
         results.append(result)
     undefended = results[0]
@@ -707,12 +814,26 @@ def run(
     }
     candidates = [r for r in results[1:] if _utility_ok(r)]
     best = min(candidates, key=lambda r: r["best_response"]["power"]) if candidates else None  # type: ignore[index]
+    # The node's attack flag (``access.attack_watch``), by the node's own rule; it reads no answer, so it
+    # flags the same sessions under every defence. How much budget is left at the flag is the default's.
+    # The node default's rule and its neighbours (a flag sooner, or later), each with the budget left at the flag.
+    started = time.monotonic()
+    default = NODE_DEFAULTS[Granularity.BOOLEAN]
+    assert default.watch_rule is not None
+    flags: list[dict[str, object]] = []
+    for hits in sorted({*FLAG_MIN_HITS, default.watch_rule.min_hits}):
+        flagged = detection(cohort, plans, config.defended_queries, replace(default.watch_rule, min_hits=hits))
+        flagged["budget_at_flag"] = budget_at_flag(cohort, plans, default, config.seed, flagged)
+        flagged["node_default"] = hits == default.watch_rule.min_hits
+        flags.append(flagged)
+    timings["detection_s"] = round(time.monotonic() - started, 1)
     if config.a3:
         started = time.monotonic()
         a3 = measure_a3(cohort, plans, config.seed)
         timings["a3_s"] = round(time.monotonic() - started, 1)
     timings["total_s"] = round(time.monotonic() - began, 1)
     return {
+        "detection": flags,
         "a3": a3 if config.a3 else None,
         "config": asdict(config),
         "n_sites": cohort.n_sites,
@@ -780,6 +901,75 @@ def spread_table(results: Sequence[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def collusion_table(results: Sequence[dict[str, object]]) -> str:
+    """The defences measured against ``k`` accountable identities, beside their fresh-identity row."""
+    lines = [
+        "| defence | attacker's identities | best-response power [95% CI] | in-sample max (attack, queries) "
+        "| days per attack (A1, A2) at 1 question/s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        colluding = r.get("colluding")
+        if not isinstance(colluding, list):
+            continue
+        rows = [("a fresh one per target", r), *((f"{c['colluders']}, shared by all targets", c) for c in colluding)]
+        for label, row in rows:
+            best = row["best_response"]
+            assert isinstance(best, dict)
+            top = best["in_sample_max"]
+            days = row.get("days")
+            took = f"{days['A1']}, {days['A2']}" if isinstance(days, dict) else "-"
+            lines.append(
+                f"| {r['defence']} | {label} | {best['power']:.3f} [{best['low']:.3f}, {best['high']:.3f}] "
+                f"| {top['power']:.3f} ({top['attack']}, {top['queries']}) | {took} |"
+            )
+    return "\n".join(lines)
+
+
+def detection_table(flags: Sequence[dict[str, object]]) -> str:
+    """The node's attack flag on attack and benign sessions (``detection``), one column per rule measured."""
+    heads = []
+    for f in flags:
+        rule = f["rule"]
+        assert isinstance(rule, dict)
+        heads.append(f"flag at {rule['min_hits']}{' (node default)' if f['node_default'] else ''}")
+    lines = [
+        "Rule: flag a person once this many of their questions on rare alleles (<= 5 copies) were about alleles "
+        "one member carries, and at least half of all their rare questions; answers are not read.",
+        "",
+        "| sessions | " + " | ".join(heads) + " |",
+        "|---|" + "---|" * len(flags),
+    ]
+    for attack in ("A1", "A2"):
+        for who, key in (("member", "members_flagged"), ("non-member", "non_members_flagged")):
+            cells = []
+            for f in flags:
+                found = f[attack]
+                assert isinstance(found, dict)
+                median = found["median_query_when_flagged"]
+                at = f" (median question {median:g})" if who == "member" and median is not None else ""
+                cells.append(f"{found[key]:.1%}{at}")
+            lines.append(f"| {attack} on {who} targets | " + " | ".join(cells) + " |")
+    first = flags[0]["benign"]
+    assert isinstance(first, dict)
+    for name in first:
+        cells = []
+        for f in flags:
+            alarms = f["benign"][name]  # type: ignore[index]
+            cells.append(f"{alarms['flagged']} of {alarms['sessions']} ({alarms['share']:.1%})")
+        lines.append(f"| benign: {name} | " + " | ".join(cells) + " |")
+    for attack in ("A1", "A2"):
+        cells = []
+        for f in flags:
+            at = f["budget_at_flag"][attack]  # type: ignore[index]
+            if not at["flagged_members"]:
+                cells.append("-")
+                continue
+            cells.append(f"{at['median_spent']:.2f} of {at['budget']}; {at['share_with_budget_left']:.0%} can pay more")
+        lines.append(f"| {attack} member walks: budget spent at the flag (median) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _utility_ok(result: dict[str, object]) -> bool:
     use = result["utility"]
     assert isinstance(use, dict)
@@ -809,14 +999,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         table += "\n\n" + spread_table(report["results"])  # type: ignore[arg-type]
     if report["a3"] is not None:
         table += "\n\n" + a3_table(report["a3"])  # type: ignore[arg-type]
+    table += "\n\n" + collusion_table(report["results"])  # type: ignore[arg-type]
+    table += "\n\n" + detection_table(report["detection"])  # type: ignore[arg-type]
     (args.work_dir / f"frontier-{stem}.md").write_text(table + "\n")
     plotted = plot_frontier(report["results"], args.work_dir / f"frontier-{stem}.png")  # type: ignore[arg-type]
     print(table)
     keys = ("gates", "unseen_in_panel_per_target", "best_point", "goal_met_by", "timings")
     print(json.dumps({k: report[k] for k in keys}))
     for r in report["results"]:  # type: ignore[attr-defined]
-        if "detection" in r:
-            print(f"{r['defence']}: attack sessions flagged {json.dumps(r['detection'])}")
         if "oracle_agreement" in r:
             print(
                 f"{r['defence']}: {r['target']}; same answers as the oracle: {r['oracle_agreement']}"
