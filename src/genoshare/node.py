@@ -243,9 +243,12 @@ def build_subsets(node: Node) -> Subsets:
 
 
 def build_drs(node: Node, subsets: Subsets) -> DrsService:
+    from genoshare.drs.indexes import IndexFiles
     from genoshare.drs.service import DrsService
 
-    return DrsService(node.settings, node.database, build_datasets(node), node.policy, node.tickets, subsets)
+    return DrsService(
+        node.settings, node.database, build_datasets(node), node.policy, node.tickets, subsets, IndexFiles(node.objects)
+    )
 
 
 def build_htsget(node: Node, subsets: Subsets) -> HtsgetService:
@@ -275,12 +278,16 @@ def build_beacon(node: Node) -> BeaconService:
     return BeaconService(node.settings, node.database, node.policy, node.privacy, node.audit, objects=node.objects)
 
 
-def build_indexer(node: Node, engine: Literal["embedded", "spark"] | None = None) -> BeaconIndexer:
-    """Builds Beacon indexes in this process, or on the ``[spark]`` cluster (``engine``; default: settings)."""
+def build_indexer(node: Node, engine: Literal["embedded", "spark"] = "embedded") -> BeaconIndexer:
+    """Builds Beacon indexes in this process, or on the ``[spark]`` cluster.
+
+    Only the steward's commands (ingest, beacon-index) take ``ingest_engine``: a re-derivation after a
+    withdrawal, in the serving process, builds there and never starts a JVM.
+    """
     from genoshare.index.published import BeaconIndexer
 
     indexer = BeaconIndexer(node.database, node.settings.data_dir, node.objects, node.keys)
-    if (engine or node.settings.ingest_engine) == "spark":
+    if engine == "spark":
         from genoshare.index.spark import SparkIndexBuilder, spark_session
 
         spark = node.settings.spark
@@ -293,7 +300,8 @@ def build_ingestor(node: Node, engine: Literal["embedded", "spark"] | None = Non
     from genoshare.ingest.pipeline import Ingestor
 
     pseudonymiser = Pseudonymiser.load_or_create(node.settings.keys_dir / PSEUDONYM_KEY_FILE)
-    return Ingestor(node.database, node.objects, node.keys, node.audit, pseudonymiser, build_indexer(node, engine))
+    indexer = build_indexer(node, engine or node.settings.ingest_engine)
+    return Ingestor(node.database, node.objects, node.keys, node.audit, pseudonymiser, indexer)
 
 
 def build_phenotypes(node: Node) -> PhenotypeIngest:

@@ -443,8 +443,9 @@ class Settings(BaseSettings):
     #: default: ``objects`` in the data directory.
     objects_url: str = ""
     s3: S3Settings = Field(default_factory=S3Settings)
-    #: How ``genoshare ingest`` builds the Beacon variant index: ``embedded`` (in its own process) or ``spark``
-    #: (on the ``[spark]`` cluster); same files either way. ``--engine`` chooses per run.
+    #: How ``genoshare ingest`` and ``beacon-index`` build the Beacon variant index: ``embedded`` (in their own
+    #: process) or ``spark`` (on the ``[spark]`` cluster); same files either way, ``--engine`` chooses per run.
+    #: A re-derivation after a withdrawal builds in the serving process whatever this says.
     ingest_engine: Literal["embedded", "spark"] = "embedded"
     spark: SparkSettings = Field(default_factory=SparkSettings)
     #: Where clients reach this node, with any path prefix a proxy adds; used in DRS self_uri, access URLs and

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from genoshare.beacon.genes import load_genes
-from genoshare.cli.common import DataDir, console, fail, open_node, reported
+from genoshare.cli.common import DataDir, IndexEngine, console, fail, open_node, reported
 from genoshare.node import build_indexer, build_phenotypes
 
 
@@ -35,12 +35,13 @@ def beacon_index(
     dataset: Annotated[str, typer.Argument(help="Dataset id.")],
     assembly: Annotated[str | None, typer.Option(help="Assembly if the VCF header names none.")] = None,
     data_dir: DataDir = Path("node"),
+    engine: IndexEngine = None,
 ) -> None:
     """Build the Beacon variant index of every VCF/BCF of a dataset that has none yet."""
     node = open_node(data_dir)
     with reported():
         try:
-            built = build_indexer(node).index_dataset(dataset, assembly)
+            built = build_indexer(node, engine or node.settings.ingest_engine).index_dataset(dataset, assembly)
         finally:
             node.close()
     for row in built:

@@ -8,7 +8,7 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
@@ -27,6 +27,11 @@ errors = Console(stderr=True)
 DataDir = Annotated[
     Path,
     typer.Option("--data-dir", "-d", envvar="GENOSHARE_DATA_DIR", help="The node's data directory.", show_default=True),
+]
+#: Where a command builds Beacon variant indexes; unset: the ``ingest_engine`` setting.
+IndexEngine = Annotated[
+    Literal["embedded", "spark"] | None,
+    typer.Option(help="Build the Beacon variant index here or on Spark (spark.master); default: ingest_engine."),
 ]
 
 

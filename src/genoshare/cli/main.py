@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -17,6 +17,7 @@ from genoshare.cli.beacon import register as register_beacon_commands
 from genoshare.cli.clinical import register as register_clinical_commands
 from genoshare.cli.common import (
     DataDir,
+    IndexEngine,
     console,
     ensure_port_free,
     errors,
@@ -33,6 +34,7 @@ from genoshare.cli.operations import checked_settings, warn
 from genoshare.cli.operations import register as register_operations_commands
 from genoshare.cli.stewardship import register as register_stewardship_commands
 from genoshare.datasets.service import NewDataset
+from genoshare.drs.indexes import index_id
 from genoshare.node import PRIVATE_UMASK, build_datasets, build_usage, init_node
 from genoshare.operations.checks import database_problem
 
@@ -185,10 +187,7 @@ def ingest(
     dataset_id: Annotated[str, typer.Argument(help="Dataset to add the files to.")],
     files: Annotated[list[Path], typer.Argument(help="VCF/BCF/BAM/CRAM files.", exists=True, dir_okay=False)],
     data_dir: DataDir = Path("node"),
-    engine: Annotated[
-        Literal["embedded", "spark"] | None,
-        typer.Option(help="Build the Beacon variant index here or on Spark (spark.master); default: ingest_engine."),
-    ] = None,
+    engine: IndexEngine = None,
 ) -> None:
     """Validate, de-identify, encrypt, index and publish files; all of them or none."""
     from genoshare.node import build_ingestor
@@ -231,6 +230,8 @@ def objects_list(
                         "md5": o.md5,
                         "sha256": o.sha256,
                         "htsget_id": o.htsget_id,
+                        # Its index, a DRS object of its own (None for a file stored without one).
+                        "index": index_id(o),
                     }
                     for o in rows
                 ],
@@ -238,9 +239,9 @@ def objects_list(
             )
         )
         return
-    table = Table(whole("DRS id"), "format", "size", whole("sha256"))
+    table = Table(whole("DRS id"), "format", "size", whole("sha256"), whole("index (DRS id)"))
     for o in rows:
-        table.add_row(o.id, o.format, f"{o.size:,}", o.sha256)
+        table.add_row(o.id, o.format, f"{o.size:,}", o.sha256, index_id(o) or "")
     console.print(table)
 
 
