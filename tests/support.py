@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.access.roles import Operator
+from genoshare.ingest.deidentify import Pseudonymiser
+from genoshare.node import PSEUDONYM_KEY_FILE, Node
 from genoshare.settings import Settings, TrustedIssuer, load_settings
+from genoshare.store.models import Participant
 
 REPO = Path(__file__).resolve().parent.parent
 HTSGET_DATA = REPO / "src" / "genoshare" / "demo" / "data" / "htsget"
@@ -44,6 +50,20 @@ class Passports:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def pseudonyms_by_source(node: Node, names: Iterable[str], dataset_id: str | None = None) -> dict[str, str]:
+    """The pseudonym of each of ``names`` (the institution's own ids) the node holds, found as `consent find` finds
+    one: by the keyed hash of the id, which is all the database keeps of it."""
+    ids = Pseudonymiser((node.settings.keys_dir / PSEUDONYM_KEY_FILE).read_bytes())
+    query = select(Participant)
+    if dataset_id is not None:
+        query = query.where(Participant.dataset_id == dataset_id)
+    with node.database.sessions() as session:
+        rows = list(session.scalars(query))
+    return {
+        name: row.pseudonym for row in rows for name in names if ids.source_key(row.dataset_id, name) == row.source_key
+    }
 
 
 def trusting_settings(folder: Path, issuer: VisaIssuer, **more: Any) -> Settings:

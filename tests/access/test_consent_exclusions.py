@@ -54,7 +54,7 @@ def test_a_person_is_left_out_of_exactly_the_grants_their_narrowing_forbids(node
                 Participant(
                     dataset_id="study",
                     pseudonym=name,
-                    source_name=name,
+                    source_key=name,
                     consent_restrictions=narrowing,
                     consent_status=status,
                 )

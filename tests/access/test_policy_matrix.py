@@ -314,13 +314,13 @@ def _file(world: World, dataset_id: str, *, them: tuple[str, list[str]], others:
             Participant(
                 dataset_id=dataset_id,
                 pseudonym="them",
-                source_name="them",
+                source_key="them",
                 consent_status=status_of_them,
                 consent_restrictions=narrowing,
             )
         ]
         people += [
-            Participant(dataset_id=dataset_id, pseudonym=f"other-{n}", source_name=f"o{n}") for n in range(others)
+            Participant(dataset_id=dataset_id, pseudonym=f"other-{n}", source_key=f"o{n}") for n in range(others)
         ]
         session.add_all(people)
         row = DataObject(

@@ -147,8 +147,8 @@ def test_a_consent_token_speaks_for_its_participant_only(database: Database) -> 
     tokens = ConsentTokens(database)
     mine, theirs = new_token(), new_token()
     with database.session() as session:
-        session.add(Participant(dataset_id="heart", pseudonym="p1", source_name="s1", token_hash=mine.stored_hash))
-        session.add(Participant(dataset_id="heart", pseudonym="p2", source_name="s2", token_hash=theirs.stored_hash))
+        session.add(Participant(dataset_id="heart", pseudonym="p1", source_key="s1", token_hash=mine.stored_hash))
+        session.add(Participant(dataset_id="heart", pseudonym="p2", source_key="s2", token_hash=theirs.stored_hash))
     assert tokens.participant(mine.secret).pseudonym == "p1"
     assert tokens.participant(theirs.secret).pseudonym == "p2"
     assert mine.secret not in (mine.stored_hash, theirs.stored_hash)  # the secret itself is never stored

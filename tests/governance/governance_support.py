@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pysam import bcftools
-from sqlalchemy import select
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import Node, build_ingestor
-from genoshare.store.models import DataObject, Participant
+from genoshare.store.models import DataObject
 
-from support import HTSGET_DATA, TEST_ISSUER
+from support import HTSGET_DATA, TEST_ISSUER, pseudonyms_by_source
 
 VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"
 COMMITTEE_MEMBER = f"dac-chair@{TEST_ISSUER}"
@@ -42,10 +41,5 @@ def make_cohort(node: Node, tmp_path: Path, codes: list[str], auto_approve: bool
     service.set_committee("cohort", [COMMITTEE_MEMBER], auto_approve)
     multi = build_ingestor(node).ingest("cohort", [VCF]).published[0]
     single = build_ingestor(node).ingest("cohort", [single_vcf]).published[0]
-    pseudonyms = {p.source_name: p.pseudonym for p in _participants(node)}
+    pseudonyms = pseudonyms_by_source(node, ["NA00001", "NA00002", "NA00003"])
     return Cohort(node, multi, single, pseudonyms)
-
-
-def _participants(node: Node) -> list[Participant]:
-    with node.database.sessions() as session:
-        return list(session.scalars(select(Participant)))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pysam
 import pytest
 from sqlalchemy import select
 
@@ -24,6 +25,7 @@ from genoshare.store.models import Participant
 from browser import Tab, check_page, keyboard_walk
 from portal_support import LINK, PortalNode, issue_link
 from processes import run_cli
+from support import pseudonyms_by_source
 
 pytestmark = pytest.mark.slow
 
@@ -165,14 +167,15 @@ def test_one_link_reaches_the_persons_records_in_every_dataset(
         copy = portal_node.data_dir.parent / "biobank.vcf.gz"
         shutil.copy(demo_cohort() / "cohort.vcf.gz", copy)
         build_ingestor(node).ingest("demo-biobank", [copy])
+        with pysam.VariantFile(str(copy)) as cohort:
+            names = sorted(cohort.header.samples)
+        found = {dataset: pseudonyms_by_source(node, names, dataset) for dataset in (COHORT_DATASET, "demo-biobank")}
         with node.database.sessions() as session:
-            rows = list(session.scalars(select(Participant).where(Participant.consent_status == "active")))
+            active = set(session.scalars(select(Participant.pseudonym).where(Participant.consent_status == "active")))
     finally:
         node.close()
-    by_source: dict[str, dict[str, str]] = {}
-    for row in rows:
-        by_source.setdefault(row.source_name, {})[row.dataset_id] = row.pseudonym
-    pseudonyms = next(p for _, p in sorted(by_source.items()) if len(p) == 2)
+    person = next(name for name in names if all(found[dataset].get(name) in active for dataset in found))
+    pseudonyms = {dataset: found[dataset][person] for dataset in found}
     result = run_cli(
         "consent",
         "link",

@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import RESEARCHER_STATUS
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import Node, build_consent, build_ingestor, build_phenotypes
-from genoshare.store.models import DataObject, Participant
+from genoshare.store.models import DataObject
 from genoshare_lab.synth import generate_cohort
 
-from support import OPERATOR, TEST_ISSUER
+from support import OPERATOR, TEST_ISSUER, pseudonyms_by_source
 
 CHAIR = "dac-chair"
 DRS = "/ga4gh/drs/v1"
@@ -47,9 +46,7 @@ def build_study(node: Node, tmp_path: Path, individuals: int = 6) -> Study:
     service.set_committee("study", [f"{CHAIR}@{TEST_ISSUER}"], auto_approve=True)
     vcf = build_ingestor(node).ingest("study", [cohort.vcf_path]).published[0]
     build_phenotypes(node).ingest("study", [cohort.individuals_path])
-    with node.database.sessions() as session:
-        rows = session.execute(select(Participant.source_name, Participant.pseudonym))
-        pseudonyms = {source: pseudonym for source, pseudonym in rows}
+    pseudonyms = pseudonyms_by_source(node, cohort.sample_ids)
     return Study(vcf, pseudonyms, cohort.sample_ids)
 
 

@@ -17,15 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from sqlalchemy import select
 
-from clinical.clinical_world import MARFAN, PEER_NAME, PEER_TOKEN, build_world, matchmaker_settings
+from clinical.clinical_world import MARFAN, PEER_NAME, PEER_TOKEN, PEOPLE, build_world, matchmaker_settings
 from genoshare.node import Node, init_node
 from genoshare.settings import MatchmakerPeer, MatchmakerSettings, load_settings
-from genoshare.store.models import Participant
 
 from processes import Server, free_port, run_cli
-from support import SPEC
+from support import SPEC, pseudonyms_by_source
 
 MEDIA = "application/vnd.ga4gh.matchmaker.v1.1+json"
 
@@ -118,8 +116,7 @@ def test_a_peer_process_refuses_a_token_it_never_gave(node_b: Node, b: Server) -
 def test_a_peer_sees_no_sample_name_and_no_one_who_did_not_consent(node_b: Node, b: Server) -> None:
     """R04 refused matchmaking, R05 withdrew, N01's dataset allows no matchmaking: each has exactly the asked
     phenotype and would score best; only R01 (consenting, and carrying GENE1's rare allele) may be shown."""
-    with node_b.database.sessions() as db:
-        pseudonym = {row.source_name: row.pseudonym for row in db.scalars(select(Participant))}
+    pseudonym = pseudonyms_by_source(node_b, PEOPLE)
     body = {
         "patient": {
             "id": "q",

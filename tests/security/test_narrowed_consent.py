@@ -20,18 +20,16 @@ from typing import Any
 import crypt4gh.lib
 import httpx
 import pysam
-from sqlalchemy import select
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import RESEARCHER_STATUS
 from genoshare.crypt.keys import generate_keypair
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import Node, build_consent, build_ingestor, build_phenotypes
-from genoshare.store.models import Participant
 from genoshare_lab.synth import generate_cohort
 
 from processes import run_cli
-from support import OPERATOR, TEST_ISSUER
+from support import OPERATOR, TEST_ISSUER, pseudonyms_by_source
 
 CHAIR = "dac-chair"
 DRS = "/ga4gh/drs/v1"
@@ -159,10 +157,7 @@ def test_narrowed_consent_is_enforced_on_files_and_beacon(
     build_phenotypes(node).ingest("study", [cohort.individuals_path])
     vcf, reads, shared_reads = published["cohort"], published["narrowing-person"], published["two-people"]
     cram = published["shared-cram"]
-    with node.database.sessions() as session:
-        pseudonyms = {
-            source: name for source, name in session.execute(select(Participant.source_name, Participant.pseudonym))
-        }
+    pseudonyms = pseudonyms_by_source(node, cohort.sample_ids)
     person = pseudonyms[narrowing]
     others = {pseudonyms[sample] for sample in cohort.sample_ids[1:]}
     # An allele the narrowing person carries, and one only they carry (if the simulation made one).

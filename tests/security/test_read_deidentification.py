@@ -19,14 +19,13 @@ from pathlib import Path
 import httpx
 import pysam
 import pytest
-from sqlalchemy import select
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import GenoshareError
 from genoshare.node import Node, build_consent, build_ingestor, build_rederiver
-from genoshare.store.models import DataObject, Participant
+from genoshare.store.models import DataObject
 
-from support import OPERATOR
+from support import OPERATOR, pseudonyms_by_source
 
 DRS = "/ga4gh/drs/v1"
 #: sample name (also the read-group id, as many pipelines do) -> e-mail in that person's read comments
@@ -113,8 +112,7 @@ def sam_text(path: Path) -> tuple[str, list[pysam.AlignedSegment]]:
 
 
 def pseudonyms(node: Node) -> dict[str, str]:
-    with node.database.sessions() as session:
-        return {p.source_name: p.pseudonym for p in session.scalars(select(Participant))}
+    return pseudonyms_by_source(node, PEOPLE)
 
 
 def assert_nothing_identifying(text: str) -> None:

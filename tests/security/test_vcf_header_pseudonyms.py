@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pysam
-from sqlalchemy import select
 
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import Node, build_ingestor
-from genoshare.store.models import Participant
+
+from support import pseudonyms_by_source
 
 SAMPLES = ["1", "GT", "PASS", "chr1", "Integer"]
 HEADER = """##fileformat=VCFv4.2
@@ -79,8 +79,7 @@ def test_samples_named_like_header_tokens_leave_the_header_intact(node: Node, se
         assert response.status_code == 200
         served.write_bytes(response.content)
 
-    with node.database.sessions() as session:
-        pseudonyms = {p.source_name: p.pseudonym for p in session.scalars(select(Participant))}
+    pseudonyms = pseudonyms_by_source(node, SAMPLES)
     with pysam.VariantFile(str(served)) as variants:
         header = variants.header
         assert header.version == "VCFv4.2"

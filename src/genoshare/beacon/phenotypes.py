@@ -186,18 +186,23 @@ class PhenotypeIngest:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None:
                 raise NotFound(f"no dataset {dataset_id!r}")
-            names = {name: pseudonym for name, pseudonym in self._known(session, dataset_id)}
+            known = dict(self._known(session, dataset_id))
+            pseudonyms = set(known.values())
             for person in people:
-                pseudonym = names.get(person.name) or self._pseudonym(dataset, person.name)
+                # A person named by the steward's sample name, or by a pseudonym the node gave.
+                found = known.get(self.pseudonymiser.source_key(dataset_id, person.name))
+                own = person.name if person.name in pseudonyms else None
+                pseudonym = found or own or self._pseudonym(dataset, person.name)
                 self._store(session, dataset_id, pseudonym, person)
         return len(people)
 
     @staticmethod
     def _known(session: Session, dataset_id: str) -> list[tuple[str, str]]:
+        """(source key, pseudonym) of each participant the dataset has."""
         rows = session.execute(
-            select(Participant.source_name, Participant.pseudonym).where(Participant.dataset_id == dataset_id)
+            select(Participant.source_key, Participant.pseudonym).where(Participant.dataset_id == dataset_id)
         ).all()
-        return [(source, pseudonym) for source, pseudonym in rows] + [(p, p) for _, p in rows]
+        return [(source_key, pseudonym) for source_key, pseudonym in rows]
 
     def _pseudonym(self, dataset: Dataset, name: str) -> str:
         return self.pseudonymiser.pseudonym(dataset.id, name) if dataset.pseudonymise else name

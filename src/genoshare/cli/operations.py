@@ -61,7 +61,7 @@ def db_upgrade(
     database = Database(settings.database_url)
     try:
         with reported():
-            done = pending(database.engine) if dry_run else upgrade(database.engine)
+            done = pending(database.engine) if dry_run else upgrade(database.engine, settings.keys_dir)
     finally:
         database.dispose()
     if as_json:

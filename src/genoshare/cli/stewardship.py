@@ -18,8 +18,6 @@ from genoshare.node import PSEUDONYM_KEY_FILE, build_datasets, build_lifecycle
 from genoshare.store.models import Dataset
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
-
 YesOption = Annotated[bool, typer.Option("--yes", help="Delete without asking (required when not at a terminal).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")]
 
@@ -198,20 +196,18 @@ def register(datasets_app: typer.Typer, consent_app: typer.Typer, objects_app: t
     ) -> None:
         """The pseudonym and consent of the person the institution knows as SOURCE_ID (never served by an API).
 
-        The pseudonym is recomputed from the node's pseudonym key, so the mapping needs no list of names.
+        The database keeps no source id, only a hash of it under the node's pseudonym key: found by that hash.
         """
         node = open_node(data_dir)
         datasets = build_datasets(node)
         with reported():
-            dataset = datasets.get(dataset_id)
-            if dataset.pseudonymise:
-                key = node.settings.keys_dir / PSEUDONYM_KEY_FILE
-                if not key.is_file():
-                    raise fail(f"no pseudonyms exist yet in this node ({key} is missing: nothing was ingested)")
-                pseudonym = Pseudonymiser(key.read_bytes()).pseudonym(dataset_id, source_id)
-            else:
-                pseudonym = source_id  # a dataset ingested with --keep-sample-names
-            person = datasets.participant(dataset_id, pseudonym)
+            datasets.get(dataset_id)
+            key = node.settings.keys_dir / PSEUDONYM_KEY_FILE
+            if not key.is_file():
+                raise fail(f"no participants exist yet in this node ({key} is missing: nothing was ingested)")
+            person = datasets.participant_by_source(
+                dataset_id, Pseudonymiser(key.read_bytes()).source_key(dataset_id, source_id)
+            )
         found = {
             "dataset": dataset_id,
             "pseudonym": person.pseudonym,

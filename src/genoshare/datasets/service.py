@@ -165,6 +165,17 @@ class DatasetService:
             raise NotFound(f"no participant of {dataset_id} has that id")
         return row
 
+    def participant_by_source(self, dataset_id: str, source_key: str) -> Participant:
+        """The participant whose sample name in the steward's files has this keyed hash (``consent find``)."""
+        with self.database.sessions() as session:
+            self.get(dataset_id, session)
+            row = session.scalar(
+                select(Participant).where(Participant.dataset_id == dataset_id, Participant.source_key == source_key)
+            )
+        if row is None:
+            raise NotFound(f"no participant of {dataset_id} has that source id (spelled as in the ingested files?)")
+        return row
+
     def get(self, dataset_id: str, session: Session | None = None) -> Dataset:
         if session is None:
             with self.database.sessions() as own:

@@ -4,8 +4,10 @@ The rest of a pseudonymised file's de-identification: VCF headers keep only thei
 (below); BAM/CRAM headers and records are rewritten by ``genoshare.ingest.reads``.
 
 Pseudonyms are an HMAC of (dataset, sample name) under a node secret: stable across re-ingests, so the
-same person keeps one pseudonym, and not reversible without the secret.  The mapping is also kept in the
-``participants`` table, which no API serves.
+same person keeps one pseudonym, and not reversible without the secret.  The ``participants`` table keeps no
+sample name either, only another keyed hash of it (``source_key``): enough for an ingest to recognise a person
+and for ``genoshare consent find`` to go from the institution's id to the pseudonym, while a copy of the
+database alone reveals no institution's id (the secret lives in ``keys/``, apart from the database).
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ class Pseudonymiser:
     def pseudonym(self, dataset_id: str, sample: str) -> str:
         digest = hmac.new(self._secret, f"{dataset_id}\0{sample}".encode(), hashlib.sha256).hexdigest()
         return f"{PREFIX}{digest[:12].upper()}"
+
+    def source_key(self, dataset_id: str, sample: str) -> str:
+        """What the database keeps of a sample name: a keyed hash of it, whole.
+
+        Not the pseudonym: that is cut to 48 bits, which two people of a large dataset may share, and two
+        sample names never share this one.
+        """
+        message = f"source-id\0{dataset_id}\0{sample}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def read_namer(self, dataset_id: str) -> Callable[[str], str]:
         """Opaque read names: keyed BLAKE2 of the original, so mates keep one name and re-ingests agree.

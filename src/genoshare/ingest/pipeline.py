@@ -281,19 +281,19 @@ class Ingestor:
                 f"{holder}; htsget ids are node-wide, so rename the file"
             )
 
-    @staticmethod
-    def _link_participants(session: Session, dataset_id: str, object_id: str, names: dict[str, str]) -> None:
+    def _link_participants(self, session: Session, dataset_id: str, object_id: str, names: dict[str, str]) -> None:
         """Record each sample as a participant of the dataset (once) and as present in this file."""
         known = {
-            p.source_name: p for p in session.scalars(select(Participant).where(Participant.dataset_id == dataset_id))
+            p.source_key: p for p in session.scalars(select(Participant).where(Participant.dataset_id == dataset_id))
         }
         for source_name, stored_name in names.items():
-            participant = known.get(source_name)
+            source_key = self.pseudonymiser.source_key(dataset_id, source_name)
+            participant = known.get(source_key)
             if participant is None:
-                participant = Participant(dataset_id=dataset_id, pseudonym=stored_name, source_name=source_name)
+                participant = Participant(dataset_id=dataset_id, pseudonym=stored_name, source_key=source_key)
                 session.add(participant)
                 session.flush()
-                known[source_name] = participant
+                known[source_key] = participant
             session.add(ObjectParticipant(object_id=object_id, participant_id=participant.id))
 
 

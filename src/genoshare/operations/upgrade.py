@@ -8,11 +8,14 @@ before an upgrade touches the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from genoshare.ingest.deidentify import Pseudonymiser
+from genoshare.node import PSEUDONYM_KEY_FILE
 from genoshare.store.db import alembic_config, migrate
 
 
@@ -36,9 +39,13 @@ def pending(engine: Engine) -> list[Migration]:
     return list(reversed(missing))
 
 
-def upgrade(engine: Engine) -> list[Migration]:
-    """Apply what is pending; returns what was applied."""
+def upgrade(engine: Engine, keys_dir: Path) -> list[Migration]:
+    """Apply what is pending; returns what was applied.
+
+    The node's pseudonym key (in ``keys_dir``) hashes the participants' source ids of a node older than 0011.
+    """
     todo = pending(engine)
     if todo:
-        migrate(engine)
+        secret = keys_dir / PSEUDONYM_KEY_FILE
+        migrate(engine, Pseudonymiser(secret.read_bytes()).source_key if secret.is_file() else None)
     return todo

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
@@ -134,11 +134,20 @@ def schema_problem(engine: Engine) -> tuple[str, str] | None:
     )
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
+def migrate(engine: Engine, source_key: Callable[[str, str], str] | None = None) -> None:
+    """Bring the schema to the newest migration (idempotent).
+
+    ``source_key`` hashes a participant's source id (dataset, name) for the migration that stops keeping
+    names (0011); only an older node's rows need it. After an upgrade of a database that had a schema, the
+    database is compacted: freed pages (SQLite) and dead rows (PostgreSQL) would otherwise keep what a migration
+    removed, such as those names, in the database's files.
+    """
     config = alembic_config(engine.url.render_as_string(hide_password=False))
+    config.attributes["source_key"] = source_key
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
+        before = MigrationContext.configure(connection).get_current_heads()
+        connection.rollback()
         if sqlite:
             # Alembic's batch mode rebuilds a SQLite table to alter it; with foreign keys enforced, dropping
             # a table others reference fails on any database that has rows. Off for the migration only
@@ -153,6 +162,20 @@ def migrate(engine: Engine) -> None:
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
+        upgraded = bool(before) and MigrationContext.configure(connection).get_current_heads() != before
+        connection.rollback()
+    if upgraded:
+        _compact(engine)
+
+
+def _compact(engine: Engine) -> None:
+    """Rewrite the database's files without freed pages or dead rows (outside any transaction)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("VACUUM")
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            connection.exec_driver_sql("VACUUM FULL")
 
 
 class Database:

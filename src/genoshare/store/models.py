@@ -131,7 +131,7 @@ class Participant(Base):
 
     __tablename__ = "participants"
     __table_args__ = (
-        UniqueConstraint("dataset_id", "source_name", name="uq_participants_source"),
+        UniqueConstraint("dataset_id", "source_key", name="uq_participants_source_key"),
         UniqueConstraint("dataset_id", "pseudonym", name="uq_participants_pseudonym"),
         UniqueConstraint("token_hash", name="uq_participants_token_hash"),
     )
@@ -139,8 +139,9 @@ class Participant(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"), index=True)
     pseudonym: Mapped[str] = mapped_column(String(64))
-    #: The sample name in the steward's file. Never served by any API.
-    source_name: Mapped[str] = mapped_column(String(200))
+    #: A keyed hash of the sample name in the steward's file (``Pseudonymiser.source_key``), never the name: a
+    #: copy of the database alone does not reveal the institution's ids. Never served by any API.
+    source_key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: active | withdrawn. A withdrawn person is left out of every answer.
     consent_status: Mapped[str] = mapped_column(String(16), default="active")
