@@ -16,8 +16,9 @@ the only kind of spectrum under which 10^3 people can carry 10^8 distinct allele
 spectrum: a row's carrier bitmap holds 2 bytes per carrier, so alpha = 1 (mean ~240 carriers a row) would
 be ~50 GB at 10^8 rows, alpha = 2 (mean ~5) ~2 GB.
 
-Positions are uniform over GRCh38's autosomes and X (in proportion to their lengths), 90% SNVs and 5%
-each short deletions and insertions, so the density (one allele per ~30 bp at 10^8) and the shape of the
+Positions are uniform over GRCh38's autosomes and X (in proportion to their lengths), one ALT per site
+(no multi-allelic sites, so no two rows share a site and an ALT), 90% SNVs and 5% each short deletions and
+insertions, so the density (one allele per ~30 bp at 10^8) and the shape of the
 rows are those of a deep whole-genome callset.
 """
 
@@ -159,7 +160,7 @@ def _distinct(values: np.ndarray) -> np.ndarray:
 def _block(
     rng: np.random.Generator, contig: str, lo: int, hi: int, n: int, n_samples: int, cdf: np.ndarray
 ) -> pa.RecordBatch:
-    starts = np.sort(rng.integers(lo, hi, n))
+    starts = lo + np.sort(rng.choice(hi - lo, size=n, replace=False))  # one ALT per site: no duplicate rows
     ref, alt, types, lengths = _alleles(rng, n)
     copies = np.searchsorted(cdf, rng.random(n), side="right") + 1
     ac, members, bounds = _carriers(rng, np.minimum(copies, 2 * n_samples - 1), n_samples)

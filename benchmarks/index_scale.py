@@ -1,0 +1,204 @@
+"""Beacon allele queries on a 10^8-variant x 10^3-sample index, reading only the row groups a query touches.
+
+    python benchmarks/index_scale.py [--variants 100000000] [--samples 1000] [--queries 2000] [--cache-mb 256]
+
+The index is synthetic, written straight into the node's layout by ``genoshare_lab.synth.index_layout``
+(a power-law allele-count spectrum, 61% singletons) and cached under benchmarks/work/index_scale/
+(~1.6 GB at 10^8; ~15 min to write on this machine, once). Each configuration runs in its own child
+process, so its peak memory is its own; in one run:
+
+* ``bounded``: the 10^8 index with an LRU of ``--cache-mb`` of decoded row groups, cold (a fresh process);
+* ``in memory``: a 10^6 index of the same generator whose row groups are all loaded before timing (the
+  node's behaviour before the index was partitioned: everything in memory), the baseline;
+* ``pyarrow filter``: the same 10^8 queries as ``pq.read_table(filters=...)``, pyarrow's own row-group
+  pruning on the same statistics, opening the file each time (what a naive reader does).
+
+Queries: random present alleles (a random row's contig, start, REF and ALT) and random absent ones
+(a uniform position with an ALT of ``N``-free bases that is not there), each answered with its rows and
+its carrier count within a random 30% of the samples. Figures are p50/p99 over ``--queries`` of each.
+Memory: peak RSS, split into anonymous memory (what the process holds) and file pages (the
+memory-mapped index: page cache that the kernel can drop, shared with every process reading the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab" / "src"))
+
+WORK = Path(__file__).resolve().parent / "work" / "index_scale"
+
+
+def cached_index(n_variants: int, n_samples: int, seed: int, alpha: float) -> Path:
+    """The synthetic index's file, written once (in a folder named by its parameters)."""
+    from genoshare_lab.synth.index_layout import write_synthetic_index
+
+    folder = WORK / f"synthetic-{n_samples}x{n_variants}-seed{seed}-alpha{alpha:g}"
+    path = folder / "variants.parquet"
+    manifest = folder / "generation.json"
+    if manifest.exists() and path.exists():
+        generated = json.loads(manifest.read_text())
+        print(f"index {path.relative_to(WORK.parent)}: cached (written in {generated['seconds']:.0f} s)", flush=True)
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"writing a {n_variants:,} x {n_samples:,} synthetic index (once) ...", flush=True)
+    made = write_synthetic_index(path, n_variants, n_samples, seed=seed, alpha=alpha)
+    record = {"seconds": made.seconds, "rows": made.n_rows, "singletons": made.singletons}
+    manifest.write_text(json.dumps(record))
+    print(f"  {made.seconds:.0f} s, {path.stat().st_size / 1e9:.2f} GB, {made.singletons / made.n_rows:.0%} singletons")
+    return path
+
+
+def pick_queries(path: Path, n: int, seed: int) -> dict[str, list[tuple[str, int, str, str]]]:
+    """Present alleles (random rows of random row groups) and absent ones (random positions, checked absent)."""
+    rng = random.Random(seed)
+    parquet = pq.ParquetFile(path)
+    groups = parquet.metadata.num_row_groups
+    present = []
+    for group in sorted(rng.randrange(groups) for _ in range(n)):
+        rows = parquet.read_row_group(group, columns=["contig", "start", "ref", "alt"])
+        row = rows.slice(rng.randrange(rows.num_rows), 1).to_pylist()[0]
+        present.append((row["contig"], row["start"], row["ref"], row["alt"]))
+    rng.shuffle(present)
+    absent = []
+    known = set(present)
+    for contig, start, ref, _ in present:  # same contigs and spread; a position the index has no such allele at
+        position = rng.randrange(max(0, start - 5_000_000), start + 5_000_000)
+        candidate = (contig, position, ref, "ACGTTGCA")  # an 8-base insertion the generator never writes
+        if candidate not in known:
+            absent.append(candidate)
+    return {"present": present, "absent": absent}
+
+
+def memory() -> dict[str, float]:
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    mb = {key: int(status[key].split()[0]) / 1024 for key in ("VmHWM", "RssAnon", "RssFile")}
+    mb["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return mb
+
+
+def percentiles(ms: list[float]) -> tuple[float, float]:
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def measure(args: argparse.Namespace) -> None:
+    """One configuration, in this (child) process: JSON on stdout."""
+    from pyroaring import BitMap
+
+    from genoshare.index.serving import VariantIndex
+
+    queries = json.loads(Path(args.queries_file).read_text())
+    allowed = BitMap(random.Random(7).sample(range(args.samples), int(0.3 * args.samples)))
+    out: dict[str, object] = {"config": args.measure}
+    began = time.perf_counter()
+    if args.measure == "pyarrow filter":
+        path = args.index
+
+        def ask(contig: str, start: int, ref: str, alt: str) -> int:
+            filters = [("contig", "=", contig), ("start", "=", start), ("ref", "=", ref), ("alt", "=", alt)]
+            return pq.read_table(path, filters=filters, columns=["carrier_count"]).num_rows
+
+        count = ask
+    else:
+        cache = args.cache_mb * 1024 * 1024 if args.measure == "bounded" else 1 << 62
+        index = VariantIndex({"cohort": Path(args.index)}, cache_bytes=cache)
+        out["row_groups"] = len(index.datasets)
+        if args.measure == "in memory":
+            for position in range(len(index.datasets)):
+                index.datasets[position].run_union(0)  # loaded, as the node did before
+        out["open_seconds"] = time.perf_counter() - began
+
+        def ask(contig: str, start: int, ref: str, alt: str) -> int:
+            result = index.sequence_query(contig, start, alt, ref)
+            result.rows()
+            return result.carrier_count(allowed)
+
+        count = ask
+    out["memory_after_open"] = memory()
+    for kind in ("present", "absent"):
+        loads_before = index.datasets.loads if args.measure != "pyarrow filter" else 0
+        times, found = [], 0
+        for contig, start, ref, alt in queries[kind][: args.n]:
+            began = time.perf_counter_ns()
+            found += count(contig, start, ref, alt) > 0 or args.measure == "pyarrow filter"
+            times.append((time.perf_counter_ns() - began) / 1e6)
+        out[kind] = {"p50_p99": percentiles(times), "n": len(times), "answered_with_carriers": found}
+        if args.measure != "pyarrow filter":
+            out[kind]["row_groups_read"] = index.datasets.loads - loads_before  # type: ignore[index]
+    if args.measure != "pyarrow filter":
+        out["cached_mb"] = index.datasets.cached_bytes / 1024 / 1024
+    out["memory"] = memory()
+    print(json.dumps(out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", type=int, default=100_000_000)
+    parser.add_argument("--baseline-variants", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--alpha", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--queries", type=int, default=2000, help="present and absent alleles, each")
+    parser.add_argument("--filter-queries", type=int, default=200, help="for the (slow) pyarrow filter baseline")
+    parser.add_argument("--cache-mb", type=int, default=256)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--index", help=argparse.SUPPRESS)
+    parser.add_argument("--queries-file", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(args)
+        return
+
+    big = cached_index(args.variants, args.samples, args.seed, args.alpha)
+    small = cached_index(args.baseline_variants, args.samples, args.seed, args.alpha)
+    print(f"  {big.stat().st_size / 1e9:.2f} GB, {pq.ParquetFile(big).metadata.num_row_groups:,} row groups")
+    runs = [
+        ("bounded", big, args.queries),
+        ("in memory", small, args.queries),
+        ("pyarrow filter", big, args.filter_queries),
+    ]
+    files = {}
+    for _, path, _ in runs:
+        if path not in files:
+            files[path] = WORK / f"queries-{path.parent.name}-{args.queries}.json"
+            if not files[path].exists():
+                files[path].write_text(json.dumps(pick_queries(path, args.queries, args.seed)))
+    print(f"load before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+    columns = ("rows", "present p50 / p99", "absent p50 / p99", "groups/q", "peak RSS", "anon")
+    print(f"{'':16} {columns[0]:>12} {columns[1]:>20} {columns[2]:>20} {columns[3]:>9} {columns[4]:>9} {columns[5]:>7}")
+    for config, path, n in runs:
+        command = [sys.executable, __file__, "--measure", config, "--index", str(path)]
+        command += ["--queries-file", str(files[path]), "--n", str(n), "--samples", str(args.samples)]
+        command += ["--cache-mb", str(args.cache_mb)]
+        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        rows = pq.ParquetFile(path).metadata.num_rows
+        present, absent = result["present"], result["absent"]
+        read = (present.get("row_groups_read", 0) + absent.get("row_groups_read", 0)) / (present["n"] + absent["n"])
+        print(
+            f"{config:16} {rows:>12,} {present['p50_p99'][0]:8.2f} / {present['p50_p99'][1]:6.2f} ms"
+            f" {absent['p50_p99'][0]:8.2f} / {absent['p50_p99'][1]:6.2f} ms {read:9.2f}"
+            f" {result['memory']['peak']:6.0f} MB {result['memory']['RssAnon']:4.0f} MB",
+            flush=True,
+        )
+        if config == "bounded":
+            after_open = result["memory_after_open"]["VmHWM"]
+            print(f"{'':16} opened in {result['open_seconds']:.2f} s ({after_open:.0f} MB); the cache ended holding")
+            print(f"{'':16} {result['cached_mb']:.0f} MB of decoded row groups (limit {args.cache_mb} MB)")
+    print(f"load after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (a shared machine)")
+
+
+if __name__ == "__main__":
+    main()
