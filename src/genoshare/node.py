@@ -243,9 +243,12 @@ def build_subsets(node: Node) -> Subsets:
 
 
 def build_drs(node: Node, subsets: Subsets) -> DrsService:
+    from genoshare.drs.indexes import IndexFiles
     from genoshare.drs.service import DrsService
 
-    return DrsService(node.settings, node.database, build_datasets(node), node.policy, node.tickets, subsets)
+    return DrsService(
+        node.settings, node.database, build_datasets(node), node.policy, node.tickets, subsets, IndexFiles(node.objects)
+    )
 
 
 def build_htsget(node: Node, subsets: Subsets) -> HtsgetService:

@@ -11,6 +11,7 @@ import time
 
 from genoshare.access.passports import ANONYMOUS
 from genoshare.datasets.service import DatasetService
+from genoshare.drs.indexes import IndexFiles
 from genoshare.drs.reads import TicketReads
 from genoshare.drs.service import DrsService
 from genoshare.index.published import BeaconIndexer
@@ -57,7 +58,13 @@ def test_drs_and_data_reads_from_their_parts_serve_the_file(parts: Parts) -> Non
     parts.public_dataset()
     ingestor(parts).ingest("open", [VCF])
     drs = DrsService(
-        parts.settings, parts.database, DatasetService(parts.database), parts.policy, parts.tickets, parts.subsets
+        parts.settings,
+        parts.database,
+        DatasetService(parts.database),
+        parts.policy,
+        parts.tickets,
+        parts.subsets,
+        IndexFiles(parts.objects),
     )
     assert drs.service_info()["drs"]["objectCount"] == 1
     blob = drs.get_object("open.spec-v4.3.vcf.gz", None)

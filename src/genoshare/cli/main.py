@@ -34,6 +34,7 @@ from genoshare.cli.operations import checked_settings, warn
 from genoshare.cli.operations import register as register_operations_commands
 from genoshare.cli.stewardship import register as register_stewardship_commands
 from genoshare.datasets.service import NewDataset
+from genoshare.drs.indexes import index_id
 from genoshare.node import PRIVATE_UMASK, build_datasets, build_usage, init_node
 from genoshare.operations.checks import database_problem
 
@@ -229,6 +230,8 @@ def objects_list(
                         "md5": o.md5,
                         "sha256": o.sha256,
                         "htsget_id": o.htsget_id,
+                        # Its index, a DRS object of its own (None for a file stored without one).
+                        "index": index_id(o),
                     }
                     for o in rows
                 ],
@@ -236,9 +239,9 @@ def objects_list(
             )
         )
         return
-    table = Table(whole("DRS id"), "format", "size", whole("sha256"))
+    table = Table(whole("DRS id"), "format", "size", whole("sha256"), whole("index (DRS id)"))
     for o in rows:
-        table.add_row(o.id, o.format, f"{o.size:,}", o.sha256)
+        table.add_row(o.id, o.format, f"{o.size:,}", o.sha256, index_id(o) or "")
     console.print(table)
 
 

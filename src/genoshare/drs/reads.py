@@ -18,6 +18,7 @@ from genoshare.access.tickets import Ticket, TicketSigner
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.files import EncryptedFile, Reencryption
 from genoshare.crypt.keys import SecretKeys
+from genoshare.drs.indexes import IndexFiles, data_file_of
 from genoshare.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from genoshare.ids import is_wellformed_id
 from genoshare.store.blobs import PlainFile, StoredBytes, is_plaintext
@@ -88,6 +89,8 @@ class TicketReads:
         self.policy = policy
         self.subsets = subsets
         self.audit = audit
+        #: Data files' indexes, each a DRS object of its own (``genoshare.drs.indexes``).
+        self.indexes = IndexFiles(objects)
 
     def open(self, object_id: str, token: str) -> OpenedBlob:
         ticket = self.tickets.verify(token, object_id)
@@ -118,11 +121,15 @@ class TicketReads:
             raise NotFound(f"no object {ticket.object_id!r}")
         with self.database.sessions() as session:
             row = session.get(DataObject, ticket.object_id)
+            data_file = None if row is not None else data_file_of(session, ticket.object_id)
+        row = row or data_file
         if row is None or row.dataset_id != ticket.dataset_id:
             raise NotFound(f"no object {ticket.object_id!r}")
         self.policy.check_ticket(ticket)
         withheld = self.policy.check_object(row, ticket.grants)
         served = self.subsets.served(row, withheld)
+        if data_file is not None:  # the index of the file as this ticket's grants are served it
+            served = self.indexes.of(served)
         if ticket.version is not None and served.sha256 != ticket.version:
             raise PermissionDenied(
                 f"{row.id} has changed since this ticket was issued (a participant's consent changed): ask again"

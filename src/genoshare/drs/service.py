@@ -22,6 +22,7 @@ from genoshare.access.policy import AccessPolicy, Decision
 from genoshare.access.served import ServedFiles
 from genoshare.access.tickets import TicketSigner
 from genoshare.datasets.service import DatasetService
+from genoshare.drs.indexes import IndexFiles, data_file_of, index_id
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from genoshare.ids import is_wellformed_id
 from genoshare.settings import Settings
@@ -46,6 +47,7 @@ class DrsService:
         policy: AccessPolicy,
         tickets: TicketSigner,
         subsets: ServedFiles,
+        indexes: IndexFiles,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -53,15 +55,17 @@ class DrsService:
         self.policy = policy
         self.tickets = tickets
         self.subsets = subsets
+        #: Each data file's index, a DRS object of its own (``genoshare.drs.indexes``).
+        self.indexes = indexes
 
     # -- lookup ----------------------------------------------------------------------------------
 
     def _resolve(self, drs_id: str) -> tuple[Dataset, DataObject | None, list[DataObject]]:
-        """(dataset, the blob or None for a bundle, the bundle's files)."""
+        """(dataset, the blob or None for a bundle, the bundle's files); for an index, its data file's blob."""
         if not is_wellformed_id(drs_id):
             raise NotFound(f"no DRS object {drs_id!r}")
         with self.database.sessions() as session:
-            blob = session.get(DataObject, drs_id)
+            blob = session.get(DataObject, drs_id) or data_file_of(session, drs_id)
             if blob is not None:
                 dataset = session.get(Dataset, blob.dataset_id)
                 assert dataset is not None
@@ -101,7 +105,17 @@ class DrsService:
 
     # -- documents -------------------------------------------------------------------------------
 
-    def _blob(self, blob: DataObject, public: bool) -> dict[str, Any]:
+    def _blob(self, blob: DataObject, public: bool, index_of: DataObject | None = None) -> dict[str, Any]:
+        """A file's DRS object, or (``index_of`` its data file) an index's; each names the other in ``aliases``."""
+        host = self.settings.public_host
+        if index_of is not None:
+            aliases = [f"index-of:drs://{host}/{index_of.id}"]
+            description = f"{blob.name.rsplit('.', 1)[-1]} index of {index_of.id}, for reading it by region"
+        else:
+            kind = "variants" if blob.format in ("VCF", "BCF") else "reads"
+            index = index_id(blob)
+            aliases = [f"htsget:{kind}/{blob.htsget_id}", *([f"index:drs://{host}/{index}"] if index else [])]
+            description = f"{blob.format} file of dataset {blob.dataset_id}"
         return {
             "id": blob.id,
             "name": blob.name,
@@ -120,8 +134,8 @@ class DrsService:
                     "authorizations": self._authorizations(blob.id, public),
                 }
             ],
-            "description": f"{blob.format} file of dataset {blob.dataset_id}",
-            "aliases": [f"htsget:{'variants' if blob.format in ('VCF', 'BCF') else 'reads'}/{blob.htsget_id}"],
+            "description": description,
+            "aliases": aliases,
         }
 
     def _bundle(self, dataset: Dataset, files: Sequence[DataObject], expand: bool) -> dict[str, Any]:
@@ -196,7 +210,10 @@ class DrsService:
         if blob is None:
             return self._bundle(dataset, files, expand)
         served = self.subsets.served(blob, self.policy.check_object(blob, decision.grants))
-        return self._blob(served, dataset.access_level == AccessLevel.PUBLIC)
+        public = dataset.access_level == AccessLevel.PUBLIC
+        if blob.id != drs_id:
+            return self._blob(self.indexes.of(served), public, index_of=served)
+        return self._blob(served, public)
 
     def by_checksum(self, checksum: str, identity: Identity | None) -> dict[str, Any]:
         """The DRS objects the caller may read whose checksums (as served to them) include ``checksum``.
@@ -235,8 +252,10 @@ class DrsService:
         if access_id != ACCESS_ID:
             raise NotFound(f"object {drs_id} has no access method {access_id!r} (it has {ACCESS_ID!r})")
         served = self.subsets.served(blob, self.policy.check_object(blob, decision.grants))
+        if blob.id != drs_id:
+            served = self.indexes.of(served)
         ticket = self.tickets.for_read(identity, served, decision.grants)
-        return {"url": f"{self.settings.public_url}/data/{blob.id}", "headers": [f"Authorization: Bearer {ticket}"]}
+        return {"url": f"{self.settings.public_url}/data/{served.id}", "headers": [f"Authorization: Bearer {ticket}"]}
 
     # -- bulk ------------------------------------------------------------------------------------
 
