@@ -225,3 +225,19 @@ def test_a_malformed_vcf_is_one_line_and_nothing_is_published(tmp_path: Path, is
     assert "bad.vcf" in run.stderr and "Traceback" not in run.stderr
     assert DatasetService(Node.open(node.settings).database).objects("cohort") == []
     assert not (node.settings.data_dir / "beacon").exists()
+
+
+def test_spark_that_cannot_start_is_one_line_naming_the_way_back(
+    tmp_path: Path, issuer: VisaIssuer, cohort: Path
+) -> None:
+    """No Java: the files are published (as on any index failure) and the message says how to index them."""
+    node = _node(tmp_path / "nojava", issuer, None)
+    node.close()
+    data_dir = str(node.settings.data_dir)
+    run = run_cli(
+        "ingest", "cohort", str(cohort), "-d", data_dir, "--engine", "spark", env={"JAVA_HOME": "/nonexistent"}
+    )
+    assert run.returncode != 0
+    [line] = run.stderr.strip().splitlines()
+    assert "Spark needs Java 17: JAVA_HOME=/nonexistent" in line and "genoshare beacon-index cohort" in line, line
+    assert not list(node.settings.data_dir.glob("beacon/cohort/*/variants.json"))

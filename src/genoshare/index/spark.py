@@ -61,6 +61,7 @@ def spark_session(master: str, conf: Mapping[str, str]) -> SparkSession:
     """
     from pyspark.sql import SparkSession
 
+    _check_java()
     settings = dict(_DEFAULT_CONF)
     if master.startswith("local"):
         settings["spark.pyspark.python"] = sys.executable
@@ -69,6 +70,15 @@ def spark_session(master: str, conf: Mapping[str, str]) -> SparkSession:
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _check_java() -> None:
+    """Spark's launcher script would print two shell errors and Spark a third; say what is missing instead."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and not os.access(Path(java_home) / "bin" / "java", os.X_OK):
+        raise ValueError(f"Spark needs Java 17: JAVA_HOME={java_home} has no bin/java")
+    if not java_home and shutil.which("java") is None:
+        raise ValueError("Spark needs Java 17: no java on PATH (Debian: apt-get install openjdk-17-jre-headless)")
 
 
 def plan_regions(path: Path, records_per_task: int) -> list[Region]:
@@ -225,13 +235,20 @@ class SparkIndexBuilder:
         )
 
     def _run(self, regions: list[Region], parts_dir: Path, source_name: str, numbers: dict[str, int]) -> list[_Part]:
-        context = self._session().sparkContext
-        shared = context.broadcast(numbers)  # once per executor, not once per task: 10^5 names add up
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
         try:
-            task = partial(_index_region, str(parts_dir), source_name, shared)
-            return context.parallelize(regions, len(regions)).map(task).collect()
-        finally:
-            shared.unpersist()
+            context = self._session().sparkContext
+            shared = context.broadcast(numbers)  # once per executor, not once per task: 10^5 names add up
+            try:
+                task = partial(_index_region, str(parts_dir), source_name, shared)
+                return context.parallelize(regions, len(regions)).map(task).collect()
+            finally:
+                shared.unpersist()
+        except (Py4JError, PySparkException) as error:
+            # No Java, an unreachable master, lost executors: the cause's first line, not a Java stack trace.
+            raise ValueError(f"Spark failed: {_one_line(str(error).strip().splitlines()[0])}") from error
 
 
 def _remove_unpublished(out: Path, keep: str) -> None:
@@ -242,6 +259,6 @@ def _remove_unpublished(out: Path, keep: str) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def _one_line(error: BaseException) -> str:
-    """One line of an htslib or bcftools message, which spans several: the CLI and logs show one."""
+def _one_line(error: BaseException | str) -> str:
+    """One line of an htslib, bcftools or Spark message, which spans several: the CLI and logs show one."""
     return " ".join(str(error).split())
