@@ -14,8 +14,9 @@ from clinical_world import ClinicalWorld
 
 from genoshare.beacon.alleles import BeaconAlleles
 from genoshare.clinical.lookup import ClinicalLookup
-from genoshare.clinical.reference import ReferenceGenome, vrs_allele
+from genoshare.clinical.reference import ReferenceGenome
 from genoshare.clinical.variants import parse_allele
+from genoshare.clinical.vrs import vrs_allele
 from genoshare.errors import InvalidInput
 from genoshare.node import build_annotations, build_beacon
 

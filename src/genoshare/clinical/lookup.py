@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from genoshare.access.passports import Identity
 from genoshare.clinical.annotations import AnnotationStore
-from genoshare.clinical.reference import ReferenceGenome, vrs_allele
+from genoshare.clinical.reference import ReferenceGenome
 from genoshare.clinical.variants import Allele, parse_allele
 
 
@@ -64,6 +64,8 @@ class ClinicalLookup:
         }
         reference = self.reference
         if reference is not None and reference.assembly == allele.assembly and allele.contig in reference:
+            from genoshare.clinical.vrs import vrs_allele  # ga4gh.vrs loads in most of a second: only when used
+
             described["vrs"] = vrs_allele(allele, reference)
         return {
             "variant": described,

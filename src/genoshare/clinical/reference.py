@@ -4,8 +4,8 @@ Two things need the reference sequence itself. An HGVS deletion, insertion or du
 record only with the base before it, and only after shifting it as far left as the sequence allows
 (VCF's convention, HGVS shifts right), so that the node finds the record its VCFs hold. And a GA4GH VRS
 allele id is a digest over the refget id of the sequence (itself a digest of the whole chromosome) and
-the allele, normalised against the sequence. ``ga4gh.vrs`` computes it, reading the sequence through
-``FastaDataProxy`` (the data proxy it lets a caller supply) instead of SeqRepo or a refget server.
+the allele, normalised against the sequence: ``genoshare.clinical.vrs`` has ``ga4gh.vrs`` compute it over
+this reference.
 
 The FASTA is read with pysam (``.fai`` beside it, made by ``samtools faidx`` or by pysam on first use; a
 bgzipped FASTA also needs its ``.gzi``). Contigs are matched whatever their naming (``chr1`` or ``1``,
@@ -19,14 +19,10 @@ import base64
 import hashlib
 import threading
 from pathlib import Path
-from typing import Any
 
 import pysam
-from ga4gh.core import ga4gh_identify
-from ga4gh.vrs import models, normalize
-from ga4gh.vrs.dataproxy import _DataProxy
 
-from genoshare.clinical.variants import Allele, normalise_contig
+from genoshare.clinical.variants import normalise_contig
 from genoshare.errors import InvalidInput
 
 #: Bases read at a time when digesting a chromosome.
@@ -84,38 +80,3 @@ class ReferenceGenome:
         if name is None:
             raise InvalidInput(f"contig {contig} is not in the reference {self.path.name} ({self.assembly})")
         return name
-
-
-class FastaDataProxy(_DataProxy):
-    """The sequences ``ga4gh.vrs`` asks for, from the reference FASTA (refget ids only)."""
-
-    def __init__(self, reference: ReferenceGenome) -> None:
-        self.reference = reference
-
-    def get_sequence(self, identifier: str, start: int | None = None, end: int | None = None) -> str:
-        contig = self.reference.contig_of(identifier)
-        return self.reference.bases(contig, start or 0, self.reference.length(contig) if end is None else end)
-
-    def get_metadata(self, identifier: str) -> dict[str, Any]:
-        contig = self.reference.contig_of(identifier)
-        refget = self.reference.refget(contig)
-        return {
-            "length": self.reference.length(contig),
-            "aliases": [f"ga4gh:{refget}", f"{self.reference.assembly}:{contig}"],
-        }
-
-
-def vrs_allele(allele: Allele, reference: ReferenceGenome) -> dict[str, Any]:
-    """The allele as a normalised GA4GH VRS 2 Allele, with its computed ``id`` (``ga4gh:VA.…``)."""
-    if allele.assembly != reference.assembly:
-        raise InvalidInput(f"the configured reference is {reference.assembly}, not {allele.assembly}")
-    start = allele.position - 1
-    location = models.SequenceLocation(
-        sequenceReference=models.SequenceReference(refgetAccession=reference.refget(allele.contig)),
-        start=start,
-        end=start + len(allele.ref),
-    )
-    vrs = models.Allele(location=location, state=models.LiteralSequenceExpression(sequence=allele.alt))
-    vrs = normalize(vrs, FastaDataProxy(reference))
-    vrs.id = ga4gh_identify(vrs)
-    return vrs.model_dump(exclude_none=True, mode="json")
