@@ -355,6 +355,36 @@ class ClinicalSettings(BaseModel):
     reference_assembly: Literal["GRCh37", "GRCh38"] = "GRCh38"
 
 
+class DatabaseSettings(BaseModel):
+    """How each process of the node uses its metadata database (``database_url``): its connection pool.
+
+    Every ``genoshare serve`` process (and each of its ``--workers``) keeps its own pool, so PostgreSQL sees
+    up to ``processes x (pool_size + max_overflow)`` connections from the node; keep that under the server's
+    ``max_connections`` (100 by default), or put PgBouncer (transaction mode) in between.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Connections each process keeps open. A request holds one only while it reads or writes (not while it
+    #: streams or waits on a client), so a few serve many concurrent requests.
+    pool_size: int = Field(default=5, ge=1, le=1000)
+    #: Connections opened beyond ``pool_size`` in a burst, closed again when returned.
+    max_overflow: int = Field(default=10, ge=0, le=1000)
+    #: Seconds a request waits for a free connection when all are in use; then it is answered 503.
+    pool_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    #: Connections older than this are replaced (a proxy or firewall may cut ones it thinks idle); PostgreSQL.
+    pool_recycle_seconds: int = Field(default=1800, ge=1, le=86400)
+    #: Test each PostgreSQL connection as it is taken from the pool (a round trip), so a restarted database
+    #: server costs no failed request. Off saves the round trip; the first request on each connection the
+    #: server dropped then fails (once: the pool drops every connection on the first such error).
+    pre_ping: bool = True
+    #: On PostgreSQL, wait for the disk (``synchronous_commit``) when a Beacon answer writes the privacy state
+    #: (budgets spent, the answer kept). Off (default): the durability SQLite in WAL mode gives everything;
+    #: a crash of the database server may lose the last fraction of a second of spends. On: a disk flush per
+    #: answer (1-6 ms measured on a shared development disk, more than the rest of the answer).
+    privacy_writes_wait_for_disk: bool = False
+
+
 class S3Settings(BaseModel):
     """How the node reaches an S3-compatible object store (``objects_url = "s3://bucket/prefix"``).
 
@@ -439,6 +469,8 @@ class Settings(BaseSettings):
     #: SQLAlchemy URL of the metadata database, e.g. ``postgresql+psycopg://genoshare@db.example.org/genoshare``
     #: (the password in a ``~/.pgpass`` file or the URL); default: SQLite ``genoshare.db`` in the data directory.
     database_url: str = ""
+    #: The connection pool of each process (``DatabaseSettings``).
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     #: Where encrypted files are stored: a ``file://`` URL, or ``s3://bucket/prefix`` with ``[s3]`` settings;
     #: default: ``objects`` in the data directory.
     objects_url: str = ""

@@ -30,7 +30,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from genoshare.audit import AuditLog, Entry
-from genoshare.store.db import Database
+from genoshare.store.db import Database, commit_without_waiting
 from genoshare.store.privacy_tables import PrivacyWatch, PrivacyWatchHit
 
 #: How the audit log names a flag.
@@ -129,9 +129,11 @@ class SqlAttackWatch:
     the answer's own); common alleles, which are most questions, cost nothing here.
     """
 
-    def __init__(self, database: Database, audit: AuditLog | None) -> None:
+    def __init__(self, database: Database, audit: AuditLog | None, *, wait_for_disk: bool = False) -> None:
         self.database = database
         self.audit = audit
+        #: ``DatabaseSettings.privacy_writes_wait_for_disk``, as for the answer's own write.
+        self.wait_for_disk = wait_for_disk
 
     def observe(
         self, rule: WatchRule, principal: str, account: str, dataset_id: str, carriers: Iterable[int], allele_count: int
@@ -160,6 +162,8 @@ class SqlAttackWatch:
     def _count(self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int]) -> Flag | None:
         ids = {"p": principal, "d": dataset_id}
         with self.database.engine.begin() as connection:
+            if not self.wait_for_disk:
+                commit_without_waiting(connection)
             row = connection.execute(_COUNT, ids).one_or_none()
             if row is None:
                 connection.execute(

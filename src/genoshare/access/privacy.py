@@ -70,7 +70,7 @@ from genoshare.access.attack_watch import SqlAttackWatch, WatchRule
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
-from genoshare.access.privacy_state import Answer, PrivacyState, SessionState
+from genoshare.access.privacy_state import Answer, PrivacyState, SessionState, StateChanged
 from genoshare.errors import GenoshareError, InvalidInput
 from genoshare.store.models import Dataset
 
@@ -431,7 +431,12 @@ class PrivacyGuard:
         settings = self.settings(dataset, decision.granularity)
         if not settings.stateful:
             return _threshold_only(settings, carriers, allele_count)
-        answer, fresh = self._guarded(caller, decision, dataset, settings, allele_key, carriers, allele_count)
+        while True:
+            try:
+                answer, fresh = self._guarded(caller, decision, dataset, settings, allele_key, carriers, allele_count)
+                break
+            except StateChanged:
+                continue  # another server process answered this person first: decide again on the state it left
         rule = settings.watch_rule
         if fresh and rule is not None and self.watch is not None and caller.principal and caller.account:
             # After the answer's unit of work: the watch writes in a transaction of its own.

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -142,6 +143,14 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {"Allow": ", ".join(allowed_methods(app, request.url.path))}
         return _response(
             request, error.status_code, _HTSGET_NAMES.get(error.status_code, "InvalidInput"), str(error.detail), headers
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, error: PoolTimeout) -> JSONResponse:
+        # Every connection of the process's pool stayed in use for database.pool_timeout_seconds: overload.
+        log.warning("no database connection came free for %s %s: %s", request.method, request.url.path, error)
+        return _response(
+            request, 503, "ServiceUnavailable", "the node is busy; retry in a moment", {"Retry-After": "1"}
         )
 
     @app.exception_handler(Exception)
