@@ -47,9 +47,11 @@ class Server:
         args: Sequence[str] = (),
         scheme: str = "http",
         prefix: str = "",
+        public_url: str | None = None,
     ) -> None:
         """``wrapper``: a command that runs the server, e.g. ``prlimit --nofile=300:300``; ``args``: more options
-        of ``serve``; ``prefix``: the path a proxy in front would add (in the public URL, not in ``url``)."""
+        of ``serve``; ``prefix``: the path a proxy in front would add (in the public URL, not in ``url``);
+        ``public_url``: the proxy's URL, for several processes serving one node (default: this one's ``url``)."""
         self.port = free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
@@ -65,7 +67,7 @@ class Server:
                 str(self.port),
                 *args,
             ],
-            env={**os.environ, **env, "GENOSHARE_PUBLIC_URL": self.url + prefix},
+            env={**os.environ, **env, "GENOSHARE_PUBLIC_URL": public_url or self.url + prefix},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
