@@ -15,7 +15,10 @@ on every run (moto keeps objects in memory).  Every node runs as ``genoshare ser
 
 * htsget ticket latency p50/p99 for random 10 kbp regions (the ticket reads the file's header and index);
 * streaming the body of a ticket for 3/4 of the contig with curl (ranged GETs of the encrypted segments);
-* Beacon allele queries p50/p99 on the cohort (the variant index lives in the data directory on both).
+* Beacon allele queries p50/p99 on the cohort, over HTTP (on an S3 node the variant index is in the bucket,
+  read by ranged GETs of the row groups a query touches, then cached in memory);
+* the index's cold reads, in this process: each allele query with the row-group cache emptied first, so
+  every one reads its row group from local disk or from the bucket (a server's first query of a region).
 """
 
 from __future__ import annotations
@@ -165,6 +168,32 @@ def start_s3rver(executable: Path, root: Path) -> dict[str, object]:
     return {"objects_url": "s3://genoshare-bench/node", "s3": settings}
 
 
+def cold_index_reads(name: str, data_dir: Path, objects: dict[str, object], alleles: list, n: int) -> None:
+    """Allele queries on the node's index with an empty row-group cache each time: a read from disk or S3."""
+    from genoshare.index.serving import IndexSource, VariantIndex
+    from genoshare.index.stored import stored_index
+    from genoshare.settings import S3Settings
+    from genoshare.store.objects import create_object_store
+
+    source: IndexSource | list = next(data_dir.glob("beacon/cohort/*/variants.parquet"), data_dir)
+    if "objects_url" in objects:
+        settings = objects["s3"]
+        assert isinstance(settings, S3Settings)
+        store = create_object_store(str(objects["objects_url"]), settings, data_dir / "scratch")
+        [key] = [k for k in store.keys("beacon/cohort/") if k.endswith("/variants.parquet")]
+        source = stored_index(store, key.removesuffix("/variants.parquet"))
+    began = time.perf_counter()
+    index = VariantIndex({"cohort": source})
+    opened = (time.perf_counter() - began) * 1000
+
+    def ask(i: int) -> None:
+        index.datasets.clear()
+        row = alleles[i]
+        index.sequence_query("20", row["start"], row["alt"], row["ref"]).rows()
+
+    print(f"{name:11} index, cold    {percentiles(timed(n, ask))}  (footer: {opened:.0f} ms)", flush=True)
+
+
 def run(
     args: argparse.Namespace,
     files: tuple[Path, Path],
@@ -200,6 +229,8 @@ def run(
 
                 print(f"{name:11} htsget ticket  {percentiles(timed(args.tickets, ticket))}", flush=True)
                 print(f"{name:11} Beacon allele  {percentiles(timed(args.queries, allele))}", flush=True)
+        for name, (objects, _) in stores.items():
+            cold_index_reads(name, scratch / name.replace(" ", "-"), objects, alleles, args.queries)
         rates: dict[str, list[float]] = {name: [] for name in urls}
         for _ in range(args.repeat):
             for name, url in urls.items():

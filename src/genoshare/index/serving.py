@@ -415,6 +415,12 @@ class _RowGroups(Sequence[_Dataset]):
     def loaded(self) -> int:
         return len(self._cache)
 
+    def clear(self) -> None:
+        """Drop every cached row group: the next query reads from the files (benchmarks of cold reads)."""
+        with self._lock:
+            self._cache.clear()
+            self.cached_bytes = 0
+
 
 def _may_hold(low: str | None, high: str | None, names: set[str]) -> bool:
     """Whether a row group whose contig statistics are [low, high] may hold one of ``names``."""
