@@ -15,8 +15,9 @@ each clinician picks their own words. So the index also knows the diseases (``Di
 is read as evidence for the OMIM diseases of ``phenotype.hpoa``, with the frequency each disease shows each
 feature (a likelihood ratio per term, as LIRICAL does; Robinson et al. 2020, AJHG 107:403), and two profiles
 that point to the same disease score higher. ``score`` is simGIC lifted by that overlap: with ``g`` the
-simGIC and ``o`` the chance that both have the same known disease, ``g * (1 + (1 - g) * o)``, still in
-[0, 1], and ``g`` itself when the disease is one no annotation knows (the novel-gene case MME is for).
+simGIC and ``o`` the chance that both have the same known disease, ``g + (1 - g) * min(1, 2g) * o``
+(a lift in proportion to ``g`` up to 1/2, never past 1), and ``g`` itself when the disease is one no
+annotation knows (the novel-gene case MME is for).
 ``benchmarks/matchmaking.py`` measures both cases, and ``docs/clinical.md`` has the figures.
 
 ``shared_terms`` is the baseline the benchmark compares against: the number of exact terms in common.
@@ -319,7 +320,7 @@ class PhenotypeIndex:
             return similarity
         numbers, chances = self.diseases.likeliest([terms])[0]
         shared = self.disease_chances(numbers, chances)
-        return similarity * (1 + (1 - similarity) * shared)
+        return similarity + (1 - similarity) * np.minimum(1.0, 2 * similarity) * shared
 
     def disease_chances(self, numbers: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """For each profile, the sum over the given diseases of weight x the profile's chance of the disease."""
