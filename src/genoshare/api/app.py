@@ -86,6 +86,11 @@ def create_app(node: Node) -> FastAPI:
     install_openapi(app)
     # Request ids, the access log, metrics, and the probes /health, /ready and /metrics.
     install_observability(app, node)
+    # A request is tried against each route in turn until one matches: the network's first, as every other
+    # router it would be tried against costs it (the network's own cost to the others is a prefix check).
+    app.include_router(network.router)
+    app.include_router(network.registry)
+    app.include_router(network.requests_router)
     app.include_router(drs.router)
     app.include_router(data.router)
     app.include_router(governance.router)
@@ -93,9 +98,6 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(htsget.router)
     # The web portal's pages (server-rendered HTML; ``genoshare.portal``) and ``/`` leading to them.
     install_portal(app, node, services)
-    app.include_router(network.router)
-    app.include_router(network.registry)
-    app.include_router(network.requests_router)
     app.include_router(mme.router)
     app.include_router(clinical.router)
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from genoshare.access.privacy import RateLimited
 from genoshare.api.deps import BeaconDep, IdentityDep, NodeDep
 from genoshare.api.errors import audit_denial
+from genoshare.api.routing import PrefixRouter
 from genoshare.beacon import framework, openapi
 from genoshare.beacon.framework import ENTRY_TYPES, EntryType, error_body
 from genoshare.beacon.request import from_body, from_query, page
@@ -57,7 +58,7 @@ def _error(request: Request, status: int, message: str, headers: dict[str, str] 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-router = APIRouter(prefix="/api", tags=["Beacon v2"], route_class=BeaconRoute, responses=openapi.ERROR_RESPONSES)
+router = PrefixRouter(prefix="/api", tags=["Beacon v2"], route_class=BeaconRoute, responses=openapi.ERROR_RESPONSES)
 PagingDep = Annotated[openapi.Paging, Query()]
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from genoshare.access.passports import Identity
 from genoshare.api.deps import DrsDep, IdentityDep, NodeDep, bearer_token
 from genoshare.api.openapi import PASSPORT
+from genoshare.api.routing import PrefixRouter
 from genoshare.drs import models
 from genoshare.node import Node
 
@@ -23,7 +24,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "Too many ids in one bulk request."),
     )
 }
-router = APIRouter(prefix="/ga4gh/drs/v1", tags=["DRS"], responses=ERRORS)
+router = PrefixRouter(prefix="/ga4gh/drs/v1", tags=["DRS"], responses=ERRORS)
 
 
 class StrictBody(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -14,6 +14,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from genoshare.access.passports import Identity
 from genoshare.api.deps import HtsgetDep, IdentityDep
+from genoshare.api.routing import PrefixRouter
 from genoshare.htsget.errors import InvalidInput, PayloadTooLarge
 from genoshare.htsget.service import (
     C4GH,
@@ -39,7 +40,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "NotFound: no such id or reference."},
     413: {"description": "PayloadTooLarge: the POST body is too large."},
 }
-router = APIRouter(prefix="/htsget", tags=["htsget"], responses=ERRORS)
+router = PrefixRouter(prefix="/htsget", tags=["htsget"], responses=ERRORS)
 
 
 class ObjectId(Convertor[str]):

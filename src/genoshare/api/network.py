@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import fields, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +25,7 @@ from genoshare.api.beacon import QUERY_DOCUMENTATION, BeaconJSON, BeaconRoute, P
 from genoshare.api.deps import AccessRequestsDep, NodeDep, PassportBearer, get_beacon
 from genoshare.api.errors import audit_denial
 from genoshare.api.governance import RequestBody
+from genoshare.api.routing import PrefixRouter
 from genoshare.beacon import framework, openapi
 from genoshare.beacon.framework import BY_PATH, EntryType, error_body
 from genoshare.beacon.request import API_VERSION, BeaconRequest, from_body, from_query, page
@@ -53,14 +54,14 @@ NO_NODE_ANSWERED: dict[int | str, dict[str, Any]] = {
     502: {"description": "No node of the network answered: each one is named with why"},
     504: {"description": "No node of the network answered, and some ran out of time: each is named with why"},
 }
-router = APIRouter(
+router = PrefixRouter(
     prefix="/network/api",
     tags=["Beacon network"],
     route_class=BeaconRoute,
     responses={**openapi.ERROR_RESPONSES, **NO_NODE_ANSWERED},
 )
-registry = APIRouter(tags=["Service registry"])
-requests_router = APIRouter(
+registry = PrefixRouter(prefix="/services", tags=["Service registry"])
+requests_router = PrefixRouter(
     prefix="/network/governance",
     tags=["Beacon network"],
     responses={
@@ -468,19 +469,19 @@ def _services(request: Request) -> list[dict[str, Any]]:
     return services
 
 
-@registry.get("/services", summary="This node's GA4GH services (GA4GH Service Registry)")
+@registry.get("", summary="This node's GA4GH services (GA4GH Service Registry)")
 def services(request: Request) -> list[dict[str, Any]]:
     return _services(request)
 
 
-@registry.get("/services/types", summary="The types of this node's services")
+@registry.get("/types", summary="The types of this node's services")
 def service_types(request: Request) -> list[dict[str, Any]]:
     types = {tuple(sorted(s["type"].items())): s["type"] for s in _services(request)}
     return list(types.values())
 
 
 @registry.get(
-    "/services/{service_id}", summary="One of this node's services", responses={404: {"description": "No such service"}}
+    "/{service_id}", summary="One of this node's services", responses={404: {"description": "No such service"}}
 )
 def service_by_id(request: Request, service_id: str, node: NodeDep) -> dict[str, Any]:
     for service in _services(request):
