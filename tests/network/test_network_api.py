@@ -29,6 +29,7 @@ def test_bad_requests_are_beacon_errors_before_anyone_is_asked(client: TestClien
         ("/network/api/g_variants?start=notanumber", 400),
         ("/network/api/nosuchentry", 404),
         ("/network/api/individuals/x/nosuchrelation", 404),
+        ("/network/api/individuals/filtering_terms", 404),  # not an individual's id, as on /api
     ]:
         response = client.get(path)
         assert response.status_code == status, (path, response.text)

@@ -78,6 +78,8 @@ def _target(path: str) -> tuple[EntryType, Parent | None]:
     """The entry type a path asks for and the ``/{entry}/{id}`` it is scoped to, as ``/api`` routes them."""
     parts = path.strip("/").split("/")
     entry = BY_PATH.get(parts[0])
+    if "filtering_terms" in parts:  # on /api a route of its own, never an id: the network has one list of terms
+        raise NotFound(f"/network/api/{path}: the network's filtering terms are /network/api/filtering_terms")
     if entry is not None and len(parts) == 1:
         return entry, None
     if entry is not None and len(parts) == 2 and parts[1]:
