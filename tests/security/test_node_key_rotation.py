@@ -177,6 +177,8 @@ def test_rotating_the_node_key_under_running_downloads(
     after = stored(node.objects)
     new = load_keypair(keys_dir, "node")
     assert new.public != old.public
+    rotations = [entry for entry in node.audit.entries() if entry.action == "keys.rotate"]
+    assert [entry.details["public_key"] for entry in rotations] == [base64.b64encode(new.public).decode()]
     assert sorted(path.name for path in keys_dir.glob("node*")) == ["node.pub", "node.sec"], "the old key is gone"
     for key, old_bytes in before.items():
         new_bytes = after[key]

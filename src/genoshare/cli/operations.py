@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from base64 import b64encode
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from genoshare.access.roles import Operator
+from genoshare.audit import Entry
 from genoshare.cli.common import DataDir, console, errors, fail, node_settings, open_node, reported
 from genoshare.crypt.errors import CryptError
 from genoshare.operations.backup import backup, restore, verify
@@ -117,6 +120,14 @@ def rotate_node_key_command(data_dir: DataDir = Path("node")) -> None:
     try:
         with reported():
             done = rotate_node_key(node.settings.keys_dir, node.objects)
+            details = {
+                "rewritten": done.rewritten,
+                "already": done.already,
+                "public_key": b64encode(done.public_key).decode(),
+            }
+            node.audit.record(
+                Entry(Operator.at_command_line().actor, "keys.rotate", "keys/node", "permit", "node key", details)
+            )
     except (OSError, CryptError) as error:
         raise fail(f"node key rotation stopped: {error}; the node serves every file: run it again to finish") from None
     finally:
