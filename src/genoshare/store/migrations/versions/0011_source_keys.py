@@ -42,7 +42,9 @@ def upgrade() -> None:
                 "which is missing: restore keys/ from the node's backup, then run `genoshare db upgrade` again"
             )
         connection.execute(
-            participants.update().where(participants.c.id == sa.bindparam("row")).values(source_key=sa.bindparam("key")),
+            participants.update()
+            .where(participants.c.id == sa.bindparam("row"))
+            .values(source_key=sa.bindparam("key")),
             [{"row": id, "key": keyed(dataset_id, name)} for id, dataset_id, name in rows],
         )
     with op.batch_alter_table("participants", schema=None) as batch_op:
