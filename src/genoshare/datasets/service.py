@@ -155,16 +155,6 @@ class DatasetService:
         with self.database.sessions() as session:
             return builtins.list(session.scalars(select(DataObject).where(matches).order_by(DataObject.id)))
 
-    def participant(self, dataset_id: str, pseudonym: str) -> Participant:
-        with self.database.sessions() as session:
-            self.get(dataset_id, session)
-            row = session.scalar(
-                select(Participant).where(Participant.dataset_id == dataset_id, Participant.pseudonym == pseudonym)
-            )
-        if row is None:
-            raise NotFound(f"no participant of {dataset_id} has that id")
-        return row
-
     def participant_by_source(self, dataset_id: str, source_key: str) -> Participant:
         """The participant whose sample name in the steward's files has this keyed hash (``consent find``)."""
         with self.database.sessions() as session:
