@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pysam
 import pytest
 from fastapi.testclient import TestClient
@@ -23,6 +25,7 @@ from pysam import bcftools
 from genoshare.access.issuer import VisaIssuer
 from genoshare.api.app import create_app
 from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.index.build import build_variant_index
 from genoshare.index.schema import MANIFEST
 from genoshare.index.serving import VariantIndex
 from genoshare.index.spark import SparkIndexBuilder, plan_regions, spark_session
@@ -181,6 +184,54 @@ def test_sample_names_never_reach_the_spark_index(nodes: dict[str, Any]) -> None
         assert not any(name in data for name in names), path
     for path in (nodes["spark_dir"] / "objects").rglob("*.c4gh"):
         assert path.read_bytes().startswith(b"crypt4gh")
+
+
+_AWKWARD_HEADER = '##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+_AWKWARD_RECORDS = [
+    ("chr1", 10, "ACGTACGTAC", "A", "0/1", "0/0"),  # a deletion over the cut at 16: read once, not twice
+    ("chr1", 20, "C", "T,G", "1/2", "0/1"),
+    ("HLA-A*01:01:01:01", 5, "A", "C", "1/1", "0/1"),  # a colon in the name: bcftools needs {braces}
+    ("HLA-A*01:01:01:01", 50, "G", "T", "0/0", "./."),
+]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["contigs-declared", "contigs-undeclared"])
+def test_awkward_contigs_give_the_embedded_rows(tmp_path: Path, spark: Any, declared: bool) -> None:
+    """Names with colons, and (for indexes of files ingested before validation refused them) contigs the
+    header does not declare, which bcftools cannot write as BCF: each region then falls back to cyvcf2."""
+    contigs = "##contig=<ID=chr1,length=1000>\n##contig=<ID=HLA-A*01:01:01:01,length=3503>\n" if declared else ""
+    lines = [
+        "\t".join([c, str(pos), ".", ref, alt, ".", ".", ".", "GT", a, b])
+        for c, pos, ref, alt, a, b in _AWKWARD_RECORDS
+    ]
+    plain = tmp_path / "awkward.vcf"
+    plain.write_text(
+        _AWKWARD_HEADER
+        + contigs
+        + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    vcf = tmp_path / "awkward.vcf.gz"
+    pysam.tabix_compress(str(plain), str(vcf))
+    pysam.tabix_index(str(vcf), preset="vcf")
+    numbers = {"A": 7, "B": 3}
+    build_variant_index(vcf, tmp_path / "embedded", numbers)
+    summary = SparkIndexBuilder(lambda: spark, 1)(vcf, tmp_path / "spark", numbers)
+    assert len(plan_regions(vcf, 1)) == 4
+    assert summary.contigs == ("chr1", "HLA-A*01:01:01:01")
+    expected, got = (_rows(tmp_path / name) for name in ("embedded", "spark"))
+    assert got.equals(expected)
+    assert got.num_rows == 5 and got.column("contig").to_pylist().count("HLA-A*01:01:01:01") == 2
+
+
+def _rows(index_dir: Path) -> pa.Table:
+    files = (
+        [index_dir / part for part in json.loads((index_dir / MANIFEST).read_text())["parts"]]
+        if (index_dir / MANIFEST).exists()
+        else [index_dir / "variants.parquet"]
+    )
+    return pa.concat_tables(pq.read_table(f) for f in files)
 
 
 def test_a_malformed_record_fails_the_build_and_publishes_nothing(tmp_path: Path, cohort: Path, spark: Any) -> None:

@@ -65,8 +65,9 @@ class Region:
 
     @property
     def spec(self) -> str:
-        """The region as bcftools and htslib write it (1-based, inclusive)."""
-        return f"{self.contig}:{self.start + 1}-{'' if self.end is None else self.end}"
+        """The region as bcftools and htslib write it (1-based, inclusive; braces around a name with a colon)."""
+        name = f"{{{self.contig}}}" if ":" in self.contig else self.contig  # HLA-A*01:01:01:01
+        return f"{name}:{self.start + 1}-{'' if self.end is None else self.end}"
 
     def holds(self, start: int) -> bool:
         return start >= self.start and (self.end is None or start < self.end)
