@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from clinical_world import ClinicalWorld
+from typer.testing import CliRunner
 
 from genoshare.beacon.alleles import BeaconAlleles
+from genoshare.cli.main import app
 from genoshare.clinical.lookup import ClinicalLookup
 from genoshare.clinical.reference import ReferenceGenome
 from genoshare.clinical.variants import parse_allele
@@ -130,3 +132,16 @@ def test_the_lookup_answer_carries_the_vrs_id(world: ClinicalWorld, reference: R
     assert answer["variant"]["position"] == first - 1
     assert answer["variant"]["vrs"]["id"].startswith("ga4gh:VA.")
     assert answer["notes"]  # nothing is known of it here, and that is said
+
+
+def test_the_cli_reads_an_indel_with_the_configured_reference_and_refuses_it_without(world: ClinicalWorld) -> None:
+    command = ["clinical", "lookup", "NC_012920.1:m.309del", "--data-dir", str(world.node.settings.data_dir)]
+    env = {"GENOSHARE_DATABASE_URL": world.node.settings.database_url, "COLUMNS": "200"}
+    refused = CliRunner().invoke(app, command, env=env)
+    assert refused.exit_code == 1
+    assert "no reference genome configured" in " ".join(refused.output.split())
+    shown = CliRunner().invoke(app, command, env={**env, "GENOSHARE_CLINICAL__REFERENCE_FASTA": str(FASTA)})
+    assert shown.exit_code == 0, shown.output
+    first, _ = c_tract()
+    assert f"MT-{first - 1}-AC-A (GRCh38)" in shown.output
+    assert "GA4GH VRS id ga4gh:VA." in shown.output

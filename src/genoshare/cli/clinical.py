@@ -72,6 +72,8 @@ def clinical_lookup(
         print(json.dumps(answer, indent=2))
         return
     console.print(f"[bold]{answer['variant']['label']}[/]  gene: {', '.join(answer['genes']) or 'none known'}")
+    if "vrs" in answer["variant"]:
+        console.print(f"  GA4GH VRS id {answer['variant']['vrs']['id']}")
     for item in answer["clinicalSignificance"]:
         conditions = "; ".join(item["conditions"]) or "no condition given"
         console.print(
