@@ -13,6 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genoshare.errors import InvalidInput
@@ -169,13 +170,25 @@ def migrate(engine: Engine, source_key: Callable[[str, str], str] | None = None)
 
 
 def _compact(engine: Engine) -> None:
-    """Rewrite the database's files without freed pages or dead rows (outside any transaction)."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        if engine.dialect.name == "sqlite":
-            connection.exec_driver_sql("VACUUM")
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        else:
-            connection.exec_driver_sql("VACUUM FULL")
+    """Rewrite the database's files without freed pages or dead rows (outside any transaction).
+
+    SQLite builds with ``SECURE_DELETE`` (Debian's) zero freed pages already; others, and PostgreSQL, do not.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            if sqlite:
+                connection.exec_driver_sql("VACUUM")
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                connection.exec_driver_sql("VACUUM FULL")
+    except SQLAlchemyError as error:
+        cause = type(getattr(error, "orig", None) or error).__name__
+        vacuum = "VACUUM" if sqlite else "VACUUM FULL, as the database's owner,"
+        raise InvalidInput(
+            f"the schema is upgraded, but compacting the database failed ({cause}): "
+            f"run {vacuum} so that no freed page keeps what the upgrade removed"
+        ) from None
 
 
 class Database:
