@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -125,8 +125,7 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    registry = request.app.state.metrics.registry
-    body: Any = await run_in_threadpool(generate_latest, registry)
+    body: Any = await run_in_threadpool(request.app.state.metrics.exposition)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

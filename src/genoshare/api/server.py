@@ -214,6 +214,10 @@ def connection_room(wanted: int) -> int:
     return max(1, min(wanted, (soft - _RESERVED) // _PER_CONNECTION))
 
 
+#: How long uvicorn waits for a worker to answer its health check before it kills and replaces it.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
 @dataclass(frozen=True)
 class ServeOptions:
     """How ``genoshare serve`` listens: address, workers, the proxy in front of it, TLS, the log's format."""
@@ -281,7 +285,14 @@ def run(node: Node, options: ServeOptions | None = None) -> None:
         os.environ["GENOSHARE_DATA_DIR"] = str(node.settings.data_dir)
         node.close()  # each worker opens its own
         uvicorn.run(
-            "genoshare.api.server:worker_app", factory=True, workers=options.workers, http=WorkerHttpProtocol, **common
+            "genoshare.api.server:worker_app",
+            factory=True,
+            workers=options.workers,
+            http=WorkerHttpProtocol,
+            # A worker answers uvicorn's health check only once it has imported and opened the node: seconds
+            # on a loaded machine, where the default 5 s had uvicorn kill and restart workers as they started.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **common,
         )
         return
     uvicorn.run(create_app(node), http=guarded_protocol(_within_room(node.settings)), **common)

@@ -37,6 +37,7 @@ from genoshare.datasets.service import NewDataset
 from genoshare.drs.indexes import index_id
 from genoshare.node import PRIVATE_UMASK, build_datasets, build_usage, init_node
 from genoshare.operations.checks import database_problem
+from genoshare.operations.metrics_dir import join_run, start_run
 
 app = typer.Typer(
     name="genoshare",
@@ -193,6 +194,10 @@ def ingest(
     from genoshare.node import build_ingestor
 
     node = open_node(data_dir)
+    join_run(node.settings.data_dir)  # the server's /metrics shows this ingest's progress and outcome
+    from genoshare.operations.metrics import IngestMetrics
+
+    metrics = IngestMetrics()
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, console=errors, transient=True) as bars:
         tasks: dict[tuple[str, str], TaskID] = {}
@@ -202,9 +207,11 @@ def ingest(
             if key not in tasks:
                 tasks[key] = bars.add_task(f"{stage:>8} {name}", total=total)
             bars.update(tasks[key], completed=done, total=total)
+            metrics.progress(name, stage, done, total)
 
-        with reported():
+        with reported(), metrics.ingest(len(files)):
             result = build_ingestor(node, engine).ingest(dataset_id, files, progress)
+            metrics.published(len(result.published), len(result.unchanged))
     for row in result.published:
         console.print(f"published [bold]{row.id}[/] ({row.format}, {row.size:,} bytes, sha256 {row.sha256[:12]}…)")
     for name in result.unchanged:
@@ -380,8 +387,6 @@ def serve(
     Settings, database, keys and files are checked first (as `genoshare check` does): a problem refuses the
     start, one line each; so do unsafe settings when `environment` is prod.
     """
-    from genoshare.api.server import ServeOptions, run
-
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise fail("give both --ssl-certfile and --ssl-keyfile, or neither")
     for path in (ssl_certfile, ssl_keyfile):
@@ -396,6 +401,10 @@ def serve(
     node = open_node(data_dir)
     with reported():
         node.audit.key()  # every request appends to the chain: a missing key refuses to start, in one line
+    # Before prometheus_client is imported: every worker (and ingests meanwhile) adds to one /metrics.
+    start_run(node.settings.data_dir)
+    from genoshare.api.server import ServeOptions, run
+
     scheme = "https" if ssl_certfile else "http"
     console.print(
         f"serving {node.settings.node_name} on {scheme}://{host}:{port}{root_path} "

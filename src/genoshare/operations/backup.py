@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 from genoshare import __version__
 from genoshare.errors import InvalidInput
 from genoshare.node import Node
+from genoshare.operations.metrics_dir import METRICS_DIR
 from genoshare.settings import CONFIG_FILE, DEFAULT_DATABASE_FILE, Settings
 
 MANIFEST = "manifest.json"
@@ -72,6 +73,11 @@ def _objects_root(settings: Settings) -> Path | None:
     """The local folder of the objects, or None for an S3 store."""
     parsed = urlparse(settings.objects_url)
     return Path(parsed.path) if parsed.scheme == "file" else None
+
+
+def _metrics(relative: Path) -> bool:
+    """The running server's metrics files (``operations.metrics_dir``): counters of this run, not node data."""
+    return relative.parts[:1] == (METRICS_DIR,)
 
 
 def _scratch(path: Path) -> bool:
@@ -114,7 +120,7 @@ def backup(node: Node, target: Path) -> dict[str, object]:
         s3_scratch = settings.s3.scratch_dir or settings.data_dir / "scratch"
         for path in _files(settings.data_dir):
             relative = path.relative_to(settings.data_dir)
-            if str(relative) in _SKIPPED or _scratch(path) or path.is_relative_to(s3_scratch):
+            if str(relative) in _SKIPPED or _scratch(path) or path.is_relative_to(s3_scratch) or _metrics(relative):
                 continue
             if objects is not None and objects.is_relative_to(settings.data_dir) and path.is_relative_to(objects):
                 continue

@@ -9,13 +9,18 @@ for questions that look like a membership attack, per dataset (``genoshare.acces
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from genoshare.errors import GenoshareError
+from genoshare.operations.metrics_dir import current
 from genoshare.store.db import Database
 from genoshare.store.models import AuditHead, DataObject
 from genoshare.store.privacy_tables import PrivacyWatch
@@ -87,4 +92,76 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.registry.register(NodeState(database))
+        self.node_state = NodeState(database)
+        self.registry.register(self.node_state)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of ``/metrics``: every process of the run added up, and the whole-node gauges."""
+        directory = current()
+        if directory is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, directory)
+        merged.register(self.node_state)
+        return generate_latest(merged)
+
+
+class IngestMetrics:
+    """One ``genoshare ingest``: files by outcome, bytes through each stage, what is still running."""
+
+    def __init__(self) -> None:
+        registry = CollectorRegistry()  # written to the run's files; this process never exposes it
+        self.files = Counter(
+            "genoshare_ingest_files",
+            "Files given to ingest, by outcome: published, unchanged (already there) or failed (nothing published).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "genoshare_ingest_failures", "Ingests that published nothing, by error code.", ["code"], registry=registry
+        )
+        self.bytes = Counter(
+            "genoshare_ingest_bytes",
+            "Bytes through each ingest stage (checksum, validate, rewrite, encrypt, index): its progress.",
+            ["stage"],
+            registry=registry,
+        )
+        self.running = Gauge(
+            "genoshare_ingests_running", "Ingests in progress.", registry=registry, multiprocess_mode="livesum"
+        )
+        self.pending = Gauge(
+            "genoshare_ingest_files_pending",
+            "Files of the running ingests not published yet.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._done: dict[tuple[str, str], int] = {}
+
+    def progress(self, name: str, stage: str, done: int, total: int) -> None:
+        """The pipeline's progress callback (``StageProgress``): counts the bytes since its last call."""
+        before = self._done.get((name, stage), 0)
+        if done > before:
+            self.bytes.labels(stage).inc(done - before)
+        self._done[(name, stage)] = done
+
+    @contextmanager
+    def ingest(self, files: int) -> Iterator[None]:
+        """Count one ingest of ``files`` files while it runs, and its failure if it raises."""
+        self.running.inc()
+        self.pending.inc(files)
+        try:
+            yield
+        except Exception as error:  # any failure publishes nothing: counted, then reported as it would be
+            self.files.labels("failed").inc(files)
+            self.failures.labels(error.code if isinstance(error, GenoshareError) else type(error).__name__).inc()
+            raise
+        finally:
+            self.running.dec()
+            self.pending.dec(files)
+            directory = current()
+            if directory is not None:  # this process's live gauges leave the sum when it ends
+                mark_process_dead(os.getpid(), directory)
+
+    def published(self, published: int, unchanged: int) -> None:
+        self.files.labels("published").inc(published)
+        self.files.labels("unchanged").inc(unchanged)
