@@ -1,10 +1,13 @@
 """Beacon latency through a real uvicorn server, beside the HTTP floor and `bcftools view -r`.
 
 Usage: python benchmarks/beacon_server.py [--individuals 1000] [--variants 1000000] [--queries 1000]
+                                        [--postgres-url ADMIN_URL | --no-postgres]
 
-Builds (once, cached under benchmarks/work) a synthetic cohort, a node with the cohort ingested as a
-controlled dataset, its Beacon variant index and phenotypes; starts `uvicorn` in a child process; then times,
-over --queries random queries each, with one keep-alive httpx client:
+Builds (once, cached under benchmarks/work) a synthetic cohort and two nodes with the cohort ingested as a
+controlled dataset, its Beacon variant index and phenotypes: one on SQLite, one on PostgreSQL (a database
+made through the admin URL of --postgres-url, $GENOSHARE_TEST_POSTGRES_URL, or scripts/start-postgres.sh).
+For each node in turn it starts `uvicorn` in a child process and times, over --queries random queries each,
+with one keep-alive httpx client:
 
 - floor:   GET /api/service-info (a constant document from the same server)
 - allele:  researcher (ResearcherStatus visa, no grant) sequence query, boolean answer, random allele of the VCF
@@ -39,13 +42,16 @@ from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
-from sqlalchemy import update
+from sqlalchemy import create_engine, text, update
+from sqlalchemy.engine import make_url
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import CONTROLLED_ACCESS_GRANTS, RESEARCHER_STATUS
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import build_ingestor, build_phenotypes, init_node, write_config_file
+from genoshare.operations.upgrade import upgrade
 from genoshare.settings import BONA_FIDE_RESEARCHER, Settings, TrustedIssuer, load_settings
+from genoshare.store.db import Database
 from genoshare.store.models import Dataset
 from genoshare_lab.synth import generate_cohort
 from genoshare_lab.synth.phenotypes import PHENOTYPIC_FEATURES
@@ -71,36 +77,72 @@ def timed(n: int, call: Callable[[int], None]) -> list[float]:
     return out
 
 
-def bench_settings(node_dir: Path, root: Path) -> Settings:
+def bench_settings(node_dir: Path, root: Path, database_url: str = "") -> Settings:
     """The node trusts the bench issuer for passports and, as a DAC of its own, for ControlledAccessGrants."""
     return load_settings(
         node_dir,
+        database_url=database_url,
         trusted_issuers=[TrustedIssuer(issuer=ISSUER, jwks_file=root / "jwks.json")],
         passports={"controlled_access_grants": {"issuers": [ISSUER], "sources": [ISSUER]}},
     )
 
 
-def build(n_people: int, n_variants: int) -> tuple[Path, Path, VisaIssuer, Settings]:
+def postgres_database(admin_url: str, name: str) -> str:
+    """The URL of database ``name`` on the server of ``admin_url``, created if it is not there."""
+    admin = make_url(admin_url)
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        if connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}) is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin.set(database=name).render_as_string(hide_password=False)
+
+
+def admin_postgres_url(given: str | None) -> str:
+    if given:
+        return given
+    if os.environ.get("GENOSHARE_TEST_POSTGRES_URL"):
+        return os.environ["GENOSHARE_TEST_POSTGRES_URL"]
+    script = Path(__file__).resolve().parents[1] / "scripts" / "start-postgres.sh"
+    return subprocess.run(["bash", str(script)], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def cohort(n_people: int, n_variants: int) -> tuple[Path, Path, VisaIssuer]:
     root = WORK / f"beacon-{n_people}x{n_variants}"
     cohort_dir = root / "cohort"
     if not (cohort_dir / "individuals.tsv").exists():
         began = time.perf_counter()
         generate_cohort(cohort_dir, n_people, 60_000_000, seed=1, n_variants=n_variants)
         print(f"cohort generated in {time.perf_counter() - began:.0f} s", flush=True)
-    vcf = cohort_dir / "cohort.vcf.gz"
     issuer = VisaIssuer.load_or_create(ISSUER, root / "issuer.jwk.json")
-    node_dir = root / "node"
-    if not (node_dir / "ready").exists():
+    issuer.write_jwks(root / "jwks.json")
+    return root, cohort_dir / "cohort.vcf.gz", issuer
+
+
+def build(root: Path, name: str, database_url: str = "") -> tuple[Path, Settings]:
+    """The node ``name`` in ``root`` on ``database_url`` (SQLite in its directory when empty), built once."""
+    node_dir = root / name
+    cohort_dir = root / "cohort"
+    ready = node_dir / "ready"
+    # A node on PostgreSQL is ready only while its database is the one it was built in.
+    if not ready.exists() or ready.read_text() != database_url:
         shutil.rmtree(node_dir, ignore_errors=True)
-        issuer.write_jwks(root / "jwks.json")
-        node = init_node(bench_settings(node_dir, root))
+        if database_url:
+            engine = create_engine(database_url)
+            with engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            engine.dispose()
+        node = init_node(bench_settings(node_dir, root, database_url))
         DatasetService(node.database).create(NewDataset("bench", "benchmark cohort", "Bench", "controlled", ["GRU"]))
-        build_ingestor(node).ingest("bench", [vcf])  # publishes, then builds the Beacon variant index
+        build_ingestor(node).ingest("bench", [cohort_dir / "cohort.vcf.gz"])  # publishes, then builds the index
         build_phenotypes(node).ingest("bench", [cohort_dir / "individuals.tsv"])
         node.close()
-        (node_dir / "ready").touch()
-    settings = bench_settings(node_dir, root)
-    node = init_node(settings)  # idempotent: brings a cached node's schema up to date
+        ready.write_text(database_url)
+    settings = bench_settings(node_dir, root, database_url)
+    database = Database(settings.database_url)
+    upgrade(database.engine, settings.keys_dir)  # a node cached by an older version gets today's schema
+    database.dispose()
+    node = init_node(settings)
     write_config_file(settings)  # the server reads it: a node cached by an older version gets today's policy
     with node.database.session() as session:
         session.execute(
@@ -109,7 +151,7 @@ def build(n_people: int, n_variants: int) -> tuple[Path, Path, VisaIssuer, Setti
             .values(beacon_policy={"privacy": {"default": {"per_minute": None, "per_day": None}}})
         )
     node.close()
-    return node_dir, vcf, issuer, settings
+    return node_dir, settings
 
 
 def free_port() -> int:
@@ -118,26 +160,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--individuals", type=int, default=1000)
-    parser.add_argument("--variants", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=1000)
-    args = parser.parse_args()
-    node_dir, vcf, issuer, settings = build(args.individuals, args.variants)
+Alleles = list[tuple[int, str, str]]
 
-    index_rel = next(node_dir.glob("beacon/bench/*/variants.parquet"))
-    table = pq.read_table(index_rel, columns=["contig", "start", "ref", "alt", "carrier_count"])
-    n_rows = table.num_rows
-    rng = random.Random(42)
-    # Alleles nobody carries (recurrent msprime mutations) are rightly "not observed"; ask about observed ones.
-    observed = [i for i, c in enumerate(table["carrier_count"].to_pylist()) if c > 0]
-    picks = [rng.choice(observed) for _ in range(args.queries + 50)]
-    alleles = [(table["start"][i].as_py(), table["ref"][i].as_py(), table["alt"][i].as_py()) for i in picks]
+
+def measure(
+    node_dir: Path, settings: Settings, issuer: VisaIssuer, vcf: Path, alleles: Alleles, queries: int
+) -> dict[str, tuple[float, float]]:
+    """Every row's (p50, p99) in ms against a server of the node in ``node_dir``."""
+    rng = random.Random(7)
     last = max(a[0] for a in alleles)
-
     port = free_port()
     env = {**os.environ, "GENOSHARE_DATA_DIR": str(node_dir)}
+    env.pop("GENOSHARE_DATABASE_URL", None)  # the node's own genoshare.toml names its database
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "genoshare.api.app:app_from_environment",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],
@@ -146,7 +180,7 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=120) as client:
-            for _ in range(200):
+            for _ in range(1200):
                 try:
                     client.get("/api/service-info")
                     break
@@ -203,26 +237,64 @@ def main() -> None:
                 }  # fmt: skip
                 client.get("/api/individuals", params=params, headers=auth).raise_for_status()
 
-            def bcftools(i: int) -> None:
-                start = alleles[i][0]
-                subprocess.run(
-                    ["bcftools", "view", "-H", "-r", f"20:{start + 1}-{start + 1}", str(vcf)],
-                    check=True, stdout=subprocess.DEVNULL,
-                )  # fmt: skip
-
             results = {}
             for name, call in (("floor", floor), ("allele", allele_as(auth)), ("allele grant", allele_as(granted)),
-                               ("range100kb", window), ("hpo_count", hpo), ("bcftools -r", bcftools)):  # fmt: skip
-                results[name] = percentiles(timed(args.queries, call))
+                               ("range100kb", window), ("hpo_count", hpo)):  # fmt: skip
+                results[name] = percentiles(timed(queries, call))
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--individuals", type=int, default=1000)
+    parser.add_argument("--variants", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--postgres-url", help="admin URL of PostgreSQL (default: $GENOSHARE_TEST_POSTGRES_URL)")
+    parser.add_argument("--no-postgres", action="store_true", help="time the SQLite node only")
+    args = parser.parse_args()
+    root, vcf, issuer = cohort(args.individuals, args.variants)
+    nodes = {"sqlite": build(root, "node")}
+    if not args.no_postgres:
+        database = postgres_database(
+            admin_postgres_url(args.postgres_url), f"gs_bench_beacon_{args.individuals}x{args.variants}"
+        )
+        nodes["postgresql"] = build(root, "node-pg", database)
+
+    index_rel = next(nodes["sqlite"][0].glob("beacon/bench/*/variants.parquet"))
+    table = pq.read_table(index_rel, columns=["contig", "start", "ref", "alt", "carrier_count"])
+    n_rows = table.num_rows
+    rng = random.Random(42)
+    # Alleles nobody carries (recurrent msprime mutations) are rightly "not observed"; ask about observed ones.
+    observed = [i for i, c in enumerate(table["carrier_count"].to_pylist()) if c > 0]
+    picks = [rng.choice(observed) for _ in range(args.queries + 50)]
+    alleles = [(table["start"][i].as_py(), table["ref"][i].as_py(), table["alt"][i].as_py()) for i in picks]
+
+    results = {}
+    for database_name, (node_dir, settings) in nodes.items():
+        print(f"{database_name}: ", end="", flush=True)
+        results[database_name] = measure(node_dir, settings, issuer, vcf, alleles, args.queries)
+
+    def bcftools(i: int) -> None:
+        start = alleles[i][0]
+        subprocess.run(
+            ["bcftools", "view", "-H", "-r", f"20:{start + 1}-{start + 1}", str(vcf)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    bcf_p50, bcf_p99 = percentiles(timed(args.queries, bcftools))
 
     print(f"\ncohort: {args.individuals} individuals x {n_rows:,} alleles; {args.queries} queries each")
-    print(f"{'query':<14}{'p50 ms':>10}{'p99 ms':>10}{'p50 / floor':>14}{'p50 / bcftools':>16}")
-    floor_p50, bcf_p50 = results["floor"][0], results["bcftools -r"][0]
-    for name, (p50, p99) in results.items():
-        print(f"{name:<14}{p50:>10.2f}{p99:>10.2f}{p50 / floor_p50:>14.2f}{p50 / bcf_p50:>16.2f}")
+    print(f"bcftools view -r (a new process per query): p50 {bcf_p50:.2f} ms, p99 {bcf_p99:.2f} ms")
+    for database_name, rows in results.items():
+        print(f"\n{database_name}")
+        print(f"{'query':<14}{'p50 ms':>10}{'p99 ms':>10}{'p50 / floor':>14}{'p99 / floor':>14}{'p50 / bcftools':>16}")
+        floor_p50, floor_p99 = rows["floor"]
+        for name, (p50, p99) in rows.items():
+            print(f"{name:<14}{p50:>10.2f}{p99:>10.2f}{p50 / floor_p50:>14.2f}{p99 / floor_p99:>14.2f}"
+                  f"{p50 / bcf_p50:>16.2f}")  # fmt: skip
     print("load average {:.2f} {:.2f} {:.2f} (a shared machine: compare with the CPU count)".format(*os.getloadavg()))
 
 
