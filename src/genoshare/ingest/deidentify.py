@@ -108,10 +108,12 @@ def deidentified_vcf_header(header: str, names: dict[str, str]) -> str:
     return "\n".join(kept) + "\n"
 
 
-def rename_samples(source: Path, target: Path, names: dict[str, str]) -> None:
-    """Write ``source`` with its de-identified header (bcftools reheader, records untouched)."""
-    with pysam.VariantFile(str(source)) as variants:
-        header = str(variants.header)
+def rename_samples(source: Path, target: Path, header: str, names: dict[str, str]) -> None:
+    """Write ``source`` with its de-identified header (bcftools reheader, records untouched).
+
+    ``header`` is the one validation read: opening the file again only made htslib print an error line
+    about the index a staged file never has yet.
+    """
     header_file = target.with_name(target.name + ".header.vcf")
     header_file.write_text(deidentified_vcf_header(header, names))
     try:

@@ -171,7 +171,7 @@ class Ingestor:
         }
         if dataset.pseudonymise and fmt.is_variants:
             renamed = workdir / f"{plain.name}.renamed"
-            rename_samples(source, renamed, names)
+            rename_samples(source, renamed, report.header, names)
             renamed.replace(plain)
         elif dataset.pseudonymise:
             namer = self.pseudonymiser.read_namer(dataset.id)
