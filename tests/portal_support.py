@@ -86,15 +86,18 @@ def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def portal_node(directory: Path, env: dict[str, str] | None = None) -> Iterator[PortalNode]:
-    """``genoshare demo``'s node in ``directory`` with its broker, until the block ends; ``env``: the server's."""
+def portal_node(directory: Path, env: dict[str, str] | None = None, prefix: str = "") -> Iterator[PortalNode]:
+    """``genoshare demo``'s node in ``directory`` with its broker, until the block ends; ``env``: the server's.
+
+    ``prefix``: served with ``--root-path`` behind a proxy that strips it (the public URL and the broker's
+    redirect address carry it)."""
     data_dir = directory / "node"
     broker_url = f"http://127.0.0.1:{free_port()}"
     # The URL the server will have is set by Server (GENOSHARE_PUBLIC_URL); this one only seeds the config.
     demo = prepare_demo(data_dir, "http://127.0.0.1:8080", broker_url=broker_url)
-    server = Server(data_dir, env or {})
+    server = Server(data_dir, env or {}, args=["--root-path", prefix] if prefix else [], prefix=prefix)
     command = [sys.executable, "-m", "genoshare.demo.broker", "--port", broker_url.rsplit(":", 1)[1]]
-    command += ["--data-dir", str(data_dir), "--redirect-uri", f"{server.url}/portal/signin/callback"]
+    command += ["--data-dir", str(data_dir), "--redirect-uri", f"{server.url}{prefix}/portal/signin/callback"]
     broker = subprocess.Popen(command, env=os.environ.copy())
     try:
         _wait_for(f"{broker_url}/.well-known/openid-configuration", broker)

@@ -337,7 +337,9 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         languages=i18n.available(),
         nav=[item for item in portal.nav if not item.roles or viewer.has(*item.roles)],
         path=request.url.path,
-        prefix=request.scope.get("root_path", "") + PREFIX,  # behind a proxy's path prefix, links keep it
+        # Behind a proxy's path prefix (``serve --root-path``), links keep it: ``root`` before any site path.
+        root=request.scope.get("root_path", ""),
+        prefix=request.scope.get("root_path", "") + PREFIX,
         **context,
     )
     return HTMLResponse(html, status_code=status_code)
