@@ -18,18 +18,22 @@ from typing import Any
 import httpx
 import pytest
 from big_files import long_read_bam
+from fastapi.testclient import TestClient
 from granted import CHAIR, DRS, Grantee, build_study, researcher_passport
 from sqlalchemy import select
 from test_stream_after_access_ends import SlowDownload, assert_cut
 
 from genoshare.access.issuer import VisaIssuer
-from genoshare.datasets.service import DatasetService
-from genoshare.node import Node, build_ingestor, build_subsets
+from genoshare.api.app import create_app
+from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.node import Node, build_ingestor, build_lifecycle, build_subsets, init_node
+from genoshare.settings import load_settings
 from genoshare.store.beacon_tables import BeaconIndividual, BeaconVariantIndex
 from genoshare.store.models import AccessRequest, DataObject, Grant, Participant
+from objects_s3 import s3_server
 
 from processes import run_cli
-from support import TEST_ISSUER
+from support import HTSGET_DATA, PUBLIC_URL, TEST_ISSUER
 
 
 @pytest.fixture
@@ -233,3 +237,44 @@ def test_a_deleted_dataset_is_gone_and_its_grants_open_nothing(
     assert verified.returncode == 0, verified.stderr
     again = cli(node, env, "objects", "remove", study.vcf.id, "--yes")
     assert again.returncode == 1 and "no DRS object" in again.stderr, again.stderr
+
+
+def test_a_store_that_fails_after_serving_stopped_leaves_nothing_served(tmp_path: Path) -> None:
+    """The object store goes away between the two steps: the file is no longer served, the leftovers are named."""
+    with s3_server(tmp_path / "moto.log") as store:
+        settings = load_settings(
+            tmp_path / "node",
+            public_url=PUBLIC_URL,
+            environment="test",
+            objects_url=f"s3://{store.new_bucket()}/node",
+            s3=store.settings(),
+        )
+        node = init_node(settings)
+        DatasetService(node.database).create(
+            NewDataset(id="open", title="Open", custodian="C", access_level="public", duo_codes=["NRES"])
+        )
+        vcf = tmp_path / "open.vcf.gz"
+        vcf.write_bytes((HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz").read_bytes())
+        row = build_ingestor(node).ingest("open", [vcf]).published[0]
+        with TestClient(create_app(node)) as client:
+            assert client.get(f"{DRS}/objects/{row.id}").status_code == 200
+        delete = node.objects.delete
+
+        def store_gone(key: str) -> None:
+            """The real store's process ends just before the first deletion reaches it."""
+            if store.process.poll() is None:
+                store.process.terminate()
+                store.process.wait(timeout=10)
+            delete(key)
+
+        node.objects.delete = store_gone  # type: ignore[method-assign]
+        removal = build_lifecycle(node).remove_object(row.id, "operator:test")
+        assert removal.left and set(removal.left) <= set(removal.stored), removal
+        with TestClient(create_app(node)) as client:
+            assert client.get(f"{DRS}/objects/{row.id}").status_code == client.get(f"{DRS}/objects/open.x").status_code
+            gone = client.get(f"/htsget/variants/{row.htsget_id}")
+            assert gone.status_code == client.get("/htsget/variants/never-ingested").status_code, gone.text
+        failed = [e for e in node.audit.entries(resource_prefix=f"objects/{row.id}") if e.decision == "fail"]
+        assert len(failed) == 1 and failed[0].details["left"] == removal.left
+        assert node.audit.verify().ok
+        node.close()
