@@ -239,6 +239,7 @@ def test_a_disorder_named_in_omim_matches_a_person_diagnosed_under_mondo(
     validator("response").validate(asked.json())
     scores = scores_of(asked, world)
     assert scores["R06"]["_disorder"] == 1.0
+    assert [e for e in world.node.audit.entries() if e.action == "mme.match"][-1].details["disorders"] == 1
     before = matched(without, world)  # the answer is the top 5: R06 may not be in it by phenotype alone
     assert matched(asked, world).index("R06") < (before.index("R06") if "R06" in before else len(before))
     shown = next(r for r in asked.json()["results"] if sample_of(r, world) == "R06")

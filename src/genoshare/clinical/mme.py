@@ -457,6 +457,7 @@ class MatchmakerService:
             "peer": peer,
             "query": hashlib.sha256(f"{peer}\n{patient.id}".encode()).hexdigest()[:16],
             "features": len(terms),
+            "disorders": len(patient.disorders),
             "genes": genes,
             "test": patient.test,
             "datasets": {
