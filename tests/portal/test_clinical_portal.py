@@ -37,6 +37,8 @@ CLINVAR = """##fileformat=VCFv4.1
 """
 #: The sample whose consent page the tests use; their features are HP:0000822 and HP:0003124.
 SAMPLE = "GS00001"
+#: The GRCh38 mitochondrion (tests/clinical/data/SOURCE.txt): the node's reference genome here.
+REFERENCE = Path(__file__).parents[1] / "clinical" / "data" / "chrM.fa"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,8 @@ def portal_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode
     token = root / "down.token"
     token.write_text("a-token-for-a-peer-that-is-down\n")
     peers = [{"name": "Down peer", "base_url": f"http://127.0.0.1:{free_port()}/mme", "token_file": str(token)}]
-    with start_portal_node(root, {"GENOSHARE_MME__PEERS": json.dumps(peers)}) as node:
+    env = {"GENOSHARE_MME__PEERS": json.dumps(peers), "GENOSHARE_CLINICAL__REFERENCE_FASTA": str(REFERENCE)}
+    with start_portal_node(root, env) as node:
         clinvar = root / "clinvar.vcf"
         clinvar.write_text(CLINVAR)
         opened = Node.open(load_settings(node.data_dir))
@@ -104,6 +107,11 @@ def test_an_anonymous_visitor_looks_a_variant_up_and_is_told_why_there_is_no_cou
     expect(page.locator("table").first).to_contain_text("Likely pathogenic")
     page.goto(f"{portal_node.url}/portal/clinical/variants?variant=not-a-variant")
     expect(page.get_by_role("alert")).to_contain_text("This is not a variant this node can read")
+    # With the reference genome configured, an HGVS deletion is read (left-aligned) and shown with its VRS id.
+    page.goto(f"{portal_node.url}/portal/clinical/variants?variant=NC_012920.1:m.309del")
+    expect(page.get_by_role("heading", level=2)).to_contain_text("MT-302-AC-A")
+    vrs = page.get_by_text("GA4GH VRS id", exact=True).locator("xpath=following-sibling::dd[1]")
+    expect(vrs).to_contain_text("ga4gh:VA.")
 
 
 def test_the_lookup_page_in_french(portal_node: PortalNode, tab: Callable[..., Tab]) -> None:
