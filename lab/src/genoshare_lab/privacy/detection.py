@@ -33,7 +33,9 @@ def flagged_at(cohort: AttackCohort, sites: np.ndarray, rule: WatchRule) -> int 
     watch = SessionWatch(rule)
     ac = cohort.beacon_ac
     for i, site in enumerate(sites.tolist()):
-        if watch.observe(cohort.carriers(site).tolist(), int(ac[site])):
+        count = int(ac[site])
+        # Only rare alleles are counted: the carriers of the others are not worth reading.
+        if rule.rare(count) and watch.observe(cohort.carriers(site).tolist(), count):
             return i + 1
     return None
 
