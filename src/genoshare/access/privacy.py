@@ -18,6 +18,8 @@ Defences, each configurable per dataset and per access level:
   Graded: ``flip_decay`` lowers the flip for alleles with more copies (the evidence is in singletons), and
   ``false_yes_probability`` sets the chance that a "no" becomes "yes" apart from the reverse, so answers on
   an exhausted member's alleles are affirmed exactly as often as absent alleles and carry no evidence;
+- **differentially private counts**: ``count_epsilon`` decides the answer on the count plus truncated
+  geometric noise (Ghosh et al. 2012; Cho et al. 2020) instead of flipping it;
 - **spend pricing**: ``spend_count_scale`` prices a "yes" at a deflated count, for attackers whose reference
   panel has not seen alleles the Beacon holds a few copies of;
 - **answer cache**: any stateful policy answers a repeated query from the cache, at no budget cost;
@@ -74,7 +76,16 @@ from genoshare.access.privacy_state import Answer, PrivacyState, SessionState, S
 from genoshare.errors import GenoshareError, InvalidInput
 from genoshare.store.models import Dataset
 
-__all__ = ["NODE_DEFAULTS", "Answer", "Caller", "PrivacyGuard", "PrivacySettings", "RateLimited", "spend_cost"]
+__all__ = [
+    "NODE_DEFAULTS",
+    "Answer",
+    "Caller",
+    "PrivacyGuard",
+    "PrivacySettings",
+    "RateLimited",
+    "spend_cost",
+    "truncated_geometric",
+]
 
 ANONYMOUS = "anonymous"
 LEVEL_NAMES = {Granularity.BOOLEAN: "boolean", Granularity.COUNT: "count", Granularity.RECORD: "record"}
@@ -138,6 +149,15 @@ class PrivacySettings:
     flag_min_hits: int | None = None
     #: ... and at least this share of all their questions on rare alleles.
     flag_min_share: float = 0.5
+    #: Differentially private counts (None: off): the answer is decided on the count plus two-sided
+    #: geometric noise with ``alpha = exp(-count_epsilon)``, truncated at 0 (``truncated_geometric``), the
+    #: mechanism Ghosh et al. (2012) proved optimal for one count and Cho et al. (Cell Systems 2020) applied
+    #: to biomedical count queries: ``count_epsilon``-DP per answer, the noise unbiased away from 0. "Yes"
+    #: when the noisy count reaches ``min_allele_count``; an absent allele is affirmed with probability
+    #: ``alpha / (1 + alpha)`` and a singleton denied as often (0.1 at epsilon 2.2). The answer is served as
+    #: randomised yes/no (no count beside it), cached like randomised response; it replaces the flips, so it
+    #: cannot be combined with ``flip_probability``.
+    count_epsilon: float | None = None
 
     @property
     def watch_rule(self) -> WatchRule | None:
@@ -152,6 +172,7 @@ class PrivacySettings:
         return (
             self.budget is not None
             or self.flip_probability > 0
+            or self.count_epsilon is not None
             or self.per_minute is not None
             or self.per_day is not None
         )
@@ -182,6 +203,12 @@ class PrivacySettings:
             allowed = (int, float) if kind is float else (int,)
             if isinstance(value, bool) or not isinstance(value, allowed) or value < least:
                 raise InvalidInput(f"{where}.{name} must be a number >= {least}")
+        if settings.count_epsilon is not None:
+            value = settings.count_epsilon
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise InvalidInput(f"{where}.count_epsilon must be a number above 0")
+            if settings.flip_probability > 0:
+                raise InvalidInput(f"{where}: count_epsilon replaces randomised response; set flip_probability 0")
         if settings.flip_probability >= 0.5:
             raise InvalidInput(f"{where}.flip_probability must be below 0.5 (0.5 answers at random)")
         if settings.false_yes_probability is not None and not (
@@ -208,7 +235,15 @@ class PrivacySettings:
         """Probability that the answer on an allele with ``count`` copies (after exclusions) is flipped.
 
         The attack harness's likelihoods use this too, so the attackers know exactly the defence in force.
+        Under ``count_epsilon`` it is the chance that the noise carries the count across the threshold:
+        ``alpha^d / (1 + alpha)``, ``d`` the steps to cross (truncation at 0 keeps a noisy 0 below it).
         """
+        if self.count_epsilon is not None:
+            alpha = math.exp(-self.count_epsilon)
+            steps = (
+                count - self.min_allele_count + 1 if count >= self.min_allele_count else self.min_allele_count - count
+            )
+            return alpha**steps / (1 + alpha)
         if self.flip_probability <= 0 or (self.flip_max_count is not None and count > self.flip_max_count):
             return 0.0
         if count < self.min_allele_count and self.false_yes_probability is not None:
@@ -255,6 +290,20 @@ def spend_cost(allele_count: float) -> float:
     if allele_count <= 0:
         return 0.0
     return -math.log1p(-math.exp(-allele_count))
+
+
+def truncated_geometric(count: int, epsilon: float, rng: random.Random) -> int:
+    """``count`` plus two-sided geometric noise (``P(z) ~ alpha^|z|``, ``alpha = exp(-epsilon)``), at least 0.
+
+    The difference of two geometric draws is the two-sided geometric; values below 0 are moved to 0 (the
+    truncation of Ghosh et al. 2012), so a count of 0 reads 0 with probability ``1 / (1 + alpha)``.
+    """
+    log_alpha = -epsilon
+
+    def draw() -> int:
+        return math.floor(math.log(1.0 - rng.random()) / log_alpha)
+
+    return max(0, count + draw() - draw())
 
 
 @dataclass(frozen=True)
@@ -471,9 +520,12 @@ class PrivacyGuard:
                 remaining, reason = _within_budget(session, settings, carriers, allele_count)
             count = _estimated_count(carriers, remaining, allele_count)
             exists = count >= settings.min_allele_count
-            randomised = settings.flip_probability > 0
+            randomised = settings.flip_probability > 0 or settings.count_epsilon is not None
             chance = settings.flip_chance(count)
-            if chance > 0 and self._rng.random() < chance:
+            if settings.count_epsilon is not None:
+                exists = truncated_geometric(count, settings.count_epsilon, self._rng) >= settings.min_allele_count
+                reason = "differentially private count"
+            elif chance > 0 and self._rng.random() < chance:
                 exists = not exists
                 reason = "randomised response"
             if exists and settings.budget is not None and remaining:

@@ -101,7 +101,7 @@ def yes_probability(lam: np.ndarray, offset: int, settings: PrivacySettings) -> 
     that falls with the count (``flip_decay``) is known to the attacker exactly as the guard applies it.
     """
     m, k = settings.min_allele_count, settings.flip_max_count
-    if settings.flip_probability <= 0:
+    if settings.flip_probability <= 0 and settings.count_epsilon is None:
         return 1.0 - _poisson_cdf(m - 1 - offset, lam)  # P(copies >= m)
     last = max(m - 1, k if k is not None else _FLIP_SUM_LIMIT)
     total = np.zeros_like(lam)
@@ -201,7 +201,12 @@ A3_STATISTICS = ("homer", "lrt")
 
 
 def a3_scores(
-    cohort: AttackCohort, plan: np.ndarray, threshold: int, statistic: str, targets: np.ndarray | None = None
+    cohort: AttackCohort,
+    plan: np.ndarray,
+    threshold: int,
+    statistic: str,
+    targets: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """A3 (Homer et al. 2008): membership from exact allele counts, (targets, queries) cumulative scores.
 
@@ -214,16 +219,20 @@ def a3_scores(
 
     The cohort keeps who carries an allele, not how many copies, so a carrier's ``Y`` is its expectation
     given the panel frequency ``p``: ``1 / (2 - p)`` (heterozygous unless the allele is common).
+
+    ``counts``: the counts served, one per query (e.g. with differentially private noise), instead of the
+    cohort's exact ones; the attacker reads them as if exact (``M = count / 2N``).
     """
     rows = np.arange(2 * cohort.config.n_targets) if targets is None else targets
     if plan.ndim == 1:
         plan = np.broadcast_to(plan, (len(rows), len(plan)))
     n, panel = cohort.config.n_members, cohort.config.n_panel
-    mixture = cohort.beacon_ac[plan] / (2 * n)
+    served = cohort.beacon_ac[plan] if counts is None else counts
+    mixture = served / (2 * n)
     pop = (cohort.panel_ac[plan] + 0.5) / (2 * panel + 1)
     carried = np.stack([np.isin(plan[i], cohort.carried_by_target(int(t))) for i, t in enumerate(rows.tolist())])
     y = np.where(carried, 1.0 / (2.0 - pop), 0.0)
-    counted = cohort.beacon_ac[plan] >= threshold
+    counted = served >= threshold
     if statistic == "homer":
         each = np.abs(y - pop) - np.abs(y - mixture)
     elif statistic == "lrt":
