@@ -360,7 +360,7 @@ class DatabaseSettings(BaseModel):
 
     Every ``genoshare serve`` process (and each of its ``--workers``) keeps its own pool, so PostgreSQL sees
     up to ``processes x (pool_size + max_overflow)`` connections from the node; keep that under the server's
-    ``max_connections`` (100 by default), or put PgBouncer (transaction mode) in between.
+    ``max_connections`` (100 by default), or raise it (docs/scale.md).
     """
 
     model_config = ConfigDict(extra="forbid")
