@@ -101,7 +101,13 @@ class Notifier:
             try:
                 if notice is None:
                     return
-                self._deliver(notice)
+                try:
+                    self._deliver(notice)
+                except Exception:
+                    # A bug (a header the mail library chokes on, a bad setting) loses this notice, never the
+                    # thread and the notices after it; the log names the request so a steward can tell its people.
+                    request = notice.payload.get("request", "-")
+                    log.exception("could not deliver %s of request %s", notice.event, request)
             finally:
                 self._queue.task_done()
 
@@ -112,6 +118,9 @@ class Notifier:
                 mail(smtp, notice)
             except (OSError, smtplib.SMTPException) as error:
                 log.warning("could not mail %s to %s: %s", notice.event, ", ".join(notice.to), error)
+            except Exception:
+                # Not a mail server's refusal but a bug: logged whole, and the webhook still hears of it.
+                log.exception("could not mail %s of request %s", notice.event, notice.payload.get("request", "-"))
         if webhook is not None:
             try:
                 post(webhook, notice)
