@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import uvicorn
 from joserfc import jwt
@@ -43,6 +43,28 @@ SCOPE = "openid ga4gh_passport_v1"
 TOKEN_LIFETIME = 3600
 CODE_LIFETIME = 120
 AFFILIATION_AND_ROLE = "AffiliationAndRole"
+#: An OIDC form is a few hundred bytes: more is refused before it is held in memory.
+MAX_FORM_BYTES = 16 * 1024
+
+
+class _TooLarge(Exception):
+    """A request body over ``MAX_FORM_BYTES``."""
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded form of ``request``, read no further than ``MAX_FORM_BYTES`` (Starlette's has no bound)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise _TooLarge
+    try:
+        return dict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=100))
+    except (UnicodeDecodeError, ValueError):
+        raise _TooLarge from None
 
 
 @dataclass(frozen=True)
@@ -111,7 +133,7 @@ class DemoBroker:
         return JSONResponse(self.signer.jwks())
 
     async def authorize(self, request: Request) -> Response:
-        params = dict(await request.form()) if request.method == "POST" else dict(request.query_params)
+        params = await _form(request) if request.method == "POST" else dict(request.query_params)
         problem = self._check_authorization(params)
         if problem:
             return _page("Sign-in refused", f"<p>{html.escape(problem)}</p>", 400)
@@ -164,7 +186,7 @@ class DemoBroker:
         return _page("Demo passport broker: choose an account", body)
 
     async def token(self, request: Request) -> JSONResponse:
-        form = dict(await request.form())
+        form = await _form(request)
         client_id, secret = _client_credentials(request, form)
         if client_id != CLIENT_ID or (
             self.client_secret is not None and not hmac.compare_digest(secret or "", self.client_secret)
@@ -258,17 +280,22 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(document, status_code=status, headers=headers)
 
 
+async def _too_large(_: Request, __: Exception) -> Response:
+    return JSONResponse({"error": "invalid_request", "error_description": "the form is too large or malformed"}, 413)
+
+
 def create_broker(issuer: str, data_dir: Path, redirect_uris: tuple[str, ...], client_secret: str | None) -> Starlette:
     signer = VisaIssuer.load_or_create(issuer, data_dir / "keys" / "demo-broker.jwk.json")
     broker = DemoBroker(signer, redirect_uris, client_secret)
     return Starlette(
+        exception_handlers={_TooLarge: _too_large},
         routes=[
             Route("/.well-known/openid-configuration", broker.discovery),
             Route("/jwks", broker.jwks),
             Route("/authorize", broker.authorize, methods=["GET", "POST"]),
             Route("/token", broker.token, methods=["POST"]),
             Route("/userinfo", broker.userinfo, methods=["GET", "POST"]),
-        ]
+        ],
     )
 
 
