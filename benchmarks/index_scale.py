@@ -16,8 +16,8 @@ process, so its peak memory is its own; in one run:
 Queries: random present alleles (a random row's contig, start, REF and ALT) and random absent ones
 (a uniform position with an ALT of ``N``-free bases that is not there), each answered with its rows and
 its carrier count within a random 30% of the samples. Figures are p50/p99 over ``--queries`` of each.
-Memory: peak RSS, split into anonymous memory (what the process holds) and file pages (the
-memory-mapped index: page cache that the kernel can drop, shared with every process reading the file).
+Memory: peak RSS and, at the end, the anonymous part of RSS (what the process holds, beside the file
+pages of its libraries); and the bytes Arrow holds, which the cache bounds.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -139,6 +140,7 @@ def measure(args: argparse.Namespace) -> None:
             out[kind]["row_groups_read"] = index.datasets.loads - loads_before  # type: ignore[index]
     if args.measure != "pyarrow filter":
         out["cached_mb"] = index.datasets.cached_bytes / 1024 / 1024
+    out["arrow_mb"] = pa.total_allocated_bytes() / 1024 / 1024
     out["memory"] = memory()
     print(json.dumps(out))
 
@@ -196,7 +198,8 @@ def main() -> None:
         if config == "bounded":
             after_open = result["memory_after_open"]["VmHWM"]
             print(f"{'':16} opened in {result['open_seconds']:.2f} s ({after_open:.0f} MB); the cache ended holding")
-            print(f"{'':16} {result['cached_mb']:.0f} MB of decoded row groups (limit {args.cache_mb} MB)")
+            held = f"{result['cached_mb']:.0f} MB of row groups (limit {args.cache_mb} MB)"
+            print(f"{'':16} {held}; Arrow held {result['arrow_mb']:.0f} MB in all")
     print(f"load after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (a shared machine)")
 
 

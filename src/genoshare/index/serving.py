@@ -4,11 +4,11 @@ Point queries are binary searches on the sorted `start` column held as numpy arr
 DuckDB's best in-memory point query measured 0.64 ms here, already most of the Beacon latency budget.
 The Parquet files stay the storage and exchange layout (DuckDB/Spark read them directly for analytics).
 
-Only the row groups a query touches are loaded. Opening an index reads each file's footer (memory-mapped on
-local disk, ranged reads on an object store) and keeps every row group's contig and start/end statistics as
+Only the row groups a query touches are loaded. Opening an index reads each file's footer (from local disk,
+or by ranged reads of an object store) and keeps every row group's contig and start/end statistics as
 numpy arrays; a query picks the row groups those statistics allow, reads each (8,192 rows, ~1.5 ms) and
-keeps it in a least-recently-used cache bounded in bytes (`CACHE_BYTES`), so a server's memory is the
-footers (~1 KB a row group) plus that bound, whatever the index's size.
+keeps it in a least-recently-used cache bounded in bytes (`CACHE_BYTES`), so a server's memory is its
+parsed footers (~10 KB a row group: ~125 MB for 10^8 rows) plus that bound, whatever the index's size.
 Carrier bitmaps are kept as an Arrow binary column and only deserialised for the rows a query returns.
 Counts restricted to allowed samples stay vectorised: a row whose carrier count exceeds the number of the
 index's samples outside the allowed set has an allowed carrier for sure, so only the few remaining rows
@@ -126,7 +126,7 @@ class _Dataset:
         self._load_carriers = carriers
         if "carriers" in table.column_names:
             self._carriers = table.column("carriers").chunk(0) if table.num_rows else pa.array([], pa.binary())
-            self.nbytes = self._carriers.nbytes
+            self.nbytes = self._carriers.get_total_buffer_size()
             table = table.drop_columns(["carriers"])
         self.table = table
         self._strings = {
@@ -147,7 +147,8 @@ class _Dataset:
         # sets stands in for the index's samples: samples that carry none of them cannot matter to the bounds.
         self.samples = samples if samples is not None else _union_of(self.carriers)
         self._run_unions: dict[int, FrozenBitMap] = {}
-        self.nbytes += self.table.nbytes + sum(a.nbytes for a in self._numbers.values())
+        # Buffers as allocated (a reader's buffers outgrow their contents); the numpy columns are views of them.
+        self.nbytes += self.table.get_total_buffer_size()
 
     @property
     def carriers(self) -> pa.Array:
@@ -155,7 +156,7 @@ class _Dataset:
         if self._carriers is None:
             assert self._load_carriers is not None
             loaded = self._load_carriers()
-            self.nbytes += loaded.nbytes
+            self.nbytes += loaded.get_total_buffer_size()
             self._carriers = loaded
         return self._carriers
 
@@ -346,7 +347,9 @@ class _IndexFile:
             self.parquet = pq.ParquetFile(handle, pre_buffer=True, read_dictionary=_AS_DICTIONARY)
         else:
             self.name = str(source)
-            self.parquet = pq.ParquetFile(source, memory_map=True, read_dictionary=_AS_DICTIONARY)
+            # Not memory-mapped: pages a process maps count in its RSS (up to the whole file over time);
+            # read into Arrow buffers, a row group's bytes live as long as the cache keeps it.
+            self.parquet = pq.ParquetFile(source, read_dictionary=_AS_DICTIONARY)
         self.samples = _file_samples(self.parquet.schema_arrow.metadata)
         self._lock = threading.Lock()  # one handle: a remote one is a seek and a read, not thread-safe
 
@@ -404,9 +407,9 @@ class _RowGroups(Sequence[_Dataset]):
         ds = _Dataset(index_file.dataset_id, rows, index_file.samples, partial(index_file.carriers, group))
         with self._lock:
             self.loads += 1
-            if position not in self._cache:
-                self._cache[position] = ds
-                self.cached_bytes += ds.nbytes
+            self._cache.setdefault(position, ds)
+            # Summed afresh: a cached group grows when its bitmaps are first read.
+            self.cached_bytes = sum(cached.nbytes for cached in self._cache.values())
             while self.cached_bytes > self.limit and len(self._cache) > 1:
                 _, evicted = self._cache.popitem(last=False)
                 self.cached_bytes -= evicted.nbytes
