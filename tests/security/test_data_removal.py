@@ -11,6 +11,10 @@ Beacon index files are gone; the audit log names the operator and still verifies
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -278,3 +282,42 @@ def test_a_store_that_fails_after_serving_stopped_leaves_nothing_served(tmp_path
         assert len(failed) == 1 and failed[0].details["left"] == removal.left
         assert node.audit.verify().ok
         node.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_at_a_terminal_the_operator_is_asked(node: Node, env: dict[str, str], tmp_path: Path) -> None:
+    """Without --yes at a terminal: the list of what goes, then a question; only "y" deletes."""
+    DatasetService(node.database).create(
+        NewDataset(id="open", title="Open", custodian="C", access_level="public", duo_codes=["NRES"])
+    )
+    vcf = tmp_path / "open.vcf.gz"
+    vcf.write_bytes((HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz").read_bytes())
+    row = build_ingestor(node).ingest("open", [vcf]).published[0]
+
+    def answered(answer: str) -> subprocess.CompletedProcess[str]:
+        terminal, typist = pty.openpty()  # the command's standard input is a terminal
+        os.write(typist, f"{answer}\n".encode())
+        try:
+            command = [sys.executable, "-m", "genoshare", "objects", "remove", row.id]
+            return subprocess.run(
+                [*command, "--data-dir", str(node.settings.data_dir)],
+                stdin=terminal,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **env},
+                timeout=300,
+                check=False,
+            )
+        finally:
+            os.close(terminal)
+            os.close(typist)
+
+    declined = answered("n")
+    assert declined.returncode == 1 and "nothing deleted" in declined.stderr, declined.stdout + declined.stderr
+    assert f"would delete file {row.id}" in declined.stdout and "Delete file" in declined.stdout
+    with node.database.sessions() as session:
+        assert session.get(DataObject, row.id) is not None
+    accepted = answered("y")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    with node.database.sessions() as session:
+        assert session.get(DataObject, row.id) is None
