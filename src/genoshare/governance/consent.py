@@ -23,11 +23,26 @@ from genoshare.access.consent_tokens import new_token
 from genoshare.audit import AuditLog, Entry
 from genoshare.duo.codes import parse_code
 from genoshare.duo.errors import DuoError
-from genoshare.errors import InvalidInput, NotFound
+from genoshare.errors import Conflict, InvalidInput, NotFound
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject, ObjectParticipant, Participant, utcnow
 
 ACTIVE, WITHDRAWN = "active", "withdrawn"
+
+
+#: Said to a withdrawn person who tries to change a choice: it would be recorded and change nothing.
+WITHDRAWN_MESSAGE = (
+    "You have withdrawn your consent for this dataset: your data is no longer used, so there is no choice "
+    "left to change. To take part again, contact the dataset's steward."
+)
+
+
+def _still_consenting(stored: Participant | None) -> Participant:
+    """``stored``, unless the person withdrew: a choice made after withdrawal would be a record of nothing."""
+    assert stored is not None
+    if stored.consent_status != ACTIVE:
+        raise Conflict(WITHDRAWN_MESSAGE)
+    return stored
 
 
 @dataclass(frozen=True)
@@ -154,8 +169,7 @@ class ConsentService:
         if primaries:
             raise InvalidInput(f"narrowing takes modifiers such as NCU or NPU, not permissions: {primaries}")
         with self.database.session() as session:
-            stored = session.get(Participant, participant.id)
-            assert stored is not None
+            stored = _still_consenting(session.get(Participant, participant.id))
             stored.consent_restrictions = sorted({*(stored.consent_restrictions or []), *map(str, parsed)})
             stored.consent_updated_at = utcnow()
             updated = stored
@@ -174,8 +188,7 @@ class ConsentService:
         except DuoError as error:
             raise InvalidInput(str(error)) from error
         with self.database.session() as session:
-            stored = session.get(Participant, participant.id)
-            assert stored is not None
+            stored = _still_consenting(session.get(Participant, participant.id))
             current = set(stored.consent_restrictions or [])
             if not lifted <= current:
                 raise InvalidInput(
@@ -191,8 +204,7 @@ class ConsentService:
     def set_matchmaking(self, participant: Participant, allow: bool, actor: str) -> ConsentRecord:
         """Record the person's matchmaking choice; the next match request shows or leaves them out by it."""
         with self.database.session() as session:
-            stored = session.get(Participant, participant.id)
-            assert stored is not None
+            stored = _still_consenting(session.get(Participant, participant.id))
             stored.matchmaking = allow
             stored.consent_updated_at = utcnow()  # matchmaking re-reads consent when this moves
             updated = stored

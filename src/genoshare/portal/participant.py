@@ -25,7 +25,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from genoshare.access.consent_tokens import ConsentTokens, token_hash
 from genoshare.access.matchmaking import MatchmakingConsent, matchmaking_consent
-from genoshare.errors import GenoshareError, InvalidInput, PermissionDenied
+from genoshare.errors import Conflict, GenoshareError, InvalidInput, PermissionDenied
 from genoshare.governance.usage import Route, Use
 from genoshare.node import Node, Services
 from genoshare.portal.i18n import N_
@@ -255,6 +255,20 @@ def _one(request: Request, participant_id: int) -> Participant:
     raise PermissionDenied(t(request, "This record is not yours."))
 
 
+def _choosing(request: Request, participant_id: int) -> Participant:
+    """One of this session's records whose consent is still given: after withdrawal no choice is left to make."""
+    person = _one(request, participant_id)
+    if person.consent_status != "active":
+        raise Conflict(
+            t(
+                request,
+                "You have withdrawn your consent for this dataset: your data is no longer used, so there is "
+                "no choice left to change. To take part again, contact the dataset's steward.",
+            )
+        )
+    return person
+
+
 def _actor(person: Participant) -> str:
     return f"participant:{person.pseudonym}"
 
@@ -279,7 +293,7 @@ def narrow(
 ) -> RedirectResponse:
     if code not in NARROWINGS:
         raise InvalidInput(t(request, "Choose one of the options shown."))
-    person = _one(request, participant)
+    person = _choosing(request, participant)
     _services(request).consent.narrow(person, [code], _actor(person))
     flash(request, t(request, "Your choice is saved. It applies from now on."), "success")
     return redirect(HOME)
@@ -292,7 +306,7 @@ def widen(
     participant: Annotated[int, Form()],
     code: Annotated[str, Form(max_length=16)],
 ) -> RedirectResponse:
-    person = _one(request, participant)
+    person = _choosing(request, participant)
     _services(request).consent.widen(person, [code], _actor(person))
     flash(request, t(request, "Your choice is saved. It applies from now on."), "success")
     return redirect(HOME)
@@ -308,7 +322,7 @@ def matchmaking(
     """Say yes or no to rare-disease matchmaking (``ConsentService.set_matchmaking``, as the API's route)."""
     if allow not in ("yes", "no"):
         raise InvalidInput(t(request, "Choose one of the options shown."))
-    person = _one(request, participant)
+    person = _choosing(request, participant)
     _services(request).consent.set_matchmaking(person, allow == "yes", _actor(person))
     flash(request, t(request, "Your choice is saved. It applies from now on."), "success")
     return redirect(HOME)
