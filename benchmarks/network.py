@@ -9,7 +9,8 @@ accepts connections and never answers). Then times, with one keep-alive client, 
 (sequence query, yes/no as a Beacon network asks, anonymous) of an allele of the first cohort:
 
 - one node:       ``/api/g_variants`` of one peer
-- network of 1:   the hub with one peer (the aggregation's own cost, without CPU shared by many nodes)
+- network of 1:   the hub with one peer (the aggregation's own cost, without CPU shared by many nodes); also
+                  asked in turn with one node, query by query, so that both see the same load
 - N asked at once: the benchmark itself asks the N peers concurrently, no hub (what any aggregator on this
                   machine waits for: the floor under the network-of-N figure)
 - network of N:   the hub with all the peers
@@ -137,6 +138,21 @@ def timed(
     return Row(name, samples, cpu_seconds(hub) - hub_before, cpu_seconds(peers) - peers_before)
 
 
+def alternated(http: httpx.Client, urls: list[str], query: dict[str, str], n: int) -> list[list[float]]:
+    """Latencies of ``urls`` asked in turn, query by query: each sees the same moments of a busy machine.
+
+    Rows timed one after the other see whatever load the machine had during each; on a shared machine the
+    ratio of two such rows says more about the load than about what is compared.
+    """
+    samples: list[list[float]] = [[] for _ in urls]
+    for _ in range(n):
+        for url, kept in zip(urls, samples, strict=True):
+            started = time.perf_counter()
+            http.get(url, params=query).raise_for_status()
+            kept.append(time.perf_counter() - started)
+    return samples
+
+
 def fanned_out(name: str, urls: list[str], query: dict[str, str], n: int, peers: list[int]) -> Row:
     """The N peers asked at once by this process (no hub): the wait any aggregator here has at least."""
 
@@ -216,6 +232,7 @@ def main() -> None:
                     http, "network of 1", f"{hubs[0].url}/network/api/{path}", query, n, [hubs[0].process.pid], pids[:1]
                 )
                 rows.append(one)
+                pair = alternated(http, [f"{urls[0]}/api/{path}", f"{hubs[0].url}/network/api/{path}"], query, n)
                 rows.append(
                     fanned_out(f"{options.peers} asked at once", [f"{u}/api/{path}" for u in urls], query, n, pids)
                 )
@@ -268,6 +285,11 @@ def main() -> None:
         f" = {spent:.2f} ms of CPU a query, against one node's {single.peer_cpu:.2f} ms; on {cpus} CPUs"
         f" no answer can come sooner than {spent / cpus:.2f} ms = {spent / cpus / single.p50:.1f}x one node's p50,"
         f" with the CPUs free of other work (a network with a machine per node is bounded by its slowest node instead)"
+    )
+    node_alone, through_hub = (statistics.median(samples) * 1000 for samples in pair)
+    print(
+        f"one node and the network of 1 asked in turn, query by query ({n} each): p50 {node_alone:.2f} ms and "
+        f"{through_hub:.2f} ms = {through_hub / node_alone:.2f}x, +{through_hub - node_alone:.2f} ms"
     )
     print(f"deadline {options.deadline:g} s; a silent peer's answers took at most {rows[-1].max / 1000:.3f} s")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {cpus} CPUs")
