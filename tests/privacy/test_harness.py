@@ -21,6 +21,7 @@ from genoshare_lab.privacy.harness import (
     detection_table,
     frontier_table,
     measure_a3,
+    measure_a3_geometric,
     run,
 )
 
@@ -89,6 +90,18 @@ def test_a3_exact_counts_identify_members_and_no_counts_identify_none() -> None:
     assert all(point["power"] == 0.05 for point in none["by_queries"].values())
     assert a3["chosen_threshold"] == 10**6
     assert "10**6" not in a3_table(a3) and "| 1000000 |" in a3_table(a3)
+
+
+def test_a3_against_geometric_counts_weakens_with_the_noise() -> None:
+    """A3 on counts served with the node's truncated geometric noise (``count_epsilon``): at a huge epsilon
+    the counts are exact and A3 does exactly as on exact counts; at a tiny one it is near chance."""
+    cohort = simulate(SMALL.cohort)
+    plans = plan_queries(cohort, 1000, 10, seed=8)
+    exact = measure_a3(cohort, plans, seed=8, thresholds=(0,))["rows"][0]["by_queries"]
+    noisy = measure_a3_geometric(cohort, plans, seed=8, epsilons=(50.0, 0.01))["rows"]
+    assert noisy[0]["by_queries"]["1000"]["power"] == exact["1000"]["power"]
+    assert exact["1000"]["power"] >= 0.3
+    assert noisy[1]["by_queries"]["1000"]["power"] <= 0.2
 
 
 def test_the_nodes_flag_catches_rarest_first_walks_and_spares_random_sessions() -> None:

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import multiprocessing
+import random
 import shutil
 import sys
 import tempfile
@@ -41,7 +42,14 @@ from pyroaring import BitMap
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
-from genoshare.access.privacy import NODE_DEFAULTS, Caller, PrivacyGuard, PrivacySettings, RateLimited
+from genoshare.access.privacy import (
+    NODE_DEFAULTS,
+    Caller,
+    PrivacyGuard,
+    PrivacySettings,
+    RateLimited,
+    truncated_geometric,
+)
 from genoshare.access.privacy_state import MemoryPrivacyState
 from genoshare.store.models import Dataset
 from genoshare_lab.privacy.attacks import (
@@ -103,7 +111,22 @@ def defence_grid() -> list[Defence]:
     grid += [_rr(1.0, p, 5, flip_decay=0.5, false_yes_probability=0.45) for p in (0.25, 0.3)]
     grid.append(_rr(1.0, 0.3, 5, flip_decay=0.5, false_yes_probability=0.49))
     grid.append(_rr(1.25, 0.3, 5, flip_decay=0.4, false_yes_probability=0.45))
+    grid += concentrated_grid()
     grid.append(Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN]))
+    return grid
+
+
+def concentrated_grid() -> list[Defence]:
+    """Issue 17's candidates for the goal with false "yes" <= 10 %: noise concentrated on present rare alleles.
+
+    - **concentrated**: absent alleles are affirmed at most 10 % of the time (``false_yes_probability``),
+      the noise spent on present singletons (``flip_probability``, decaying with the count), the evidence
+      the remaining "yes" answers carry bounded by a small per-member budget;
+    - **geometric**: the truncated geometric mechanism on the count (``count_epsilon``; epsilon 2.2 affirms
+      an absent allele 10 % of the time), with a budget.
+    """
+    grid = [_rr(b, p, 5, flip_decay=0.4, false_yes_probability=0.1) for b, p in ((0.5, 0.25), (0.75, 0.25), (1.0, 0.3))]
+    grid.append(Defence("budget=0.5 + geometric eps=2.2", PrivacySettings(budget=0.5, count_epsilon=2.2)))
     return grid
 
 
@@ -544,7 +567,6 @@ def measure_a3(
     is the lowest whose best power at every count up to ``A3_FRAME`` is at most ``GOAL_POWER``. Counts
     are deterministic, so A3 needs no coin and no session: the cohort's counts are the node's answers.
     """
-    n_targets = cohort.config.n_targets
     rng = np.random.default_rng(seed)
     known = np.flatnonzero(cohort.panel_ac > 0)
     orders = {
@@ -553,28 +575,69 @@ def measure_a3(
     }
     rows: list[dict[str, object]] = []
     for t in thresholds:
-        best: dict[int, dict[str, object]] = {}
-        for order, plan in orders.items():
-            points = [q for q in A3_POINTS if q <= plan.shape[-1]]
-            for statistic in A3_STATISTICS:
-                matrix = a3_scores(cohort, plan[..., : max(points)], t, statistic)
-                for q, power in zip(points, power_curve(matrix, n_targets, points), strict=True):
-                    if q not in best or power > best[q]["power"]:  # type: ignore[operator]
-                        low, high = wilson(float(power), n_targets)
-                        best[q] = {
-                            "power": float(power),
-                            "low": low,
-                            "high": high,
-                            "order": order,
-                            "statistic": statistic,
-                        }
-        rows.append({"threshold": t, "by_queries": {str(q): best[q] for q in sorted(best)}})
+
+        def exact(_: str, plan: np.ndarray, statistic: str, t: int = t) -> np.ndarray:
+            return a3_scores(cohort, plan, t, statistic)
+
+        rows.append({"threshold": t, "by_queries": _a3_best(cohort, orders, exact)})
     safe = [
         t
         for t, r in zip(thresholds, rows, strict=True)
         if all(float(v["power"]) <= GOAL_POWER for q, v in r["by_queries"].items() if int(q) <= A3_FRAME)  # type: ignore[attr-defined]
     ]
     return {"rows": rows, "frame_queries": A3_FRAME, "chosen_threshold": min(safe) if safe else None}
+
+
+def _a3_best(
+    cohort: AttackCohort, orders: dict[str, np.ndarray], scored: Callable[[str, np.ndarray, str], np.ndarray]
+) -> dict[str, dict[str, object]]:
+    """A3's best power over site orders and statistics at each of ``A3_POINTS`` queries (Wilson intervals)."""
+    n_targets = cohort.config.n_targets
+    best: dict[int, dict[str, object]] = {}
+    for order, plan in orders.items():
+        points = [q for q in A3_POINTS if q <= plan.shape[-1]]
+        for statistic in A3_STATISTICS:
+            matrix = scored(order, plan[..., : max(points)], statistic)
+            for q, power in zip(points, power_curve(matrix, n_targets, points), strict=True):
+                if q not in best or power > best[q]["power"]:  # type: ignore[operator]
+                    low, high = wilson(float(power), n_targets)
+                    best[q] = {"power": float(power), "low": low, "high": high, "order": order, "statistic": statistic}
+    return {str(q): best[q] for q in sorted(best)}
+
+
+#: Epsilons at which A3 is measured against counts served through the truncated geometric mechanism.
+A3_EPSILONS = (0.5, 1.0, 2.2)
+
+
+def measure_a3_geometric(
+    cohort: AttackCohort, plans: QueryPlans, seed: int, epsilons: Sequence[float] = A3_EPSILONS
+) -> dict[str, object]:
+    """A3 against every count served with the node's truncated geometric noise (``count_epsilon``).
+
+    Each target's session gets counts of its own, drawn by the node's ``truncated_geometric`` (a session's
+    repeats would come from the cache, so fresh noise per session and site is what the node serves); every
+    count is served, 0 included. Over ``A3_FRAME`` queries (the goal's frame).
+    """
+    rng = np.random.default_rng(seed)
+    rows = 2 * cohort.config.n_targets
+    known = np.flatnonzero(cohort.panel_ac > 0)
+    orders = {
+        "random panel sites": np.broadcast_to(rng.permutation(known)[:A3_FRAME], (rows, A3_FRAME)),
+        "target's alleles": plans.a1[:, :A3_FRAME],
+    }
+    coin = random.Random(seed)  # noqa: S311 -- a reproducible measurement, not a secret
+    measured = []
+    for epsilon in epsilons:
+        noisy = {}
+        for order, plan in orders.items():
+            exact = cohort.beacon_ac[plan].ravel().tolist()
+            noisy[order] = np.array([truncated_geometric(c, epsilon, coin) for c in exact]).reshape(plan.shape)
+
+        def scored(order: str, plan: np.ndarray, statistic: str, noisy: dict[str, np.ndarray] = noisy) -> np.ndarray:
+            return a3_scores(cohort, plan, 0, statistic, counts=noisy[order][:, : plan.shape[-1]])
+
+        measured.append({"epsilon": epsilon, "by_queries": _a3_best(cohort, orders, scored)})
+    return {"rows": measured, "frame_queries": A3_FRAME}
 
 
 def a3_table(a3: dict[str, object]) -> str:
@@ -595,6 +658,23 @@ def a3_table(a3: dict[str, object]) -> str:
     lines.append(
         f"\nChosen threshold (lowest with power <= {GOAL_POWER} up to {frame} queries): {a3['chosen_threshold']}"
     )
+    geometric = a3.get("geometric")
+    if isinstance(geometric, dict):
+        shown = [q for q in points if int(q) <= int(geometric["frame_queries"])]
+        lines += [
+            "",
+            "| every count with geometric noise, epsilon | "
+            + " | ".join(f"A3 power, {q} queries" for q in shown)
+            + " |",
+            "|---|" + "---|" * len(shown),
+        ]
+        for r in geometric["rows"]:
+            cells = [r["by_queries"].get(q) for q in shown]
+            lines.append(
+                f"| {r['epsilon']} | "
+                + " | ".join(f"{c['power']:.3f} [{c['low']:.2f}, {c['high']:.2f}]" if c else "-" for c in cells)
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -642,7 +722,7 @@ HEADLINE = ("none", "node default")
 #: The attack flag is measured with these ``min_hits`` beside the node default's.
 FLAG_MIN_HITS = (4, 8)
 #: The defences measured at the other seeds too (``HarnessConfig.spread_seeds``).
-SPREAD = ("node default", "previous default")
+SPREAD = ("node default", "previous default", "budget=0.5 + rr p=0.25 k<=5 decay=0.4 false-yes=0.1")
 
 _SHARED: dict[str, object] = {}
 
@@ -830,6 +910,7 @@ def run(
     if config.a3:
         started = time.monotonic()
         a3 = measure_a3(cohort, plans, config.seed)
+        a3["geometric"] = measure_a3_geometric(cohort, plans, config.seed)
         timings["a3_s"] = round(time.monotonic() - started, 1)
     timings["total_s"] = round(time.monotonic() - began, 1)
     return {
@@ -873,30 +954,40 @@ def _sql_check(
 def _spread(results: Sequence[dict[str, object]]) -> dict[str, object]:
     """Best-response power and rare-allele wrong "no" of one defence over several seeds: each, mean, sd."""
     power = [float(r["best_response"]["power"]) for r in results]  # type: ignore[index]
+    high = [float(r["best_response"]["high"]) for r in results]  # type: ignore[index]
     rare = [float(r["utility"]["wrong_no_rare"]) for r in results]  # type: ignore[index]
+    false_yes = [r["utility"].get("false_yes_absent") for r in results]  # type: ignore[attr-defined]
     return {
         "power": power,
+        "power_high": high,
         "power_mean": round(float(np.mean(power)), 4),
         "power_sd": round(float(np.std(power, ddof=1)), 4),
         "wrong_no_rare": rare,
         "wrong_no_rare_mean": round(float(np.mean(rare)), 4),
+        "false_yes": false_yes,
     }
 
 
 def spread_table(results: Sequence[dict[str, object]]) -> str:
     """The defences measured at several seeds: power and rare wrong "no" at each, and their mean."""
     lines = [
-        "| defence | seeds | best-response power at each seed | mean (sd) | rare wrong no, mean |",
-        "|---|---|---|---|---|",
+        "| defence | seeds | best-response power at each seed [95% upper] | mean (sd) | rare wrong no, mean "
+        "| false yes at each seed |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         spread = r.get("spread")
         if not isinstance(spread, dict):
             continue
-        each = ", ".join(f"{p:.3f}" for p in spread["power"])
+        highs = spread.get("power_high") or [None] * len(spread["power"])
+        each = ", ".join(
+            f"{p:.3f}" + (f" [{h:.2f}]" if h is not None else "") for p, h in zip(spread["power"], highs, strict=True)
+        )
+        false_yes = ", ".join(_share(f) for f in spread.get("false_yes") or [])
         lines.append(
             f"| {r['defence']} | {', '.join(map(str, spread['seeds']))} | {each} "
-            f"| {spread['power_mean']:.3f} ({spread['power_sd']:.3f}) | {spread['wrong_no_rare_mean']:.3f} |"
+            f"| {spread['power_mean']:.3f} ({spread['power_sd']:.3f}) | {spread['wrong_no_rare_mean']:.3f} "
+            f"| {false_yes or '-'} |"
         )
     return "\n".join(lines)
 
