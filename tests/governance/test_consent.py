@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genoshare.datasets.service import DatasetService, NewDataset
+from genoshare.index.published import index_dir
+from genoshare.index.stored import kept_in_store
 from genoshare.node import Node, build_consent, build_ingestor, build_rederiver
 from genoshare.store.blobs import copy_plaintext, is_plaintext
 from genoshare.store.models import DataObject
@@ -92,6 +94,21 @@ def test_withdrawal_blocks_files_at_once_and_rewrites_shared_ones(
     fetched = client.get(f"/data/{cohort.multi.id}", headers=dict(line.split(": ", 1) for line in body["headers"]))
     assert cohort.pseudonyms["NA00002"] not in gzip.decompress(fetched.content).decode()
     assert cohort.node.audit.verify().ok
+    # The old file's Beacon index (the withdrawn person's carrier bits) goes, from the bucket or the disk,
+    # once the new file's index is built (after the new file is served).
+    node, old_index = cohort.node, index_dir("cohort", cohort.multi)
+
+    def indexes() -> tuple[bool, int]:
+        if kept_in_store(node.objects):
+            keys = [k for k in node.objects.keys("beacon/") if k.endswith("/variants.parquet")]
+            return any(k.startswith(f"{old_index}/") for k in keys), len(keys)
+        found = list(node.settings.data_dir.glob("beacon/cohort/*/variants.parquet"))
+        return (node.settings.data_dir / old_index).exists(), len(found)
+
+    deadline = time.monotonic() + 30
+    while indexes() != (False, 2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert indexes() == (False, 2)  # the single-sample file's and the re-derived file's
 
 
 def test_withdrawal_rewrites_files_a_public_dataset_stores_unencrypted(node: Node, tmp_path: Path) -> None:
