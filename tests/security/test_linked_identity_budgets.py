@@ -19,14 +19,12 @@ from urllib.parse import quote
 
 import httpx
 from joserfc.jwk import ECKey
+from spec_node import registered_spec_node
 
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.privacy import LINKED_IDENTITIES, PrivacySettings
-from genoshare.datasets.service import NewDataset
-from genoshare.node import build_datasets, build_ingestor, init_node
-from genoshare.settings import TrustedIssuer, load_settings
 
-from support import HTSGET_DATA, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
+from support import TEST_ISSUER, Passports, bearer
 
 ORCID = "https://orcid.org"
 #: Two alleles only NA00002 carries in the spec VCF, one copy each (0-based starts, as Beacon takes them).
@@ -46,25 +44,6 @@ def _passport(issuer: VisaIssuer, subject: str, *links: tuple[str, str], signer:
     return issuer.passport(subject, visas)
 
 
-def _node(tmp_path: Path, issuer: VisaIssuer) -> Path:
-    jwks = tmp_path / "jwks.json"
-    issuer.write_jwks(jwks)
-    settings = load_settings(
-        tmp_path / "node",
-        database_url="",
-        trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
-        passports=TEST_PASSPORT_POLICY,
-    )
-    node = init_node(settings)
-    datasets = build_datasets(node)
-    datasets.create(NewDataset("reg", "Registered data", "Test Institute", "registered", ["GRU"]))
-    build_ingestor(node).ingest("reg", [HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"])
-    only_a_budget = {**asdict(PrivacySettings()), "budget": 0.5}
-    datasets.set_beacon_policy("reg", {"privacy": {"default": only_a_budget}})
-    node.close()
-    return settings.data_dir
-
-
 def _exists(http: httpx.Client, passport: str, allele: dict[str, object]) -> bool:
     response = http.get("/api/datasets/reg/g_variants", params=allele, headers=bearer(passport))
     assert response.status_code == 200, response.text
@@ -74,7 +53,8 @@ def _exists(http: httpx.Client, passport: str, allele: dict[str, object]) -> boo
 def test_a_second_identity_of_the_same_person_finds_the_budget_spent(
     tmp_path: Path, issuer: VisaIssuer, serve: Any
 ) -> None:
-    server = serve(_node(tmp_path, issuer), {"GENOSHARE_DATABASE_URL": ""})
+    only_a_budget = {**asdict(PrivacySettings()), "budget": 0.5}
+    server = serve(registered_spec_node(tmp_path, issuer, only_a_budget).data_dir, {"GENOSHARE_DATABASE_URL": ""})
     forger = VisaIssuer(TEST_ISSUER, ECKey.generate_key("P-256", auto_kid=True))
     with httpx.Client(base_url=server.url, timeout=60) as http:
         # The first identity spends NA00002's budget: a "yes", then the next singleton is denied.

@@ -11,39 +11,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from spec_node import registered_spec_node
 
 from genoshare.access.issuer import VisaIssuer
-from genoshare.datasets.service import NewDataset
-from genoshare.node import build_datasets, build_ingestor, init_node
-from genoshare.settings import TrustedIssuer, load_settings
 
 from processes import Server
-from support import TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
+from support import Passports, bearer
 
 pytestmark = pytest.mark.slow
 
-VCF = Path(__file__).resolve().parents[2] / "src" / "genoshare" / "demo" / "data" / "htsget" / "vcf"
 ALLOWED = 3
 #: (start, ref, alt) of the spec VCF's alleles, each a different question (no answer comes from a cache).
 ALLELES = [(14369, "G", "A"), (17329, "T", "A"), (1110695, "A", "G"), (1110695, "A", "T"), (1234566, "GTC", "G")]
 
 
 def test_a_rate_limit_holds_across_workers(tmp_path: Path, issuer: VisaIssuer) -> None:
-    jwks = tmp_path / "jwks.json"
-    issuer.write_jwks(jwks)
-    settings = load_settings(
-        tmp_path / "node",
-        database_url="",
-        trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
-        passports=TEST_PASSPORT_POLICY,
-    )
-    node = init_node(settings)
-    datasets = build_datasets(node)
-    datasets.create(NewDataset("reg", "Registered data", "Test Institute", "registered", ["GRU"]))
-    build_ingestor(node).ingest("reg", [VCF / "spec-v4.3.vcf.gz"])
     off = {"budget": None, "flip_probability": 0.0, "per_day": None, "per_minute": ALLOWED}
-    datasets.set_beacon_policy("reg", {"privacy": {"default": off}})
-    node.close()
+    settings = registered_spec_node(tmp_path, issuer, off)
     headers = bearer(Passports(issuer, subject="many-connections").anonymous_researcher())
     server = Server(settings.data_dir, {"GENOSHARE_DATABASE_URL": ""}, args=["--workers", "2"])
     try:
