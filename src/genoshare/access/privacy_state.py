@@ -513,9 +513,8 @@ class SqlPrivacyState:
                 with self.database.engine.begin() as connection:
                     work = _SqlSession(self._load(connection, ids))
                     yield work
-                    if not work.write(
-                        connection, ids, self.wait_for_disk
-                    ):  # the row is locked: nobody else can have changed it
+                    # The row is locked: nobody else can have changed it since it was read.
+                    if not work.write(connection, ids, self.wait_for_disk):
                         raise RuntimeError(f"privacy state of {principal} on {dataset_id} changed under its lock")
             except BaseException:
                 self._drop(key)
