@@ -9,21 +9,26 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from genoshare.access.granularity import Granularity
 from genoshare.access.privacy import NODE_DEFAULTS, PrivacySettings
 from genoshare_lab.privacy.attacks import plan_queries
 from genoshare_lab.privacy.cohort import CohortConfig, simulate
 from genoshare_lab.privacy.harness import (
+    Answers,
     Defence,
     HarnessConfig,
     a3_table,
     collusion_table,
     detection_table,
+    evaluate,
     frontier_table,
     measure_a3,
     measure_a3_geometric,
     run,
 )
+from genoshare_lab.privacy.masking import greedy_masking, masked_answers
 
 SMALL = HarnessConfig(
     cohort=CohortConfig(n_members=200, n_panel=200, n_targets=30, n_contigs=2, contig_length=12_000_000, seed=7),
@@ -102,6 +107,21 @@ def test_a3_against_geometric_counts_weakens_with_the_noise() -> None:
     assert noisy[0]["by_queries"]["1000"]["power"] == exact["1000"]["power"]
     assert exact["1000"]["power"] >= 0.3
     assert noisy[1]["by_queries"]["1000"]["power"] <= 0.2
+
+
+def test_greedy_masking_hides_members_at_the_price_of_their_rare_alleles_and_no_false_yes() -> None:
+    """The optimisation-based masking (Venkatesaramani et al.): it only turns "yes" answers into "no", never
+    affirms an absent allele, and the rarest-first attacker loses most of its power."""
+    cohort = simulate(SMALL.cohort)
+    plans = plan_queries(cohort, 300, 600, seed=8, screen_queries=300)
+    masked, chosen = greedy_masking(cohort, plans, 300, seed=1)
+    assert chosen["masked_alleles"] > 0 and (cohort.beacon_ac[masked] > 0).all()
+    a1, a2, benign = masked_answers(cohort, plans, masked, 300)
+    result = evaluate(cohort, plans, Defence("masking", PrivacySettings()), Answers(a1, a2, benign), 8, "oracle")
+    exact = Answers(*masked_answers(cohort, plans, np.zeros_like(masked), 300))
+    undefended = evaluate(cohort, plans, Defence("none", PrivacySettings()), exact, 8, "oracle")
+    assert result["best_response"]["power"] <= undefended["best_response"]["power"] - 0.3
+    assert result["utility"]["false_yes_absent"] == 0.0 and result["utility"]["precision"] == 1.0
 
 
 def test_the_nodes_flag_catches_rarest_first_walks_and_spares_random_sessions() -> None:
