@@ -36,6 +36,9 @@ _HGVS_OTHER = re.compile(r"NC_0+[0-9]+\.[0-9]+:[gm]\.[0-9_]+(del|ins|dup|inv|del
 _HGVS_INDEL = re.compile(r"(NC_0+[0-9]+\.[0-9]+):([gm])\.([0-9]+)(?:_([0-9]+))?(delins|del|dup|ins)([ACGTN]*)")
 #: The largest position a variant can have: BCF and the databases' integers hold no more (no genome comes near).
 MAX_POSITION = 2**31 - 1
+#: Longer is no variant a person types: refused before the patterns above (whose runs of digits backtrack
+#: for minutes on 100 000 characters) or ``int`` (which refuses over 4300 digits with a ValueError) see it.
+MAX_VARIANT_TEXT = 1000
 _MITOCHONDRION = "NC_012920.1"
 
 
@@ -80,6 +83,8 @@ def parse_allele(text: str, assembly: str = "GRCh38", reference: Bases | None = 
     reference allele is checked against it (a mistyped position is said, not looked up as another variant).
     """
     given = text.strip()
+    if len(given) > MAX_VARIANT_TEXT:
+        raise InvalidInput(f"a variant is at most {MAX_VARIANT_TEXT} characters, not {len(given)}")
     indel = _HGVS_INDEL.fullmatch(given)
     if indel is not None and reference is not None:
         allele = _hgvs_indel(given, indel, reference)
