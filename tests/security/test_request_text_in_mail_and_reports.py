@@ -211,6 +211,11 @@ def test_a_refused_upload_leaves_no_request_behind(node: Served) -> None:
 def test_signing_in_starts_a_new_session_and_token(node: Served) -> None:
     """Session fixation: a cookie (and form token) a visitor held before signing in opens nothing after."""
     with httpx.Client(base_url=node.server.url, timeout=30, headers={"Origin": node.server.url}) as client:
+        # A visitor's pages make no session; choosing a language does: that is the session to fix.
+        chosen = client.post(
+            "/portal/language", data={"lang": "en", "csrf_token": csrf_token(client.get("/portal/signin").text)}
+        )
+        assert chosen.status_code == 303
         page = client.get("/portal/signin")
         before, old_token = client.cookies["genoshare_session"], csrf_token(page.text)
         signed = client.post(

@@ -9,34 +9,42 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Form, Query, Request, Response
+from fastapi import Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from genoshare.errors import GenoshareError, NotFound, Unauthenticated
 from genoshare.portal import i18n
+from genoshare.portal.i18n import N_
 from genoshare.portal.oidc import Pending
 from genoshare.portal.sessions import PASSPORT
 from genoshare.portal.web import (
+    COMMITTEE,
     PREFIX,
+    RESEARCHER,
+    STEWARD,
     NavItem,
     Portal,
+    Viewer,
     ViewerDep,
     current_session,
     end_session,
     ensure_session,
     flash,
+    keep_signin,
+    kept_signin,
     local_path,
     portal_of,
     portal_router,
     redirect,
     render,
+    require_role,
     start_session,
     t,
 )
 
 router = portal_router()
-NAV: list[NavItem] = []
+NAV: list[NavItem] = [NavItem(f"{PREFIX}/account", N_("My sessions"), frozenset({RESEARCHER, COMMITTEE, STEWARD}))]
 #: A pasted passport longer than this is not one (the server's header limit bounds bearer tokens alike).
 MAX_PASSPORT = 64 * 1024
 
@@ -90,7 +98,7 @@ def signin_with_broker(
     next: str | None = None,
     login_hint: Annotated[str | None, Query(max_length=200)] = None,
 ) -> RedirectResponse:
-    """Off to the broker; the PKCE verifier, ``state`` and ``nonce`` wait in this visitor's session.
+    """Off to the broker; the PKCE verifier, ``state`` and ``nonce`` wait in this browser's sealed cookie.
 
     ``login_hint`` (OIDC) is passed on: which account the visitor means, e.g. in a link the demo prints.
     """
@@ -98,7 +106,7 @@ def signin_with_broker(
     if portal.oidc is None:
         raise NotFound(t(request, "This node has no passport broker to sign in with; paste a passport instead."))
     url, pending = portal.oidc.start(callback_url(portal), login_hint)
-    ensure_session(request).set("oidc", {**pending.as_dict(), "next": local_path(next)})
+    keep_signin(request, {**pending.as_dict(), "next": local_path(next)})
     return RedirectResponse(url, status_code=303)
 
 
@@ -115,8 +123,7 @@ def signin_callback(
 ) -> Response:
     """The broker sends the browser back here; the code is exchanged at once and the address left behind."""
     portal = portal_of(request)
-    session = current_session(request)
-    kept = session.pop("oidc") if session is not None else None
+    kept = kept_signin(request)
     if portal.oidc is None or not isinstance(kept, dict) or not state:
         raise Unauthenticated(t(request, "This sign-in was not started here, or took too long. Please sign in again."))
     if error or not code:
@@ -136,6 +143,23 @@ def sign_out(request: Request) -> RedirectResponse:
     end_session(request)
     flash(request, t(request, "You are signed out."), "success")
     return redirect(f"{PREFIX}/")
+
+
+@router.get("/account")
+def account_page(request: Request, viewer: Annotated[Viewer, Depends(require_role())]) -> HTMLResponse:
+    """Where a signed-in person sees whether they are signed in elsewhere too, and can end those sessions."""
+    assert viewer.session is not None
+    others = portal_of(request).sessions.others(viewer.session)
+    return render(request, "account.html", others=others)
+
+
+@router.post("/account/end-others")
+def end_other_sessions(request: Request, viewer: Annotated[Viewer, Depends(require_role())]) -> RedirectResponse:
+    """A lost laptop, a shared computer: every other session of this account ends now, this one stays."""
+    assert viewer.session is not None
+    ended = portal_of(request).sessions.revoke_others(viewer.session)
+    flash(request, t(request, "Other sessions ended: %(count)s.", count=ended), "success")
+    return redirect(f"{PREFIX}/account")
 
 
 @router.post("/language")

@@ -12,11 +12,13 @@ from genoshare.node import Node, Services
 from genoshare.portal import account, clinical, committee, home, participant, researcher, steward
 from genoshare.portal.oidc import OidcClient
 from genoshare.portal.oidc import install_log_filter as oidc_log_filter
-from genoshare.portal.sessions import SessionStore
+from genoshare.portal.sessions import SessionStore, load_or_create_key
 from genoshare.portal.web import PREFIX, STATIC, Portal
 
 #: The page modules: each has a ``router`` and a ``NAV`` (its links in the site navigation).
 PAGES = (home, researcher, clinical, committee, steward, account, participant)
+#: The key a visitor's form token is signed with (``web.visitor_csrf``), in the node's keys directory.
+VISITOR_KEY_FILE = "portal-visitor.key"
 
 
 def install_portal(app: FastAPI, node: Node, services: Services) -> Portal:
@@ -29,6 +31,7 @@ def install_portal(app: FastAPI, node: Node, services: Services) -> Portal:
         remembered=node.passports.remembered,
         verify=node.passports.verify,
         oidc=OidcClient(settings.portal, node.http) if settings.portal.oidc_issuer else None,
+        visitor_key=load_or_create_key(settings.keys_dir / VISITOR_KEY_FILE),
         static_urls={
             path.name: f"{PREFIX}/static/{path.name}?v={hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
             for path in STATIC.iterdir()

@@ -14,12 +14,13 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, update
+from sqlalchemy import Select, delete, select, update
 
 from genoshare.store.db import Database
 from genoshare.store.models import PortalSession, utcnow
@@ -29,6 +30,27 @@ PASSPORT = "passport"
 PARTICIPANT = "participant"
 #: A visitor's session (language, CSRF token of the sign-in form) is cheap to make again: kept briefly.
 VISITOR_HOURS = 2
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The 32-byte key in ``path``, made on first use; several serve processes starting at once agree on one.
+
+    Written whole to a file of its own, then linked into place: a process never reads a half-written key,
+    and the one that links second reads the first one's.
+    """
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_bytes()
 
 
 def _digest(secret: str) -> str:
@@ -118,6 +140,29 @@ class SessionStore:
     def revoke(self, session: Session) -> None:
         with self.database.session() as db:
             db.execute(update(PortalSession).where(PortalSession.id == session.id).values(revoked_at=utcnow()))
+
+    def others(self, session: Session) -> int:
+        """How many other live sessions the account of ``session`` has (other browsers, other devices)."""
+        with self.database.sessions() as db:
+            return len(list(db.scalars(self._others(session).with_only_columns(PortalSession.id))))
+
+    def revoke_others(self, session: Session) -> int:
+        """End every live session of this account but ``session``: "signed in elsewhere, end it"."""
+        with self.database.session() as db:
+            ids = list(db.scalars(self._others(session).with_only_columns(PortalSession.id)))
+            if ids:
+                db.execute(update(PortalSession).where(PortalSession.id.in_(ids)).values(revoked_at=utcnow()))
+            return len(ids)
+
+    @staticmethod
+    def _others(session: Session) -> Select[PortalSession]:
+        return select(PortalSession).where(
+            PortalSession.actor == session.actor,
+            PortalSession.kind == session.kind,
+            PortalSession.id != session.id,
+            PortalSession.revoked_at.is_(None),
+            PortalSession.expires_at > utcnow(),
+        )
 
     def revoke_actor(self, actor: str) -> int:
         """End every live session of one account (a steward's action, or a withdrawn consent link)."""

@@ -9,9 +9,15 @@ Content-Security-Policy first: no inline script or style, nothing from elsewhere
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
 import hmac
+import json
 import logging
+import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -21,6 +27,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from babel.dates import format_datetime
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -50,6 +58,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 PREFIX = "/portal"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: How long a sign-in at the broker may take before the visitor starts again.
+SIGNIN_SECONDS = 600
 CSRF_FIELD = "csrf_token"
 
 #: Roles a page may require (``require_role``); a signed-in passport holder is always a researcher.
@@ -107,6 +117,8 @@ class Portal:
     nav: list[NavItem] = field(default_factory=list)
     #: Static file name -> its URL with a content hash, so browsers may cache it for good.
     static_urls: dict[str, str] = field(default_factory=dict)
+    #: The node's key for a visitor's form token (``visitor_csrf``), the same in every serve process.
+    visitor_key: bytes = b""
     _granted: dict[tuple[str, tuple[str, ...]], tuple[float, tuple[Visa, ...]]] = field(default_factory=dict)
 
     @property
@@ -117,6 +129,16 @@ class Portal:
     def cookie_name(self) -> str:
         # The __Host- prefix makes browsers refuse the cookie unless Secure, host-only and Path=/.
         return "__Host-genoshare" if self.secure else "genoshare_session"
+
+    @property
+    def signin_cookie_name(self) -> str:
+        """The cookie that holds a sign-in begun at the broker (sealed), until the broker sends the visitor back."""
+        return "__Host-genoshare-signin" if self.secure else "genoshare_signin"
+
+    @property
+    def visitor_cookie_name(self) -> str:
+        """The cookie of a visitor without a session: the random value their forms' token is signed over."""
+        return "__Host-genoshare-visitor" if self.secure else "genoshare_visitor"
 
     @cached_property
     def environments(self) -> dict[str, Environment]:
@@ -198,12 +220,66 @@ def current_session(request: Request) -> Session | None:
 
 
 def ensure_session(request: Request) -> Session:
-    """The request's session, a new visitor session if it had none (a form's CSRF token needs one)."""
+    """The request's session, a new visitor session if it had none: for what must be kept (a language, a message)."""
     session = current_session(request)
     if session is None:
         session = portal_of(request).sessions.create(VISITOR)
         _state(request)["session"] = session
     return session
+
+
+def visitor_csrf(request: Request) -> str:
+    """The form token of a visitor without a session: stateless, so a crawler's pages cost no database row.
+
+    A signed double submit: the token is an HMAC, under the node's key, of a random value kept in the
+    visitor's own HttpOnly cookie (``__Host-`` over https, so no other site or subdomain can plant one). A
+    form from elsewhere has neither the cookie's value nor the key to sign another.
+    """
+    state = _state(request)
+    portal = portal_of(request)
+    value = state.get("visitor")
+    if value is None:
+        sent = request.cookies.get(portal.visitor_cookie_name, "")
+        if 20 <= len(sent) <= 100 and sent.isascii():
+            value = sent
+        else:
+            value = state["new_visitor"] = secrets.token_urlsafe(32)
+        state["visitor"] = value
+    return hmac.new(portal.visitor_key, f"portal-visitor\0{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_of(request: Request) -> str:
+    """The token this request's forms carry: its session's, or a visitor's signed one if it has no session."""
+    session = current_session(request)
+    return session.csrf_token if session is not None else visitor_csrf(request)
+
+
+def _signin_sealer(portal: Portal) -> ChaCha20Poly1305:
+    return ChaCha20Poly1305(hmac.new(portal.visitor_key, b"portal sign-in cookie", hashlib.sha256).digest())
+
+
+def keep_signin(request: Request, pending: dict[str, Any]) -> None:
+    """Keep a sign-in begun at the broker (PKCE verifier, state, nonce) in a sealed cookie, not a database row.
+
+    Starting a sign-in is a GET (a link): were it a row, every crawl of the link would leave one behind.
+    """
+    _state(request)["signin"] = {**pending, "until": time.time() + SIGNIN_SECONDS}
+
+
+def kept_signin(request: Request) -> dict[str, Any] | None:
+    """The sign-in this browser began (once: its cookie is cleared), or None if none, expired or forged."""
+    portal = portal_of(request)
+    _state(request)["signin_taken"] = True
+    raw = request.cookies.get(portal.signin_cookie_name, "")
+    try:
+        blob = base64.urlsafe_b64decode(raw.encode())
+        opened = _signin_sealer(portal).decrypt(blob[:12], blob[12:], b"signin")
+        kept = json.loads(opened)
+    except (InvalidTag, ValueError, binascii.Error):
+        return None
+    if not isinstance(kept, dict) or not isinstance(kept.get("until"), float | int) or kept["until"] < time.time():
+        return None
+    return kept
 
 
 def start_session(request: Request, kind: str, actor: str, data: dict[str, Any] | None = None) -> Session:
@@ -322,16 +398,17 @@ ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render ``template`` in the visitor's language with what every page needs (viewer, CSRF, messages)."""
     portal = portal_of(request)
-    session = ensure_session(request)
+    # No session is made for a page: a visitor's (a crawler's) GETs leave no row (``visitor_csrf``).
+    session = current_session(request)
     viewer: Viewer = _state(request).get("viewer") or Viewer(session)
     code = language(request)
-    flashes = session.pop("flashes", [])
+    flashes = session.pop("flashes", []) if session is not None else []
     page = portal.environments[code].get_template(template)
     html = page.render(
         request=request,
         viewer=viewer,
         csrf_field=CSRF_FIELD,
-        csrf_token=session.csrf_token,
+        csrf_token=csrf_of(request),
         flashes=flashes,
         lang=code,
         languages=i18n.available(),
@@ -405,7 +482,14 @@ async def check_csrf(request: Request) -> None:
     session = await load_session(request)
     form = await request.form()
     sent = form.get(CSRF_FIELD)
-    if session is None or not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf_token):
+    if not isinstance(sent, str):
+        raise PermissionDenied(message)
+    if session is not None and hmac.compare_digest(sent, session.csrf_token):
+        return
+    # A visitor's signed token (a page shown without a session); never enough for a signed-in session.
+    if session is not None and session.kind != VISITOR:
+        raise PermissionDenied(message)
+    if request.cookies.get(portal.visitor_cookie_name) is None or not hmac.compare_digest(sent, visitor_csrf(request)):
         raise PermissionDenied(message)
 
 
@@ -489,6 +573,30 @@ def finish(request: Request, response: Response) -> None:
             )
     elif state.get("ended"):
         response.delete_cookie(portal.cookie_name, path="/", secure=portal.secure, httponly=True, samesite="lax")
+    if "signin" in state:
+        nonce = os.urandom(12)
+        sealed = _signin_sealer(portal).encrypt(nonce, json.dumps(state["signin"]).encode(), b"signin")
+        response.set_cookie(
+            portal.signin_cookie_name,
+            base64.urlsafe_b64encode(nonce + sealed).decode(),
+            max_age=SIGNIN_SECONDS,
+            path="/",
+            secure=portal.secure,
+            httponly=True,
+            samesite="lax",
+        )
+    elif state.get("signin_taken"):
+        response.delete_cookie(portal.signin_cookie_name, path="/", secure=portal.secure, httponly=True, samesite="lax")
+    if "new_visitor" in state:
+        # Until the browser closes: a form left open for hours still carries a token that matches it.
+        response.set_cookie(
+            portal.visitor_cookie_name,
+            state["new_visitor"],
+            path="/",
+            secure=portal.secure,
+            httponly=True,
+            samesite="lax",
+        )
     for name, value in security_headers(portal).items():
         response.headers.setdefault(name, value)
 
