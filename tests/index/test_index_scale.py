@@ -91,6 +91,26 @@ def test_absent_alleles_read_at_most_one_row_group(made: Generated, truth: dict)
     assert index.datasets.loads == before
 
 
+def test_a_start_not_there_reads_only_the_positions(made: Generated, truth: dict) -> None:
+    """A cold query at a start the row group lacks holds its positions alone: under half of what a hit holds."""
+    starts = {(contig, start) for contig, start, _, _ in truth}
+    checked = 0
+    for contig, start, ref, alt in random.Random(4).sample(sorted(truth), 20):
+        if (contig, start + 1) in starts:
+            continue
+        missed = VariantIndex({"synthetic": made.path})
+        assert missed.sequence_query(contig, start + 1, alt, ref).total == 0
+        assert missed.datasets.loads == 1
+        index = VariantIndex({"synthetic": made.path})
+        hit = index.sequence_query(contig, start, alt, ref)
+        [row] = hit.rows()
+        assert (row.ref, row.alt, row.ac) == (ref, alt, truth[(contig, start, ref, alt)]["ac"])
+        held = index.datasets[int(hit.datasets[0])].nbytes
+        assert 0 < missed.datasets.cached_bytes < held / 2
+        checked += 1
+    assert checked >= 15
+
+
 def test_windows_across_row_groups_answer_as_a_whole_read(made: Generated, truth: dict) -> None:
     index = VariantIndex({"synthetic": made.path}, cache_bytes=3 * 1024 * 1024)
     metadata = pq.ParquetFile(made.path).metadata
