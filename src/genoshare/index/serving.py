@@ -387,11 +387,14 @@ class _IndexFile:
             # pre_buffer: a row group's column chunks are fetched as one coalesced ranged read, not twelve.
             handle = pa.PythonFile(source.open(), mode="r")
             self.parquet = pq.ParquetFile(handle, pre_buffer=True, read_dictionary=_AS_DICTIONARY)
+            # A ranged GET costs more than decoding: the allele columns come with the positions, one read.
+            self.first = _ALL_BUT_CARRIERS
         else:
             self.name = str(source)
             # Not memory-mapped: pages a process maps count in its RSS (up to the whole file over time);
             # read into Arrow buffers, a row group's bytes live as long as the cache keeps it.
             self.parquet = pq.ParquetFile(source, read_dictionary=_AS_DICTIONARY)
+            self.first = _POSITIONS
         self.samples = _file_samples(self.parquet.schema_arrow.metadata)
         self._lock = threading.Lock()  # one handle: a remote one is a seek and a read, not thread-safe
 
@@ -442,7 +445,7 @@ class _RowGroups(Sequence[_Dataset]):
                 return ds
         file, group = self.where[position]
         index_file = self.files[file]
-        rows = index_file.read(group, _POSITIONS)
+        rows = index_file.read(group, index_file.first)
         ds = _Dataset(index_file.dataset_id, rows, index_file.samples, partial(index_file.read, group))
         with self._lock:
             self.loads += 1
