@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, Query, Request
+from fastapi import Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from genoshare.access.passports import Identity
@@ -24,6 +24,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "Too many ids in one bulk request."),
     )
 }
+#: A checksum as DRS names its types (``sha-256``; ``sha256`` as sha256sum users write it), or a bare digest.
+CHECKSUM = r"^(?:(?:sha-?256:)?[0-9A-Fa-f]{64}|(?:md5:)?[0-9A-Fa-f]{32})$"
 router = PrefixRouter(prefix="/ga4gh/drs/v1", tags=["DRS"], responses=ERRORS)
 
 
@@ -95,7 +97,11 @@ def bulk_access(
     response_model=models.BulkObjects,
     response_model_exclude_none=True,
 )
-def objects_by_checksum(checksum: str, drs: DrsDep, identity: IdentityDep) -> dict[str, Any]:
+def objects_by_checksum(
+    checksum: Annotated[str, Path(pattern=CHECKSUM, description="sha-256:<64 hex>, md5:<32 hex>, or the bare hex")],
+    drs: DrsDep,
+    identity: IdentityDep,
+) -> dict[str, Any]:
     return drs.by_checksum(checksum, identity)
 
 
