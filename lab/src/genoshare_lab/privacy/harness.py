@@ -72,6 +72,8 @@ ISSUER = "https://attackers.example.org"
 REPORT_POINTS = (1, 2, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000)
 #: The goal for the node's default policy (issue 8).
 GOAL_POWER, GOAL_RARE_WRONG_NO, GOAL_COMMON_WRONG_NO = 0.10, 0.25, 0.01
+#: ... and issue 17's: false "yes" on absent alleles (the variant screen's), where the run measured it.
+GOAL_FALSE_YES = 0.10
 
 
 @dataclass(frozen=True)
@@ -478,14 +480,10 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def meets_goal(result: dict[str, object]) -> bool:
+    """Issue 17's goal: power, wrong "no" on rare and common alleles, and false "yes" where it was measured."""
     best = result["best_response"]
-    use = result["utility"]
-    assert isinstance(best, dict) and isinstance(use, dict)
-    return (
-        best["power"] <= GOAL_POWER
-        and use["wrong_no_rare"] <= GOAL_RARE_WRONG_NO
-        and use["wrong_no_common"] <= GOAL_COMMON_WRONG_NO
-    )
+    assert isinstance(best, dict)
+    return best["power"] <= GOAL_POWER and _utility_ok(result)
 
 
 def frontier_table(results: Sequence[dict[str, object]]) -> str:
@@ -1079,7 +1077,12 @@ def detection_table(flags: Sequence[dict[str, object]]) -> str:
 def _utility_ok(result: dict[str, object]) -> bool:
     use = result["utility"]
     assert isinstance(use, dict)
-    return use["wrong_no_rare"] <= GOAL_RARE_WRONG_NO and use["wrong_no_common"] <= GOAL_COMMON_WRONG_NO
+    false_yes = use.get("false_yes_absent")
+    return (
+        use["wrong_no_rare"] <= GOAL_RARE_WRONG_NO
+        and use["wrong_no_common"] <= GOAL_COMMON_WRONG_NO
+        and (false_yes is None or false_yes <= GOAL_FALSE_YES)
+    )
 
 
 def _unseen(cohort: AttackCohort) -> dict[str, float]:
