@@ -34,6 +34,9 @@ def test_bad_requests_are_beacon_errors_before_anyone_is_asked(client: TestClien
         response = client.get(path)
         assert response.status_code == status, (path, response.text)
         assert_valid(response.json(), framework("beaconErrorResponse"))
+    for about in ("info", "map", "entry_types", "configuration", "filtering_terms"):  # what the network says of itself
+        not_posted = client.post(f"/network/api/{about}", json={})
+        assert not_posted.status_code == 405 and not_posted.headers["Allow"] == "GET", (about, not_posted.text)
     posted = client.post("/network/api/g_variants", json={"meta": {}})
     assert posted.status_code == 400
     assert_valid(posted.json(), framework("beaconErrorResponse"))

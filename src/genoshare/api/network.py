@@ -19,6 +19,7 @@ from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
 from genoshare.access.passports import Identity
 from genoshare.api.beacon import QUERY_DOCUMENTATION, BeaconJSON, BeaconRoute, PagingDep
@@ -72,6 +73,21 @@ requests_router = PrefixRouter(
 
 
 TokenDep = Annotated[str | None, Depends(PassportBearer())]
+
+
+class EntryPath(Convertor[str]):
+    """Any path but those of what the network says about itself, which are GET only (a POST there is a 405)."""
+
+    regex = r"(?!(?:info|map|entry_types|configuration|filtering_terms)/?$).*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("entry_path", EntryPath())
 
 
 def _target(path: str) -> tuple[EntryType, Parent | None]:
@@ -282,7 +298,7 @@ async def network_filtering_terms(request: Request, paging: PagingDep) -> Respon
 
 
 @router.get(
-    "/{path:path}",
+    "/{path:entry_path}",
     summary="Ask every node of the network (GET)",
     description="Any Beacon entry path of `/api` (e.g. `g_variants`, `individuals/{id}/g_variants`), asked of "
     "this node and its peers at once; the answer merges theirs and names every node that did not answer.",
@@ -294,7 +310,7 @@ async def network_get(request: Request, path: str, token: TokenDep) -> Response:
         return await _network_answer(request, path, await _query_parameters(request), None, token)
 
 
-@router.post("/{path:path}", summary="Ask every node of the network (POST)", response_model=dict[str, Any])
+@router.post("/{path:entry_path}", summary="Ask every node of the network (POST)", response_model=dict[str, Any])
 async def network_post(request: Request, path: str, token: TokenDep, body: openapi.BeaconRequestBody) -> Response:
     raw = await request.body()
     async with _admitted(request):
