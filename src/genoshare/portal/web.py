@@ -562,43 +562,30 @@ def finish(request: Request, response: Response) -> None:
     if session is not None:
         portal.sessions.save(session)
         if session.new:
-            response.set_cookie(
-                portal.cookie_name,
-                session.secret,
-                max_age=max(60, int((session.expires_at - utcnow()).total_seconds())),
-                path="/",
-                secure=portal.secure,
-                httponly=True,
-                samesite="lax",
-            )
+            max_age = max(60, int((session.expires_at - utcnow()).total_seconds()))
+            _set_cookie(response, portal, portal.cookie_name, session.secret, max_age)
     elif state.get("ended"):
-        response.delete_cookie(portal.cookie_name, path="/", secure=portal.secure, httponly=True, samesite="lax")
+        _set_cookie(response, portal, portal.cookie_name, None)
     if "signin" in state:
         nonce = os.urandom(12)
         sealed = _signin_sealer(portal).encrypt(nonce, json.dumps(state["signin"]).encode(), b"signin")
-        response.set_cookie(
-            portal.signin_cookie_name,
-            base64.urlsafe_b64encode(nonce + sealed).decode(),
-            max_age=SIGNIN_SECONDS,
-            path="/",
-            secure=portal.secure,
-            httponly=True,
-            samesite="lax",
-        )
+        value = base64.urlsafe_b64encode(nonce + sealed).decode()
+        _set_cookie(response, portal, portal.signin_cookie_name, value, SIGNIN_SECONDS)
     elif state.get("signin_taken"):
-        response.delete_cookie(portal.signin_cookie_name, path="/", secure=portal.secure, httponly=True, samesite="lax")
+        _set_cookie(response, portal, portal.signin_cookie_name, None)
     if "new_visitor" in state:
         # Until the browser closes: a form left open for hours still carries a token that matches it.
-        response.set_cookie(
-            portal.visitor_cookie_name,
-            state["new_visitor"],
-            path="/",
-            secure=portal.secure,
-            httponly=True,
-            samesite="lax",
-        )
+        _set_cookie(response, portal, portal.visitor_cookie_name, state["new_visitor"])
     for name, value in security_headers(portal).items():
         response.headers.setdefault(name, value)
+
+
+def _set_cookie(response: Response, portal: Portal, name: str, value: str | None, max_age: int | None = None) -> None:
+    """Set (or, for ``None``, clear) one of the portal's cookies: site-wide, HttpOnly, never sent cross-site by POST."""
+    if value is None:
+        response.delete_cookie(name, path="/", secure=portal.secure, httponly=True, samesite="lax")
+        return
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=portal.secure, httponly=True, samesite="lax")
 
 
 def portal_router() -> APIRouter:
