@@ -150,6 +150,7 @@ class Node:
         return PrivacyGuard(
             SqlPrivacyState(self.database, wait_for_disk=wait_for_disk),
             linked_issuers=self.settings.linked_issuers,
+            identity_link_issuers=self.settings.identity_link_issuers,
             watch=SqlAttackWatch(self.database, self.audit, wait_for_disk=wait_for_disk),
         )
 

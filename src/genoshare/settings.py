@@ -521,6 +521,10 @@ class Settings(BaseSettings):
     #: Groups of passport issuers that are one login service: a person's accounts at them share one
     #: Beacon privacy budget (``genoshare.access.privacy``).
     linked_issuers: list[list[str]] = Field(default_factory=list)
+    #: Passport issuers trusted to link identities at other issuers in LinkedIdentities visas (an ORCID, a
+    #: verified e-mail, another login service): brokers that verify what they link. Another issuer's visa
+    #: links only accounts at that issuer, so it cannot merge a stranger's privacy budget into someone's.
+    identity_link_issuers: list[str] = Field(default_factory=list)
     #: Matchmaker Exchange peers and matching limits (``genoshare.clinical``, docs/clinical.md).
     mme: MatchmakerSettings = Field(default_factory=MatchmakerSettings)
     #: The clinical variant lookup's reference genome (``ClinicalSettings``).

@@ -56,12 +56,23 @@ def test_a_second_identity_a_visa_links_finds_the_budget_spent(database: Databas
 
 def test_identities_listing_the_same_orcid_are_one_person(database: Database) -> None:
     ds = dataset(database, budget=0.5)
-    g = guard(database)
+    other = "https://other-idp.example.org"
+    g = guard(database, identity_link_issuers=[IDP, other])
     work = g.caller(passport("alice-work", ("0000-0002-1825-0097", ORCID)))
-    home = g.caller(passport("alice-home", ("0000-0002-1825-0097", ORCID), issuer="https://other-idp.example.org"))
+    home = g.caller(passport("alice-home", ("0000-0002-1825-0097", ORCID), issuer=other))
     assert work.principal == home.principal
     assert ask(g, work, ds, "a1", [3]).exists
     assert not ask(g, home, ds, "a2", [3]).exists
+
+
+def test_an_issuer_not_trusted_to_link_links_only_its_own_accounts(database: Database) -> None:
+    """A sloppy broker that lets a user type in someone else's ORCID or account merges no budgets."""
+    g = guard(database, identity_link_issuers=["https://vetted-broker.example.org"])
+    victim = g.caller(passport("victim", ("0000-0002-1825-0097", ORCID)))
+    mallory = passport("mallory", ("0000-0002-1825-0097", ORCID), ("victim", "https://elsewhere.example.org"))
+    assert g.caller(mallory).principal != victim.principal
+    # Its own accounts it still links: the issuer vouches for them.
+    assert g.caller(passport("mallory-2", ("mallory", IDP))).principal == g.caller(passport("mallory")).principal
 
 
 def test_unlinked_identities_keep_their_own_budgets(database: Database) -> None:

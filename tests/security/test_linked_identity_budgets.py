@@ -4,7 +4,8 @@ Red team (issue 17, must-have 4): an attacker who has spent a member's budget wi
 a second one. If the passport says the two are one person -- a LinkedIdentities visa (GA4GH Passport 1.2.1)
 naming the first identity, or the same ORCID listed in both -- the second identity must be refused what the
 first could no longer get. And linking must not be forgeable: a LinkedIdentities visa signed by a key the node
-does not trust links nobody, and identities with different ORCIDs keep their own budgets.
+does not trust links nobody, an issuer links identities at other issuers (an ORCID) only when the operator
+trusts it to (``identity_link_issuers``), and identities with different ORCIDs keep their own budgets.
 
 Attacked through ``genoshare serve``; the dataset's policy is a budget of 0.5 and nothing else, so each
 answer says whether a budget was spent: one "yes" on a singleton costs 0.46 of its carrier's budget.
@@ -12,6 +13,7 @@ answer says whether a budget was spent: one "yes" on a singleton costs 0.46 of i
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,8 @@ def test_a_second_identity_of_the_same_person_finds_the_budget_spent(
     tmp_path: Path, issuer: VisaIssuer, serve: Any
 ) -> None:
     only_a_budget = {**asdict(PrivacySettings()), "budget": 0.5}
-    server = serve(registered_spec_node(tmp_path, issuer, only_a_budget).data_dir, {"GENOSHARE_DATABASE_URL": ""})
+    settings = registered_spec_node(tmp_path, issuer, only_a_budget)
+    server = serve(settings.data_dir, {"GENOSHARE_DATABASE_URL": ""})
     forger = VisaIssuer(TEST_ISSUER, ECKey.generate_key("P-256", auto_kid=True))
     with httpx.Client(base_url=server.url, timeout=60) as http:
         # The first identity spends NA00002's budget: a "yes", then the next singleton is denied.
@@ -69,7 +72,17 @@ def test_a_second_identity_of_the_same_person_finds_the_budget_spent(
         forged = _passport(issuer, "victim-of-a-forged-link", ("attacker-1", TEST_ISSUER), signer=forger)
         assert _exists(http, forged, SECOND), "a forged LinkedIdentities visa merged two people's budgets"
 
-        # The same ORCID in two identities' passports: one person.
+        # An issuer not trusted to verify identities elsewhere links nobody at another issuer: its visa
+        # naming an ORCID (or, from a sloppy broker, a victim's ORCID) merges no budgets.
+        unverified = ("0000-0003-1415-9265", ORCID)
+        assert _exists(http, _passport(issuer, "claims-orcid-1", unverified), FIRST)
+        assert _exists(http, _passport(issuer, "claims-orcid-2", unverified), SECOND), "an unvetted link merged"
+    server.stop()
+
+    # The operator trusts the issuer to verify ORCIDs: the same ORCID in two identities' passports is one person.
+    vetted = {"GENOSHARE_DATABASE_URL": "", "GENOSHARE_IDENTITY_LINK_ISSUERS": json.dumps([TEST_ISSUER])}
+    server = serve(settings.data_dir, vetted)
+    with httpx.Client(base_url=server.url, timeout=60) as http:
         orcid = ("0000-0002-1825-0097", ORCID)
         assert _exists(http, _passport(issuer, "orcid-work", orcid), FIRST)
         assert not _exists(http, _passport(issuer, "orcid-home", orcid), SECOND), "the same ORCID got two budgets"

@@ -346,13 +346,20 @@ class PrivacyGuard:
         state: PrivacyState,
         *,
         linked_issuers: Iterable[Iterable[str]] = (),
+        identity_link_issuers: Iterable[str] = (),
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         defaults: Mapping[Granularity, PrivacySettings] | None = None,
         watch: SqlAttackWatch | None = None,
     ) -> None:
-        """``watch``: where attack flags are counted and raised (the node's); None raises none."""
+        """``watch``: where attack flags are counted and raised (the node's); None raises none.
+
+        ``identity_link_issuers``: issuers whose LinkedIdentities visas may link identities at *other* issuers
+        (an ORCID, a verified e-mail, another login service); any other issuer's visa links only its own
+        accounts, so one sloppy issuer cannot merge a stranger's budget into someone else's.
+        """
         self.state = state
+        self._link_asserters = frozenset(identity_link_issuers)
         self.watch = watch
         # One login service known under several issuer URLs: the same subject there is the same person.
         self._issuer_alias: dict[str, str] = {}
@@ -379,11 +386,15 @@ class PrivacyGuard:
 
         Only accepted visas count: signed by a trusted issuer for this passport's subject (``passports``),
         so a forged or foreign visa links nobody. An ORCID or a verified e-mail address is linked the same
-        way, as an identity (``0000-0002-1825-0097,https://orcid.org``) that several passports list.
+        way, as an identity (``0000-0002-1825-0097,https://orcid.org``) that several passports list, when
+        the visa's issuer is one of ``identity_link_issuers``.
         """
         names = [self.account_of(identity)]
         for visa in identity.visas_of_type(LINKED_IDENTITIES):
+            asserter = self._issuer_alias.get(visa.issuer, visa.issuer)
             for subject, issuer in linked_identities(visa.value):
+                if visa.issuer not in self._link_asserters and self._issuer_alias.get(issuer, issuer) != asserter:
+                    continue  # an issuer vouches for its own accounts only, unless trusted to verify others
                 name = self._account(subject, issuer)
                 if name not in names and len(names) <= MAX_LINKED_IDENTITIES:
                     names.append(name)
