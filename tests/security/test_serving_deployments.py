@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from processes import Server, run_cli
+from processes import STARTUP_SECONDS, Server, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -165,5 +165,11 @@ def test_by_default_no_cors_and_no_forwarded_addresses(node_dir: Path, serve: ty
 
 
 def test_two_workers_both_answer(deployed: Deployed) -> None:
-    started = [line for line in deployed.server.log.splitlines() if "Started server process" in line]
+    # The node is ready when its first worker answers; the second may still be starting: wait for it.
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        started = [line for line in deployed.server.log.splitlines() if "Started server process" in line]
+        if len(started) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(started) == 2, deployed.server.log[-2000:]
