@@ -30,6 +30,11 @@ def test_researcher_signs_in_at_the_broker_and_out_again(portal_node: PortalNode
     cookies = {c["name"]: c for c in browser_tab.context.cookies()}
     session = cookies["genoshare_session"]
     assert session["httpOnly"] and session["sameSite"] == "Lax"
+    # Where a signed-in person sees whether they are signed in elsewhere too.
+    page.get_by_role("link", name="My sessions").first.click()
+    assert page.get_by_role("heading", name="My sessions").is_visible()
+    assert page.get_by_text("You are signed in here only.").is_visible()
+    check_page(browser_tab, "account")
 
     page.get_by_role("button", name="Sign out").click()
     assert page.get_by_text("You are signed out.").is_visible()
