@@ -248,8 +248,10 @@ def test_a_disorder_named_in_omim_matches_a_person_diagnosed_under_mondo(
 
 def test_an_orphanet_disorder_matches_a_subtype_diagnosed_under_mondo(client: TestClient, world: ClinicalWorld) -> None:
     # ORPHA:730 is autosomal dominant polycystic kidney disease; R03 has its subtype polycystic kidney disease 1.
+    # A subtype fits a little less than the disease itself: ADPKD has 5 subtypes among MONDO's 23,305 terms,
+    # so its information content is 1 - ln 6 / ln 23305 = 0.82 against the subtype's 1, and Lin's 0.90.
     scores = scores_of(ask(client, patient(OTHER, disorders=[{"id": "ORPHA:730"}])), world)
-    assert scores["R03"]["_disorder"] == 1.0
+    assert 0.85 < scores["R03"]["_disorder"] < 1.0
     assert all(score["_disorder"] < 1.0 for sample, score in scores.items() if sample != "R03")
 
 

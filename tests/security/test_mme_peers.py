@@ -135,3 +135,30 @@ def test_a_peer_sees_no_sample_name_and_no_one_who_did_not_consent(node_b: Node,
         assert not any(pseudonym[refused] in patient for patient in shown), (refused, shown)
     for sample in pseudonym:
         assert sample not in answer.text, f"the sample name {sample} left the node"
+
+
+def test_the_disease_root_as_disorder_shows_no_one_it_does_not_describe(node_b: Node, b: Server) -> None:
+    """A peer naming MONDO's root ("disease") or "human disease" says nothing about its patient; every diagnosed
+    person here has a subtype of it, so an unweighted disorder part would score them all 1 and show them.
+    Asked with a gene nobody here carries (the request needs features or genes), nobody may be shown."""
+    pseudonym = pseudonyms_by_source(node_b, PEOPLE)
+    for root in ("MONDO:0000001", "MONDO:0700096"):
+        body = {
+            "patient": {
+                "id": "fishing",
+                "contact": {"name": "Dr A", "href": "mailto:a@example.org"},
+                "disorders": [{"id": root}],
+                "genomicFeatures": [{"gene": {"id": "NOT-A-GENE-HERE"}}],
+            }
+        }
+        answer = httpx.post(
+            f"{b.url}/mme/match", json=body, headers={"Content-Type": MEDIA, "X-Auth-Token": PEER_TOKEN}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["results"] == [], (root, answer.json()["results"])
+    # The same peer naming R06's own disease (Marfan syndrome, by its OMIM id) still finds them.
+    body["patient"]["disorders"] = [{"id": "OMIM:154700"}]
+    answer = httpx.post(
+        f"{b.url}/mme/match", json=body, headers={"Content-Type": MEDIA, "X-Auth-Token": PEER_TOKEN}, timeout=30
+    )
+    assert [r["patient"]["id"] for r in answer.json()["results"]][:1] == [f"rare/{pseudonym['R06']}"]

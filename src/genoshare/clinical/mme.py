@@ -20,6 +20,7 @@ for each whether it answered, refused, failed or timed out.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import threading
 import time
@@ -39,7 +40,7 @@ from genoshare.access.matchmaking import matchmaking_consent
 from genoshare.audit import AuditLog, Entry
 from genoshare.audit.people import encode_people
 from genoshare.errors import GenoshareError, InvalidInput
-from genoshare.ontology import get_ontology
+from genoshare.ontology import Ontology, get_ontology
 from genoshare.ontology.similarity import (
     DiseaseModel,
     InformationContent,
@@ -250,8 +251,9 @@ class _Candidates:
     index: PhenotypeIndex
     #: Dataset -> sample number -> position in ``people``.
     positions: dict[str, dict[int, int]]
-    #: Disease id (MONDO, OMIM, ORPHA; each disease's MONDO ancestors too) -> positions of the people with it.
-    diseases: dict[str, np.ndarray]
+    #: Disease id (MONDO, OMIM, ORPHA; each disease's MONDO ancestors too) -> the positions of the people with
+    #: it and, for each, how much having it says (``_disease_index``).
+    diseases: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -400,10 +402,12 @@ class MatchmakerService:
     def _disorders(self, candidates: _Candidates, disorders: Sequence[str]) -> np.ndarray | None:
         """Per person, how well they fit the query's disorders; None when no disorder is known here.
 
-        1 for a person with one of the disorders (the same disease under any of its MONDO, OMIM or Orphanet
-        ids, or a MONDO subtype of it); otherwise the chance, from their phenotypes, that they have it (for
-        disorders that OMIM's HPO annotations describe). A disorder in another scheme, or one neither a person
-        here nor the annotations know, is left out rather than scored 0 for everyone.
+        For a person with one of the disorders (the same disease under any of its MONDO, OMIM or Orphanet
+        ids, or a MONDO subtype of it), its information content against theirs (``_disease_index``): 1 for the
+        same disease, near 0 for MONDO's root, which every diagnosed person "has". Otherwise the chance, from
+        their phenotypes, that they have it (for disorders that OMIM's HPO annotations describe). A disorder
+        in another scheme, or one neither a person here nor the annotations know, is left out rather than
+        scored 0 for everyone.
         """
         xrefs = self._xrefs()
         asked = set().union(*(xrefs.equivalents(disorder) for disorder in disorders)) if disorders else set()
@@ -416,8 +420,8 @@ class MatchmakerService:
         if numbers:
             chances = candidates.index.disease_chances(np.asarray(numbers), np.ones(len(numbers)))
             fit = np.minimum(chances, 1.0)
-        if direct:
-            fit[np.concatenate(direct)] = 1.0
+        for positions, weights in direct:
+            fit[positions] = np.maximum(fit[positions], weights)
         return fit
 
     def _result(self, match: Match) -> dict[str, Any]:
@@ -509,24 +513,42 @@ class MatchmakerService:
         index = PhenotypeIndex(self._information_content(), profiles, self._disease_model())
         return _Candidates(key, everyone, index, positions, self._disease_index(everyone))
 
-    def _disease_index(self, everyone: Sequence[Candidate]) -> dict[str, np.ndarray]:
-        """Disease id -> the people with it, under every id MONDO gives it and with its MONDO ancestors."""
+    def _disease_index(self, everyone: Sequence[Candidate]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Disease id -> the people with it (under every id MONDO gives it, and its MONDO ancestors), weighted.
+
+        A shared diagnosis counts as much as it is informative, as shared HPO terms do: a person with disease
+        ``D`` "has" each MONDO ancestor ``A`` of it, with weight Lin's similarity ``2 ic(A) / (ic(A) + ic(D))``
+        over MONDO's intrinsic information content (``_mondo_information``). The same disease is 1, a subtype
+        of the asked disease a little less, and MONDO's root ("disease"), which every diagnosed person has,
+        about 0: a query naming it must not lift everyone diagnosed. An id MONDO does not know matches itself
+        only, with weight 1.
+        """
         xrefs, mondo = self._xrefs(), get_ontology("MONDO")
-        people: dict[str, set[int]] = {}
+        information = _MondoInformation(mondo)
+        people: dict[str, dict[int, float]] = {}
         for position, candidate in enumerate(everyone):
-            names: set[str] = set()
+            weights: dict[str, float] = {}
             for item in candidate.person.diseases:
                 code = item.get("diseaseCode")
-                if isinstance(code, dict) and code.get("id"):
-                    names |= xrefs.equivalents(str(code["id"]))
-            broader = {
-                a for name in names if name.startswith("MONDO:") and name in mondo for a in mondo.ancestors(name)
-            }
-            for name in broader:
-                names |= xrefs.equivalents(name)
-            for name in names:
-                people.setdefault(name, set()).add(position)
-        return {name: np.fromiter(sorted(found), dtype=np.int64) for name, found in people.items()}
+                if not (isinstance(code, dict) and code.get("id")):
+                    continue
+                names = xrefs.equivalents(str(code["id"]))
+                own = [name for name in names if name.startswith("MONDO:") and name in mondo]
+                for name in names:
+                    weights[name] = 1.0
+                for disease in own:
+                    specific = information(disease)
+                    for broader in mondo.ancestors(disease):
+                        general = information(broader)
+                        lin = 2 * general / (general + specific) if general + specific > 0 else 0.0
+                        for name in xrefs.equivalents(broader):
+                            weights[name] = max(weights.get(name, 0.0), lin)
+            for name, weight in weights.items():
+                people.setdefault(name, {})[position] = weight
+        return {
+            name: (np.fromiter(found, dtype=np.int64), np.fromiter(found.values(), dtype=np.float64))
+            for name, found in people.items()
+        }
 
     def _allowed(self, key: object, candidates: _Candidates, datasets: Sequence[Any]) -> _Consent:
         with self.database.sessions() as session:
@@ -548,6 +570,25 @@ class MatchmakerService:
             status, choice = consent.get((candidate.dataset_id, candidate.person.pseudonym), ("active", None))
             allowed[position] = matchmaking_consent(status, choice, codes.get(candidate.dataset_id, ())).allowed
         return _Consent(key, allowed, {dataset_id: custodian for dataset_id, custodian, _ in datasets})
+
+
+class _MondoInformation:
+    """A MONDO term's intrinsic information content in [0, 1]: ``ln(N / (1 + descendants)) / ln N``.
+
+    MONDO has no corpus of annotations to count, so specificity is read from the hierarchy itself (Seco et
+    al. 2004): a leaf disease is 1, the root 0. Counts are kept per index build, not the descendant sets.
+    """
+
+    def __init__(self, mondo: Ontology) -> None:
+        self.mondo = mondo
+        self.scale = math.log(len(mondo))
+        self._known: dict[str, float] = {}
+
+    def __call__(self, term: str) -> float:
+        if term not in self._known:
+            below = 1 + len(self.mondo.descendants(term))
+            self._known[term] = max(0.0, math.log(len(self.mondo) / below) / self.scale)
+        return self._known[term]
 
 
 def _feature(term: Mapping[str, Any]) -> dict[str, Any]:
