@@ -42,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from genoshare.crypt.files import Positional
 from genoshare.errors import InvalidInput, NotFound, Unavailable
 from genoshare.settings import S3Settings
+from genoshare.store.blobs import ENCRYPTED_SUFFIX
 
 _log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -106,7 +107,12 @@ class S3Object:
         try:
             return self._get_pinned(start, end)
         except _Changed:
-            # Rewritten under its key: only a node-key rotation does that, to the same length (``replace``).
+            # Rewritten under its key: only a node-key rotation does that, to a Crypt4GH file's header and to the
+            # same length (``replace``). Other bytes under a plaintext key are not the ones this read (and the
+            # ticket's checksum) began on: the read fails rather than mix them in, and the next open looks afresh.
+            if not self._key.endswith(ENCRYPTED_SUFFIX):
+                self._store.forget(self._key)
+                raise
             with _asking(self._store.label, "read", self._key):
                 head = self._store.client.head_object(Bucket=self._store.bucket, Key=self._key)
             if int(head["ContentLength"]) != self.size:
@@ -239,10 +245,18 @@ class S3ObjectStore:
 
     def remember(self, stored_key: str, size: int, etag: str) -> None:
         """The object under ``stored_key`` (prefix included) has this ETag now: later opens pin to it."""
-        key = stored_key[len(self.prefix) + 1 :] if self.prefix else stored_key
+        key = self._unprefixed(stored_key)
         with self._lock:
             if key in self._opened:
                 self._opened[key] = size, etag
+
+    def forget(self, stored_key: str) -> None:
+        """The object under ``stored_key`` changed: the next open reads its size and ETag again."""
+        with self._lock:
+            self._opened.pop(self._unprefixed(stored_key), None)
+
+    def _unprefixed(self, stored_key: str) -> str:
+        return stored_key[len(self.prefix) + 1 :] if self.prefix else stored_key
 
     def read_bytes(self, key: str) -> bytes:
         with _asking(self.label, "read", key):
