@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -64,7 +64,7 @@ from genoshare_lab.privacy.attacks import (
     scores,
 )
 from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
-from genoshare_lab.privacy.detection import RARE_MAX_COUNT, detection
+from genoshare_lab.privacy.detection import NEIGHBOURS, RARE_MAX_COUNT, adaptive, detection, detection_table
 from genoshare_lab.privacy.masking import greedy_masking, masked_answers
 from genoshare_lab.privacy.node_target import NodeBeacon, SessionCoin, SteppingClock, build_node
 
@@ -380,8 +380,9 @@ def cache_key(
     if rows is not None:
         parts.append(rows.tolist())
     # Only the fields set away from their defaults: a setting added later leaves earlier measurements valid.
+    # A lab subclass's own fields (``accounting.EvidencePriced.pricing``) are always named.
     unset = PrivacySettings()
-    changed = {k: v for k, v in asdict(settings).items() if getattr(unset, k) != v}
+    changed = {k: v for k, v in asdict(settings).items() if not hasattr(unset, k) or getattr(unset, k) != v}
     return hashlib.sha256(json.dumps([*parts, changed, name], default=str).encode()).hexdigest()[:16]
 
 
@@ -722,8 +723,6 @@ FULL = HarnessConfig(spread_seeds=(9, 10, 11, 12, 13), masking=True)
 
 #: The defences measured through the node's own handler; every other is measured on the oracle.
 HEADLINE = ("none", "node default")
-#: The attack flag is measured with these ``min_hits`` beside the node default's.
-FLAG_MIN_HITS = (4, 8)
 #: The defences measured at the other seeds too (``HarnessConfig.spread_seeds``).
 SPREAD = ("node default", "previous default", "budget=0.5 + rr p=0.25 k<=5 decay=0.4 false-yes=0.1")
 
@@ -909,16 +908,19 @@ def run(
     best = min(candidates, key=lambda r: r["best_response"]["power"]) if candidates else None  # type: ignore[index]
     # The node's attack flag (``access.attack_watch``), by the node's own rule; it reads no answer, so it
     # flags the same sessions under every defence. How much budget is left at the flag is the default's.
-    # The node default's rule and its neighbours (a flag sooner, or later), each with the budget left at the flag.
+    # The node default's rule and its neighbours, each with the budget left at the flag; then the attacker
+    # who knows the default's rule and keeps under it with decoys, on the default's oracle.
     started = time.monotonic()
     default = NODE_DEFAULTS[Granularity.BOOLEAN]
     assert default.watch_rule is not None
     flags: list[dict[str, object]] = []
-    for hits in sorted({*FLAG_MIN_HITS, default.watch_rule.min_hits}):
-        flagged = detection(cohort, plans, config.defended_queries, replace(default.watch_rule, min_hits=hits))
+    for rule in (default.watch_rule, *NEIGHBOURS):
+        flagged = detection(cohort, plans, config.defended_queries, rule)
         flagged["budget_at_flag"] = budget_at_flag(cohort, plans, default, config.seed, flagged)
-        flagged["node_default"] = hits == default.watch_rule.min_hits
+        flagged["node_default"] = rule == default.watch_rule
         flags.append(flagged)
+    oracle = GuardedBeacon(cohort, default, config.seed)
+    evading = adaptive(cohort, plans, config.defended_queries, default.watch_rule, default, oracle.session, config.seed)
     timings["detection_s"] = round(time.monotonic() - started, 1)
     if config.a3:
         started = time.monotonic()
@@ -928,6 +930,7 @@ def run(
     timings["total_s"] = round(time.monotonic() - began, 1)
     return {
         "detection": flags,
+        "adaptive": evading,
         "a3": a3 if config.a3 else None,
         "config": asdict(config),
         "n_sites": cohort.n_sites,
@@ -1030,50 +1033,6 @@ def collusion_table(results: Sequence[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def detection_table(flags: Sequence[dict[str, object]]) -> str:
-    """The node's attack flag on attack and benign sessions (``detection``), one column per rule measured."""
-    heads = []
-    for f in flags:
-        rule = f["rule"]
-        assert isinstance(rule, dict)
-        heads.append(f"flag at {rule['min_hits']}{' (node default)' if f['node_default'] else ''}")
-    lines = [
-        "Rule: flag a person once this many of their questions on rare alleles (<= 5 copies) were about alleles "
-        "one member carries, and at least half of all their rare questions; answers are not read.",
-        "",
-        "| sessions | " + " | ".join(heads) + " |",
-        "|---|" + "---|" * len(flags),
-    ]
-    for attack in ("A1", "A2"):
-        for who, key in (("member", "members_flagged"), ("non-member", "non_members_flagged")):
-            cells = []
-            for f in flags:
-                found = f[attack]
-                assert isinstance(found, dict)
-                median = found["median_query_when_flagged"]
-                at = f" (median question {median:g})" if who == "member" and median is not None else ""
-                cells.append(f"{found[key]:.1%}{at}")
-            lines.append(f"| {attack} on {who} targets | " + " | ".join(cells) + " |")
-    first = flags[0]["benign"]
-    assert isinstance(first, dict)
-    for name in first:
-        cells = []
-        for f in flags:
-            alarms = f["benign"][name]  # type: ignore[index]
-            cells.append(f"{alarms['flagged']} of {alarms['sessions']} ({alarms['share']:.1%})")
-        lines.append(f"| benign: {name} | " + " | ".join(cells) + " |")
-    for attack in ("A1", "A2"):
-        cells = []
-        for f in flags:
-            at = f["budget_at_flag"][attack]  # type: ignore[index]
-            if not at["flagged_members"]:
-                cells.append("-")
-                continue
-            cells.append(f"{at['median_spent']:.2f} of {at['budget']}; {at['share_with_budget_left']:.0%} can pay more")
-        lines.append(f"| {attack} member walks: budget spent at the flag (median) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def _utility_ok(result: dict[str, object]) -> bool:
     use = result["utility"]
     assert isinstance(use, dict)
@@ -1109,7 +1068,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if report["a3"] is not None:
         table += "\n\n" + a3_table(report["a3"])  # type: ignore[arg-type]
     table += "\n\n" + collusion_table(report["results"])  # type: ignore[arg-type]
-    table += "\n\n" + detection_table(report["detection"])  # type: ignore[arg-type]
+    table += "\n\n" + detection_table(report["detection"], report["adaptive"])  # type: ignore[arg-type]
     (args.work_dir / f"frontier-{stem}.md").write_text(table + "\n")
     plotted = plot_frontier(report["results"], args.work_dir / f"frontier-{stem}.png")  # type: ignore[arg-type]
     print(table)
