@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyroaring import BitMap
 
-from genoshare.index.schema import SCHEMA
+from genoshare.index.schema import FORMAT, SCHEMA, IndexWriter
 from genoshare.index.serving import RUN, VariantIndex
 
 
@@ -24,14 +25,16 @@ def write_index(path: Path, rng: random.Random, n_rows: int, n_samples: int) -> 
         "af": [len(c) / (2 * n_samples) for c in carriers], "carrier_count": [len(c) for c in carriers],
         "carriers": [c.serialize() for c in carriers],
     }  # fmt: skip
-    pq.write_table(pa.table(columns, schema=SCHEMA), path)
+    samples = base64.b64encode(BitMap(range(n_samples)).serialize()).decode()
+    with IndexWriter(path, json.dumps({"format": FORMAT, "source": "test", "samples": samples})) as writer:
+        writer.add(pa.RecordBatch.from_pydict(columns, schema=SCHEMA))
     return carriers
 
 
 def test_individuals_carrying_any_allele_of_a_window(tmp_path: Path) -> None:
     rng = random.Random(4)
-    carriers = write_index(tmp_path / "variants.parquet", rng, 40 * RUN + 17, 200)
-    index = VariantIndex({"cohort": tmp_path / "variants.parquet"})
+    carriers = write_index(tmp_path / "variants.arrow", rng, 40 * RUN + 17, 200)
+    index = VariantIndex({"cohort": tmp_path / "variants.arrow"})
     starts = index.datasets[0].starts
     for _ in range(60):
         low = rng.randrange(0, 900_000)
@@ -49,8 +52,8 @@ def test_individuals_carrying_any_allele_of_a_window(tmp_path: Path) -> None:
 
 def test_a_window_answer_is_the_callers_own_set(tmp_path: Path) -> None:
     """Whole runs come from precomputed frozen unions; the answer is still a plain set, apart from them."""
-    write_index(tmp_path / "variants.parquet", random.Random(5), 8 * RUN, 50)
-    hits = VariantIndex({"cohort": tmp_path / "variants.parquet"}).search("20", overlap=(0, 1_000_000))
+    write_index(tmp_path / "variants.arrow", random.Random(5), 8 * RUN, 50)
+    hits = VariantIndex({"cohort": tmp_path / "variants.arrow"}).search("20", overlap=(0, 1_000_000))
     carriers = hits.carriers()
     before = BitMap(carriers)
     carriers.add(1_000)  # a FrozenBitMap has no add()

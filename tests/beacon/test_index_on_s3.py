@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -45,7 +47,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[tu
     cohort = generate_cohort(root / "cohort", 30, 400_000, seed=11, n_variants=1500)
     local = _node(root / "local", cohort.vcf_path)
     remote = _node(root / "s3", cohort.vcf_path, objects_url=f"s3://{s3.new_bucket()}/node", s3=s3.settings())
-    index = next((root / "local").glob("beacon/cohort/*/variants.parquet"))
+    index = next((root / "local").glob("beacon/cohort/*/variants.arrow"))
     yield local, remote, index
     local.close()
     remote.close()
@@ -53,14 +55,14 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[tu
 
 def test_the_index_is_in_the_bucket_not_on_local_disk(nodes: tuple[Node, Node, Path]) -> None:
     _, remote, _ = nodes
-    [key] = [k for k in remote.objects.keys("beacon/") if k.endswith("variants.parquet")]
+    [key] = [k for k in remote.objects.keys("beacon/") if k.endswith("variants.arrow")]
     assert key.startswith("beacon/cohort/")
-    assert not list(remote.settings.data_dir.rglob("*.parquet"))  # scratch and staging included
+    assert not list(remote.settings.data_dir.rglob("*.arrow*"))  # scratch and staging included
 
 
 def test_beacon_answers_from_s3_match_local_disk(nodes: tuple[Node, Node, Path]) -> None:
     local, remote, index = nodes
-    rows = pq.read_table(index, columns=["contig", "start", "ref", "alt"]).to_pylist()
+    rows = _read(index).select(["contig", "start", "ref", "alt"]).to_pylist()
     rng = random.Random(3)
     asks: list[dict[str, Any]] = []
     for row in rng.sample(rows, 25):
@@ -83,12 +85,12 @@ def test_beacon_answers_from_s3_match_local_disk(nodes: tuple[Node, Node, Path])
 
 
 def test_a_query_reads_part_of_the_index_not_all_of_it(nodes: tuple[Node, Node, Path], tmp_path: Path) -> None:
-    """Ranged reads: the footer and the one row group a query touches, counted at the store; never the whole object."""
+    """Ranged reads: the footer and the one batch a query touches, counted at the store; never the whole object."""
     _, remote, _ = nodes
     store = remote.objects
-    made = write_synthetic_index(tmp_path / "variants.parquet", 12 * ROW_GROUP_SIZE, 400, contigs=("20", "21"))
-    first = pq.read_table(made.path).slice(3 * ROW_GROUP_SIZE + 10, 1).to_pylist()[0]
-    store.put(made.path, "beacon/synthetic/variants.parquet")
+    made = write_synthetic_index(tmp_path / "variants.arrow", 12 * ROW_GROUP_SIZE, 400, contigs=("20", "21"))
+    first = _read(made.path).slice(3 * ROW_GROUP_SIZE + 10, 1).to_pylist()[0]
+    store.put(made.path, "beacon/synthetic/variants.arrow")
     read: list[int] = []
 
     class Counting:
@@ -111,7 +113,27 @@ def test_a_query_reads_part_of_the_index_not_all_of_it(nodes: tuple[Node, Node, 
         assert [(row.start, row.alt) for row in hit.rows()] == [(first["start"], first["alt"])]
     finally:
         store.open = original  # type: ignore[method-assign]
-    size = original("beacon/synthetic/variants.parquet").size
+    size = original("beacon/synthetic/variants.arrow").size
     assert index.datasets.loads == 1
-    assert 0 < opened < size / 10  # the footer (pyarrow reads the last 64 KiB)
-    assert sum(read) - opened < size / 6  # one of twelve row groups
+    assert 0 < opened < size / 10  # the footer and its directory
+    assert sum(read) - opened < size / 6  # one of twelve batches
+
+
+def test_an_index_published_in_the_parquet_layout_before_is_served_from_the_bucket(
+    nodes: tuple[Node, Node, Path], tmp_path: Path
+) -> None:
+    """A bucket holding ``variants.parquet`` (genoshare-variant-index/1) and no Arrow file: still answered."""
+    _, remote, _ = nodes
+    made = write_synthetic_index(tmp_path / "variants.arrow", 3 * ROW_GROUP_SIZE, 100, contigs=("21",))
+    table = _read(made.path)
+    pq.write_table(table, tmp_path / "variants.parquet", row_group_size=8192, write_statistics=["contig", "start"])
+    remote.objects.put(tmp_path / "variants.parquet", "beacon/older/variants.parquet")
+    index = VariantIndex({"older": stored_index(remote.objects, "beacon/older")})
+    for row in random.Random(8).sample(table.to_pylist(), 10):
+        hit = index.sequence_query(row["contig"], row["start"], row["alt"], row["ref"])
+        assert [(r.start, r.alt, r.ac) for r in hit.rows()] == [(row["start"], row["alt"], row["ac"])]
+
+
+def _read(path: Path) -> pa.Table:
+    with ipc.open_file(path) as arrow:
+        return arrow.read_all()

@@ -100,9 +100,9 @@ def test_withdrawal_blocks_files_at_once_and_rewrites_shared_ones(
 
     def indexes() -> tuple[bool, int]:
         if kept_in_store(node.objects):
-            keys = [k for k in node.objects.keys("beacon/") if k.endswith("/variants.parquet")]
+            keys = [k for k in node.objects.keys("beacon/") if k.endswith("/variants.arrow")]
             return any(k.startswith(f"{old_index}/") for k in keys), len(keys)
-        found = list(node.settings.data_dir.glob("beacon/cohort/*/variants.parquet"))
+        found = list(node.settings.data_dir.glob("beacon/cohort/*/variants.arrow"))
         return (node.settings.data_dir / old_index).exists(), len(found)
 
     deadline = time.monotonic() + 30

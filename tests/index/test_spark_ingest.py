@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 import pysam
 import pytest
 from fastapi.testclient import TestClient
@@ -136,12 +136,12 @@ def test_the_spark_index_is_partitioned_by_contig_and_position(nodes: dict[str, 
     assert [(r.contig, r.start) for r in planned][:1] == [("20", 0)]
     assert len(planned) == 5
     assert [p.split("/", 1)[1] for p in manifest["parts"]] == [
-        f"contig={r.contig}/pos={r.start:012d}.parquet" for r in planned
+        f"contig={r.contig}/pos={r.start:012d}.arrow" for r in planned
     ]
     assert manifest["n_records"] == sum(CONTIGS.values())
-    assert not (index_dir / "variants.parquet").exists()
-    stored = [key for key in nodes["s3"].objects.keys("beacon/") if key.endswith((".parquet", MANIFEST))]
-    in_bucket = sorted(key.split("/", 4)[4] for key in stored if key.endswith(".parquet"))
+    assert not (index_dir / "variants.arrow").exists()
+    stored = [key for key in nodes["s3"].objects.keys("beacon/") if key.endswith((".arrow", MANIFEST))]
+    in_bucket = sorted(key.split("/", 4)[4] for key in stored if key.endswith(".arrow"))
     assert in_bucket == sorted(part.split("/", 1)[1] for part in manifest["parts"])  # the same parts, its own token
     assert any(key.endswith(MANIFEST) for key in stored)
 
@@ -179,7 +179,7 @@ def test_every_beacon_answer_is_the_same_on_both_engines(
 def test_sample_names_never_reach_the_spark_index(nodes: dict[str, Any]) -> None:
     names = [f"GS{i + 1:05d}".encode() for i in range(N_PEOPLE)]
     written = [p for p in (nodes["spark_dir"] / "beacon").rglob("*") if p.is_file()]
-    assert any(p.suffix == ".parquet" for p in written)
+    assert any(p.suffix == ".arrow" for p in written)
     for path in written:
         data = path.read_bytes()
         assert not any(name in data for name in names), path
@@ -230,9 +230,9 @@ def _rows(index_dir: Path) -> pa.Table:
     files = (
         [index_dir / part for part in json.loads((index_dir / MANIFEST).read_text())["parts"]]
         if (index_dir / MANIFEST).exists()
-        else [index_dir / "variants.parquet"]
+        else [index_dir / "variants.arrow"]
     )
-    return pa.concat_tables(pq.read_table(f) for f in files)
+    return pa.concat_tables(ipc.open_file(f).read_all() for f in files)
 
 
 def test_a_malformed_record_fails_the_build_and_publishes_nothing(tmp_path: Path, cohort: Path, spark: Any) -> None:

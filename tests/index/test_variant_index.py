@@ -154,7 +154,7 @@ def test_sample_numbers_and_several_datasets(
 ) -> None:
     numbers = {sample: 1000 + 3 * i for i, sample in enumerate(cohort.sample_ids)}
     build_variant_index(cohort.vcf_path, tmp_path, numbers)
-    index = VariantIndex({"first": index_summary.path, "renumbered": [tmp_path / "variants.parquet"]})
+    index = VariantIndex({"first": index_summary.path, "renumbered": [tmp_path / "variants.arrow"]})
     common = max(truth, key=lambda a: len(a.carriers))
     first, renumbered = index.sequence_query("20", common.start, common.alt, common.ref).rows()
     assert (first.dataset_id, renumbered.dataset_id) == ("first", "renumbered")

@@ -69,7 +69,7 @@ def test_no_file_of_a_served_node_is_readable_by_other_users(tmp_path: Path, ser
     assert answer.status_code == 200
     server.stop()
     assert (node / "genoshare.db-wal").exists() or (node / "genoshare.db").exists()
-    assert list(node.rglob("*.parquet")), "the Beacon carrier bitmaps should be on disk"
+    assert list(node.rglob("*.arrow")), "the Beacon carrier bitmaps should be on disk"
     assert readable_by_others(node) == []
 
     # A node made by an older genoshare: the next command closes it again.

@@ -1,10 +1,10 @@
 """Build the columnar variant index from a multi-sample VCF/BCF.
 
-Memory stays flat in the input size: records stream in blocks of 1,024 (see `bcf`) and leave as 64k-row
-Parquet row groups. Parsing runs in a bcftools child on the other core while this process counts alleles
-with numpy per block, so the build keeps pace with `bcftools view` itself rather than with cyvcf2. We open the
-input file descriptor ourselves and hand it to the reader: it shares the file offset, so progress can report
-input bytes consumed without wrapping the reader's reads.
+Memory stays flat in the input size: records stream in blocks of 1,024 (see `bcf`) and leave as the record
+batches of an Arrow file (`schema.IndexWriter`). Parsing runs in a bcftools child on the other core while this
+process counts alleles with numpy per block, so the build keeps pace with `bcftools view` itself rather than
+with cyvcf2. We open the input file descriptor ourselves and hand it to the reader: it shares the file offset,
+so progress can report input bytes consumed without wrapping the reader's reads.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ import pyarrow as pa
 from pyroaring import BitMap
 
 from genoshare.index.bcf import BcfStream, Cyvcf2Source, SiteBlock, UndeclaredInHeader
-from genoshare.index.schema import FORMAT, MANIFEST, SCHEMA, RowGroupWriter, classify, open_index_writer
+from genoshare.index.schema import FORMAT, MANIFEST, SCHEMA, IndexWriter, classify
 
 Progress = Callable[[int, int], None]
 
-INDEX_FILE = "variants.parquet"
+INDEX_FILE = "variants.arrow"
+#: The one file of an index written before the Arrow layout (``genoshare-variant-index/1``): still served.
+PARQUET_INDEX_FILE = "variants.parquet"
 _PROGRESS_EVERY = 10_000
 
 
@@ -190,7 +192,7 @@ def build_variant_index(
     sample_numbers: Mapping[str, int] | None = None,
     progress: Progress | None = None,
 ) -> IndexSummary:
-    """Write `out_dir/variants.parquet` (atomically: a crash leaves any previous index in place).
+    """Write `out_dir/variants.arrow` (atomically: a crash leaves any previous index in place).
 
     `sample_numbers` maps VCF sample ids to node-wide numbers (default: VCF column order), so bitmaps from
     several datasets share one number space for consent and phenotype filters. An input whose header does not
@@ -218,6 +220,7 @@ def build_variant_index(
     os.chmod(partial, 0o600)  # carrier bitmaps: the genotype matrix, for the node's user only
     os.replace(partial, final)
     (out / MANIFEST).unlink(missing_ok=True)  # a partitioned build's publication, which would be served first
+    (out / PARQUET_INDEX_FILE).unlink(missing_ok=True)  # the layout before: served if this one were not there
     if progress is not None:
         progress(written.n_records, written.bytes_read)
     return IndexSummary(
@@ -248,7 +251,7 @@ def write_index_file(
     fd: int | None = None,
     progress: Progress | None = None,
 ) -> WrittenIndex:
-    """Stream `source`'s blocks into the Parquet file `partial`: the whole index, or one region's part of it.
+    """Stream `source`'s blocks into the index file `partial`: the whole index, or one region's part of it.
 
     `fd` is the input descriptor the reader shares, if any: its offset is what the reader consumed.
     """
@@ -260,16 +263,13 @@ def write_index_file(
     }
     order = _OrderCheck(source.contigs)
     n_records = 0
-    writer = open_index_writer(partial, json.dumps(metadata))
-    with writer:
-        row_groups = RowGroupWriter(writer)
+    with IndexWriter(partial, json.dumps(metadata)) as writer:
         for block in source.blocks():
             order.check(block)
-            row_groups.add(_block_rows(block, numbers, source.contigs))
+            writer.add(_block_rows(block, numbers, source.contigs))
             reported = n_records // _PROGRESS_EVERY
             n_records += len(block)
             if fd is not None and progress is not None and n_records // _PROGRESS_EVERY > reported:
                 progress(n_records, os.lseek(fd, 0, os.SEEK_CUR))
-        row_groups.close()
     consumed = os.lseek(fd, 0, os.SEEK_CUR) if fd is not None else 0
-    return WrittenIndex(n_records, row_groups.n_rows, len(numbers), tuple(order.contigs), consumed)
+    return WrittenIndex(n_records, writer.n_rows, len(numbers), tuple(order.contigs), consumed)

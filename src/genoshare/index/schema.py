@@ -1,8 +1,12 @@
-"""The Parquet layout of the variant index, shared by the builder, the server and any bulk (Spark) writer.
+"""The file layout of the variant index, shared by the builder, the server and any bulk (Spark) writer.
 
 One row per (site, ALT allele); rows sorted by (contig order of the source header, start). Coordinates are
 0-based half-open, as Beacon v2 uses them. `carriers` is a portable-format Roaring bitmap (readable from
 Java/Go/C) over node-wide sample numbers.
+
+The file is an uncompressed Arrow IPC file (Feather v2), ``variants.arrow``: a server memory-maps it and
+reads a query's rows in place, without decoding anything (`serving` says why). Indexes written before
+(``genoshare-variant-index/1``) are Parquet files, ``variants.parquet``; `serving` still reads them.
 """
 
 from __future__ import annotations
@@ -11,16 +15,31 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 
-FORMAT = "genoshare-variant-index/1"
+FORMAT = "genoshare-variant-index/2"
+#: The file's own metadata (JSON: format, source, samples), in its schema.
 METADATA_KEY = b"genoshare.variant_index"
-#: Rows per row group: the unit a server reads for a query (~1.5 ms to read and decode one of 8,192 rows; one
-#: of 65,536 took ~50 ms), located through the contig/start/end statistics of the file's footer.
-ROW_GROUP_SIZE = 8_192
-#: A partitioned index (one Parquet file per region, `genoshare.index.spark`) is published by this JSON file
-#: beside where `variants.parquet` would be: its part files in (contig order of the source header, start) order.
+#: In the file's footer: one row per record batch (`DIRECTORY`), an Arrow IPC stream of one batch.
+DIRECTORY_KEY = b"genoshare.directory"
+#: Rows per record batch: the unit a server locates through the directory and reads (memory-mapped: only
+#: the pages a query touches; from an object store: one ranged GET of ~400 KB).
+ROW_GROUP_SIZE = 4_096
+#: A partitioned index (one file per region, `genoshare.index.spark`) is published by this JSON file
+#: beside where `variants.arrow` would be: its part files in (contig order of the source header, start) order.
 MANIFEST = "variants.json"
+
+#: Where each record batch is: its contigs' and positions' bounds (what Parquet keeps as statistics).
+DIRECTORY = pa.schema(
+    [
+        pa.field("contig_min", pa.string()),
+        pa.field("contig_max", pa.string()),
+        pa.field("start_min", pa.int64()),
+        pa.field("start_max", pa.int64()),
+        pa.field("end_min", pa.int64()),
+        pa.field("end_max", pa.int64()),
+    ]
+)
 
 SCHEMA = pa.schema(
     [
@@ -64,48 +83,50 @@ def classify(ref: str, alt: str, start: int, end: int) -> tuple[str, int] | None
     return "INDEL", abs(n_alt - n_ref)
 
 
-def open_index_writer(path: Path, metadata: str) -> pq.ParquetWriter:
-    """The Parquet writer of an index file: how the builder (and the scale benchmark's generator) write one.
+class IndexWriter:
+    """Writes an index file: rows sorted by (contig block, start) as record batches of `ROW_GROUP_SIZE` rows.
 
-    `metadata` is the JSON document stored under `METADATA_KEY` (format, source, samples). Rows go in
-    row groups of `ROW_GROUP_SIZE`: the unit a server reads (`serving`), located by each row group's
-    contig and start/end statistics, which the writer keeps.
-    """
-    return pq.ParquetWriter(
-        path,
-        SCHEMA.with_metadata({METADATA_KEY: metadata.encode()}),
-        compression="zstd",
-        use_dictionary=["contig", "ref", "alt", "variant_type"],
-        sorting_columns=[pq.SortingColumn(0), pq.SortingColumn(1)],
-        # Only what locates a row group: statistics of the carriers column (up to 4 KB of bitmap each) would
-        # make the footer of a 10^8-row index ~200 MB instead of a few.
-        write_statistics=["contig", "start", "end"],
-    )
+    A batch is what a server reads for a query, found by the file's directory (`DIRECTORY_KEY`): one holding
+    the end of one contig and the start of the next would span both contigs' positions, and be read for
+    queries on either, so a batch holds one contig. The directory is known only once every row is written,
+    and an Arrow file's footer metadata is fixed when the file is opened: rows stream into an Arrow IPC
+    stream beside ``path`` (memory stays flat in the number of rows), and closing copies its batches into
+    ``path``, the directory in the footer (one sequential copy, memory-mapped).
 
-
-class RowGroupWriter:
-    """Writes rows sorted by (contig block, start) as row groups of `ROW_GROUP_SIZE` rows, each of one contig.
-
-    A row group is what a server reads for a query, found by its statistics: one holding the end of one
-    contig and the start of the next would span both contigs' positions, and be read for queries on either.
+    Used as a context manager: ``path`` is written when the block ends without an exception; with one, the
+    staging stream is removed and ``path`` never appears.
     """
 
-    def __init__(self, writer: pq.ParquetWriter) -> None:
-        self._writer = writer
+    def __init__(self, path: Path, metadata: str) -> None:
+        self.path = path
+        self.n_rows = 0
+        self._schema = SCHEMA.with_metadata({METADATA_KEY: metadata.encode()})
+        self._staging = path.with_name(path.name + ".stream")
+        self._stream = ipc.new_stream(str(self._staging), self._schema)
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._contig: str | None = None
-        self.n_rows = 0
+        self._directory: dict[str, list[object]] = {name: [] for name in DIRECTORY.names}
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._stream.close()
+            self._staging.unlink(missing_ok=True)
 
     def add(self, rows: pa.RecordBatch) -> None:
         contigs = rows.column(0)
-        runs = pc.run_end_encode(contigs) if len(contigs) else None
-        if runs is None:
+        if not len(contigs):
             return
+        runs = pc.run_end_encode(contigs)
         lo = 0
         for name, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
             if name != self._contig:
-                self.close()
+                self._flush()
                 self._contig = name
             self._pending.append(rows.slice(lo, end - lo))
             self._pending_rows += end - lo
@@ -118,11 +139,34 @@ class RowGroupWriter:
                 self._pending_rows -= full
 
     def close(self) -> None:
-        """Write what is pending (the last, shorter row group of a contig)."""
+        """Write what is pending, then ``path``: the staged batches and, in the footer, the directory."""
+        self._flush()
+        self._stream.close()
+        directory = pa.RecordBatch.from_pydict(self._directory, schema=DIRECTORY)
+        sink = pa.BufferOutputStream()
+        with ipc.new_stream(sink, DIRECTORY) as writer:
+            writer.write_batch(directory)
+        footer = {DIRECTORY_KEY: sink.getvalue().to_pybytes()}
+        with (
+            pa.memory_map(str(self._staging)) as staged,
+            ipc.new_file(str(self.path), self._schema, metadata=footer) as out,
+        ):
+            for batch in ipc.open_stream(staged):
+                out.write_batch(batch)
+        self._staging.unlink()
+
+    def _flush(self) -> None:
+        """Write the pending rows (the last, shorter batch of a contig)."""
         if self._pending_rows:
             self._write(pa.Table.from_batches(self._pending, SCHEMA))
         self._pending, self._pending_rows = [], 0
 
     def _write(self, table: pa.Table) -> None:
-        self._writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
-        self.n_rows += table.num_rows
+        for batch in table.combine_chunks().to_batches(max_chunksize=ROW_GROUP_SIZE):
+            contig = pc.min_max(batch.column(0))
+            starts, ends = batch.column(1).to_numpy(), batch.column(2).to_numpy()
+            entry = (contig["min"].as_py(), contig["max"].as_py(), starts.min(), starts.max(), ends.min(), ends.max())
+            for name, value in zip(DIRECTORY.names, entry, strict=True):
+                self._directory[name].append(value)
+            self._stream.write_batch(batch)
+            self.n_rows += batch.num_rows

@@ -2,23 +2,39 @@
 
 Point queries are binary searches on the sorted `start` column held as numpy arrays (microseconds), not SQL:
 DuckDB's best in-memory point query measured 0.64 ms here, already most of the Beacon latency budget.
-The Parquet files stay the storage and exchange layout (DuckDB/Spark read them directly for analytics).
 
-Only the row groups a query touches are loaded. Opening an index reads each file's footer (from local disk,
-or by ranged reads of an object store) and keeps every row group's contig and start/end statistics as
-numpy arrays; a query picks the row groups those statistics allow, reads each (8,192 rows, ~1.5 ms) and
-keeps it in a least-recently-used cache bounded in bytes (`CACHE_BYTES`), so a server's memory is its
-parsed footers (~10 KB a row group: ~125 MB for 10^8 rows) plus that bound, whatever the index's size.
-Carrier bitmaps are kept as an Arrow binary column and only deserialised for the rows a query returns.
-Counts restricted to allowed samples stay vectorised: a row whose carrier count exceeds the number of the
-index's samples outside the allowed set has an allowed carrier for sure, so only the few remaining rows
-(none when nobody is excluded) need their bitmap read.
+Only the record batches a query touches are read. An index file (`schema`) is an uncompressed Arrow IPC
+file whose footer holds a directory: each batch's contig and start/end bounds, kept as numpy arrays (~50
+bytes a batch: ~1.3 MB for 10^8 rows). A query picks the batches those bounds allow and reads each in
+place: a local file is memory-mapped, so a batch's columns are views of the file's pages (zero-copy: no
+decoding, no allocation), a binary search on `start` touches a few pages of one column, and a hit's
+alleles and carrier bitmap are slices of a few more. Batches are kept in a least-recently-used cache
+bounded in bytes (``cache_bytes``); on a local file what it holds is views of mapped pages, which the
+kernel may drop and read again, so a server's own (anonymous) memory is the directory plus what queries
+build from the rows (bitmaps deserialised, run unions), whatever the index's size.
+
+Why this layout and not Parquet's row groups, which it replaced: a cold point query on a 10^8-row Parquet
+index cost ~2.5 ms of CPU decoding whole 8,192-row column chunks (zstd, dictionaries) into fresh buffers,
+and its slowest 1 % ~20 ms more, spent by the kernel zeroing the fresh (transparent huge) pages of Arrow's
+allocator for them; the parsed footer held ~10 KB a row group (~125 MB at 10^8) to locate them. Smaller
+row groups grow that footer, and pyarrow reads no Parquet page index. An Arrow file needs neither: reads
+are views, the footer is ~24 bytes a batch, and a cold query costs ~0.1-0.3 ms of CPU (docs/scale.md). It
+takes ~5x the disk of zstd Parquet (~96 bytes a row at 10^3 samples, ~60% of them the bitmaps), the price of
+reading in place. On an object store (`StoredFile`) a batch is one ranged GET of the whole batch, into the
+cache. Indexes published before (Parquet, ``genoshare-variant-index/1``) are still served, by reading their
+row groups as before, and the operator is told once to rebuild them (``genoshare beacon-index``).
+
+Carrier bitmaps are only deserialised for the rows a query returns. Counts restricted to allowed samples
+stay vectorised: a row whose carrier count exceeds the number of the index's samples outside the allowed
+set has an allowed carrier for sure, so only the few remaining rows (none when nobody is excluded) need
+their bitmap read.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -30,16 +46,19 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 
-from genoshare.index.build import INDEX_FILE
-from genoshare.index.schema import MANIFEST, METADATA_KEY, SCHEMA, TYPE_QUERY_EXPANSION
+from genoshare.index.build import INDEX_FILE, PARQUET_INDEX_FILE
+from genoshare.index.schema import DIRECTORY_KEY, MANIFEST, METADATA_KEY, SCHEMA, TYPE_QUERY_EXPANSION
 
 PathLike = str | Path
 
-#: Decoded row groups a `VariantIndex` keeps, in bytes (a row group of 8,192 rows is ~0.5-1 MB decoded).
+#: Record batches (or row groups) a `VariantIndex` keeps, in bytes (a batch of 4,096 rows is ~0.4 MB).
 CACHE_BYTES = 256 * 1024 * 1024
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,7 @@ class _Dataset:
         """
         for name in table.column_names:
             if name in _STRINGS:
-                self._strings[name] = table.column(name).combine_chunks()
+                self._strings[name] = _one_array(table.column(name))
             else:
                 self._numbers[name] = table.column(name).to_numpy()
         self.nbytes += table.get_total_buffer_size()
@@ -185,7 +204,7 @@ class _Dataset:
     def carriers(self) -> pa.Array:
         """The rows' carrier bitmaps (serialised), read on first use."""
         if self._carriers is None:
-            loaded = self._read(["carriers"]).column(0).combine_chunks()
+            loaded = _one_array(self._read(["carriers"]).column(0))
             self.nbytes += loaded.get_total_buffer_size()
             self._carriers = loaded
         return self._carriers
@@ -256,6 +275,11 @@ class _Dataset:
         return [BitMap.deserialize(b) for b in self.carriers.take(pa.array(rows)).to_pylist()]
 
 
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array; its only chunk as it is (``combine_chunks`` would copy a mapped file's view)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _joined(table: pa.Table, more: pa.Table) -> pa.Table:
     """``table`` with ``more``'s columns (the same rows) appended."""
     for field, column in zip(more.schema, more.columns, strict=True):
@@ -284,7 +308,7 @@ def _is_sorted(contigs: pa.ChunkedArray, starts: np.ndarray) -> bool:
 
 def _contig_blocks(contigs: pa.ChunkedArray) -> Iterable[tuple[str, int, int]]:
     """Runs of equal contig names as (name, first row, end row)."""
-    runs = pc.run_end_encode(contigs.combine_chunks() if contigs.num_chunks else pa.array([], pa.string()))
+    runs = pc.run_end_encode(_one_array(contigs) if contigs.num_chunks else pa.array([], pa.string()))
     lo = 0
     for name, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
         yield name, lo, end
@@ -377,8 +401,49 @@ _POSITIONS = ["contig", "start", "end"]
 _STRINGS = frozenset({"contig", "ref", "alt", "variant_type"})
 
 
-class _IndexFile:
-    """One Parquet file of an index: its footer, read once, and its row groups, read on demand."""
+Bounds = tuple[str | None, str | None, int, int, int, int]
+
+
+class _ArrowFile:
+    """One Arrow file of an index (``genoshare-variant-index/2``): its directory, read once, and its batches."""
+
+    def __init__(self, dataset_id: str, source: Path | StoredFile) -> None:
+        self.dataset_id = dataset_id
+        self.name = source.name if isinstance(source, StoredFile) else str(source)
+        # Memory-mapped, a batch's columns are views of the file: nothing decoded, nothing allocated. Over
+        # an object store, a batch is read whole by one ranged GET (and kept by the cache).
+        handle = (
+            pa.PythonFile(source.open(), mode="r") if isinstance(source, StoredFile) else pa.memory_map(str(source))
+        )
+        self._file = ipc.open_file(handle)
+        self.samples = _file_samples(self._file.schema.metadata)
+        self.first: list[str] | None = None  # every column at once: views, or one GET
+        self._lock = threading.Lock()  # one handle: a remote one is a seek and a read, not thread-safe
+
+    def statistics(self) -> list[Bounds]:
+        """Per batch: contig min and max, start min and max, end min and max, from the footer's directory."""
+        footer = self._file.metadata or {}
+        if DIRECTORY_KEY not in footer:
+            raise ValueError(f"{self.name}: not a variant index (its footer has no directory)")
+        directory = ipc.open_stream(footer[DIRECTORY_KEY]).read_all()
+        if directory.num_rows != self._file.num_record_batches:
+            raise ValueError(f"{self.name}: its directory does not match its record batches")
+        columns = [directory.column(name).to_pylist() for name in directory.column_names]
+        return list(zip(*columns, strict=True))
+
+    def read(self, group: int, columns: list[str] | None = None) -> pa.Table:
+        with self._lock:
+            batch = self._file.get_batch(group)
+        table = pa.Table.from_batches([batch])
+        return table if columns is None else table.select(columns)
+
+
+class _ParquetFile:
+    """One Parquet file of an index published before the Arrow layout: its footer, read once, and its row groups.
+
+    Served as before (a row group decoded on first use), and slower than its rebuilt Arrow file would be:
+    opening one says so in the log, with the command that rebuilds it.
+    """
 
     def __init__(self, dataset_id: str, source: Path | StoredFile) -> None:
         self.dataset_id = dataset_id
@@ -388,7 +453,7 @@ class _IndexFile:
             handle = pa.PythonFile(source.open(), mode="r")
             self.parquet = pq.ParquetFile(handle, pre_buffer=True, read_dictionary=_AS_DICTIONARY)
             # A ranged GET costs more than decoding: the allele columns come with the positions, one read.
-            self.first = _ALL_BUT_CARRIERS
+            self.first: list[str] | None = _ALL_BUT_CARRIERS
         else:
             self.name = str(source)
             # Not memory-mapped: pages a process maps count in its RSS (up to the whole file over time);
@@ -397,8 +462,15 @@ class _IndexFile:
             self.first = _POSITIONS
         self.samples = _file_samples(self.parquet.schema_arrow.metadata)
         self._lock = threading.Lock()  # one handle: a remote one is a seek and a read, not thread-safe
+        _log.warning(
+            "Beacon index %s (dataset %s) is in the Parquet layout of an older genoshare: served, with slower"
+            " cold queries; rebuild it with `genoshare beacon-index %s`",
+            self.name,
+            dataset_id,
+            dataset_id,
+        )
 
-    def statistics(self) -> list[tuple[str | None, str | None, int, int, int, int]]:
+    def statistics(self) -> list[Bounds]:
         """Per row group: contig min and max, start min and max, end min and max (unbounded where not written)."""
         metadata = self.parquet.metadata
         names = metadata.schema.names
@@ -416,6 +488,16 @@ class _IndexFile:
     def read(self, group: int, columns: list[str] | None = None) -> pa.Table:
         with self._lock:
             return self.parquet.read_row_group(group, columns=columns)
+
+
+_IndexFile = _ArrowFile | _ParquetFile
+
+
+def _open_file(dataset_id: str, source: Path | StoredFile) -> _IndexFile:
+    """The reader of an index file, by its name: ``.parquet`` for an index written before the Arrow layout."""
+    if source.name.endswith(".parquet"):
+        return _ParquetFile(dataset_id, source)
+    return _ArrowFile(dataset_id, source)
 
 
 class _RowGroups(Sequence[_Dataset]):
@@ -485,10 +567,10 @@ class VariantIndex:
     ) -> None:
         self.datasets = _RowGroups(cache_bytes)
         dataset_of: list[str] = []
-        stats: list[tuple[str | None, str | None, int, int, int, int]] = []
+        stats: list[Bounds] = []
         for dataset_id, spec in datasets.items():
             for source in _files(spec):
-                index_file = _IndexFile(dataset_id, source)
+                index_file = _open_file(dataset_id, source)
                 groups = index_file.statistics()
                 self.datasets.where.extend((len(self.datasets.files), g) for g in range(len(groups)))
                 self.datasets.files.append(index_file)
@@ -708,4 +790,6 @@ def _published(directory: Path) -> list[Path]:
     manifest = directory / MANIFEST
     if manifest.is_file():
         return [directory / part for part in json.loads(manifest.read_text())["parts"]]
+    if not (directory / INDEX_FILE).exists() and (directory / PARQUET_INDEX_FILE).exists():
+        return [directory / PARQUET_INDEX_FILE]  # published before the Arrow layout
     return [directory / INDEX_FILE]

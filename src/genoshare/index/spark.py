@@ -1,14 +1,14 @@
-"""Builds the variant index on Apache Spark: one task per region of the input, one Parquet part per task.
+"""Builds the variant index on Apache Spark: one task per region of the input, one index file per task.
 
 The driver splits the (bgzipped, tabix/CSI-indexed) VCF/BCF by contig, and a contig with many records into
 position ranges of about `records_per_task` records each, from the record counts its index keeps
 (`bcftools index --stats`) and the contig lengths its header declares. Each task reads its region through the
 index (pysam's bcftools, or cyvcf2 for inputs bcftools cannot write as BCF) and writes its rows with the very
 code of the one-process build (`genoshare.index.build.write_index_file`), so the rows, their order, the schema
-and the file metadata are those of `variants.parquet`; only their split into files differs.
+and the file metadata are those of `variants.arrow`; only their split into files differs.
 
-Parts land in a fresh ``parts-<token>/contig=<name>/pos=<start>.parquet`` tree beside where
-``variants.parquet`` would be, and nothing serves them until the driver writes the manifest
+Parts land in a fresh ``parts-<token>/contig=<name>/pos=<start>.arrow`` tree beside where
+``variants.arrow`` would be, and nothing serves them until the driver writes the manifest
 (`schema.MANIFEST`, one atomic rename) naming them in order: a failed or killed job leaves no manifest and its
 parts are deleted. The Beacon's database row, written after, is what publishes the index to queries.
 
@@ -36,7 +36,13 @@ import pysam
 from pysam import bcftools
 
 from genoshare.index.bcf import BcfError, BcfStream, Cyvcf2Source, Region, UndeclaredInHeader
-from genoshare.index.build import INDEX_FILE, IndexSummary, build_variant_index, write_index_file
+from genoshare.index.build import (
+    INDEX_FILE,
+    PARQUET_INDEX_FILE,
+    IndexSummary,
+    build_variant_index,
+    write_index_file,
+)
 from genoshare.index.schema import FORMAT, MANIFEST
 
 if TYPE_CHECKING:
@@ -155,8 +161,8 @@ class _Part:
 
 
 def _index_region(parts_dir: str, source_name: str, numbers: Broadcast[dict[str, int]], region: Region) -> _Part:
-    """One Spark task: the region's rows as one Parquet file. Errors come back as data, not as a Java trace."""
-    relative = f"contig={quote(region.contig, safe='')}/pos={region.start:012d}.parquet"
+    """One Spark task: the region's rows as one index file. Errors come back as data, not as a Java trace."""
+    relative = f"contig={quote(region.contig, safe='')}/pos={region.start:012d}.arrow"
     target = Path(parts_dir) / relative
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
@@ -254,6 +260,7 @@ class SparkIndexBuilder:
 def _remove_unpublished(out: Path, keep: str) -> None:
     """Earlier builds' parts and a one-process index in the same directory: the manifest names neither."""
     (out / INDEX_FILE).unlink(missing_ok=True)
+    (out / PARQUET_INDEX_FILE).unlink(missing_ok=True)
     for stale in out.glob("parts-*"):
         if stale.name != keep:
             shutil.rmtree(stale, ignore_errors=True)

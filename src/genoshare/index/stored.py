@@ -4,8 +4,8 @@ A node whose objects live in S3 keeps its indexes there too: one more disk-bound
 server process reads the same copy. The index is built in local staging (as before), then its files go up
 under ``beacon/DATASET/SHA256/`` (a partitioned build's parts first, its manifest last: a reader sees the
 manifest only once every part it names is there). A server opens each file as a seekable handle over
-ranged GETs (``StoredFile``): it reads the footer once, then only the row groups a query touches, into the
-bounded cache of ``serving``. Nothing is copied to local disk.
+ranged GETs (``StoredFile``): it reads the footer once, then only the record batches a query touches, into
+the bounded cache of ``serving``. Nothing is copied to local disk.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from genoshare.crypt.files import PositionalIO
-from genoshare.index.build import INDEX_FILE
+from genoshare.index.build import INDEX_FILE, PARQUET_INDEX_FILE
 from genoshare.index.schema import MANIFEST
 from genoshare.index.serving import StoredFile
 from genoshare.store.objects import LocalObjectStore, ObjectStore
@@ -42,6 +42,8 @@ def stored_index(objects: ObjectStore, key: str) -> list[StoredFile]:
     names = [INDEX_FILE]
     if objects.exists(f"{key}/{MANIFEST}"):
         names = list(json.loads(objects.read_bytes(f"{key}/{MANIFEST}"))["parts"])
+    elif not objects.exists(f"{key}/{INDEX_FILE}") and objects.exists(f"{key}/{PARQUET_INDEX_FILE}"):
+        names = [PARQUET_INDEX_FILE]  # published before the Arrow layout
     return [StoredFile(f"{key}/{name}", partial(_open, objects, f"{key}/{name}")) for name in names]
 
 

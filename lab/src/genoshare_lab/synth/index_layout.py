@@ -1,8 +1,8 @@
-"""Synthetic variant indexes written straight into the node's Parquet layout, for the scale benchmark.
+"""Synthetic variant indexes written straight into the node's index layout, for the scale benchmark.
 
 A VCF of 10^8 sites x 10^3 samples would take hours to write and to ingest; the index itself is what a
 query reads, so this writes rows of ``genoshare.index.schema.SCHEMA`` directly, in the builder's file layout
-(``open_index_writer``: one ``variants.parquet`` whose row groups are the units a server loads), streaming
+(``IndexWriter``: one ``variants.arrow`` whose record batches are the units a server reads), streaming
 in blocks so memory stays flat in the number of variants.
 
 The allele-count spectrum has the shape of a real population's: P(allele count = i) ~ i^-alpha over
@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 from pyroaring import BitMap
 
-from genoshare.index.schema import FORMAT, SCHEMA, RowGroupWriter, open_index_writer
+from genoshare.index.schema import FORMAT, SCHEMA, IndexWriter
 
 #: GRCh38's autosomes and X, in header order, with their lengths (the `##contig` lines of GRCh38 headers).
 GRCH38: dict[str, int] = {
@@ -191,7 +191,7 @@ def write_synthetic_index(
     alpha: float = 2.0,
     contigs: tuple[str, ...] = CONTIGS,
 ) -> Generated:
-    """Write ``out`` (a ``variants.parquet``): ``n_variants`` rows over ``contigs``, sorted as the builder sorts.
+    """Write ``out`` (a ``variants.arrow``): ``n_variants`` rows over ``contigs``, sorted as the builder sorts.
 
     Deterministic in ``seed``. Written to ``out.partial`` and renamed, so a cached file is always whole.
     """
@@ -209,8 +209,7 @@ def write_synthetic_index(
     }
     partial = out.with_name(out.name + ".partial")
     singletons = 0
-    with open_index_writer(partial, json.dumps(metadata)) as writer:
-        row_groups = RowGroupWriter(writer)
+    with IndexWriter(partial, json.dumps(metadata)) as writer:
         for contig, rows in zip(contigs, per_contig.tolist(), strict=True):
             length = GRCH38[contig]
             blocks = max(1, -(-rows // _BLOCK))
@@ -219,7 +218,6 @@ def write_synthetic_index(
             for lo, hi, n in zip(edges[:-1].tolist(), edges[1:].tolist(), sizes.tolist(), strict=True):
                 batch = _block(rng, contig, lo, hi, n, n_samples, cdf)
                 singletons += int(np.count_nonzero(batch.column("ac").to_numpy() == 1))
-                row_groups.add(batch)
-        row_groups.close()
+                writer.add(batch)
     partial.replace(out)
-    return Generated(out, row_groups.n_rows, n_samples, singletons, time.perf_counter() - began)
+    return Generated(out, writer.n_rows, n_samples, singletons, time.perf_counter() - began)
