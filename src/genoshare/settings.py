@@ -374,9 +374,10 @@ class DatabaseSettings(BaseModel):
     pool_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     #: Connections older than this are replaced (a proxy or firewall may cut ones it thinks idle); PostgreSQL.
     pool_recycle_seconds: int = Field(default=1800, ge=1, le=86400)
-    #: Test each PostgreSQL connection as it is taken from the pool (a round trip), so a restarted database
-    #: server costs no failed request. Off saves the round trip; the first request on each connection the
-    #: server dropped then fails (once: the pool drops every connection on the first such error).
+    #: Test a PostgreSQL connection as it is taken from the pool (a round trip) when it may have gone: the
+    #: server closed it or said something unasked on it (a restart), or it sat idle for a second or more;
+    #: a restarted database server then costs no failed request. Off: the first request on a connection the
+    #: server dropped fails (once: the pool drops every connection on the first such error).
     pre_ping: bool = True
     #: On PostgreSQL, wait for the disk (``synchronous_commit``) when a Beacon answer writes the privacy state
     #: (budgets spent, the answer kept). Off (default): the durability SQLite in WAL mode gives everything;
@@ -480,6 +481,10 @@ class Settings(BaseSettings):
     #: A re-derivation after a withdrawal builds in the serving process whatever this says.
     ingest_engine: Literal["embedded", "spark"] = "embedded"
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    #: MiB of record batches each served Beacon variant index (one per VCF/BCF object) keeps between queries,
+    #: least recently used first out. Indexes on local disk are memory-mapped, so what they keep is mostly
+    #: views of the page cache; indexes in S3 (or in the Parquet layout of older nodes) keep what they read.
+    beacon_index_cache_mb: int = Field(default=256, ge=1, le=1024 * 1024)
     #: Where clients reach this node, with any path prefix a proxy adds; used in DRS self_uri, access URLs and
     #: htsget tickets.
     public_url: str = "http://127.0.0.1:8080"

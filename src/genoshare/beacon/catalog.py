@@ -2,8 +2,8 @@
 
 A Beacon request must not cost a full metadata read; a steward's change (a new dataset, a new index, an
 access level) is seen after at most ``max_age`` seconds, in every server process, without notification.
-Each index is served by ``genoshare.index.serving.VariantIndex`` (footers read once, row groups read as
-queries touch them into a bounded cache), from the data directory or, on a node whose objects are in S3,
+Each index is served by ``genoshare.index.serving.VariantIndex`` (footers read once, record batches read
+as queries touch them into a cache of ``cache_bytes``), from the data directory or, on a node whose objects are in S3,
 from the object store (``genoshare.index.stored``), and kept until the index is rebuilt.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from genoshare.index.serving import StoredFile, VariantIndex
+from genoshare.index.serving import CACHE_BYTES, StoredFile, VariantIndex
 from genoshare.index.stored import kept_in_store, stored_index
 from genoshare.store.beacon_tables import BeaconVariantIndex
 from genoshare.store.db import Database
@@ -38,9 +38,15 @@ _NEVER = float("-inf")
 
 class Catalog:
     def __init__(
-        self, database: Database, data_dir: Path, max_age: float = 0.5, objects: ObjectStore | None = None
+        self,
+        database: Database,
+        data_dir: Path,
+        max_age: float = 0.5,
+        objects: ObjectStore | None = None,
+        cache_bytes: int = CACHE_BYTES,
     ) -> None:
         self.database = database
+        self.cache_bytes = cache_bytes
         self.data_dir = data_dir
         #: Where indexes are read from when they are kept in a remote object store (``index.stored``).
         self.objects = objects if objects is not None and kept_in_store(objects) else None
@@ -87,7 +93,8 @@ class Catalog:
             if known is not None and known.row.built_at == row.built_at:
                 fresh[row.object_id] = known
             else:
-                fresh[row.object_id] = ServedIndex(row, VariantIndex({row.object_id: self._files(row)}))
+                index = VariantIndex({row.object_id: self._files(row)}, self.cache_bytes)
+                fresh[row.object_id] = ServedIndex(row, index)
         self._indexes = fresh
 
     def _files(self, row: BeaconVariantIndex) -> Path | list[StoredFile]:

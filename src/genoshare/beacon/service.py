@@ -174,7 +174,8 @@ class BeaconService:
         self.policy = policy
         self.audit = audit
         self.people = PeopleCache(database, max_age)
-        self.catalog = Catalog(database, settings.data_dir, max_age, objects)
+        cache_bytes = settings.beacon_index_cache_mb * 1024 * 1024
+        self.catalog = Catalog(database, settings.data_dir, max_age, objects, cache_bytes)
         self.guard = guard
         self.max_age = max_age
         self._callers: dict[tuple[str, ...], tuple[float, Caller]] = {}
