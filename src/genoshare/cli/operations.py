@@ -119,7 +119,7 @@ def rotate_node_key_command(data_dir: DataDir = Path("node")) -> None:
     node = open_node(data_dir)
     try:
         with reported():
-            done = rotate_node_key(node.settings.keys_dir, node.objects)
+            done = rotate_node_key(node.settings.keys_dir, node.objects, waiting=_waiting_for_writers)
             details = {
                 "rewritten": done.rewritten,
                 "already": done.already,
@@ -135,6 +135,13 @@ def rotate_node_key_command(data_dir: DataDir = Path("node")) -> None:
     console.print(
         f"node key rotated: {done.rewritten} stored headers re-encrypted to the new key "
         f"({done.already} already were); the old secret key is deleted",
+        soft_wrap=True,
+    )
+
+
+def _waiting_for_writers() -> None:
+    console.print(
+        "node key rotation: waiting for a process (an ingest?) to store the files it encrypted to the old key",
         soft_wrap=True,
     )
 

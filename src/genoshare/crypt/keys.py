@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
 import io
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -24,7 +27,7 @@ from typing import TypeAlias
 from crypt4gh import sodium
 from crypt4gh.keys import c4gh, get_private_key, get_public_key
 
-from genoshare.crypt.errors import InvalidKey
+from genoshare.crypt.errors import CryptError, InvalidKey
 
 PASSPHRASE_ENV = "GENOSHARE_NODE_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 KEY_SIZE = 32
@@ -141,6 +144,10 @@ class NodeKeys:
         self._checked = time.monotonic()
 
     @property
+    def directory(self) -> Path:
+        return self._dir
+
+    @property
     def public(self) -> bytes:
         """The public key new files are encrypted to."""
         self._follow()
@@ -194,6 +201,65 @@ class NodeKeys:
 
 #: What readers of stored files take: one secret key, a key pair, or the node's keys (which follow a rotation).
 SecretKeys: TypeAlias = bytes | KeyPair | NodeKeys
+
+#: Beside the key files: held shared by every process from encrypting a file to the node key until it is stored.
+WRITERS_LOCK = ".writers.lock"
+
+
+class WritersBusy(CryptError):
+    """A process still stores files encrypted to the key a rotation would retire."""
+
+
+@contextlib.contextmanager
+def storing_encrypted(keys: KeyPair | NodeKeys) -> Iterator[None]:
+    """Held around "encrypt to ``keys.public``, then store": a rotation retires no key until it is let go.
+
+    An ingest encrypts each file as it stages it and stores the batch at the end, minutes later: a rotation
+    that deleted the old secret key meanwhile left it storing files no key opened (``retire_when_stored``).
+    A shared ``flock``, released by the kernel when the process dies, ``kill -9`` too. A plain key pair (a
+    tool or a test, no key directory) has nothing to hold.
+    """
+    if not isinstance(keys, NodeKeys):
+        yield
+        return
+    with _writers_lock(keys.directory) as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield
+
+
+def retire_when_stored(keys_dir: Path, wait: float, waiting: Callable[[], None] | None = None) -> None:
+    """Return once no process is between encrypting a file and storing it (``storing_encrypted``).
+
+    Called by a rotation after every process encrypts to the new key: a writer still holding the lock may have
+    encrypted to the old one, and its files must be stored before the last re-keying pass looks for them.
+    ``waiting`` is called once if some writer holds it; after ``wait`` seconds, ``WritersBusy``.
+    """
+    deadline = time.monotonic() + wait
+    with _writers_lock(keys_dir) as lock:
+        told = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WritersBusy(
+                        f"a process (an ingest?) still stores files encrypted to the old key after {wait:.0f} s "
+                        f"({keys_dir / WRITERS_LOCK} is held)"
+                    ) from None
+                if not told and waiting is not None:
+                    waiting()
+                    told = True
+                time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _writers_lock(keys_dir: Path) -> Iterator[int]:
+    descriptor = os.open(keys_dir / WRITERS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        yield descriptor
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def secrets_of(keys: SecretKeys) -> tuple[bytes, ...]:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from genoshare.access.requests import RequestAccess
 from genoshare.access.roles import Caller
 from genoshare.crypt.files import EncryptedFile, encrypt_file
-from genoshare.crypt.keys import KeyPair, NodeKeys
+from genoshare.crypt.keys import KeyPair, NodeKeys, storing_encrypted
 from genoshare.errors import InvalidInput, NotFound, Unavailable
 from genoshare.store.db import Database
 from genoshare.store.models import RequestDocument
@@ -79,9 +79,10 @@ class RequestDocuments:
         with self.objects.work_dir("document") as work:
             plain, sealed = work / "plain", work / "sealed.c4gh"
             plain.write_bytes(content)
-            encrypt_file(plain, sealed, self.keys)
-            plain.unlink()
-            self.objects.put(sealed, key)
+            with storing_encrypted(self.keys):  # a rotation retires no key this file was encrypted to
+                encrypt_file(plain, sealed, self.keys)
+                plain.unlink()
+                self.objects.put(sealed, key)
         document = RequestDocument(
             id=document_id,
             request_id=request_id,

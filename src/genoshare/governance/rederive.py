@@ -33,7 +33,7 @@ from sqlalchemy import delete, select
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.errors import CryptError
 from genoshare.crypt.files import encrypt_file
-from genoshare.crypt.keys import KeyPair, NodeKeys
+from genoshare.crypt.keys import KeyPair, NodeKeys, storing_encrypted
 from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
@@ -220,10 +220,11 @@ class Rederiver:
             index = build_index(target, fmt)
             md5, sha256 = file_checksums(target)
             blob = work / "kept.c4gh"
-            encrypt_file(target, blob, self.keys)
             blob_key = f"blobs/{sha256[:2]}/{sha256}.c4gh"
             index_key = f"indexes/{sha256[:2]}/{sha256}.{fmt.index_format}"
-            self.objects.put(blob, blob_key)
+            with storing_encrypted(self.keys):  # a rotation retires no key this file was encrypted to
+                encrypt_file(target, blob, self.keys)
+                self.objects.put(blob, blob_key)
             self.objects.put(index, index_key)
             return Derived(blob_key, index_key, md5, sha256, target.stat().st_size)
 

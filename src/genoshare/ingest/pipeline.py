@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from genoshare.access.at_rest import check_plaintext_allowed
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.files import encrypt_file
-from genoshare.crypt.keys import KeyPair, NodeKeys
+from genoshare.crypt.keys import KeyPair, NodeKeys, storing_encrypted
 from genoshare.errors import Conflict
 from genoshare.formats import FileFormat, detect, is_bgzf, split_name
 from genoshare.ids import check_object_name, object_id
@@ -135,15 +135,18 @@ class Ingestor:
         result = IngestResult()
         with self.objects.work_dir("ingest") as workdir:
             staged: list[Staged] = []
-            for path in paths:
-                path = Path(path)
-                source_sha = file_checksums(path, _stage(progress, path.name, "checksum"))[1]
-                if source_sha in known:
-                    result.unchanged.append(known[source_sha])
-                    continue
-                staged.append(self._stage_file(dataset, path, source_sha, workdir, progress))
-                known[source_sha] = staged[-1].row.name
-            self._publish(dataset_id, staged, result, actor)
+            # Files are encrypted as they are staged and stored at the end: no node-key rotation may retire
+            # the key they were encrypted to in between.
+            with storing_encrypted(self.keys):
+                for path in paths:
+                    path = Path(path)
+                    source_sha = file_checksums(path, _stage(progress, path.name, "checksum"))[1]
+                    if source_sha in known:
+                        result.unchanged.append(known[source_sha])
+                        continue
+                    staged.append(self._stage_file(dataset, path, source_sha, workdir, progress))
+                    known[source_sha] = staged[-1].row.name
+                self._publish(dataset_id, staged, result, actor)
             self._index_variants(dataset_id, staged, progress)
         return result
 

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -25,7 +26,15 @@ from genoshare.access.issuer import ALGORITHM, RETIRED_SUFFIX, VisaIssuer
 from genoshare.access.tickets import PREVIOUS_SUFFIX
 from genoshare.crypt.errors import NotDecryptable
 from genoshare.crypt.files import EncryptedFile, Reencryption
-from genoshare.crypt.keys import NEXT, PREVIOUS, RELOAD_SECONDS, KeyPair, generate_keypair, load_keypair
+from genoshare.crypt.keys import (
+    NEXT,
+    PREVIOUS,
+    RELOAD_SECONDS,
+    KeyPair,
+    generate_keypair,
+    load_keypair,
+    retire_when_stored,
+)
 from genoshare.node import NODE_KEY_NAME, Node
 from genoshare.store.blobs import ENCRYPTED_SUFFIX
 from genoshare.store.models import Grant
@@ -34,6 +43,8 @@ from genoshare.store.objects import ObjectStore
 TICKET_SECRET = "ticket.secret"  # noqa: S105 - a file name
 ISSUER_KEY = "issuer.jwk.json"
 DAY = 86_400
+#: How long a rotation waits for an ingest still storing files encrypted to the old key before it stops.
+WAIT_FOR_WRITERS = 3600.0
 #: Where the node keeps Crypt4GH files: data files (with their consent subsets) and request documents.
 ENCRYPTED_PREFIXES = ("blobs/", "documents/")
 
@@ -87,16 +98,26 @@ class NodeKeyRotation:
     public_key: bytes
 
 
-def rotate_node_key(keys_dir: Path, objects: ObjectStore, *, pause: float = RELOAD_SECONDS + 0.5) -> NodeKeyRotation:
+def rotate_node_key(
+    keys_dir: Path,
+    objects: ObjectStore,
+    *,
+    pause: float = RELOAD_SECONDS + 0.5,
+    wait: float = WAIT_FOR_WRITERS,
+    waiting: Callable[[], None] | None = None,
+) -> NodeKeyRotation:
     """A new node key; every stored header re-encrypted to it, segments untouched; the old secret key deleted.
 
     Safe to stop at any point and run again, which carries on where it stopped: until the last step every
     reader tries both keys (``NodeKeys``: ``node.next.*`` beside the node key, then ``node.previous.*`` once the
     new key has taken its place), so a node stopped half-way serves every file. Steps: (1) the new key as
     ``node.next``; (2) each header not yet for it rewritten; (3) the new key becomes ``node``, the old one
-    ``node.previous``; (4) a second pass for files written meanwhile by a process that still had the old public
-    key; (5) ``node.previous`` deleted: from then on no stored header opens with the old key. ``pause`` lets
-    running servers see each change of the key files (they look once a second) before the next step relies on it.
+    ``node.previous``; (4) once every process that may have encrypted a file to the old key has stored it (an
+    ingest stores its batch at the end: ``retire_when_stored`` waits up to ``wait`` seconds, calling
+    ``waiting`` if it must, then gives up with ``WritersBusy``, the old key still kept), a second pass for
+    files written meanwhile with the old public key; (5) ``node.previous`` deleted: from then on no stored
+    header opens with the old key. ``pause`` lets running servers see each change of the key files (they look
+    once a second) before the next step relies on it.
     """
     next_name, previous_name = f"{NODE_KEY_NAME}.{NEXT}", f"{NODE_KEY_NAME}.{PREVIOUS}"
     has = {name: (keys_dir / f"{name}.sec").is_file() for name in (next_name, previous_name)}
@@ -120,6 +141,7 @@ def rotate_node_key(keys_dir: Path, objects: ObjectStore, *, pause: float = RELO
         for suffix in (".sec", ".pub"):
             (keys_dir / f"{next_name}{suffix}").unlink(missing_ok=True)
         time.sleep(pause)  # every process encrypts new files to the new key from now on
+    retire_when_stored(keys_dir, wait, waiting)
     late, _ = _rekey_all(objects, old, new)
     for suffix in (".sec", ".pub"):
         (keys_dir / f"{previous_name}{suffix}").unlink(missing_ok=True)
