@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genoshare.errors import InvalidInput
 from genoshare.settings import DatabaseSettings
+from genoshare.store.pg_pool import ping_when_in_doubt
 
 
 def make_engine(url: str, pool: DatabaseSettings | None = None) -> Engine:
@@ -30,14 +38,21 @@ def make_engine(url: str, pool: DatabaseSettings | None = None) -> Engine:
     if url.startswith("sqlite"):
         # The server's thread pool shares connections; SQLite must allow that and wait for writers.
         # No pre-ping: a file cannot drop a connection, and the ping is a statement on every checkout.
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_WAIT_SECONDS}
+        path = make_url(url).database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            kwargs["connect_args"]["factory"] = _TurnTakingConnection
     else:
-        # A database server may close idle connections; test each one before handing it out.
-        kwargs["pool_pre_ping"] = pool.pre_ping
         kwargs["pool_recycle"] = pool.pool_recycle_seconds
     engine = create_engine(url, **kwargs)
+    if not url.startswith("sqlite") and pool.pre_ping:
+        # A database server may close connections: test one before handing it out, if it may be gone.
+        ping_when_in_doubt(engine)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
+        if kwargs["connect_args"].get("factory") is _TurnTakingConnection:
+            path = str(Path(make_url(url).database or "").resolve())
+            event.listen(engine, "connect", lambda connection, _record: connection.use_turn(write_turn(path)))
     event.listen(engine, "before_cursor_execute", _no_nul_values)
     return engine
 
@@ -79,6 +94,135 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+#: How long a SQLite writer waits for its turn, and then for SQLite's own lock, before "database is locked".
+SQLITE_WAIT_SECONDS = 30.0
+#: Statements that write (SQLite takes its write lock for them); pysqlite opens its implicit transaction
+#: before the first DML statement.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "VACUUM")
+
+
+class WriteTurn:
+    """Whose turn it is to write one SQLite file: one write transaction at a time, in every process using it.
+
+    SQLite lets one connection write at a time; a refused one sleeps in SQLite's busy handler with growing
+    back-off (1, 2, 5, ... 100 ms a try) and tries again, however soon the lock came free. Under load that
+    back-off, not the writes, made the tail: 300 requests a second held answers up to 1.4 s, and sampled
+    worker threads were in the busy handler's sleep more often than anywhere else (benchmarks/load.py,
+    docs/scale.md). Here a writer waits for its turn instead, and is woken the moment the one before it
+    commits: a lock among this process's threads, then an ``flock`` on a file beside the database (the
+    database's name and ``-lock``) among the processes that share it (a server's workers, the CLI); the
+    kernel drops that lock with a process that dies. SQLite's own busy timeout stays, for writers that do
+    not come through here (another program, the ``sqlite3`` shell).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._file: int | None = None
+        with contextlib.suppress(OSError):  # a read-only directory: this process cannot write the database either
+            self._file = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def take(self, timeout: float) -> bool:
+        """Wait for the turn; False when this thread holds it already (on another connection: left to SQLite)."""
+        me = threading.get_ident()
+        if self._owner == me:
+            return False
+        if not self._lock.acquire(timeout=timeout):
+            raise sqlite3.OperationalError(f"database is locked (no turn to write in {timeout:.0f} s)")
+        self._owner = me
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        return True
+
+    def give_back(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._owner = None
+        self._lock.release()
+
+
+_turns: dict[str, WriteTurn] = {}
+_turns_lock = threading.Lock()
+
+
+def write_turn(path: str) -> WriteTurn:
+    """The one ``WriteTurn`` of this process for a database file (every engine on it shares it)."""
+    with _turns_lock:
+        turn = _turns.get(path)
+        if turn is None or turn.pid != os.getpid():  # a forked child must not share its parent's lock
+            turn = _turns[path] = WriteTurn(path)
+        return turn
+
+
+class _TurnTakingConnection(sqlite3.Connection):
+    """A pysqlite connection that waits for its ``WriteTurn`` before it writes, and gives it back at the end.
+
+    The turn is taken before the statement that opens a write transaction (or writes in autocommit) and given
+    back once the connection is out of its transaction: after COMMIT or ROLLBACK has run, not before, so the
+    next writer never meets SQLite's lock still held.
+    """
+
+    _turn: WriteTurn | None = None
+    _holding = False
+
+    def use_turn(self, turn: WriteTurn) -> None:
+        self._turn = turn
+
+    def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]  # one signature for both
+        return super().cursor(factory or _TurnTakingCursor)
+
+    def before(self, statement: str) -> None:
+        if self._turn is not None and not self._holding and statement.lstrip()[:7].upper().startswith(_WRITES):
+            self._holding = self._turn.take(SQLITE_WAIT_SECONDS)
+
+    def after(self) -> None:
+        if self._holding and not self.in_transaction:
+            self._holding = False
+            assert self._turn is not None
+            self._turn.give_back()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.after()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.after()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._holding:
+                self._holding = False
+                assert self._turn is not None
+                self._turn.give_back()
+
+
+class _TurnTakingCursor(sqlite3.Cursor):
+    connection: _TurnTakingConnection
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Self:
+        self.connection.before(sql)
+        try:
+            return super().execute(sql, parameters)
+        finally:
+            self.connection.after()
+
+    def executemany(self, sql: str, parameters: Any, /) -> Self:
+        self.connection.before(sql)
+        try:
+            return super().executemany(sql, parameters)
+        finally:
+            self.connection.after()
 
 
 def commit_without_waiting(connection: Connection) -> None:
