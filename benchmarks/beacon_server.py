@@ -16,6 +16,10 @@ with one keep-alive httpx client:
 - hpo:     researcher count of individuals with a random HPO term (descendants included) carrying a random allele
 - bcftools `view -H -r 20:pos-pos` on the same VCF, a new process per query (as a CLI user would)
 
+Beside each row's latency, what it costs whatever the load (the machine is shared): the server process's
+CPU time and, on PostgreSQL, its database backends' (from /proc), and the statements and database round
+trips per query (``genoshare_lab.roundtrips``, counted in the server; SQLite's statements cost none).
+
 Every allele-level answer passes the privacy guard. The researcher gets the node's default policy for
 registered users (per-member budget, randomised response on rare alleles, answers cached in the metadata
 database) with the rate limits switched off for the dataset, since one client asking thousands of questions a
@@ -38,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -53,6 +58,7 @@ from genoshare.operations.upgrade import upgrade
 from genoshare.settings import BONA_FIDE_RESEARCHER, Settings, TrustedIssuer, load_settings
 from genoshare.store.db import Database
 from genoshare.store.models import Dataset
+from genoshare_lab.roundtrips import Counts
 from genoshare_lab.synth import generate_cohort
 from genoshare_lab.synth.phenotypes import PHENOTYPIC_FEATURES
 
@@ -66,15 +72,48 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
 
 
-def timed(n: int, call: Callable[[int], None]) -> list[float]:
+def timed(n: int, call: Callable[[int], None], before: Callable[[], None] = lambda: None) -> list[float]:
+    """``n`` timed calls after a warm-up; ``before`` runs between the two."""
     for i in range(min(50, n)):  # warm-up (connections, caches) on queries the timed ones do not repeat
         call(n + i)
+    before()
     out = []
     for i in range(n):
         began = time.perf_counter()
         call(i)
         out.append(time.perf_counter() - began)
     return out
+
+
+@dataclass(frozen=True)
+class Row:
+    """One kind of query: latency (ms), and per query the statements, round trips and CPU (ms) it cost."""
+
+    p50: float
+    p99: float
+    statements: float
+    round_trips: float
+    server_cpu: float
+    database_cpu: float
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of the processes (all threads) so far; one that has gone counts nothing."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+#: The server as `uvicorn`, counting its statements and round trips into the file named first.
+COUNTED_SERVER = (
+    "import sys; from pathlib import Path; import uvicorn; from genoshare_lab.roundtrips import Counts, count_into; "
+    "count_into(Counts(Path(sys.argv[1]))); uvicorn.main(sys.argv[2:])"
+)
 
 
 def bench_settings(node_dir: Path, root: Path, database_url: str = "") -> Settings:
@@ -165,18 +204,34 @@ Alleles = list[tuple[int, str, str]]
 
 def measure(
     node_dir: Path, settings: Settings, issuer: VisaIssuer, vcf: Path, alleles: Alleles, queries: int
-) -> dict[str, tuple[float, float]]:
-    """Every row's (p50, p99) in ms against a server of the node in ``node_dir``."""
+) -> dict[str, Row]:
+    """Every row against a server of the node in ``node_dir``."""
     rng = random.Random(7)
     last = max(a[0] for a in alleles)
     port = free_port()
     env = {**os.environ, "GENOSHARE_DATA_DIR": str(node_dir)}
     env.pop("GENOSHARE_DATABASE_URL", None)  # the node's own genoshare.toml names its database
+    counts_file = node_dir.parent / f"{node_dir.name}.counts"
+    counts_file.unlink(missing_ok=True)
+    counts = Counts(counts_file)
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "genoshare.api.app:app_from_environment",
+        [sys.executable, "-c", COUNTED_SERVER, str(counts_file), "--factory", "genoshare.api.app:app_from_environment",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],
         env=env,
     )  # fmt: skip
+    # The node's database backends (PostgreSQL), whose CPU an answer costs as well; none on SQLite.
+    backends = create_engine(settings.database_url) if settings.database_url.startswith("postgresql") else None
+
+    def backend_pids() -> list[int]:
+        if backends is None:
+            return []
+        with backends.connect() as connection:
+            query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            return list(connection.scalars(text(query)))
+
+    def usage() -> tuple[int, int, float, float]:
+        return counts.statements, counts.round_trips, cpu_seconds([server.pid]), cpu_seconds(backend_pids())
+
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=120) as client:
@@ -240,10 +295,19 @@ def measure(
             results = {}
             for name, call in (("floor", floor), ("allele", allele_as(auth)), ("allele grant", allele_as(granted)),
                                ("range100kb", window), ("hpo_count", hpo)):  # fmt: skip
-                results[name] = percentiles(timed(queries, call))
+                started: list[tuple[int, int, float, float]] = []
+
+                def mark(started: list[tuple[int, int, float, float]] = started) -> None:
+                    started.append(usage())
+
+                samples = timed(queries, call, mark)
+                spent = [(after - before) / queries for before, after in zip(started[0], usage(), strict=True)]
+                results[name] = Row(*percentiles(samples), spent[0], spent[1], spent[2] * 1000, spent[3] * 1000)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+        if backends is not None:
+            backends.dispose()
     return results
 
 
@@ -288,13 +352,25 @@ def main() -> None:
 
     print(f"\ncohort: {args.individuals} individuals x {n_rows:,} alleles; {args.queries} queries each")
     print(f"bcftools view -r (a new process per query): p50 {bcf_p50:.2f} ms, p99 {bcf_p99:.2f} ms")
+    print("per query: CPU ms of the server process and of its database backends (PostgreSQL); statements sent")
+    print("to the database and round trips to it (SQLite runs in the server: no round trip)")
     for database_name, rows in results.items():
         print(f"\n{database_name}")
-        print(f"{'query':<14}{'p50 ms':>10}{'p99 ms':>10}{'p50 / floor':>14}{'p99 / floor':>14}{'p50 / bcftools':>16}")
-        floor_p50, floor_p99 = rows["floor"]
-        for name, (p50, p99) in rows.items():
-            print(f"{name:<14}{p50:>10.2f}{p99:>10.2f}{p50 / floor_p50:>14.2f}{p99 / floor_p99:>14.2f}"
-                  f"{p50 / bcf_p50:>16.2f}")  # fmt: skip
+        print(f"{'query':<14}{'p50 ms':>9}{'p99 ms':>9}{'p50/floor':>11}{'p99/floor':>11}{'p50/bcftools':>14}"
+              f"{'cpu ms':>8}{'db cpu':>8}{'stmts':>7}{'trips':>7}")  # fmt: skip
+        floor = rows["floor"]
+        for name, row in rows.items():
+            print(f"{name:<14}{row.p50:>9.2f}{row.p99:>9.2f}{row.p50 / floor.p50:>11.2f}{row.p99 / floor.p99:>11.2f}"
+                  f"{row.p50 / bcf_p50:>14.2f}{row.server_cpu:>8.2f}{row.database_cpu:>8.2f}{row.statements:>7.2f}"
+                  f"{row.round_trips:>7.2f}")  # fmt: skip
+    if len(results) == 2:
+        sqlite, postgresql = results["sqlite"], results["postgresql"]
+        print("\nallele (registered researcher), PostgreSQL beside SQLite, each to its own floor:")
+        for label, pick in (("p50", lambda row: row.p50), ("p99", lambda row: row.p99)):
+            ratios = [pick(rows["allele"]) / pick(rows["floor"]) for rows in (sqlite, postgresql)]
+            print(f"  {label} / floor: SQLite {ratios[0]:.2f}, PostgreSQL {ratios[1]:.2f}")
+        cpu = [rows["allele"].server_cpu + rows["allele"].database_cpu for rows in (sqlite, postgresql)]
+        print(f"  CPU ms per answer (server + database): SQLite {cpu[0]:.2f}, PostgreSQL {cpu[1]:.2f}")
     print("load average {:.2f} {:.2f} {:.2f} (a shared machine: compare with the CPU count)".format(*os.getloadavg()))
 
 
