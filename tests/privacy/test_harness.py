@@ -126,23 +126,29 @@ def test_greedy_masking_hides_members_at_the_price_of_their_rare_alleles_and_no_
 
 def test_the_nodes_flag_catches_rarest_first_walks_and_spares_random_sessions() -> None:
     """The node's own rule (``access.attack_watch``) over the harness's sessions: every rarest-first walk over a
-    member's genome is flagged at about the rule's count, none of the benign researcher's random sessions is,
-    and the walked member's spent budget at the flag is measured under the node default."""
+    member's genome is flagged within its first few questions, before the walked member's budget is spent,
+    none of the benign researcher's random sessions is, and the attacker who knows the rule is measured."""
     config = replace(SMALL, max_queries=300, defended_queries=100, benign_queries=1000, screen_queries=600)
     defences = [Defence("none", PrivacySettings()), Defence("node default", NODE_DEFAULTS[Granularity.BOOLEAN])]
     report = run(replace(config, colluders=()), work_dir=None, node=False, defences=defences)
     rule = NODE_DEFAULTS[Granularity.BOOLEAN].watch_rule
     (flags,) = [f for f in report["detection"] if f["node_default"]]
-    assert rule is not None and flags["rule"]["min_hits"] == rule.min_hits
+    assert rule is not None and flags["rule"]["min_evidence"] == rule.min_evidence
     assert flags["A2"]["members_flagged"] >= 0.9
-    assert flags["A2"]["median_query_when_flagged"] <= rule.min_hits + 5
+    # A singleton weighs 0.46 nats: two or three questions of a rarest-first walk reach 0.6.
+    assert flags["A2"]["median_query_when_flagged"] <= 4
+    # At N = 200 a session's first two rare questions share a carrier now and then (at N = 1,000: 0 of 50).
     for parts in (10, 40):
         alarms = flags["benign"][f"random sites and screen, {parts} sessions"]
-        assert alarms["sessions"] == parts and alarms["flagged"] == 0
+        assert alarms["sessions"] == parts and alarms["share"] <= 0.05
     spent = flags["budget_at_flag"]["A2"]
-    assert spent["flagged_members"] >= 27 and 0 < spent["median_spent"] <= 2 * spent["budget"]
-    table = detection_table(report["detection"])
-    assert "benign: region of 50 consecutive sites" in table and f"flag at {rule.min_hits} (node default)" in table
+    assert spent["flagged_members"] >= 27 and 0 < spent["median_spent"] < spent["budget"]
+    evading = report["adaptive"]
+    assert evading["members_flagged"] == 0 and 0 < evading["real_questions"] < 100
+    assert 0 <= evading["defence"]["adaptive_power"] <= 1
+    table = detection_table(report["detection"], evading)
+    assert "benign: one patient's novel alleles, shuffled" in table and "(node default)" in table
+    assert "Adaptive attacker" in table
 
 
 def test_accountable_identities_are_measured_beside_fresh_ones() -> None:

@@ -6,6 +6,7 @@ Against the real metadata database (SQLite and PostgreSQL); the attacks through 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -85,23 +86,32 @@ def test_unlinked_identities_keep_their_own_budgets(database: Database) -> None:
     assert ask(g, other, ds, "a2", [5]).exists
 
 
-def test_the_watch_flags_a_walk_over_one_member_and_not_a_spread_of_questions(
-    database: Database, tmp_path: Path
-) -> None:
-    rule = WatchRule(min_hits=4, min_share=0.5)
+def _audit(database: Database, tmp_path: Path) -> AuditLog:
     audit = AuditLog(database, tmp_path / "audit.key")
     audit.ensure_head()
     audit.create_key()
-    watch = SqlAttackWatch(database, audit)
+    return audit
+
+
+#: What one question on an allele with one (or no), two or three copies weighs: -log(1 - exp(-copies)).
+SINGLETON, DOUBLETON, TRIPLETON = (-math.log(1 - math.exp(-c)) for c in (1, 2, 3))
+
+
+def test_the_watch_flags_a_walk_over_one_member_and_not_a_spread_of_questions(
+    database: Database, tmp_path: Path
+) -> None:
+    rule = WatchRule()  # the node default: 0.6 nats on one member, 80 % of the person's (plus 0.15)
+    watch = SqlAttackWatch(database, _audit(database, tmp_path))
     # A benign session: rare questions whose carriers are all different people, then common alleles.
     for member in range(20):
         assert watch.observe(rule, "benign@idp", "benign@idp", "cohort", [member, 100 + member], 2) is None
     assert watch.observe(rule, "benign@idp", "benign@idp", "cohort", list(range(50)), 50) is None
-    # A walk over member 7's rare alleles: flagged at the fourth question, once.
+    # A walk over member 7's doubletons: 4 weigh 0.58 < 0.6, 5 weigh 0.73, all of the person's 0.73 + 0.15.
+    assert 4 * DOUBLETON < 0.6 <= 5 * DOUBLETON
     flags = [watch.observe(rule, "walker@idp", "walker-2@idp", "cohort", [7, m], 2) for m in range(10, 16)]
-    assert [flag is not None for flag in flags] == [False, False, False, True, False, False]
-    flag = flags[3]
-    assert flag is not None and (flag.top_hits, flag.rare_questions, flag.account) == (4, 4, "walker-2@idp")
+    assert [flag is not None for flag in flags] == [False, False, False, False, True, False]
+    flag = flags[4]
+    assert flag is not None and (flag.top_hits, flag.rare_questions, flag.account) == (5, 5, "walker-2@idp")
     with database.session() as session:
         rows = session.scalars(select(PrivacyWatch).where(PrivacyWatch.flagged_at.is_not(None))).all()
         assert [(row.principal, row.dataset_id) for row in rows] == [("walker@idp", "cohort")]
@@ -109,26 +119,80 @@ def test_the_watch_flags_a_walk_over_one_member_and_not_a_spread_of_questions(
         assert [(e.actor, e.resource) for e in events] == [("walker@idp", "datasets/cohort")]
     # The in-memory rule the harness measures gives the same answer on the same questions.
     session_watch = SessionWatch(rule)
-    assert [session_watch.observe(BitMap([7, m]), 2) for m in range(10, 16)] == [False] * 3 + [True] + [False] * 2
+    assert [session_watch.observe(BitMap([7, m]), 2) for m in range(10, 16)] == [False] * 4 + [True, False]
+
+
+def test_a_screen_of_one_patients_candidates_is_not_a_walk_over_their_relative(
+    database: Database, tmp_path: Path
+) -> None:
+    """Half the candidates are absent from the dataset; the others are one relative's singletons.
+
+    Counting only the present rare alleles, every one of them is the relative's: the rule the node had
+    before flagged this at the sixth. The absent candidates weigh as much, so the relative's share is half.
+    """
+    watch = SqlAttackWatch(database, _audit(database, tmp_path))
+    memory = SessionWatch(WatchRule())
+    for i in range(40):
+        carriers, count = ([], 0) if i % 2 == 0 else ([7], 1)
+        assert watch.observe(WatchRule(), "clinician@idp", "clinician@idp", "cohort", carriers, count) is None
+        assert not memory.observe(carriers, count)
+    assert memory.evidence[7] == pytest.approx(20 * SINGLETON)
+    assert memory.total == pytest.approx(40 * SINGLETON)
+    # The same relative's alleles asked with nothing absent in between are a walk, flagged at the second.
+    walk = [watch.observe(WatchRule(), "walker@idp", "walker@idp", "cohort", [7], 1) for _ in range(3)]
+    assert [flag is not None for flag in walk] == [False, True, False]
+
+
+def test_a_walk_split_over_two_identities_is_flagged_once_they_are_linked(database: Database) -> None:
+    ds = dataset(database, budget=5.0, flag_min_evidence=0.6)
+    g = guard(database, watch=SqlAttackWatch(database, None))
+    first, second = g.caller(passport("split-1")), g.caller(passport("split-2"))
+    ask(g, first, ds, "a1", [7])  # one singleton of member 7 each: 0.46, under 0.6
+    ask(g, second, ds, "a2", [7])
+    with database.session() as session:
+        assert session.scalar(select(PrivacyWatch.flagged_at).where(PrivacyWatch.flagged_at.is_not(None))) is None
+    person = g.link_accounts(first.account or "", second.account or "", by="steward")
+    # A third of member 7's alleles, with three copies (0.05): 0.51 for either identity alone, 0.97 for the person.
+    assert SINGLETON + TRIPLETON < 0.6 <= 2 * SINGLETON + TRIPLETON
+    ask(g, g.caller(passport("split-2")), ds, "a3", [7, 8, 9], 3)
+    with database.session() as session:
+        rows = session.scalars(select(PrivacyWatch)).all()
+    assert [(row.principal, row.rare_questions, row.flagged_at is not None) for row in rows] == [(person, 3, True)]
+
+
+def test_the_watch_is_shared_by_two_server_processes(database: Database, database_url: str) -> None:
+    """A walk whose questions go to two workers on one database is one walk, flagged once."""
+    other_database = Database(database_url)
+    try:
+        one, two = SqlAttackWatch(database, None), SqlAttackWatch(other_database, None)
+        flags = [
+            (one if i % 2 else two).observe(WatchRule(), "walker@idp", "walker@idp", "cohort", [7, 20 + i], 2)
+            for i in range(7)
+        ]
+        assert [flag is not None for flag in flags] == [False] * 4 + [True, False, False]
+    finally:
+        other_database.dispose()
 
 
 def test_the_node_default_flags_through_the_guard_and_repeats_do_not_count(database: Database) -> None:
-    ds = dataset(database, budget=5.0, flag_min_hits=4)
+    ds = dataset(database, budget=5.0, flag_min_evidence=0.6)
     watch = SqlAttackWatch(database, None)
     g = guard(database, watch=watch)
     walker = g.caller(passport("walker"))
     for _ in range(3):
-        for key in ("a", "b", "c"):
-            ask(g, walker, ds, key, [7])  # three rare alleles of member 7, asked three times each
+        for key in ("a", "b", "c", "d"):
+            ask(g, walker, ds, key, [7, 8])  # four doubletons of member 7, asked three times each: 0.58
     with database.session() as session:
         assert session.scalar(select(PrivacyWatch.flagged_at)) is None
-    ask(g, walker, ds, "d", [7])
+    ask(g, walker, ds, "e", [7, 8])
     with database.session() as session:
         row = session.scalars(select(PrivacyWatch)).one()
-        assert row.flagged_at is not None and row.rare_questions == 4
+        assert row.flagged_at is not None and row.rare_questions == 5
 
 
-@pytest.mark.parametrize("value", [0, 1.5, "4"])
-def test_a_flag_setting_that_makes_no_sense_is_refused(database: Database, value: object) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"), [("flag_min_evidence", -0.5), ("flag_min_evidence", "4"), ("flag_min_share", 1.5)]
+)
+def test_a_flag_setting_that_makes_no_sense_is_refused(database: Database, name: str, value: object) -> None:
     with pytest.raises(InvalidInput):
-        PrivacySettings.merged(PrivacySettings(), {"flag_min_hits": value}, "test")
+        PrivacySettings.merged(PrivacySettings(), {name: value}, "test")

@@ -2,30 +2,34 @@
 
 Red team (issue 17, must-have 5): someone who holds a participant's genome walks the Beacon over that
 genome's rare variants to learn whether the participant is in the dataset. The node must notice -- an audit
-entry naming the person, a metric, the stewards' page -- before the walked participant's budget is spent,
-and a researcher screening many people's rare variants must not be flagged.
+entry naming the person, a metric, the stewards' page -- before the walked participant's budget is spent;
+a researcher screening many people's rare variants, or a clinician screening one patient's candidates (most
+of them absent from the dataset, the rest carried by the patient's relatives in it), must not be flagged;
+and a walk split over identities that are linked into one person is one walk.
 
 Attacked through ``genoshare serve`` (the demo node with its broker, so the steward signs in for real) on
 the demo's synthetic cohort (100 people). The cohort's policy keeps the node's default flag and sets a
-budget of 3.0 without randomised response (six "yes" answers on singletons cost 2.76), so the answers show
-the budget is not spent when the flag is raised: each of the walk's "yes" answers would be a "no" once it were.
+budget of 3.0 without randomised response, so the answers show the budget is not spent when the flag is
+raised: each of the walk's "yes" answers would be a "no" once it were.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import random
 import re
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pysam
 import pytest
 
-from genoshare.access.granularity import Granularity
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.passports import RESEARCHER_STATUS
-from genoshare.access.privacy import NODE_DEFAULTS
+from genoshare.access.privacy import LINKED_IDENTITIES
 from genoshare.demo.setup import COHORT_DATASET, DEMO_ISSUER, demo_cohort
 from genoshare.node import Node, build_datasets
 from genoshare.settings import load_settings
@@ -35,8 +39,13 @@ from portal_support import PortalNode, portal_node
 pytestmark = pytest.mark.slow
 
 Allele = tuple[int, str, str]  # 0-based start, ref, alt
-#: The node's default flag: six questions on rare alleles one participant carries (and half of all).
-FLAG_AT = NODE_DEFAULTS[Granularity.COUNT].flag_min_hits or 0
+#: The cohort's policy in these tests: budgets with room, no noise, the node's default flag.
+BUDGET = 3.0
+
+
+def _evidence(copies: int) -> float:
+    """What a "yes" on an allele with this many copies tells about a carrier: -log(1 - exp(-copies)) nats."""
+    return -math.log(1 - math.exp(-copies))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +54,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
         opened = Node.open(load_settings(served.data_dir))
         try:
             build_datasets(opened).set_beacon_policy(
-                COHORT_DATASET, {"privacy": {"default": {"budget": 3.0, "flip_probability": 0.0}}}
+                COHORT_DATASET, {"privacy": {"default": {"budget": BUDGET, "flip_probability": 0.0}}}
             )
         finally:
             opened.close()
@@ -53,22 +62,36 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
         yield served
 
 
-def _rare_alleles() -> dict[Allele, frozenset[str]]:
-    """The cohort's alleles with 1-5 copies and who carries them, read from the VCF the node ingested."""
-    alleles: dict[Allele, frozenset[str]] = {}
+@functools.cache
+def _cohort() -> dict[Allele, tuple[int, frozenset[str]]]:
+    """Every allele of the cohort the node ingested: its copies and who carries it, read from the VCF."""
+    alleles: dict[Allele, tuple[int, frozenset[str]]] = {}
     with pysam.VariantFile(str(demo_cohort() / "cohort.vcf.gz")) as vcf:
         for record in vcf:
             for index, alt in enumerate(record.alts or (), start=1):
                 copies = {name: sample["GT"].count(index) for name, sample in record.samples.items()}
-                if 1 <= sum(copies.values()) <= 5:
-                    alleles[record.start, record.ref, alt] = frozenset(n for n, c in copies.items() if c)
+                carriers = frozenset(n for n, c in copies.items() if c)
+                alleles[record.start, record.ref, alt] = (sum(copies.values()), carriers)
     return alleles
 
 
-def _passport(node: PortalNode, subject: str) -> str:
+def _rare_alleles() -> dict[Allele, frozenset[str]]:
+    """The cohort's alleles with 1-5 copies and who carries them."""
+    return {allele: carriers for allele, (copies, carriers) in _cohort().items() if 1 <= copies <= 5}
+
+
+def _copies(allele: Allele) -> int:
+    return _cohort()[allele][0]
+
+
+def _passport(node: PortalNode, subject: str, linked_to: str | None = None) -> str:
+    """A researcher's passport from the demo issuer; ``linked_to``: a LinkedIdentities visa naming that subject."""
     issuer = VisaIssuer.load_or_create(DEMO_ISSUER, node.data_dir / "keys" / "demo-issuer.jwk.json")
-    visa = issuer.visa(subject, RESEARCHER_STATUS, "https://doi.org/10.1038/s41431-018-0219-y", by="so")
-    return issuer.passport(subject, [visa])
+    visas = [issuer.visa(subject, RESEARCHER_STATUS, "https://doi.org/10.1038/s41431-018-0219-y", by="so")]
+    if linked_to is not None:
+        link = f"{quote(linked_to, safe='')},{quote(DEMO_ISSUER, safe='')}"
+        visas.append(issuer.visa(subject, LINKED_IDENTITIES, link, by="system"))
+    return issuer.passport(subject, visas)
 
 
 def _ask(http: httpx.Client, passport: str, allele: Allele) -> bool:
@@ -101,25 +124,78 @@ def _metric(metrics: str) -> int:
     return int(float(found.group(1))) if found else 0
 
 
-def test_a_walk_over_one_genome_is_flagged_before_the_budget_is_spent(node: PortalNode) -> None:
-    rare = _rare_alleles()
+def _walked(rare: dict[Allele, frozenset[str]]) -> tuple[str, list[Allele]]:
+    """The participant with the most singletons, and their rare alleles, rarest first (as a walk asks them)."""
     members = {member for carriers in rare.values() for member in carriers}
-    target = max(members, key=lambda m: sum(m in carriers for carriers in rare.values()))
-    walk = sorted((a for a, carriers in rare.items() if target in carriers), key=lambda a: len(rare[a]))[:FLAG_AT]
-    attacker = "walker"
-    person = f"{attacker}@{DEMO_ISSUER}"
-    passport = _passport(node, attacker)
+    target = max(members, key=lambda m: sum(carriers == {m} for carriers in rare.values()))
+    return target, sorted((a for a, carriers in rare.items() if target in carriers), key=lambda a: len(rare[a]))
+
+
+def test_a_walk_over_one_genome_is_flagged_before_half_the_budget_is_spent(node: PortalNode) -> None:
+    target, walk = _walked(_rare_alleles())
+    person = f"walker@{DEMO_ISSUER}"
+    passport = _passport(node, "walker")
+    answers, flagged_at = [], None
     with httpx.Client(base_url=node.url, timeout=60) as http:
-        before = [_ask(http, passport, allele) for allele in walk[:-1]]
-        audited, metrics, page = _flags(node)
-        assert person not in audited and person not in page
-        last = _ask(http, passport, walk[-1])
-    # Every answer was "yes": the walked participant's budget still paid for each of them when the flag came.
-    assert [*before, last] == [True] * FLAG_AT
-    audited, metrics, page = _flags(node)
+        for allele in walk[:8]:
+            answers.append(_ask(http, passport, allele))
+            audited, metrics, page = _flags(node)
+            if person in audited:
+                flagged_at = len(answers)
+                break
+            assert person not in page
+    assert flagged_at is not None, f"a walk over {target}'s rarest alleles was not flagged in 8 questions"
+    # Every answer was "yes" (the budget still paid), and what they spent on the walked participant -- each
+    # "yes" charges what it tells about a carrier -- is under half of the participant's budget.
+    assert answers == [True] * flagged_at
+    spent = sum(_evidence(_copies(allele)) for allele in walk[:flagged_at])
+    assert spent < BUDGET / 2
     assert audited.count(person) == 1, "the flag is in the audit log, naming the person, once"
     assert _metric(metrics) >= 1
     assert person in page and "questions about rare variants" in page
+
+
+def test_a_screen_of_one_patients_candidates_is_not_flagged(node: PortalNode) -> None:
+    """A clinician asks a patient's candidate variants: half are absent from the cohort, half are rare variants
+    that one participant -- the patient's relative -- carries. Counting the present ones only, every one falls
+    on the relative: the node's earlier rule flagged this at the sixth of them."""
+    relative, carried = _walked(_rare_alleles())
+    carried = carried[:6]  # as many as the relative's budget pays for: the answers are the truth
+    # The patient's own candidates: at the same places, a base no one in the cohort has there.
+    taken = {(start, ref): set() for start, ref, _ in carried}
+    for start, ref, alt in _cohort():
+        taken.get((start, ref), set()).add(alt)
+    absent = [(start, ref, min(set("ACGT") - {ref[0]} - taken[start, ref])) for start, ref, _ in carried]
+    assert not set(absent) & set(_cohort()), "the made-up candidates must be absent from the cohort"
+    person = f"clinician@{DEMO_ISSUER}"
+    passport = _passport(node, "clinician")
+    with httpx.Client(base_url=node.url, timeout=60) as http:
+        answers = [_ask(http, passport, allele) for pair in zip(absent, carried, strict=True) for allele in pair]
+    assert answers == [False, True] * len(carried), "the screen's answers are the truth (no noise, budget left)"
+    audited, _, page = _flags(node)
+    assert person not in audited and person not in page, f"a screen whose hits fall on {relative} was flagged"
+
+
+def test_a_walk_split_over_two_identities_is_flagged_once_they_are_linked(node: PortalNode) -> None:
+    """Two identities each ask one of a participant's singletons: neither is a walk alone. When the second's
+    passport says it is the first (a LinkedIdentities visa), the two are one person, and a third question on
+    the participant's alleles -- one with several copies, too light to flag either identity alone -- is."""
+    rare = _rare_alleles()
+    target, walk = _walked(rare)
+    singles = [a for a in walk if len(rare[a]) == 1 and _copies(a) == 1]
+    light = next(a for a in walk if _copies(a) >= 3)
+    assert len(singles) >= 2 and _evidence(1) + _evidence(_copies(light)) < 0.6 <= 2 * _evidence(1)
+    first, second = f"split-1@{DEMO_ISSUER}", f"split-2@{DEMO_ISSUER}"
+    with httpx.Client(base_url=node.url, timeout=60) as http:
+        assert _ask(http, _passport(node, "split-1"), singles[0])
+        assert _ask(http, _passport(node, "split-2"), singles[1])
+        audited, _, page = _flags(node)
+        assert first not in audited and second not in audited and "split-" not in page
+        assert _ask(http, _passport(node, "split-2", linked_to="split-1"), light)
+    audited, _, page = _flags(node)
+    flagged = [actor for actor in audited if actor in (first, second)]
+    assert len(flagged) == 1, f"the split walk over {target} was not flagged as one person: {audited}"
+    assert flagged[0] in page
 
 
 def test_a_screen_over_many_peoples_rare_variants_is_not_flagged(node: PortalNode) -> None:

@@ -2,32 +2,47 @@
 
 A rarest-first walk over one person's genome (Raisaro et al. 2017) and a likelihood-ratio build-up on one
 person (Shringarpure & Bustamante 2015) both ask about many rare alleles that one and the same member of the
-dataset carries; a benign researcher's questions on rare alleles spread over many members. The node knows the
-carriers of every allele it answers about, so it counts, per person and dataset, the questions on rare
-alleles (present with at most ``rare_max_count`` copies) that each member carries, and flags the person once
-one member carries at least ``min_hits`` of them and at least ``min_share`` of all.
+dataset carries, and nothing else; a benign researcher's questions on rare alleles spread over many members,
+and a clinician screening one patient's candidate variants asks mostly about alleles the dataset does not
+hold. The node knows the carriers and the count of every allele it answers about, so it keeps, per person and
+dataset, the evidence a walk would have built up: each question on an allele with at most ``rare_max_count``
+copies, absent ones included, weighs what a "yes" on it is worth to someone testing a carrier's membership
+(``spend_cost``, the nats the privacy budget charges: 0.46 for a singleton or an absent allele, 0.15 for two
+copies, under 0.02 from four). The weight adds to every carrier's evidence and to the person's total. The
+person is flagged once one member's evidence reaches ``min_evidence`` and ``min_share`` of the total plus a
+small ``prior`` (so a session's first question or two alone are no pattern).
+
+- A walk over a member: every question is that member's allele, the share is 1, and the flag comes on about
+  the second or third question, with about half of the member's budget spent (docs/privacy.md).
+- A screen of one patient's novel variants: about half are absent from the dataset, so the share stays low
+  even though the patient's relatives in the dataset carry many of the rest (asking those is a walk over the
+  relative's shared segments, which the node cannot tell from an attack); only a screen that opens on such a
+  segment, before any absent candidate, is flagged.
+- An attacker who knows the rule can keep under the share with made-up decoy alleles (one per four real
+  questions at a share of 0.8); the harness measures how much power that attacker keeps.
 
 Questions are counted whatever the answer: randomised response and budget exclusions hide the member from
-the asker, not from the node, so the flag needs no "yes" and can come before that member's budget is spent
-(a rule on "yes" answers, which the harness measured first, came a dozen questions later, after it). Repeats
-are answered from the cache and not counted again.
+the asker, not from the node. Repeats are answered from the cache and not counted again. The counts of
+identities linked into one person (``PrivacyState.link``) are merged with their budgets (``merge_counts``).
 
 The flag is shown to stewards (an audit entry naming the person, a metric, the stewards' page); the answers
 are not changed by it. Stopping or slowing a flagged person would tell them that their questions fell on
 one member -- that the genome they walked is in the dataset -- which is the very answer the defences hide.
 
 ``SessionWatch`` is the rule on one session in memory, as the attack harness measures it;
-``SqlAttackWatch`` keeps the same counts in the node's metadata database, shared by every worker.
+``SqlAttackWatch`` keeps the same sums in the node's metadata database, shared by every worker.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from genoshare.audit import AuditLog, Entry
 from genoshare.store.db import Database, commit_without_waiting
@@ -35,31 +50,54 @@ from genoshare.store.privacy_tables import PrivacyWatch, PrivacyWatchHit
 
 #: How the audit log names a flag.
 FLAG_ACTION = "beacon.attack_flag"
+#: Sums compared with a threshold are added in another order by each database: a rounding's leeway.
+_LEEWAY = 1e-9
+
+
+def spend_cost(allele_count: float) -> float:
+    """Evidence one "yes" gives about each carrier: ``-log(1 - D)`` with ``D = exp(-allele_count)``.
+
+    It is the evidence (in nats) the answer gives an attacker who assumed the allele absent from
+    non-members; singletons cost 0.46, doubletons 0.15, and alleles with 15+ copies under 1e-6. The privacy
+    budget charges it per "yes" (``PrivacySettings.cost`` calls it with a scaled count) and the watch adds it
+    up per question.
+    """
+    if allele_count <= 0:
+        return 0.0
+    return -math.log1p(-math.exp(-allele_count))
 
 
 @dataclass(frozen=True)
 class WatchRule:
     """When a person's questions on one dataset look like a walk over one member's genome."""
 
-    #: Questions on alleles one member carries before a flag can be raised.
-    min_hits: int = 6
-    #: ... and the share of all the person's rare questions those must be.
-    min_share: float = 0.5
-    #: Alleles with at most this many copies in the dataset are rare.
+    #: Evidence (nats) on one member before a flag can be raised: a "yes" on a singleton and one on two copies.
+    min_evidence: float = 0.6
+    #: ... and the share of the person's total (plus ``prior``) that member's evidence must be.
+    min_share: float = 0.8
+    #: Nats added to the total: the first questions of a session (a singleton alone) are not yet a pattern.
+    prior: float = 0.15
+    #: Alleles with at most this many copies in the dataset are rare; absent ones (0) are counted too.
     rare_max_count: int = 5
 
-    def rare(self, allele_count: int) -> bool:
-        return 0 < allele_count <= self.rare_max_count
+    def counted(self, allele_count: int) -> bool:
+        return 0 <= allele_count <= self.rare_max_count
 
-    def trips(self, top_hits: int, rare_questions: int) -> bool:
-        return top_hits >= self.min_hits and top_hits >= self.min_share * rare_questions
+    def weight(self, allele_count: int) -> float:
+        """What a question on this allele adds: an absent allele weighs as a singleton, as the asker saw it."""
+        return spend_cost(max(allele_count, 1))
 
-    def reason(self, top_hits: int, rare_questions: int) -> str:
+    def trips(self, top: float, total: float) -> bool:
+        """Whether one member's evidence ``top``, of the person's ``total``, is a walk over that member."""
+        return top >= self.min_evidence - _LEEWAY and top >= self.min_share * (total + self.prior) - _LEEWAY
+
+    def reason(self, top_hits: int, rare_questions: int, top: float, total: float) -> str:
         """Why, in plain words, for the steward."""
         return (
-            f"{top_hits} of this person's {rare_questions} questions about rare variants (at most "
+            f"{top_hits} of this person's {rare_questions} questions about rare or absent variants (at most "
             f"{self.rare_max_count} copies in the dataset) were about variants that one and the same participant "
-            "carries: the pattern of someone checking whether a genome they hold is in the dataset"
+            f"carries ({top:.2f} of their {total:.2f} nats of evidence): the pattern of someone checking whether a "
+            "genome they hold is in the dataset"
         )
 
 
@@ -80,20 +118,21 @@ class SessionWatch:
 
     def __init__(self, rule: WatchRule) -> None:
         self.rule = rule
-        self.hits: dict[int, int] = {}
-        self.rare_questions = 0
+        self.evidence: dict[int, float] = {}
+        self.total = 0.0
         self.flagged = False
 
     def observe(self, carriers: Iterable[int], allele_count: int) -> bool:
         """Count one (non-repeated) question; True the first time the session trips the rule."""
-        if self.flagged or not self.rule.rare(allele_count):
+        if self.flagged or not self.rule.counted(allele_count):
             return False
-        self.rare_questions += 1
-        top = 0
+        weight = self.rule.weight(allele_count)
+        self.total += weight
+        top = 0.0
         for member in carriers:
-            hits = self.hits[member] = self.hits.get(member, 0) + 1
-            top = max(top, hits)
-        self.flagged = self.rule.trips(top, self.rare_questions)
+            evidence = self.evidence[member] = self.evidence.get(member, 0.0) + weight
+            top = max(top, evidence)
+        self.flagged = self.rule.trips(top, self.total)
         return self.flagged
 
 
@@ -104,14 +143,14 @@ _THIS_HITS = (_HITS.c.principal == bindparam("p")) & (_HITS.c.dataset_id == bind
 _COUNT = (
     update(_WATCH)
     .where(_THIS_WATCH)
-    .values(rare_questions=_WATCH.c.rare_questions + 1)
-    .returning(_WATCH.c.rare_questions, _WATCH.c.flagged_at)
+    .values(rare_questions=_WATCH.c.rare_questions + 1, evidence=_WATCH.c.evidence + bindparam("w"))
+    .returning(_WATCH.c.rare_questions, _WATCH.c.evidence, _WATCH.c.flagged_at)
 )
 _HIT = (
     update(_HITS)
     .where(_THIS_HITS, _HITS.c.member.in_(bindparam("members", expanding=True)))
-    .values(hits=_HITS.c.hits + 1)
-    .returning(_HITS.c.member, _HITS.c.hits)
+    .values(hits=_HITS.c.hits + 1, evidence=_HITS.c.evidence + bindparam("w"))
+    .returning(_HITS.c.member, _HITS.c.hits, _HITS.c.evidence)
 )
 _FLAG = (
     update(_WATCH)
@@ -122,33 +161,44 @@ _FLAG = (
 )
 
 #: On PostgreSQL the count is this one statement in autocommit, where the transaction below takes seven round
-#: trips (BEGIN, the pool's ping, the durability, three statements, COMMIT) on most Beacon answers (rare alleles
-#: are most alleles). The hits are counted only while the person is not flagged, as below.
+#: trips (BEGIN, the pool's ping, the durability, three statements, COMMIT) on most Beacon answers (rare and
+#: absent alleles are most alleles). The hits are counted only while the person is not flagged, as below; the
+#: member with the most evidence among this question's carriers comes back with its hits.
 _COUNT_POSTGRESQL = text(
     """
     WITH counted AS (
-        INSERT INTO privacy_watch (principal, dataset_id, rare_questions) VALUES (:p, :d, 1)
-        ON CONFLICT (principal, dataset_id) DO UPDATE SET rare_questions = privacy_watch.rare_questions + 1
-        RETURNING rare_questions, flagged_at
+        INSERT INTO privacy_watch (principal, dataset_id, rare_questions, evidence) VALUES (:p, :d, 1, :w)
+        ON CONFLICT (principal, dataset_id) DO UPDATE
+        SET rare_questions = privacy_watch.rare_questions + 1, evidence = privacy_watch.evidence + :w
+        RETURNING rare_questions, evidence, flagged_at
     ), hit AS (
-        INSERT INTO privacy_watch_hits (principal, dataset_id, member, hits)
-        SELECT :p, :d, m.member, 1 FROM unnest(CAST(:members AS integer[])) AS m(member)
+        INSERT INTO privacy_watch_hits (principal, dataset_id, member, hits, evidence)
+        SELECT :p, :d, m.member, 1, :w FROM unnest(CAST(:members AS integer[])) AS m(member)
         WHERE (SELECT flagged_at FROM counted) IS NULL
-        ON CONFLICT (principal, dataset_id, member) DO UPDATE SET hits = privacy_watch_hits.hits + 1
-        RETURNING hits
+        ON CONFLICT (principal, dataset_id, member) DO UPDATE
+        SET hits = privacy_watch_hits.hits + 1, evidence = privacy_watch_hits.evidence + :w
+        RETURNING hits, evidence
+    ), top AS (
+        SELECT hits, evidence FROM hit ORDER BY evidence DESC LIMIT 1
     )
-    SELECT counted.rare_questions, counted.flagged_at, (SELECT max(hits) FROM hit),
+    SELECT counted.rare_questions, counted.evidence, counted.flagged_at,
+        (SELECT hits FROM top), (SELECT evidence FROM top),
         set_config('synchronous_commit', :synchronous_commit, true)
     FROM counted
     """
 )
 
 
-class SqlAttackWatch:
-    """The rule's counts in the metadata database; a new flag is written to the audit log.
+#: After a question: the person's rare questions and their total weight, and the hits and evidence of the
+#: member with the most evidence among the question's carriers.
+_Counts = tuple[int, float, int, float]
 
-    Only questions on rare alleles are counted (a few statements each, in a transaction of their own, after
-    the answer's own); common alleles, which are most questions, cost nothing here.
+
+class SqlAttackWatch:
+    """The rule's sums in the metadata database; a new flag is written to the audit log.
+
+    Only questions on rare or absent alleles are counted (a few statements each, in a transaction of their
+    own, after the answer's own); common alleles cost nothing here.
     """
 
     def __init__(self, database: Database, audit: AuditLog | None, *, wait_for_disk: bool = False) -> None:
@@ -163,13 +213,13 @@ class SqlAttackWatch:
         self, rule: WatchRule, principal: str, account: str, dataset_id: str, carriers: Iterable[int], allele_count: int
     ) -> Flag | None:
         """Count one question; the flag when this question raised it (once per person and dataset)."""
-        if not rule.rare(allele_count):
+        if not rule.counted(allele_count):
             return None
         members = list(carriers)
         try:
-            flag = self._count(rule, principal, account, dataset_id, members)
+            flag = self._count(rule, principal, account, dataset_id, members, allele_count)
         except IntegrityError:  # a concurrent first question of the same person created a row first
-            flag = self._count(rule, principal, account, dataset_id, members)
+            flag = self._count(rule, principal, account, dataset_id, members, allele_count)
         if flag is not None and self.audit is not None:
             self.audit.record(
                 Entry(
@@ -183,54 +233,92 @@ class SqlAttackWatch:
             )
         return flag
 
-    def _count(self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int]) -> Flag | None:
+    def _count(
+        self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int], allele_count: int
+    ) -> Flag | None:
         ids = {"p": principal, "d": dataset_id}
+        weight = rule.weight(allele_count)
         if self._autocommit is not None:
-            return self._count_postgresql(rule, principal, account, dataset_id, members)
+            return self._count_postgresql(rule, principal, account, dataset_id, members, weight)
         with self.database.engine.begin() as connection:
             if not self.wait_for_disk:
                 commit_without_waiting(connection)
-            row = connection.execute(_COUNT, ids).one_or_none()
+            row = connection.execute(_COUNT, {**ids, "w": weight}).one_or_none()
             if row is None:
-                connection.execute(
-                    insert(_WATCH), {"principal": principal, "dataset_id": dataset_id, "rare_questions": 1}
-                )
-                rare, flagged_at = 1, None
+                first = {"principal": principal, "dataset_id": dataset_id, "rare_questions": 1, "evidence": weight}
+                connection.execute(insert(_WATCH), first)
+                rare, total, flagged_at = 1, weight, None
             else:
-                rare, flagged_at = int(row[0]), row[1]
+                rare, total, flagged_at = int(row[0]), float(row[1]), row[2]
             if flagged_at is not None or not members:
                 return None
-            hits: dict[int, int] = {int(m): int(h) for m, h in connection.execute(_HIT, {**ids, "members": members})}
+            counted = connection.execute(_HIT, {**ids, "w": weight, "members": members})
+            hits = {int(m): (int(h), float(e)) for m, h, e in counted}
             fresh = [m for m in members if m not in hits]
             if fresh:
                 connection.execute(
                     insert(_HITS),
-                    [{"principal": principal, "dataset_id": dataset_id, "member": m, "hits": 1} for m in fresh],
+                    [
+                        {"principal": principal, "dataset_id": dataset_id, "member": m, "hits": 1, "evidence": weight}
+                        for m in fresh
+                    ],
                 )
-                hits.update(dict.fromkeys(fresh, 1))
-            top = max(hits.values())
-            if not rule.trips(top, rare):
-                return None
-            why = rule.reason(top, rare)
-            at = datetime.now(UTC)
-            params = {**ids, "at": at, "account": account, "top": top, "why": why}
-            if connection.execute(_FLAG, params).rowcount != 1:
-                return None  # another worker raised it first
-        return Flag(principal, account, dataset_id, top, rare, why)
+                hits.update(dict.fromkeys(fresh, (1, weight)))
+            top_hits, top = max(hits.values(), key=lambda hit: hit[1])
+            return self._flag(connection, rule, ids, account, (rare, total, top_hits, top))
 
     def _count_postgresql(
-        self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int]
+        self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int], weight: float
     ) -> Flag | None:
         assert self._autocommit is not None
         ids = {"p": principal, "d": dataset_id}
         durability = "on" if self.wait_for_disk else "off"
         with self._autocommit.connect() as connection:
-            counting = {**ids, "members": members, "synchronous_commit": durability}
-            rare, flagged_at, top, _ = connection.execute(_COUNT_POSTGRESQL, counting).one()
-            if flagged_at is not None or top is None or not rule.trips(top, rare):
+            counting = {**ids, "w": weight, "members": members, "synchronous_commit": durability}
+            rare, total, flagged_at, top_hits, top, _ = connection.execute(_COUNT_POSTGRESQL, counting).one()
+            if flagged_at is not None or top is None:
                 return None
-            why = rule.reason(top, rare)
-            flagging = {**ids, "at": datetime.now(UTC), "account": account, "top": top, "why": why}
-            if connection.execute(_FLAG, flagging).rowcount != 1:
-                return None  # another worker raised it first
-        return Flag(principal, account, dataset_id, top, rare, why)
+            return self._flag(connection, rule, ids, account, (int(rare), float(total), int(top_hits), float(top)))
+
+    @staticmethod
+    def _flag(
+        connection: Connection, rule: WatchRule, ids: dict[str, str], account: str, counts: _Counts
+    ) -> Flag | None:
+        """The flag, written once, if the counts after this question trip the rule."""
+        rare, total, top_hits, top = counts
+        if not rule.trips(top, total):
+            return None
+        why = rule.reason(top_hits, rare, top, total)
+        flagging = {**ids, "at": datetime.now(UTC), "account": account, "top": top_hits, "why": why}
+        if connection.execute(_FLAG, flagging).rowcount != 1:
+            return None  # another worker raised it first
+        return Flag(ids["p"], account, ids["d"], top_hits, rare, why)
+
+
+def merge_counts(session: Session, keep: str, gone: str) -> None:
+    """Count everything ``gone`` asked as ``keep``'s, when a link makes them one person.
+
+    Questions, hits and evidence add up, so a walk split over identities that are later linked is one walk:
+    the person is flagged at their next question on the walked member if the merged sums trip the rule. A
+    flag either identity had stays raised (the earlier one wins).
+    """
+    for moved in session.scalars(select(PrivacyWatch).where(PrivacyWatch.principal == gone)).all():
+        kept = session.get(PrivacyWatch, (keep, moved.dataset_id))
+        if kept is None:
+            kept = PrivacyWatch(principal=keep, dataset_id=moved.dataset_id, rare_questions=0, evidence=0.0)
+            session.add(kept)
+        kept.rare_questions += moved.rare_questions
+        kept.evidence += moved.evidence
+        if moved.flagged_at is not None and (kept.flagged_at is None or moved.flagged_at < kept.flagged_at):
+            kept.flagged_at, kept.account = moved.flagged_at, moved.account
+            kept.top_hits, kept.reason = moved.top_hits, moved.reason
+    for hit in session.scalars(select(PrivacyWatchHit).where(PrivacyWatchHit.principal == gone)).all():
+        target = session.get(PrivacyWatchHit, (keep, hit.dataset_id, hit.member))
+        if target is None:
+            target = PrivacyWatchHit(principal=keep, dataset_id=hit.dataset_id, member=hit.member, hits=0, evidence=0.0)
+            session.add(target)
+        target.hits += hit.hits
+        target.evidence += hit.evidence
+    session.flush()
+    for table in (PrivacyWatchHit, PrivacyWatch):
+        session.execute(delete(table).where(table.principal == gone))

@@ -27,8 +27,8 @@ Defences, each configurable per dataset and per access level:
 - **account linking**: accounts with the same subject at issuers configured as one login service
   (``linked_issuers``), identities a passport's LinkedIdentities visas name (an ORCID listed by several
   passports links them all), and accounts a steward linked explicitly, are one principal with one budget;
-- **attack flag**: a person whose questions on rare alleles fall on one member is flagged to the stewards
-  (``genoshare.access.attack_watch``, ``flag_min_hits``); it changes no answer.
+- **attack flag**: a person whose questions on rare alleles build up evidence on one member is flagged to the
+  stewards (``genoshare.access.attack_watch``, ``flag_min_evidence``); it changes no answer.
 
 Anonymous callers get no allele-level answer (``Answer.withheld``) on datasets that are not public.
 
@@ -68,7 +68,7 @@ from urllib.parse import unquote
 
 from pyroaring import BitMap
 
-from genoshare.access.attack_watch import SqlAttackWatch, WatchRule
+from genoshare.access.attack_watch import SqlAttackWatch, WatchRule, spend_cost
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
@@ -143,12 +143,12 @@ class PrivacySettings:
     exact_count_min: int | None = None
     #: Spends below this are not recorded: common alleles cost ~0 and would write one row per carrier.
     spend_floor: float = 1e-6
-    #: Flag a person to the stewards once this many of their questions on rare alleles were about alleles one
-    #: member carries (``genoshare.access.attack_watch``; None: no flag). Needs a stateful policy: the answer
-    #: cache keeps repeats from counting twice. The flag changes no answer.
-    flag_min_hits: int | None = None
-    #: ... and at least this share of all their questions on rare alleles.
-    flag_min_share: float = 0.5
+    #: Flag a person to the stewards once their questions on rare alleles built up this much evidence (nats,
+    #: ``spend_cost`` per question) on one member (``genoshare.access.attack_watch``; None: no flag). Needs a
+    #: stateful policy: the answer cache keeps repeats from counting twice. The flag changes no answer.
+    flag_min_evidence: float | None = None
+    #: ... and that member's evidence is at least this share of all their questions' on rare or absent alleles.
+    flag_min_share: float = 0.8
     #: Differentially private counts (None: off): the answer is decided on the count plus two-sided
     #: geometric noise with ``alpha = exp(-count_epsilon)``, truncated at 0 (``truncated_geometric``), the
     #: mechanism Ghosh et al. (2012) proved optimal for one count and Cho et al. (Cell Systems 2020) applied
@@ -162,9 +162,9 @@ class PrivacySettings:
     @property
     def watch_rule(self) -> WatchRule | None:
         """The attack flag's rule, or None when this policy raises no flag."""
-        if self.flag_min_hits is None or not self.stateful:
+        if self.flag_min_evidence is None or not self.stateful:
             return None
-        return WatchRule(self.flag_min_hits, self.flag_min_share)
+        return WatchRule(self.flag_min_evidence, self.flag_min_share)
 
     @property
     def stateful(self) -> bool:
@@ -194,9 +194,9 @@ class PrivacySettings:
             ("per_day", settings.per_day, int, 1),
             ("spend_floor", settings.spend_floor, float, 0.0),
             ("exact_count_min", settings.exact_count_min, int, 1),
-            ("flag_min_hits", settings.flag_min_hits, int, 1),
+            ("flag_min_evidence", settings.flag_min_evidence, float, 0.0),
         )
-        optional = ("budget", "flip_max_count", "per_minute", "per_day", "exact_count_min", "flag_min_hits")
+        optional = ("budget", "flip_max_count", "per_minute", "per_day", "exact_count_min", "flag_min_evidence")
         for name, value, kind, least in checks:
             if value is None and name in optional:
                 continue
@@ -271,25 +271,13 @@ _REGISTERED = PrivacySettings(
     false_yes_probability=0.45,
     per_minute=600,
     per_day=20_000,
-    flag_min_hits=6,
+    flag_min_evidence=0.6,
 )
 NODE_DEFAULTS: dict[Granularity, PrivacySettings] = {
     Granularity.BOOLEAN: _REGISTERED,
     Granularity.COUNT: _REGISTERED,
     Granularity.RECORD: PrivacySettings(),
 }
-
-
-def spend_cost(allele_count: float) -> float:
-    """Budget one "yes" spends on each carrier: ``-log(1 - D)`` with ``D = exp(-allele_count)``.
-
-    It is the evidence (in nats) the answer gives an attacker who assumed the allele absent from
-    non-members; singletons cost 0.46, doubletons 0.15, and alleles with 15+ copies under 1e-6.
-    ``PrivacySettings.cost`` calls it with a scaled count (``spend_count_scale``).
-    """
-    if allele_count <= 0:
-        return 0.0
-    return -math.log1p(-math.exp(-allele_count))
 
 
 def truncated_geometric(count: int, epsilon: float, rng: random.Random) -> int:

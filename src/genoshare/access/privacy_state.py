@@ -22,6 +22,7 @@ from sqlalchemy import BindParameter, Connection, bindparam, delete, insert, sel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from genoshare.access.attack_watch import merge_counts
 from genoshare.store.db import Database
 from genoshare.store.privacy_tables import PrivacyAnswer, PrivacyLink, PrivacySession, PrivacySpend
 
@@ -573,7 +574,12 @@ class SqlPrivacyState:
 
     @staticmethod
     def _merge(session: Session, keep: str, gone: str) -> None:
-        """Charge everything ``gone`` has done to ``keep``: spends add up, the kept answers win."""
+        """Charge everything ``gone`` has done to ``keep``: spends add up, the kept answers win.
+
+        The attack watch's counts add up too (``attack_watch.merge_counts``): a walk split over identities
+        is one walk once they are linked.
+        """
+        merge_counts(session, keep, gone)
         for moved in session.scalars(select(PrivacySpend).where(PrivacySpend.principal == gone)).all():
             target = session.get(PrivacySpend, (keep, moved.dataset_id, moved.member))
             if target is None:

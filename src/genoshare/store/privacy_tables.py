@@ -1,4 +1,4 @@
-"""Tables of the Beacon privacy defences (``genoshare.access.privacy``); migrations 0004 and 0009 create them.
+"""Tables of the Beacon privacy defences (``genoshare.access.privacy``); migrations 0004, 0009 and 0012 make them.
 
 They hold what must survive a restart for the defences to mean anything: an attacker who could reset a
 budget or re-roll a randomised answer by waiting for the node to restart would not be stopped at all.
@@ -90,18 +90,20 @@ class PrivacyWatch(Base):
 
     principal: Mapped[str] = mapped_column(String(500), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
-    #: Questions on rare alleles (present with at most ``WatchRule.rare_max_count`` copies), repeats not counted.
+    #: Questions on rare or absent alleles (at most ``WatchRule.rare_max_count`` copies), repeats not counted.
     rare_questions: Mapped[int] = mapped_column(Integer, default=0)
+    #: Their weights summed (``WatchRule.weight``, nats): what a member's evidence is a share of.
+    evidence: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
     flagged_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     #: The account (``subject@issuer``) whose question raised the flag.
     account: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    #: Of the rare questions when flagged, how many were about alleles one and the same member carries.
+    #: Of the rare questions when flagged, how many were about alleles the member with most evidence carries.
     top_hits: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
 
 class PrivacyWatchHit(Base):
-    """How many of one person's rare questions on one dataset were about alleles one member carries."""
+    """How many of one person's rare questions on one dataset were about alleles one member carries; their weight."""
 
     __tablename__ = "privacy_watch_hits"
 
@@ -109,3 +111,5 @@ class PrivacyWatchHit(Base):
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
     member: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     hits: Mapped[int] = mapped_column(Integer, default=0)
+    #: The weights of those questions summed (nats): the evidence a walk over this member would have built.
+    evidence: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")

@@ -1,25 +1,33 @@
 """How the node's attack flag (``genoshare.access.attack_watch``) does on the harness's sessions (issue 17).
 
-The node counts, per person and dataset, the questions on rare alleles that each member carries, whatever
-the answers were, and flags the person once one member carries ``min_hits`` of them and ``min_share`` of
-all (``WatchRule``). The harness runs the node's own rule (``SessionWatch``) over the sessions it asks:
+The node weighs each question on a rare or absent allele by the evidence a "yes" on it gives about a carrier,
+adds that to every carrier's evidence and to the person's total, and flags the person once one member holds
+``min_evidence`` and ``min_share`` of the total (plus a prior) (``WatchRule``). The harness runs the node's
+own rule (``SessionWatch``) over the sessions it asks:
 
 - attack sessions (A1, A2) on member and non-member targets: the share flagged and the question of the flag;
 - benign sessions, each judged alone: the benign researcher's random sites and screen cut into sessions,
   one patient's screen at a time (the candidates a clinician asks for one patient: that patient's alleles
-  the reference has never seen), and screens of a region (consecutive sites, whose rare alleles share
-  carriers through linkage): false alarms.
+  the reference has never seen), in the VCF's order and shuffled, and screens of a region (consecutive sites,
+  whose rare alleles share carriers through linkage): false alarms;
+- an adaptive attacker who knows the rule (``adaptive_plan``): it walks rarest first like A2 and asks made-up
+  alleles (absent from every dataset) in between, as many as keep the share under the rule's even if every
+  real question were a singleton of the target; ``adaptive`` measures the power it keeps within the queries.
 
-The rule reads no answer, so it flags the same sessions under every defence; what the defence changes is
-how much of the walked member's budget is spent when the flag comes (``harness.budget_at_flag``).
+The rule reads no answer, so it flags the same sessions under every defence; what the defence changes is how
+much of the walked member's budget is spent when the flag comes (``harness.budget_at_flag``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 
 from genoshare.access.attack_watch import SessionWatch, WatchRule
-from genoshare_lab.privacy.attacks import QueryPlans
+from genoshare.access.privacy import PrivacySettings
+from genoshare_lab.privacy.attacks import DELTAS, QueryPlans, power_at_fpr, scores
 from genoshare_lab.privacy.cohort import AttackCohort
 
 #: Alleles with at most this many copies are rare (the node's rule and the harness's utility columns).
@@ -34,8 +42,9 @@ def flagged_at(cohort: AttackCohort, sites: np.ndarray, rule: WatchRule) -> int 
     ac = cohort.beacon_ac
     for i, site in enumerate(sites.tolist()):
         count = int(ac[site])
-        # Only rare alleles are counted: the carriers of the others are not worth reading.
-        if rule.rare(count) and watch.observe(cohort.carriers(site).tolist(), count):
+        if not rule.counted(count):
+            continue  # the carriers of common alleles are not worth reading
+        if watch.observe(cohort.carriers(site).tolist() if count else [], count):
             return i + 1
     return None
 
@@ -45,12 +54,16 @@ def _false_alarms(cohort: AttackCohort, sessions: list[np.ndarray], rule: WatchR
     return {"sessions": len(sessions), "flagged": flagged, "share": round(flagged / len(sessions), 4)}
 
 
+def rule_summary(rule: WatchRule) -> dict[str, float]:
+    return {"min_evidence": rule.min_evidence, "min_share": rule.min_share, "prior": rule.prior}
+
+
 def detection(
     cohort: AttackCohort, plans: QueryPlans, queries: int, rule: WatchRule, seed: int = 0
 ) -> dict[str, object]:
     """Flags on attack sessions (first ``queries`` questions) and false alarms on benign ones."""
     n = cohort.config.n_targets
-    report: dict[str, object] = {"rule": {"min_hits": rule.min_hits, "min_share": rule.min_share}}
+    report: dict[str, object] = {"rule": rule_summary(rule)}
     for name, plan in (("A1", plans.a1), ("A2", plans.a2)):
         at = [flagged_at(cohort, plan[t, :queries], rule) for t in range(2 * n)]
         members = [q for q in at[:n] if q is not None]
@@ -65,15 +78,155 @@ def detection(
         benign[f"random sites and screen, {parts} sessions"] = _false_alarms(
             cohort, list(np.array_split(plans.benign_session, parts)), rule
         )
-    patients = [cohort.carried_by_target(t) for t in range(n, 2 * n)]
-    benign["one patient's novel alleles"] = _false_alarms(
-        cohort, [sites[cohort.panel_ac[sites] == 0] for sites in patients], rule
-    )
-    present = np.flatnonzero(cohort.beacon_ac > 0)
     rng = np.random.default_rng(seed)
+    patients = [sites[cohort.panel_ac[sites] == 0] for sites in map(cohort.carried_by_target, range(n, 2 * n))]
+    benign["one patient's novel alleles, in the VCF's order"] = _false_alarms(cohort, patients, rule)
+    shuffled = [rng.permutation(sites) for sites in patients]
+    benign["one patient's novel alleles, shuffled"] = _false_alarms(cohort, shuffled, rule)
+    present = np.flatnonzero(cohort.beacon_ac > 0)
     for width in REGION_SITES:
         starts = rng.choice(len(present) - width, size=REGION_WINDOWS, replace=False)
         windows = [present[start : start + width] for start in starts.tolist()]
         benign[f"region of {width} consecutive sites"] = _false_alarms(cohort, windows, rule)
     report["benign"] = benign
     return report
+
+
+def adaptive_plan(rule: WatchRule, queries: int) -> np.ndarray:
+    """Which of ``queries`` questions are real (True) for the attacker who knows the rule; the rest are decoys.
+
+    The attacker cannot see the counts, so it pads as if every real question were a singleton of the target
+    (the heaviest a present allele weighs): before its ``k``-th real question, enough decoys (made-up
+    alleles, absent, each weighing as a singleton) that ``k`` singletons stay under ``min_share`` of the total
+    plus the prior. The pattern is the same for every target.
+    """
+    heaviest = rule.weight(1)
+    real = np.zeros(queries, dtype=bool)
+    decoys = asked = 0
+    for i in range(queries):
+        # Decoys needed so that the next real question, a singleton, leaves the share under the rule's.
+        needed = ((asked + 1) * heaviest * (1 - rule.min_share) / rule.min_share - rule.prior) / heaviest
+        if decoys > needed:
+            real[i] = True
+            asked += 1
+        else:
+            decoys += 1
+    return real
+
+
+def adaptive(
+    cohort: AttackCohort,
+    plans: QueryPlans,
+    queries: int,
+    rule: WatchRule,
+    settings: PrivacySettings,
+    answer: Callable[[str, np.ndarray], np.ndarray],
+    seed: int,
+) -> dict[str, object]:
+    """The adaptive attacker's power within ``queries`` questions under ``settings``, beside plain A2's.
+
+    ``answer(user, sites)`` asks one session of the defence (the harness's oracle under ``settings``). Power is
+    at 5 % FPR at the last question, the best over the miss rates ``DELTAS`` (in-sample: an upper bound).
+    Decoys are sites no member carries, drawn afresh per target; their answers carry nothing about the target
+    and are not scored. No defence is the truth (present or not), asked of nobody.
+    """
+    n = cohort.config.n_targets
+    real = adaptive_plan(rule, queries)
+    k = int(real.sum())
+    absent = np.flatnonzero(cohort.beacon_ac == 0)
+    rng = np.random.default_rng(seed)
+    sessions = np.empty((2 * n, queries), dtype=np.int64)
+    for t in range(2 * n):
+        sessions[t, real] = plans.a2[t, :k]
+        sessions[t, ~real] = rng.choice(absent, size=queries - k, replace=False)
+    flagged = [flagged_at(cohort, sessions[t], rule) is not None for t in range(2 * n)]
+
+    def power(answers: np.ndarray, plan: np.ndarray, defence: PrivacySettings) -> float:
+        return max(
+            power_at_fpr(m[:n, -1], m[n:, -1]) for m in (scores(answers, plan, cohort, defence, d) for d in DELTAS)
+        )
+
+    report: dict[str, object] = {
+        "queries": queries,
+        "real_questions": k,
+        "decoys_per_real_question": round((queries - k) / k, 3) if k else math.inf,
+        "members_flagged": round(float(np.mean(flagged[:n])), 4),
+        "non_members_flagged": round(float(np.mean(flagged[n:])), 4),
+    }
+    truth = cohort.beacon_ac[plans.a2[:, :queries]] > 0
+    report["no defence"] = {
+        "adaptive_power": round(power(truth[:, :k], plans.a2[:, :k], PrivacySettings()), 4),
+        "a2_power": round(power(truth, plans.a2[:, :queries], PrivacySettings()), 4),
+    }
+    asked = np.stack([answer(f"adaptive-target-{t}", sessions[t]) for t in range(2 * n)])
+    plain = np.stack([answer(f"A2-again-target-{t}", plans.a2[t, :queries]) for t in range(2 * n)])
+    report["defence"] = {
+        "adaptive_power": round(power(asked[:, real], plans.a2[:, :k], settings), 4),
+        "a2_power": round(power(plain, plans.a2[:, :queries], settings), 4),
+    }
+    return report
+
+
+#: The node default's rule is measured beside these neighbours: a flag later, and one with a looser share.
+NEIGHBOURS = (WatchRule(min_evidence=0.9), WatchRule(min_share=0.6))
+
+
+def detection_table(flags: list[dict[str, object]], adaptive_report: dict[str, object] | None = None) -> str:
+    """The node's attack flag on attack and benign sessions (``detection``), one column per rule measured."""
+    heads = []
+    for f in flags:
+        rule = f["rule"]
+        assert isinstance(rule, dict)
+        default = " (node default)" if f["node_default"] else ""
+        heads.append(f"{rule['min_evidence']:g} nats, share {rule['min_share']:g}{default}")
+    lines = [
+        "Rule: flag a person once the questions on rare or absent alleles (<= 5 copies), each weighing what a "
+        '"yes" on it is worth (0.46 nats for a singleton or an absent allele), give one member at least this '
+        "evidence and this share of the person's total (+ 0.15); answers are not read.",
+        "",
+        "| sessions | " + " | ".join(heads) + " |",
+        "|---|" + "---|" * len(flags),
+    ]
+    for attack in ("A1", "A2"):
+        for who, key in (("member", "members_flagged"), ("non-member", "non_members_flagged")):
+            cells = []
+            for f in flags:
+                found = f[attack]
+                assert isinstance(found, dict)
+                median = found["median_query_when_flagged"]
+                at = f" (median question {median:g})" if who == "member" and median is not None else ""
+                cells.append(f"{found[key]:.1%}{at}")
+            lines.append(f"| {attack} on {who} targets | " + " | ".join(cells) + " |")
+    first = flags[0]["benign"]
+    assert isinstance(first, dict)
+    for name in first:
+        cells = []
+        for f in flags:
+            alarms = f["benign"][name]  # type: ignore[index]
+            cells.append(f"{alarms['flagged']} of {alarms['sessions']} ({alarms['share']:.1%})")
+        lines.append(f"| benign: {name} | " + " | ".join(cells) + " |")
+    for attack in ("A1", "A2"):
+        cells = []
+        for f in flags:
+            at = f["budget_at_flag"][attack]  # type: ignore[index]
+            if not at["flagged_members"]:
+                cells.append("-")
+                continue
+            cells.append(f"{at['median_spent']:.2f} of {at['budget']}; {at['share_with_budget_left']:.0%} can pay more")
+        lines.append(f"| {attack} member walks: budget spent at the flag (median) | " + " | ".join(cells) + " |")
+    if adaptive_report is not None:
+        a = adaptive_report
+        plain, defended = a["no defence"], a["defence"]
+        assert isinstance(plain, dict) and isinstance(defended, dict)
+        lines += [
+            "",
+            f"Adaptive attacker (knows the node default's rule): {a['real_questions']} real rarest-first questions "
+            f"in {a['queries']}, {a['decoys_per_real_question']} made-up decoys per real one; flagged: "
+            f"{a['members_flagged']:.1%} of member targets, {a['non_members_flagged']:.1%} of non-members.",
+            "",
+            "| defence | adaptive attacker's power at 5 % FPR | plain A2's, same queries |",
+            "|---|---|---|",
+            f"| none | {plain['adaptive_power']:.3f} | {plain['a2_power']:.3f} |",
+            f"| node default | {defended['adaptive_power']:.3f} | {defended['a2_power']:.3f} |",
+        ]
+    return "\n".join(lines)

@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -707,6 +707,10 @@ class HarnessConfig:
     #: Also measure the optimisation-based masking of Venkatesaramani et al. (``masking.greedy_masking``):
     #: chosen with the cohort in hand, scored at the run's seed; a lab measurement, not a node setting.
     masking: bool = False
+    #: Measure A3 against geometric counts too (``measure_a3_geometric``); the full run's.
+    a3_geometric: bool = True
+    #: The defences of ``defence_grid`` measured, by name (None: all of them; ``DEFAULT_ROWS``).
+    rows: tuple[str, ...] | None = None
 
 
 QUICK = HarnessConfig(
@@ -721,10 +725,30 @@ QUICK = HarnessConfig(
 
 FULL = HarnessConfig(spread_seeds=(9, 10, 11, 12, 13), masking=True)
 
+#: What the one command measures by default (``--full``: every row): the headline rows, the anchors of the
+#: frontier (a budget alone, randomised response alone) and issue 17's candidates, the spread of the default
+#: and the best point over three seeds; about 40 % of the full run's attack jobs.
+DEFAULT_ROWS = (
+    "none",
+    "budget=0.5",
+    "budget=1.0",
+    "rr p=0.3 k<=5",
+    "budget=0.5 + rr p=0.25 k<=5 decay=0.4 false-yes=0.1",
+    "budget=1.0 + rr p=0.3 k<=5 decay=0.4 false-yes=0.1",
+    "budget=0.5 + geometric eps=2.2",
+    "node default",
+)
+DEFAULT = replace(FULL, spread_seeds=(9, 10), rows=DEFAULT_ROWS, a3_geometric=False)
+
 #: The defences measured through the node's own handler; every other is measured on the oracle.
 HEADLINE = ("none", "node default")
 #: The defences measured at the other seeds too (``HarnessConfig.spread_seeds``).
-SPREAD = ("node default", "previous default", "budget=0.5 + rr p=0.25 k<=5 decay=0.4 false-yes=0.1")
+SPREAD = (
+    "node default",
+    "previous default",
+    "budget=0.5 + rr p=0.25 k<=5 decay=0.4 false-yes=0.1",
+    "budget=0.5 + geometric eps=2.2",
+)
 
 #: The frontier's row for the optimisation-based masking (``HarnessConfig.masking``).
 MASKING = "greedy masking of members' rare alleles (lab, Venkatesaramani et al.)"
@@ -829,6 +853,8 @@ def run(
     cohort = load_or_simulate(config.cohort, work_dir)
     plans = plan_queries(cohort, config.max_queries, config.benign_queries, config.seed, config.screen_queries)
     grid = list(defences if defences is not None else defence_grid())
+    if config.rows is not None:
+        grid = [d for d in grid if d.name in config.rows]
     if grid[0].settings.stateful:
         raise ValueError("the first defence must be stateless (the undefended gates)")
 
@@ -925,7 +951,7 @@ def run(
     if config.a3:
         started = time.monotonic()
         a3 = measure_a3(cohort, plans, config.seed)
-        a3["geometric"] = measure_a3_geometric(cohort, plans, config.seed)
+        a3["geometric"] = measure_a3_geometric(cohort, plans, config.seed) if config.a3_geometric else None
         timings["a3_s"] = round(time.monotonic() - started, 1)
     timings["total_s"] = round(time.monotonic() - began, 1)
     return {
@@ -1054,13 +1080,22 @@ def _unseen(cohort: AttackCohort) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("benchmarks/work/privacy"))
-    parser.add_argument("--quick", action="store_true", help="a reduced cohort (the test's size)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a reduced cohort (the test's size)")
+    size.add_argument("--full", action="store_true", help="every defence of the frontier, the spread at six seeds")
+    size.add_argument(
+        "--per-node", action="store_true", help="the best points at 450 + 450 targets on three nodes (per_node)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="processes for the attack jobs (0: inline)")
     args = parser.parse_args(argv)
-    config = QUICK if args.quick else FULL
+    if args.per_node:
+        from genoshare_lab.privacy import per_node  # it builds on this module
+
+        return per_node.main(args.work_dir, args.workers)
+    config = QUICK if args.quick else FULL if args.full else DEFAULT
     report = run(config, args.work_dir, workers=args.workers)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if args.quick else "full"
+    stem = "quick" if args.quick else "full" if args.full else "default"
     (args.work_dir / f"results-{stem}.json").write_text(json.dumps(report, indent=1))
     table = frontier_table(report["results"])  # type: ignore[arg-type]
     if config.spread_seeds:
