@@ -7,19 +7,22 @@ What a reader of the frontier relies on:
 - **the share gate** changes nothing for the member a person's rare questions all fall on (a walk over it
   spends its budget as the node's guard does), with no allowance at all it *is* the node's guard, and it
   spares the members a broad random session touches: fewer wrong "no" than the node's budget gives it;
-- **the diluting attacker** pads its walk with decoys that are not the target's, in the walk's order.
+- **the diluting attacker** pads its walk with decoys that are not the target's, in the walk's order;
+- **per node**: each node (seed) is measured apart, with its own interval (``per_node``).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from pyroaring import BitMap
 
 from genoshare.access.privacy import PrivacySettings
+from genoshare_lab.privacy import per_node
 from genoshare_lab.privacy.accounting import EvidencePriced, GatedBeacon, ShareGate, diluted_plan, walk_positions
 from genoshare_lab.privacy.attacks import plan_queries
 from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
@@ -88,3 +91,31 @@ def test_a_diluted_walk_keeps_the_walk_order_and_pads_with_others_alleles(cohort
         assert (plan[target, on_walk] == plans.a2[target, :25]).all()
         assert not np.isin(plan[target, ~on_walk], cohort.carried_by_target(target)).any()
     assert walk_positions(3, 8).tolist() == [0, 0, 0, 1, 1, 1, 1, 2]
+
+
+def test_per_node_measures_each_node_apart_with_its_interval() -> None:
+    config = replace(
+        per_node.CONFIG,
+        cohort=TINY,
+        max_queries=300,
+        defended_queries=100,
+        benign_queries=400,
+        screen_queries=100,
+        spread_seeds=(9,),
+    )
+    report = per_node.run(
+        config, None, rows=("budget=0.5 + geometric eps=2.2",), gates=[(BEST_POINT, ShareGate(0.02))], workers=1
+    )
+    assert report["seeds"] == [8, 9] and report["targets"] == TINY.n_targets
+    rows = report["rows"]
+    assert [len(row["nodes"]) for row in rows] == [2, 2]
+    assert "share gate 0.02" in rows[1]["defence"]
+    for row in rows:
+        for node in row["nodes"]:
+            best = node["best_response"]
+            assert best["low"] <= best["power"] <= best["high"]
+            assert node["utility"]["false_yes_absent"] is not None
+    # Two nodes are two draws of the coins and query plans, not one result copied.
+    assert rows[0]["nodes"][0]["utility"] != rows[0]["nodes"][1]["utility"]
+    lines = per_node.table(report).splitlines()
+    assert sum(line.startswith("| budget=0.5 + geometric eps=2.2 |") for line in lines) == 2
