@@ -29,11 +29,13 @@ class ObjectStore(Protocol):
         """Store ``source`` under ``key`` atomically: readers see the whole object or none."""
         ...
 
-    def replace(self, source: Path, key: str) -> None:
-        """Store ``source`` under ``key`` even if an object is there (a rotation's new header, same length).
+    def replace(self, source: Path, key: str) -> bool:
+        """Store ``source`` under ``key`` in place of the object there (a rotation's new header, same length).
 
-        Readers that opened the object before go on reading the bytes they opened (a file store) or, the length
-        being the same, the new bytes, whose segments are the old ones (an S3 store).
+        Only while the object is there: one deleted meanwhile (a file removed, a withdrawn participant's old
+        file) stays deleted, and ``replace`` returns False. Readers that opened the object before go on reading
+        the bytes they opened (a file store) or, the length being the same, the new bytes, whose segments are
+        the old ones (an S3 store).
         """
         ...
 
@@ -78,6 +80,8 @@ class ObjectStore(Protocol):
 
 #: Beside staging: every process that works in staging holds its lock shared; a sweep needs it exclusively.
 _STAGING_LOCK = ".staging.lock"
+#: Beside the objects: a replace (is the object still there? then rename) and a delete hold it exclusively.
+_WRITES_LOCK = ".writes.lock"
 
 
 class LocalObjectStore:
@@ -94,22 +98,42 @@ class LocalObjectStore:
         return path
 
     def put(self, source: Path, key: str) -> None:
-        if self._path(key).exists():
+        target = self._path(key)
+        if target.exists():
             # Keys are content checksums: an existing object already holds these bytes.
             source.unlink(missing_ok=True)
             return
-        self.replace(source, key)
+        os.replace(self._staged(source, target), target)
 
-    def replace(self, source: Path, key: str) -> None:
+    def replace(self, source: Path, key: str) -> bool:
         target = self._path(key)
+        staged = self._staged(source, target)
+        with self._writes():
+            if not target.is_file():
+                staged.unlink()
+                return False
+            os.replace(staged, target)  # a reader's open descriptor keeps the file it opened
+        return True
+
+    def _staged(self, source: Path, target: Path) -> Path:
+        """``source`` moved beside ``target`` (0600), ready to be renamed onto it."""
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        shutil.move(source, tmp)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target)  # a reader's open descriptor keeps the file it opened
+        staged = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        shutil.move(source, staged)
+        os.chmod(staged, 0o600)
+        return staged
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        with self._writes():
+            path.unlink(missing_ok=True)
+
+    @contextmanager
+    def _writes(self) -> Iterator[None]:
+        """Held by a replace and a delete, in every process: a replace never brings back a deleted object."""
+        with _lock_file(self.root / _WRITES_LOCK) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def keys(self, prefix: str) -> list[str]:
         folder = self._path(prefix.rstrip("/"))
@@ -182,9 +206,13 @@ class LocalObjectStore:
             return removed
 
 
+def _staging_lock(staging: Path) -> AbstractContextManager[int]:
+    return _lock_file(staging.parent / _STAGING_LOCK)
+
+
 @contextmanager
-def _staging_lock(staging: Path) -> Iterator[int]:
-    descriptor = os.open(staging.parent / _STAGING_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _lock_file(path: Path) -> Iterator[int]:
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         yield descriptor
     finally:

@@ -48,6 +48,8 @@ _log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 #: Files above this go up in parts of this size (S3 allows at most 10 000 parts: 640 GB).
 _PART_SIZE = 64 * 1024 * 1024
+#: The largest object one PUT stores (S3's limit).
+_SINGLE_PUT = 5 * 1024**3
 #: Objects whose size and ETag an S3 store remembers (a few dozen bytes each).
 _OPENED_SIZE = 65536
 #: Reads at least this long that continue the previous one fetch the next piece ahead (a stream, not a ticket).
@@ -205,14 +207,31 @@ class S3ObjectStore:
             # Keys are content checksums: an existing object already holds these bytes.
             source.unlink(missing_ok=True)
             return
-        self.replace(source, key)
+        self._upload(source, key)
 
-    def replace(self, source: Path, key: str) -> None:
+    def _upload(self, source: Path, key: str) -> None:
         with _asking(self.label, "write", key):
             self.client.upload_file(str(source), self.bucket, self._key(key), Config=self._transfer)
-        with self._lock:
-            self._opened.pop(key, None)
-        source.unlink(missing_ok=True)
+
+    def replace(self, source: Path, key: str) -> bool:
+        """One PUT on the condition that the object is the one there now (``If-Match``): a delete meanwhile wins.
+
+        Above what one PUT takes (5 GiB), a multipart upload, which boto3's transfer manager sends without a
+        condition: an object deleted while it uploads is stored again.
+        """
+        try:
+            etag = str(self._head(key)["ETag"])
+            if source.stat().st_size > _SINGLE_PUT:
+                self._upload(source, key)
+            else:
+                with _asking(self.label, "write", key), source.open("rb") as body:
+                    self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, IfMatch=etag)
+        except NotFound:  # deleted before the HEAD, or since (the condition failed)
+            return False
+        finally:
+            self.forget(self._key(key))
+            source.unlink(missing_ok=True)
+        return True
 
     def exists(self, key: str) -> bool:
         try:
