@@ -35,6 +35,7 @@ from genoshare.crypt.keys import (
     load_keypair,
     retire_when_stored,
 )
+from genoshare.errors import NotFound
 from genoshare.node import NODE_KEY_NAME, Node
 from genoshare.store.blobs import ENCRYPTED_SUFFIX
 from genoshare.store.models import Grant
@@ -153,16 +154,24 @@ def _rekey_all(objects: ObjectStore, old: KeyPair, new: KeyPair) -> tuple[int, i
     rewritten = already = 0
     for prefix in ENCRYPTED_PREFIXES:
         for key in objects.keys(prefix):
-            if key.endswith(ENCRYPTED_SUFFIX):
-                if _rekey(objects, key, old, new):
-                    rewritten += 1
-                else:
-                    already += 1
+            if not key.endswith(ENCRYPTED_SUFFIX):
+                continue
+            try:
+                done = _rekey(objects, key, old, new)
+            except NotFound:
+                continue  # deleted since it was listed (a file removed, a withdrawal's old file): nothing to re-key
+            if done:
+                rewritten += 1
+            else:
+                already += 1
     return rewritten, already
 
 
 def _rekey(objects: ObjectStore, key: str, old: KeyPair, new: KeyPair) -> bool:
-    """Give ``key`` a header for ``new`` (and only for it) if it has none; the segments are copied as stored."""
+    """Give ``key`` a header for ``new`` (and only for it) if it has none; the segments are copied as stored.
+
+    ``NotFound`` if the file is deleted before its copy is in its place: the copy is not stored.
+    """
     try:
         EncryptedFile(objects.open(key), new.secret).close()
         return False
@@ -178,5 +187,6 @@ def _rekey(objects: ObjectStore, key: str, old: KeyPair, new: KeyPair) -> bool:
                 out.write(piece)
             out.flush()
             os.fsync(out.fileno())
-        objects.replace(rekeyed, key)
+        if not objects.replace(rekeyed, key):
+            raise NotFound(f"{key} was deleted during its rotation")
     return True
