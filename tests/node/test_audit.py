@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -12,7 +15,7 @@ from genoshare.audit import AuditLog, Entry
 from genoshare.audit.log import STORED_FIELDS, _entry_hash
 from genoshare.cli.main import app
 from genoshare.node import Node
-from genoshare.store.models import AuditEvent
+from genoshare.store.models import AuditEvent, AuditHead
 
 
 def fill(log: AuditLog, count: int = 5) -> None:
@@ -137,3 +140,64 @@ def test_control_characters_a_client_sent_are_stored_escaped(node: Node) -> None
     [event] = node.audit.entries()
     assert event.resource == "/ga4gh/drs/v1/objects/\\x00\\nfake" and event.reason == "no object '\\x00'"
     assert node.audit.verify().ok
+
+
+def queued_behind_a_held_head(node: Node, entries: list[Entry]) -> list[int | Exception]:
+    """Append ``entries`` from a thread each while another transaction holds the chain's head row; the results.
+
+    The first append waits for the head; the others queue meanwhile and are committed together after it, as
+    the requests of a busy server are (``AuditLog.record``).
+    """
+    results: list[int | Exception] = [RuntimeError("not run")] * len(entries)
+
+    def append(number: int) -> None:
+        try:
+            results[number] = node.audit.record(entries[number])
+        except Exception as error:
+            results[number] = error
+
+    threads = [threading.Thread(target=append, args=(number,)) for number in range(len(entries))]
+    with node.database.engine.begin() as holding:
+        holding.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
+        threads[0].start()
+        wait_for(lambda: node.audit._writing and not node.audit._queued)  # the first one waits for the head
+        for thread in threads[1:]:
+            thread.start()
+        wait_for(lambda: len(node.audit._queued) == len(entries) - 1)
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the appends did not queue"
+        time.sleep(0.01)
+
+
+def test_entries_that_arrive_together_are_one_transaction_and_the_chain_holds(node: Node) -> None:
+    fill(node.audit, 2)
+    entries = [Entry(f"reader{n}@issuer", "htsget.ticket", f"objects/o{n}", "permit", "ticket") for n in range(12)]
+    results = queued_behind_a_held_head(node, entries)
+    assert sorted(results) == list(range(3, 15)), results  # type: ignore[type-var]
+    events = {event.actor: event for event in node.audit.entries()}
+    assert all(events[entry.actor].seq == seq for entry, seq in zip(entries, results, strict=True))
+    # The eleven that queued behind the first were written together: one transaction, one time.
+    assert len({events[entry.actor].at for entry in entries[1:]}) == 1
+    report = node.audit.verify()
+    assert report.ok and report.entries == 14, report
+
+
+def test_an_entry_that_cannot_be_written_fails_alone_and_leaves_no_gap(node: Node) -> None:
+    """A group fails after it moved the head (its insert fails): nothing of it stays; the others are written."""
+    fill(node.audit, 2)
+    entries = [Entry(f"reader{n}@issuer", "htsget.ticket", f"objects/o{n}", "permit", "ticket") for n in range(8)]
+    entries[4] = Entry("bad@issuer", "htsget.ticket", "objects/bad", "permit", "ticket", {"not json": {1, 2}})
+    results = queued_behind_a_held_head(node, entries)
+    assert isinstance(results[4], Exception) and "not JSON serializable" in str(results[4]), results[4]
+    written = [result for number, result in enumerate(results) if number != 4]
+    assert sorted(written) == list(range(3, 10)), results  # type: ignore[type-var]
+    assert "bad@issuer" not in {event.actor for event in node.audit.entries()}
+    report = node.audit.verify()
+    assert report.ok and report.entries == 9, report
