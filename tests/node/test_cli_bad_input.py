@@ -45,6 +45,7 @@ BAD_INPUT: dict[str, list[str]] = {
     "datasets committee": ["nosuch", "--member", "a@b", "--data-dir", "{node}"],
     "objects list": ["nosuch", "--data-dir", "{node}"],
     "objects remove": ["nosuch", "--yes", "--data-dir", "{node}"],
+    "objects sweep": ["--data-dir", "{missing}"],
     "audit verify": ["--head", "{junk}", "--data-dir", "{node}"],
     "audit report": ["nosuch", "--data-dir", "{node}"],
     "audit head": ["--export", "{nodir}", "--data-dir", "{node}"],

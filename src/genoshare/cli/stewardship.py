@@ -42,8 +42,8 @@ def _removal(remove: Callable[[bool], Removal], what: str, yes: bool, dry_run: b
         _print_removal(done)
     if done.left:
         raise fail(
-            f"{len(done.left)} stored file(s) could not be deleted (nothing serves them; the audit log lists them): "
-            + " ".join(done.left)
+            f"{len(done.left)} stored file(s) could not be deleted (nothing serves them; the audit log lists them; "
+            "`genoshare objects sweep` deletes them once the store works): " + " ".join(done.left)
         )
 
 
@@ -140,6 +140,27 @@ def register(datasets_app: typer.Typer, consent_app: typer.Typer, objects_app: t
             dry_run,
             as_json,
         )
+
+    @objects_app.command("sweep")
+    def objects_sweep(as_json: JsonOption = False, data_dir: DataDir = Path("node")) -> None:
+        """Delete the stored bytes that earlier removals could not (the store failed); `genoshare check` lists them.
+
+        Nothing serves them already. Bytes that a later ingest of the same file uses again stay. Audited.
+        """
+        lifecycle = build_lifecycle(open_node(data_dir))
+        with reported():
+            done = lifecycle.sweep(Operator.at_command_line().actor)
+        if as_json:
+            typer.echo(json.dumps(done.as_dict(), indent=2))
+        else:
+            console.print(
+                f"deleted {len(done.done)} stored file(s) left by earlier removals"
+                + (f"; {len(done.kept)} kept, used again by data published since" if done.kept else ""),
+                soft_wrap=True,
+                highlight=False,
+            )
+        if done.left:
+            raise fail(f"{len(done.left)} stored file(s) still cannot be deleted: " + " ".join(done.left))
 
     @datasets_app.command("update")
     def datasets_update(

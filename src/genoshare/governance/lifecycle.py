@@ -5,8 +5,11 @@ rows DRS, htsget and ``/data`` look up, the Beacon's variant-index rows and peop
 entry that records who did it. A ``/data`` stream of a removed file re-checks its object while it streams
 (``genoshare.drs.reads``) and is cut as after a withdrawal; Beacon servers reload their indexes within
 half a second (``genoshare.beacon.catalog``). Only then are the stored bytes deleted: the encrypted file,
-its index, the per-consent subsets made from it, and the Beacon index files. A failure there leaves
-unreferenced bytes that nothing serves, named in a second audit entry (``fail``) and in the error.
+its index, the per-consent subsets made from it, and the Beacon index files. What is to go is written,
+in that same transaction, as ``PendingRemoval`` rows, each deleted once its bytes are: a failure there (the
+store down, a read-only directory, the process killed) leaves unreferenced bytes that nothing serves, named in
+a second audit entry (``fail``) and in the error, and kept as pending. ``genoshare check`` reports them and
+``Lifecycle.sweep`` (``genoshare objects sweep``) deletes them, audited.
 
 A dataset's grants are deleted with it (the visas the node signed for it name a dataset that no longer
 exists, and ``genoshare.datasets`` refuses to create one under a deleted id, so they never open anything
@@ -40,6 +43,8 @@ from genoshare.store.models import (
     Grant,
     ObjectParticipant,
     Participant,
+    PendingRemoval,
+    RequestDocument,
     utcnow,
 )
 from genoshare.store.objects import ObjectStore
@@ -138,6 +143,56 @@ def delete_stored(objects: ObjectStore, keys: Iterable[str]) -> list[str]:
     return left
 
 
+@dataclass
+class Sweep:
+    """What ``Lifecycle.sweep`` did with the pending removals."""
+
+    #: Deleted now (object keys, and Beacon index directories relative to the data directory).
+    done: list[str] = field(default_factory=list)
+    #: Still not deletable: kept as pending.
+    left: list[str] = field(default_factory=list)
+    #: Not deleted because data published since uses them (keys are content checksums): no longer pending.
+    kept: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def still_used(session: Session, keys: Sequence[str]) -> set[str]:
+    """The keys that stored data uses again: the same bytes published since (under the same checksum key).
+
+    A file, its index, a request document; a per-consent subset of a file with that checksum; a Beacon index
+    under a path the index table names.
+    """
+    used = set(keys) - set(unshared(session, keys))
+    used |= set(session.scalars(select(RequestDocument.blob_key).where(RequestDocument.blob_key.in_(keys))))
+    checksums = {key.split("/")[2] for key in keys if key.startswith("subsets/") and key.count("/") >= 3}
+    if checksums:
+        live = set(session.scalars(select(DataObject.sha256).where(DataObject.sha256.in_(checksums))))
+        used |= {key for key in keys if key.startswith("subsets/") and key.split("/")[2] in live}
+    indexes = list(session.scalars(select(BeaconVariantIndex.path)))
+    used |= {
+        key
+        for key in keys
+        if any(key == path or key.startswith(f"{path}/") or path.startswith(f"{key}/") for path in indexes)
+    }
+    return used
+
+
+def delete_recorded(database: Database, objects: ObjectStore, keys: Sequence[str], removal: str) -> list[str]:
+    """``delete_stored`` for a deletion outside ``Lifecycle`` (a withdrawal's old copy): pending until gone."""
+    with database.session() as session:
+        session.add_all(PendingRemoval(key=key, kind="object", removal=removal) for key in keys)
+    left = delete_stored(objects, keys)
+    with database.session() as session:
+        session.execute(
+            delete(PendingRemoval).where(
+                PendingRemoval.removal == removal, PendingRemoval.key.in_(keys), PendingRemoval.key.not_in(left)
+            )
+        )
+    return left
+
+
 class Lifecycle:
     """Deletes datasets and removes files: ``genoshare datasets delete`` and ``genoshare objects remove``."""
 
@@ -167,6 +222,7 @@ class Lifecycle:
             session.execute(delete(DataObject).where(DataObject.id == row.id))
             if indexes:
                 forget_answers(session, row.dataset_id)
+            _pending(session, removal)
             self.audit.record_in(
                 session.connection(),
                 Entry(
@@ -207,6 +263,7 @@ class Lifecycle:
             for privacy in (PrivacyAnswer, PrivacySpend, PrivacySession):
                 session.execute(delete(privacy).where(privacy.dataset_id == dataset_id))
             session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+            _pending(session, removal)
             self.audit.record_in(
                 session.connection(),
                 Entry(
@@ -243,8 +300,13 @@ class Lifecycle:
     def _delete_bytes(self, removal: Removal, actor: str) -> Removal:
         """After the rows are gone (nothing serves the bytes any more): the stored files and Beacon indexes."""
         removal.left = delete_stored(self.objects, removal.stored)
-        for relative in removal.beacon_indexes:
-            shutil.rmtree(self.data_dir / relative, ignore_errors=True)
+        removal.left += self._delete_directories(removal.beacon_indexes)
+        with self.database.session() as session:
+            session.execute(
+                delete(PendingRemoval).where(
+                    PendingRemoval.removal == f"{removal.kind}s/{removal.id}", PendingRemoval.key.not_in(removal.left)
+                )
+            )
         if removal.left:
             self.audit.record(
                 Entry(
@@ -257,3 +319,64 @@ class Lifecycle:
                 )
             )
         return removal
+
+    def pending(self) -> list[PendingRemoval]:
+        """What earlier removals left to delete, oldest first."""
+        with self.database.sessions() as session:
+            return list(session.scalars(select(PendingRemoval).order_by(PendingRemoval.id)))
+
+    def sweep(self, actor: str) -> Sweep:
+        """Delete what earlier removals left behind; audited when there was anything to do.
+
+        A key that data published since uses again (the same bytes ingested anew: keys are checksums) is not
+        deleted, only no longer pending. Run after an ingest's publication, a key is re-checked here, not when
+        the removal was made. What still fails stays pending, for the next sweep.
+        """
+        pending = self.pending()
+        if not pending:
+            return Sweep()
+        keys = list(dict.fromkeys(row.key for row in pending if row.kind == "object"))
+        directories = list(dict.fromkeys(row.key for row in pending if row.kind == "directory"))
+        with self.database.sessions() as session:
+            used = still_used(session, keys + directories)
+        outcome = Sweep(kept=[key for key in keys + directories if key in used])
+        outcome.left = delete_stored(self.objects, [key for key in keys if key not in used])
+        outcome.left += self._delete_directories([path for path in directories if path not in used])
+        outcome.done = [key for key in keys + directories if key not in used and key not in outcome.left]
+        with self.database.session() as session:
+            session.execute(
+                delete(PendingRemoval).where(
+                    PendingRemoval.id.in_([row.id for row in pending]), PendingRemoval.key.not_in(outcome.left)
+                )
+            )
+        self.audit.record(
+            Entry(
+                actor,
+                "objects.sweep",
+                "objects/pending-removals",
+                "fail" if outcome.left else "delete",
+                f"{len(outcome.done)} stored file(s) left by removals deleted, {len(outcome.left)} still not",
+                {**outcome.as_dict(), "removals": sorted({row.removal for row in pending})},
+            )
+        )
+        return outcome
+
+    def _delete_directories(self, relatives: Iterable[str]) -> list[str]:
+        """Remove each Beacon index directory under the data directory; the ones that could not be, logged."""
+        left = []
+        for relative in relatives:
+            try:
+                shutil.rmtree(self.data_dir / relative)
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                log.warning("Beacon index %s not deleted: %s", relative, error)
+                left.append(relative)
+        return left
+
+
+def _pending(session: Session, removal: Removal) -> None:
+    """Every key and Beacon index directory the removal is to delete, in the transaction that commits to it."""
+    name = f"{removal.kind}s/{removal.id}"
+    session.add_all(PendingRemoval(key=key, kind="object", removal=name) for key in removal.stored)
+    session.add_all(PendingRemoval(key=path, kind="directory", removal=name) for path in removal.beacon_indexes)

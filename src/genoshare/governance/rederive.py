@@ -37,7 +37,7 @@ from genoshare.crypt.keys import KeyPair, NodeKeys, storing_encrypted
 from genoshare.errors import Conflict, GenoshareError
 from genoshare.formats import FileFormat
 from genoshare.governance.consent import ACTIVE
-from genoshare.governance.lifecycle import delete_stored, stored_keys, unshared
+from genoshare.governance.lifecycle import delete_recorded, stored_keys, unshared
 from genoshare.index.published import BeaconIndexer, index_dir
 from genoshare.index.stored import delete_index, kept_in_store
 from genoshare.ingest.pipeline import build_index, file_checksums
@@ -202,7 +202,7 @@ class Rederiver:
         """
         with self.database.sessions() as session:
             keys = unshared(session, stored_keys(self.objects, [old]))
-        delete_stored(self.objects, keys)
+        delete_recorded(self.database, self.objects, keys, f"objects/{old.id}")
 
     def derive(self, row: DataObject, keep: list[str]) -> Derived:
         """Store the object's file with only the samples ``keep`` (VCF/BCF columns, BAM/CRAM read groups).

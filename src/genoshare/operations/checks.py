@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import ValidationError
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,6 +28,7 @@ from genoshare.crypt.keys import load_keypair
 from genoshare.node import AUDIT_KEY_FILE, NODE_KEY_NAME, PSEUDONYM_KEY_FILE
 from genoshare.settings import CONFIG_FILE, Settings, load_settings
 from genoshare.store.db import schema_problem
+from genoshare.store.models import PendingRemoval
 
 #: The public halves of the htsget-rs test keys shipped with the demo data (``demo/data/htsget/c4gh/keys``):
 #: their secret halves are public, so a node using one of them protects nothing.
@@ -106,6 +107,26 @@ def database_problem(url: str, *, schema: bool = False) -> Problem | None:
     finally:
         engine.dispose()
     return None if found is None else Problem(where, *found)
+
+
+def leftover_problems(url: str) -> Iterator[Problem]:
+    """Stored bytes that removals committed to deleting and could not (``PendingRemoval``): nothing serves them."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            count, first = connection.execute(select(func.count(), func.min(PendingRemoval.key))).one()
+    except SQLAlchemyError as error:
+        yield Problem("pending removals", f"cannot be read: {_first_line(error)}", "genoshare db upgrade")
+        return
+    finally:
+        engine.dispose()
+    if count:
+        yield Problem(
+            "object store",
+            f"{count} stored file(s) of removed files or datasets are still there (nothing serves them; e.g. {first})",
+            "genoshare objects sweep, once the object store works",
+            "advice",
+        )
 
 
 def _database_fix(reason: str, url: str) -> str:
@@ -265,6 +286,8 @@ def check_node(settings: Settings) -> list[Problem]:
     database = database_problem(settings.database_url, schema=True)
     if database is not None:
         problems.append(database)
+    else:
+        problems.extend(leftover_problems(settings.database_url))
     problems.extend(file_problems(settings))
     store = object_store_problem(settings)
     if store is not None:

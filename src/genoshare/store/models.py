@@ -350,3 +350,22 @@ class RequestDocument(Base):
     blob_key: Mapped[str] = mapped_column(String(300))
     uploaded_by: Mapped[str] = mapped_column(String(500))
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PendingRemoval(Base):
+    """Stored bytes a removal committed to deleting and has not deleted yet (the store failed, the process died).
+
+    Written in the transaction that stops serving the data, and deleted once the bytes are gone, so that what a
+    failure leaves behind is known: ``genoshare check`` reports it and ``genoshare objects sweep`` finishes it.
+    """
+
+    __tablename__ = "pending_removals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: An object-store key, or (``directory``) a Beacon index directory relative to the data directory.
+    key: Mapped[str] = mapped_column(String(1024), index=True)
+    #: ``object`` | ``directory``
+    kind: Mapped[str] = mapped_column(String(16), default="object")
+    #: The removal that left it: ``objects/<id>`` or ``datasets/<id>``.
+    removal: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
