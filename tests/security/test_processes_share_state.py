@@ -30,7 +30,7 @@ from genoshare.access.privacy import spend_cost
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import Node, build_ingestor, build_phenotypes
 from genoshare.store.beacon_tables import BeaconIndividual
-from genoshare.store.privacy_tables import PrivacySession, PrivacySpend
+from genoshare.store.privacy_tables import PrivacySession, PrivacySpend, PrivacyWatch
 from genoshare_lab.synth import generate_cohort
 
 from support import TEST_ISSUER, pseudonyms_by_source
@@ -115,6 +115,13 @@ def test_two_processes_are_one_node(node: Node, issuer: VisaIssuer, serve: Any, 
         assert spends == pytest.approx({member: affordable * COST}), spends
         assert spends[member] <= BUDGET
         assert list(requests) == [len(walk)], "every question counted once, whichever process answered it"
+        # The attack watch (issue 17) kept one count too: the walk was flagged once, by whichever process.
+        with node.database.sessions() as session:
+            rows = session.scalars(select(PrivacyWatch)).all()
+            watched = [(row.rare_questions, row.flagged_at is not None) for row in rows]
+        assert watched == [(len(walk), True)], watched
+        flags = [e for e in node.audit.entries(resource_prefix="datasets/") if e.action == "beacon.attack_flag"]
+        assert [e.actor for e in flags] == [f"walker@{TEST_ISSUER}"]
 
         # 2. A committee's revocation through one process holds at the other.
         grantee = Grantee(http, servers[0].url, issuer, "grantee")
