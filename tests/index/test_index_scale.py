@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyroaring import BitMap
 
-from genoshare.index.schema import ROW_GROUP_SIZE
+from genoshare.index.schema import ROW_GROUP_SIZE, IndexWriter
 from genoshare.index.serving import VariantIndex
 from genoshare_lab.synth.index_layout import Generated, write_synthetic_index
 
@@ -145,3 +145,12 @@ def test_an_index_in_the_parquet_layout_before_is_still_served(
         assert answers[0].rows() == answers[1].rows() and answers[0].carriers() == answers[1].carriers()
         window = [index.range_query(contig, start - 5_000, start + 5_000).rows() for index in (before, now)]
         assert window[0] == window[1]
+
+
+def test_the_writer_refuses_rows_out_of_order(made: Generated, tmp_path: Path) -> None:
+    """A server trusts each batch sorted by start (its directory says so): a writer handed rows out of order fails."""
+    rows = _batches(made.path)[0].slice(0, 50)
+    shuffled = rows.take(pa.array([*range(25, 50), *range(25)]))
+    with pytest.raises(ValueError, match="out of order"), IndexWriter(tmp_path / "v.arrow", "{}") as writer:
+        writer.add(shuffled)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its staging stream is left

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
@@ -29,7 +30,8 @@ ROW_GROUP_SIZE = 4_096
 #: beside where `variants.arrow` would be: its part files in (contig order of the source header, start) order.
 MANIFEST = "variants.json"
 
-#: Where each record batch is: its contigs' and positions' bounds (what Parquet keeps as statistics).
+#: Where each record batch is: its contigs' and positions' bounds (what Parquet keeps as statistics), and
+#: its rows' longest span (``end - start``), which bounds how far before a window an overlapping row starts.
 DIRECTORY = pa.schema(
     [
         pa.field("contig_min", pa.string()),
@@ -38,6 +40,7 @@ DIRECTORY = pa.schema(
         pa.field("start_max", pa.int64()),
         pa.field("end_min", pa.int64()),
         pa.field("end_max", pa.int64()),
+        pa.field("span_max", pa.int64()),
     ]
 )
 
@@ -112,11 +115,14 @@ class IndexWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self._stream.close()
-            self._staging.unlink(missing_ok=True)
+        try:
+            if kind is None:
+                self.close()
+        finally:
+            if kind is not None or self._staging.exists():  # failed, in the block or in closing
+                self._stream.close()
+                self._staging.unlink(missing_ok=True)
+                self.path.unlink(missing_ok=True)
 
     def add(self, rows: pa.RecordBatch) -> None:
         contigs = rows.column(0)
@@ -162,10 +168,14 @@ class IndexWriter:
         self._pending, self._pending_rows = [], 0
 
     def _write(self, table: pa.Table) -> None:
+        """Each batch with its directory entry; a server trusts a batch to be sorted by start: checked here."""
         for batch in table.combine_chunks().to_batches(max_chunksize=ROW_GROUP_SIZE):
             contig = pc.min_max(batch.column(0))
             starts, ends = batch.column(1).to_numpy(), batch.column(2).to_numpy()
-            entry = (contig["min"].as_py(), contig["max"].as_py(), starts.min(), starts.max(), ends.min(), ends.max())
+            if np.any(starts[1:] < starts[:-1]):
+                raise ValueError(f"index rows out of order on contig {contig['min'].as_py()} near {starts.min()}")
+            bounds = (starts.min(), starts.max(), ends.min(), ends.max(), (ends - starts).max())
+            entry = (contig["min"].as_py(), contig["max"].as_py(), *(int(value) for value in bounds))
             for name, value in zip(DIRECTORY.names, entry, strict=True):
                 self._directory[name].append(value)
             self._stream.write_batch(batch)

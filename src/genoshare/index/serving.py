@@ -118,18 +118,25 @@ class _Dataset:
     """Rows of one dataset held in memory: a row group of an index file, or a whole (re-sorted) table."""
 
     def __init__(
-        self, dataset_id: str, table: pa.Table, samples: BitMap | None, read: Callable[[list[str]], pa.Table]
+        self,
+        dataset_id: str,
+        table: pa.Table,
+        samples: BitMap | None,
+        read: Callable[[list[str]], pa.Table],
+        block: tuple[str, int] | None = None,
     ) -> None:
         """``table`` holds at least the row group's contig, start and end; ``read(columns)`` gives the others.
 
         The rest is read on first use, the allele columns together and the bitmaps apart: a point query
         whose start is not there reads only the positions (~4x less CPU than the whole row group), and one
         whose answer needs no bitmap (everyone in scope) never decodes the bitmaps (~20% of the rest).
+        ``block``: the rows' one contig and their longest span (``end - start``), when the file's directory
+        says so (an Arrow file's writer checked its batches sorted): nothing of the rows is read to know it.
         """
         self._read = read
         self._lock = threading.Lock()  # a cached row group is shared by the server's threads
         table = table.combine_chunks()
-        if not _is_sorted(table.column("contig"), table.column("start").to_numpy()):
+        if block is None and not _is_sorted(table.column("contig"), table.column("start").to_numpy()):
             # A writer other than the builder: sorting must carry every column (bitmaps included) along.
             rest = [name for name in SCHEMA.names if name not in table.column_names]
             if rest:
@@ -146,10 +153,12 @@ class _Dataset:
         self.table = table
         self._strings: dict[str, pa.Array] = {}
         self._numbers: dict[str, np.ndarray] = {}
-        self._keep(table)
-        self.starts, self.ends = self._numbers["start"], self._numbers["end"]
+        self.nbytes += table.get_total_buffer_size()
+        self.starts, self.ends = self.number("start"), self.number("end")
         self.blocks: dict[str, tuple[int, int, int]] = {}
-        for contig, lo, hi in _contig_blocks(table.column("contig")):
+        if block is not None:
+            self.blocks[block[0]] = (0, table.num_rows, block[1])
+        for contig, lo, hi in _contig_blocks(table.column("contig")) if block is None else ():
             span = int((self.ends[lo:hi] - self.starts[lo:hi]).max())
             self.blocks[contig] = (lo, hi, span)
         # Without the builder's metadata (a bulk writer may leave it out) the union of these rows' carrier
@@ -157,36 +166,34 @@ class _Dataset:
         self.samples = samples if samples is not None else _union_of(self.carriers)
         self._run_unions: dict[int, FrozenBitMap] = {}
 
-    def _keep(self, table: pa.Table) -> None:
-        """Index ``table``'s columns (numpy views for numbers, one Arrow array for strings) and count its bytes.
-
-        Buffers as allocated (a reader's buffers outgrow their contents); the numpy columns are views of them.
-        """
-        for name in table.column_names:
-            if name in _STRINGS:
-                self._strings[name] = _one_array(table.column(name))
-            else:
-                self._numbers[name] = table.column(name).to_numpy()
-        self.nbytes += table.get_total_buffer_size()
-
     def _complete(self) -> None:
-        """Read the columns the positions did not bring (one read for all of them), once."""
+        """Read the columns the positions did not bring (one read for all of them), once.
+
+        Bytes counted as allocated (a reader's buffers outgrow their contents).
+        """
         with self._lock:
             rest = [name for name in _ALL_BUT_CARRIERS if name not in self.table.column_names]
             if rest:
                 loaded = self._read(rest).combine_chunks()
                 self.table = _joined(self.table, loaded)
-                self._keep(loaded)
+                self.nbytes += loaded.get_total_buffer_size()
 
     def number(self, name: str) -> np.ndarray:
-        if name not in self._numbers:
-            self._complete()
-        return self._numbers[name]
+        """A numeric column as a numpy view of its buffer, made on first use (of a mapped file: no copy)."""
+        found = self._numbers.get(name)
+        if found is None:
+            if name not in self.table.column_names:
+                self._complete()
+            found = self._numbers[name] = _one_array(self.table.column(name)).to_numpy()
+        return found
 
     def strings(self, name: str) -> pa.Array:
-        if name not in self._strings:
-            self._complete()
-        return self._strings[name]
+        found = self._strings.get(name)
+        if found is None:
+            if name not in self.table.column_names:
+                self._complete()
+            found = self._strings[name] = _one_array(self.table.column(name))
+        return found
 
     @property
     def lengths(self) -> np.ndarray:
@@ -252,12 +259,11 @@ class _Dataset:
     def row(self, row: int, allowed: BitMap | None) -> VariantRow:
         """Plain Python values from numpy/Arrow arrays: ~1 us a cell instead of ~5 via ChunkedArray."""
         count = self.bitmap(row).intersection_cardinality(allowed) if allowed is not None else None
-        self._complete()
         return VariantRow(
             dataset_id=self.dataset_id,
-            **{name: values[row].as_py() for name, values in self._strings.items()},
-            **{name: values[row].item() for name, values in self._numbers.items() if name != "carrier_count"},
-            carrier_count=int(self._numbers["carrier_count"][row]) if count is None else count,
+            **{name: self.strings(name)[row].as_py() for name in _STRINGS},
+            **{name: self.number(name)[row].item() for name in _NUMBERS},
+            carrier_count=int(self.number("carrier_count")[row]) if count is None else count,
         )
 
     def column(self, name: str, rows: np.ndarray) -> list[object]:
@@ -398,10 +404,14 @@ _AS_DICTIONARY = ["variant_type", "ref", "alt"]
 _ALL_BUT_CARRIERS = [field.name for field in SCHEMA if field.name != "carriers"]
 #: Read first from a row group: enough to find the rows a query asks for (and, most often, that there are none).
 _POSITIONS = ["contig", "start", "end"]
-_STRINGS = frozenset({"contig", "ref", "alt", "variant_type"})
+_STRINGS = ("contig", "ref", "alt", "variant_type")
+#: The numeric columns of a `VariantRow`, but its carrier count (which may be restricted to allowed samples).
+_NUMBERS = ("start", "end", "length", "ac", "an", "af")
 
 
 Bounds = tuple[str | None, str | None, int, int, int, int]
+#: One contig and its rows' longest span (what ``_Dataset`` would otherwise work out from the rows).
+Block = tuple[str, int]
 
 
 class _ArrowFile:
@@ -419,17 +429,26 @@ class _ArrowFile:
         self.samples = _file_samples(self._file.schema.metadata)
         self.first: list[str] | None = None  # every column at once: views, or one GET
         self._lock = threading.Lock()  # one handle: a remote one is a seek and a read, not thread-safe
-
-    def statistics(self) -> list[Bounds]:
-        """Per batch: contig min and max, start min and max, end min and max, from the footer's directory."""
         footer = self._file.metadata or {}
         if DIRECTORY_KEY not in footer:
             raise ValueError(f"{self.name}: not a variant index (its footer has no directory)")
         directory = ipc.open_stream(footer[DIRECTORY_KEY]).read_all()
         if directory.num_rows != self._file.num_record_batches:
             raise ValueError(f"{self.name}: its directory does not match its record batches")
-        columns = [directory.column(name).to_pylist() for name in directory.column_names]
+        self._directory = directory
+        lows, highs, spans = (directory.column(name).to_pylist() for name in ("contig_min", "contig_max", "span_max"))
+        self._blocks = [
+            (low, span) if low == high else None for low, high, span in zip(lows, highs, spans, strict=True)
+        ]
+
+    def statistics(self) -> list[Bounds]:
+        """Per batch: contig min and max, start min and max, end min and max, from the footer's directory."""
+        columns = [self._directory.column(name).to_pylist() for name in self._directory.column_names[:6]]
         return list(zip(*columns, strict=True))
+
+    def block(self, group: int) -> Block | None:
+        """The batch's one contig and longest span, from the directory (the writer checked the batch sorted)."""
+        return self._blocks[group]
 
     def read(self, group: int, columns: list[str] | None = None) -> pa.Table:
         with self._lock:
@@ -489,6 +508,10 @@ class _ParquetFile:
         with self._lock:
             return self.parquet.read_row_group(group, columns=columns)
 
+    def block(self, group: int) -> Block | None:
+        """Unknown: statistics do not say whether a row group is sorted, nor its span."""
+        return None
+
 
 _IndexFile = _ArrowFile | _ParquetFile
 
@@ -498,6 +521,10 @@ def _open_file(dataset_id: str, source: Path | StoredFile) -> _IndexFile:
     if source.name.endswith(".parquet"):
         return _ParquetFile(dataset_id, source)
     return _ArrowFile(dataset_id, source)
+
+
+#: Loads between two exact sums of what the cache holds (between them, it adds each load's size).
+_RECOUNT_EVERY = 64
 
 
 class _RowGroups(Sequence[_Dataset]):
@@ -528,12 +555,15 @@ class _RowGroups(Sequence[_Dataset]):
         file, group = self.where[position]
         index_file = self.files[file]
         rows = index_file.read(group, index_file.first)
-        ds = _Dataset(index_file.dataset_id, rows, index_file.samples, partial(index_file.read, group))
+        block = index_file.block(group)
+        ds = _Dataset(index_file.dataset_id, rows, index_file.samples, partial(index_file.read, group), block)
         with self._lock:
             self.loads += 1
-            self._cache.setdefault(position, ds)
-            # Summed afresh: a cached group grows when its bitmaps are first read.
-            self.cached_bytes = sum(cached.nbytes for cached in self._cache.values())
+            if self._cache.setdefault(position, ds) is ds:
+                self.cached_bytes += ds.nbytes
+            if self.cached_bytes > self.limit or self.loads % _RECOUNT_EVERY == 0:
+                # Summed afresh: a cached group grows when its bitmaps or run unions are first read.
+                self.cached_bytes = sum(cached.nbytes for cached in self._cache.values())
             while self.cached_bytes > self.limit and len(self._cache) > 1:
                 _, evicted = self._cache.popitem(last=False)
                 self.cached_bytes -= evicted.nbytes
@@ -582,6 +612,17 @@ class VariantIndex:
         self._contig_max = [row[1] for row in stats]
         numbers = np.array([row[2:] for row in stats], np.int64).reshape(-1, 4)
         self._start_min, self._start_max, self._end_min, self._end_max = numbers.T
+        # The positions of each contig's batches (one contig each), and of those that may hold several:
+        # a query's contig picks its few thousand at most before any position is compared.
+        by_contig: dict[str, list[int]] = {}
+        mixed: list[int] = []
+        for position, (low, high) in enumerate(zip(self._contig_min, self._contig_max, strict=True)):
+            if low is not None and low == high:
+                by_contig.setdefault(low, []).append(position)
+            else:
+                mixed.append(position)
+        self._by_contig = {name: np.array(found, np.int64) for name, found in by_contig.items()}
+        self._mixed = np.array(mixed, np.int64)
 
     @property
     def samples(self) -> BitMap:
@@ -605,18 +646,21 @@ class VariantIndex:
         overlap: tuple[int, int] | None,
     ) -> list[int]:
         """The row groups whose statistics allow a row meeting the positional constraints: the only ones read."""
-        keep = np.ones(len(self.datasets), dtype=bool)
-        if dataset_ids is not None:
-            keep &= np.isin(self._dataset_of, list(set(dataset_ids)))
-        keep &= (self._start_max >= start[0]) & (self._start_min <= start[1])
-        keep &= (self._end_max >= end[0]) & (self._end_min <= end[1])
-        if overlap is not None:
-            keep &= (self._start_min < overlap[1]) & (self._end_max > overlap[0])
-        positions = np.flatnonzero(keep).tolist()
         if reference_name is None:
-            return positions
-        names = {reference_name, reference_name.removeprefix("chr"), "chr" + reference_name}
-        return [p for p in positions if _may_hold(self._contig_min[p], self._contig_max[p], names)]
+            positions = np.arange(len(self.datasets))
+        else:
+            names = {reference_name, reference_name.removeprefix("chr"), "chr" + reference_name}
+            mixed = [p for p in self._mixed.tolist() if _may_hold(self._contig_min[p], self._contig_max[p], names)]
+            found = [self._by_contig[name] for name in names if name in self._by_contig]
+            positions = np.sort(np.concatenate([np.array(mixed, np.int64), *found]))
+        keep = (self._start_max[positions] >= start[0]) & (self._start_min[positions] <= start[1])
+        keep &= (self._end_max[positions] >= end[0]) & (self._end_min[positions] <= end[1])
+        if overlap is not None:
+            keep &= (self._start_min[positions] < overlap[1]) & (self._end_max[positions] > overlap[0])
+        if dataset_ids is not None:
+            keep &= np.isin(self._dataset_of[positions], list(set(dataset_ids)))
+        selected: list[int] = positions[keep].tolist()
+        return selected
 
     def rows(self, hits: Sequence[tuple[int, int]], allowed: BitMap | None = None) -> list[VariantRow]:
         return [self.datasets[d].row(r, allowed) for d, r in hits]
