@@ -49,7 +49,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 from beacon_server import ISSUER, admin_postgres_url, build, cohort, free_port, postgres_database
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -371,7 +371,8 @@ def main() -> None:
         )
         nodes["postgresql"] = build(root, "node-pg", database)
     node_dir = nodes["sqlite"][0]
-    table = pq.read_table(next(node_dir.glob("beacon/bench/*/variants.parquet")), columns=["start", "ref", "alt"])
+    index = next(node_dir.glob("beacon/bench/*/variants.arrow"))
+    table = ipc.open_file(index).read_all().select(["start", "ref", "alt"])
     rng = random.Random(42)
     picks = rng.sample(range(table.num_rows), min(table.num_rows, 20_000))
     alleles = [(table["start"][i].as_py(), table["ref"][i].as_py(), table["alt"][i].as_py()) for i in picks]

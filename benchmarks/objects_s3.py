@@ -16,9 +16,9 @@ on every run (moto keeps objects in memory).  Every node runs as ``genoshare ser
 * htsget ticket latency p50/p99 for random 10 kbp regions (the ticket reads the file's header and index);
 * streaming the body of a ticket for 3/4 of the contig with curl (ranged GETs of the encrypted segments);
 * Beacon allele queries p50/p99 on the cohort, over HTTP (on an S3 node the variant index is in the bucket,
-  read by ranged GETs of the row groups a query touches, then cached in memory);
+  read by ranged GETs of the record batches a query touches, then cached in memory);
 * the index's cold reads, in this process: each allele query with the row-group cache emptied first, so
-  every one reads its row group from local disk or from the bucket (a server's first query of a region).
+  every one reads its record batch from local disk or from the bucket (a server's first query of a region).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "objects_s3"
@@ -175,13 +175,13 @@ def cold_index_reads(name: str, data_dir: Path, objects: dict[str, object], alle
     from genoshare.settings import S3Settings
     from genoshare.store.objects import create_object_store
 
-    source: IndexSource | list = next(data_dir.glob("beacon/cohort/*/variants.parquet"), data_dir)
+    source: IndexSource | list = next(data_dir.glob("beacon/cohort/*/variants.arrow"), data_dir)
     if "objects_url" in objects:
         settings = objects["s3"]
         assert isinstance(settings, S3Settings)
         store = create_object_store(str(objects["objects_url"]), settings, data_dir / "scratch")
-        [key] = [k for k in store.keys("beacon/cohort/") if k.endswith("/variants.parquet")]
-        source = stored_index(store, key.removesuffix("/variants.parquet"))
+        [key] = [k for k in store.keys("beacon/cohort/") if k.endswith("/variants.arrow")]
+        source = stored_index(store, key.removesuffix("/variants.arrow"))
     began = time.perf_counter()
     index = VariantIndex({"cohort": source})
     opened = (time.perf_counter() - began) * 1000
@@ -210,8 +210,8 @@ def run(
             serve = [sys.executable, "-m", "genoshare", "serve", "--data-dir", str(data_dir), "--port", str(port)]
             env = {"GENOSHARE_PUBLIC_URL": url, **secret}
             servers[name] = bench.start(serve, f"{url}/service-info", env)  # type: ignore[attr-defined]
-        index = next((scratch / "local-disk").glob("beacon/cohort/*/variants.parquet"))
-        table = pq.read_table(index, columns=["start", "ref", "alt", "carrier_count"]).to_pylist()
+        index = next((scratch / "local-disk").glob("beacon/cohort/*/variants.arrow"))
+        table = ipc.open_file(index).read_all().select(["start", "ref", "alt", "carrier_count"]).to_pylist()
         rng = random.Random(5)
         alleles = [rng.choice([row for row in table if row["carrier_count"] > 0]) for _ in range(args.queries + 20)]
         regions = [rng.randrange(0, 190_000_000) for _ in range(args.tickets + 20)]

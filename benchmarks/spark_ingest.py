@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab" / "src"))
@@ -57,9 +57,9 @@ def rows(index_dir: Path) -> pa.Table:
     files = (
         [index_dir / p for p in json.loads(manifest.read_text())["parts"]]
         if manifest.exists()
-        else [index_dir / "variants.parquet"]
+        else [index_dir / "variants.arrow"]
     )
-    return pa.concat_tables(pq.read_table(f) for f in files).replace_schema_metadata(None)
+    return pa.concat_tables(ipc.open_file(f).read_all() for f in files).replace_schema_metadata(None)
 
 
 def cohort(individuals: int, variants: int, seed: int, fmt: str) -> Path:
