@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -66,4 +68,26 @@ def test_beacon_index_rebuilds_from_files_a_public_dataset_stores_unencrypted(tm
     with node.database.sessions() as session:
         rebuilt = session.scalars(select(BeaconVariantIndex)).all()
     assert [b.n_samples for b in rebuilt] == [4]
+    node.close()
+
+
+def test_beacon_index_rebuilds_an_index_an_older_node_wrote_as_parquet(tmp_path: Path) -> None:
+    """An older genoshare's variants.parquet is rebuilt as variants.arrow by the command its log line names."""
+    cohort = generate_cohort(tmp_path / "cohort", 5, 50_000, seed=7, n_variants=150)
+    node = init_node(load_settings(tmp_path / "node"))
+    DatasetService(node.database).create(NewDataset("older", "older", "Test", "controlled", ["GRU"]))
+    build_ingestor(node).ingest("older", [cohort.vcf_path])
+    [arrow] = (tmp_path / "node").glob("beacon/older/*/variants.arrow")
+    rows = ipc.open_file(arrow).read_all()
+    pq.write_table(rows, arrow.with_name("variants.parquet"), row_group_size=8192)  # as the older node wrote it
+    arrow.unlink()
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "node")]
+    result = runner.invoke(app, ["beacon-index", "older", *data])
+    assert result.exit_code == 0 and "indexed " in result.output, result.output
+    assert not arrow.with_name("variants.parquet").exists()
+    assert ipc.open_file(arrow).read_all().equals(rows)
+    assert "indexed already" in runner.invoke(app, ["beacon-index", "older", *data]).output
     node.close()

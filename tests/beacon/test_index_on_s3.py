@@ -24,7 +24,7 @@ from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.index.schema import ROW_GROUP_SIZE
 from genoshare.index.serving import VariantIndex
 from genoshare.index.stored import stored_index
-from genoshare.node import Node, build_ingestor, init_node
+from genoshare.node import Node, build_indexer, build_ingestor, init_node
 from genoshare.settings import load_settings
 from genoshare_lab.synth import generate_cohort
 from genoshare_lab.synth.index_layout import write_synthetic_index
@@ -137,3 +137,24 @@ def test_an_index_published_in_the_parquet_layout_before_is_served_from_the_buck
 def _read(path: Path) -> pa.Table:
     with ipc.open_file(path) as arrow:
         return arrow.read_all()
+
+
+def test_beacon_index_rebuilds_an_older_parquet_index_in_the_bucket(
+    nodes: tuple[Node, Node, Path], tmp_path: Path
+) -> None:
+    """The older layout in the bucket is rebuilt as variants.arrow, its Parquet object deleted, answers unchanged."""
+    local, remote, _ = nodes
+    store = remote.objects
+    [key] = [k for k in store.keys("beacon/cohort/") if k.endswith("/variants.arrow")]
+    rows = ipc.open_file(pa.py_buffer(store.read_bytes(key))).read_all()
+    pq.write_table(rows, tmp_path / "variants.parquet", row_group_size=8192)  # as an older node published it
+    store.put(tmp_path / "variants.parquet", key.replace(".arrow", ".parquet"))
+    store.delete(key)
+    [rebuilt] = build_indexer(remote).index_dataset("cohort")
+    assert sorted(store.keys(f"{rebuilt.path}/")) == [key]
+    params = {"referenceName": "20", "start": 0, "end": 400_000, "requestedGranularity": "record"}
+    with TestClient(create_app(local)) as on_disk, TestClient(create_app(remote)) as on_s3:
+        assert (
+            on_s3.get("/api/g_variants", params=params).json()["response"]
+            == (on_disk.get("/api/g_variants", params=params).json()["response"])
+        )

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from genoshare.crypt.keys import SecretKeys
 from genoshare.errors import InvalidInput
 from genoshare.index.build import IndexSummary, build_variant_index
-from genoshare.index.stored import kept_in_store, publish_index
+from genoshare.index.serving import published_files
+from genoshare.index.stored import kept_in_store, publish_index, stored_index
 from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
 from genoshare.store.blobs import copy_plaintext
 from genoshare.store.db import Database
@@ -36,6 +37,8 @@ from genoshare.store.models import DataObject
 from genoshare.store.objects import ObjectStore
 
 VARIANT_FORMATS = ("VCF", "BCF")
+#: The files of an index written before the Arrow layout: served, and rebuilt by ``genoshare beacon-index``.
+_OLDER_LAYOUT = ".parquet"
 #: (plaintext VCF/BCF, index directory, sample numbers) -> what was written; the directory is served as it is.
 IndexBuilder = Callable[[Path, Path, Mapping[str, int]], IndexSummary]
 DEFAULT_ASSEMBLY = "GRCh38"
@@ -149,15 +152,33 @@ class BeaconIndexer:
         )
         with self.database.session() as session:
             session.merge(row)
+        if kept_in_store(self.objects):  # a rebuild's older layout: served no more once the row says the new one
+            for key in self.objects.keys(f"{relative}/"):
+                if key.endswith(_OLDER_LAYOUT):
+                    self.objects.delete(key)
         return row
 
+    def in_older_layout(self, index: BeaconVariantIndex) -> bool:
+        """Whether the index's files are Parquet (``genoshare-variant-index/1``): ``index_dataset`` rebuilds it."""
+        if kept_in_store(self.objects):
+            names = [stored.name for stored in stored_index(self.objects, index.path)]
+        else:
+            names = [path.name for path in published_files(self.data_dir / index.path)]
+        return any(name.endswith(_OLDER_LAYOUT) for name in names)
+
     def index_dataset(self, dataset_id: str, assembly: str | None = None) -> list[BeaconVariantIndex]:
-        """Index every stored VCF/BCF object of a dataset that has no index yet."""
+        """Index every stored VCF/BCF object of a dataset that has no index yet, or one in the older layout."""
         with self.database.sessions() as session:
             objects = select(func.count()).select_from(DataObject).where(DataObject.dataset_id == dataset_id)
             if session.scalar(objects) == 0:
                 raise InvalidInput(f"dataset {dataset_id!r} has no published objects: ingest a VCF/BCF first")
-            indexed = set(session.scalars(select(BeaconVariantIndex.object_id)))
+            indexed = {
+                index.object_id
+                for index in session.scalars(
+                    select(BeaconVariantIndex).where(BeaconVariantIndex.dataset_id == dataset_id)
+                )
+                if not self.in_older_layout(index)
+            }
             pending = [
                 row
                 for row in session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id))

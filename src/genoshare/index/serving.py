@@ -825,11 +825,11 @@ def _files(spec: IndexSource | Sequence[IndexSource]) -> list[Path | StoredFile]
             found.append(source)
         else:
             path = Path(source)
-            found.extend(_published(path) if path.is_dir() else [path])
+            found.extend(published_files(path) if path.is_dir() else [path])
     return found
 
 
-def _published(directory: Path) -> list[Path]:
+def published_files(directory: Path) -> list[Path]:
     """An index directory's files: the parts its manifest names, in order (a partitioned build), or the one file."""
     manifest = directory / MANIFEST
     if manifest.is_file():
