@@ -9,6 +9,7 @@ runs hundreds of thousands of guarded answers through it, and a test checks that
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -285,10 +286,8 @@ _WRITE_POSTGRESQL = text(
         INSERT INTO privacy_answers
             (principal, dataset_id, key_hash, "exists", allele_count, carrier_count, reason, created_at)
         SELECT :p, :d, a.key_hash, a.yes, a.allele_count, a.carrier_count, a.reason, :now
-        FROM unnest(
-            CAST(:keys AS varchar[]), CAST(:yes AS boolean[]), CAST(:allele_counts AS integer[]),
-            CAST(:carrier_counts AS integer[]), CAST(:reasons AS varchar[])
-        ) AS a(key_hash, yes, allele_count, carrier_count, reason)
+        FROM json_to_recordset(CAST(:answers AS json))
+            AS a(key_hash varchar, yes boolean, allele_count integer, carrier_count integer, reason varchar)
         WHERE EXISTS (SELECT FROM counted)
         ON CONFLICT DO NOTHING
     )
@@ -378,12 +377,18 @@ class _SqlSession:
         params: dict[str, object] = {**ids, "seen": self.known.requests, "seen_at": self.known.stamp, "at": stamp}
         params.update(_counter_params(self.known.counters))
         if connection.dialect.name == "postgresql":
-            answers = list(self.answers.items())
+            # The spends go as array literals and the answers as JSON, each one string: psycopg adapts a list
+            # value by value, which took more of the answer's time than the database's work on it (about 70 us
+            # for 40 carriers, 400 for 400). ``repr`` writes each float in the digits that read back as it.
+            answers = [
+                {"key_hash": digest, "yes": a.exists, "allele_count": a.allele_count,
+                 "carrier_count": a.carrier_count, "reason": a.reason}
+                for digest, a in self.answers.items()
+            ]  # fmt: skip
             params.update(
-                members=list(self.spends), amounts=list(self.spends.values()), now=datetime.now(UTC),
-                keys=[digest for digest, _ in answers], yes=[a.exists for _, a in answers],
-                allele_counts=[a.allele_count for _, a in answers],
-                carrier_counts=[a.carrier_count for _, a in answers], reasons=[a.reason for _, a in answers],
+                members="{" + ",".join(map(str, self.spends)) + "}",
+                amounts="{" + ",".join(map(repr, self.spends.values())) + "}",
+                answers=json.dumps(answers), now=datetime.now(UTC),
                 synchronous_commit="on" if wait_for_disk else "off",
             )  # fmt: skip
             if connection.execute(_WRITE_POSTGRESQL, params).scalar_one() != 1:
