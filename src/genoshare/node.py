@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from genoshare.clinical.annotations import AnnotationStore
     from genoshare.clinical.lookup import ClinicalLookup
     from genoshare.clinical.mme import MatchmakerClient, MatchmakerService
+    from genoshare.clinical.reference import ReferenceGenome
     from genoshare.datasets.service import DatasetService
     from genoshare.drs.reads import TicketReads
     from genoshare.drs.service import DrsService
@@ -276,7 +277,25 @@ def build_reads(node: Node, subsets: Subsets) -> TicketReads:
 def build_beacon(node: Node) -> BeaconService:
     from genoshare.beacon.service import BeaconService
 
-    return BeaconService(node.settings, node.database, node.policy, node.privacy, node.audit, objects=node.objects)
+    reference = _reference(node.settings)
+    alleles = None
+    if reference is not None:
+        from genoshare.clinical.allele_ids import ReferenceAlleleIds
+
+        alleles = ReferenceAlleleIds(reference)
+    return BeaconService(
+        node.settings, node.database, node.policy, node.privacy, node.audit, objects=node.objects, vrs=alleles
+    )
+
+
+def _reference(settings: Settings) -> ReferenceGenome | None:
+    """The steward's reference genome (``clinical.reference_fasta``): HGVS indels and GA4GH VRS ids need it."""
+    from genoshare.clinical.reference import ReferenceGenome
+
+    clinical = settings.clinical
+    if clinical.reference_fasta is None:
+        return None
+    return ReferenceGenome(clinical.reference_fasta, clinical.reference_assembly)
 
 
 def build_indexer(node: Node, engine: Literal["embedded", "spark"] = "embedded") -> BeaconIndexer:
@@ -395,13 +414,8 @@ def build_clinical_lookup(node: Node, beacon: BeaconService) -> ClinicalLookup:
     """The lookup's counts are Beacon answers, with every access decision and privacy defence they carry."""
     from genoshare.beacon.alleles import BeaconAlleles
     from genoshare.clinical.lookup import ClinicalLookup
-    from genoshare.clinical.reference import ReferenceGenome
 
-    clinical = node.settings.clinical
-    reference = None
-    if clinical.reference_fasta is not None:
-        reference = ReferenceGenome(clinical.reference_fasta, clinical.reference_assembly)
-    return ClinicalLookup(build_annotations(node), BeaconAlleles(beacon), reference)
+    return ClinicalLookup(build_annotations(node), BeaconAlleles(beacon), _reference(node.settings))
 
 
 def check_database(settings: Settings) -> None:

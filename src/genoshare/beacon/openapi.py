@@ -210,5 +210,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The credentials do not allow this"),
         (404, "A referenced assembly, gene or entry id is not known here"),
         (429, "Query limit of the dataset's privacy policy reached; see Retry-After"),
+        (501, "A GA4GH VRS id this node cannot look up: no reference sequence for its variants (the message says)"),
     )
 }

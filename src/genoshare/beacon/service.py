@@ -39,6 +39,7 @@ from genoshare.beacon.framework import EntryType
 from genoshare.beacon.people import REVALIDATE_AFTER, People, PeopleCache
 from genoshare.beacon.request import API_VERSION, BeaconRequest
 from genoshare.beacon.variants import VariantQuery, build_query, canonical_assembly, parse_internal_id
+from genoshare.beacon.vrs import NOTHING, AlleleIds, VrsLookup, is_vrs_id
 from genoshare.index.serving import UNBOUNDED, QueryResult, VariantRow
 from genoshare.settings import Settings
 from genoshare.store.beacon_tables import BeaconGene
@@ -168,8 +169,11 @@ class BeaconService:
         audit: AuditLog,
         max_age: float = REVALIDATE_AFTER,
         objects: ObjectStore | None = None,
+        vrs: AlleleIds | None = None,
     ) -> None:
         self.settings = settings
+        #: ``g_variants/ga4gh:VA.…``: VRS ids of the variants, over the configured reference (if any).
+        self.vrs = VrsLookup(vrs)
         self.database = database
         self.policy = policy
         self.audit = audit
@@ -203,7 +207,10 @@ class BeaconService:
         datasets = self._datasets(parent.id if parent and parent.path in ("datasets", "cohorts") else None)
         if entry.collection:
             return self._collections(entry, request, identity, datasets, parent)
-        variant_query = self._variant_query(entry, request, parent)
+        vrs_id = parent.id if parent is not None and parent.path == "g_variants" and is_vrs_id(parent.id) else None
+        if vrs_id is not None:
+            self.vrs.check(vrs_id)  # before any dataset is read: the same error whoever asks
+        variant_query = NOTHING if vrs_id is not None else self._variant_query(entry, request, parent)
         if variant_query is not None and variant_query.assembly_id:
             datasets = self._on_assembly(datasets, variant_query.assembly_id)
         caller = self._caller(identity) if variant_query is not None else None
@@ -221,6 +228,8 @@ class BeaconService:
             rule = DisclosureRule.from_policy(dataset.beacon_policy)
             wanted = min(request.granularity, ceiling(decision, rule))
             hidden = self._hidden(dataset, decision)
+            if vrs_id is not None:  # read only for a caller who may look this dataset's variants up
+                variant_query = self.vrs.query(vrs_id, dataset.id, self.catalog.indexes(dataset.id))
             selection = self._select(entry, request, dataset, variant_query, parent, wanted, hidden)
             requested, total, randomised = request.granularity, selection.total, False
             # An empty scope (a parent entry not in this dataset, a withdrawn person, filters nobody matches)
