@@ -39,6 +39,16 @@ MITO_OUTPUT: dict[str, Any] = {
 }
 
 
+#: The same deletion as VRS 2 writes any deletion in a repeat, fully justified: the whole tract (0-based
+#: 302-309, seven Cs, read from chrM.fa) becomes six of its repeating unit. From the VRS specification, not
+#: from the node's normalisation.
+TRACT_DELETION: dict[str, Any] = {
+    "location": {**MITO_OUTPUT["location"], "start": 302, "end": 309},
+    "state": {"type": "ReferenceLengthExpression", "length": 6, "repeatSubunitLength": 1},
+    "type": "Allele",
+}
+
+
 def vrs_id(allele: dict[str, Any]) -> str:
     return str(ga4gh_identify(models.Allele(**allele)))
 
@@ -63,7 +73,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Node:
     DatasetService(built.database).create(
         NewDataset(id="mito", title="Mito", custodian="C", access_level="public", duo_codes=["NRES"])
     )
-    build_ingestor(built).ingest("mito", [vcf(root / "mito.vcf", "MT", [(3243, "A", "G"), (10083, "A", "G")])])
+    # m.309delC written at the right end of the C tract (m.303-309), where HGVS puts it, not left-aligned.
+    records = [(308, "CC", "C"), (3243, "A", "G"), (10083, "A", "G")]
+    build_ingestor(built).ingest("mito", [vcf(root / "mito.vcf", "MT", records)])
     built.close()
     return built
 
@@ -82,6 +94,10 @@ def test_a_vrs_id_finds_the_variant_and_an_absent_one_is_an_honest_no(node: Node
         assert found.json()["responseSummary"]["exists"] is True, found.text
         (result_set,) = found.json()["response"]["resultSets"]
         assert [r["variantInternalId"] for r in result_set["results"]] == ["MT:10082:A:G"]
+        shifted = lookup(server.url, vrs_id(TRACT_DELETION))
+        assert shifted.status_code == 200, shifted.text
+        (result_set,) = shifted.json()["response"]["resultSets"]
+        assert [r["variantInternalId"] for r in result_set["results"]] == ["MT:307:CC:C"]
         missing = lookup(server.url, absent)
         assert missing.status_code == 200, missing.text
         assert missing.json()["responseSummary"]["exists"] is False
