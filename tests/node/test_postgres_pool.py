@@ -65,3 +65,22 @@ def test_a_connection_the_server_ended_is_replaced_before_it_is_used(database_ur
     finally:
         admin.dispose()
         database.dispose()
+
+
+def test_a_read_session_is_one_round_trip_per_statement(database_url: str) -> None:
+    """What the Beacon re-reads every quarter second costs its statements, without a BEGIN and a ROLLBACK."""
+    database = Database(database_url)
+    try:
+        with database.reads() as session:
+            session.execute(text("SELECT 1"))
+        with counted() as counts, database.reads() as session:
+            session.execute(text("SELECT 1"))
+            session.execute(text("SELECT 2"))
+        assert (counts.statements, counts.round_trips) == (2, 2)
+        with database.session() as session:  # a unit of work keeps its transaction
+            session.execute(text("CREATE TABLE written (n integer)"))
+            session.execute(text("INSERT INTO written VALUES (1)"))
+        with database.reads() as session:
+            assert session.scalar(text("SELECT count(*) FROM written")) == 1
+    finally:
+        database.dispose()

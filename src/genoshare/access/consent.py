@@ -125,7 +125,7 @@ class ConsentExclusions:
         return self.excluded(dataset_id, grant_ids, known.people, known.codes)
 
     def _read(self, dataset_id: str) -> _Narrowings:
-        with self.database.sessions() as session:
+        with self.database.reads() as session:
             codes = session.scalar(select(Dataset.duo_codes).where(Dataset.id == dataset_id)) or []
             rows = session.execute(
                 select(Participant.pseudonym, Participant.consent_restrictions).where(

@@ -556,7 +556,7 @@ class SqlPrivacyState:
         return _Known(int(row[0]), row[1], [int(v) for v in row[2:]], answers, spends)
 
     def principal_of(self, account: str) -> str | None:
-        with self.database.session() as session:
+        with self.database.reads() as session:
             return session.scalar(select(PrivacyLink.principal).where(PrivacyLink.account == account))
 
     def link(self, account: str, other: str, by: str) -> str:

@@ -156,7 +156,7 @@ class PeopleCache:
                 return entry.version, people
 
     def _version(self, dataset_id: str) -> tuple[int, object]:
-        with self.database.sessions() as session:
+        with self.database.reads() as session:
             count, latest = session.execute(
                 select(func.count(), func.max(BeaconIndividual.updated_at)).where(
                     BeaconIndividual.dataset_id == dataset_id
@@ -165,7 +165,7 @@ class PeopleCache:
         return int(count), latest
 
     def _withdrawn(self, dataset_id: str) -> BitMap:
-        with self.database.sessions() as session:
+        with self.database.reads() as session:
             numbers = session.scalars(
                 select(BeaconIndividual.sample_number)
                 .join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import sqlite3
 import threading
@@ -98,6 +99,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers go on while an ingest or the audit log writes; NORMAL sync is safe under WAL.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    if isinstance(dbapi_connection, _TurnTakingConnection):
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints after the turn (WriteTurn.committed)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -121,13 +124,29 @@ class WriteTurn:
     database's name and ``-lock``) among the processes that share it (a server's workers, the CLI); the
     kernel drops that lock with a process that dies. SQLite's own busy timeout stays, for writers that do
     not come through here (another program, the ``sqlite3`` shell).
+
+    SQLite's automatic checkpoint (copying the WAL into the database, with a disk flush) runs inside the
+    COMMIT that crosses its threshold, so it ran while the turn was held and every writer waited for the
+    flush (sampled in a commit's ``fdatasync`` in 1 of 12 snapshots of the server under load). Connections
+    that take turns have it off; after giving the turn back, every ``CHECKPOINT_COMMITS``-th writing commit
+    in the process, or one that grew the WAL file by ``CHECKPOINT_BYTES`` (an ingest), runs a passive one: it
+    copies what it can without holding any writer up (SQLite's own is a passive one too) and costs only the
+    request that runs it the flush.
     """
+
+    #: SQLite's default threshold is 1000 pages of WAL (4 MiB); this node's commits write a few pages each.
+    CHECKPOINT_COMMITS = 256
+    CHECKPOINT_BYTES = 4 << 20
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._owner: int | None = None
+        self._commits = itertools.count(1)
+        self._checkpointing = threading.Lock()
+        self._wal = f"{path}-wal"
+        self._wal_checked = 0
         self._file: int | None = None
         with contextlib.suppress(OSError):  # a read-only directory: this process cannot write the database either
             self._file = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -149,6 +168,21 @@ class WriteTurn:
             fcntl.flock(self._file, fcntl.LOCK_UN)
         self._owner = None
         self._lock.release()
+
+    def committed(self, connection: sqlite3.Connection) -> None:
+        """After a writing commit, out of turn: a passive checkpoint when one is due (one at a time)."""
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            return
+        due = next(self._commits) % self.CHECKPOINT_COMMITS == 0 or size >= self._wal_checked + self.CHECKPOINT_BYTES
+        if not due or not self._checkpointing.acquire(blocking=False):
+            return
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._wal_checked = size
+        finally:
+            self._checkpointing.release()
 
 
 _turns: dict[str, WriteTurn] = {}
@@ -192,10 +226,13 @@ class _TurnTakingConnection(sqlite3.Connection):
             self._turn.give_back()
 
     def commit(self) -> None:
+        wrote = self._holding
         try:
             super().commit()
         finally:
             self.after()
+        if wrote and self._turn is not None:
+            self._turn.committed(self)
 
     def rollback(self) -> None:
         try:
@@ -347,6 +384,22 @@ class Database:
     def __init__(self, url: str, pool: DatabaseSettings | None = None) -> None:
         self.engine = make_engine(url, pool)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: Sessions that only read (``reads``): on PostgreSQL in autocommit.
+        self._reads = (
+            sessionmaker(self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+            if self.engine.dialect.name == "postgresql"
+            else self.sessions
+        )
+
+    def reads(self) -> Session:
+        """A session that only reads, for what is read again every fraction of a second (the Beacon's caches).
+
+        On PostgreSQL it runs in autocommit: each statement one round trip, where a transaction adds a BEGIN
+        and a ROLLBACK (a cache revalidation of seven reads took twenty round trips), and each sees the
+        database as of its start, as in a transaction at PostgreSQL's default READ COMMITTED level. On SQLite
+        it is ``sessions()``: a read transaction, in the process, costs nothing to open.
+        """
+        return self._reads()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
