@@ -220,10 +220,13 @@ class ConsentService:
             assert stored is not None
             stored.consent_status, stored.consent_updated_at = WITHDRAWN, utcnow()
             unavailable, rederiving = [], []
+            # Locked: a re-derivation of one of these files publishes wholly before this or after (and then
+            # finds this withdrawal), never with the file marked available over this mark.
             for row in session.scalars(
                 select(DataObject)
                 .join(ObjectParticipant, ObjectParticipant.object_id == DataObject.id)
                 .where(ObjectParticipant.participant_id == stored.id)
+                .with_for_update(of=DataObject)
             ):
                 others = session.scalar(
                     select(Participant.id)

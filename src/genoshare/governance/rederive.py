@@ -28,7 +28,8 @@ from pathlib import Path
 import pysam
 from pysam import bcftools
 from pysam.utils import SamtoolsError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.errors import CryptError
@@ -113,33 +114,42 @@ class Rederiver:
             return list(session.scalars(select(DataObject.id).where(DataObject.status == "rederiving")))
 
     def rederive(self, object_id: str) -> bool:
-        """Rewrite one blocked object; False when it is not blocked (any more)."""
-        with self.database.sessions() as session:
-            row = session.get(DataObject, object_id)
-            if row is None or row.status != "rederiving":
-                return False
-            people = list(
-                session.execute(
-                    select(Participant.id, Participant.pseudonym, Participant.consent_status)
-                    .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
-                    .where(ObjectParticipant.object_id == object_id)
-                )
-            )
-        keep = [name for _, name, status in people if status == ACTIVE]
-        gone = [pid for pid, _, status in people if status != ACTIVE]
-        derived = self.derive_or_report(row, keep, "consent.rederive")
-        with self.database.session() as session:
-            stored_row = session.get(DataObject, object_id)
-            assert stored_row is not None
-            stored_row.blob_key, stored_row.index_key = derived.blob_key, derived.index_key
-            stored_row.md5, stored_row.sha256, stored_row.size = derived.md5, derived.sha256, derived.size
-            stored_row.status = "available"
-            session.execute(
-                delete(ObjectParticipant).where(
-                    ObjectParticipant.object_id == object_id, ObjectParticipant.participant_id.in_(gone)
-                )
-            )
-            switched = stored_row
+        """Rewrite one blocked object; False when it is not blocked (any more).
+
+        Someone in the file who withdraws while it is rewritten is still in the rewrite: it is not published,
+        and the file is rewritten again without them (their withdrawal found the file blocked already).
+        """
+        while True:
+            with self.database.sessions() as session:
+                row = session.get(DataObject, object_id)
+                if row is None or row.status != "rederiving":
+                    return False
+                people = _people(session, object_id)
+            keep = [name for _, name, status in people if status == ACTIVE]
+            gone = [pid for pid, _, status in people if status != ACTIVE]
+            derived = self.derive_or_report(row, keep, "consent.rederive")
+            with self.database.session() as session:
+                # A write first, so that a withdrawal (which writes the row too) is wholly before or after this
+                # transaction: SQLite's write lock, PostgreSQL's row lock.
+                session.execute(update(DataObject).where(DataObject.id == object_id).values(status=DataObject.status))
+                withdrew = set(keep) - {name for _, name, status in _people(session, object_id) if status == ACTIVE}
+                stored_row = session.get(DataObject, object_id)
+                assert stored_row is not None
+                if not withdrew:
+                    stored_row.blob_key, stored_row.index_key = derived.blob_key, derived.index_key
+                    stored_row.md5, stored_row.sha256, stored_row.size = derived.md5, derived.sha256, derived.size
+                    stored_row.status = "available"
+                    session.execute(
+                        delete(ObjectParticipant).where(
+                            ObjectParticipant.object_id == object_id, ObjectParticipant.participant_id.in_(gone)
+                        )
+                    )
+                switched = stored_row
+            if not withdrew:
+                break
+            with self.database.sessions() as session:
+                keys = unshared(session, [derived.blob_key, derived.index_key])
+            delete_recorded(self.database, self.objects, keys, f"objects/{object_id}")
         self.audit.record(
             Entry(
                 ACTOR,
@@ -401,6 +411,16 @@ def _declare_everything(source: Path, target: Path) -> Path | None:
     header.write_text("".join(lines[:-1] + missing + lines[-1:]))
     bcftools.reheader("--header", str(header), "--output", str(target), str(source), catch_stdout=False)
     return target
+
+
+def _people(session: Session, object_id: str) -> list[tuple[int, str, str]]:
+    """(id, pseudonym, consent status) of everyone in a file."""
+    query = (
+        select(Participant.id, Participant.pseudonym, Participant.consent_status)
+        .join(ObjectParticipant, ObjectParticipant.participant_id == Participant.id)
+        .where(ObjectParticipant.object_id == object_id)
+    )
+    return [(pid, name, status) for pid, name, status in session.execute(query)]
 
 
 class RederivationWorker:
