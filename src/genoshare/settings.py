@@ -481,9 +481,9 @@ class Settings(BaseSettings):
     #: A re-derivation after a withdrawal builds in the serving process whatever this says.
     ingest_engine: Literal["embedded", "spark"] = "embedded"
     spark: SparkSettings = Field(default_factory=SparkSettings)
-    #: MiB of record batches each served Beacon variant index (one per VCF/BCF object) keeps between queries,
-    #: least recently used first out. Indexes on local disk are memory-mapped, so what they keep is mostly
-    #: views of the page cache; indexes in S3 (or in the Parquet layout of older nodes) keep what they read.
+    #: MiB of record batches a server process keeps between queries for all the Beacon variant indexes it
+    #: serves, least recently used first out. Indexes on local disk are memory-mapped, so what it keeps is
+    #: mostly views of the page cache; indexes in S3 (or in the Parquet layout of older nodes) keep what they read.
     beacon_index_cache_mb: int = Field(default=256, ge=1, le=1024 * 1024)
     #: Where clients reach this node, with any path prefix a proxy adds; used in DRS self_uri, access URLs and
     #: htsget tickets.

@@ -17,7 +17,7 @@ import pytest
 from pyroaring import BitMap
 
 from genoshare.index.schema import ROW_GROUP_SIZE, IndexWriter
-from genoshare.index.serving import VariantIndex
+from genoshare.index.serving import BatchCache, VariantIndex
 from genoshare_lab.synth.index_layout import Generated, write_synthetic_index
 
 CONTIGS = ("20", "21", "22")
@@ -154,3 +154,16 @@ def test_the_writer_refuses_rows_out_of_order(made: Generated, tmp_path: Path) -
     with pytest.raises(ValueError, match="out of order"), IndexWriter(tmp_path / "v.arrow", "{}") as writer:
         writer.add(shuffled)
     assert list(tmp_path.iterdir()) == []  # neither the file nor its staging stream is left
+
+
+def test_indexes_sharing_a_cache_stay_within_its_one_bound(made: Generated, truth: dict) -> None:
+    """The Beacon serves every index through one cache: its bound is the process's, however many indexes."""
+    cache = BatchCache(3 * made.path.stat().st_size // len(_batches(made.path)))  # ~three batches
+    indexes = [VariantIndex({name: made.path}, cache) for name in ("first", "second", "third")]
+    for contig, start, ref, alt in random.Random(9).sample(sorted(truth), 40):
+        for index in indexes:
+            [row] = index.sequence_query(contig, start, alt, ref).rows()
+            assert row.ac == truth[(contig, start, ref, alt)]["ac"]
+            assert cache.cached_bytes <= cache.limit
+    assert sum(index.datasets.loaded() for index in indexes) <= 3
+    assert sum(index.datasets.loads for index in indexes) > 40  # they did read, and evict one another

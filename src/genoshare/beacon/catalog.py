@@ -3,8 +3,9 @@
 A Beacon request must not cost a full metadata read; a steward's change (a new dataset, a new index, an
 access level) is seen after at most ``max_age`` seconds, in every server process, without notification.
 Each index is served by ``genoshare.index.serving.VariantIndex`` (footers read once, record batches read
-as queries touch them into a cache of ``cache_bytes``), from the data directory or, on a node whose objects are in S3,
-from the object store (``genoshare.index.stored``), and kept until the index is rebuilt.
+as queries touch them into one cache of ``cache_bytes`` for all of them), from the data directory or, on a
+node whose objects are in S3, from the object store (``genoshare.index.stored``), and kept until the index
+is rebuilt.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from genoshare.index.serving import CACHE_BYTES, StoredFile, VariantIndex
+from genoshare.index.serving import CACHE_BYTES, BatchCache, StoredFile, VariantIndex
 from genoshare.index.stored import kept_in_store, stored_index
 from genoshare.store.beacon_tables import BeaconVariantIndex
 from genoshare.store.db import Database
@@ -46,7 +47,8 @@ class Catalog:
         cache_bytes: int = CACHE_BYTES,
     ) -> None:
         self.database = database
-        self.cache_bytes = cache_bytes
+        #: One cache for every index served: the process's memory for them is bounded whatever their number.
+        self.cache = BatchCache(cache_bytes)
         self.data_dir = data_dir
         #: Where indexes are read from when they are kept in a remote object store (``index.stored``).
         self.objects = objects if objects is not None and kept_in_store(objects) else None
@@ -93,7 +95,7 @@ class Catalog:
             if known is not None and known.row.built_at == row.built_at:
                 fresh[row.object_id] = known
             else:
-                index = VariantIndex({row.object_id: self._files(row)}, self.cache_bytes)
+                index = VariantIndex({row.object_id: self._files(row)}, self.cache)
                 fresh[row.object_id] = ServedIndex(row, index)
         self._indexes = fresh
 

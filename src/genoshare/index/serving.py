@@ -18,11 +18,12 @@ index cost ~2.5 ms of CPU decoding whole 8,192-row column chunks (zstd, dictiona
 and its slowest 1 % ~20 ms more, spent by the kernel zeroing the fresh (transparent huge) pages of Arrow's
 allocator for them; the parsed footer held ~10 KB a row group (~125 MB at 10^8) to locate them. Smaller
 row groups grow that footer, and pyarrow reads no Parquet page index. An Arrow file needs neither: reads
-are views, the footer is ~24 bytes a batch, and a cold query costs ~0.1-0.3 ms of CPU (docs/scale.md). It
-takes ~5x the disk of zstd Parquet (~96 bytes a row at 10^3 samples, ~60% of them the bitmaps), the price of
-reading in place. On an object store (`StoredFile`) a batch is one ranged GET of the whole batch, into the
-cache. Indexes published before (Parquet, ``genoshare-variant-index/1``) are still served, by reading their
-row groups as before, and the operator is told once to rebuild them (``genoshare beacon-index``).
+are views, the footer is ~80 bytes a batch, and a cold point query costs ~0.5 ms of CPU, under 1 ms at
+p99 (10^8 rows, docs/scale.md). It takes ~7x the disk of zstd Parquet (~96 bytes a row at 10^3 samples, a
+third of them the bitmaps), the price of reading in place. On an object store (`StoredFile`) a batch is
+one ranged GET of the whole batch, into the cache. Indexes published before (Parquet,
+``genoshare-variant-index/1``) are still served, by reading their row groups as before, and the operator
+is told once to rebuild them (``genoshare beacon-index``).
 
 Carrier bitmaps are only deserialised for the rows a query returns. Counts restricted to allowed samples
 stay vectorised: a row whose carrier count exceeds the number of the index's samples outside the allowed
@@ -33,6 +34,7 @@ their bitmap read.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import threading
@@ -527,56 +529,97 @@ def _open_file(dataset_id: str, source: Path | StoredFile) -> _IndexFile:
 _RECOUNT_EVERY = 64
 
 
+class BatchCache:
+    """Record batches (or row groups) kept between queries, least recently used first out, bounded in bytes.
+
+    One can serve every index of a process (the Beacon's catalog shares one), so the bound is the process's,
+    however many indexes it serves. Sizes are the batches' buffers: views of a memory-mapped file count
+    though the kernel holds their pages, so on local disk the bound is loose and the process's own memory
+    far below it.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.cached_bytes = 0
+        self._entries: OrderedDict[tuple[int, int], _Dataset] = OrderedDict()
+        self._lock = threading.Lock()
+        self._added = 0
+
+    def get(self, key: tuple[int, int]) -> _Dataset | None:
+        with self._lock:
+            ds = self._entries.get(key)
+            if ds is not None:
+                self._entries.move_to_end(key)
+            return ds
+
+    def add(self, key: tuple[int, int], ds: _Dataset) -> _Dataset:
+        """Keep ``ds`` (or the one another thread kept first) and evict down to the limit."""
+        with self._lock:
+            kept = self._entries.setdefault(key, ds)
+            self._added += 1
+            if kept is ds:
+                self.cached_bytes += ds.nbytes
+            if self.cached_bytes > self.limit or self._added % _RECOUNT_EVERY == 0:
+                # Summed afresh: a cached group grows when its bitmaps or run unions are first read.
+                self.cached_bytes = sum(cached.nbytes for cached in self._entries.values())
+            while self.cached_bytes > self.limit and len(self._entries) > 1:
+                _, evicted = self._entries.popitem(last=False)
+                self.cached_bytes -= evicted.nbytes
+            return kept
+
+    def held(self, owner: int) -> int:
+        with self._lock:
+            return sum(1 for key in self._entries if key[0] == owner)
+
+    def drop(self, owner: int) -> None:
+        with self._lock:
+            for key in [key for key in self._entries if key[0] == owner]:
+                self.cached_bytes -= self._entries.pop(key).nbytes
+
+
+_owners = itertools.count()
+
+
 class _RowGroups(Sequence[_Dataset]):
-    """Every row group of an index's files, loaded on access and kept in an LRU cache of ``limit`` bytes.
+    """Every row group (or batch) of an index's files, loaded on access and kept in a `BatchCache`.
 
     ``QueryResult`` names its hits by row-group position here; a group evicted between a query and the
     reading of its rows is read again, and answers the same.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, cache: BatchCache) -> None:
         self.files: list[_IndexFile] = []
         self.where: list[tuple[int, int]] = []  # (file, row group) of each position
-        self.limit = limit
-        self.cached_bytes = 0
+        self.cache = cache
         self.loads = 0
-        self._cache: OrderedDict[int, _Dataset] = OrderedDict()
-        self._lock = threading.Lock()
+        self._owner = next(_owners)
+
+    @property
+    def cached_bytes(self) -> int:
+        """What the cache holds, of every index that shares it."""
+        return self.cache.cached_bytes
 
     def __len__(self) -> int:
         return len(self.where)
 
     def __getitem__(self, position: int) -> _Dataset:  # type: ignore[override]
-        with self._lock:
-            ds = self._cache.get(position)
-            if ds is not None:
-                self._cache.move_to_end(position)
-                return ds
+        ds = self.cache.get((self._owner, position))
+        if ds is not None:
+            return ds
         file, group = self.where[position]
         index_file = self.files[file]
         rows = index_file.read(group, index_file.first)
         block = index_file.block(group)
         ds = _Dataset(index_file.dataset_id, rows, index_file.samples, partial(index_file.read, group), block)
-        with self._lock:
-            self.loads += 1
-            if self._cache.setdefault(position, ds) is ds:
-                self.cached_bytes += ds.nbytes
-            if self.cached_bytes > self.limit or self.loads % _RECOUNT_EVERY == 0:
-                # Summed afresh: a cached group grows when its bitmaps or run unions are first read.
-                self.cached_bytes = sum(cached.nbytes for cached in self._cache.values())
-            while self.cached_bytes > self.limit and len(self._cache) > 1:
-                _, evicted = self._cache.popitem(last=False)
-                self.cached_bytes -= evicted.nbytes
-        return ds
+        self.loads += 1
+        return self.cache.add((self._owner, position), ds)
 
     def loaded(self) -> int:
-        return len(self._cache)
+        return self.cache.held(self._owner)
 
     def clear(self) -> None:
-        """Drop every cached row group: the next query reads from the files (benchmarks of cold reads)."""
-        with self._lock:
-            self._cache.clear()
-            self.cached_bytes = 0
+        """Drop this index's cached row groups: the next query reads from the files (benchmarks of cold reads)."""
+        self.cache.drop(self._owner)
 
 
 def _may_hold(low: str | None, high: str | None, names: set[str]) -> bool:
@@ -593,9 +636,13 @@ class VariantIndex:
     """
 
     def __init__(
-        self, datasets: Mapping[str, IndexSource | Sequence[IndexSource]], cache_bytes: int = CACHE_BYTES
+        self,
+        datasets: Mapping[str, IndexSource | Sequence[IndexSource]],
+        cache_bytes: int | BatchCache = CACHE_BYTES,
     ) -> None:
-        self.datasets = _RowGroups(cache_bytes)
+        """``cache_bytes``: a cache of its own of that many bytes, or one shared with other indexes."""
+        cache = cache_bytes if isinstance(cache_bytes, BatchCache) else BatchCache(cache_bytes)
+        self.datasets = _RowGroups(cache)
         dataset_of: list[str] = []
         stats: list[Bounds] = []
         for dataset_id, spec in datasets.items():
