@@ -25,9 +25,12 @@ def free_port() -> int:
 STARTUP_SECONDS = 120
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, wrapper: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``wrapper``: a command the CLI runs under (e.g. ``setpriv`` with fewer capabilities)."""
     return subprocess.run(
-        [sys.executable, "-m", "genoshare", *args],
+        [*wrapper, sys.executable, "-m", "genoshare", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},

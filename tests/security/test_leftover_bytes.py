@@ -14,8 +14,6 @@ import hashlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,17 +44,7 @@ def open_node(tmp_path: Path, **options: object) -> tuple[Node, dict[str, str], 
 
 
 def cli(node: Node, env: dict[str, str], *args: str, wrapper: tuple[str, ...] = ()) -> tuple[int, str]:
-    if wrapper:
-        done = subprocess.run(
-            [*wrapper, sys.executable, "-m", "genoshare", *args, "--data-dir", str(node.settings.data_dir)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **env},
-            timeout=300,
-            check=False,
-        )
-    else:
-        done = run_cli(*args, "--data-dir", str(node.settings.data_dir), env=env)
+    done = run_cli(*args, "--data-dir", str(node.settings.data_dir), env=env, wrapper=wrapper)
     return done.returncode, done.stdout + done.stderr
 
 
