@@ -49,6 +49,7 @@ from genoshare.crypt.keys import KEY_SIZE, KeyPair, NodeKeys, SecretKeys, parse_
 
 __all__ = [
     "CIPHER_SEGMENT_SIZE",
+    "ENCRYPTED_SUFFIX",
     "SEGMENT_SIZE",
     "EncryptedFile",
     "LocalFile",
@@ -57,6 +58,9 @@ __all__ = [
     "Reencryption",
     "encrypt_file",
 ]
+
+#: How a stored object's name says it is a Crypt4GH file (plaintext objects of public datasets lack it).
+ENCRYPTED_SUFFIX = ".c4gh"
 
 _X25519_CHACHA20 = (0).to_bytes(4, "little")  # the only header encryption method in v1
 #: Headers kept per cache (a few hundred bytes each): more than the files (and recipients) a node serves at once.

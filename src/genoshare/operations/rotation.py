@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from genoshare.access.issuer import ALGORITHM, RETIRED_SUFFIX, VisaIssuer
 from genoshare.access.tickets import PREVIOUS_SUFFIX
 from genoshare.crypt.errors import NotDecryptable
-from genoshare.crypt.files import EncryptedFile, Reencryption
+from genoshare.crypt.files import ENCRYPTED_SUFFIX, EncryptedFile, Reencryption
 from genoshare.crypt.keys import (
     NEXT,
     PREVIOUS,
@@ -37,7 +37,6 @@ from genoshare.crypt.keys import (
 )
 from genoshare.errors import NotFound
 from genoshare.node import NODE_KEY_NAME, Node
-from genoshare.store.blobs import ENCRYPTED_SUFFIX
 from genoshare.store.models import Grant
 from genoshare.store.objects import ObjectStore
 

@@ -19,13 +19,12 @@ import errno
 import os
 from pathlib import Path
 
-from genoshare.crypt.files import EncryptedFile, LocalFile, Positional
+from genoshare.crypt.files import ENCRYPTED_SUFFIX, EncryptedFile, LocalFile, Positional
 from genoshare.crypt.keys import SecretKeys
 from genoshare.errors import NotFound
 from genoshare.store.models import DataObject
 from genoshare.store.objects import ObjectStore
 
-ENCRYPTED_SUFFIX = ".c4gh"
 #: Pieces in which ``copy_plaintext`` reads a plaintext object (a ranged GET each on an S3 store).
 _COPY_PIECE = 8 * 1024 * 1024
 #: ``preadv2`` flag: fail with EAGAIN rather than wait for the disk (Linux >= 4.14); 0 where unavailable.

@@ -39,10 +39,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from genoshare.crypt.files import Positional
+from genoshare.crypt.files import ENCRYPTED_SUFFIX, Positional
 from genoshare.errors import InvalidInput, NotFound, Unavailable
 from genoshare.settings import S3Settings
-from genoshare.store.blobs import ENCRYPTED_SUFFIX
 
 _log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
