@@ -6,6 +6,7 @@ against an independent reading of the same file (pyarrow, whole) and against the
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from pathlib import Path
@@ -167,3 +168,12 @@ def test_indexes_sharing_a_cache_stay_within_its_one_bound(made: Generated, trut
             assert cache.cached_bytes <= cache.limit
     assert sum(index.datasets.loaded() for index in indexes) <= 3
     assert sum(index.datasets.loads for index in indexes) > 40  # they did read, and evict one another
+
+
+def test_an_index_of_another_format_version_is_refused_not_misread(made: Generated, tmp_path: Path) -> None:
+    """A file a later genoshare wrote (another format) fails to open with the command to rebuild it."""
+    with IndexWriter(tmp_path / "variants.arrow", json.dumps({"format": "genoshare-variant-index/3"})) as writer:
+        for batch in _batches(made.path)[:2]:
+            writer.add(batch)
+    with pytest.raises(ValueError, match=r"genoshare-variant-index/3 index.*genoshare beacon-index"):
+        VariantIndex({"future": tmp_path})

@@ -53,7 +53,7 @@ import pyarrow.parquet as pq
 from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 
 from genoshare.index.build import INDEX_FILE, PARQUET_INDEX_FILE
-from genoshare.index.schema import DIRECTORY_KEY, MANIFEST, METADATA_KEY, SCHEMA, TYPE_QUERY_EXPANSION
+from genoshare.index.schema import DIRECTORY_KEY, FORMAT, MANIFEST, METADATA_KEY, SCHEMA, TYPE_QUERY_EXPANSION
 
 PathLike = str | Path
 
@@ -428,7 +428,11 @@ class _ArrowFile:
             pa.PythonFile(source.open(), mode="r") if isinstance(source, StoredFile) else pa.memory_map(str(source))
         )
         self._file = ipc.open_file(handle)
-        self.samples = _file_samples(self._file.schema.metadata)
+        metadata = self._file.schema.metadata or {}
+        written = json.loads(metadata[METADATA_KEY]).get("format") if METADATA_KEY in metadata else FORMAT
+        if written != FORMAT:  # another layout's rows would be misread, never answered wrongly
+            raise ValueError(f"{self.name}: a {written} index, not {FORMAT}: rebuild it with `genoshare beacon-index`")
+        self.samples = _file_samples(metadata)
         self.first: list[str] | None = None  # every column at once: views, or one GET
         self._lock = threading.Lock()  # one handle: a remote one is a seek and a read, not thread-safe
         footer = self._file.metadata or {}
