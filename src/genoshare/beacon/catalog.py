@@ -66,7 +66,7 @@ class Catalog:
         loaded_at, rows = self._datasets
         if time.monotonic() - loaded_at < self.max_age:
             return rows
-        with self.database.sessions() as session:
+        with self.database.reads() as session:
             rows = list(session.scalars(select(Dataset).order_by(Dataset.id)))
         self._datasets = (time.monotonic(), rows)
         return rows
@@ -80,7 +80,7 @@ class Catalog:
         if time.monotonic() - checked_at < self.max_age:
             return
         with self._lock:
-            with self.database.sessions() as session:
+            with self.database.reads() as session:
                 count, latest = session.execute(select(func.count(), func.max(BeaconVariantIndex.built_at))).one()
                 current = (int(count), latest)
                 rows = list(session.scalars(select(BeaconVariantIndex))) if current != version else []
