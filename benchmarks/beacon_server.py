@@ -47,6 +47,7 @@ from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
+from pyarrow import ipc
 from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
@@ -327,8 +328,12 @@ def main() -> None:
         )
         nodes["postgresql"] = build(root, "node-pg", database)
 
-    index_rel = next(nodes["sqlite"][0].glob("beacon/bench/*/variants.parquet"))
-    table = pq.read_table(index_rel, columns=["contig", "start", "ref", "alt", "carrier_count"])
+    index_file = next(nodes["sqlite"][0].glob("beacon/bench/*/variants.*"))
+    columns = ["contig", "start", "ref", "alt", "carrier_count"]
+    if index_file.suffix == ".parquet":  # a node cached by a genoshare before the Arrow layout
+        table = pq.read_table(index_file, columns=columns)
+    else:
+        table = ipc.open_file(index_file).read_all().select(columns)
     n_rows = table.num_rows
     rng = random.Random(42)
     # Alleles nobody carries (recurrent msprime mutations) are rightly "not observed"; ask about observed ones.
