@@ -28,6 +28,7 @@ from support import HTSGET_DATA, PUBLIC_URL
 
 VCF = HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"
 BCF = HTSGET_DATA / "bcf" / "spec-v4.3.bcf"
+CANCER = HTSGET_DATA / "bcf" / "sample1-bcbio-cancer.bcf"
 DRS = "/ga4gh/drs/v1"
 
 
@@ -76,8 +77,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             datasets.create(
                 NewDataset(name, name, "C", "public", ["NRES"], pseudonymise=False, store_plaintext=plaintext)
             )
-            files = [tmp / f"{name}-{source.name}" for source in (VCF, BCF)]
-            for source, copy in zip((VCF, BCF), files, strict=True):
+            files = [tmp / f"{name}-{source.name}" for source in (VCF, BCF, CANCER)]
+            for source, copy in zip((VCF, BCF, CANCER), files, strict=True):
                 copy.write_bytes(source.read_bytes())
             for row in build_ingestor(node).ingest(name, files).published:
                 keys[row.id] = f"node/{row.blob_key}"
@@ -123,3 +124,18 @@ def test_a_deleted_object_is_an_honest_error(served: Served) -> None:
         served.bucket_client().delete_object(Bucket=served.bucket, Key=served.keys[object_id])
         status, _ = _read(http, url, {**ticket, "Range": "bytes=100-199"})
         assert status in (0, 404), status
+
+
+@pytest.mark.parametrize("dataset", ["plain", "sealed"])
+def test_other_bytes_put_before_the_node_read_the_file_are_not_served_as_it(served: Served, dataset: str) -> None:
+    """Replaced before this server ever opened it: nothing to compare an ETag with, but the length is known."""
+    object_id = f"{dataset}.{dataset}-sample1-bcbio-cancer.bcf"
+    bucket = served.bucket_client()
+    key = served.keys[object_id]
+    other = bucket.get_object(Bucket=served.bucket, Key=key)["Body"].read() + b"appended by someone else"
+    bucket.put_object(Bucket=served.bucket, Key=key, Body=other)
+    with httpx.Client(timeout=30) as http:
+        url, ticket = served.ticket(http, object_id)
+        answer = http.get(url, headers=ticket)
+    assert answer.status_code == 404, f"{answer.status_code}: other bytes were served as the file"
+    assert "not the file's" in answer.text

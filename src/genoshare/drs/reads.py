@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 from genoshare.access.policy import AccessPolicy
 from genoshare.access.served import ServedFiles
@@ -25,6 +26,8 @@ from genoshare.store.blobs import PlainFile, StoredBytes, is_plaintext
 from genoshare.store.db import Database
 from genoshare.store.models import DataObject
 from genoshare.store.objects import ObjectStore
+
+_Opened = TypeVar("_Opened", EncryptedFile, PlainFile)
 
 
 @dataclass
@@ -68,6 +71,21 @@ class OpenedBlob:
             self.stored.close()
 
 
+def _as_described(row: DataObject, file: _Opened) -> _Opened:
+    """``file``, if it is as long as the file its row describes.
+
+    Bytes someone else wrote in its place (another tool with access to the object store) are refused, not
+    served under the row's name and checksums.
+    """
+    if file.plaintext_size != row.size:
+        file.close()
+        raise NotFound(
+            f"{row.id}: the stored bytes are not the file's ({file.plaintext_size} bytes where it has {row.size}); "
+            "the node's operator must restore them"
+        )
+    return file
+
+
 class TicketReads:
     """What ``/data`` serves: the bytes a data ticket opens, for as long as the access it was issued under lasts."""
 
@@ -98,8 +116,10 @@ class TicketReads:
         if is_plaintext(row.blob_key):
             if ticket.recipient_key:
                 raise InvalidInput(f"{object_id} is stored unencrypted (public data): it is not served as Crypt4GH")
-            return OpenedBlob(row, ticket, PlainFile(self.objects.open(row.blob_key)), withheld=withheld)
-        file = EncryptedFile(self.objects.open(row.blob_key), self.secret_key)
+            return OpenedBlob(
+                row, ticket, _as_described(row, PlainFile(self.objects.open(row.blob_key))), withheld=withheld
+            )
+        file = _as_described(row, EncryptedFile(self.objects.open(row.blob_key), self.secret_key))
         if not ticket.recipient_key:
             return OpenedBlob(row, ticket, file, withheld=withheld)
         try:
