@@ -221,11 +221,13 @@ class ConsentService:
             stored.consent_status, stored.consent_updated_at = WITHDRAWN, utcnow()
             unavailable, rederiving = [], []
             # Locked: a re-derivation of one of these files publishes wholly before this or after (and then
-            # finds this withdrawal), never with the file marked available over this mark.
+            # finds this withdrawal), never with the file marked available over this mark. In one order, so
+            # that two people of the same files withdrawing at once do not deadlock.
             for row in session.scalars(
                 select(DataObject)
                 .join(ObjectParticipant, ObjectParticipant.object_id == DataObject.id)
                 .where(ObjectParticipant.participant_id == stored.id)
+                .order_by(DataObject.id)
                 .with_for_update(of=DataObject)
             ):
                 others = session.scalar(
