@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -71,6 +72,15 @@ def _asking(store: str, verb: str, key: str = "") -> Iterator[None]:
     except BotoCoreError as error:
         _log.warning("object store %s unreachable (%s) to %s %s", store, type(error).__name__, verb, key)
         raise Unavailable(f"the object store is unreachable ({type(error).__name__}): try again later") from None
+    except Boto3Error as error:
+        # The transfer manager's wrappings (an upload or a download) of the errors above, whose text quotes the
+        # store's answer: told as the error they wrap.
+        cause = getattr(error, "last_exception", None) or error.__context__
+        if isinstance(cause, ClientError | BotoCoreError):
+            with _asking(store, verb, key):
+                raise cause from None
+        _log.warning("object store %s failed to %s %s (%s)", store, verb, key, type(error).__name__)
+        raise Unavailable(f"the object store failed to {verb} ({type(error).__name__}): try again later") from None
 
 
 class _Changed(NotFound):
