@@ -36,9 +36,10 @@ one member -- that the genome they walked is in the dataset -- which is the very
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -164,34 +165,50 @@ _FLAG = (
 #: trips (BEGIN, the pool's ping, the durability, three statements, COMMIT) on most Beacon answers (rare and
 #: absent alleles are most alleles). The hits are counted only while the person is not flagged, as below; the
 #: member with the most evidence among this question's carriers comes back with its hits.
-_COUNT_POSTGRESQL = text(
-    """
-    WITH counted AS (
-        INSERT INTO privacy_watch (principal, dataset_id, rare_questions, evidence) VALUES (:p, :d, 1, :w)
+#: The counting is the CTEs ``COUNT_CTES_POSTGRESQL``, run only ``{when}`` holds: alone, always; inside a
+#: Beacon answer's own write (``privacy_state``, its one statement), only if that write was made.
+COUNT_CTES_POSTGRESQL = """
+    watched AS (
+        INSERT INTO privacy_watch (principal, dataset_id, rare_questions, evidence) SELECT :p, :d, 1, :w WHERE {when}
         ON CONFLICT (principal, dataset_id) DO UPDATE
         SET rare_questions = privacy_watch.rare_questions + 1, evidence = privacy_watch.evidence + :w
         RETURNING rare_questions, evidence, flagged_at
     ), hit AS (
         INSERT INTO privacy_watch_hits (principal, dataset_id, member, hits, evidence)
-        SELECT :p, :d, m.member, 1, :w FROM unnest(CAST(:members AS integer[])) AS m(member)
-        WHERE (SELECT flagged_at FROM counted) IS NULL
+        SELECT :p, :d, m.member, 1, :w FROM unnest(CAST(:carriers AS integer[])) AS m(member)
+        WHERE EXISTS (SELECT FROM watched) AND (SELECT flagged_at FROM watched) IS NULL
         ON CONFLICT (principal, dataset_id, member) DO UPDATE
         SET hits = privacy_watch_hits.hits + 1, evidence = privacy_watch_hits.evidence + :w
         RETURNING hits, evidence
     ), top AS (
         SELECT hits, evidence FROM hit ORDER BY evidence DESC LIMIT 1
     )
-    SELECT counted.rare_questions, counted.evidence, counted.flagged_at,
-        (SELECT hits FROM top), (SELECT evidence FROM top),
-        set_config('synchronous_commit', :synchronous_commit, true)
-    FROM counted
-    """
+"""
+#: What the counting returns (``WatchCounts``, with the flag's time first): columns of the statement's result.
+COUNT_RESULT_POSTGRESQL = """
+    (SELECT rare_questions FROM watched), (SELECT evidence FROM watched), (SELECT flagged_at FROM watched),
+    (SELECT hits FROM top), (SELECT evidence FROM top)
+"""
+_COUNT_POSTGRESQL = text(
+    f"WITH {COUNT_CTES_POSTGRESQL.format(when='TRUE')} "
+    f"SELECT {COUNT_RESULT_POSTGRESQL}, set_config('synchronous_commit', :synchronous_commit, true)"
 )
 
 
 #: After a question: the person's rare questions and their total weight, and the hits and evidence of the
 #: member with the most evidence among the question's carriers.
-_Counts = tuple[int, float, int, float]
+WatchCounts = tuple[int, float, int, float]
+
+
+def watch_counts(row: Sequence[Any]) -> WatchCounts | None:
+    """The counts from ``COUNT_RESULT_POSTGRESQL``'s columns; None when nothing is left to judge.
+
+    Nothing is left when the person is flagged already, or the question had no carrier.
+    """
+    rare, total, flagged_at, top_hits, top = row
+    if flagged_at is not None or top is None:
+        return None
+    return int(rare), float(total), int(top_hits), float(top)
 
 
 class SqlAttackWatch:
@@ -220,18 +237,31 @@ class SqlAttackWatch:
             flag = self._count(rule, principal, account, dataset_id, members, allele_count)
         except IntegrityError:  # a concurrent first question of the same person created a row first
             flag = self._count(rule, principal, account, dataset_id, members, allele_count)
+        self._report(flag)
+        return flag
+
+    def judge(self, rule: WatchRule, principal: str, account: str, dataset_id: str, counts: WatchCounts) -> Flag | None:
+        """The flag, if the counts a Beacon answer's own write made (``COUNT_CTES_POSTGRESQL``) trip the rule."""
+        if not rule.trips(counts[3], counts[1]):
+            return None
+        assert self._autocommit is not None, "only PostgreSQL counts with the answer's write"
+        with self._autocommit.connect() as connection:
+            flag = self._flag(connection, rule, {"p": principal, "d": dataset_id}, account, counts)
+        self._report(flag)
+        return flag
+
+    def _report(self, flag: Flag | None) -> None:
         if flag is not None and self.audit is not None:
             self.audit.record(
                 Entry(
-                    actor=principal,
+                    actor=flag.principal,
                     action=FLAG_ACTION,
-                    resource=f"datasets/{dataset_id}",
+                    resource=f"datasets/{flag.dataset_id}",
                     decision="flag",
                     reason=flag.reason,
-                    details={"account": account, "top_hits": flag.top_hits, "rare_questions": flag.rare_questions},
+                    details={"account": flag.account, "top_hits": flag.top_hits, "rare_questions": flag.rare_questions},
                 )
             )
-        return flag
 
     def _count(
         self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int], allele_count: int
@@ -274,15 +304,13 @@ class SqlAttackWatch:
         ids = {"p": principal, "d": dataset_id}
         durability = "on" if self.wait_for_disk else "off"
         with self._autocommit.connect() as connection:
-            counting = {**ids, "w": weight, "members": members, "synchronous_commit": durability}
-            rare, total, flagged_at, top_hits, top, _ = connection.execute(_COUNT_POSTGRESQL, counting).one()
-            if flagged_at is not None or top is None:
-                return None
-            return self._flag(connection, rule, ids, account, (int(rare), float(total), int(top_hits), float(top)))
+            counting = {**ids, "w": weight, "carriers": members, "synchronous_commit": durability}
+            counts = watch_counts(connection.execute(_COUNT_POSTGRESQL, counting).one()[:5])
+            return None if counts is None else self._flag(connection, rule, ids, account, counts)
 
     @staticmethod
     def _flag(
-        connection: Connection, rule: WatchRule, ids: dict[str, str], account: str, counts: _Counts
+        connection: Connection, rule: WatchRule, ids: dict[str, str], account: str, counts: WatchCounts
     ) -> Flag | None:
         """The flag, written once, if the counts after this question trip the rule."""
         rare, total, top_hits, top = counts

@@ -481,14 +481,20 @@ class PrivacyGuard:
             return _threshold_only(settings, carriers, allele_count)
         while True:
             try:
-                answer, fresh = self._guarded(caller, decision, dataset, settings, allele_key, carriers, allele_count)
+                answer, fresh, counted_by = self._guarded(
+                    caller, decision, dataset, settings, allele_key, carriers, allele_count
+                )
                 break
             except StateChanged:
                 continue  # another server process answered this person first: decide again on the state it left
         rule = settings.watch_rule
         if fresh and rule is not None and self.watch is not None and caller.principal and caller.account:
-            # After the answer's unit of work: the watch writes in a transaction of its own.
-            self.watch.observe(rule, caller.principal, caller.account, dataset.id, carriers, allele_count)
+            if counted_by is None:
+                # After the answer's unit of work: the watch writes in a transaction of its own.
+                self.watch.observe(rule, caller.principal, caller.account, dataset.id, carriers, allele_count)
+            elif (counts := counted_by.watched()) is not None:
+                # Counted in the answer's own write (PostgreSQL); a flag, once, is written on its own.
+                self.watch.judge(rule, caller.principal, caller.account, dataset.id, counts)
         return answer
 
     def _guarded(
@@ -500,8 +506,11 @@ class PrivacyGuard:
         allele_key: str,
         carriers: BitMap,
         allele_count: int,
-    ) -> tuple[Answer, bool]:
-        """The answer under a stateful policy, and whether it was new (not a repeat, not an exact count)."""
+    ) -> tuple[Answer, bool, SessionState | None]:
+        """The answer under a stateful policy, and whether it was new (not a repeat, not an exact count).
+
+        Third, the unit of work if the attack watch's count of the question was made in its write.
+        """
         principal = caller.principal or ANONYMOUS
         with self.state.session(principal, dataset.id) as session:
             wait = session.tick(self._clock(), settings.per_minute, settings.per_day)
@@ -509,10 +518,10 @@ class PrivacyGuard:
                 raise RateLimited(f"query limit reached for dataset {dataset.id}; retry in {wait:.0f} s", wait)
             cached = session.cached(allele_key)
             if cached is not None:
-                return replace(cached, cached=True), False
+                return replace(cached, cached=True), False, None
             if _exact_count_safe(settings, decision, allele_count):
                 # Common enough that exact counts are safe (measured): no coin, no budget, nothing cached.
-                return Answer(True, allele_count, len(carriers), "exact count: a common allele"), False
+                return Answer(True, allele_count, len(carriers), "exact count: a common allele"), False, None
             remaining = carriers
             reason = "answered"
             if settings.budget is not None:
@@ -538,7 +547,15 @@ class PrivacyGuard:
             else:
                 answer = Answer(False, 0, 0, reason if count else "below minimum allele count")
             session.remember(allele_key, answer)
-            return answer, True
+            rule = settings.watch_rule
+            watched = (
+                rule is not None
+                and self.watch is not None
+                and bool(caller.principal and caller.account)
+                and rule.counted(allele_count)
+                and session.watch(rule.weight(allele_count), list(carriers))
+            )
+            return answer, True, session if watched else None
 
 
 def _exact_count_safe(settings: PrivacySettings, decision: Decision, allele_count: int) -> bool:
