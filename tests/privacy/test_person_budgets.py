@@ -66,6 +66,23 @@ def test_identities_listing_the_same_orcid_are_one_person(database: Database) ->
     assert not ask(g, home, ds, "a2", [3]).exists
 
 
+def test_spellings_of_one_orcid_or_email_are_one_person_and_a_malformed_orcid_nobody(database: Database) -> None:
+    g = guard(database, identity_link_issuers=[IDP])
+    # ORCID's own documented example iDs, one with the check character X.
+    for n, (one, other) in enumerate(
+        [
+            (("0000-0002-1825-0097", ORCID), ("https://orcid.org/0000-0002-1825-0097/", "http://orcid.org/")),
+            (("https://www.orcid.org/0000-0002-1694-233X", ORCID), ("0000-0002-1694-233x", "orcid.org")),
+            (("bob@Mail.Example.ORG", IDP), ("bob@mail.example.org", IDP)),
+        ]
+    ):
+        assert g.caller(passport(f"a{n}", one)).principal == g.caller(passport(f"b{n}", other)).principal
+    for malformed in ["0000-0002-1825-0098", "0000-0002-1825-009", "https://orcid.org/", "not-an-orcid"]:
+        first = g.caller(passport(f"x-{malformed}", (malformed, ORCID)))
+        assert g.accounts_of(passport(f"y-{malformed}", (malformed, ORCID))) == (f"y-{malformed}@{IDP}",)
+        assert g.caller(passport(f"y-{malformed}", (malformed, ORCID))).principal != first.principal
+
+
 def test_an_issuer_not_trusted_to_link_links_only_its_own_accounts(database: Database) -> None:
     """A sloppy broker that lets a user type in someone else's ORCID or account merges no budgets."""
     g = guard(database, identity_link_issuers=["https://vetted-broker.example.org"])
@@ -79,8 +96,8 @@ def test_an_issuer_not_trusted_to_link_links_only_its_own_accounts(database: Dat
 def test_unlinked_identities_keep_their_own_budgets(database: Database) -> None:
     ds = dataset(database, budget=0.5)
     g = guard(database)
-    one = g.caller(passport("bob", ("0000-0001-0000-0001", ORCID)))
-    other = g.caller(passport("carol", ("0000-0001-0000-0002", ORCID)))
+    one = g.caller(passport("bob", ("0000-0001-0000-0009", ORCID)))
+    other = g.caller(passport("carol", ("0000-0001-0000-0017", ORCID)))
     assert one.principal != other.principal
     assert ask(g, one, ds, "a1", [5]).exists
     assert ask(g, other, ds, "a2", [5]).exists

@@ -74,7 +74,7 @@ def test_a_second_identity_of_the_same_person_finds_the_budget_spent(
 
         # An issuer not trusted to verify identities elsewhere links nobody at another issuer: its visa
         # naming an ORCID (or, from a sloppy broker, a victim's ORCID) merges no budgets.
-        unverified = ("0000-0003-1415-9265", ORCID)
+        unverified = ("0000-0003-1415-9269", ORCID)
         assert _exists(http, _passport(issuer, "claims-orcid-1", unverified), FIRST)
         assert _exists(http, _passport(issuer, "claims-orcid-2", unverified), SECOND), "an unvetted link merged"
     server.stop()
@@ -88,3 +88,23 @@ def test_a_second_identity_of_the_same_person_finds_the_budget_spent(
         assert not _exists(http, _passport(issuer, "orcid-home", orcid), SECOND), "the same ORCID got two budgets"
         # Another ORCID is another person.
         assert _exists(http, _passport(issuer, "orcid-other", ("0000-0001-5109-3700", ORCID)), SECOND)
+
+        # The same ORCID iD written another way (its URL, a trailing slash, http, no hyphens) is the same person.
+        for n, spelling in enumerate(
+            [
+                ("https://orcid.org/0000-0002-1825-0097", ORCID),
+                ("https://orcid.org/0000-0002-1825-0097/", f"{ORCID}/"),
+                ("http://orcid.org/0000-0002-1825-0097", "http://orcid.org"),
+                ("0000000218250097", ORCID),
+            ]
+        ):
+            spelled = _passport(issuer, f"orcid-spelled-{n}", spelling)
+            assert not _exists(http, spelled, SECOND), f"{spelling} got a budget of its own"
+        # An iD whose check digit is wrong (a typo, or a made-up one) links nobody: not even its own twin.
+        typo = ("0000-0002-1825-0098", ORCID)
+        assert _exists(http, _passport(issuer, "orcid-typo-1", typo), FIRST)
+        assert _exists(http, _passport(issuer, "orcid-typo-2", typo), SECOND), "an invalid ORCID linked two people"
+        # An e-mail address is the same whatever the case of its domain.
+        mail = "https://mail-verifier.example.org"
+        assert _exists(http, _passport(issuer, "mail-1", ("alice@Example.ORG", mail)), FIRST)
+        assert not _exists(http, _passport(issuer, "mail-2", ("alice@example.org", mail)), SECOND), "split by case"

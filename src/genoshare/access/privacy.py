@@ -60,11 +60,12 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from pyroaring import BitMap
 
@@ -326,6 +327,43 @@ def linked_identities(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
+#: ORCID's issuer, in the form every ORCID identity is kept under.
+ORCID_ISSUER = "https://orcid.org"
+_ORCID_HOSTS = ("orcid.org", "www.orcid.org")
+_ORCID_URL = re.compile(r"https?://(?:www\.)?orcid\.org/", re.IGNORECASE)
+_ORCID_ID = re.compile(r"(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dX])")
+
+
+def canonical_identity(subject: str, issuer: str) -> tuple[str, str] | None:
+    """One spelling per identity, so that a person's budget is not split by how a visa writes it; None: nobody.
+
+    An ORCID iD (issuer ``orcid.org`` by any scheme, with or without a slash; the iD bare or as its URL, with a
+    slash or not) becomes ``0000-0002-1825-0097`` at ``https://orcid.org``; one whose ISO 7064 11,2 check
+    digit is wrong is nobody's (a typo must not land on a stranger). An e-mail address has its domain
+    lower-cased (domains are case-insensitive; the local part is kept as written, as RFC 5321 says it may
+    be case-sensitive: lowering it could merge two people's budgets).
+    """
+    split = urlsplit(issuer if "//" in issuer else f"//{issuer}")
+    if split.hostname in _ORCID_HOSTS and split.path in ("", "/") and not split.query:
+        found = _ORCID_ID.fullmatch(_ORCID_URL.sub("", subject.strip(), count=1).rstrip("/").upper())
+        if found is None or orcid_check_digit("".join(found.groups())[:15]) != found[4][-1]:
+            return None
+        return "-".join(found.groups()), ORCID_ISSUER
+    local, at, domain = subject.rpartition("@")
+    if at and local and domain and "@" not in local:
+        return f"{local}@{domain.lower()}", issuer
+    return subject, issuer
+
+
+def orcid_check_digit(digits: str) -> str:
+    """The check character of an ORCID iD's first 15 digits (ISO 7064 MOD 11-2)."""
+    total = 0
+    for digit in digits:
+        total = (total + int(digit)) * 2
+    result = (12 - total % 11) % 11
+    return "X" if result == 10 else str(result)
+
+
 class PrivacyGuard:
     """Applies a dataset's defences to allele-level Beacon answers; see the module docstring for use."""
 
@@ -363,11 +401,16 @@ class PrivacyGuard:
     # --- who -------------------------------------------------------------------------------------------
 
     def account_of(self, identity: Identity) -> str:
-        """The account name budgets know a passport by: ``subject@issuer``, linked issuers folded."""
-        return self._account(identity.subject, identity.issuer)
+        """The account name budgets know a passport by: ``subject@issuer``, linked issuers folded.
 
-    def _account(self, subject: str, issuer: str) -> str:
-        return f"{subject}@{self._issuer_alias.get(issuer, issuer)}"
+        Spelled as ``canonical_identity`` spells it, as it is when a visa links it (as written if that is None).
+        """
+        return self._account(identity.subject, identity.issuer) or f"{identity.subject}@{identity.issuer}"
+
+    def _account(self, subject: str, issuer: str) -> str | None:
+        """``subject@issuer`` of the canonical identity; None for an identity that names nobody."""
+        canonical = canonical_identity(subject, self._issuer_alias.get(issuer, issuer))
+        return None if canonical is None else f"{canonical[0]}@{canonical[1]}"
 
     def accounts_of(self, identity: Identity) -> tuple[str, ...]:
         """The passport's account, then the accounts its LinkedIdentities visas say are the same person.
@@ -384,7 +427,7 @@ class PrivacyGuard:
                 if visa.issuer not in self._link_asserters and self._issuer_alias.get(issuer, issuer) != asserter:
                     continue  # an issuer vouches for its own accounts only, unless trusted to verify others
                 name = self._account(subject, issuer)
-                if name not in names and len(names) <= MAX_LINKED_IDENTITIES:
+                if name is not None and name not in names and len(names) <= MAX_LINKED_IDENTITIES:
                     names.append(name)
         return tuple(names)
 
