@@ -1,10 +1,13 @@
-"""Beacon membership-inference benchmark: the full-size harness, gates asserted (exit 1 if they fail).
+"""Beacon membership-inference benchmark: the harness at full size, gates asserted (exit 1 if they fail).
 
-    python benchmarks/privacy/run.py [--quick] [--workers 2] [--work-dir benchmarks/work/privacy]
+    python benchmarks/privacy/run.py [--quick | --full | --per-node] [--workers 2] [--work-dir benchmarks/work/privacy]
 
-Writes results-*.json, frontier-*.md and frontier-*.png (matplotlib, if installed) to benchmarks/work/privacy.
-On 2 CPUs: about 9 minutes from nothing (the node build, ~1 minute, is cached after), `--quick` about 1 minute;
-re-running with every measurement cached re-scores the answers in about 1.5 minutes (docs/privacy.md).
+By default the headline rows (no defence and the node default, through the node's handler), the frontier's
+anchors and issue 17's candidates, with the spread of the default and the best points at three seeds
+(``harness.DEFAULT_ROWS``); ``--full`` every defence with the spread at six seeds; ``--per-node`` the best
+points at 450 + 450 targets on three nodes (``per_node``); ``--quick`` a small cohort. Writes results-*.json,
+frontier-*.md and frontier-*.png (matplotlib, if installed) to the work directory. Run times on 2 CPUs, and
+what could not be measured under load: docs/privacy.md, "Run time".
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Run the membership-inference attacks against the node's Beacon; write the power/utility frontier.
 
-    python -m genoshare_lab.privacy.harness [--quick] [--work-dir benchmarks/work/privacy] [--workers 2]
+    python -m genoshare_lab.privacy.harness [--quick | --full | --per-node] [--work-dir ...] [--workers 2]
 
 Two targets answer the same sessions (each attacked target in a user session of its own; a benign user asks
 10,000 random segregating sites in one session):
