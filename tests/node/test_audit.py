@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -12,7 +13,7 @@ from sqlalchemy import delete, text, update
 from typer.testing import CliRunner
 
 from genoshare.audit import AuditLog, Entry
-from genoshare.audit.log import STORED_FIELDS, _entry_hash
+from genoshare.audit.log import MAX_GROUP, STORED_FIELDS, _entry_hash
 from genoshare.cli.main import app
 from genoshare.node import Node
 from genoshare.store.models import AuditEvent, AuditHead
@@ -201,3 +202,13 @@ def test_an_entry_that_cannot_be_written_fails_alone_and_leaves_no_gap(node: Nod
     assert "bad@issuer" not in {event.actor for event in node.audit.entries()}
     report = node.audit.verify()
     assert report.ok and report.entries == 9, report
+
+
+def test_a_queue_longer_than_a_group_is_written_in_several_and_the_chain_holds(node: Node) -> None:
+    entries = [Entry(f"reader{n}@issuer", "htsget.ticket", f"objects/o{n}", "permit", "ticket") for n in range(300)]
+    results = queued_behind_a_held_head(node, entries)
+    assert sorted(results) == list(range(1, 301)), [r for r in results if not isinstance(r, int)][:3]  # type: ignore[type-var]
+    times = Counter(event.at for event in node.audit.entries())
+    assert len(times) >= 3 and max(times.values()) <= MAX_GROUP, times.most_common(3)
+    report = node.audit.verify()
+    assert report.ok and report.entries == 300, report

@@ -69,6 +69,8 @@ _SET_HEAD_HASH = update(AuditHead).where(AuditHead.id == 1).values(hash=bindpara
 _LOCK_HEAD = update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq)
 _READ_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
 KEY_BYTES = 32
+#: The most entries one group writes: its INSERT binds 11 values each, under SQLite's limit of 32766.
+MAX_GROUP = 256
 HEAD_TYPE = "genoshare-audit-head"
 
 
@@ -307,8 +309,8 @@ class AuditLog:
 
     def _write_group(self, key: bytes) -> None:
         """Commit every queued entry, then hand the writing on to the first caller queued meanwhile (if any)."""
-        with self._queue_lock:
-            group, self._queued = self._queued, []
+        with self._queue_lock:  # the writer's own entry is the first queued
+            group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
         try:
             try:
                 with self.database.engine.begin() as connection:
@@ -359,7 +361,12 @@ class AuditLog:
             fields = _stored_fields(seq, now, prev_hash, entry)
             prev_hash = _entry_hash(key, fields)
             rows.append({**fields, "hash": prev_hash})
-        connection.execute(_INSERT_EVENT, rows)
+        # One multi-row INSERT, not executemany: on SQLite each row of that is a step that gives the GIL up and
+        # must win it back, while every other writer waits for this transaction.
+        if len(rows) == 1:
+            connection.execute(_INSERT_EVENT, rows[0])
+        else:
+            connection.execute(_INSERT_EVENT.values(rows))
         connection.execute(_SET_HEAD_HASH, {"head_hash": prev_hash})
         return list(range(first, first + len(entries)))
 
