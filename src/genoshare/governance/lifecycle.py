@@ -34,7 +34,7 @@ from genoshare.errors import GenoshareError, NotFound
 from genoshare.governance.requests import _overall, dataset_state
 from genoshare.ids import is_wellformed_id
 from genoshare.store.beacon_tables import BeaconBiosample, BeaconIndividual, BeaconVariantIndex
-from genoshare.store.db import Database
+from genoshare.store.db import Database, lock_stored_keys, write_first
 from genoshare.store.models import (
     AccessRequest,
     DataObject,
@@ -179,11 +179,24 @@ def still_used(session: Session, keys: Sequence[str]) -> set[str]:
     return used
 
 
+def delete_unused(database: Database, objects: ObjectStore, keys: Sequence[str]) -> tuple[list[str], set[str]]:
+    """Delete the stored ``keys`` no data uses now: the ones that could not be deleted, and the ones kept as used.
+
+    Checked again, and deleted, holding the keys (``lock_stored_keys``): an ingest of the same bytes (keys are
+    checksums) skips storing them when they are there, so one that committed since the removal decided keeps
+    them here, and one committing after this finds them gone and stores them again.
+    """
+    with database.session() as session:
+        lock_stored_keys(session, keys)
+        used = still_used(session, keys)
+        return delete_stored(objects, [key for key in keys if key not in used]), used
+
+
 def delete_recorded(database: Database, objects: ObjectStore, keys: Sequence[str], removal: str) -> list[str]:
-    """``delete_stored`` for a deletion outside ``Lifecycle`` (a withdrawal's old copy): pending until gone."""
+    """``delete_unused`` for a deletion outside ``Lifecycle`` (a withdrawal's old copy): pending until gone."""
     with database.session() as session:
         session.add_all(PendingRemoval(key=key, kind="object", removal=removal) for key in keys)
-    left = delete_stored(objects, keys)
+    left = delete_unused(database, objects, keys)[0]
     with database.session() as session:
         session.execute(
             delete(PendingRemoval).where(
@@ -237,22 +250,15 @@ class Lifecycle:
         return self._delete_bytes(removal, actor)
 
     def delete_dataset(self, dataset_id: str, actor: str, *, dry_run: bool = False) -> Removal:
-        with self.database.sessions() as session:
-            dataset = session.get(Dataset, dataset_id) if is_wellformed_id(dataset_id) else None
-            if dataset is None:
-                raise NotFound(f"no dataset {dataset_id!r} (see `genoshare datasets list`)")
-            rows = list(session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id)))
-            ids = [row.id for row in rows]
-            keys = unshared(session, stored_keys(self.objects, rows), ids)
-            grants = list(session.scalars(select(Grant.id).where(Grant.dataset_id == dataset_id)))
-            requests = {request.id: ended for request, ended in _ended_requests(session, dataset_id)}
-            people = int(session.scalar(select(func.count()).where(Participant.dataset_id == dataset_id)) or 0)
-        beacon = [f"beacon/{dataset_id}"] if (self.data_dir / "beacon" / dataset_id).exists() else []
-        keys += self.objects.keys(f"beacon/{dataset_id}/")
-        removal = Removal("dataset", dataset_id, dataset_id, dry_run, ids, keys, beacon, grants, requests, people)
         if dry_run:
-            return removal
+            with self.database.sessions() as session:
+                return self._dataset_removal(session, dataset_id, dry_run)[1]
         with self.database.session() as session:
+            # What goes is read in the transaction that deletes it, with the dataset locked: an ingest into it
+            # publishes wholly before (and its rows and bytes are in this removal) or fails after.
+            write_first(session)
+            dataset, removal = self._dataset_removal(session, dataset_id, dry_run)
+            ids = removal.objects
             for table in (BeaconVariantIndex, BeaconBiosample, BeaconIndividual):
                 session.execute(delete(table).where(table.dataset_id == dataset_id))
             session.execute(delete(ObjectParticipant).where(ObjectParticipant.object_id.in_(ids)))
@@ -275,14 +281,34 @@ class Lifecycle:
                     {
                         "title": dataset.title,
                         "objects": ids,
-                        "grants": grants,
-                        "requests": requests,
-                        "participants": people,
-                        "stored": keys,
+                        "grants": removal.grants,
+                        "requests": removal.requests,
+                        "participants": removal.participants,
+                        "stored": removal.stored,
                     },
                 ),
             )
         return self._delete_bytes(removal, actor)
+
+    def _dataset_removal(self, session: Session, dataset_id: str, dry_run: bool) -> tuple[Dataset, Removal]:
+        """What deleting the dataset takes away, read with its row locked.
+
+        ``FOR UPDATE``: an ingest's insert waits for it, where a plain update of the row would not conflict with
+        the insert's foreign-key lock (PostgreSQL's key-share lock).
+        """
+        locked = select(Dataset).where(Dataset.id == dataset_id).with_for_update()
+        dataset = session.scalar(locked) if is_wellformed_id(dataset_id) else None
+        if dataset is None:
+            raise NotFound(f"no dataset {dataset_id!r} (see `genoshare datasets list`)")
+        rows = list(session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id)))
+        ids = [row.id for row in rows]
+        keys = unshared(session, stored_keys(self.objects, rows), ids)
+        grants = list(session.scalars(select(Grant.id).where(Grant.dataset_id == dataset_id)))
+        requests = {request.id: ended for request, ended in _ended_requests(session, dataset_id)}
+        people = int(session.scalar(select(func.count()).where(Participant.dataset_id == dataset_id)) or 0)
+        beacon = [f"beacon/{dataset_id}"] if (self.data_dir / "beacon" / dataset_id).exists() else []
+        keys += self.objects.keys(f"beacon/{dataset_id}/")
+        return dataset, Removal("dataset", dataset_id, dataset_id, dry_run, ids, keys, beacon, grants, requests, people)
 
     def _end_requests(self, session: Session, dataset_id: str, actor: str) -> None:
         """The deleted dataset's decision in each request: pending ones rejected, approved ones revoked."""
@@ -299,7 +325,7 @@ class Lifecycle:
 
     def _delete_bytes(self, removal: Removal, actor: str) -> Removal:
         """After the rows are gone (nothing serves the bytes any more): the stored files and Beacon indexes."""
-        removal.left = delete_stored(self.objects, removal.stored)
+        removal.left = delete_unused(self.database, self.objects, removal.stored)[0]
         removal.left += self._delete_directories(removal.beacon_indexes)
         with self.database.session() as session:
             session.execute(
@@ -337,10 +363,11 @@ class Lifecycle:
             return Sweep()
         keys = list(dict.fromkeys(row.key for row in pending if row.kind == "object"))
         directories = list(dict.fromkeys(row.key for row in pending if row.kind == "directory"))
+        outcome = Sweep()
+        outcome.left, used = delete_unused(self.database, self.objects, keys)
         with self.database.sessions() as session:
-            used = still_used(session, keys + directories)
-        outcome = Sweep(kept=[key for key in keys + directories if key in used])
-        outcome.left = delete_stored(self.objects, [key for key in keys if key not in used])
+            used |= still_used(session, directories)
+        outcome.kept = [key for key in keys + directories if key in used]
         outcome.left += self._delete_directories([path for path in directories if path not in used])
         outcome.done = [key for key in keys + directories if key not in used and key not in outcome.left]
         with self.database.session() as session:

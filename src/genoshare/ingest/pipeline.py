@@ -40,8 +40,8 @@ from genoshare.ingest.errors import IngestError
 from genoshare.ingest.identifiers import check_for_identifiers, check_raw_header
 from genoshare.ingest.reads import deidentify_reads
 from genoshare.ingest.validate import FileReport, validate
-from genoshare.store.db import Database
-from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant
+from genoshare.store.db import Database, lock_stored_keys
+from genoshare.store.models import DataObject, Dataset, ObjectParticipant, Participant, PendingRemoval
 from genoshare.store.objects import ObjectStore
 
 #: Called with (file name, stage, done, total); stages: checksum, validate, rewrite (BAM/CRAM
@@ -217,9 +217,13 @@ class Ingestor:
     def _publish(self, dataset_id: str, staged: list[Staged], result: IngestResult, actor: str) -> None:
         if not staged:
             return
+        # A second name for each staged file: ``put`` consumes it, and skips storing bytes already there.
+        spares = {}
         for item in staged:
-            self.objects.put(item.blob, item.row.blob_key)
-            self.objects.put(item.index, item.row.index_key or "")
+            for path, key in ((item.blob, item.row.blob_key), (item.index, item.row.index_key or "")):
+                spares[key] = path.with_name(path.name + ".spare")
+                _link_or_copy(path, spares[key])
+                self.objects.put(path, key)
         try:
             with self.database.session() as session:
                 for item in staged:
@@ -230,9 +234,24 @@ class Ingestor:
                         # The people's Beacon numbers, in the transaction that publishes them: a clash refuses
                         # the batch here, not after its files are served.
                         assign_sample_numbers(session, dataset_id, list(item.pseudonyms.values()))
-        except IntegrityError as error:
+                session.flush()
+                # Bytes that were there already may have been deleted since by a removal that found no row
+                # using them; held now, a removal sees these rows once they commit (``delete_unused``).
+                lock_stored_keys(session, spares)
+                for key, spare in spares.items():
+                    if not self.objects.exists(key):
+                        self.objects.put(spare, key)
+        except (IntegrityError, Conflict) as error:
+            # Nothing is published: what was stored for it is left to ``genoshare objects sweep`` (which keeps
+            # bytes that published data uses), never unrecorded at rest.
+            with self.database.session() as session:
+                session.add_all(
+                    PendingRemoval(key=key, kind="object", removal=f"ingest/{dataset_id}") for key in spares
+                )
+            if isinstance(error, Conflict):
+                raise
             raise Conflict(
-                f"another ingest changed dataset {dataset_id} meanwhile; nothing was published, run it again "
+                f"another ingest or a deletion changed dataset {dataset_id} meanwhile; nothing was published "
                 f"({error.orig})"
             ) from error
         for item in staged:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
@@ -19,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -278,6 +279,34 @@ def commit_without_waiting(connection: Connection) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
+def write_first(session: Session) -> None:
+    """Make the session's transaction the database's writer before it reads anything, on SQLite.
+
+    pysqlite opens a transaction only at the first write, so what was read before it may be stale by then: a
+    no-op write first takes SQLite's write lock (and the ``WriteTurn``) for the whole transaction. On
+    PostgreSQL a caller locks the rows it depends on (``FOR UPDATE``) instead.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("DELETE FROM pending_removals WHERE 0"))
+
+
+def lock_stored_keys(session: Session, keys: Iterable[str]) -> None:
+    """Hold object-store keys until the transaction ends, against a concurrent deletion of their bytes.
+
+    Keys are content checksums, shared by every row holding the same bytes: a publication that relies on
+    bytes already stored and a removal that deletes bytes no row uses take this lock on the same key, so one
+    sees what the other committed. PostgreSQL: transaction-scoped advisory locks, in one order (no deadlock);
+    SQLite: the write lock, which serialises every writer anyway.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        write_first(session)
+        return
+    for number in sorted(
+        {int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True) for key in keys}
+    ):
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
 
 
 def alembic_config(url: str) -> Config:
