@@ -175,3 +175,47 @@ def test_an_ingest_of_the_same_bytes_during_a_removal_is_published_with_them(nod
     assert again.blob_key == row.blob_key
     assert node.objects.exists(again.blob_key), "published, and its bytes are gone"
     assert node.objects.exists(again.index_key or "")
+
+
+#: ``genoshare`` whose Beacon index build waits, after the ingest has published, until told to go on.
+PAUSED_INDEX = """
+import sys, time
+from pathlib import Path
+from genoshare.index import published
+index_dir, here = published.index_dir, Path(sys.argv.pop(1))
+def paused(*args):
+    (here / "indexing").touch()
+    while not (here / "go").exists():
+        time.sleep(0.02)
+    return index_dir(*args)
+published.index_dir = paused
+from genoshare.cli.main import main
+main()
+"""
+
+
+def test_a_beacon_index_built_after_its_dataset_was_deleted_is_not_left_at_rest(node: Node, tmp_path: Path) -> None:
+    DatasetService(node.database).create(
+        NewDataset(id="late", title="late", custodian="C", access_level="public", duo_codes=["NRES"])
+    )
+    source = tmp_path / "late-other.vcf.gz"
+    shutil.copyfile(OTHER, source)
+    data_dir = str(node.settings.data_dir)
+    child = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_INDEX, str(tmp_path), "ingest", "late", str(source), "--data-dir", data_dir],
+        env={**os.environ, "GENOSHARE_DATABASE_URL": URLS[node.settings.data_dir]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "indexing").exists():  # published: its index is being built
+        assert child.poll() is None and time.monotonic() < deadline, child.communicate()[0]
+        time.sleep(0.02)
+    removal = build_lifecycle(node).delete_dataset("late", "operator:test")
+    assert removal.objects, "the ingest had published"
+    (tmp_path / "go").touch()
+    said = child.communicate(timeout=120)[0]
+    beacon = node.settings.data_dir / "beacon" / "late"
+    assert not [path for path in beacon.rglob("*") if path.is_file()], "a Beacon index of a deleted dataset"
+    assert child.returncode != 0 and "removed while its Beacon index was built" in said, said

@@ -17,16 +17,18 @@ before their VCF arrives).
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import cyvcf2
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from genoshare.crypt.keys import SecretKeys
-from genoshare.errors import InvalidInput
+from genoshare.errors import Conflict, InvalidInput
 from genoshare.index.build import IndexSummary, build_variant_index
 from genoshare.index.serving import published_files
 from genoshare.index.stored import kept_in_store, publish_index, stored_index
@@ -131,27 +133,37 @@ class BeaconIndexer:
         if object_row.format not in VARIANT_FORMATS:
             return None
         samples, declared = read_header(plaintext_path)
-        with self.database.session() as session:
-            numbers = assign_sample_numbers(session, dataset_id, samples)
         relative = index_dir(dataset_id, object_row)
-        if kept_in_store(self.objects):
-            with self.objects.work_dir("beacon-index") as built:
-                summary = self.build(plaintext_path, built, numbers)
-                publish_index(self.objects, built, relative)
-        else:
-            summary = self.build(plaintext_path, self.data_dir / relative, numbers)
-        row = BeaconVariantIndex(
-            object_id=object_row.id,
-            dataset_id=dataset_id,
-            path=relative,
-            assembly_id=assembly or declared,
-            contigs=list(summary.contigs),
-            n_rows=summary.n_rows,
-            n_samples=summary.n_samples,
-            built_at=datetime.now(UTC),
-        )
-        with self.database.session() as session:
-            session.merge(row)
+        try:
+            with self.database.session() as session:
+                numbers = assign_sample_numbers(session, dataset_id, samples)
+            if kept_in_store(self.objects):
+                with self.objects.work_dir("beacon-index") as built:
+                    summary = self.build(plaintext_path, built, numbers)
+                    publish_index(self.objects, built, relative)
+            else:
+                summary = self.build(plaintext_path, self.data_dir / relative, numbers)
+            row = BeaconVariantIndex(
+                object_id=object_row.id,
+                dataset_id=dataset_id,
+                path=relative,
+                assembly_id=assembly or declared,
+                contigs=list(summary.contigs),
+                n_rows=summary.n_rows,
+                n_samples=summary.n_samples,
+                built_at=datetime.now(UTC),
+            )
+            with self.database.session() as session:
+                session.merge(row)
+        except IntegrityError as error:
+            # The file was removed, or its dataset deleted, while this was built: no row will name these
+            # files, so neither a server nor the removal (which found none) would ever read or delete them.
+            if kept_in_store(self.objects):
+                for key in self.objects.keys(f"{relative}/"):
+                    self.objects.delete(key)
+            else:
+                shutil.rmtree(self.data_dir / relative, ignore_errors=True)
+            raise Conflict(f"{object_row.id} was removed while its Beacon index was built: index discarded") from error
         if kept_in_store(self.objects):  # a rebuild's older layout: served no more once the row says the new one
             for key in self.objects.keys(f"{relative}/"):
                 if key.endswith(_OLDER_LAYOUT):
