@@ -103,3 +103,17 @@ def test_a_safe_production_node_starts_and_announces_its_organisation(
     info = httpx.get(f"{server.url}/service-info").json()
     assert (info["organization"]["name"], info["environment"]) == ("Hôpital Test", "prod")
     assert "refused in production" not in server.stop()
+
+
+def test_secrets_the_node_drew_that_begin_or_end_in_a_whitespace_byte_are_whole(
+    production_node: Path, serve: type[Server]
+) -> None:
+    """The node's own secrets are random bytes: about one in twenty begins or ends in a byte that is
+    whitespace as text, and is every bit as strong. A check that stripped them refused such a node."""
+    drawn = sorted((production_node / "keys").glob("*.secret"))
+    assert drawn, "init made no secrets"
+    for path in drawn:
+        path.write_bytes(b"\n" + os.urandom(30) + b" ")
+    server = serve(production_node, {"GENOSHARE_DATABASE_URL": f"sqlite:///{production_node / 'genoshare.db'}"})
+    assert httpx.get(f"{server.url}/service-info").json()["environment"] == "prod"
+    assert "refused in production" not in server.stop()

@@ -179,9 +179,9 @@ def file_problems(settings: Settings) -> Iterator[Problem]:
         ("ticket.secret", "delete it and restart (outstanding download links stop working)"),
         ("issuer.jwk.json", "restore it from backup; a new one invalidates the grants this node signed"),
     ):
-        yield from _secret_file(keys / name, NODE_SECRET_BYTES if name.endswith(".secret") else 1, fix)
+        yield from _secret_file(keys / name, NODE_SECRET_BYTES if name.endswith(".secret") else 1, fix, text=False)
     if (keys / PSEUDONYM_KEY_FILE).exists():
-        yield from _secret_file(keys / PSEUDONYM_KEY_FILE, NODE_SECRET_BYTES, "restore it from backup")
+        yield from _secret_file(keys / PSEUDONYM_KEY_FILE, NODE_SECRET_BYTES, "restore it from backup", text=False)
     if (keys / "demo-issuer.jwk.json").exists() or any(
         (urlparse(issuer.issuer).hostname or "").endswith(".invalid") for issuer in settings.trusted_issuers
     ):
@@ -192,7 +192,9 @@ def file_problems(settings: Settings) -> Iterator[Problem]:
             "unsafe",
         )
     for where, path in _operator_files(settings):
-        yield from _secret_file(path, MIN_SECRET_BYTES, f"write the secret to {path}, or correct {where}", where=where)
+        yield from _secret_file(
+            path, MIN_SECRET_BYTES, f"write the secret to {path}, or correct {where}", where=where, text=True
+        )
 
 
 def _operator_files(settings: Settings) -> Iterator[tuple[str, Path]]:
@@ -210,10 +212,16 @@ def _operator_files(settings: Settings) -> Iterator[tuple[str, Path]]:
             yield f"mme.peers[{index}].token_file", peer.token_file
 
 
-def _secret_file(path: Path, minimum: int, fix: str, *, where: str = "") -> Iterator[Problem]:
+def _secret_file(path: Path, minimum: int, fix: str, *, text: bool, where: str = "") -> Iterator[Problem]:
+    """Problems with one secret file.
+
+    ``text``: an operator's file, read as its readers do (without surrounding whitespace); otherwise random
+    bytes the node wrote, where a leading or trailing whitespace byte is part of the secret.
+    """
     label = f"{where} {path}" if where else str(path)
     try:
-        size = len(path.read_bytes().strip())
+        content = path.read_bytes()
+        size = len(content.strip() if text else content)
         mode = path.stat().st_mode
     except FileNotFoundError:
         yield Problem(label, "is missing", fix)
