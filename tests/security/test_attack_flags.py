@@ -35,6 +35,7 @@ from genoshare.node import Node, build_datasets
 from genoshare.settings import load_settings
 
 from portal_support import PortalNode, portal_node
+from processes import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -196,6 +197,29 @@ def test_a_walk_split_over_two_identities_is_flagged_once_they_are_linked(node: 
     flagged = [actor for actor in audited if actor in (first, second)]
     assert len(flagged) == 1, f"the split walk over {target} was not flagged as one person: {audited}"
     assert flagged[0] in page
+
+
+def test_a_walk_split_over_two_identities_is_flagged_when_a_steward_links_them(node: PortalNode) -> None:
+    """Two identities each ask one of a participant's singletons and stop: neither is a walk alone. The steward
+    links them (``genoshare privacy link``), and the flag is raised by the link itself: the walk is over, and
+    no further question would have raised it."""
+    rare = _rare_alleles()
+    target, walk = _walked(rare)
+    singles = [a for a in walk if len(rare[a]) == 1 and _copies(a) == 1]
+    assert len(singles) >= 4
+    first, second = f"linked-by-hand-1@{DEMO_ISSUER}", f"linked-by-hand-2@{DEMO_ISSUER}"
+    with httpx.Client(base_url=node.url, timeout=60) as http:
+        assert _ask(http, _passport(node, "linked-by-hand-1"), singles[2])
+        assert _ask(http, _passport(node, "linked-by-hand-2"), singles[3])
+    audited, _, page = _flags(node)
+    assert first not in audited and second not in audited and "linked-by-hand" not in page
+    done = run_cli("privacy", "link", first, second, "--data-dir", str(node.data_dir))
+    assert done.returncode == 0, done.stderr
+    assert "flagged" in done.stdout, done.stdout
+    audited, _, page = _flags(node)
+    flagged = [actor for actor in audited if actor in (first, second)]
+    assert len(flagged) == 1, f"the walk over {target} was not flagged at the link: {audited}"
+    assert flagged[0] in page and "linked" in page
 
 
 def test_a_screen_over_many_peoples_rare_variants_is_not_flagged(node: PortalNode) -> None:

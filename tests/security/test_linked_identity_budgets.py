@@ -14,6 +14,7 @@ answer says whether a budget was spent: one "yes" on a singleton costs 0.46 of i
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from spec_node import registered_spec_node
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.privacy import LINKED_IDENTITIES, PrivacySettings
 
+from processes import run_cli
 from support import TEST_ISSUER, Passports, bearer
 
 ORCID = "https://orcid.org"
@@ -108,3 +110,39 @@ def test_a_second_identity_of_the_same_person_finds_the_budget_spent(
         mail = "https://mail-verifier.example.org"
         assert _exists(http, _passport(issuer, "mail-1", ("alice@Example.ORG", mail)), FIRST)
         assert not _exists(http, _passport(issuer, "mail-2", ("alice@example.org", mail)), SECOND), "split by case"
+
+
+def test_a_stewards_link_spells_accounts_as_passports_do(tmp_path: Path, issuer: VisaIssuer, serve: Any) -> None:
+    """``genoshare privacy link`` names accounts ``subject@issuer``; a subject may be an e-mail address.
+
+    The steward types the account as they read it (here with the domain's case changed): the link must land
+    on the budget the passport spends, and a name that could be read two ways, or names nobody, is refused
+    with one line and exit code 1, linking nothing.
+    """
+    settings = registered_spec_node(tmp_path, issuer, {**asdict(PrivacySettings()), "budget": 0.5})
+    env = {"GENOSHARE_DATABASE_URL": ""}
+    server = serve(settings.data_dir, env)
+
+    def link(*accounts: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("privacy", "link", *accounts, "--data-dir", str(settings.data_dir), env=env)
+
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        assert _exists(http, _passport(issuer, "Alice@Uni.Example"), FIRST)  # spends NA00002's budget
+
+        for bad, says in [
+            ("Alice@Uni.Example", "subject@issuer"),  # alice at an issuer uni.example, or the address alone?
+            ("Alice@Uni.Example@idp", "subject@issuer"),  # the issuer is not a URL
+            (f"@{TEST_ISSUER}", "subject@issuer"),
+            (f"0000-0002-1825-0098@{ORCID}", "names nobody"),  # the ORCID iD's check character is wrong
+        ]:
+            done = link(bad, f"bob@{TEST_ISSUER}")
+            assert done.returncode == 1, (bad, done.stdout, done.stderr)
+            assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr, (bad, done.stderr)
+        twice = link(f"Alice@UNI.EXAMPLE@{TEST_ISSUER}", f"Alice@uni.example@{TEST_ISSUER}")
+        assert twice.returncode == 1 and "same account" in twice.stderr, twice.stderr
+        assert _exists(http, _passport(issuer, "bob"), SECOND), "a refused link merged budgets"
+
+        done = link(f"Alice@UNI.EXAMPLE@{TEST_ISSUER}", f"carol@{TEST_ISSUER}")
+        assert done.returncode == 0, done.stderr
+        assert f"Alice@uni.example@{TEST_ISSUER}" in done.stdout
+        assert not _exists(http, _passport(issuer, "carol"), SECOND), "the link missed the e-mail subject's budget"

@@ -36,7 +36,7 @@ one member -- that the genome they walked is in the dataset -- which is the very
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,8 @@ from genoshare.store.privacy_tables import PrivacyWatch, PrivacyWatchHit
 
 #: How the audit log names a flag.
 FLAG_ACTION = "beacon.attack_flag"
+#: The longest reason the database keeps (``PrivacyWatch.reason``).
+_REASON_LENGTH = 1000
 #: Sums compared with a threshold are added in another order by each database: a rounding's leeway.
 _LEEWAY = 1e-9
 
@@ -250,6 +252,37 @@ class SqlAttackWatch:
         self._report(flag)
         return flag
 
+    def review(self, principal: str, rules: Mapping[str, WatchRule], account: str, note: str) -> list[Flag]:
+        """Judge the person's counts now, on every dataset with a rule in ``rules`` (dataset id -> rule).
+
+        After a steward links identities (``merge_counts``), a walk split over them may trip the rule on its
+        merged counts; judged only at the person's next question on the walked member, it would be flagged
+        never if the walk had ended. ``account`` and ``note`` (why now) go into the flag.
+        """
+        flags = []
+        watched = select(_WATCH.c.dataset_id, _WATCH.c.rare_questions, _WATCH.c.evidence).where(
+            _WATCH.c.principal == principal, _WATCH.c.flagged_at.is_(None)
+        )
+        with self.database.engine.begin() as connection:
+            for dataset_id, rare, total in connection.execute(watched).all():
+                rule = rules.get(dataset_id)
+                top = connection.execute(
+                    select(_HITS.c.hits, _HITS.c.evidence)
+                    .where(_HITS.c.principal == principal, _HITS.c.dataset_id == dataset_id)
+                    .order_by(_HITS.c.evidence.desc())
+                    .limit(1)
+                ).first()
+                if rule is None or top is None:
+                    continue
+                ids = {"p": principal, "d": dataset_id}
+                counts = (int(rare), float(total), int(top[0]), float(top[1]))
+                flag = self._flag(connection, rule, ids, account, counts, note)
+                if flag is not None:
+                    flags.append(flag)
+        for flag in flags:
+            self._report(flag)
+        return flags
+
     def _report(self, flag: Flag | None) -> None:
         if flag is not None and self.audit is not None:
             self.audit.record(
@@ -310,13 +343,13 @@ class SqlAttackWatch:
 
     @staticmethod
     def _flag(
-        connection: Connection, rule: WatchRule, ids: dict[str, str], account: str, counts: WatchCounts
+        connection: Connection, rule: WatchRule, ids: dict[str, str], account: str, counts: WatchCounts, note: str = ""
     ) -> Flag | None:
-        """The flag, written once, if the counts after this question trip the rule."""
+        """The flag, written once, if the counts after this question trip the rule; ``note`` ends its reason."""
         rare, total, top_hits, top = counts
         if not rule.trips(top, total):
             return None
-        why = rule.reason(top_hits, rare, top, total)
+        why = (rule.reason(top_hits, rare, top, total) + note)[:_REASON_LENGTH]
         flagging = {**ids, "at": datetime.now(UTC), "account": account, "top": top_hits, "why": why}
         if connection.execute(_FLAG, flagging).rowcount != 1:
             return None  # another worker raised it first
@@ -327,8 +360,8 @@ def merge_counts(session: Session, keep: str, gone: str) -> None:
     """Count everything ``gone`` asked as ``keep``'s, when a link makes them one person.
 
     Questions, hits and evidence add up, so a walk split over identities that are later linked is one walk:
-    the person is flagged at their next question on the walked member if the merged sums trip the rule. A
-    flag either identity had stays raised (the earlier one wins).
+    a steward's link judges the merged sums at once (``SqlAttackWatch.review``); a passport's, at the person's
+    next question on the walked member. A flag either identity had stays raised (the earlier one wins).
     """
     for moved in session.scalars(select(PrivacyWatch).where(PrivacyWatch.principal == gone)).all():
         kept = session.get(PrivacyWatch, (keep, moved.dataset_id))

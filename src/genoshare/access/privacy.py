@@ -355,6 +355,26 @@ def canonical_identity(subject: str, issuer: str) -> tuple[str, str] | None:
     return subject, issuer
 
 
+#: An issuer as passports name one (OpenID Connect's ``iss``): an absolute URL, with no ``@`` in it.
+_ISSUER_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^@\s/]+[^@\s]*")
+
+
+def parse_account(name: str) -> tuple[str, str]:
+    """``(subject, issuer)`` of an account named ``subject@issuer``, as the audit log names it.
+
+    A subject may itself hold an ``@`` (an e-mail address), so the split is at the last ``@``, and what follows
+    it must be an issuer's URL: ``alice@uni.example`` alone would otherwise read as the subject ``alice`` at an
+    issuer ``uni.example`` as readily as the e-mail address at an issuer left out. Raises ``InvalidInput``.
+    """
+    subject, at, issuer = name.strip().rpartition("@")
+    if not at or not subject.strip() or _ISSUER_URL.fullmatch(issuer) is None:
+        raise InvalidInput(
+            f"{name!r}: accounts are named subject@issuer, the issuer's URL after the last '@' "
+            "(e.g. alice@uni.example@https://login.example.org), as in the audit log"
+        )
+    return subject.strip(), issuer
+
+
 def orcid_check_digit(digits: str) -> str:
     """The check character of an ORCID iD's first 15 digits (ISO 7064 MOD 11-2)."""
     total = 0
@@ -406,6 +426,19 @@ class PrivacyGuard:
         Spelled as ``canonical_identity`` spells it, as it is when a visa links it (as written if that is None).
         """
         return self._account(identity.subject, identity.issuer) or f"{identity.subject}@{identity.issuer}"
+
+    def canonical_account(self, name: str) -> str:
+        """The account ``subject@issuer`` names, spelled as the node spells it, or ``InvalidInput``.
+
+        Read by ``parse_account``, then spelled by ``canonical_identity`` with linked issuers folded, so a
+        steward's link lands on the budget the person's passports spend; a malformed name, or one that
+        names nobody (an ORCID iD with a wrong check character), is refused.
+        """
+        subject, issuer = parse_account(name)
+        account = self._account(subject, issuer)
+        if account is None:
+            raise InvalidInput(f"{name!r} names nobody: the ORCID iD's check character is wrong")
+        return account
 
     def _account(self, subject: str, issuer: str) -> str | None:
         """``subject@issuer`` of the canonical identity; None for an identity that names nobody."""

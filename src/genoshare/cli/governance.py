@@ -17,10 +17,11 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from genoshare.access.privacy import LEVEL_NAMES, parse_account
 from genoshare.access.roles import Operator
 from genoshare.cli.common import DataDir, console, errors, fail, open_node, reported, whole
 from genoshare.duo.purpose import ResearchPurpose
-from genoshare.errors import GenoshareError
+from genoshare.errors import GenoshareError, InvalidInput
 from genoshare.governance.rederive import Rederivation
 from genoshare.governance.requests import NewRequest, view
 from genoshare.governance.usage import Route, Use
@@ -334,13 +335,38 @@ privacy_app = typer.Typer(help="Beacon privacy defences: link the accounts of on
 
 @privacy_app.command("link")
 def privacy_link(
-    account: Annotated[str, typer.Argument(help="subject@issuer, as in the audit log.")],
+    account: Annotated[
+        str, typer.Argument(help="subject@issuer as in the audit log; an e-mail subject: alice@uni.example@https://idp")
+    ],
     other: Annotated[str, typer.Argument(help="Another account of the same person.")],
     data_dir: DataDir = Path("node"),
 ) -> None:
-    """Record that two accounts are one person: from now on they share one privacy budget."""
-    for name in (account, other):
-        if "@" not in name:
-            raise fail(f"{name!r}: accounts are named subject@issuer")
-    principal = open_node(data_dir).privacy.link_accounts(account, other, by=Operator.at_command_line().actor)
-    console.print(f"{account} and {other} now share the budget of {principal}")
+    """Record that two accounts are one person: from now on they share one privacy budget.
+
+    Their attack-watch counts are judged together at once: a walk split over the two is flagged now.
+    """
+    with reported():
+        for name in (account, other):
+            parse_account(name)
+    node = open_node(data_dir)
+    guard = node.privacy
+    with reported():
+        first, second = guard.canonical_account(account), guard.canonical_account(other)
+    if first == second:
+        raise fail(f"{account!r} and {other!r} are the same account, {first}")
+    operator = Operator.at_command_line().actor
+    principal = guard.link_accounts(first, second, by=operator)
+    console.print(f"{first} and {second} now share the budget of {principal}")
+    if guard.watch is None:
+        return
+    rules = {}
+    for dataset in build_datasets(node).list():
+        try:
+            found = [rule for level in LEVEL_NAMES if (rule := guard.settings(dataset, level).watch_rule) is not None]
+        except InvalidInput as error:
+            errors.print(f"[bold yellow]warning:[/] not judged on {dataset.id}: {error.message}", highlight=False)
+            continue
+        if found:  # the access level whose rule flags soonest: the steward is told, nothing is refused
+            rules[dataset.id] = min(found, key=lambda rule: (rule.min_evidence, rule.min_share))
+    for flag in guard.watch.review(principal, rules, second, f"; counted together once {operator} linked {first}"):
+        console.print(f"flagged on {flag.dataset_id} as a possible membership attack: {flag.reason}", soft_wrap=True)
