@@ -179,17 +179,29 @@ def still_used(session: Session, keys: Sequence[str]) -> set[str]:
     return used
 
 
+#: Keys checked and deleted per hold of the stored keys' lock: what an ingest of the same bytes waits for at most.
+_DELETE_BATCH = 16
+
+
 def delete_unused(database: Database, objects: ObjectStore, keys: Sequence[str]) -> tuple[list[str], set[str]]:
     """Delete the stored ``keys`` no data uses now: the ones that could not be deleted, and the ones kept as used.
 
-    Checked again, and deleted, holding the keys (``lock_stored_keys``): an ingest of the same bytes (keys are
-    checksums) skips storing them when they are there, so one that committed since the removal decided keeps
-    them here, and one committing after this finds them gone and stores them again.
+    Checked again, and deleted, holding the keys (``lock_stored_keys``) a batch at a time: an ingest of the same
+    bytes (keys are checksums) skips storing them when they are there, so one that committed since the removal
+    decided keeps them here, and one committing after this finds them gone and stores them again. The lock is
+    not the database's write turn (on SQLite either), and nothing here writes: Beacon answers and audit entries
+    go on while the bytes are deleted.
     """
-    with database.session() as session:
-        lock_stored_keys(session, keys)
-        used = still_used(session, keys)
-        return delete_stored(objects, [key for key in keys if key not in used]), used
+    left: list[str] = []
+    used: set[str] = set()
+    for start in range(0, len(keys), _DELETE_BATCH):
+        batch = keys[start : start + _DELETE_BATCH]
+        with database.session() as session:
+            lock_stored_keys(session, batch)
+            now = still_used(session, batch)
+            left += delete_stored(objects, [key for key in batch if key not in now])
+        used |= now
+    return left, used
 
 
 def delete_recorded(database: Database, objects: ObjectStore, keys: Sequence[str], removal: str) -> list[str]:
@@ -253,11 +265,16 @@ class Lifecycle:
         if dry_run:
             with self.database.sessions() as session:
                 return self._dataset_removal(session, dataset_id, dry_run)[1]
+        # The store is listed (a request per file on S3) before the write turn is taken, not while others wait.
+        with self.database.sessions() as session:
+            rows = session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id))
+            listed = {row.id: stored_keys(self.objects, [row]) for row in rows}
+        listed[""] = self.objects.keys(f"beacon/{dataset_id}/")
         with self.database.session() as session:
             # What goes is read in the transaction that deletes it, with the dataset locked: an ingest into it
             # publishes wholly before (and its rows and bytes are in this removal) or fails after.
             write_first(session)
-            dataset, removal = self._dataset_removal(session, dataset_id, dry_run)
+            dataset, removal = self._dataset_removal(session, dataset_id, dry_run, listed)
             ids = removal.objects
             for table in (BeaconVariantIndex, BeaconBiosample, BeaconIndividual):
                 session.execute(delete(table).where(table.dataset_id == dataset_id))
@@ -290,24 +307,38 @@ class Lifecycle:
             )
         return self._delete_bytes(removal, actor)
 
-    def _dataset_removal(self, session: Session, dataset_id: str, dry_run: bool) -> tuple[Dataset, Removal]:
+    def _dataset_removal(
+        self, session: Session, dataset_id: str, dry_run: bool, listed: dict[str, list[str]] | None = None
+    ) -> tuple[Dataset, Removal]:
         """What deleting the dataset takes away, read with its row locked.
 
         ``FOR UPDATE``: an ingest's insert waits for it, where a plain update of the row would not conflict with
-        the insert's foreign-key lock (PostgreSQL's key-share lock).
+        the insert's foreign-key lock (PostgreSQL's key-share lock). ``listed``: the stored keys of each file
+        (by DRS id) and of the Beacon index (under ``""``), listed before; only the files published since and
+        the Beacon indexes not seen then are listed here.
         """
         locked = select(Dataset).where(Dataset.id == dataset_id).with_for_update()
         dataset = session.scalar(locked) if is_wellformed_id(dataset_id) else None
         if dataset is None:
             raise NotFound(f"no dataset {dataset_id!r} (see `genoshare datasets list`)")
+        listed = listed or {}
         rows = list(session.scalars(select(DataObject).where(DataObject.dataset_id == dataset_id)))
         ids = [row.id for row in rows]
-        keys = unshared(session, stored_keys(self.objects, rows), ids)
+        keys = [key for row in rows if row.id in listed for key in listed[row.id]]
+        keys += stored_keys(self.objects, [row for row in rows if row.id not in listed])
+        keys = unshared(session, list(dict.fromkeys(keys)), ids)
         grants = list(session.scalars(select(Grant.id).where(Grant.dataset_id == dataset_id)))
         requests = {request.id: ended for request, ended in _ended_requests(session, dataset_id)}
         people = int(session.scalar(select(func.count()).where(Participant.dataset_id == dataset_id)) or 0)
         beacon = [f"beacon/{dataset_id}"] if (self.data_dir / "beacon" / dataset_id).exists() else []
-        keys += self.objects.keys(f"beacon/{dataset_id}/")
+        if "" not in listed:
+            keys += self.objects.keys(f"beacon/{dataset_id}/")
+        else:
+            keys += listed[""]
+            indexed = select(BeaconVariantIndex.path).where(BeaconVariantIndex.dataset_id == dataset_id)
+            for path in session.scalars(indexed):
+                if not any(key.startswith(f"{path}/") for key in listed[""]):
+                    keys += self.objects.keys(f"{path}/")
         return dataset, Removal("dataset", dataset_id, dataset_id, dry_run, ids, keys, beacon, grants, requests, people)
 
     def _end_requests(self, session: Session, dataset_id: str, actor: str) -> None:

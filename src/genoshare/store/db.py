@@ -23,7 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from genoshare.errors import InvalidInput
 from genoshare.settings import DatabaseSettings
@@ -113,7 +113,41 @@ SQLITE_WAIT_SECONDS = 30.0
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "VACUUM")
 
 
-class WriteTurn:
+class _TurnLock:
+    """A lock among this process's threads, then an ``flock`` on ``file`` among the processes that share it.
+
+    The kernel drops the ``flock`` with a process that dies; a writer that cannot open the file (a read-only
+    directory) takes the thread lock only.
+    """
+
+    def __init__(self, file: str) -> None:
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._file: int | None = None
+        with contextlib.suppress(OSError):  # a read-only directory: this process cannot write the database either
+            self._file = os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def take(self, timeout: float) -> bool:
+        """Wait for the turn; False when this thread holds it already (on another connection: left to SQLite)."""
+        me = threading.get_ident()
+        if self._owner == me:
+            return False
+        if not self._lock.acquire(timeout=timeout):
+            raise sqlite3.OperationalError(f"database is locked (no turn to write in {timeout:.0f} s)")
+        self._owner = me
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        return True
+
+    def give_back(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._owner = None
+        self._lock.release()
+
+
+class WriteTurn(_TurnLock):
     """Whose turn it is to write one SQLite file: one write transaction at a time, in every process using it.
 
     SQLite lets one connection write at a time; a refused one sleeps in SQLite's busy handler with growing
@@ -140,35 +174,12 @@ class WriteTurn:
     CHECKPOINT_BYTES = 4 << 20
 
     def __init__(self, path: str) -> None:
+        super().__init__(f"{path}-lock")
         self.path = path
-        self.pid = os.getpid()
-        self._lock = threading.Lock()
-        self._owner: int | None = None
         self._commits = itertools.count(1)
         self._checkpointing = threading.Lock()
         self._wal = f"{path}-wal"
         self._wal_checked = 0
-        self._file: int | None = None
-        with contextlib.suppress(OSError):  # a read-only directory: this process cannot write the database either
-            self._file = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-    def take(self, timeout: float) -> bool:
-        """Wait for the turn; False when this thread holds it already (on another connection: left to SQLite)."""
-        me = threading.get_ident()
-        if self._owner == me:
-            return False
-        if not self._lock.acquire(timeout=timeout):
-            raise sqlite3.OperationalError(f"database is locked (no turn to write in {timeout:.0f} s)")
-        self._owner = me
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_EX)
-        return True
-
-    def give_back(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-        self._owner = None
-        self._lock.release()
 
     def committed(self, connection: sqlite3.Connection) -> None:
         """After a writing commit, out of turn: a passive checkpoint when one is due (one at a time)."""
@@ -186,16 +197,22 @@ class WriteTurn:
             self._checkpointing.release()
 
 
-_turns: dict[str, WriteTurn] = {}
+_turns: dict[tuple[str, str], _TurnLock] = {}
 _turns_lock = threading.Lock()
 
 
 def write_turn(path: str) -> WriteTurn:
     """The one ``WriteTurn`` of this process for a database file (every engine on it shares it)."""
+    turn = _turn("write", path, WriteTurn)
+    assert isinstance(turn, WriteTurn)
+    return turn
+
+
+def _turn(kind: str, path: str, make: Callable[[str], _TurnLock]) -> _TurnLock:
     with _turns_lock:
-        turn = _turns.get(path)
+        turn = _turns.get((kind, path))
         if turn is None or turn.pid != os.getpid():  # a forked child must not share its parent's lock
-            turn = _turns[path] = WriteTurn(path)
+            turn = _turns[kind, path] = make(path)
         return turn
 
 
@@ -297,16 +314,40 @@ def lock_stored_keys(session: Session, keys: Iterable[str]) -> None:
 
     Keys are content checksums, shared by every row holding the same bytes: a publication that relies on
     bytes already stored and a removal that deletes bytes no row uses take this lock on the same key, so one
-    sees what the other committed. PostgreSQL: transaction-scoped advisory locks, in one order (no deadlock);
-    SQLite: the write lock, which serialises every writer anyway.
+    sees what the other committed. PostgreSQL: transaction-scoped advisory locks, in one order (no deadlock).
+    SQLite: one lock for every key, beside the database (its name and ``-keys-lock``), not the write turn: a
+    removal reads and deletes bytes holding it while other writers (Beacon answers, the audit log) go on. A
+    publication takes it after its writes, holding the write turn; a removal never asks for the write turn
+    while it holds it (no deadlock).
     """
-    if session.get_bind().dialect.name != "postgresql":
-        write_first(session)
+    engine = session.get_bind().engine
+    if engine.dialect.name != "postgresql":
+        path = engine.url.database
+        turn = _turn("keys", str(Path(path).resolve()) if path and path != ":memory:" else "", _keys_turn)
+        if turn.take(SQLITE_WAIT_SECONDS):
+            _give_back_at_end(session, turn)
         return
     for number in sorted(
         {int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True) for key in keys}
     ):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
+
+
+def _keys_turn(path: str) -> _TurnLock:
+    """The stored keys' lock of a database file (of this process only, for a database in memory)."""
+    return _TurnLock(f"{path}-keys-lock" if path else "")
+
+
+def _give_back_at_end(session: Session, turn: _TurnLock) -> None:
+    """Give ``turn`` back when the session's outermost transaction commits or rolls back."""
+    held = [True]
+
+    def ended(_session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None and held:
+            held.clear()
+            turn.give_back()
+
+    event.listen(session, "after_transaction_end", ended)
 
 
 def alembic_config(url: str) -> Config:
