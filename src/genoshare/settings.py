@@ -259,6 +259,10 @@ class NetworkSettings(BaseModel):
     registries: list[ServiceRegistry] = Field(default_factory=list)
     #: How long a network answer waits for each peer; a peer slower than this is named, not waited for.
     deadline_seconds: float = Field(default=3.0, gt=0, le=60)
+    #: How long a write to a peer (an access request forwarded to it) is waited for: a peer makes the request,
+    #: matches it and may approve it before it answers, and an answer not waited for leaves the researcher
+    #: not knowing whether the request was made.
+    write_deadline_seconds: float = Field(default=20.0, gt=0, le=300)
     #: How often the registries' lists of Beacons are read again.
     registry_refresh_seconds: float = Field(default=300, ge=1, le=86400)
     #: Network answers one client address may have in progress at once (each asks every peer); more: 429.

@@ -2,7 +2,10 @@
 
 ``proxy TARGET --delay S``: a logging reverse proxy in front of a real node; it prints every request's
 line and headers (the node's access log, as a proxy in front of it would keep one) and waits ``S`` seconds
-before passing the request on, which makes a real node a slow peer.
+before passing the request on, which makes a real node a slow peer. With ``--first-answer hold --hold S``
+the request goes on at once and the node's first answer to each ``Idempotency-Key`` is held back ``S``
+seconds (a node that did a write but answered late); with ``--first-answer drop`` that answer is never
+passed back, the connection closed instead (a connection lost after the node did the write).
 ``examples``: a Beacon that answers every entry query with the Beacon v2 spec's own example responses
 (``/api/...``), its info, map, entry types, configuration and filtering terms with the spec's examples of
 those, and with garbage under ``/garbage/api/...``.
@@ -60,8 +63,17 @@ def respond(status: int, document: object) -> bytes:
     return head.encode() + b"Connection: close\r\n\r\n" + body
 
 
-def proxy(target: str, delay: float):  # an asyncio connection handler
+def idempotency_key(head: bytes) -> bytes | None:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"idempotency-key":
+            return value.strip()
+    return None
+
+
+def proxy(target: str, delay: float, first_answer: str | None, hold: float):  # an asyncio connection handler
     host, port = target.removeprefix("http://").split(":")
+    keys_seen: set[bytes] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -75,8 +87,16 @@ def proxy(target: str, delay: float):  # an asyncio connection handler
             upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
             upstream_writer.write(b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n" + body)
             await upstream_writer.drain()
-            writer.write(await upstream_reader.read())
+            answer = await upstream_reader.read()
             upstream_writer.close()
+            key = idempotency_key(head)
+            if first_answer is not None and key is not None and key not in keys_seen:
+                keys_seen.add(key)  # the node has done the request; its first answer to this key is late, or lost
+                print(f"{first_answer} the answer to {key.decode()}", flush=True)
+                if first_answer == "drop":
+                    return
+                await asyncio.sleep(hold)
+            writer.write(answer)
             await writer.drain()
         except (ConnectionError, OSError):
             pass
@@ -109,9 +129,14 @@ async def main() -> None:
     parser.add_argument("mode", choices=["proxy", "examples"])
     parser.add_argument("target", nargs="?")
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--first-answer", choices=["hold", "drop"])
+    parser.add_argument("--hold", type=float, default=0.0)
     parser.add_argument("--port", type=int, required=True)
     options = parser.parse_args()
-    handler = proxy(options.target, options.delay) if options.mode == "proxy" else examples
+    if options.mode == "proxy":
+        handler = proxy(options.target, options.delay, options.first_answer, options.hold)
+    else:
+        handler = examples
     server = await asyncio.start_server(handler, "127.0.0.1", options.port)
     print(f"listening on {options.port}", file=sys.stderr, flush=True)
     async with server:

@@ -5,10 +5,14 @@ Runs on both databases (``client``); the network of real nodes is ``test_network
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 from beacon_schemas import BY_GRANULARITY, assert_valid, framework
 from fastapi.testclient import TestClient
 
 from genoshare.access.issuer import VisaIssuer
+from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.node import Node
 
 from support import Passports, bearer
@@ -65,3 +69,36 @@ def test_a_forged_passport_is_refused_and_audited_as_on_api(client: TestClient, 
     client.app.state.denials.flush()  # type: ignore[attr-defined]
     refusals = [e for e in node.audit.entries() if e.decision == "deny" and e.resource == "/network/api/g_variants"]
     assert refusals and "does not trust" in str(refusals[0].reason)
+
+
+def test_a_part_sent_again_under_its_key_is_made_once(client: TestClient, node: Node, passports: Passports) -> None:
+    """What another node forwards (``/network/governance/parts``) is made once per researcher and key, even when
+    copies arrive at once (a retry while the first is still being made); the same key is another researcher's
+    own; the same key for another request is refused."""
+    DatasetService(node.database).create(
+        NewDataset(id="c1", title="c1", custodian="c1", access_level="controlled", duo_codes=["GRU"])
+    )
+    body = {"datasets": ["c1"], "purpose": {"primary": "GRU"}, "project_title": "P", "institution": "I"}
+    researcher = {**bearer(passports.anonymous_researcher()), "Idempotency-Key": "retry-me"}
+
+    def send(_: int) -> httpx.Response:
+        return client.post("/network/governance/parts", json=body, headers=researcher)
+
+    with ThreadPoolExecutor(6) as pool:
+        copies = list(pool.map(send, range(6)))
+    assert sorted(copy.status_code for copy in copies) == [200] * 5 + [201], [c.text for c in copies]
+    [made] = {copy.json()["id"] for copy in copies}
+    assert [r["id"] for r in client.get("/governance/requests", headers=researcher).json()] == [made]
+
+    other = {
+        **bearer(Passports(passports.issuer, subject="researcher-2").anonymous_researcher()),
+        "Idempotency-Key": "retry-me",
+    }
+    theirs = client.post("/network/governance/parts", json=body, headers=other)
+    assert theirs.status_code == 201 and theirs.json()["id"] != made, theirs.text
+
+    changed = client.post("/network/governance/parts", json={**body, "institution": "J"}, headers=researcher)
+    assert changed.status_code == 409 and made in changed.json()["msg"], changed.text
+    unkeyed = client.post("/network/governance/parts", json=body, headers=bearer(passports.anonymous_researcher()))
+    assert unkeyed.status_code == 400 and "Idempotency-Key" in unkeyed.json()["msg"], unkeyed.text
+    assert [r["id"] for r in client.get("/governance/requests", headers=researcher).json()] == [made]

@@ -38,6 +38,8 @@ from support import SPEC, TEST_ISSUER, Passports
 
 pytestmark = pytest.mark.slow
 
+#: The hub's Beacon deadline. Access requests forwarded to a peer wait the hub's default write deadline
+#: (``write_deadline_seconds``) instead: a loaded alpha making and approving one is waited for.
 DEADLINE = 2.0
 CHAIR = f"chair@{TEST_ISSUER}"
 PURPOSE = {"primary": "GRU"}

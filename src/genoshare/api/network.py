@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import fields, replace
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
@@ -32,7 +34,7 @@ from genoshare.beacon.framework import BY_PATH, EntryType, error_body
 from genoshare.beacon.request import API_VERSION, BeaconRequest, from_body, from_query, page
 from genoshare.beacon.service import BeaconService, Parent
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, Unauthenticated
-from genoshare.governance.requests import AccessRequests, NewRequest, view
+from genoshare.governance.requests import IDEMPOTENCY_KEY, AccessRequests, NewRequest, view
 from genoshare.network.about import NodeAbout, about, union_of_terms
 from genoshare.network.merge import (
     ANSWERED,
@@ -47,7 +49,7 @@ from genoshare.network.merge import (
 )
 from genoshare.network.peers import PeerNode
 from genoshare.network.requests import LAST_KNOWN_NOTICE, NetworkRequests
-from genoshare.network.service import NetworkService, PeerCall, passport_for
+from genoshare.network.service import UNKNOWN, NetworkService, PeerCall, passport_for
 from genoshare.node import Node
 from genoshare.settings import Settings
 
@@ -379,22 +381,60 @@ async def _by_node(
     return local, remote
 
 
+def _idempotency_key(description: str) -> Any:
+    """The ``Idempotency-Key`` header, held to what a node takes as a key (``governance.requests``)."""
+    return Header(alias="Idempotency-Key", pattern=f"^{IDEMPOTENCY_KEY.pattern}$", description=description)
+
+
+IdempotencyKeyDep = Annotated[
+    str | None,
+    _idempotency_key(
+        "Names this request (a UUID of yours): sent again with the same key, it is made at most once at each "
+        "node, and each node answers with the request it made. Default: one chosen for you (`idempotencyKey`)."
+    ),
+]
+PartKeyDep = Annotated[
+    str, _idempotency_key("The key the forwarding node sent the request under: the same key, the same request.")
+]
+#: Where a node takes its part of a request another node forwards (``receive_part``).
+PARTS_PATH = "/network/governance/parts"
+RETRY_NOTICE = (
+    "Some nodes were sent the request and gave no answer saying what became of it (status unknown): it may have "
+    "been made there. Send the same request again with this Idempotency-Key: each node makes it at most once, "
+    "and answers with the one it made."
+)
+
+
+def _new_request(body: RequestBody, datasets: list[str]) -> NewRequest:
+    """The body's every field, with ``datasets`` (this node's part of them)."""
+    given = {f.name: getattr(body, f.name) for f in fields(NewRequest) if f.name != "datasets"}
+    return NewRequest(datasets, **given)
+
+
 @requests_router.post(
     "/requests",
     summary="Request access to datasets on several nodes at once",
     description="Each node's committee decides its own datasets; the parts are forwarded with your passport "
-    "to the nodes that trust its issuer. `201` when every part was submitted; otherwise `200`, with each "
-    "part's outcome.",
+    "to the nodes that trust its issuer, each under the request's `Idempotency-Key` (yours, or one chosen for "
+    "you and returned as `idempotencyKey`). `201` when every part was submitted; otherwise `200`, with each "
+    "part's outcome. A part `unknown` was sent and not answered in time: it may have been made, and the "
+    "answer's `retry` says how to send the request again safely (same body, same key).",
 )
 async def network_submit(
-    request: Request, body: RequestBody, token: TokenDep, node: NodeDep, requests: AccessRequestsDep
+    request: Request,
+    body: RequestBody,
+    token: TokenDep,
+    node: NodeDep,
+    requests: AccessRequestsDep,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> Response:
+    key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
     async with _admitted(request):
-        return await _submit(request, body, token, node, requests)
+        return await _submit(request, body, token, node, requests, key)
 
 
 async def _submit(
-    request: Request, body: RequestBody, token: str | None, node: Node, requests: AccessRequests
+    request: Request, body: RequestBody, token: str | None, node: Node, requests: AccessRequests, key: str
 ) -> Response:
     network: NetworkService = request.app.state.network
     kept: NetworkRequests = request.app.state.network_requests
@@ -407,10 +447,7 @@ async def _submit(
     async def submit_local() -> dict[str, Any]:
         try:
             identity = await _identify(node, token)
-            # This node's part: the body's every field, with this node's datasets.
-            given = {f.name: getattr(body, f.name) for f in fields(NewRequest) if f.name != "datasets"}
-            new = NewRequest(local, **given)
-            made = await run_in_threadpool(requests.submit, identity, new)
+            made, _ = await run_in_threadpool(requests.submit_once, identity, _new_request(body, local), key)
         except GenoshareError as error:
             status = REFUSED if error.status_code in (401, 403) else ERROR
             return _part(settings.node_name, settings.public_url, status, datasets=local, reason=error.message)
@@ -421,7 +458,7 @@ async def _submit(
         if sendable is None:
             return _part(peer.name, peer.url, "not sent", datasets=ids, reason=f"your passport was {passport}")
         part = json.dumps({**sent, "datasets": ids}).encode()
-        call = await network.call(peer, f"{peer.url}/governance/requests", part, token)
+        call = await network.submit(peer, f"{peer.url}{PARTS_PATH}", part, token, key)
         if call.status != ANSWERED:
             return _part(peer.name, peer.url, call.status, datasets=ids, reason=call.reason)
         if actor is not None:  # listed at this node from now on, even while that node is down
@@ -432,7 +469,37 @@ async def _submit(
         *([submit_local()] if local else []), *(submit_remote(peer, ids) for peer, ids in remote.values())
     )
     complete = all(part["status"] == "submitted" for part in parts)
-    return BeaconJSON({"complete": complete, "requests": list(parts)}, status_code=201 if complete else 200)
+    answer: dict[str, Any] = {"complete": complete, "idempotencyKey": key, "requests": list(parts)}
+    if any(part["status"] == UNKNOWN for part in parts):
+        url = f"{settings.public_url}/network/governance/requests"
+        answer["retry"] = {"method": "POST", "url": url, "headers": {"Idempotency-Key": key}, "notice": RETRY_NOTICE}
+    return BeaconJSON(answer, status_code=201 if complete else 200)
+
+
+@requests_router.post(
+    "/parts",
+    status_code=201,
+    summary="Take this node's part of a request made on several nodes (what another node forwards)",
+    description="Makes the access request here, as `POST /governance/requests` does, under the `Idempotency-Key` "
+    "(required): sent again with the same key by the same researcher, it answers `200` with the request made "
+    "the first time and makes none; the same key with another request is a `409`.",
+    responses={
+        200: {"description": "Made before under this key: that request"},
+        409: {"description": "The key was used for another request"},
+    },
+)
+async def receive_part(
+    body: RequestBody,
+    token: TokenDep,
+    node: NodeDep,
+    requests: AccessRequestsDep,
+    idempotency_key: PartKeyDep,
+) -> Response:
+    identity = await _identify(node, token)
+    made, new = await run_in_threadpool(
+        requests.submit_once, identity, _new_request(body, body.datasets), idempotency_key
+    )
+    return JSONResponse(view(made), status_code=201 if new else 200)
 
 
 @requests_router.get("/requests", summary="Your access requests on every node of the network, in one list")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from genoshare.access.consent import denial_reasons
 from genoshare.access.granularity import AccessLevel
@@ -64,6 +66,34 @@ class NewRequest:
     contact_email: str = ""
     #: Dataset -> sha256 of the data access agreement text the requester read and accepted.
     accepted_agreements: Mapping[str, str] = field(default_factory=dict)
+
+
+#: What a sender may name a request by (``submit_once``): printable ASCII, as an HTTP header carries it.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+#: The namespace of keyed requests' ids.
+KEYED_REQUESTS = uuid.UUID("6f0c7c52-7a39-4c55-9d0e-3b1f7e5a2c11")
+
+
+def keyed_id(requester: str, key: str) -> str:
+    """The id of ``requester``'s request under idempotency ``key``: one per requester and key, none shared."""
+    return str(uuid.uuid5(KEYED_REQUESTS, f"{requester}\n{key}"))
+
+
+def _purpose(identity: Identity, new: NewRequest) -> ResearchPurpose:
+    return new.purpose.model_copy(update={"requester_id": identity.actor, "institution": new.institution})
+
+
+def _as_stored(identity: Identity, new: NewRequest) -> dict[str, Any]:
+    """What a request records of what its requester asked: a retry under the same key must ask the same."""
+    return {
+        "datasets": list(dict.fromkeys(new.datasets)),
+        "purpose": _purpose(identity, new).model_dump(mode="json"),
+        "project_title": new.project_title.strip(),
+        "institution": new.institution.strip(),
+        "country": new.country.strip().upper(),
+        "sector": new.sector.strip(),
+        "contact_email": new.contact_email.strip(),
+    }
 
 
 def agreement_digest(text: str) -> str:
@@ -133,20 +163,64 @@ class AccessRequests:
 
     def submit(self, identity: Identity, new: NewRequest) -> AccessRequest:
         self.access.require_submitter(identity)
+        return self._submit(identity, new, str(uuid.uuid4()))
+
+    def submit_once(self, identity: Identity, new: NewRequest, key: str) -> tuple[AccessRequest, bool]:
+        """``new`` under the requester's idempotency ``key``: the request made the first time, never a second.
+
+        A sender that got no answer (another node forwarding it, past its deadline) cannot know whether the
+        request was made; sending it again under the same key returns the one made, with False (not made now).
+        The key names the request's id (``keyed_id``), so the table's primary key holds two copies sent at
+        once to one request. The same key with another request is a ``Conflict``.
+        """
+        self.access.require_submitter(identity)
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidInput("an idempotency key is 1 to 200 visible ASCII characters (e.g. a UUID)")
+        request_id = keyed_id(identity.actor, key)
+        made = self._made(request_id, identity, new, key)
+        if made is not None:
+            return made, False
+        try:
+            return self._submit(identity, new, request_id), True
+        except IntegrityError:  # the same request, sent again before the first one was answered
+            made = self._made(request_id, identity, new, key)
+            if made is None:  # pragma: no cover - the row the insert collided with is there to read
+                raise
+            return made, False
+
+    def _made(self, request_id: str, identity: Identity, new: NewRequest, key: str) -> AccessRequest | None:
+        """The request already made under ``key``, if any; ``Conflict`` if it asked for something else."""
+        with self.database.sessions() as session:
+            request = session.get(AccessRequest, request_id)
+        if request is None:
+            return None
+        stated = _as_stored(identity, new)
+        same = all(getattr(request, name) == value for name, value in stated.items()) and all(
+            new.accepted_agreements.get(dataset) == digest for dataset, digest in (request.agreements or {}).items()
+        )
+        if not same:
+            raise Conflict(
+                f"idempotency key {key!r} was used for another request of yours ({request.id}): "
+                "a new request needs a new key"
+            )
+        return request
+
+    def _submit(self, identity: Identity, new: NewRequest, request_id: str) -> AccessRequest:
         if not new.datasets:
             raise InvalidInput("name at least one dataset")
         if not new.project_title.strip() or not new.institution.strip():
             raise InvalidInput("a request needs a project title and an institution")
-        country, sector = new.country.strip().upper(), new.sector.strip()
+        stated = _as_stored(identity, new)
+        country, sector = stated["country"], stated["sector"]
         if country and (len(country) != 2 or not country.isalpha()):
             raise InvalidInput(f"country must be an ISO 3166-1 two-letter code (e.g. GB), not {new.country!r}")
         if sector and sector not in SECTORS:
             raise InvalidInput(f"sector must be one of {', '.join(SECTORS)}, not {sector!r}")
         # Decisions are mailed there: one mailbox of the requester's, never a list naming others as well.
-        contact = new.contact_email.strip()
+        contact = stated["contact_email"]
         if contact and (len(contact) > 320 or not MAILBOX.fullmatch(contact)):
             raise InvalidInput(f"contact e-mail must be one address of yours (name@example.org), not {contact!r}")
-        purpose = new.purpose.model_copy(update={"requester_id": identity.actor, "institution": new.institution})
+        purpose = _purpose(identity, new)
         datasets = self._requestable(new.datasets)
         agreements: dict[str, str] = {}
         for dataset in datasets:
@@ -159,18 +233,12 @@ class AccessRequests:
         outcomes = [Outcome(result["outcome"]) for result in results.values()]
         affiliations = identity.visas_of_type(AFFILIATION_AND_ROLE)
         request = AccessRequest(
-            id=str(uuid.uuid4()),
+            id=request_id,
             requester=identity.actor,
-            datasets=[d.id for d in datasets],
-            purpose=purpose.model_dump(mode="json"),
-            project_title=new.project_title.strip(),
-            institution=new.institution.strip(),
+            **{**stated, "datasets": [d.id for d in datasets]},
             status="pending",
             match=results,
-            country=country,
-            sector=sector,
             affiliation=", ".join(visa.value for visa in affiliations)[:500],
-            contact_email=contact,
             agreements=agreements,
         )
         with self.database.session() as session:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +53,13 @@ MAX_ANSWER_BYTES = 8 * 1024 * 1024
 ADDRESS_SECONDS = 60.0
 #: Statuses with which a peer refuses the request (the caller's passport, or the caller's rate).
 REFUSING = {401, 403, 429}
+#: What came of a write that went out and got no usable answer (none in time, the connection lost, a 5xx):
+#: the peer may have done it. Never told as a timeout or a failure, which a researcher would read as a no.
+UNKNOWN = "unknown"
+MAY_HAVE_BEEN_MADE = (
+    "it may have been made there; sending it again with the same Idempotency-Key is safe (the node answers "
+    "with the request it made, never makes a second one)"
+)
 
 
 def passport_for(peer: PeerNode, token: str | None) -> tuple[str | None, str]:
@@ -177,20 +184,46 @@ class NetworkService:
 
     async def call(self, peer: PeerNode, url: str, body: bytes | None, token: str | None) -> PeerCall:
         """One JSON request to a peer within its deadline (POST if ``body``), told as what came of it."""
+        return await self._exchange(peer, url, body, token, peer.deadline, None)
+
+    async def submit(self, peer: PeerNode, url: str, body: bytes, token: str | None, key: str) -> PeerCall:
+        """POST a write to a peer under idempotency ``key``, within ``write_deadline_seconds`` (not a query's).
+
+        Once the request has gone out, a write with no usable answer is ``UNKNOWN``, never a timeout or a
+        failure: the peer may have done it, and sending it again under the same key is safe (the peer
+        answers with what it made the first time). One that never went out says so (nothing was made).
+        """
+        return await self._exchange(peer, url, body, token, self.settings.write_deadline_seconds, key)
+
+    async def _exchange(
+        self, peer: PeerNode, url: str, body: bytes | None, token: str | None, deadline: float, key: str | None
+    ) -> PeerCall:
         sent, passport = passport_for(peer, token)
         headers = {"Authorization": f"Bearer {sent}"} if sent else {}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        if key is not None:
+            headers["Idempotency-Key"] = key
         started = time.perf_counter()
+        went_out = False
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            nonlocal went_out
+            went_out = went_out or event.endswith(".send_request_headers.started")
 
         def outcome(status: str, reason: str | None = None, document: Any = None, code: int | None = None) -> PeerCall:
+            if key is not None and went_out and status not in (ANSWERED, REFUSED) and not (code and code < 500):
+                # A write that may have been done: what happened is told, and that it may have been done.
+                status, reason = UNKNOWN, f"sent, {reason}: {MAY_HAVE_BEEN_MADE}"
+            elif key is not None and not went_out and status in (TIMEOUT, UNREACHABLE):
+                reason = f"not sent ({reason}): nothing was made"
             return PeerCall(status, reason, document, passport, time.perf_counter() - started, code)
 
         try:
-            async with asyncio.timeout(peer.deadline):  # unlike wait_for, no task of its own per request
-                code, document = await self._request(peer, url, body, headers)
+            async with asyncio.timeout(deadline):  # unlike wait_for, no task of its own per request
+                code, document = await self._request(peer, url, body, headers, deadline, trace if key else None)
         except (TimeoutError, httpx.TimeoutException):
-            return outcome(TIMEOUT, f"no answer within {peer.deadline:g} s")
+            return outcome(TIMEOUT, f"{'no answer' if went_out else 'no connection'} within {deadline:g} s")
         except httpx.ConnectError as error:
             return outcome(UNREACHABLE, describe(error))
         except TooLarge as error:
@@ -198,6 +231,8 @@ class NetworkService:
         except NotAllowed as error:
             return outcome(UNREACHABLE, f"not asked: {error}")
         except (httpx.HTTPError, ValueError) as error:
+            if went_out and key is not None:
+                return outcome(ERROR, f"then no answer ({describe(error).rstrip('.')})")
             return outcome(ERROR, describe(error))
         if code in (200, 201):
             if document is None:
@@ -207,13 +242,22 @@ class NetworkService:
         reason = f"HTTP {code}" + (f": {message}" if message else "")
         return outcome(REFUSED if code in REFUSING else ERROR, reason, None, code)
 
-    async def _request(self, peer: PeerNode, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
-        """The status and the parsed JSON body (None if it is not JSON)."""
+    async def _request(
+        self,
+        peer: PeerNode,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        deadline: float,
+        trace: Callable[[str, dict[str, Any]], Awaitable[None]] | None,
+    ) -> tuple[int, Any]:
+        """The status and the parsed JSON body (None if it is not JSON); ``trace`` is told httpcore's steps."""
         method = "GET" if body is None else "POST"
-        timeout = httpx.Timeout(peer.deadline)
-        extensions: dict[str, Any] = {}
+        timeout = httpx.Timeout(deadline)
+        extensions: dict[str, Any] = {"trace": trace} if trace else {}
         if peer.private_networks is not None:
-            url, headers, extensions = await self._pinned(url, headers, peer.private_networks)
+            url, headers, pinned = await self._pinned(url, headers, peer.private_networks)
+            extensions.update(pinned)
         client = self.http(peer)
         async with client.stream(
             method, url, content=body, headers=headers, timeout=timeout, extensions=extensions
