@@ -11,7 +11,8 @@ manifest recorded. A node that passes serves the same stored bytes, since those 
 
 Objects in an S3 store stay there (``docs/scale.md``: the bucket's versioning or replication keeps them): the
 archive records their URL, and the restored node reads the same bucket.  Staging and cached copies
-(plaintext while a file is ingested) never go into an archive.
+(plaintext while a file is ingested) never go into an archive, nor do the lock files of the processes that
+ran the node (the restored node's make their own).
 """
 
 from __future__ import annotations
@@ -36,16 +37,23 @@ import tomli_w
 from sqlalchemy.engine import make_url
 
 from genoshare import __version__
+from genoshare.crypt.keys import WRITERS_LOCK
 from genoshare.errors import InvalidInput
 from genoshare.node import Node
 from genoshare.operations.metrics_dir import METRICS_DIR
 from genoshare.settings import CONFIG_FILE, DEFAULT_DATABASE_FILE, Settings
+from genoshare.store.db import TURN_LOCK_SUFFIXES
+from genoshare.store.objects import LOCK_FILES
 
 MANIFEST = "manifest.json"
 SQLITE_MEMBER = "database/genoshare.db"
 POSTGRES_MEMBER = "database/genoshare.pgdump"
 #: Left out of the data directory's copy: the live database (copied consistently instead) and scratch space.
 _SKIPPED = {DEFAULT_DATABASE_FILE, *(DEFAULT_DATABASE_FILE + suffix for suffix in ("-wal", "-shm", "-journal"))}
+#: Lock files, wherever they are (the database's, the keys', the object store's): empty files that hold ``flock``
+#: locks of the processes running on this machine. Each process that needs one creates it, a restored node too;
+#: restored from an archive, one would only be a file the new machine's processes had not made.
+_LOCKS = {*(DEFAULT_DATABASE_FILE + suffix for suffix in TURN_LOCK_SUFFIXES), WRITERS_LOCK, *LOCK_FILES}
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,8 @@ def _metrics(relative: Path) -> bool:
 
 
 def _scratch(path: Path) -> bool:
-    """Staging and cached copies: plaintext while a file is ingested or re-derived; never archived."""
-    return ".staging" in path.parts or path.name == ".staging.lock"
+    """Staging and cached copies (plaintext while a file is ingested or re-derived), and lock files: never archived."""
+    return ".staging" in path.parts or path.name in _LOCKS
 
 
 def _postgres_url(settings: Settings) -> str:

@@ -106,6 +106,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Beside a SQLite database file, after its name: the write turn's lock file and the stored keys' (empty files,
+#: created by whichever process needs one first; runtime state of this machine, never backed up).
+TURN_LOCK_SUFFIXES = ("-lock", "-keys-lock")
 #: How long a SQLite writer waits for its turn, and then for SQLite's own lock, before "database is locked".
 SQLITE_WAIT_SECONDS = 30.0
 #: Statements that write (SQLite takes its write lock for them); pysqlite opens its implicit transaction
@@ -174,7 +177,7 @@ class WriteTurn(_TurnLock):
     CHECKPOINT_BYTES = 4 << 20
 
     def __init__(self, path: str) -> None:
-        super().__init__(f"{path}-lock")
+        super().__init__(path + TURN_LOCK_SUFFIXES[0])
         self.path = path
         self._commits = itertools.count(1)
         self._checkpointing = threading.Lock()
@@ -335,7 +338,7 @@ def lock_stored_keys(session: Session, keys: Iterable[str]) -> None:
 
 def _keys_turn(path: str) -> _TurnLock:
     """The stored keys' lock of a database file (of this process only, for a database in memory)."""
-    return _TurnLock(f"{path}-keys-lock" if path else "")
+    return _TurnLock(path + TURN_LOCK_SUFFIXES[1] if path else "")
 
 
 def _give_back_at_end(session: Session, turn: _TurnLock) -> None:

@@ -82,6 +82,8 @@ class ObjectStore(Protocol):
 _STAGING_LOCK = ".staging.lock"
 #: Beside the objects: a replace (is the object still there? then rename) and a delete hold it exclusively.
 _WRITES_LOCK = ".writes.lock"
+#: The store's lock files: empty, created by the first process that needs one, runtime state of this machine.
+LOCK_FILES = (_STAGING_LOCK, _WRITES_LOCK)
 
 
 class LocalObjectStore:
