@@ -10,6 +10,7 @@ to each Idempotency-Key back past the hub's write deadline, ``lossy`` drops it a
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from network_nodes import StandIn, build_node
 
 from genoshare.access.issuer import VisaIssuer
 
-from processes import Server
+from processes import Server, run_cli
 from support import TEST_ISSUER, Passports
 
 pytestmark = pytest.mark.slow
@@ -180,3 +181,29 @@ def test_a_request_sent_without_a_key_is_given_one_to_send_it_again_with(nodes: 
     # A key no header could carry is refused before anything is sent.
     bad, _ = nodes.submit(headers, body, "two words")
     assert bad.status_code == 400 and "Idempotency-Key" in bad.json()["msg"], bad.text
+
+
+def test_the_command_line_prints_the_retry_and_the_retry_makes_it_once(nodes: Nodes, tmp_path: Path) -> None:
+    """``genoshare network request`` exits 3 when a node may have made the request without saying, and prints
+    the command that sends it again under the same key; that command makes nothing twice."""
+    subject = "command-line"
+    passport = tmp_path / "passport.jwt"
+    passport.write_text(Passports(nodes.issuer, subject=subject).anonymous_researcher())
+    purpose = tmp_path / "purpose.json"
+    purpose.write_text(json.dumps(BODY["purpose"]))
+    arguments = ["--passport-file", str(passport), "--purpose-file", str(purpose), "--project", "From the shell"]
+    arguments += ["--institution", "Example University", "--dataset", f"{nodes.slow.url}/datasets/delta-controlled"]
+
+    first = run_cli("network", "request", nodes.hub.url, *arguments, timeout=60)
+    assert first.returncode == 3, (first.stdout, first.stderr)
+    assert "unknown" in first.stdout and "may have been made" in first.stderr, first.stderr
+    retry = shlex.split(first.stderr.rsplit("Sending it again is safe", 1)[1].split("\n", 1)[1].strip())
+    assert retry[:3] == ["genoshare", "network", "request"] and "--idempotency-key" in retry, retry
+    key = retry[retry.index("--idempotency-key") + 1]
+    answered_by_delta(nodes.slow, key)
+
+    again = run_cli(*retry[1:], "--json", timeout=60)
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    [part] = json.loads(again.stdout)["requests"]
+    made = nodes.made_at_delta(nodes.researcher(subject))
+    assert part["status"] == "submitted" and [r["id"] for r in made] == [part["request"]["id"]], (part, made)

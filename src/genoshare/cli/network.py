@@ -1,8 +1,9 @@
-"""``genoshare network add|remove|list|check``: the node's peers in its Beacon network (docs/network.md).
+"""``genoshare network add|remove|list|check|request``: the node's peers in its Beacon network (docs/network.md).
 
 ``add`` and ``remove`` edit ``[[network.peers]]`` in the data directory's ``genoshare.toml`` (the server
 reads it at start); ``list`` shows them with the Beacons of the configured Service Registries; ``check``
 asks each one for its service-info, Beacon map and entry types, and exits 1 if any is not healthy.
+``request`` is a researcher's: one access request sent to a node, which forwards each peer its part.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import tomli_w
 import typer
 from pydantic import ValidationError
@@ -21,7 +25,8 @@ from rich.table import Table
 
 from genoshare.cli.common import DataDir, console, errors, fail, node_settings
 from genoshare.network.check import check_network
-from genoshare.network.service import NetworkService
+from genoshare.network.peers import describe
+from genoshare.network.service import UNKNOWN, NetworkService
 from genoshare.settings import CONFIG_FILE, Peer, Settings
 
 network_app = typer.Typer(
@@ -181,3 +186,86 @@ def check(data_dir: DataDir = Path("node"), as_json: JsonOption = False) -> None
         console.print("no peers: add one with `genoshare network add URL`")
     if problems or not all(result.healthy for result in results):
         raise typer.Exit(1)
+
+
+#: The exit status of ``request`` when some node may or may not have made the request: send it again.
+MAYBE_MADE = 3
+
+
+@network_app.command("request")
+def request_access(
+    node_url: Annotated[str, typer.Argument(help="The node to send it to (yours): it forwards each peer its part.")],
+    passport_file: Annotated[Path, typer.Option(help="File holding your GA4GH passport (JWT).", exists=True)],
+    dataset: Annotated[
+        list[str], typer.Option("--dataset", help="A dataset id of that node, or <peer url>/datasets/<id>; repeatable.")
+    ],
+    purpose_file: Annotated[Path, typer.Option(help='Research purpose as JSON, e.g. {"primary": "GRU"}.', exists=True)],
+    project: Annotated[str, typer.Option(help="Project title.")],
+    institution: Annotated[str, typer.Option(help="Your institution.")],
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="The key printed for a request sent before: sent again, made at most once at each node."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node's answer.")] = 60.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Request access to datasets on several nodes at once; exit 3 if some node may have made it without saying.
+
+    Each node's part is made at most once under the request's Idempotency-Key: when the answer (or a node's)
+    did not come, the command prints how to send the same request again under the same key, which is safe.
+    """
+    try:
+        token, purpose = passport_file.read_text().strip(), json.loads(purpose_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise fail(f"cannot read the passport or the purpose: {error}") from None
+    key = idempotency_key or str(uuid.uuid4())
+    body = {"datasets": dataset, "purpose": purpose, "project_title": project, "institution": institution}
+    url = f"{node_url.rstrip('/')}/network/governance/requests"
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+    arguments = ["--passport-file", str(passport_file), *(a for d in dataset for a in ("--dataset", d))]
+    arguments += ["--purpose-file", str(purpose_file), "--project", project, "--institution", institution]
+    retry = shlex.join(["genoshare", "network", "request", node_url, *arguments, "--idempotency-key", key])
+    try:
+        response = httpx.post(url, json=body, headers=headers, timeout=timeout)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        raise fail(f"not sent ({describe(error)}): nothing was made") from None
+    except httpx.TimeoutException:
+        raise _may_have_been_made(f"sent, no answer within {timeout:g} s", retry) from None
+    except httpx.HTTPError as error:
+        raise _may_have_been_made(f"sent, then {describe(error)}", retry) from None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    message = answer.get("msg") if isinstance(answer, dict) else None
+    said = f"{node_url} answered HTTP {response.status_code}" + (f": {message}" if message else "")
+    if response.status_code >= 500:
+        raise _may_have_been_made(said, retry)
+    if response.status_code not in (200, 201) or not isinstance(answer, dict):
+        raise fail(said)
+    parts = answer.get("requests", [])
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+    else:
+        table = Table("node", "datasets", "status", "request", "why")
+        for part in parts:
+            made = part.get("request") or {}
+            table.add_row(
+                part["node"],
+                ", ".join(part.get("datasets", [])),
+                part["status"],
+                f"{made.get('id', '')} ({made.get('status', '')})" if made else "-",
+                part.get("reason") or "-",
+            )
+        console.print(table)
+    if any(part["status"] == UNKNOWN for part in parts):
+        raise _may_have_been_made("some nodes were sent their part and did not say what became of it", retry)
+    if not answer.get("complete"):
+        raise typer.Exit(1)
+
+
+def _may_have_been_made(what: str, retry: str) -> typer.Exit:
+    """Exit ``MAYBE_MADE``, saying what happened and the command that sends the request again under its key."""
+    errors.print(f"{what}: the request may have been made.", markup=False, highlight=False, soft_wrap=True)
+    errors.print(f"Sending it again is safe (made at most once at each node):\n  {retry}", markup=False, soft_wrap=True)
+    return typer.Exit(MAYBE_MADE)
