@@ -193,11 +193,14 @@ def gzip_not_bgzf(tmp_path: Path) -> Path:
         (gzip_not_bgzf, "BGZF"),
     ],
 )
-def test_a_bad_file_publishes_nothing_of_the_batch(node: Node, tmp_path: Path, make_bad, message: str) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_bad_file_publishes_nothing_of_the_batch(
+    node: Node, tmp_path: Path, make_bad, message: str, jobs: int
+) -> None:
     make_dataset(node)
     bad = make_bad(tmp_path)
     with pytest.raises(InvalidInput, match=message):
-        build_ingestor(node).ingest("cohort1", [BAM, bad])
+        build_ingestor(node).ingest("cohort1", [BAM, bad, VCF], jobs=jobs)
     assert DatasetService(node.database).objects("cohort1") == []
     staging = node.objects.staging_dir()
     assert list(staging.iterdir()) == []

@@ -189,8 +189,20 @@ def ingest(
     files: Annotated[list[Path], typer.Argument(help="VCF/BCF/BAM/CRAM files.", exists=True, dir_okay=False)],
     data_dir: DataDir = Path("node"),
     engine: IndexEngine = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Files validated, de-identified and encrypted at once, each in a worker process "
+            "(default: the cores, at most 4).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Validate, de-identify, encrypt, index and publish files; all of them or none."""
+    from genoshare.ingest.workers import default_jobs
     from genoshare.node import build_ingestor
 
     node = open_node(data_dir)
@@ -210,7 +222,7 @@ def ingest(
             metrics.progress(name, stage, done, total)
 
         with reported(), metrics.ingest(len(files)):
-            result = build_ingestor(node, engine).ingest(dataset_id, files, progress)
+            result = build_ingestor(node, engine).ingest(dataset_id, files, progress, jobs=jobs or default_jobs())
             metrics.published(len(result.published), len(result.unchanged))
     for row in result.published:
         console.print(f"published [bold]{row.id}[/] ({row.format}, {row.size:,} bytes, sha256 {row.sha256[:12]}…)")

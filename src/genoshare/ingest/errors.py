@@ -12,3 +12,8 @@ class IngestError(InvalidInput):
         location = f" ({where})" if where else ""
         super().__init__(f"{path.name}{location}: {problem}")
         self.path = path
+        self.problem, self.where = problem, where
+
+    def __reduce__(self) -> tuple[type[IngestError], tuple[Path, str, str | None]]:
+        """Rebuilt from its parts when a worker process sends it to the ingesting one."""
+        return type(self), (self.path, self.problem, self.where)
