@@ -17,7 +17,7 @@ from genoshare.crypt.files import EncryptedFile
 from genoshare.datasets.service import DatasetService, NewDataset
 from genoshare.errors import Conflict, InvalidInput
 from genoshare.ingest.errors import IngestError
-from genoshare.node import Node, build_ingestor
+from genoshare.node import Node, build_ingestor, build_lifecycle
 from genoshare.store.models import ObjectParticipant, Participant
 
 from support import HTSGET_DATA, pseudonyms_by_source
@@ -316,3 +316,18 @@ def test_reads_no_sample_can_own_are_refused(node: Node, tmp_path: Path, groups:
     with pytest.raises(IngestError, match=rf"record \d\): .*{message}"):
         build_ingestor(node).ingest("cohort1", [two_sample_bam(tmp_path / "mixed.bam", groups)])
     assert DatasetService(node.database).objects("cohort1") == []
+
+
+def test_what_a_failing_store_took_before_it_failed_is_left_to_the_sweep(node: Node) -> None:
+    """The file's bytes are stored, then its index cannot be: nothing is published, and nothing stays unrecorded."""
+    make_dataset(node, pseudonymise=False)
+    obstacle = node.objects.staging_dir().parent / "indexes"
+    obstacle.write_text("a file where the store keeps its index folders")
+    with pytest.raises(OSError):
+        build_ingestor(node).ingest("cohort1", [BAM])
+    assert DatasetService(node.database).objects("cohort1") == []
+    [stored] = node.objects.keys("blobs/")
+    obstacle.unlink()  # the store works again
+    swept = build_lifecycle(node).sweep("steward")
+    assert stored in swept.done and swept.left == []
+    assert node.objects.keys("blobs/") == []

@@ -144,13 +144,13 @@ class Ingestor:
         if not staged:
             return
         # A second name for each staged file: ``put`` consumes it, and skips storing bytes already there.
-        spares = {}
-        for item in staged:
-            for path, key in ((item.file.blob, item.row.blob_key), (item.file.index, item.row.index_key or "")):
-                spares[key] = path.with_name(path.name + ".spare")
-                link_or_copy(path, spares[key])
-                self.objects.put(path, key)
+        spares: dict[str, Path] = {}
         try:
+            for item in staged:
+                for path, key in ((item.file.blob, item.row.blob_key), (item.file.index, item.row.index_key or "")):
+                    spares[key] = path.with_name(path.name + ".spare")
+                    link_or_copy(path, spares[key])
+                    self.objects.put(path, key)
             with self.database.session() as session:
                 for item in staged:
                     self._check_names_free(session, item)
@@ -167,14 +167,16 @@ class Ingestor:
                 for key, spare in spares.items():
                     if not self.objects.exists(key):
                         self.objects.put(spare, key)
-        except (IntegrityError, Conflict) as error:
-            # Nothing is published: what was stored for it is left to ``genoshare objects sweep`` (which keeps
-            # bytes that published data uses), never unrecorded at rest.
-            with self.database.session() as session:
-                session.add_all(
-                    PendingRemoval(key=key, kind="object", removal=f"ingest/{dataset_id}") for key in spares
-                )
-            if isinstance(error, Conflict):
+        except BaseException as error:
+            # Nothing is published (a conflict, a failing store or database, Ctrl-C): what was stored for it is
+            # left to ``genoshare objects sweep`` (which keeps bytes that published data uses), never
+            # unrecorded at rest.
+            if spares:
+                with self.database.session() as session:
+                    session.add_all(
+                        PendingRemoval(key=key, kind="object", removal=f"ingest/{dataset_id}") for key in spares
+                    )
+            if not isinstance(error, IntegrityError):
                 raise
             raise Conflict(
                 f"another ingest or a deletion changed dataset {dataset_id} meanwhile; nothing was published "
