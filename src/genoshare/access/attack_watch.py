@@ -1,25 +1,31 @@
 """Sessions that look like a membership attack, flagged to the steward from the node's own answers (issue 17).
 
-A rarest-first walk over one person's genome (Raisaro et al. 2017) and a likelihood-ratio build-up on one
-person (Shringarpure & Bustamante 2015) both ask about many rare alleles that one and the same member of the
-dataset carries, and nothing else; a benign researcher's questions on rare alleles spread over many members,
-and a clinician screening one patient's candidate variants asks mostly about alleles the dataset does not
-hold. The node knows the carriers and the count of every allele it answers about, so it keeps, per person and
-dataset, the evidence a walk would have built up: each question on an allele with at most ``rare_max_count``
-copies, absent ones included, weighs what a "yes" on it is worth to someone testing a carrier's membership
-(``spend_cost``, the nats the privacy budget charges: 0.46 for a singleton or an absent allele, 0.15 for two
-copies, under 0.02 from four). The weight adds to every carrier's evidence and to the person's total. The
-person is flagged once one member's evidence reaches ``min_evidence`` and ``min_share`` of the total plus a
-small ``prior`` (so a session's first question or two alone are no pattern).
+A rarest-first walk over one person's genome (Raisaro et al. 2017) asks about many rare alleles that one and
+the same member of the dataset carries, and nothing else; a likelihood-ratio build-up on one person
+(Shringarpure & Bustamante 2015) asks that member's alleles in any order, mostly common ones. A benign
+researcher's questions on rare alleles spread over many members, and a clinician screening one patient's
+candidate variants asks mostly about alleles the dataset does not hold. The node knows the carriers and the
+count of every allele it answers about, so it keeps, per person and dataset, two sums a walk builds up:
 
-- A walk over a member: every question is that member's allele, the share is 1, and the flag comes on about
-  the second or third question, with about half of the member's budget spent (docs/privacy.md).
-- A screen of one patient's novel variants: about half are absent from the dataset, so the share stays low
-  even though the patient's relatives in the dataset carry many of the rest (asking those is a walk over the
-  relative's shared segments, which the node cannot tell from an attack); only a screen that opens on such a
-  segment, before any absent candidate, is flagged.
-- An attacker who knows the rule can keep under the share with made-up decoy alleles (one per four real
-  questions at a share of 0.8); the harness measures how much power that attacker keeps.
+- **evidence**: each question on an allele with at most ``rare_max_count`` copies, absent ones included,
+  weighs what a "yes" on it is worth to someone testing a carrier's membership (``spend_cost``, the nats the
+  privacy budget charges: 0.46 for a singleton or an absent allele, 0.15 for two copies, under 0.02 from
+  four). The weight adds to every carrier's evidence and to the person's total. The person is flagged once
+  one member's evidence reaches ``min_evidence`` and ``min_share`` of the total plus a small ``prior`` (so a
+  session's first question or two alone are no pattern): a rarest-first walk, at its second or third
+  question, with about half of the member's budget spent (docs/privacy.md);
+- **hits**: each question on an allele with at most ``watch_max_count`` copies (absent ones included) counts
+  one hit for every carrier. The person is flagged once one member has ``min_hits`` hits and
+  ``min_hit_share`` of the person's watched questions: a walk in any order, whose alleles with a few dozen
+  copies come up every few dozen questions, each one too common to weigh as evidence, but all of them the
+  member's. It comes long before the walk has spent any of the member's budget.
+
+A screen of one patient's novel variants holds about half absent from the dataset, so both shares stay low
+even though the patient's relatives in the dataset carry many of the rest (asking those is a walk over the
+relative's shared segments, which the node, not seeing positions, cannot tell from an attack); only a
+screen that opens on such a segment, before any absent candidate, is flagged. An attacker who knows the
+rule can keep under both shares with made-up decoy alleles (one per four real questions at a share of
+0.8); the harness measures how much power that attacker keeps.
 
 Questions are counted whatever the answer: randomised response and budget exclusions hide the member from
 the asker, not from the node. Repeats are answered from the cache and not counted again. The counts of
@@ -41,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -82,25 +88,56 @@ class WatchRule:
     prior: float = 0.15
     #: Alleles with at most this many copies in the dataset are rare; absent ones (0) are counted too.
     rare_max_count: int = 5
+    #: Questions on alleles with at most this many copies (absent ones included) are counted for ``min_hits``.
+    watch_max_count: int = 50
+    #: A walk in any order: this many of the person's watched questions on alleles one member carries ...
+    min_hits: int = 8
+    #: ... and this share of all their watched questions.
+    min_hit_share: float = 0.9
 
     def counted(self, allele_count: int) -> bool:
-        return 0 <= allele_count <= self.rare_max_count
+        return 0 <= allele_count <= max(self.rare_max_count, self.watch_max_count)
 
     def weight(self, allele_count: int) -> float:
-        """What a question on this allele adds: an absent allele weighs as a singleton, as the asker saw it."""
-        return spend_cost(max(allele_count, 1))
+        """What a question on this allele adds to the evidence.
 
-    def trips(self, top: float, total: float) -> bool:
-        """Whether one member's evidence ``top``, of the person's ``total``, is a walk over that member."""
+        An absent allele weighs as a singleton, as the asker saw it; one with more than ``rare_max_count``
+        copies weighs nothing (it counts as a hit only).
+        """
+        return spend_cost(max(allele_count, 1)) if allele_count <= self.rare_max_count else 0.0
+
+    def trips(self, counts: WatchCounts) -> bool:
+        """Whether the counts after a question are a walk over one member (``WatchCounts``).
+
+        Either one member's evidence is most of the person's (a rarest-first walk, from its second or third
+        question), or most of the person's watched questions are about alleles one member carries (a walk in
+        any order: the member's alleles with a few dozen copies come up every few dozen questions, each one
+        too common to weigh as evidence, but a benign session's spread over many members).
+        """
+        return self._by_evidence(counts) or self._by_hits(counts)
+
+    def _by_evidence(self, counts: WatchCounts) -> bool:
+        _, total, _, top, _ = counts
         return top >= self.min_evidence - _LEEWAY and top >= self.min_share * (total + self.prior) - _LEEWAY
 
-    def reason(self, top_hits: int, rare_questions: int, top: float, total: float) -> str:
+    def _by_hits(self, counts: WatchCounts) -> bool:
+        questions, _, _, _, most = counts
+        return most >= self.min_hits and most >= self.min_hit_share * questions - _LEEWAY
+
+    def reason(self, counts: WatchCounts) -> str:
         """Why, in plain words, for the steward."""
+        questions, total, top_hits, top, most = counts
+        if self._by_evidence(counts):
+            return (
+                f"{top_hits} of this person's {questions} questions about rare or absent variants (at most "
+                f"{self.watch_max_count} copies in the dataset) were about variants that one and the same "
+                f"participant carries ({top:.2f} of their {total:.2f} nats of evidence): the pattern of someone "
+                "checking whether a genome they hold is in the dataset"
+            )
         return (
-            f"{top_hits} of this person's {rare_questions} questions about rare or absent variants (at most "
-            f"{self.rare_max_count} copies in the dataset) were about variants that one and the same participant "
-            f"carries ({top:.2f} of their {total:.2f} nats of evidence): the pattern of someone checking whether a "
-            "genome they hold is in the dataset"
+            f"{most} of this person's {questions} questions about rare or absent variants (at most "
+            f"{self.watch_max_count} copies in the dataset) were about variants that one and the same participant "
+            "carries: the pattern of someone checking whether a genome they hold is in the dataset"
         )
 
 
@@ -122,6 +159,8 @@ class SessionWatch:
     def __init__(self, rule: WatchRule) -> None:
         self.rule = rule
         self.evidence: dict[int, float] = {}
+        self.hits: dict[int, int] = {}
+        self.questions = 0
         self.total = 0.0
         self.flagged = False
 
@@ -130,12 +169,16 @@ class SessionWatch:
         if self.flagged or not self.rule.counted(allele_count):
             return False
         weight = self.rule.weight(allele_count)
+        self.questions += 1
         self.total += weight
-        top = 0.0
+        top, top_hits, most = 0.0, 0, 0
         for member in carriers:
             evidence = self.evidence[member] = self.evidence.get(member, 0.0) + weight
-            top = max(top, evidence)
-        self.flagged = self.rule.trips(top, self.total)
+            hits = self.hits[member] = self.hits.get(member, 0) + 1
+            if (evidence, hits) > (top, top_hits):
+                top, top_hits = evidence, hits
+            most = max(most, hits)
+        self.flagged = self.rule.trips((self.questions, self.total, top_hits, top, most))
         return self.flagged
 
 
@@ -183,13 +226,13 @@ COUNT_CTES_POSTGRESQL = """
         SET hits = privacy_watch_hits.hits + 1, evidence = privacy_watch_hits.evidence + :w
         RETURNING hits, evidence
     ), top AS (
-        SELECT hits, evidence FROM hit ORDER BY evidence DESC LIMIT 1
+        SELECT hits, evidence FROM hit ORDER BY evidence DESC, hits DESC LIMIT 1
     )
 """
 #: What the counting returns (``WatchCounts``, with the flag's time first): columns of the statement's result.
 COUNT_RESULT_POSTGRESQL = """
     (SELECT rare_questions FROM watched), (SELECT evidence FROM watched), (SELECT flagged_at FROM watched),
-    (SELECT hits FROM top), (SELECT evidence FROM top)
+    (SELECT hits FROM top), (SELECT evidence FROM top), (SELECT max(hits) FROM hit)
 """
 _COUNT_POSTGRESQL = text(
     f"WITH {COUNT_CTES_POSTGRESQL.format(when='TRUE')} "
@@ -197,9 +240,9 @@ _COUNT_POSTGRESQL = text(
 )
 
 
-#: After a question: the person's rare questions and their total weight, and the hits and evidence of the
-#: member with the most evidence among the question's carriers.
-WatchCounts = tuple[int, float, int, float]
+#: After a question: the person's watched questions and their total weight, the hits and evidence of the
+#: member with the most evidence among the question's carriers, and the most hits any of them has.
+WatchCounts = tuple[int, float, int, float, int]
 
 
 def watch_counts(row: Sequence[Any]) -> WatchCounts | None:
@@ -207,10 +250,10 @@ def watch_counts(row: Sequence[Any]) -> WatchCounts | None:
 
     Nothing is left when the person is flagged already, or the question had no carrier.
     """
-    rare, total, flagged_at, top_hits, top = row
+    rare, total, flagged_at, top_hits, top, most = row
     if flagged_at is not None or top is None:
         return None
-    return int(rare), float(total), int(top_hits), float(top)
+    return int(rare), float(total), int(top_hits), float(top), int(most)
 
 
 class SqlAttackWatch:
@@ -244,7 +287,7 @@ class SqlAttackWatch:
 
     def judge(self, rule: WatchRule, principal: str, account: str, dataset_id: str, counts: WatchCounts) -> Flag | None:
         """The flag, if the counts a Beacon answer's own write made (``COUNT_CTES_POSTGRESQL``) trip the rule."""
-        if not rule.trips(counts[3], counts[1]):
+        if not rule.trips(counts):
             return None
         assert self._autocommit is not None, "only PostgreSQL counts with the answer's write"
         with self._autocommit.connect() as connection:
@@ -266,16 +309,18 @@ class SqlAttackWatch:
         with self.database.engine.begin() as connection:
             for dataset_id, rare, total in connection.execute(watched).all():
                 rule = rules.get(dataset_id)
+                these = (_HITS.c.principal == principal) & (_HITS.c.dataset_id == dataset_id)
                 top = connection.execute(
                     select(_HITS.c.hits, _HITS.c.evidence)
-                    .where(_HITS.c.principal == principal, _HITS.c.dataset_id == dataset_id)
-                    .order_by(_HITS.c.evidence.desc())
+                    .where(these)
+                    .order_by(_HITS.c.evidence.desc(), _HITS.c.hits.desc())
                     .limit(1)
                 ).first()
                 if rule is None or top is None:
                     continue
+                most = connection.execute(select(func.max(_HITS.c.hits)).where(these)).scalar_one()
                 ids = {"p": principal, "d": dataset_id}
-                counts = (int(rare), float(total), int(top[0]), float(top[1]))
+                counts = (int(rare), float(total), int(top[0]), float(top[1]), int(most))
                 flag = self._flag(connection, rule, ids, account, counts, note)
                 if flag is not None:
                     flags.append(flag)
@@ -327,8 +372,9 @@ class SqlAttackWatch:
                     ],
                 )
                 hits.update(dict.fromkeys(fresh, (1, weight)))
-            top_hits, top = max(hits.values(), key=lambda hit: hit[1])
-            return self._flag(connection, rule, ids, account, (rare, total, top_hits, top))
+            top_hits, top = max(hits.values(), key=lambda hit: (hit[1], hit[0]))
+            most = max(hit[0] for hit in hits.values())
+            return self._flag(connection, rule, ids, account, (rare, total, top_hits, top, most))
 
     def _count_postgresql(
         self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int], weight: float
@@ -338,7 +384,7 @@ class SqlAttackWatch:
         durability = "on" if self.wait_for_disk else "off"
         with self._autocommit.connect() as connection:
             counting = {**ids, "w": weight, "carriers": members, "synchronous_commit": durability}
-            counts = watch_counts(connection.execute(_COUNT_POSTGRESQL, counting).one()[:5])
+            counts = watch_counts(connection.execute(_COUNT_POSTGRESQL, counting).one()[:6])
             return None if counts is None else self._flag(connection, rule, ids, account, counts)
 
     @staticmethod
@@ -346,14 +392,14 @@ class SqlAttackWatch:
         connection: Connection, rule: WatchRule, ids: dict[str, str], account: str, counts: WatchCounts, note: str = ""
     ) -> Flag | None:
         """The flag, written once, if the counts after this question trip the rule; ``note`` ends its reason."""
-        rare, total, top_hits, top = counts
-        if not rule.trips(top, total):
+        rare, _, top_hits, _, most = counts
+        if not rule.trips(counts):
             return None
-        why = (rule.reason(top_hits, rare, top, total) + note)[:_REASON_LENGTH]
-        flagging = {**ids, "at": datetime.now(UTC), "account": account, "top": top_hits, "why": why}
+        why = (rule.reason(counts) + note)[:_REASON_LENGTH]
+        flagging = {**ids, "at": datetime.now(UTC), "account": account, "top": max(top_hits, most), "why": why}
         if connection.execute(_FLAG, flagging).rowcount != 1:
             return None  # another worker raised it first
-        return Flag(ids["p"], account, ids["d"], top_hits, rare, why)
+        return Flag(ids["p"], account, ids["d"], max(top_hits, most), rare, why)
 
 
 def merge_counts(session: Session, keep: str, gone: str) -> None:

@@ -55,7 +55,14 @@ def _false_alarms(cohort: AttackCohort, sessions: list[np.ndarray], rule: WatchR
 
 
 def rule_summary(rule: WatchRule) -> dict[str, float]:
-    return {"min_evidence": rule.min_evidence, "min_share": rule.min_share, "prior": rule.prior}
+    return {
+        "min_evidence": rule.min_evidence,
+        "min_share": rule.min_share,
+        "prior": rule.prior,
+        "watch_max_count": rule.watch_max_count,
+        "min_hits": rule.min_hits,
+        "min_hit_share": rule.min_hit_share,
+    }
 
 
 def detection(
@@ -96,17 +103,19 @@ def adaptive_plan(rule: WatchRule, queries: int) -> np.ndarray:
     """Which of ``queries`` questions are real (True) for the attacker who knows the rule; the rest are decoys.
 
     The attacker cannot see the counts, so it pads as if every real question were a singleton of the target
-    (the heaviest a present allele weighs): before its ``k``-th real question, enough decoys (made-up
-    alleles, absent, each weighing as a singleton) that ``k`` singletons stay under ``min_share`` of the total
-    plus the prior. The pattern is the same for every target.
+    (the heaviest a present allele weighs, and a hit): before its ``k``-th real question, enough decoys
+    (made-up alleles, absent, each weighing as a singleton and a question) that ``k`` singletons stay under
+    ``min_share`` of the total plus the prior, and ``k`` hits under ``min_hit_share`` of the questions. The
+    pattern is the same for every target.
     """
     heaviest = rule.weight(1)
     real = np.zeros(queries, dtype=bool)
     decoys = asked = 0
     for i in range(queries):
-        # Decoys needed so that the next real question, a singleton, leaves the share under the rule's.
-        needed = ((asked + 1) * heaviest * (1 - rule.min_share) / rule.min_share - rule.prior) / heaviest
-        if decoys > needed:
+        # Decoys needed so that the next real question, a singleton, leaves both shares under the rule's.
+        by_evidence = ((asked + 1) * heaviest * (1 - rule.min_share) / rule.min_share - rule.prior) / heaviest
+        by_hits = (asked + 1) * (1 - rule.min_hit_share) / rule.min_hit_share if asked + 1 >= rule.min_hits else -1
+        if decoys > max(by_evidence, by_hits):
             real[i] = True
             asked += 1
         else:
@@ -167,8 +176,11 @@ def adaptive(
     return report
 
 
-#: The node default's rule is measured beside these neighbours: a flag later, and one with a looser share.
-NEIGHBOURS = (WatchRule(min_evidence=0.9), WatchRule(min_share=0.6))
+#: The rule before the hits test: evidence on alleles with at most ``rare_max_count`` copies only.
+EVIDENCE_ONLY = WatchRule(watch_max_count=WatchRule.rare_max_count, min_hits=2**31 - 1)
+#: The node default's rule is measured beside these neighbours: the evidence alone (the rule before), a
+#: hits test that flags sooner, and one with a looser share of hits.
+NEIGHBOURS = (EVIDENCE_ONLY, WatchRule(min_hits=6), WatchRule(min_hit_share=0.8))
 
 
 def detection_table(flags: list[dict[str, object]], adaptive_report: dict[str, object] | None = None) -> str:
@@ -178,11 +190,18 @@ def detection_table(flags: list[dict[str, object]], adaptive_report: dict[str, o
         rule = f["rule"]
         assert isinstance(rule, dict)
         default = " (node default)" if f["node_default"] else ""
-        heads.append(f"{rule['min_evidence']:g} nats, share {rule['min_share']:g}{default}")
+        hits = (
+            f"; {rule['min_hits']:g} hits, share {rule['min_hit_share']:g} (<= {rule['watch_max_count']:g} copies)"
+            if rule["min_hits"] < 2**31 - 1
+            else "; no hits test"
+        )
+        heads.append(f"{rule['min_evidence']:g} nats, share {rule['min_share']:g}{hits}{default}")
     lines = [
         "Rule: flag a person once the questions on rare or absent alleles (<= 5 copies), each weighing what a "
         '"yes" on it is worth (0.46 nats for a singleton or an absent allele), give one member at least this '
-        "evidence and this share of the person's total (+ 0.15); answers are not read.",
+        "evidence and this share of the person's total (+ 0.15); or once one member carries the alleles of at "
+        "least this many of the person's questions on alleles with few copies (absent ones included) and this "
+        "share of them; answers are not read.",
         "",
         "| sessions | " + " | ".join(heads) + " |",
         "|---|" + "---|" * len(flags),
