@@ -51,12 +51,12 @@ def wait_for_staging(node: Node, process: subprocess.Popen[bytes]) -> None:
 
 
 def workers_of(pid: int) -> list[int]:
-    """The ingest's worker processes (spawned Pythons), not the resource tracker beside them."""
+    """The ingest's worker processes (``python -m genoshare.ingest.workers``)."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return []
-    return [int(child) for child in children if b"spawn_main" in _cmdline(int(child))]
+    return [int(child) for child in children if b"genoshare.ingest.workers" in _cmdline(int(child))]
 
 
 def wait_for_workers(node: Node, process: subprocess.Popen[bytes], count: int) -> list[int]:
@@ -83,7 +83,7 @@ def assert_gone(pids: list[int]) -> None:
     deadline = time.monotonic() + 10
     alive = pids
     while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if b"spawn_main" in _cmdline(pid)]
+        alive = [pid for pid in alive if b"genoshare.ingest.workers" in _cmdline(pid)]
         time.sleep(0.05)
     assert alive == [], f"worker processes outlived the ingest: {alive}"
 

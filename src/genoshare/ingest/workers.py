@@ -10,25 +10,29 @@ Not ``concurrent.futures``: when one file fails, or at Ctrl-C, the other files' 
 work is thrown away anyway), and a worker that dies (killed, out of memory) must be reported by the file it
 was staging; Python 3.11's executor can neither kill its workers nor say which task a dead worker held.
 
-Workers are started with ``spawn`` (the ingesting process has threads: a progress display, database
-pools), ignore Ctrl-C (the ingesting process stops them), and die with the ingesting process, ``kill -9``
-included, so nothing writes into staging after it is gone; what they wrote there is swept by the next ingest
+Workers are Python processes of their own (``python -m genoshare.ingest.workers``), not ``multiprocessing``
+children: ``spawn`` would run the ingesting program's main module again in each (the ``genoshare`` script
+imports the whole CLI, a benchmark its whole harness: seconds of CPU per worker), and ``fork`` would copy a
+process with threads (a progress display, database pools). A worker talks over a socket pair, ignores Ctrl-C
+(the ingesting process stops it) and dies with the ingesting process, ``kill -9`` included, so nothing
+writes into staging after it is gone; what it wrote there is swept by the next ingest
 (``ObjectStore.sweep_staging``).
 """
 
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import pickle
 import signal
+import socket
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from genoshare.errors import GenoshareError
@@ -67,7 +71,7 @@ def stage_all(
 
 @dataclass
 class _Worker:
-    process: BaseProcess
+    process: subprocess.Popen[bytes]
     connection: Connection
     #: The index (in ``paths``) of the file it is staging, or None when idle.
     task: int | None = None
@@ -76,36 +80,42 @@ class _Worker:
 def _in_workers(
     context: StageContext, paths: Sequence[Path], known: Collection[str], jobs: int, progress: StageProgress | None
 ) -> list[Outcome]:
-    spawn = multiprocessing.get_context("spawn")
     outcomes: dict[int, Outcome] = {}
     waiting = list(range(len(paths)))[::-1]
     workers: list[_Worker] = []
     try:
         for _ in range(jobs):
-            ours, theirs = spawn.Pipe()
-            process = spawn.Process(
-                target=_work, args=(theirs, context, frozenset(known), os.getpid()), name="genoshare-ingest-worker"
-            )
-            process.start()
-            theirs.close()
-            workers.append(_Worker(process, ours))
-        for worker in workers:
-            _give(worker, waiting, paths)
+            workers.append(_start(context, frozenset(known)))
+            _give(workers[-1], waiting, paths)
         while len(outcomes) < len(paths):
-            busy = [worker for worker in workers if worker.task is not None]
-            ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy])
-            for worker in busy:
-                if worker.connection in ready or worker.process.sentinel in ready:
-                    _receive(worker, paths, outcomes, progress)
-                    if worker.task is None:
-                        _give(worker, waiting, paths)
+            busy = {worker.connection: worker for worker in workers if worker.task is not None}
+            for connection in wait(list(busy)):
+                worker = busy[connection]  # type: ignore[index]
+                _receive(worker, paths, outcomes, progress)
+                if worker.task is None:
+                    _give(worker, waiting, paths)
     finally:
         for worker in workers:
-            if worker.process.is_alive():
-                worker.process.kill()  # staging of other files, now thrown away
-            worker.process.join()
-            worker.connection.close()
+            worker.connection.close()  # an idle worker reads the end and exits
+            if worker.task is not None:
+                worker.process.kill()  # staging a file of a batch that will not be published
+            worker.process.wait()
     return [outcomes[index] for index in range(len(paths))]
+
+
+def _start(context: StageContext, known: frozenset[str]) -> _Worker:
+    ours, theirs = socket.socketpair()
+    with theirs:
+        process = subprocess.Popen(  # noqa: S603 - our interpreter and our own module
+            [sys.executable, "-m", "genoshare.ingest.workers", str(theirs.fileno()), str(os.getpid())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            # The modules this process found (a benchmark or a test may add to its path), the worker finds.
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)},
+        )
+    worker = _Worker(process, Connection(ours.detach()))
+    worker.connection.send((context, known))
+    return worker
 
 
 def _give(worker: _Worker, waiting: list[int], paths: Sequence[Path]) -> None:
@@ -123,10 +133,10 @@ def _receive(
     while True:
         try:
             if not worker.connection.poll():
-                break
+                return
             kind, payload = worker.connection.recv()
         except (EOFError, OSError):
-            break  # the worker is gone: said below
+            break
         if kind == "failed":
             raise payload
         if kind == "progress":
@@ -135,26 +145,26 @@ def _receive(
             continue
         outcomes[worker.task], worker.task = payload, None
         return
-    if not worker.process.is_alive():
-        worker.process.join()
-        code = worker.process.exitcode or 0
-        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        raise IngestError(path, f"the worker process staging it died ({how}); nothing was published")
+    code = worker.process.wait()
+    how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+    raise IngestError(path, f"the worker process staging it died ({how}); nothing was published")
 
 
-def _work(connection: Connection, context: StageContext, known: frozenset[str], parent: int) -> None:
+def _work(descriptor: int, parent: int) -> None:
     """A worker's life: stage the files it is sent until the ingesting process closes its end."""
     _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    connection = Connection(descriptor)
+    context, known = connection.recv()
+
+    def report(name: str, stage: str, done: int, total: int) -> None:
+        connection.send(("progress", (name, stage, done, total)))
+
     while True:
         try:
             path = connection.recv()
         except EOFError:
             return
-
-        def report(name: str, stage: str, done: int, total: int) -> None:
-            connection.send(("progress", (name, stage, done, total)))
-
         try:
             outcome = stage_file(context, path, known, report)
         except Exception as error:  # raised by the ingesting process, as the serial path raises it
@@ -180,13 +190,16 @@ def _die_with(parent: int) -> None:
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     else:
-        threading.Thread(target=_exit_with_parent, daemon=True).start()
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     if os.getppid() != parent:  # it ended before the line above took effect
         os._exit(1)
 
 
-def _exit_with_parent() -> None:
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        wait([parent.sentinel])
-        os._exit(1)
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    _work(int(sys.argv[1]), int(sys.argv[2]))
