@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -133,13 +133,16 @@ class _GatedSession:
 class _GatedState:
     """``PrivacyState`` for the oracle: one gated session per person; no linking (fresh identities)."""
 
-    def __init__(self, gate: ShareGate) -> None:
-        self.gate = gate
+    def __init__(self, new_session: Callable[[], _GatedSession]) -> None:
+        self.new_session = new_session
         self.sessions: dict[tuple[str, str], _GatedSession] = {}
 
     @contextmanager
     def session(self, principal: str, dataset_id: str) -> Iterator[_GatedSession]:
-        yield self.sessions.setdefault((principal, dataset_id), _GatedSession(self.gate))
+        key = (principal, dataset_id)
+        if key not in self.sessions:
+            self.sessions[key] = self.new_session()
+        yield self.sessions[key]
 
     def principal_of(self, account: str) -> str | None:
         return None
@@ -149,11 +152,21 @@ class _GatedState:
 
 
 class GatedBeacon(GuardedBeacon):
-    """The oracle (the node's ``PrivacyGuard``, same coin and order) with the share gate on its budget."""
+    """The oracle (the node's ``PrivacyGuard``, same coin and order) with the share gate on its budget.
 
-    def __init__(self, cohort: AttackCohort, settings: PrivacySettings, gate: ShareGate, seed: int) -> None:
+    ``new_session``: the gated session each person gets (a subclass of the gate's, ``flag_gated``).
+    """
+
+    def __init__(
+        self,
+        cohort: AttackCohort,
+        settings: PrivacySettings,
+        gate: ShareGate,
+        seed: int,
+        new_session: Callable[[], _GatedSession] | None = None,
+    ) -> None:
         super().__init__(cohort, settings, seed)
-        self.state = _GatedState(gate)
+        self.state = _GatedState(new_session or (lambda: _GatedSession(gate)))
         self.guard.state = self.state  # type: ignore[assignment]
 
     def answer(self, caller: Caller, site: int) -> bool:
@@ -197,6 +210,53 @@ def walk_positions(ratio: int, queries: int) -> np.ndarray:
 #: Decoys per walk question the diluting attacker tries (0: the plain rarest-first walk, A2).
 RATIOS = (0, 3, 9, 24)
 
+#: An attack's sessions (targets x questions) and which of the questions are its walk's (scored); the rest
+#: are decoys, asked to change what the defence sees and not scored.
+Padded = tuple[np.ndarray, np.ndarray]
+
+
+def padded_attacks(
+    cohort: AttackCohort, plans: QueryPlans, queries: int, seed: int, ratios: Sequence[int]
+) -> dict[str, Padded]:
+    """A1 (every question scored) and the rarest-first walk diluted at each of ``ratios`` (``diluted_plan``)."""
+    attacks: dict[str, Padded] = {"A1": (plans.a1[:, :queries], np.ones(queries, dtype=bool))}
+    for r in ratios:
+        on_walk = np.arange(queries) % (r + 1) == r
+        attacks[f"A2 with {r} decoys"] = (diluted_plan(cohort, plans.a2[:, :queries], r, queries, seed), on_walk)
+    return attacks
+
+
+def asked_or_cached(stored: Path | None, ask: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays ``ask()`` returns, read back from ``stored`` if a run asked them before (written when in)."""
+    if stored is not None and stored.exists():
+        with np.load(stored) as arrays:
+            return {k: arrays[k] for k in arrays.files}
+    answers = ask()
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(stored.with_suffix(".tmp.npz"), **answers)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
+        stored.with_suffix(".tmp.npz").replace(stored)
+    return answers
+
+
+def best_response_padded(
+    cohort: AttackCohort, settings: PrivacySettings, attacks: dict[str, Padded], answers: dict[str, np.ndarray]
+) -> dict[str, object]:
+    """The cross-fitted best response (``harness._best_response``) over ``attacks``, scored on walk questions.
+
+    After q questions an attack's score is its walk's after the walk questions among them (0 before any), so
+    the attacker's choice of length counts its decoys against the question budget.
+    """
+    n = cohort.config.n_targets
+    queries = next(iter(attacks.values()))[0].shape[1]
+    matrices: dict[tuple[str, float], np.ndarray] = {}
+    for attack, (sessions, on_walk) in attacks.items():
+        for delta in DELTAS:
+            walked = scores(answers[attack][:, on_walk], sessions[:, on_walk], cohort, settings, delta)
+            padded = np.concatenate([np.zeros((2 * n, 1)), walked], axis=1)
+            matrices[attack, delta] = padded[:, np.cumsum(on_walk)]
+    return _best_response(matrices, n, queries)
+
 
 def measure_gated(
     cohort: AttackCohort,
@@ -216,46 +276,29 @@ def measure_gated(
     """
     name = f"oracle, {gate.name}, ratios {list(ratios)}"
     key = cache_key(cohort, plans, settings, queries, seed, name)
-    n = cohort.config.n_targets
-    a2_walks = plans.a2[:, :queries]
-    asked = {"A1": plans.a1[:, :queries]}
-    asked.update({f"A2 with {r} decoys": diluted_plan(cohort, a2_walks, r, queries, seed) for r in ratios})
-    stored = None if cache is None else cache / f"{key}.npz"
-    if stored is not None and stored.exists():
-        with np.load(stored) as arrays:
-            answers = {k: arrays[k] for k in arrays.files}
-    else:
+    attacks = padded_attacks(cohort, plans, queries, seed, ratios)
+
+    def ask() -> dict[str, np.ndarray]:
         beacon = GatedBeacon(cohort, settings, gate, seed)
         answers = {
-            attack: np.stack([beacon.session(f"{attack}-target-{t}", plan[t]) for t in range(2 * n)])
-            for attack, plan in asked.items()
+            attack: np.stack([beacon.session(f"{attack}-target-{t}", s) for t, s in enumerate(sessions)])
+            for attack, (sessions, _) in attacks.items()
         }
         answers["benign"] = beacon.session("benign-researcher", plans.benign_session)
-        if stored is not None:
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(stored.with_suffix(".tmp.npz"), **answers)
-            stored.with_suffix(".tmp.npz").replace(stored)
-    matrices: dict[tuple[str, float], np.ndarray] = {}
-    for delta in DELTAS:
-        matrices["A1", delta] = scores(answers["A1"], asked["A1"], cohort, settings, delta)
-        for r in ratios:
-            attack = f"A2 with {r} decoys"
-            on_walk = np.flatnonzero(np.arange(queries) % (r + 1) == r)
-            walked = scores(answers[attack][:, on_walk], a2_walks[:, : len(on_walk)], cohort, settings, delta)
-            # After q questions the score is the walk's after the walk questions among them (0 before any).
-            padded = np.concatenate([np.zeros((2 * n, 1)), walked], axis=1)
-            matrices[attack, delta] = padded[:, walk_positions(r, queries)]
+        return answers
+
+    answers = asked_or_cached(None if cache is None else cache / f"{key}.npz", ask)
     result = {
-        "defence": f"{_settings_name(settings)} + {gate.name}",
+        "defence": f"{settings_name(settings)} + {gate.name}",
         "settings": {**asdict(settings), "share": gate.share, "allowance": gate.allowance},
         "queries": queries,
         "target": "oracle with the share gate (lab)",
-        "best_response": _best_response(matrices, n, queries),
+        "best_response": best_response_padded(cohort, settings, attacks, answers),
         "utility": utility(cohort, plans, answers["benign"]),
     }
     return json.loads(json.dumps(result))
 
 
-def _settings_name(settings: PrivacySettings) -> str:
+def settings_name(settings: PrivacySettings) -> str:
     noise = f"geometric eps={settings.count_epsilon}" if settings.count_epsilon is not None else "no noise"
     return f"budget={settings.budget} + {noise}"
