@@ -25,6 +25,7 @@ from genoshare.access.privacy import PrivacySettings
 from genoshare_lab.privacy.accounting import ShareGate, measure_gated
 from genoshare_lab.privacy.attacks import QueryPlans, plan_queries
 from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
+from genoshare_lab.privacy.flag_gated import FlagGate, measure_flag_gated
 from genoshare_lab.privacy.harness import (
     _SHARED,
     FULL,
@@ -42,10 +43,12 @@ CONFIG = replace(FULL, cohort=CohortConfig(n_targets=450), spread_seeds=(9, 10),
 ROWS = ("node default", "budget=0.5 + rr p=0.25 k<=5 decay=0.4 false-yes=0.1", "budget=0.5 + geometric eps=2.2")
 
 
-def _gated_job(settings: PrivacySettings, gate: ShareGate, seed: int) -> dict[str, object]:
+def _gated_job(settings: PrivacySettings, gate: ShareGate | FlagGate, seed: int) -> dict[str, object]:
     cohort, config, cache = (_SHARED[k] for k in ("cohort", "config", "cache"))
     assert isinstance(cohort, AttackCohort) and isinstance(config, HarnessConfig)
     plans = plan_queries(cohort, config.max_queries, config.benign_queries, seed, config.screen_queries)
+    if isinstance(gate, FlagGate):
+        return measure_flag_gated(cohort, plans, settings, gate, config.defended_queries, seed, cache)  # type: ignore[arg-type]
     return measure_gated(cohort, plans, settings, gate, config.defended_queries, seed, cache)  # type: ignore[arg-type]
 
 
@@ -53,7 +56,7 @@ def run(
     config: HarnessConfig,
     work_dir: Path | None,
     rows: Sequence[str] = ROWS,
-    gates: Sequence[tuple[PrivacySettings, ShareGate]] = (),
+    gates: Sequence[tuple[PrivacySettings, ShareGate | FlagGate]] = (),
     workers: int = 2,
 ) -> dict[str, object]:
     """Each of ``rows`` (frontier defences by name) and ``gates`` at every seed; per seed and together."""
@@ -116,7 +119,7 @@ def table(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def main(work_dir: Path, workers: int, gates: Sequence[tuple[PrivacySettings, ShareGate]] = ()) -> int:
+def main(work_dir: Path, workers: int, gates: Sequence[tuple[PrivacySettings, ShareGate | FlagGate]] = ()) -> int:
     report = run(CONFIG, work_dir, gates=gates, workers=workers)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "results-per-node.json").write_text(json.dumps(report, indent=1))
