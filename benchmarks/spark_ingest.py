@@ -2,6 +2,7 @@
 
     python benchmarks/spark_ingest.py                       # 1,000 people x 200,000 variants, a few minutes
     python benchmarks/spark_ingest.py --variants 50000      # a quick look
+    python benchmarks/spark_ingest.py --shards 8 --jobs 1 2  # the embedded ingest of 8 files, 1 and 2 at once
 
 Rows, in variants (VCF records) per second and wall time:
   * `bcftools view -Ou` of the file to /dev/null: the baseline, parsing alone;
@@ -9,15 +10,20 @@ Rows, in variants (VCF records) per second and wall time:
   * the Spark index build (`genoshare ingest --engine spark`) in local mode on 1 and on 2 workers, the
     session already started (its start-up is shown on its own line), `--records-per-task` records a task;
   * the whole `genoshare ingest` (validate, pseudonymise, encrypt, publish, index) with each engine once.
-The Spark builds are checked to write the same rows as the embedded one. The cohort (msprime, most
-variants rare) is cached under benchmarks/work/spark_ingest/; `uptime` is printed before and after, since a
-shared machine's load moves every figure.
+The Spark builds are checked to write the same rows as the embedded one. With `--shards N` it measures
+instead the embedded `genoshare ingest` of the cohort cut into N files by position (a biobank's region
+shards) with each `--jobs` (files staged at once in worker processes): wall time, files/s, MB/s of input,
+the CPU seconds of the ingest and its workers, and the seconds until the Beacon index builds began (staging
+and publishing, which the workers share; the index builds follow one file after another). The cohort
+(msprime, most variants rare) and its shards are cached under benchmarks/work/spark_ingest/; `uptime` is
+printed before and after, since a shared machine's load moves every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -78,7 +84,30 @@ def cohort(individuals: int, variants: int, seed: int, fmt: str) -> Path:
     return bcf
 
 
-def whole_ingest(source: Path, engine: str, workers: int, records_per_task: int) -> float:
+def shards(source: Path, count: int) -> list[Path]:
+    """``source`` cut into ``count`` files of equal position ranges (records by where they start)."""
+    folder = source.parent / f"shards-{count}"
+    paths = [folder / f"shard{number:03d}.vcf.gz" for number in range(count)]
+    if all(path.exists() for path in paths):
+        return paths
+    folder.mkdir(exist_ok=True)
+    positions = subprocess.run(
+        ["bcftools", "query", "-f", "%CHROM\t%POS\n", str(source)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    contig, first, last = positions[0], int(positions[1]), int(positions[-1])
+    step = (last - first) // count + 1
+    for number, path in enumerate(paths):
+        region = f"{contig}:{first + number * step}-{first + (number + 1) * step - 1}"
+        options = ["--no-version", "-r", region, "--regions-overlap", "pos", "-Oz", "-o", str(path)]
+        subprocess.run(["bcftools", "view", *options, str(source)], check=True)
+    return paths
+
+
+def whole_ingest(
+    sources: list[Path], engine: str, workers: int, records_per_task: int, jobs: int = 1
+) -> tuple[float, float, float]:
+    """Wall and CPU seconds (this process and its workers) of one ``genoshare ingest`` of ``sources``, and the
+    wall seconds until its Beacon index builds began (staging and publishing: what ``jobs`` spreads)."""
     with tempfile.TemporaryDirectory(dir=WORK) as scratch:
         settings = load_settings(
             Path(scratch) / "node",
@@ -87,14 +116,42 @@ def whole_ingest(source: Path, engine: str, workers: int, records_per_task: int)
         )
         node = init_node(settings)
         DatasetService(node.database).create(NewDataset("cohort", "Cohort", "Bench", "controlled", ["GRU"]))
-        copy = Path(scratch) / f"cohort-{engine}{''.join(source.suffixes)}"
-        shutil.copyfile(source, copy)
+        copies = []
+        for source in sources:
+            copies.append(Path(scratch) / f"{source.name.split('.')[0]}-{engine}{''.join(source.suffixes)}")
+            shutil.copyfile(source, copies[-1])
         if engine == "spark":  # started before the clock, as a long-running cluster would be
             spark_session(f"local[{workers}]", {}).sparkContext.parallelize(range(workers), workers).count()
+        before, began, indexing = cpu_seconds(), time.perf_counter(), []
+
+        def progress(name: str, stage: str, done: int, total: int) -> None:
+            if stage == "index" and not indexing:
+                indexing.append(time.perf_counter() - began)
+
         try:
-            return timed(lambda: build_ingestor(node, engine).ingest("cohort", [copy]))  # type: ignore[arg-type]
+            ingestor = build_ingestor(node, engine)  # type: ignore[arg-type]
+            wall = timed(lambda: ingestor.ingest("cohort", copies, progress, jobs=jobs))
+            return wall, cpu_seconds() - before, (indexing or [wall])[0]
         finally:
             node.close()
+
+
+def cpu_seconds() -> float:
+    """User and system CPU time of this process and of its children that have ended (the ingest's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def compare_jobs(source: Path, count: int, jobs: list[int], records_per_task: int) -> None:
+    paths = shards(source, count)
+    size = sum(path.stat().st_size for path in paths)
+    print(f"{count} shards, {size / 1e6:.1f} MB in all; load before: {uptime()}")
+    print(f"{'':10s} {'wall s':>8s} {'files/s':>8s} {'MB/s':>7s} {'CPU s':>7s} {'staged s':>9s}  load after")
+    for job_count in jobs:
+        wall, cpu, staged = whole_ingest(paths, "embedded", 1, records_per_task, job_count)
+        load = uptime().rsplit("load average: ", 1)[-1]
+        rates = f"{count / wall:8.2f} {size / 1e6 / wall:7.2f}"
+        print(f"--jobs {job_count:<3d} {wall:8.1f} {rates} {cpu:7.1f} {staged:9.1f}  {load}")
 
 
 def spark_build(workers: int, source: Path, target: Path, numbers: dict[str, int], records_per_task: int) -> float:
@@ -116,9 +173,15 @@ def main() -> None:
     parser.add_argument("--format", choices=["vcf", "bcf"], default="vcf")
     parser.add_argument("--records-per-task", type=int, default=25_000)
     parser.add_argument("--no-whole-ingest", action="store_true", help="index builds only")
+    parser.add_argument("--shards", type=int, default=0, help="instead: the embedded ingest of N files, by --jobs")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="with --shards: files staged at once")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     source = cohort(args.individuals, args.variants, args.seed, args.format)
+    if args.shards:
+        vcf = cohort(args.individuals, args.variants, args.seed, "vcf")
+        compare_jobs(vcf, args.shards, args.jobs, args.records_per_task)
+        return
     n_records = int(
         subprocess.run(
             ["bcftools", "index", "--nrecords", str(source)], capture_output=True, text=True, check=True
@@ -149,8 +212,10 @@ def main() -> None:
             results.append((f"Spark index build, local[{workers}]", seconds))
             assert rows(target).equals(expected), "the Spark build wrote other rows than the embedded one"
     if not args.no_whole_ingest:
-        results.append(("genoshare ingest, embedded", whole_ingest(source, "embedded", 1, args.records_per_task)))
-        results.append(("genoshare ingest, spark local[2]", whole_ingest(source, "spark", 2, args.records_per_task)))
+        embedded = whole_ingest([source], "embedded", 1, args.records_per_task)[0]
+        results.append(("genoshare ingest, embedded", embedded))
+        spark = whole_ingest([source], "spark", 2, args.records_per_task)[0]
+        results.append(("genoshare ingest, spark local[2]", spark))
 
     print(f"load after:  {uptime()}")
     baseline = results[0][1]
