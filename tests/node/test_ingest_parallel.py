@@ -158,3 +158,14 @@ def test_a_bad_file_among_good_ones_publishes_nothing_with_two_jobs(node: Node, 
     assert node.objects.keys("blobs/") == node.objects.keys("indexes/") == []
     with node.database.sessions() as session:
         assert list(session.scalars(select(PendingRemoval))) == []
+
+
+def test_a_file_named_twice_publishes_once_with_two_jobs(node: Node, tmp_path: Path) -> None:
+    """Both copies may be staged at once; as with one job, the first is published and the second unchanged."""
+    DatasetService(node.database).create(NewDataset("cohort", "Cohort", "Test Institute", "controlled", ["GRU"]))
+    copy = tmp_path / "copy-of-spec.vcf.gz"
+    copy.write_bytes(FILES[1].read_bytes())
+    result = build_ingestor(node).ingest("cohort", [FILES[1], copy, FILES[3]], jobs=2)
+    assert [row.name for row in result.published] == ["spec-v4.3.vcf.gz", "sample1-bcbio-cancer.vcf.gz"]
+    assert result.unchanged == ["spec-v4.3.vcf.gz"]
+    assert list(node.objects.staging_dir().iterdir()) == []
