@@ -30,11 +30,12 @@ from genoshare.access.privacy import PrivacyGuard
 from genoshare.access.privacy_state import SqlPrivacyState
 from genoshare.access.roles import Roles
 from genoshare.access.tickets import TicketSigner
-from genoshare.audit import AuditLog
+from genoshare.audit import AuditLog, Entry
 from genoshare.crypt.keys import NodeKeys, generate_keypair
 from genoshare.errors import InvalidInput, Unavailable
 from genoshare.settings import CONFIG_FILE, Settings, TrustedIssuer
 from genoshare.store.db import Database, migrate, schema_problem
+from genoshare.store.ledger import Ledger, Told
 from genoshare.store.objects import ObjectStore, create_object_store
 
 if TYPE_CHECKING:
@@ -99,7 +100,8 @@ class Node:
                 raise Unavailable(f"{problem[0]}: {problem[1]}")
         audit = AuditLog(database, settings.keys_dir / AUDIT_KEY_FILE)
         scratch = settings.s3.scratch_dir or settings.data_dir / "scratch"
-        objects = create_object_store(settings.objects_url, settings.s3, scratch)
+        ledger = Ledger(database, _told_of_changed_objects(audit))
+        objects = create_object_store(settings.objects_url, settings.s3, scratch, ledger)
         return cls(settings, database, objects, audit)
 
     @cached_property
@@ -230,6 +232,18 @@ def build_datasets(node: Node) -> DatasetService:
     from genoshare.datasets.service import DatasetService
 
     return DatasetService(node.database)
+
+
+def _told_of_changed_objects(audit: AuditLog) -> Told:
+    """An object found changed in the store outside the node (``genoshare.store.ledger``): its stewards are told."""
+
+    def told(key: str, found: str, recorded: str) -> None:
+        reason = "the store holds other bytes than the node stored: not served"
+        audit.record(
+            Entry("node", "objects.changed", f"stored/{key}", "deny", reason, {"etag": found, "recorded": recorded})
+        )
+
+    return told
 
 
 def build_lifecycle(node: Node) -> Lifecycle:

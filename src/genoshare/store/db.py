@@ -133,15 +133,17 @@ class _TurnLock:
 
     def take(self, timeout: float) -> bool:
         """Wait for the turn; False when this thread holds it already (on another connection: left to SQLite)."""
-        me = threading.get_ident()
-        if self._owner == me:
+        if self.held_here():
             return False
         if not self._lock.acquire(timeout=timeout):
             raise sqlite3.OperationalError(f"database is locked (no turn to write in {timeout:.0f} s)")
-        self._owner = me
+        self._owner = threading.get_ident()
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_EX)
         return True
+
+    def held_here(self) -> bool:
+        return self._owner == threading.get_ident()
 
     def give_back(self) -> None:
         if self._file is not None:
@@ -209,6 +211,19 @@ def write_turn(path: str) -> WriteTurn:
     turn = _turn("write", path, WriteTurn)
     assert isinstance(turn, WriteTurn)
     return turn
+
+
+def holds_write_turn(engine: Engine) -> bool:
+    """Whether this thread holds the write turn of the engine's SQLite file (always False on PostgreSQL).
+
+    A thread in a write transaction that wrote through another connection would wait for itself.
+    """
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        return False
+    with _turns_lock:
+        turn = _turns.get(("write", str(Path(path).resolve())))
+    return turn is not None and turn.held_here()
 
 
 def _turn(kind: str, path: str, make: Callable[[str], _TurnLock]) -> _TurnLock:

@@ -369,3 +369,20 @@ class PendingRemoval(Base):
     #: The removal that left it: ``objects/<id>`` or ``datasets/<id>``.
     removal: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoredObject(Base):
+    """An object the node wrote to an S3 store, as the store acknowledged it (``genoshare.store.ledger``).
+
+    Whoever else can write the bucket can put other bytes under a key; a read checks the object's ETag against
+    the one recorded here before it sends a byte.
+    """
+
+    __tablename__ = "stored_objects"
+
+    #: The object's key in the store (without the store's prefix).
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    #: The ETag the store answered the upload with (quotes included, as S3 writes it).
+    etag: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,12 +16,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlparse
 
 from genoshare.crypt.files import LocalFile, Positional
 from genoshare.errors import InvalidInput, NotFound, Unavailable
 from genoshare.settings import S3Settings
+
+if TYPE_CHECKING:
+    from genoshare.store.ledger import Ledger
 
 
 class ObjectStore(Protocol):
@@ -221,8 +224,13 @@ def _lock_file(path: Path) -> Iterator[int]:
         os.close(descriptor)  # releases the lock
 
 
-def create_object_store(url: str, s3: S3Settings | None = None, scratch: Path | None = None) -> ObjectStore:
-    """The store at ``url``; an ``s3://`` one is reached with ``s3`` and stages in ``scratch`` (a local directory)."""
+def create_object_store(
+    url: str, s3: S3Settings | None = None, scratch: Path | None = None, ledger: Ledger | None = None
+) -> ObjectStore:
+    """The store at ``url``; an ``s3://`` one is reached with ``s3`` and stages in ``scratch`` (a local directory).
+
+    An S3 store records what it writes in ``ledger``, and checks its reads against it (``genoshare.store.ledger``).
+    """
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return LocalObjectStore(Path(unquote(parsed.path)))
@@ -234,5 +242,7 @@ def create_object_store(url: str, s3: S3Settings | None = None, scratch: Path | 
         from genoshare.store.s3 import S3ObjectStore  # boto3 is loaded only by nodes that use S3
 
         prefix = parsed.path.strip("/")
-        return S3ObjectStore(parsed.netloc, prefix, s3 or S3Settings(), LocalObjectStore(scratch), scratch / "cache")
+        return S3ObjectStore(
+            parsed.netloc, prefix, s3 or S3Settings(), LocalObjectStore(scratch), scratch / "cache", ledger
+        )
     raise InvalidInput(f"unsupported objects_url {url!r}: write file:///path or s3://bucket/prefix")

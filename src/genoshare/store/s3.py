@@ -2,17 +2,21 @@
 
 boto3 rather than obstore or fsspec/s3fs: it is the reference client every S3-compatible gateway is tested
 against, its client is thread-safe with one pool of keep-alive connections for the whole process (the
-node's readers run in threads), and its transfer manager does the multipart upload a large file needs.
+node's readers run in threads). Multipart uploads are the node's own (a few parts in flight), not the
+transfer manager's: the node needs the ETag the store answers with.
 
 What the node asks of the store, and how:
 
 * reads are ranged GETs of exactly the bytes a reader wants, pinned to the ETag seen when the object
-  was opened (``If-Match``): a data file is never copied to local disk, and a read never mixes two versions
-  -- except one a rotation of the node key makes (``replace``): it rewrites a Crypt4GH header to the same
-  length and leaves every segment as it was, so a reader follows the new ETag when the length is unchanged
-  (a running download goes on; the segments it reads are the bytes it would have read);
+  was opened (``If-Match``), and that ETag must be the one recorded when the node stored the object
+  (``genoshare.store.ledger``: bytes someone else put under the key are refused, never served): a data
+  file is never copied to local disk, and a read never mixes two versions -- except one a rotation of the
+  node key makes (``replace``): it rewrites a Crypt4GH header to the same length and leaves every segment as
+  it was, so a reader follows the new ETag, once recorded, when the length is unchanged (a running download
+  goes on; the segments it reads are the bytes it would have read);
 * writes upload a finished staging file under its final key (one PUT, or a multipart upload whose parts
-  become visible only when it completes): a crash mid-upload publishes nothing;
+  become visible only when it completes): a crash mid-upload publishes nothing; the ETag the store answers
+  is recorded;
 * small objects parsed whole from a path (htsget indexes) are downloaded once into a local cache; keys
   are content checksums, so a cached copy never goes stale;
 * staging (plaintext scratch) stays on local disk, with the same locks and crash sweep as a file store.
@@ -24,9 +28,11 @@ nor the endpoint's answer text ever reaches a log or a client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,13 +42,13 @@ from typing import Any, Protocol
 
 import boto3
 from boto3.exceptions import Boto3Error
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from genoshare.crypt.files import ENCRYPTED_SUFFIX, Positional
 from genoshare.errors import InvalidInput, NotFound, Unavailable
 from genoshare.settings import S3Settings
+from genoshare.store.ledger import Ledger, ObjectChanged, same_etag
 
 _log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -50,6 +56,10 @@ _MISSING = {"404", "NoSuchKey", "NotFound"}
 _PART_SIZE = 64 * 1024 * 1024
 #: The largest object one PUT stores (S3's limit).
 _SINGLE_PUT = 5 * 1024**3
+#: Parts of one multipart upload in flight at once (each one part's size in memory).
+_PARTS_AT_ONCE = 4
+#: How long a reader that followed a rewrite waits for its record (``S3ObjectStore.check_recorded``).
+_RECORD_WAIT = 2.0
 #: Objects whose size and ETag an S3 store remembers (a few dozen bytes each).
 _OPENED_SIZE = 65536
 #: Reads at least this long that continue the previous one fetch the next piece ahead (a stream, not a ticket).
@@ -128,6 +138,7 @@ class S3Object:
                 head = self._store.client.head_object(Bucket=self._store.bucket, Key=self._key)
             if int(head["ContentLength"]) != self.size:
                 raise
+            self._store.check_recorded(self._store.unprefixed(self._key), str(head["ETag"]), wait=True)
             self._etag = str(head["ETag"])
             self._store.remember(self._key, self.size, self._etag)
             return self._get_pinned(start, end)
@@ -170,7 +181,16 @@ class S3Object:
 class S3ObjectStore:
     """Objects under ``prefix`` in ``bucket``; staging and cached indexes on local disk."""
 
-    def __init__(self, bucket: str, prefix: str, settings: S3Settings, staging: Staging, cache: Path) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        settings: S3Settings,
+        staging: Staging,
+        cache: Path,
+        ledger: Ledger | None = None,
+    ) -> None:
+        """``ledger``: where the ETag of each upload is recorded and each first read checked (none: not checked)."""
         self.bucket = bucket
         self.prefix = prefix
         self.label = f"s3://{bucket}/{prefix}".rstrip("/")
@@ -200,7 +220,9 @@ class S3ObjectStore:
         #: Fetches pieces ahead of streams: at most as many at once as the connection pool holds.
         self.pool = ThreadPoolExecutor(max_workers=settings.max_connections, thread_name_prefix="s3-ahead")
         self._lock = threading.Lock()
-        self._transfer = TransferConfig(multipart_threshold=_PART_SIZE, multipart_chunksize=_PART_SIZE)
+        self.ledger = ledger
+        #: Files above this size go up in a multipart upload, in parts of this size.
+        self.multipart_threshold = _PART_SIZE
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.label!r})"
@@ -212,35 +234,108 @@ class S3ObjectStore:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, source: Path, key: str) -> None:
-        if self.exists(key):
-            # Keys are content checksums: an existing object already holds these bytes.
+        """Upload ``source`` unless the object is there already, as the node recorded it.
+
+        Keys are content checksums: an object the node stored holds these bytes. One the node has no record of
+        (or another record: written by someone else) is uploaded again, over it.
+        """
+        try:
+            etag = str(self._head(key)["ETag"])
+        except NotFound:
+            etag = ""
+        if etag and (self.ledger is None or self._recorded_as(key, etag)):
             source.unlink(missing_ok=True)
             return
         self._upload(source, key)
 
-    def _upload(self, source: Path, key: str) -> None:
+    def _recorded_as(self, key: str, etag: str) -> bool:
+        assert self.ledger is not None
+        recorded = self.ledger.recorded(key)
+        return recorded is not None and same_etag(recorded, etag)
+
+    def _upload(self, source: Path, key: str, if_match: str = "") -> bool:
+        """Store ``source`` under ``key`` (only over the object whose ETag is ``if_match``, if given); record it.
+
+        False when the condition failed (the object was deleted or changed meanwhile): nothing was stored.
+        """
+        size = source.stat().st_size
+        condition = {"IfMatch": if_match} if if_match else {}
+        try:
+            if size > (_SINGLE_PUT if if_match else self.multipart_threshold):
+                etag = self._upload_parts(source, key)
+            else:
+                with _asking(self.label, "write", key), source.open("rb") as body:
+                    answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **condition)
+                etag = answer["ETag"]
+        except NotFound:  # the condition failed: deleted (404) or changed (412) since
+            if if_match:
+                return False
+            raise
+        if self.ledger is not None:
+            self.ledger.record(key, size, str(etag))
+        return True
+
+    def _upload_parts(self, source: Path, key: str) -> str:
+        """A multipart upload of ``source``; its ETag. Parts go up a few at a time (each read when it is sent)."""
+        stored = self._key(key)
         with _asking(self.label, "write", key):
-            self.client.upload_file(str(source), self.bucket, self._key(key), Config=self._transfer)
+            upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=stored)["UploadId"]
+        try:
+            size = source.stat().st_size
+            starts = range(0, size, _PART_SIZE)
+            with source.open("rb") as handle, ThreadPoolExecutor(_PARTS_AT_ONCE, thread_name_prefix="s3-part") as pool:
+
+                def send(number: int, start: int) -> dict[str, Any]:
+                    body = os.pread(handle.fileno(), _PART_SIZE, start)
+                    with _asking(self.label, "write", key):
+                        part = self.client.upload_part(
+                            Bucket=self.bucket, Key=stored, UploadId=upload, PartNumber=number, Body=body
+                        )
+                    return {"PartNumber": number, "ETag": part["ETag"]}
+
+                parts = list(pool.map(send, range(1, len(starts) + 1), starts))
+            with _asking(self.label, "write", key):
+                done = self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=stored, UploadId=upload, MultipartUpload={"Parts": parts}
+                )
+        except BaseException:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=stored, UploadId=upload)
+            raise
+        return str(done["ETag"])
 
     def replace(self, source: Path, key: str) -> bool:
-        """One PUT on the condition that the object is the one there now (``If-Match``): a delete meanwhile wins.
+        """Rewrite the object on the condition that it is the one there now (``If-Match``): a delete meanwhile wins.
 
-        Above what one PUT takes (5 GiB), a multipart upload, which boto3's transfer manager sends without a
-        condition: an object deleted while it uploads is stored again.
+        Above what one PUT takes (5 GiB), a multipart upload, sent without a condition: an object deleted while
+        it uploads is stored again.
         """
         try:
             etag = str(self._head(key)["ETag"])
-            if source.stat().st_size > _SINGLE_PUT:
-                self._upload(source, key)
-            else:
-                with _asking(self.label, "write", key), source.open("rb") as body:
-                    self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, IfMatch=etag)
-        except NotFound:  # deleted before the HEAD, or since (the condition failed)
+            return self._upload(source, key, if_match=etag)
+        except NotFound:  # deleted before the HEAD
             return False
         finally:
             self.forget(self._key(key))
             source.unlink(missing_ok=True)
-        return True
+
+    def check_recorded(self, key: str, etag: str, *, wait: bool = False) -> None:
+        """Raise ``ObjectChanged`` unless ``etag`` is the one recorded for ``key`` (or none is recorded).
+
+        ``wait``: a reader that followed a rewrite may see it before the rotation that made it has recorded it
+        (one database write after the PUT): looked at again for ``_RECORD_WAIT`` seconds before refusing.
+        """
+        if self.ledger is None:
+            return
+        deadline = time.monotonic() + (_RECORD_WAIT if wait else 0.0)
+        while True:
+            try:
+                self.ledger.check(key, etag)
+                return
+            except ObjectChanged:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def exists(self, key: str) -> bool:
         try:
@@ -265,6 +360,7 @@ class S3ObjectStore:
         if known is None:
             head = self._head(key)
             known = int(head["ContentLength"]), str(head["ETag"])
+            self.check_recorded(key, known[1])
             with self._lock:
                 if len(self._opened) >= _OPENED_SIZE:
                     self._opened.clear()
@@ -273,7 +369,7 @@ class S3ObjectStore:
 
     def remember(self, stored_key: str, size: int, etag: str) -> None:
         """The object under ``stored_key`` (prefix included) has this ETag now: later opens pin to it."""
-        key = self._unprefixed(stored_key)
+        key = self.unprefixed(stored_key)
         with self._lock:
             if key in self._opened:
                 self._opened[key] = size, etag
@@ -281,14 +377,16 @@ class S3ObjectStore:
     def forget(self, stored_key: str) -> None:
         """The object under ``stored_key`` changed: the next open reads its size and ETag again."""
         with self._lock:
-            self._opened.pop(self._unprefixed(stored_key), None)
+            self._opened.pop(self.unprefixed(stored_key), None)
 
-    def _unprefixed(self, stored_key: str) -> str:
+    def unprefixed(self, stored_key: str) -> str:
         return stored_key[len(self.prefix) + 1 :] if self.prefix else stored_key
 
     def read_bytes(self, key: str) -> bytes:
         with _asking(self.label, "read", key):
-            data: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            data: bytes = answer["Body"].read()
+        self.check_recorded(key, str(answer["ETag"]))
         return data
 
     def local_copy(self, key: str) -> Path:
@@ -298,8 +396,11 @@ class S3ObjectStore:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         try:
-            with _asking(self.label, "read", key):
-                self.client.download_file(self.bucket, self._key(key), str(partial))
+            with _asking(self.label, "read", key), partial.open("wb") as out:
+                answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                self.check_recorded(key, str(answer["ETag"]))
+                for piece in answer["Body"].iter_chunks(_PART_SIZE // 16):
+                    out.write(piece)
             os.chmod(partial, 0o600)
             os.replace(partial, target)
         finally:
