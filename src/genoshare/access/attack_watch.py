@@ -94,6 +94,13 @@ class WatchRule:
     min_hits: int = 8
     #: ... and this share of all their watched questions.
     min_hit_share: float = 0.9
+    #: Positions (harness only: the node does not pass them to the watch yet): a member counts towards a flag
+    #: only once the person's questions on their alleles lie on two chromosomes or this many bases apart, so
+    #: a screen in genome order through a segment a patient shares with a relative is not a walk; None: off.
+    min_span: int | None = None
+    #: With ``min_span``: this many hits (and ``min_hit_share`` of the questions) flag a member wherever they
+    #: lie, so a walk kept within ``min_span`` of its start is flagged too, later; None: no such test.
+    span_free_hits: int | None = None
 
     def counted(self, allele_count: int) -> bool:
         return 0 <= allele_count <= max(self.rare_max_count, self.watch_max_count)
@@ -160,26 +167,49 @@ class SessionWatch:
         self.rule = rule
         self.evidence: dict[int, float] = {}
         self.hits: dict[int, int] = {}
+        #: With ``rule.min_span``: where the person first asked about each member's alleles, and the members
+        #: whose alleles they have asked about far from there.
+        self.first: dict[int, tuple[str, int]] = {}
+        self.spread: set[int] = set()
         self.questions = 0
         self.total = 0.0
         self.flagged = False
 
-    def observe(self, carriers: Iterable[int], allele_count: int) -> bool:
-        """Count one (non-repeated) question; True the first time the session trips the rule."""
+    def observe(self, carriers: Iterable[int], allele_count: int, position: tuple[str, int] | None = None) -> bool:
+        """Count one (non-repeated) question; True the first time the session trips the rule.
+
+        ``position`` (chromosome, base) is needed when the rule has a ``min_span``.
+        """
         if self.flagged or not self.rule.counted(allele_count):
             return False
         weight = self.rule.weight(allele_count)
         self.questions += 1
         self.total += weight
-        top, top_hits, most = 0.0, 0, 0
+        top, top_hits, most, anywhere = 0.0, 0, 0, 0
         for member in carriers:
             evidence = self.evidence[member] = self.evidence.get(member, 0.0) + weight
             hits = self.hits[member] = self.hits.get(member, 0) + 1
+            anywhere = max(anywhere, hits)
+            if self.rule.min_span is not None and not self._spread(member, position):
+                continue
             if (evidence, hits) > (top, top_hits):
                 top, top_hits = evidence, hits
             most = max(most, hits)
-        self.flagged = self.rule.trips((self.questions, self.total, top_hits, top, most))
+        self.flagged = self.rule.trips((self.questions, self.total, top_hits, top, most)) or (
+            self.rule.span_free_hits is not None
+            and anywhere >= self.rule.span_free_hits
+            and anywhere >= self.rule.min_hit_share * self.questions - _LEEWAY
+        )
         return self.flagged
+
+    def _spread(self, member: int, position: tuple[str, int] | None) -> bool:
+        """Whether the member's alleles asked so far lie on two chromosomes or ``min_span`` bases apart."""
+        assert position is not None and self.rule.min_span is not None, "the rule reads positions"
+        if member not in self.spread:
+            chromosome, base = self.first.setdefault(member, position)
+            if position[0] != chromosome or abs(position[1] - base) >= self.rule.min_span:
+                self.spread.add(member)
+        return member in self.spread
 
 
 _WATCH = PrivacyWatch.__table__

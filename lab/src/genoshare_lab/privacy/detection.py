@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -36,6 +37,18 @@ RARE_MAX_COUNT = WatchRule().rare_max_count
 REGION_WINDOWS, REGION_SITES = 200, (20, 50, 200)
 
 
+def site_position(cohort: AttackCohort, site: int) -> tuple[str, int]:
+    """Where a site lies (contig, base), read from its index: sites are in genome order, contig by contig.
+
+    The cohort keeps no positions, so each contig is taken to hold an equal share of the sites, evenly
+    spaced (mutations fall at a uniform rate): exact to within the sites' spacing and the contigs' share.
+    """
+    config = cohort.config
+    per_contig = cohort.n_sites / config.n_contigs
+    contig = min(int(site / per_contig), config.n_contigs - 1)
+    return str(contig), int((site - contig * per_contig) / per_contig * config.contig_length)
+
+
 def flagged_at(cohort: AttackCohort, sites: np.ndarray, rule: WatchRule) -> int | None:
     """The 1-based question at which the node's rule flags a session asking ``sites``, or None."""
     watch = SessionWatch(rule)
@@ -44,7 +57,8 @@ def flagged_at(cohort: AttackCohort, sites: np.ndarray, rule: WatchRule) -> int 
         count = int(ac[site])
         if not rule.counted(count):
             continue  # the carriers of common alleles are not worth reading
-        if watch.observe(cohort.carriers(site).tolist() if count else [], count):
+        position = site_position(cohort, site) if rule.min_span is not None else None
+        if watch.observe(cohort.carriers(site).tolist() if count else [], count, position):
             return i + 1
     return None
 
@@ -54,7 +68,7 @@ def _false_alarms(cohort: AttackCohort, sessions: list[np.ndarray], rule: WatchR
     return {"sessions": len(sessions), "flagged": flagged, "share": round(flagged / len(sessions), 4)}
 
 
-def rule_summary(rule: WatchRule) -> dict[str, float]:
+def rule_summary(rule: WatchRule) -> dict[str, float | None]:
     return {
         "min_evidence": rule.min_evidence,
         "min_share": rule.min_share,
@@ -62,6 +76,8 @@ def rule_summary(rule: WatchRule) -> dict[str, float]:
         "watch_max_count": rule.watch_max_count,
         "min_hits": rule.min_hits,
         "min_hit_share": rule.min_hit_share,
+        "min_span": rule.min_span,
+        "span_free_hits": rule.span_free_hits,
     }
 
 
@@ -150,9 +166,11 @@ def adaptive(
         sessions[t, ~real] = rng.choice(absent, size=queries - k, replace=False)
     flagged = [flagged_at(cohort, sessions[t], rule) is not None for t in range(2 * n)]
 
-    def power(answers: np.ndarray, plan: np.ndarray, defence: PrivacySettings) -> float:
+    def power(answers: np.ndarray, plan: np.ndarray, defence: PrivacySettings, at: int = 0) -> float:
+        """At the ``at``-th question (all of them: 0)."""
         return max(
-            power_at_fpr(m[:n, -1], m[n:, -1]) for m in (scores(answers, plan, cohort, defence, d) for d in DELTAS)
+            power_at_fpr(m[:n, at - 1], m[n:, at - 1])
+            for m in (scores(answers, plan, cohort, defence, d) for d in DELTAS)
         )
 
     report: dict[str, object] = {
@@ -172,15 +190,46 @@ def adaptive(
     report["defence"] = {
         "adaptive_power": round(power(asked[:, real], plans.a2[:, :k], settings), 4),
         "a2_power": round(power(plain, plans.a2[:, :queries], settings), 4),
+        # Where the budget stops paying: more questions (or decoys among them) then cost no power.
+        "a2_power_by_questions": {
+            q: round(power(plain, plans.a2[:, :queries], settings, q), 4) for q in POWER_AT if q <= queries
+        },
+    }
+    # Against ``SPAN`` (positions): the attacker walks one contig of the target's genome only, rarest first;
+    # the question of the flag is reported by ``SPAN``'s hits anywhere.
+    span_rule = replace(rule, min_span=SPAN.min_span, span_free_hits=SPAN.span_free_hits)
+    contig = [[s for s in plans.a2[t].tolist() if site_position(cohort, s)[0] == "0"] for t in range(2 * n)]
+    m = min(queries, *map(len, contig))
+    walks = np.array([c[:m] for c in contig], dtype=np.int64)
+    one = np.stack([answer(f"one-contig-target-{t}", walks[t]) for t in range(2 * n)])
+    span_at = [flagged_at(cohort, walks[t], span_rule) for t in range(n)]
+    spans = [at is not None for at in span_at]
+    report["one_contig"] = {
+        "queries": m,
+        "members_flagged_by_span": round(float(np.mean(spans)), 4),
+        "median_question_by_span": float(np.median([at for at in span_at if at is not None])) if any(spans) else None,
+        "members_flagged_by_default": round(
+            float(np.mean([flagged_at(cohort, w, rule) is not None for w in walks[:n]])), 4
+        ),
+        "no_defence_power": round(power(cohort.beacon_ac[walks] > 0, walks, PrivacySettings()), 4),
+        "defence_power": round(power(one, walks, settings), 4),
     }
     return report
 
 
+#: Questions at which plain A2's power under the defence is reported (``adaptive``).
+POWER_AT = (10, 25, 50, 100, 200, 400, 800, 1000)
+
+
 #: The rule before the hits test: evidence on alleles with at most ``rare_max_count`` copies only.
 EVIDENCE_ONLY = WatchRule(watch_max_count=WatchRule.rare_max_count, min_hits=2**31 - 1)
+#: A candidate that reads positions (not the node's yet): a member's alleles asked on two contigs or 20 Mb
+#: apart (a contig's length here: the coalescent's segments shared by relatives span several Mb), or 25 of
+#: them wherever they lie (longer than the runs of a relative's alleles in the patients' screens here).
+SPAN = WatchRule(min_span=20_000_000, span_free_hits=25)
 #: The node default's rule is measured beside these neighbours: the evidence alone (the rule before), a
-#: hits test that flags sooner, and one with a looser share of hits.
-NEIGHBOURS = (EVIDENCE_ONLY, WatchRule(min_hits=6), WatchRule(min_hit_share=0.8))
+#: hits test that flags sooner, one with a looser share of hits, and ``SPAN``.
+NEIGHBOURS = (EVIDENCE_ONLY, WatchRule(min_hits=6), WatchRule(min_hit_share=0.8), SPAN)
 
 
 def detection_table(flags: list[dict[str, object]], adaptive_report: dict[str, object] | None = None) -> str:
@@ -195,7 +244,12 @@ def detection_table(flags: list[dict[str, object]], adaptive_report: dict[str, o
             if rule["min_hits"] < 2**31 - 1
             else "; no hits test"
         )
-        heads.append(f"{rule['min_evidence']:g} nats, share {rule['min_share']:g}{hits}{default}")
+        span = (
+            f"; positions {rule['min_span'] / 1e6:g} Mb apart, or {rule['span_free_hits']} hits anywhere"
+            if rule.get("min_span")
+            else ""
+        )
+        heads.append(f"{rule['min_evidence']:g} nats, share {rule['min_share']:g}{hits}{span}{default}")
     lines = [
         "Rule: flag a person once the questions on rare or absent alleles (<= 5 copies), each weighing what a "
         '"yes" on it is worth (0.46 nats for a singleton or an absent allele), give one member at least this '
@@ -247,5 +301,19 @@ def detection_table(flags: list[dict[str, object]], adaptive_report: dict[str, o
             "|---|---|---|",
             f"| none | {plain['adaptive_power']:.3f} | {plain['a2_power']:.3f} |",
             f"| node default | {defended['adaptive_power']:.3f} | {defended['a2_power']:.3f} |",
+            "",
+            "Plain A2 under the node default, power at 5 % FPR by questions asked: "
+            + ", ".join(f"{q}: {p:.3f}" for q, p in defended["a2_power_by_questions"].items()),
         ]
+        one = a.get("one_contig")
+        if isinstance(one, dict):
+            lines += [
+                "",
+                f"Attacker who knows the positions rule ({(SPAN.min_span or 0) / 1e6:g} Mb): walks one contig "
+                "rarest first, "
+                f"{one['queries']} questions; flagged by it {one['members_flagged_by_span']:.1%} of member targets "
+                f"(median question {one['median_question_by_span']}) "
+                f"(by the node default {one['members_flagged_by_default']:.1%}); power at 5 % FPR "
+                f"{one['no_defence_power']:.3f} without a defence, {one['defence_power']:.3f} under the node default.",
+            ]
     return "\n".join(lines)
