@@ -1,18 +1,21 @@
 """How the node's attack flag (``genoshare.access.attack_watch``) does on the harness's sessions (issue 17).
 
 The node weighs each question on a rare or absent allele by the evidence a "yes" on it gives about a carrier,
-adds that to every carrier's evidence and to the person's total, and flags the person once one member holds
-``min_evidence`` and ``min_share`` of the total (plus a prior) (``WatchRule``). The harness runs the node's
-own rule (``SessionWatch``) over the sessions it asks:
+adds that to every carrier's evidence and to the person's total, and counts a hit for every carrier of an
+allele with a few dozen copies at most; it flags the person once one member holds ``min_evidence`` and
+``min_share`` of the total (plus a prior), or ``min_hits`` and ``min_hit_share`` of the watched questions
+(``WatchRule``). The harness runs the node's own rule (``SessionWatch``) over the sessions it asks:
 
 - attack sessions (A1, A2) on member and non-member targets: the share flagged and the question of the flag;
 - benign sessions, each judged alone: the benign researcher's random sites and screen cut into sessions,
   one patient's screen at a time (the candidates a clinician asks for one patient: that patient's alleles
   the reference has never seen), in the VCF's order and shuffled, and screens of a region (consecutive sites,
   whose rare alleles share carriers through linkage): false alarms;
+- ``SPAN``, a candidate that reads positions (``site_position``), which the node cannot apply yet;
 - an adaptive attacker who knows the rule (``adaptive_plan``): it walks rarest first like A2 and asks made-up
-  alleles (absent from every dataset) in between, as many as keep the share under the rule's even if every
-  real question were a singleton of the target; ``adaptive`` measures the power it keeps within the queries.
+  alleles (absent from every dataset) in between, as many as keep both shares under the rule's even if every
+  real question were a singleton of the target; ``adaptive`` measures the power it keeps within the queries,
+  plain A2's power by questions asked, and a walk kept to one contig against ``SPAN``.
 
 The rule reads no answer, so it flags the same sessions under every defence; what the defence changes is how
 much of the walked member's budget is spent when the flag comes (``harness.budget_at_flag``).
