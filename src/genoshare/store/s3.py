@@ -3,7 +3,7 @@
 boto3 rather than obstore or fsspec/s3fs: it is the reference client every S3-compatible gateway is tested
 against, its client is thread-safe with one pool of keep-alive connections for the whole process (the
 node's readers run in threads). Multipart uploads are the node's own (a few parts in flight), not the
-transfer manager's: the node needs the ETag the store answers with.
+transfer manager's: the node needs the ETag the store answers with, and a condition on the completion.
 
 What the node asks of the store, and how:
 
@@ -223,6 +223,9 @@ class S3ObjectStore:
         self.ledger = ledger
         #: Files above this size go up in a multipart upload, in parts of this size.
         self.multipart_threshold = _PART_SIZE
+        #: Rewrites (``replace``) up to this size are one conditional PUT, whose condition S3 checks atomically:
+        #: S3's limit for one PUT (lowered by tests of the multipart rewrite).
+        self.single_put_limit = _SINGLE_PUT
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.label!r})"
@@ -261,8 +264,8 @@ class S3ObjectStore:
         size = source.stat().st_size
         condition = {"IfMatch": if_match} if if_match else {}
         try:
-            if size > (_SINGLE_PUT if if_match else self.multipart_threshold):
-                etag = self._upload_parts(source, key)
+            if size > (self.single_put_limit if if_match else self.multipart_threshold):
+                etag = self._upload_parts(source, key, if_match)
             else:
                 with _asking(self.label, "write", key), source.open("rb") as body:
                     answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **condition)
@@ -275,8 +278,13 @@ class S3ObjectStore:
             self.ledger.record(key, size, str(etag))
         return True
 
-    def _upload_parts(self, source: Path, key: str) -> str:
-        """A multipart upload of ``source``; its ETag. Parts go up a few at a time (each read when it is sent)."""
+    def _upload_parts(self, source: Path, key: str, if_match: str) -> str:
+        """A multipart upload of ``source``; its ETag. Parts go up a few at a time (each read when it is sent).
+
+        With ``if_match`` the completion is conditional (``If-Match`` on CompleteMultipartUpload, which AWS S3
+        honours), and the object's ETag is checked just before it too, for stores that ignore the condition:
+        those leave a window of one round trip in which a delete is undone.
+        """
         stored = self._key(key)
         with _asking(self.label, "write", key):
             upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=stored)["UploadId"]
@@ -294,9 +302,14 @@ class S3ObjectStore:
                     return {"PartNumber": number, "ETag": part["ETag"]}
 
                 parts = list(pool.map(send, range(1, len(starts) + 1), starts))
+            condition = {}
+            if if_match:
+                if not same_etag(str(self._head(key)["ETag"]), if_match):
+                    raise _Changed(f"object {key} changed while being rewritten")
+                condition = {"IfMatch": if_match}
             with _asking(self.label, "write", key):
                 done = self.client.complete_multipart_upload(
-                    Bucket=self.bucket, Key=stored, UploadId=upload, MultipartUpload={"Parts": parts}
+                    Bucket=self.bucket, Key=stored, UploadId=upload, MultipartUpload={"Parts": parts}, **condition
                 )
         except BaseException:
             with contextlib.suppress(ClientError, BotoCoreError):
@@ -307,8 +320,8 @@ class S3ObjectStore:
     def replace(self, source: Path, key: str) -> bool:
         """Rewrite the object on the condition that it is the one there now (``If-Match``): a delete meanwhile wins.
 
-        Above what one PUT takes (5 GiB), a multipart upload, sent without a condition: an object deleted while
-        it uploads is stored again.
+        One PUT up to ``single_put_limit``; above, a multipart upload conditional at its completion
+        (``_upload_parts``).
         """
         try:
             etag = str(self._head(key)["ETag"])
