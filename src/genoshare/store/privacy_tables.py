@@ -90,7 +90,8 @@ class PrivacyWatch(Base):
 
     principal: Mapped[str] = mapped_column(String(500), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
-    #: Questions on rare or absent alleles (at most ``WatchRule.rare_max_count`` copies), repeats not counted.
+    #: Questions on watched alleles (absent, or at most ``WatchRule.watch_max_count`` copies), repeats not
+    #: counted.
     rare_questions: Mapped[int] = mapped_column(Integer, default=0)
     #: Their weights summed (``WatchRule.weight``, nats): what a member's evidence is a share of.
     evidence: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
