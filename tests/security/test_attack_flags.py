@@ -199,6 +199,28 @@ def test_a_walk_split_over_two_identities_is_flagged_once_they_are_linked(node: 
     assert flagged[0] in page
 
 
+def test_a_split_walk_is_flagged_by_the_passport_that_links_it(node: PortalNode) -> None:
+    """Two identities each ask one of a participant's singletons and stop. The second comes back with a
+    passport naming the first (a LinkedIdentities visa) and asks about an allele the participant does not
+    carry, one too common to count: the walk is over, and the link itself raises the flag."""
+    rare = _rare_alleles()
+    target, walk = _walked(rare)
+    singles = [a for a in walk if len(rare[a]) == 1 and _copies(a) == 1]
+    assert len(singles) >= 6
+    common = next(a for a, (copies, carriers) in _cohort().items() if copies > 5 and target not in carriers)
+    first, second = f"passport-link-1@{DEMO_ISSUER}", f"passport-link-2@{DEMO_ISSUER}"
+    with httpx.Client(base_url=node.url, timeout=60) as http:
+        assert _ask(http, _passport(node, "passport-link-1"), singles[4])
+        assert _ask(http, _passport(node, "passport-link-2"), singles[5])
+        audited, _, _ = _flags(node)
+        assert first not in audited and second not in audited
+        assert _ask(http, _passport(node, "passport-link-2", linked_to="passport-link-1"), common)
+    audited, _, page = _flags(node)
+    flagged = [actor for actor in audited if actor in (first, second)]
+    assert len(flagged) == 1, f"the split walk over {target} was not flagged at the passport's link: {audited}"
+    assert flagged[0] in page
+
+
 def test_a_walk_split_over_two_identities_is_flagged_when_a_steward_links_them(node: PortalNode) -> None:
     """Two identities each ask one of a participant's singletons and stop: neither is a walk alone. The steward
     links them (``genoshare privacy link``), and the flag is raised by the link itself: the walk is over, and

@@ -300,7 +300,8 @@ class Caller:
     """Who is asking: ``principal`` is whose budget is charged (None for anonymous callers).
 
     ``linked``: resolving this caller linked accounts (a passport's LinkedIdentities visa), so principals
-    another caller was resolved to before may have changed.
+    another caller was resolved to before may have changed, and the merged attack-watch counts are judged
+    at this request's answers.
     """
 
     account: str | None
@@ -564,6 +565,11 @@ class PrivacyGuard:
             except StateChanged:
                 continue  # another server process answered this person first: decide again on the state it left
         rule = settings.watch_rule
+        if caller.linked and rule is not None and self.watch is not None and caller.principal and caller.account:
+            # The passport has just made two identities one person: a walk split over them may be complete
+            # already, and judged only at the next question on the walked member it might never be.
+            note = "; counted together once a passport linked them"
+            self.watch.review(caller.principal, {dataset.id: rule}, caller.account, note)
         if fresh and rule is not None and self.watch is not None and caller.principal and caller.account:
             if counted_by is None:
                 # After the answer's unit of work: the watch writes in a transaction of its own.

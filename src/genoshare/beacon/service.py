@@ -282,7 +282,8 @@ class BeaconService:
         caller = self.guard.caller(identity)
         if len(self._callers) > 10_000 or caller.linked:
             self._callers.clear()  # a link may have moved callers known here to another principal
-        self._callers[accounts] = (now, caller)
+        # Kept unlinked: the link is made, and judged (``PrivacyGuard.answer``), by this request alone.
+        self._callers[accounts] = (now, replace(caller, linked=False))
         return caller
 
     def _datasets(self, only: str | None) -> list[Dataset]:
