@@ -2,6 +2,11 @@
 
 Usage: python benchmarks/load.py [--rate 300] [--connections 200] [--seconds 60] [--workers 2]
                                  [--individuals 200] [--variants 100000] [--postgres-url ADMIN_URL | --no-postgres]
+                                 [--no-sqlite] [--kinds KIND ...]
+
+``--kinds beacon`` (or ``"beacon grant"``, ``drs``, ``"htsget ticket"``) sends only those kinds of the mix: at
+a rate the machine serves without a queue, the server's CPU time over the requests is what one of that kind
+costs.
 
 The node is the one benchmarks/beacon_server.py builds (a controlled dataset holding a synthetic cohort VCF,
 its Beacon index and phenotypes; cached under benchmarks/work), on SQLite and on PostgreSQL, each served in
@@ -26,7 +31,7 @@ The mix, per due request, in turn:
 Reported per database: achieved rate, errors (anything but 200, and transport errors), client-side p50/p99
 (from the due time) per kind and over all, the server's own time per route from its access log (time spent
 in the application, without the queue before it), the open connections the server held at the end, the
-generator's CPU, and the load average.
+generator's CPU, and the load average. CPU is counted from after each connection's first request to the end.
 """
 
 from __future__ import annotations
@@ -41,11 +46,13 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -117,11 +124,13 @@ def plan(
     vcf: DataObject,
     registered: list[dict[str, str]],
     granted: list[dict[str, str]],
+    kinds: tuple[str, ...] = KINDS,
 ) -> list[Request]:
     rng = random.Random(19)
+    mix = [kind for kind in MIX if kind in kinds]
     requests = []
     for i in range(total):
-        kind = MIX[i % len(MIX)]
+        kind = mix[i % len(mix)]
         if kind.startswith("beacon"):
             start, ref, alt = alleles[i % len(alleles)]
             params: dict[str, str | int] = {
@@ -156,8 +165,13 @@ def encoded(request: Request) -> bytes:
     return f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
 
 
-async def generate(port: int, requests: list[Request], rate: float, connections: int) -> Outcome:
+async def generate(
+    port: int, requests: list[Request], rate: float, connections: int, ready: Callable[[], None]
+) -> Outcome:
     """Send ``requests`` open-loop at ``rate`` a second over ``connections`` kept-alive connections.
+
+    ``ready`` is called once the connections are open and have each carried one request, before the first
+    due request: what is measured from then on is the run's own requests.
 
     A scheduler queues each request at its due time; whichever connection is free takes it. A hand-written
     HTTP/1.1 exchange on asyncio streams, not httpx: httpx's pool spent ~9 ms of CPU a request here with 200
@@ -170,6 +184,7 @@ async def generate(port: int, requests: list[Request], rate: float, connections:
     opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
     hello = b"GET /service-info HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     await asyncio.gather(*(exchange(reader, writer, hello) for reader, writer in opened))
+    ready()
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (item := await queue.get()) is not None:
@@ -217,16 +232,68 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def database_backends(name: str) -> list[int]:
-    """PostgreSQL's server processes that serve database ``name`` (their titles name it)."""
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if f" {name} " in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
+class BackendCpu:
+    """CPU time of PostgreSQL's server processes for one database, sampled through a run.
+
+    A backend lives as long as its connection: the pool's overflow connections, opened in a burst and
+    closed when returned, take their backend's CPU time with them when they exit, and a reading only at the
+    start and end missed all of it. So the postmaster's children are read every ``interval`` seconds: a
+    backend's last reading counts, and only the work of a backend that came and went between two readings is
+    missed (``stop`` says how many were seen, and how many of them exited during the run).
+    """
+
+    def __init__(self, name: str, interval: float = 0.05) -> None:
+        self.name = name
+        self.interval = interval
+        self.postmaster = self._postmaster()
+        self.ours: dict[int, bool] = {}
+        self.before = self._readings()
+        self.last = dict(self.before)
+        self.gone: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="backend-cpu", daemon=True)
+        self._thread.start()
+
+    def _postmaster(self) -> int:
+        """The postmaster: the parent of a process whose title names the database (one is open: the pool's)."""
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if f" {self.name} " in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+        sys.exit(f"no PostgreSQL backend serves {self.name}: cannot measure the database's CPU")
+
+    def _readings(self) -> dict[int, float]:
+        children: list[int] = []
+        for task in Path(f"/proc/{self.postmaster}/task").glob("*"):
+            try:
+                children.extend(int(pid) for pid in (task / "children").read_text().split())
+            except OSError:
+                continue
+        for pid in children:
+            if pid not in self.ours:
+                try:
+                    self.ours[pid] = f" {self.name} " in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
+                        errors="replace"
+                    )
+                except OSError:
+                    self.ours[pid] = False
+        return cpu_seconds([pid for pid in children if self.ours[pid]])
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            now = self._readings()
+            self.gone |= self.last.keys() - now.keys()
+            self.last.update(now)
+
+    def stop(self) -> tuple[float, int, int]:
+        """CPU seconds the database's backends used since the start, backends seen, and of them gone."""
+        self._stop.set()
+        self._thread.join()
+        self.last.update(self._readings())
+        used = sum(seconds - self.before.get(pid, 0.0) for pid, seconds in self.last.items())
+        return used, len(self.last), len(self.gone)
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -273,15 +340,19 @@ def run_one(
             for request in requests[: len(MIX) * 4]:
                 client.get(request.path, params=request.params, headers=request.headers)
         database = "" if name == "sqlite" else make_url(load_settings(node_dir).database_url).database or ""
-        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-        server_before = cpu_seconds(tree(server.pid))
-        backends_before = cpu_seconds(database_backends(database)) if database else {}
-        load_before = os.getloadavg()[0]
-        outcome = asyncio.run(generate(port, requests, args.rate, args.connections))
+        started: dict[str, Any] = {}
+
+        def ready() -> None:
+            started["cpu"] = resource.getrusage(resource.RUSAGE_SELF)
+            started["server"] = cpu_seconds(tree(server.pid))
+            started["backends"] = BackendCpu(database) if database else None
+            started["load"] = os.getloadavg()[0]
+
+        outcome = asyncio.run(generate(port, requests, args.rate, args.connections, ready))
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-        server_cpu = sum(cpu_seconds(tree(server.pid)).values()) - sum(server_before.values())
-        backends = cpu_seconds(database_backends(database)) if database else {}
-        database_cpu = sum(used - backends_before.get(pid, 0.0) for pid, used in backends.items())
+        server_cpu = sum(cpu_seconds(tree(server.pid)).values()) - sum(started["server"].values())
+        database_cpu, backends_seen, backends_gone = started["backends"].stop() if database else (0.0, 0, 0)
+        cpu_before, load_before = started["cpu"], started["load"]
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -307,6 +378,7 @@ def run_one(
         "generator_cpu": generator_cpu,
         "server_cpu": server_cpu,
         "database_cpu": database_cpu,
+        "backends": (backends_seen, backends_gone),
         "load": (load_before, os.getloadavg()[0]),
     }
 
@@ -336,6 +408,10 @@ def report(result: dict[str, object], args: argparse.Namespace) -> None:
         )
         + f"; the run had {outcome.finished * (os.cpu_count() or 1):.0f} CPU-seconds ({os.cpu_count()} CPUs), shared"
     )
+    backends: tuple[int, int] = result["backends"]  # type: ignore[assignment]
+    seen, gone = backends
+    if seen:
+        print(f"  PostgreSQL backends of the database seen during the run {seen}, of them exited during it {gone}")
     print(f"  {'kind':<16}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'errors':>8}")
     for kind in (*KINDS, "all"):
         samples = everything if kind == "all" else outcome.latencies.get(kind, [])
@@ -361,6 +437,11 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=100_000)
     parser.add_argument("--postgres-url", help="admin URL of PostgreSQL (default: $GENOSHARE_TEST_POSTGRES_URL)")
     parser.add_argument("--no-postgres", action="store_true", help="load the SQLite node only")
+    parser.add_argument("--no-sqlite", action="store_true", help="load the PostgreSQL node only")
+    parser.add_argument(
+        "--kinds", nargs="+", choices=KINDS, default=list(KINDS), metavar="KIND",
+        help="send only these kinds of the mix (each kind's CPU a request, at a rate the machine can serve)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     root, _, issuer = cohort(args.individuals, args.variants)
@@ -384,6 +465,8 @@ def main() -> None:
 
     results = []
     for name, (directory, settings) in nodes.items():
+        if name == "sqlite" and args.no_sqlite:
+            continue
         database = Database(settings.database_url)
         DatasetService(database).set_committee("bench", [f"dac@{ISSUER}"], auto_approve=True)
         database.dispose()
@@ -391,7 +474,7 @@ def main() -> None:
 
         def make(client: httpx.Client, registered: list[dict[str, str]] = registered) -> list[Request]:
             granted = grantees(client, registered)
-            return plan(int(args.rate * args.seconds), alleles, last, vcf, registered, granted)
+            return plan(int(args.rate * args.seconds), alleles, last, vcf, registered, granted, tuple(args.kinds))
 
         print(f"{name}: serving with {args.workers} workers ...", flush=True)
         results.append(run_one(name, directory, make, args, root / f"load-{name}.log"))
