@@ -70,6 +70,9 @@ class SessionState(Protocol):
 
     def remember(self, key: str, answer: Answer) -> None: ...
 
+    def answered(self, reason: str) -> int:
+        """Distinct questions whose cached answer gave ``reason`` (after links, the person's, merged)."""
+
     def exhausted(self, budget: float) -> FrozenBitMap:
         """Members whose spent budget has reached ``budget``: frozen, since it is the cached set itself."""
 
@@ -168,6 +171,9 @@ class _MemorySession:
 
     def remember(self, key: str, answer: Answer) -> None:
         self.answers[key] = answer
+
+    def answered(self, reason: str) -> int:
+        return sum(1 for answer in self.answers.values() if answer.reason == reason)
 
     def exhausted(self, budget: float) -> FrozenBitMap:
         return self.spends.exhausted(budget)
@@ -378,6 +384,9 @@ class _SqlSession:
         digest = key_hash(key)
         self.answers[digest] = answer
         self.known.answers[digest] = replace(answer, cached=True)
+
+    def answered(self, reason: str) -> int:
+        return sum(1 for answer in self.known.answers.values() if answer.reason == reason)
 
     def exhausted(self, budget: float) -> FrozenBitMap:
         return self.known.spends.exhausted(budget)
