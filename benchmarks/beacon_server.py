@@ -267,7 +267,7 @@ def measure(
             def allele_as(headers: dict[str, str]) -> Callable[[int], None]:
                 def allele(i: int) -> None:
                     start, ref, alt = alleles[i]
-                    params = {
+                    params: dict[str, str | int] = {
                         "referenceName": "20", "start": start, "referenceBases": ref, "alternateBases": alt,
                         "requestedGranularity": "boolean",
                     }  # fmt: skip
