@@ -73,7 +73,9 @@ def scrub_names(text: str, names: dict[str, str]) -> str:
     columns, ``SM``), never by text substitution, which would also rewrite ``Number=1`` or contig ``chr1``.
     """
     for old, new in sorted(names.items(), key=lambda item: -len(item[0])):
-        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(old)}(?![A-Za-z0-9])", new, text)
+        # Most of a cohort's names are not in its file name: no pattern is compiled for them.
+        if old in text:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(old)}(?![A-Za-z0-9])", new, text)
     return text
 
 
