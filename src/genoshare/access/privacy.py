@@ -78,6 +78,7 @@ from genoshare.errors import GenoshareError, InvalidInput
 from genoshare.store.models import Dataset
 
 __all__ = [
+    "EXACT_COUNTS_SPENT",
     "NODE_DEFAULTS",
     "Answer",
     "Caller",
@@ -89,6 +90,10 @@ __all__ = [
 ]
 
 ANONYMOUS = "anonymous"
+#: The reason of an answer that gave a common allele's exact count; the cap counts the cached answers with it.
+EXACT_COUNT = "exact count: a common allele"
+#: Added to the reason of a count-level answer once the person's exact counts on the dataset are spent.
+EXACT_COUNTS_SPENT = "exact counts spent"
 LEVEL_NAMES = {Granularity.BOOLEAN: "boolean", Granularity.COUNT: "count", Granularity.RECORD: "record"}
 
 
@@ -142,6 +147,11 @@ class PrivacySettings:
     #: (0.20-0.35; <= 0.10 only up to ~100 counts), so the node default leaves it off; a steward who accepts
     #: that risk sets it per dataset. Rarer alleles keep every other defence.
     exact_count_min: int | None = None
+    #: The distinct alleles one person (a principal: linked identities are one) gets exact counts for on this
+    #: dataset (None: no cap). A3's evidence grows with the number of counts, not with the threshold, so the
+    #: cap is what bounds it (docs/privacy.md). After it, count answers are served as the other defences
+    #: serve them (yes/no under randomised response), saying why; a repeat of a counted allele is the cache's.
+    exact_count_cap: int | None = None
     #: Spends below this are not recorded: common alleles cost ~0 and would write one row per carrier.
     spend_floor: float = 1e-6
     #: Flag a person to the stewards once their questions on rare alleles built up this much evidence (nats,
@@ -195,9 +205,18 @@ class PrivacySettings:
             ("per_day", settings.per_day, int, 1),
             ("spend_floor", settings.spend_floor, float, 0.0),
             ("exact_count_min", settings.exact_count_min, int, 1),
+            ("exact_count_cap", settings.exact_count_cap, int, 1),
             ("flag_min_evidence", settings.flag_min_evidence, float, 0.0),
         )
-        optional = ("budget", "flip_max_count", "per_minute", "per_day", "exact_count_min", "flag_min_evidence")
+        optional = (
+            "budget",
+            "flip_max_count",
+            "per_minute",
+            "per_day",
+            "exact_count_min",
+            "exact_count_cap",
+            "flag_min_evidence",
+        )
         for name, value, kind, least in checks:
             if value is None and name in optional:
                 continue
@@ -601,9 +620,14 @@ class PrivacyGuard:
             cached = session.cached(allele_key)
             if cached is not None:
                 return replace(cached, cached=True), False, None
-            if _exact_count_safe(settings, decision, allele_count):
-                # Common enough that exact counts are safe (measured): no coin, no budget, nothing cached.
-                return Answer(True, allele_count, len(carriers), "exact count: a common allele"), False, None
+            spent = _exact_counts_spent(settings, decision, session)
+            if not spent and _exact_count_safe(settings, decision, allele_count):
+                # Common enough that exact counts are safe (measured): no coin, no budget. Cached under a cap,
+                # so that the cap counts distinct alleles and a repeat is not charged again.
+                exact = Answer(True, allele_count, len(carriers), EXACT_COUNT)
+                if settings.exact_count_cap is not None:
+                    session.remember(allele_key, exact)
+                return exact, False, None
             remaining = carriers
             reason = "answered"
             if settings.budget is not None:
@@ -628,6 +652,8 @@ class PrivacyGuard:
                 answer = Answer(True, count, len(remaining), reason)
             else:
                 answer = Answer(False, 0, 0, reason if count else "below minimum allele count")
+            if spent:
+                answer = replace(answer, reason=f"{answer.reason}; {EXACT_COUNTS_SPENT}")
             session.remember(allele_key, answer)
             rule = settings.watch_rule
             watched = (
@@ -644,6 +670,17 @@ def _exact_count_safe(settings: PrivacySettings, decision: Decision, allele_coun
     """Whether a count-level caller gets this allele's exact count (``PrivacySettings.exact_count_min``)."""
     least = settings.exact_count_min
     return least is not None and decision.granularity >= Granularity.COUNT and allele_count >= least
+
+
+def _exact_counts_spent(settings: PrivacySettings, decision: Decision, session: SessionState) -> bool:
+    """Whether this count-level caller has had all the exact counts ``exact_count_cap`` allows on the dataset.
+
+    Decided from who asks, not from the allele asked about, so saying it tells nothing about the data.
+    """
+    cap = settings.exact_count_cap
+    if cap is None or settings.exact_count_min is None or decision.granularity < Granularity.COUNT:
+        return False
+    return session.answered(EXACT_COUNT) >= cap
 
 
 def _estimated_count(carriers: BitMap, remaining: BitMap, allele_count: int) -> int:

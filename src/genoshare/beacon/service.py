@@ -28,7 +28,7 @@ from genoshare.access.disclosure import Disclosure, DisclosureRule, ceiling, dis
 from genoshare.access.granularity import LOOKUP_NEEDS_RECORDS, Granularity, needed_to_look_up
 from genoshare.access.passports import Identity
 from genoshare.access.policy import AccessPolicy, Decision
-from genoshare.access.privacy import Answer, Caller, PrivacyGuard
+from genoshare.access.privacy import EXACT_COUNTS_SPENT, Answer, Caller, PrivacyGuard
 from genoshare.audit import AuditLog, Entry
 from genoshare.audit.people import encode_people
 from genoshare.beacon import framework, records
@@ -54,6 +54,13 @@ RANDOMISED_NOTICE = (
     "To protect the people in these datasets from re-identification, their answers on rare alleles are "
     "randomised (randomised response): a 'yes' may be false and a 'no' may hide carriers. Asking again "
     "gives the same answer. Ask the data access committee for access to get exact answers."
+)
+
+#: Told in a dataset's note once the caller has had every exact count the dataset's cap allows (``exact_count_cap``).
+EXACT_COUNTS_SPENT_NOTICE = (
+    "You have had exact counts for as many distinct common alleles as this dataset allows one person; further "
+    "answers come as its other defences give them (yes/no where answers are randomised). Counts already "
+    "given are given again."
 )
 
 #: Told whenever a dataset in scope gave no answer, so that an "exists: false" is never read as its "no".
@@ -84,6 +91,8 @@ class Outcome:
     records: list[dict[str, Any]] = field(default_factory=list)
     #: The privacy policy randomised this dataset's answer (randomised response), whichever way it fell.
     randomised: bool = False
+    #: The caller's exact counts on this dataset are spent (``EXACT_COUNTS_SPENT_NOTICE``).
+    exact_counts_spent: bool = False
     withheld: str | None = None
     #: At count or record level: sample numbers of the people the answer is about (for the audit log).
     about: BitMap = field(default_factory=BitMap)
@@ -231,7 +240,7 @@ class BeaconService:
             if vrs_id is not None:  # read only for a caller who may look this dataset's variants up
                 variant_query = self.vrs.query(vrs_id, dataset.id, self.catalog.indexes(dataset.id))
             selection = self._select(entry, request, dataset, variant_query, parent, wanted, hidden)
-            requested, total, randomised = request.granularity, selection.total, False
+            requested, total, randomised, spent = request.granularity, selection.total, False, False
             # An empty scope (a parent entry not in this dataset, a withdrawn person, filters nobody matches)
             # makes the answer an exact "no" that says nothing about anyone's genotypes: nothing to guard, and
             # randomising it would only invent variants for someone who is not there.
@@ -245,11 +254,12 @@ class BeaconService:
                     outcomes.append(Outcome(dataset, decision, None, withheld=answer.reason))
                     continue
                 randomised = answer.randomised
+                spent = answer.reason.endswith(EXACT_COUNTS_SPENT)
                 total, exact = _guarded_total(answer, carriers, total)
                 if not exact:
                     requested = Granularity.BOOLEAN
             disclosure = disclose(decision, rule, requested, total)
-            outcome = Outcome(dataset, decision, disclosure, randomised=randomised)
+            outcome = Outcome(dataset, decision, disclosure, randomised=randomised, exact_counts_spent=spent)
             if disclosure.granularity == Granularity.RECORD:
                 outcome.records = selection.entries(request.skip, request.limit)
             if disclosure.granularity >= Granularity.COUNT:
@@ -596,6 +606,8 @@ def _note(outcome: Outcome, anonymous: bool) -> dict[str, Any]:
     else:
         note["returnedGranularity"] = disclosure.granularity.beacon
         note["exists"] = disclosure.exists
+        if outcome.exact_counts_spent:
+            note["exactCounts"] = EXACT_COUNTS_SPENT_NOTICE
     note["access"] = outcome.decision.reason
     more = more_access(dataset.access_level, dataset.id, outcome.decision, anonymous)
     if more is not None:
