@@ -7,16 +7,20 @@ What a reader of the measurement relies on:
 - a benign session the rule never flags gets exactly the share gate's answers: the composition costs it
   nothing;
 - the evasive attacker's walk, padded to the rule's share with made-up alleles, is never flagged, and the
-  stricter the rule's share, the fewer walk questions fit in its question budget.
+  stricter the rule's share, the fewer walk questions fit in its question budget;
+- per node: the flag-gated point is measured on each node apart, with its interval and its flags.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from genoshare.access.attack_watch import WatchRule
 from genoshare.access.privacy import PrivacySettings
+from genoshare_lab.privacy import per_node
 from genoshare_lab.privacy.accounting import GatedBeacon, ShareGate
 from genoshare_lab.privacy.attacks import plan_queries
 from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
@@ -87,3 +91,27 @@ def test_the_evasive_walk_stays_under_the_rule(cohort: AttackCohort, share: floa
         assert (cohort.beacon_ac[sessions[target, ~on_walk]] == 0).all()  # decoys: made-up alleles
     # Its walk questions are at most the rule's share of its questions: a strict share leaves room for few.
     assert 0 < on_walk.sum() <= share * len(on_walk) + 1
+
+
+def test_per_node_measures_the_flag_gated_point_on_each_node() -> None:
+    config = replace(
+        per_node.CONFIG,
+        cohort=TINY,
+        max_queries=300,
+        defended_queries=100,
+        benign_queries=400,
+        screen_queries=100,
+        spread_seeds=(9,),
+    )
+    flag = FlagGate(GATE, WatchRule(), after="stop")
+    report = per_node.run(
+        config, None, rows=(), gates=[(PrivacySettings(budget=0.5, count_epsilon=2.2), flag)], workers=1
+    )
+    (row,) = report["rows"]
+    assert "flag 0.6 nats share 0.8 -> stop" in row["defence"]
+    assert len(row["nodes"]) == 2  # seeds 8 and 9, each its own guard
+    for node in row["nodes"]:
+        best = node["best_response"]
+        assert best["low"] <= best["power"] <= best["high"]
+        assert node["flags"]["A2 with 0 decoys"]["members_flagged"] > 0.5  # plain walks are flagged
+        assert node["flags"]["evasive"]["members_flagged"] == 0  # the evasive ones are not
