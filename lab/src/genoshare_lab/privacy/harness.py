@@ -554,6 +554,9 @@ A3_THRESHOLDS = (1, 2, 5, 10, 20, 50, 100)
 #: and the larger counts, up to the node's default daily limit of 20,000, say what more queries would do.
 A3_POINTS = (100, 300, 1000, 5000, 20_000)
 A3_FRAME = 1000
+#: Caps on the distinct alleles one person gets exact counts for (the node's ``exact_count_cap``): A3's power
+#: after that many *counted* answers, however many sites it asked to get them (rarer ones give no count).
+A3_CAPS = (25, 50, 100, 200)
 
 
 def measure_a3(
@@ -579,30 +582,76 @@ def measure_a3(
         def exact(_: str, plan: np.ndarray, statistic: str, t: int = t) -> np.ndarray:
             return a3_scores(cohort, plan, t, statistic)
 
-        rows.append({"threshold": t, "by_queries": _a3_best(cohort, orders, exact)})
+        rows.append(
+            {
+                "threshold": t,
+                "by_queries": _a3_best(cohort, orders, exact),
+                "by_counts": _a3_best(cohort, orders, exact, counted_from=t),
+            }
+        )
     safe = [
         t
         for t, r in zip(thresholds, rows, strict=True)
         if all(float(v["power"]) <= GOAL_POWER for q, v in r["by_queries"].items() if int(q) <= A3_FRAME)  # type: ignore[attr-defined]
     ]
-    return {"rows": rows, "frame_queries": A3_FRAME, "chosen_threshold": min(safe) if safe else None}
+    # The largest cap whose power, and every smaller cap's, stays within the goal, per threshold.
+    caps: dict[str, int | None] = {}
+    for r in rows:
+        within = [int(k) for k, v in r["by_counts"].items() if float(v["power"]) <= GOAL_POWER]  # type: ignore[attr-defined]
+        below = [c for c in A3_CAPS if c not in within]
+        ok = [c for c in within if not below or c < min(below)]
+        caps[str(r["threshold"])] = max(ok) if ok else None
+    return {
+        "rows": rows,
+        "frame_queries": A3_FRAME,
+        "chosen_threshold": min(safe) if safe else None,
+        "safe_caps": caps,
+    }
 
 
 def _a3_best(
-    cohort: AttackCohort, orders: dict[str, np.ndarray], scored: Callable[[str, np.ndarray, str], np.ndarray]
+    cohort: AttackCohort,
+    orders: dict[str, np.ndarray],
+    scored: Callable[[str, np.ndarray, str], np.ndarray],
+    counted_from: int | None = None,
 ) -> dict[str, dict[str, object]]:
-    """A3's best power over site orders and statistics at each of ``A3_POINTS`` queries (Wilson intervals)."""
+    """A3's best power over site orders and statistics at each of ``A3_POINTS`` queries (Wilson intervals).
+
+    ``counted_from``: at each of ``A3_CAPS`` exact counts instead, counts being served from that many
+    copies: under a cap on exact counts the attacker asks sites until the cap is spent.
+    """
     n_targets = cohort.config.n_targets
     best: dict[int, dict[str, object]] = {}
     for order, plan in orders.items():
-        points = [q for q in A3_POINTS if q <= plan.shape[-1]]
+        points = [q for q in A3_POINTS if q <= plan.shape[-1]] if counted_from is None else list(A3_CAPS)
+        width = max(points) if counted_from is None else plan.shape[-1]
         for statistic in A3_STATISTICS:
-            matrix = scored(order, plan[..., : max(points)], statistic)
-            for q, power in zip(points, power_curve(matrix, n_targets, points), strict=True):
+            matrix = scored(order, plan[..., :width], statistic)
+            at = points
+            if counted_from is not None:
+                matrix = _after_counts(cohort, plan[..., :width], matrix, counted_from)
+                at = list(range(1, len(points) + 1))
+            for q, power in zip(points, power_curve(matrix, n_targets, at), strict=True):
                 if q not in best or power > best[q]["power"]:  # type: ignore[operator]
                     low, high = wilson(float(power), n_targets)
                     best[q] = {"power": float(power), "low": low, "high": high, "order": order, "statistic": statistic}
     return {str(q): best[q] for q in sorted(best)}
+
+
+def _after_counts(cohort: AttackCohort, plan: np.ndarray, scores: np.ndarray, threshold: int) -> np.ndarray:
+    """Each target's cumulative score once ``A3_CAPS[i]`` of its answers were counts (column ``i``).
+
+    A target whose order holds fewer counted sites keeps its last score: the attacker ran out of sites.
+    """
+    counted = cohort.beacon_ac[np.broadcast_to(plan, scores.shape)] >= threshold
+    got = np.cumsum(counted, axis=1)
+    rows = np.arange(scores.shape[0])
+    columns = []
+    for cap in A3_CAPS:
+        reached = got >= cap
+        at = np.where(reached.any(axis=1), reached.argmax(axis=1), scores.shape[1] - 1)
+        columns.append(scores[rows, at])
+    return np.stack(columns, axis=1)
 
 
 #: Epsilons at which A3 is measured against counts served through the truncated geometric mechanism.
@@ -658,6 +707,19 @@ def a3_table(a3: dict[str, object]) -> str:
     lines.append(
         f"\nChosen threshold (lowest with power <= {GOAL_POWER} up to {frame} queries): {a3['chosen_threshold']}"
     )
+    caps = [str(c) for c in A3_CAPS]
+    lines += [
+        "",
+        "| exact counts from (copies) | " + " | ".join(f"A3 power, cap {c} counts" for c in caps) + " | safe cap |",
+        "|---|" + "---|" * (len(caps) + 1),
+    ]
+    for r in a3["rows"]:  # type: ignore[attr-defined]
+        cells = [r["by_counts"][c] for c in caps]
+        lines.append(
+            f"| {r['threshold']} | "
+            + " | ".join(f"{c['power']:.3f} [{c['low']:.2f}, {c['high']:.2f}]" for c in cells)
+            + f" | {a3['safe_caps'][str(r['threshold'])]} |"  # type: ignore[index]
+        )
     geometric = a3.get("geometric")
     if isinstance(geometric, dict):
         shown = [q for q in points if int(q) <= int(geometric["frame_queries"])]
