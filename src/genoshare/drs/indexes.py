@@ -29,10 +29,16 @@ def index_id(row: DataObject) -> str | None:
     return f"{row.id}.{row.index_format}" if row.index_key and row.index_format else None
 
 
-def data_file_of(session: Session, drs_id: str) -> DataObject | None:
-    """The data file whose index ``drs_id`` names (``<file id>.<index format>``), if there is one."""
+def index_parent(drs_id: str) -> str | None:
+    """The id of the data file whose index ``drs_id`` would name (``<file id>.<index format>``), if any."""
     parent, _, suffix = drs_id.rpartition(".")
-    if suffix not in INDEX_FORMATS or not parent:
+    return parent if suffix in INDEX_FORMATS and parent else None
+
+
+def data_file_of(session: Session, drs_id: str) -> DataObject | None:
+    """The data file whose index ``drs_id`` names, if there is one."""
+    parent = index_parent(drs_id)
+    if parent is None:
         return None
     row = session.get(DataObject, parent)
     return row if row is not None and index_id(row) == drs_id else None

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from genoshare import __version__
 from genoshare.access.granularity import AccessLevel, Granularity
@@ -22,7 +22,7 @@ from genoshare.access.policy import AccessPolicy, Decision
 from genoshare.access.served import ServedFiles
 from genoshare.access.tickets import TicketSigner
 from genoshare.datasets.service import DatasetService
-from genoshare.drs.indexes import IndexFiles, data_file_of, index_id
+from genoshare.drs.indexes import IndexFiles, index_id, index_parent
 from genoshare.errors import GenoshareError, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from genoshare.ids import is_wellformed_id
 from genoshare.settings import Settings
@@ -30,6 +30,24 @@ from genoshare.store.db import Database
 from genoshare.store.models import DataObject, Dataset
 
 ACCESS_ID = "https"
+_OBJECTS = DataObject.__table__
+_DATASETS = Dataset.__table__
+_OBJECT_KEYS = tuple(column.key for column in _OBJECTS.c)
+_DATASET_KEYS = tuple(column.key for column in _DATASETS.c)
+# Every DRS request resolves its id: precompiled Core statements on a pooled connection, where an ORM
+# session's lookups cost several times the queries. The rows become detached ORM objects.
+_OBJECT_WITH_DATASET = (
+    select(_OBJECTS, _DATASETS)
+    .join(_DATASETS, _DATASETS.c.id == _OBJECTS.c.dataset_id)
+    .where(_OBJECTS.c.id == bindparam("id"))
+)
+_DATASET = select(_DATASETS).where(_DATASETS.c.id == bindparam("id"))
+_FILES_OF = select(_OBJECTS).where(_OBJECTS.c.dataset_id == bindparam("dataset_id")).order_by(_OBJECTS.c.name)
+
+
+def _object(row: Sequence[Any]) -> DataObject:
+    """The ``objects`` columns that lead ``row`` as a detached ``DataObject``."""
+    return DataObject(**dict(zip(_OBJECT_KEYS, row[: len(_OBJECT_KEYS)], strict=True)))
 
 
 def _time(value: datetime) -> str:
@@ -64,19 +82,20 @@ class DrsService:
         """(dataset, the blob or None for a bundle, the bundle's files); for an index, its data file's blob."""
         if not is_wellformed_id(drs_id):
             raise NotFound(f"no DRS object {drs_id!r}")
-        with self.database.sessions() as session:
-            blob = session.get(DataObject, drs_id) or data_file_of(session, drs_id)
-            if blob is not None:
-                dataset = session.get(Dataset, blob.dataset_id)
-                assert dataset is not None
-                return dataset, blob, []
-            dataset = session.get(Dataset, drs_id)
+        parent = index_parent(drs_id)
+        with self.policy.read_connection() as connection:
+            found = connection.execute(_OBJECT_WITH_DATASET, {"id": drs_id}).first()
+            if found is None and parent is not None:
+                found = connection.execute(_OBJECT_WITH_DATASET, {"id": parent}).first()
+                if found is not None and index_id(_object(found)) != drs_id:
+                    found = None
+            if found is not None:
+                return Dataset(**dict(zip(_DATASET_KEYS, found[len(_OBJECT_KEYS) :], strict=True))), _object(found), []
+            dataset = connection.execute(_DATASET, {"id": drs_id}).first()
             if dataset is None:
                 raise NotFound(f"no DRS object {drs_id!r}")
-            files = list(
-                session.scalars(select(DataObject).where(DataObject.dataset_id == drs_id).order_by(DataObject.name))
-            )
-            return dataset, None, files
+            files = [_object(row) for row in connection.execute(_FILES_OF, {"dataset_id": drs_id}).all()]
+            return Dataset(**dict(zip(_DATASET_KEYS, dataset, strict=True))), None, files
 
     def _readable(
         self, drs_id: str, identity: Identity | None, action: str
