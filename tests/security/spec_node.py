@@ -1,7 +1,7 @@
-"""A node serving the VCF 4.3 spec example as registered dataset ``reg``, trusting the test issuer.
+"""A node serving the VCF 4.3 spec example as one dataset, trusting the test issuer.
 
-For attacks on the Beacon's privacy defences through ``genoshare serve`` (rate limits, budgets), where the
-dataset's privacy policy is the one thing a test sets.
+For attacks on the Beacon's privacy defences through ``genoshare serve`` (rate limits, budgets, exact-count
+caps), where the dataset's access level and privacy policy are the things a test sets.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from support import HTSGET_DATA, TEST_ISSUER, TEST_PASSPORT_POLICY
 DATASET = "reg"
 
 
-def registered_spec_node(tmp_path: Path, issuer: VisaIssuer, privacy: Mapping[str, object]) -> Settings:
-    """The node's settings (on SQLite); ``privacy``: the dataset's ``beacon_policy.privacy.default``."""
+def spec_node(
+    tmp_path: Path, issuer: VisaIssuer, dataset: str, access_level: str, privacy: Mapping[str, object]
+) -> Settings:
+    """The node's settings (on SQLite); ``privacy``: the dataset's ``beacon_policy.privacy``, by access level."""
     jwks = tmp_path / "jwks.json"
     issuer.write_jwks(jwks)
     settings = load_settings(
@@ -31,8 +33,13 @@ def registered_spec_node(tmp_path: Path, issuer: VisaIssuer, privacy: Mapping[st
     )
     node = init_node(settings)
     datasets = build_datasets(node)
-    datasets.create(NewDataset(DATASET, "Registered data", "Test Institute", "registered", ["GRU"]))
-    build_ingestor(node).ingest(DATASET, [HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"])
-    datasets.set_beacon_policy(DATASET, {"privacy": {"default": dict(privacy)}})
+    datasets.create(NewDataset(dataset, f"{access_level.title()} data", "Test Institute", access_level, ["GRU"]))
+    build_ingestor(node).ingest(dataset, [HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"])
+    datasets.set_beacon_policy(dataset, {"privacy": dict(privacy)})
     node.close()
     return settings
+
+
+def registered_spec_node(tmp_path: Path, issuer: VisaIssuer, privacy: Mapping[str, object]) -> Settings:
+    """Registered dataset ``reg``; ``privacy``: its ``beacon_policy.privacy.default``."""
+    return spec_node(tmp_path, issuer, DATASET, "registered", {"default": dict(privacy)})

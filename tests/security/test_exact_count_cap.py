@@ -19,19 +19,17 @@ from urllib.parse import quote
 import httpx
 import pytest
 from pyroaring import BitMap
+from spec_node import spec_node
 
 from genoshare.access.granularity import Granularity
 from genoshare.access.issuer import VisaIssuer
 from genoshare.access.policy import Decision
 from genoshare.access.privacy import EXACT_COUNTS_SPENT, LINKED_IDENTITIES, Answer, Caller, PrivacyGuard
 from genoshare.access.privacy_state import SqlPrivacyState
-from genoshare.datasets.service import NewDataset
-from genoshare.node import build_datasets, build_ingestor, init_node
-from genoshare.settings import TrustedIssuer, load_settings
 from genoshare.store.db import Database, migrate
 from genoshare.store.models import Dataset
 
-from support import HTSGET_DATA, TEST_ISSUER, TEST_PASSPORT_POLICY, Passports, bearer
+from support import TEST_ISSUER, Passports, bearer
 
 DATASET = "ctrl"
 Allele = dict[str, str | int]
@@ -52,23 +50,8 @@ CAP = 2
 @pytest.fixture
 def data_dir(tmp_path: Path, issuer: VisaIssuer) -> Path:
     """The node, counts exact from 2 copies for at most ``CAP`` alleles per person, other defences the node's."""
-    jwks = tmp_path / "jwks.json"
-    issuer.write_jwks(jwks)
-    settings = load_settings(
-        tmp_path / "node",
-        database_url="",
-        trusted_issuers=[TrustedIssuer(issuer=TEST_ISSUER, jwks_file=jwks)],
-        passports=TEST_PASSPORT_POLICY,
-    )
-    node = init_node(settings)
-    datasets = build_datasets(node)
-    datasets.create(NewDataset(DATASET, "Controlled data", "Test Institute", "controlled", ["GRU"]))
-    build_ingestor(node).ingest(DATASET, [HTSGET_DATA / "vcf" / "spec-v4.3.vcf.gz"])
-    datasets.set_beacon_policy(
-        DATASET, {"privacy": {"count": {"exact_count_min": 2, "exact_count_cap": CAP, "per_minute": None}}}
-    )
-    node.close()
-    return settings.data_dir
+    policy = {"count": {"exact_count_min": 2, "exact_count_cap": CAP, "per_minute": None}}
+    return spec_node(tmp_path, issuer, DATASET, "controlled", policy).data_dir
 
 
 def _passport(issuer: VisaIssuer, subject: str, linked_to: str | None = None) -> str:
