@@ -21,12 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from genoshare.access.granularity import Granularity
-from genoshare.access.privacy import NODE_DEFAULTS
 from genoshare_lab.privacy.attacks import plan_queries
 from genoshare_lab.privacy.cohort import load_or_simulate
-from genoshare_lab.privacy.detection import NEIGHBOURS, adaptive, detection, detection_table
-from genoshare_lab.privacy.harness import DEFAULT, GuardedBeacon, budget_at_flag, main
+from genoshare_lab.privacy.detection import detection_table
+from genoshare_lab.privacy.harness import DEFAULT, main, measure_detection
 
 
 def detection_only(work_dir: Path) -> int:
@@ -35,16 +33,7 @@ def detection_only(work_dir: Path) -> int:
     config = DEFAULT
     cohort = load_or_simulate(config.cohort, work_dir)
     plans = plan_queries(cohort, config.max_queries, config.benign_queries, config.seed, config.screen_queries)
-    default = NODE_DEFAULTS[Granularity.BOOLEAN]
-    assert default.watch_rule is not None
-    flags: list[dict[str, object]] = []
-    for rule in (default.watch_rule, *NEIGHBOURS):
-        flagged = detection(cohort, plans, config.defended_queries, rule)
-        flagged["budget_at_flag"] = budget_at_flag(cohort, plans, default, config.seed, flagged)
-        flagged["node_default"] = rule == default.watch_rule
-        flags.append(flagged)
-    oracle = GuardedBeacon(cohort, default, config.seed)
-    evading = adaptive(cohort, plans, config.defended_queries, default.watch_rule, default, oracle.session, config.seed)
+    flags, evading = measure_detection(cohort, plans, config)
     table = detection_table(flags, evading)
     work_dir.mkdir(parents=True, exist_ok=True)
     report = {"detection": flags, "adaptive": evading, "seconds": round(time.monotonic() - began, 1)}

@@ -994,21 +994,8 @@ def run(
     }
     candidates = [r for r in results[1:] if _utility_ok(r)]
     best = min(candidates, key=lambda r: r["best_response"]["power"]) if candidates else None  # type: ignore[index]
-    # The node's attack flag (``access.attack_watch``), by the node's own rule; it reads no answer, so it
-    # flags the same sessions under every defence. How much budget is left at the flag is the default's.
-    # The node default's rule and its neighbours, each with the budget left at the flag; then the attacker
-    # who knows the default's rule and keeps under it with decoys, on the default's oracle.
     started = time.monotonic()
-    default = NODE_DEFAULTS[Granularity.BOOLEAN]
-    assert default.watch_rule is not None
-    flags: list[dict[str, object]] = []
-    for rule in (default.watch_rule, *NEIGHBOURS):
-        flagged = detection(cohort, plans, config.defended_queries, rule)
-        flagged["budget_at_flag"] = budget_at_flag(cohort, plans, default, config.seed, flagged)
-        flagged["node_default"] = rule == default.watch_rule
-        flags.append(flagged)
-    oracle = GuardedBeacon(cohort, default, config.seed)
-    evading = adaptive(cohort, plans, config.defended_queries, default.watch_rule, default, oracle.session, config.seed)
+    flags, evading = measure_detection(cohort, plans, config)
     timings["detection_s"] = round(time.monotonic() - started, 1)
     if config.a3:
         started = time.monotonic()
@@ -1029,6 +1016,28 @@ def run(
         "goal_met_by": [r["defence"] for r in results if meets_goal(r)],
         "timings": timings,
     }
+
+
+def measure_detection(
+    cohort: AttackCohort, plans: QueryPlans, config: HarnessConfig
+) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """The node's attack flag (``access.attack_watch``), by the node default's rule and its neighbours.
+
+    Each rule comes with the budget left at its flags, then the attacker who knows the default's rule and
+    keeps under it with decoys, on the default's oracle. The flag reads no answer, so it flags the same
+    sessions under every defence; the budget left at the flag is the default's.
+    """
+    default = NODE_DEFAULTS[Granularity.BOOLEAN]
+    assert default.watch_rule is not None
+    flags: list[dict[str, object]] = []
+    for rule in (default.watch_rule, *NEIGHBOURS):
+        flagged = detection(cohort, plans, config.defended_queries, rule)
+        flagged["budget_at_flag"] = budget_at_flag(cohort, plans, default, config.seed, flagged)
+        flagged["node_default"] = rule == default.watch_rule
+        flags.append(flagged)
+    oracle = GuardedBeacon(cohort, default, config.seed)
+    evading = adaptive(cohort, plans, config.defended_queries, default.watch_rule, default, oracle.session, config.seed)
+    return flags, evading
 
 
 def _sql_check(
