@@ -96,8 +96,9 @@ def test_committee_is_named_by_subject_at_issuer(cohort: Cohort) -> None:
 
 
 def test_linking_two_accounts_shares_one_budget(cohort: Cohort) -> None:
-    code, output = run(cohort.node, "privacy", "link", "alice@idp-a", "alice@idp-b")
+    first, second = "alice@https://idp-a.example", "alice@https://idp-b.example"
+    code, output = run(cohort.node, "privacy", "link", first, second)
     assert code == 0, output
     guard = cohort.node.privacy
-    assert guard.state.principal_of("alice@idp-a") == guard.state.principal_of("alice@idp-b") is not None
-    assert run(cohort.node, "privacy", "link", "alice", "bob@idp")[0] == 1
+    assert guard.state.principal_of(first) == guard.state.principal_of(second) is not None
+    assert run(cohort.node, "privacy", "link", "alice", "bob@https://idp.example")[0] == 1
