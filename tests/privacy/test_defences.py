@@ -45,9 +45,18 @@ def guard(database: Database, **kwargs: object) -> PrivacyGuard:
     return PrivacyGuard(SqlPrivacyState(database), rng=random.Random(1), clock=Clock(), **kwargs)  # type: ignore[arg-type]
 
 
-def ask(guard: PrivacyGuard, caller: Caller, ds: Dataset, key: str, carriers: list[int], count: int | None = None):  # type: ignore[no-untyped-def]
+def ask(  # type: ignore[no-untyped-def]
+    guard: PrivacyGuard,
+    caller: Caller,
+    ds: Dataset,
+    key: str,
+    carriers: list[int],
+    count: int | None = None,
+    position: tuple[str, int] | None = None,
+):
     decision = Decision(ds.id, Granularity.BOOLEAN, "test")
-    return guard.filter_answer(caller, decision, ds, key, BitMap(carriers), len(carriers) if count is None else count)
+    copies = len(carriers) if count is None else count
+    return guard.filter_answer(caller, decision, ds, key, BitMap(carriers), copies, position)
 
 
 def spent(database: Database, principal: str, member: int) -> float:

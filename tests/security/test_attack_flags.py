@@ -10,7 +10,10 @@ and a walk split over identities that are linked into one person is one walk.
 Attacked through ``genoshare serve`` (the demo node with its broker, so the steward signs in for real) on
 the demo's synthetic cohort (100 people). The cohort's policy keeps the node's default flag and sets a
 budget of 3.0 without randomised response, so the answers show the budget is not spent when the flag is
-raised: each of the walk's "yes" answers would be a "no" once it were.
+raised: each of the walk's "yes" answers would be a "no" once it were. The demo's variants lie within 2 Mb
+of chromosome 20, a tenth of the node's default span (``flag_min_span``, 20 Mb, for a whole genome): the
+policy scales it to 100 kb, so the region stands for a genome and a twentieth of it for a stretch a patient
+shares with a relative.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ from processes import run_cli
 pytestmark = pytest.mark.slow
 
 Allele = tuple[int, str, str]  # 0-based start, ref, alt
-#: The cohort's policy in these tests: budgets with room, no noise, the node's default flag.
+#: The cohort's policy in these tests: budgets with room, no noise, the node's default flag at the demo's scale.
 BUDGET = 3.0
+SPAN = 100_000
 
 
 def _evidence(copies: int) -> float:
@@ -55,7 +59,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
         opened = Node.open(load_settings(served.data_dir))
         try:
             build_datasets(opened).set_beacon_policy(
-                COHORT_DATASET, {"privacy": {"default": {"budget": BUDGET, "flip_probability": 0.0}}}
+                COHORT_DATASET,
+                {"privacy": {"default": {"budget": BUDGET, "flip_probability": 0.0, "flag_min_span": SPAN}}},
             )
         finally:
             opened.close()
@@ -126,10 +131,15 @@ def _metric(metrics: str) -> int:
 
 
 def _walked(rare: dict[Allele, frozenset[str]]) -> tuple[str, list[Allele]]:
-    """The participant with the most singletons, and their rare alleles, rarest first (as a walk asks them)."""
+    """The participant with the most singletons, and their rare alleles, rarest first (as a walk asks them).
+
+    Alleles with as many carriers come in no particular order: a walk has no reason to follow the genome's.
+    """
     members = {member for carriers in rare.values() for member in carriers}
     target = max(members, key=lambda m: sum(carriers == {m} for carriers in rare.values()))
-    return target, sorted((a for a, carriers in rare.items() if target in carriers), key=lambda a: len(rare[a]))
+    alleles = sorted(a for a, carriers in rare.items() if target in carriers)
+    random.Random(43).shuffle(alleles)
+    return target, sorted(alleles, key=lambda a: len(rare[a]))
 
 
 def test_a_walk_over_one_genome_is_flagged_before_half_the_budget_is_spent(node: PortalNode) -> None:
@@ -197,6 +207,33 @@ def test_a_walk_split_over_two_identities_is_flagged_once_they_are_linked(node: 
     flagged = [actor for actor in audited if actor in (first, second)]
     assert len(flagged) == 1, f"the split walk over {target} was not flagged as one person: {audited}"
     assert flagged[0] in page
+
+
+def test_a_screen_in_genome_order_through_a_relatives_stretch_is_not_flagged(node: PortalNode) -> None:
+    """A clinician screens a patient's candidates in genome order and the screen opens on a stretch the patient
+    shares with a relative in the cohort: every candidate there is one of the relative's rare variants, a run
+    no count tells from a walk (the rule without positions flagged it at the second). Within half the span
+    it is no walk; a rarest-first walk over the same participant, asked by another person,
+    leaves the stretch at once and is flagged."""
+    rare = _rare_alleles()
+    relative, walk = _walked(rare)
+    by_place = sorted(walk)
+    # The longest run of the relative's rare variants within half the span: the stretch shared with the patient.
+    runs = [[a for a in by_place if start <= a[0] < start + SPAN // 2] for start, _, _ in by_place]
+    stretch = max(runs, key=len)
+    assert len(stretch) >= 6, f"{relative} has no run of rare variants to screen"
+    clinician, walker = f"ordered-clinician@{DEMO_ISSUER}", f"ordered-walker@{DEMO_ISSUER}"
+    with httpx.Client(base_url=node.url, timeout=60) as http:
+        passport = _passport(node, "ordered-clinician")
+        answers = [_ask(http, passport, allele) for allele in stretch[:6]]
+        assert answers == [True] * 6, "the screen's answers are the truth (no noise, budget left)"
+        audited, _, page = _flags(node)
+        assert clinician not in audited and clinician not in page, f"a screen through {relative}'s stretch was flagged"
+        passport = _passport(node, "ordered-walker")
+        for allele in walk[:3]:
+            _ask(http, passport, allele)
+    audited, _, page = _flags(node)
+    assert walker in audited and walker in page, f"a walk over {relative}'s rarest alleles was not flagged in 3"
 
 
 def test_a_split_walk_is_flagged_by_the_passport_that_links_it(node: PortalNode) -> None:

@@ -21,9 +21,12 @@ count of every allele it answers about, so it keeps, per person and dataset, two
   member's. It comes long before the walk has spent any of the member's budget.
 
 A screen of one patient's novel variants holds about half absent from the dataset, so both shares stay low
-even though the patient's relatives in the dataset carry many of the rest (asking those is a walk over the
-relative's shared segments, which the node, not seeing positions, cannot tell from an attack); only a
-screen that opens on such a segment, before any absent candidate, is flagged. An attacker who knows the
+even though the patient's relatives in the dataset carry many of the rest. A screen in genome order that
+opens on a segment the patient shares with a relative, before any absent candidate, is a run of the
+relative's alleles no count tells from a walk; it stays within a few Mb, where a walk soon asks about the
+member's alleles anywhere. So, with ``min_span``, a member counts towards either sum's flag only once the
+person's questions on their alleles lie on two chromosomes or ``min_span`` bases apart ("spread"), or once
+they are ``span_free_hits`` of the person's questions wherever they lie. An attacker who knows the
 rule can keep under both shares with made-up decoy alleles (one per four real questions at a share of
 0.8); the harness measures how much power that attacker keeps.
 
@@ -55,6 +58,12 @@ from genoshare.audit import AuditLog, Entry
 from genoshare.store.db import Database, commit_without_waiting
 from genoshare.store.privacy_tables import PrivacyWatch, PrivacyWatchHit
 
+#: The node's positions test (``WatchRule.min_span``, ``span_free_hits``), as the harness measured it: a
+#: relative's shared segments here reach about 10 Mb, a relative's run through one about 20 questions.
+NODE_MIN_SPAN = 20_000_000
+NODE_SPAN_FREE_HITS = 25
+#: Under a rule without ``min_span``, only another chromosome marks a member spread (kept for the record).
+_NO_SPAN = 2**62
 #: How the audit log names a flag.
 FLAG_ACTION = "beacon.attack_flag"
 #: The longest reason the database keeps (``PrivacyWatch.reason``).
@@ -94,9 +103,9 @@ class WatchRule:
     min_hits: int = 8
     #: ... and this share of all their watched questions.
     min_hit_share: float = 0.9
-    #: Positions (harness only: the node does not pass them to the watch yet): a member counts towards a flag
-    #: only once the person's questions on their alleles lie on two chromosomes or this many bases apart, so
-    #: a screen in genome order through a segment a patient shares with a relative is not a walk; None: off.
+    #: Positions: a member counts towards a flag only once the person's questions on their alleles lie on two
+    #: chromosomes or this many bases apart, so a screen in genome order through a segment a patient shares
+    #: with a relative is not a walk; None: off (the node's default is ``NODE_MIN_SPAN``).
     min_span: int | None = None
     #: With ``min_span``: this many hits (and ``min_hit_share`` of the questions) flag a member wherever they
     #: lie, so a walk kept within ``min_span`` of its start is flagged too, later; None: no such test.
@@ -124,16 +133,21 @@ class WatchRule:
         return self._by_evidence(counts) or self._by_hits(counts)
 
     def _by_evidence(self, counts: WatchCounts) -> bool:
-        _, total, _, top, _ = counts
+        _, total, _, top, _, _ = counts
         return top >= self.min_evidence - _LEEWAY and top >= self.min_share * (total + self.prior) - _LEEWAY
 
     def _by_hits(self, counts: WatchCounts) -> bool:
-        questions, _, _, _, most = counts
-        return most >= self.min_hits and most >= self.min_hit_share * questions - _LEEWAY
+        questions, _, _, _, most, anywhere = counts
+        by_span = (
+            self.span_free_hits is not None
+            and anywhere >= self.span_free_hits
+            and anywhere >= self.min_hit_share * questions - _LEEWAY
+        )
+        return by_span or (most >= self.min_hits and most >= self.min_hit_share * questions - _LEEWAY)
 
     def reason(self, counts: WatchCounts) -> str:
         """Why, in plain words, for the steward."""
-        questions, total, top_hits, top, most = counts
+        questions, total, top_hits, top, most, anywhere = counts
         if self._by_evidence(counts):
             return (
                 f"{top_hits} of this person's {questions} questions about rare or absent variants (at most "
@@ -142,7 +156,7 @@ class WatchRule:
                 "checking whether a genome they hold is in the dataset"
             )
         return (
-            f"{most} of this person's {questions} questions about rare or absent variants (at most "
+            f"{max(most, anywhere)} of this person's {questions} questions about rare or absent variants (at most "
             f"{self.watch_max_count} copies in the dataset) were about variants that one and the same participant "
             "carries: the pattern of someone checking whether a genome they hold is in the dataset"
         )
@@ -178,7 +192,8 @@ class SessionWatch:
     def observe(self, carriers: Iterable[int], allele_count: int, position: tuple[str, int] | None = None) -> bool:
         """Count one (non-repeated) question; True the first time the session trips the rule.
 
-        ``position`` (chromosome, base) is needed when the rule has a ``min_span``.
+        ``position`` (chromosome, base): without it, under a rule with a ``min_span``, the carriers count as
+        spread (where the question lies is not known, so it is judged as by the rule without positions).
         """
         if self.flagged or not self.rule.counted(allele_count):
             return False
@@ -190,24 +205,19 @@ class SessionWatch:
             evidence = self.evidence[member] = self.evidence.get(member, 0.0) + weight
             hits = self.hits[member] = self.hits.get(member, 0) + 1
             anywhere = max(anywhere, hits)
-            if self.rule.min_span is not None and not self._spread(member, position):
+            if self.rule.min_span is not None and not self._spread(member, position, self.rule.min_span):
                 continue
             if (evidence, hits) > (top, top_hits):
                 top, top_hits = evidence, hits
             most = max(most, hits)
-        self.flagged = self.rule.trips((self.questions, self.total, top_hits, top, most)) or (
-            self.rule.span_free_hits is not None
-            and anywhere >= self.rule.span_free_hits
-            and anywhere >= self.rule.min_hit_share * self.questions - _LEEWAY
-        )
+        self.flagged = self.rule.trips((self.questions, self.total, top_hits, top, most, anywhere))
         return self.flagged
 
-    def _spread(self, member: int, position: tuple[str, int] | None) -> bool:
+    def _spread(self, member: int, position: tuple[str, int] | None, min_span: int) -> bool:
         """Whether the member's alleles asked so far lie on two chromosomes or ``min_span`` bases apart."""
-        assert position is not None and self.rule.min_span is not None, "the rule reads positions"
         if member not in self.spread:
-            chromosome, base = self.first.setdefault(member, position)
-            if position[0] != chromosome or abs(position[1] - base) >= self.rule.min_span:
+            chromosome, base = self.first.setdefault(member, position) if position is not None else ("", 0)
+            if position is None or position[0] != chromosome or abs(position[1] - base) >= min_span:
                 self.spread.add(member)
         return member in self.spread
 
@@ -222,11 +232,30 @@ _COUNT = (
     .values(rare_questions=_WATCH.c.rare_questions + 1, evidence=_WATCH.c.evidence + bindparam("w"))
     .returning(_WATCH.c.rare_questions, _WATCH.c.evidence, _WATCH.c.flagged_at)
 )
+#: A member is spread once a question on their alleles lies on another chromosome than the first one asked,
+#: or ``min_span`` bases from it, or where it lies is not known (no position: judged as without positions).
+_FAR = (
+    _HITS.c.spread
+    | bindparam("c").is_(None)
+    | (
+        _HITS.c.first_chromosome.is_not(None)
+        & (
+            (_HITS.c.first_chromosome != bindparam("c"))
+            | (func.abs(_HITS.c.first_start - bindparam("s")) >= bindparam("span"))
+        )
+    )
+)
 _HIT = (
     update(_HITS)
     .where(_THIS_HITS, _HITS.c.member.in_(bindparam("members", expanding=True)))
-    .values(hits=_HITS.c.hits + 1, evidence=_HITS.c.evidence + bindparam("w"))
-    .returning(_HITS.c.member, _HITS.c.hits, _HITS.c.evidence)
+    .values(
+        hits=_HITS.c.hits + 1,
+        evidence=_HITS.c.evidence + bindparam("w"),
+        spread=_FAR,
+        first_chromosome=func.coalesce(_HITS.c.first_chromosome, bindparam("c")),
+        first_start=func.coalesce(_HITS.c.first_start, bindparam("s")),
+    )
+    .returning(_HITS.c.member, _HITS.c.hits, _HITS.c.evidence, _HITS.c.spread)
 )
 _FLAG = (
     update(_WATCH)
@@ -239,7 +268,8 @@ _FLAG = (
 #: On PostgreSQL the count is this one statement in autocommit, where the transaction below takes seven round
 #: trips (BEGIN, the pool's ping, the durability, three statements, COMMIT) on most Beacon answers (rare and
 #: absent alleles are most alleles). The hits are counted only while the person is not flagged, as below; the
-#: member with the most evidence among this question's carriers comes back with its hits.
+#: member with the most evidence among this question's spread carriers (all of them under a rule without
+#: ``min_span``) comes back with its hits, and the most hits of the spread carriers and of all of them.
 #: The counting is the CTEs ``COUNT_CTES_POSTGRESQL``, run only ``{when}`` holds: alone, always; inside a
 #: Beacon answer's own write (``privacy_state``, its one statement), only if that write was made.
 COUNT_CTES_POSTGRESQL = """
@@ -249,20 +279,29 @@ COUNT_CTES_POSTGRESQL = """
         SET rare_questions = privacy_watch.rare_questions + 1, evidence = privacy_watch.evidence + :w
         RETURNING rare_questions, evidence, flagged_at
     ), hit AS (
-        INSERT INTO privacy_watch_hits (principal, dataset_id, member, hits, evidence)
-        SELECT :p, :d, m.member, 1, :w FROM unnest(CAST(:carriers AS integer[])) AS m(member)
+        INSERT INTO privacy_watch_hits (principal, dataset_id, member, hits, evidence, first_chromosome,
+            first_start, spread)
+        SELECT :p, :d, m.member, 1, :w, CAST(:c AS varchar), CAST(:s AS bigint), CAST(:c AS varchar) IS NULL
+        FROM unnest(CAST(:carriers AS integer[])) AS m(member)
         WHERE EXISTS (SELECT FROM watched) AND (SELECT flagged_at FROM watched) IS NULL
         ON CONFLICT (principal, dataset_id, member) DO UPDATE
-        SET hits = privacy_watch_hits.hits + 1, evidence = privacy_watch_hits.evidence + :w
-        RETURNING hits, evidence
+        SET hits = privacy_watch_hits.hits + 1, evidence = privacy_watch_hits.evidence + :w,
+            spread = privacy_watch_hits.spread OR CAST(:c AS varchar) IS NULL OR (
+                privacy_watch_hits.first_chromosome IS NOT NULL AND (
+                    privacy_watch_hits.first_chromosome <> CAST(:c AS varchar)
+                    OR abs(privacy_watch_hits.first_start - CAST(:s AS bigint)) >= CAST(:span AS bigint))),
+            first_chromosome = coalesce(privacy_watch_hits.first_chromosome, CAST(:c AS varchar)),
+            first_start = coalesce(privacy_watch_hits.first_start, CAST(:s AS bigint))
+        RETURNING hits, evidence, spread OR NOT CAST(:by_span AS boolean) AS counts
     ), top AS (
-        SELECT hits, evidence FROM hit ORDER BY evidence DESC, hits DESC LIMIT 1
+        SELECT hits, evidence FROM hit WHERE counts ORDER BY evidence DESC, hits DESC LIMIT 1
     )
 """
 #: What the counting returns (``WatchCounts``, with the flag's time first): columns of the statement's result.
 COUNT_RESULT_POSTGRESQL = """
     (SELECT rare_questions FROM watched), (SELECT evidence FROM watched), (SELECT flagged_at FROM watched),
-    (SELECT hits FROM top), (SELECT evidence FROM top), (SELECT max(hits) FROM hit)
+    (SELECT hits FROM top), (SELECT evidence FROM top), (SELECT max(hits) FROM hit WHERE counts),
+    (SELECT max(hits) FROM hit)
 """
 _COUNT_POSTGRESQL = text(
     f"WITH {COUNT_CTES_POSTGRESQL.format(when='TRUE')} "
@@ -271,8 +310,9 @@ _COUNT_POSTGRESQL = text(
 
 
 #: After a question: the person's watched questions and their total weight, the hits and evidence of the
-#: member with the most evidence among the question's carriers, and the most hits any of them has.
-WatchCounts = tuple[int, float, int, float, int]
+#: member with the most evidence among the question's spread carriers (``WatchRule.min_span``; all of them
+#: without), the most hits any of those has, and the most hits any carrier has (``span_free_hits``).
+WatchCounts = tuple[int, float, int, float, int, int]
 
 
 def watch_counts(row: Sequence[Any]) -> WatchCounts | None:
@@ -280,10 +320,31 @@ def watch_counts(row: Sequence[Any]) -> WatchCounts | None:
 
     Nothing is left when the person is flagged already, or the question had no carrier.
     """
-    rare, total, flagged_at, top_hits, top, most = row
-    if flagged_at is not None or top is None:
+    rare, total, flagged_at, top_hits, top, most, anywhere = row
+    if flagged_at is not None or anywhere is None:
         return None
-    return int(rare), float(total), int(top_hits), float(top), int(most)
+    if top is None:  # no carrier spread yet
+        return int(rare), float(total), 0, 0.0, 0, int(anywhere)
+    return int(rare), float(total), int(top_hits), float(top), int(most), int(anywhere)
+
+
+def counting(
+    rule: WatchRule, weight: float, carriers: Sequence[int], position: tuple[str, int] | None
+) -> dict[str, Any]:
+    """The counting statements' parameters besides the person and dataset (``COUNT_CTES_POSTGRESQL``, ``_HIT``).
+
+    The carriers go as one array literal: psycopg adapts a list value by value, which costs more than the
+    database's work on it.
+    """
+    chromosome, start = position if position is not None else (None, None)
+    return {
+        "w": weight,
+        "carriers": "{" + ",".join(map(str, carriers)) + "}",
+        "c": chromosome,
+        "s": start,
+        "span": rule.min_span if rule.min_span is not None else _NO_SPAN,
+        "by_span": rule.min_span is not None,
+    }
 
 
 class SqlAttackWatch:
@@ -302,16 +363,27 @@ class SqlAttackWatch:
         self._autocommit = database.engine.execution_options(isolation_level="AUTOCOMMIT") if postgresql else None
 
     def observe(
-        self, rule: WatchRule, principal: str, account: str, dataset_id: str, carriers: Iterable[int], allele_count: int
+        self,
+        rule: WatchRule,
+        principal: str,
+        account: str,
+        dataset_id: str,
+        carriers: Iterable[int],
+        allele_count: int,
+        position: tuple[str, int] | None = None,
     ) -> Flag | None:
-        """Count one question; the flag when this question raised it (once per person and dataset)."""
+        """Count one question; the flag when this question raised it (once per person and dataset).
+
+        ``position``: the allele's chromosome and start (``WatchRule.min_span``); None when not known.
+        """
         if not rule.counted(allele_count):
             return None
         members = list(carriers)
+        params = counting(rule, rule.weight(allele_count), members, position)
         try:
-            flag = self._count(rule, principal, account, dataset_id, members, allele_count)
+            flag = self._count(rule, principal, account, dataset_id, members, params)
         except IntegrityError:  # a concurrent first question of the same person created a row first
-            flag = self._count(rule, principal, account, dataset_id, members, allele_count)
+            flag = self._count(rule, principal, account, dataset_id, members, params)
         self._report(flag)
         return flag
 
@@ -340,17 +412,20 @@ class SqlAttackWatch:
             for dataset_id, rare, total in connection.execute(watched).all():
                 rule = rules.get(dataset_id)
                 these = (_HITS.c.principal == principal) & (_HITS.c.dataset_id == dataset_id)
+                anywhere = connection.execute(select(func.max(_HITS.c.hits)).where(these)).scalar_one()
+                if rule is None or anywhere is None:
+                    continue
+                spread = these & _HITS.c.spread if rule.min_span is not None else these
                 top = connection.execute(
                     select(_HITS.c.hits, _HITS.c.evidence)
-                    .where(these)
+                    .where(spread)
                     .order_by(_HITS.c.evidence.desc(), _HITS.c.hits.desc())
                     .limit(1)
                 ).first()
-                if rule is None or top is None:
-                    continue
-                most = connection.execute(select(func.max(_HITS.c.hits)).where(these)).scalar_one()
+                most = connection.execute(select(func.max(_HITS.c.hits)).where(spread)).scalar_one()
                 ids = {"p": principal, "d": dataset_id}
-                counts = (int(rare), float(total), int(top[0]), float(top[1]), int(most))
+                top_hits, evidence = (int(top[0]), float(top[1])) if top is not None else (0, 0.0)
+                counts = (int(rare), float(total), top_hits, evidence, int(most or 0), int(anywhere))
                 flag = self._flag(connection, rule, ids, account, counts, note)
                 if flag is not None:
                     flags.append(flag)
@@ -372,12 +447,13 @@ class SqlAttackWatch:
             )
 
     def _count(
-        self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int], allele_count: int
+        self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int], params: dict[str, Any]
     ) -> Flag | None:
         ids = {"p": principal, "d": dataset_id}
-        weight = rule.weight(allele_count)
+        weight = params["w"]
         if self._autocommit is not None:
-            return self._count_postgresql(rule, principal, account, dataset_id, members, weight)
+            return self._count_postgresql(rule, ids, account, params)
+        chromosome, start = params["c"], params["s"]
         with self.database.engine.begin() as connection:
             if not self.wait_for_disk:
                 commit_without_waiting(connection)
@@ -390,31 +466,34 @@ class SqlAttackWatch:
                 rare, total, flagged_at = int(row[0]), float(row[1]), row[2]
             if flagged_at is not None or not members:
                 return None
-            counted = connection.execute(_HIT, {**ids, "w": weight, "members": members})
-            hits = {int(m): (int(h), float(e)) for m, h, e in counted}
+            counted = connection.execute(_HIT, {**ids, **params, "members": members})
+            hits = {int(m): (int(h), float(e), bool(far)) for m, h, e, far in counted}
             fresh = [m for m in members if m not in hits]
             if fresh:
+                first = {"first_chromosome": chromosome, "first_start": start, "spread": chromosome is None}
                 connection.execute(
                     insert(_HITS),
                     [
                         {"principal": principal, "dataset_id": dataset_id, "member": m, "hits": 1, "evidence": weight}
+                        | first
                         for m in fresh
                     ],
                 )
-                hits.update(dict.fromkeys(fresh, (1, weight)))
-            top_hits, top = max(hits.values(), key=lambda hit: (hit[1], hit[0]))
-            most = max(hit[0] for hit in hits.values())
-            return self._flag(connection, rule, ids, account, (rare, total, top_hits, top, most))
+                hits.update(dict.fromkeys(fresh, (1, weight, chromosome is None)))
+            spread = [(h, e) for h, e, far in hits.values() if far or rule.min_span is None]
+            top_hits, top = max(spread, key=lambda hit: (hit[1], hit[0]), default=(0, 0.0))
+            most = max((h for h, _ in spread), default=0)
+            anywhere = max(hit[0] for hit in hits.values())
+            return self._flag(connection, rule, ids, account, (rare, total, top_hits, top, most, anywhere))
 
     def _count_postgresql(
-        self, rule: WatchRule, principal: str, account: str, dataset_id: str, members: list[int], weight: float
+        self, rule: WatchRule, ids: dict[str, str], account: str, params: dict[str, Any]
     ) -> Flag | None:
         assert self._autocommit is not None
-        ids = {"p": principal, "d": dataset_id}
         durability = "on" if self.wait_for_disk else "off"
         with self._autocommit.connect() as connection:
-            counting = {**ids, "w": weight, "carriers": members, "synchronous_commit": durability}
-            counts = watch_counts(connection.execute(_COUNT_POSTGRESQL, counting).one()[:6])
+            row = connection.execute(_COUNT_POSTGRESQL, {**ids, **params, "synchronous_commit": durability}).one()
+            counts = watch_counts(row[:7])
             return None if counts is None else self._flag(connection, rule, ids, account, counts)
 
     @staticmethod
@@ -422,20 +501,22 @@ class SqlAttackWatch:
         connection: Connection, rule: WatchRule, ids: dict[str, str], account: str, counts: WatchCounts, note: str = ""
     ) -> Flag | None:
         """The flag, written once, if the counts after this question trip the rule; ``note`` ends its reason."""
-        rare, _, top_hits, _, most = counts
+        rare, _, top_hits, _, most, anywhere = counts
         if not rule.trips(counts):
             return None
         why = (rule.reason(counts) + note)[:_REASON_LENGTH]
-        flagging = {**ids, "at": datetime.now(UTC), "account": account, "top": max(top_hits, most), "why": why}
+        top = max(top_hits, most, anywhere if rule._by_hits(counts) else 0)
+        flagging = {**ids, "at": datetime.now(UTC), "account": account, "top": top, "why": why}
         if connection.execute(_FLAG, flagging).rowcount != 1:
             return None  # another worker raised it first
-        return Flag(ids["p"], account, ids["d"], max(top_hits, most), rare, why)
+        return Flag(ids["p"], account, ids["d"], top, rare, why)
 
 
 def merge_counts(session: Session, keep: str, gone: str) -> None:
     """Count everything ``gone`` asked as ``keep``'s, when a link makes them one person.
 
-    Questions, hits and evidence add up, so a walk split over identities that are later linked is one walk:
+    Questions, hits and evidence add up, so a walk split over identities that are later linked is one walk
+    (and a member whose alleles the two asked at two places is spread, ``WatchRule.min_span``):
     a steward's link judges the merged sums at once (``SqlAttackWatch.review``); a passport's, at the person's
     next question on the walked member. A flag either identity had stays raised (the earlier one wins).
     """
@@ -456,6 +537,12 @@ def merge_counts(session: Session, keep: str, gone: str) -> None:
             session.add(target)
         target.hits += hit.hits
         target.evidence += hit.evidence
+        # Each identity asked the member's alleles first somewhere: at two places, the member is spread (the
+        # dataset's span is not known here; a walk split over identities is flagged rather than missed).
+        first, other = (target.first_chromosome, target.first_start), (hit.first_chromosome, hit.first_start)
+        target.spread = bool(target.spread or hit.spread) or (None not in (*first, *other) and first != other)
+        if target.first_chromosome is None:
+            target.first_chromosome, target.first_start = hit.first_chromosome, hit.first_start
     session.flush()
     for table in (PrivacyWatchHit, PrivacyWatch):
         session.execute(delete(table).where(table.principal == gone))

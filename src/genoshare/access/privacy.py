@@ -69,7 +69,14 @@ from urllib.parse import unquote, urlsplit
 
 from pyroaring import BitMap
 
-from genoshare.access.attack_watch import SqlAttackWatch, WatchRule, spend_cost
+from genoshare.access.attack_watch import (
+    NODE_MIN_SPAN,
+    NODE_SPAN_FREE_HITS,
+    SqlAttackWatch,
+    WatchRule,
+    counting,
+    spend_cost,
+)
 from genoshare.access.granularity import AccessLevel, Granularity
 from genoshare.access.passports import Identity
 from genoshare.access.policy import Decision
@@ -160,6 +167,13 @@ class PrivacySettings:
     flag_min_evidence: float | None = None
     #: ... and that member's evidence is at least this share of all their questions' on rare or absent alleles.
     flag_min_share: float = 0.8
+    #: ... counting a member only once the person's questions on their alleles lie on two chromosomes or this
+    #: many bases apart (``WatchRule.min_span``; None: positions not read), so that a screen in genome order
+    #: through a segment a patient shares with a relative in the dataset is not taken for a walk.
+    flag_min_span: int | None = NODE_MIN_SPAN
+    #: ... or once this many of their questions (and ``WatchRule.min_hit_share`` of them) are on one member's
+    #: alleles wherever they lie (None: never), so a walk kept within ``flag_min_span`` is flagged too, later.
+    flag_span_free_hits: int | None = NODE_SPAN_FREE_HITS
     #: Differentially private counts (None: off): the answer is decided on the count plus two-sided
     #: geometric noise with ``alpha = exp(-count_epsilon)``, truncated at 0 (``truncated_geometric``), the
     #: mechanism Ghosh et al. (2012) proved optimal for one count and Cho et al. (Cell Systems 2020) applied
@@ -175,7 +189,12 @@ class PrivacySettings:
         """The attack flag's rule, or None when this policy raises no flag."""
         if self.flag_min_evidence is None or not self.stateful:
             return None
-        return WatchRule(self.flag_min_evidence, self.flag_min_share)
+        return WatchRule(
+            self.flag_min_evidence,
+            self.flag_min_share,
+            min_span=self.flag_min_span,
+            span_free_hits=self.flag_span_free_hits,
+        )
 
     @property
     def stateful(self) -> bool:
@@ -207,6 +226,8 @@ class PrivacySettings:
             ("exact_count_min", settings.exact_count_min, int, 1),
             ("exact_count_cap", settings.exact_count_cap, int, 1),
             ("flag_min_evidence", settings.flag_min_evidence, float, 0.0),
+            ("flag_min_span", settings.flag_min_span, int, 1),
+            ("flag_span_free_hits", settings.flag_span_free_hits, int, 1),
         )
         optional = (
             "budget",
@@ -216,6 +237,8 @@ class PrivacySettings:
             "exact_count_min",
             "exact_count_cap",
             "flag_min_evidence",
+            "flag_min_span",
+            "flag_span_free_hits",
         )
         for name, value, kind, least in checks:
             if value is None and name in optional:
@@ -567,8 +590,13 @@ class PrivacyGuard:
         allele_key: str,
         carriers: BitMap,
         allele_count: int,
+        position: tuple[str, int] | None = None,
     ) -> Answer:
-        """The answer ``caller`` may get about one allele in ``dataset``; spends budget, fills the cache."""
+        """The answer ``caller`` may get about one allele in ``dataset``; spends budget, fills the cache.
+
+        ``position``: the allele's chromosome and start, for the attack watch (``WatchRule.min_span``); None
+        when the question names no one place.
+        """
         withheld = self.withholds(caller, decision, dataset)
         if withheld is not None:
             return Answer(False, None, None, withheld, withheld=True)
@@ -578,7 +606,7 @@ class PrivacyGuard:
         while True:
             try:
                 answer, fresh, counted_by = self._guarded(
-                    caller, decision, dataset, settings, allele_key, carriers, allele_count
+                    caller, decision, dataset, settings, allele_key, carriers, allele_count, position
                 )
                 break
             except StateChanged:
@@ -592,7 +620,7 @@ class PrivacyGuard:
         if fresh and rule is not None and self.watch is not None and caller.principal and caller.account:
             if counted_by is None:
                 # After the answer's unit of work: the watch writes in a transaction of its own.
-                self.watch.observe(rule, caller.principal, caller.account, dataset.id, carriers, allele_count)
+                self.watch.observe(rule, caller.principal, caller.account, dataset.id, carriers, allele_count, position)
             elif (counts := counted_by.watched()) is not None:
                 # Counted in the answer's own write (PostgreSQL); a flag, once, is written on its own.
                 self.watch.judge(rule, caller.principal, caller.account, dataset.id, counts)
@@ -607,6 +635,7 @@ class PrivacyGuard:
         allele_key: str,
         carriers: BitMap,
         allele_count: int,
+        position: tuple[str, int] | None,
     ) -> tuple[Answer, bool, SessionState | None]:
         """The answer under a stateful policy, and whether it was new (not a repeat, not an exact count).
 
@@ -661,7 +690,7 @@ class PrivacyGuard:
                 and self.watch is not None
                 and bool(caller.principal and caller.account)
                 and rule.counted(allele_count)
-                and session.watch(rule.weight(allele_count), list(carriers))
+                and session.watch(counting(rule, rule.weight(allele_count), list(carriers), position))
             )
             return answer, True, session if watched else None
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyroaring import BitMap, FrozenBitMap
 from sqlalchemy import BindParameter, Connection, bindparam, delete, insert, select, text, update
@@ -81,8 +81,10 @@ class SessionState(Protocol):
 
     def spend(self, members: BitMap, amount: float) -> None: ...
 
-    def watch(self, weight: float, carriers: list[int]) -> bool:
+    def watch(self, counting: dict[str, Any]) -> bool:
         """Count this question for the attack watch in the unit of work's own write, if this state can.
+
+        ``counting``: the counting statement's parameters (``attack_watch.counting``).
 
         False: it cannot, and the watch counts the question itself afterwards.
         """
@@ -184,7 +186,7 @@ class _MemorySession:
     def spend(self, members: BitMap, amount: float) -> None:
         self.spends.add(members, amount)
 
-    def watch(self, weight: float, carriers: list[int]) -> bool:
+    def watch(self, counting: dict[str, Any]) -> bool:
         return False
 
     def watched(self) -> WatchCounts | None:
@@ -369,8 +371,8 @@ class _SqlSession:
         #: Members with no spend row before this unit of work (SQLite inserts them, updates the others).
         self._fresh: set[int] = set()
         self.answers: dict[str, Answer] = {}
-        #: The attack watch's count to make with the write (its weight and carriers), and what it returned.
-        self._watching: tuple[float, list[int]] | None = None
+        #: The attack watch's count to make with the write (its parameters), and what it returned.
+        self._watching: dict[str, Any] | None = None
         self._watched: WatchCounts | None = None
 
     def tick(self, now: float, per_minute: int | None, per_day: int | None) -> float | None:
@@ -402,9 +404,9 @@ class _SqlSession:
             self.spends[member] = self.spends.get(member, 0.0) + amount
         self.known.spends.add(members, amount)
 
-    def watch(self, weight: float, carriers: list[int]) -> bool:
+    def watch(self, counting: dict[str, Any]) -> bool:
         if self._watches:
-            self._watching = (weight, carriers)
+            self._watching = counting
         return self._watches
 
     def watched(self) -> WatchCounts | None:
@@ -444,7 +446,7 @@ class _SqlSession:
             if self._watching is None:
                 row = connection.execute(_WRITE_POSTGRESQL, params).one()
             else:
-                params.update(w=self._watching[0], carriers="{" + ",".join(map(str, self._watching[1])) + "}")
+                params.update(self._watching)
                 row = connection.execute(_WRITE_WATCHED_POSTGRESQL, params).one()
                 self._watched = watch_counts(row[2:])
             if row[0] != 1:

@@ -248,7 +248,13 @@ class BeaconService:
                 key = _answer_key(entry, request, variant_query, parent, hidden)
                 carriers = selection.matches.carriers
                 answer = self.guard.filter_answer(
-                    caller, decision, dataset, key, carriers, selection.matches.allele_count(carriers)
+                    caller,
+                    decision,
+                    dataset,
+                    key,
+                    carriers,
+                    selection.matches.allele_count(carriers),
+                    _position(variant_query),
                 )
                 if answer.withheld:
                     outcomes.append(Outcome(dataset, decision, None, withheld=answer.reason))
@@ -617,6 +623,14 @@ def _note(outcome: Outcome, anonymous: bool) -> dict[str, Any]:
 
 def _bounds(low: int | None, high: int | None) -> tuple[int, int]:
     return (UNBOUNDED[0] if low is None else low, UNBOUNDED[1] if high is None else high)
+
+
+def _position(query: VariantQuery | None) -> tuple[str, int] | None:
+    """Where the asked allele lies, for the attack watch: its contig and the first base the query names."""
+    if query is None or query.contig is None:
+        return None
+    start = query.start_min if query.start_min is not None else query.overlap[0] if query.overlap else None
+    return None if start is None else (query.contig, start)
 
 
 def _answer_key(

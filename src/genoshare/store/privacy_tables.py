@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from genoshare.store.models import Base, utcnow
@@ -114,3 +114,9 @@ class PrivacyWatchHit(Base):
     hits: Mapped[int] = mapped_column(Integer, default=0)
     #: The weights of those questions summed (nats): the evidence a walk over this member would have built.
     evidence: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
+    #: Where the first of those questions lay (``WatchRule.min_span``); None when not known.
+    first_chromosome: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    first_start: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: Set once one of them lay on another chromosome or ``min_span`` bases from the first, or nowhere known:
+    #: only then does the member count towards a flag, bar ``WatchRule.span_free_hits``.
+    spread: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

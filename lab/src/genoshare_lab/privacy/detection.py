@@ -11,7 +11,8 @@ allele with a few dozen copies at most; it flags the person once one member hold
   one patient's screen at a time (the candidates a clinician asks for one patient: that patient's alleles
   the reference has never seen), in the VCF's order and shuffled, and screens of a region (consecutive sites,
   whose rare alleles share carriers through linkage): false alarms;
-- ``SPAN``, a candidate that reads positions (``site_position``), which the node cannot apply yet;
+- ``SPAN``, the rule that reads positions (``site_position``), the node's default since session 8, beside
+  ``WITHOUT_POSITIONS``, the rule before it;
 - an adaptive attacker who knows the rule (``adaptive_plan``): it walks rarest first like A2 and asks made-up
   alleles (absent from every dataset) in between, as many as keep both shares under the rule's even if every
   real question were a singleton of the target; ``adaptive`` measures the power it keeps within the queries,
@@ -29,7 +30,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from genoshare.access.attack_watch import SessionWatch, WatchRule
+from genoshare.access.attack_watch import NODE_MIN_SPAN, NODE_SPAN_FREE_HITS, SessionWatch, WatchRule
 from genoshare.access.privacy import PrivacySettings
 from genoshare_lab.privacy.attacks import DELTAS, QueryPlans, power_at_fpr, scores
 from genoshare_lab.privacy.cohort import AttackCohort
@@ -226,13 +227,15 @@ POWER_AT = (10, 25, 50, 100, 200, 400, 800, 1000)
 
 #: The rule before the hits test: evidence on alleles with at most ``rare_max_count`` copies only.
 EVIDENCE_ONLY = WatchRule(watch_max_count=WatchRule.rare_max_count, min_hits=2**31 - 1)
-#: A candidate that reads positions (not the node's yet): a member's alleles asked on two contigs or 20 Mb
-#: apart (a contig's length here: the coalescent's segments shared by relatives span several Mb), or 25 of
-#: them wherever they lie (longer than the runs of a relative's alleles in the patients' screens here).
-SPAN = WatchRule(min_span=20_000_000, span_free_hits=25)
-#: The node default's rule is measured beside these neighbours: the evidence alone (the rule before), a
-#: hits test that flags sooner, one with a looser share of hits, and ``SPAN``.
-NEIGHBOURS = (EVIDENCE_ONLY, WatchRule(min_hits=6), WatchRule(min_hit_share=0.8), SPAN)
+#: The rule that reads positions, the node's default: a member's alleles asked on two contigs or 20 Mb apart
+#: (a contig's length here: the coalescent's segments shared by relatives span several Mb), or 25 of them
+#: wherever they lie (longer than the runs of a relative's alleles in the patients' screens here).
+SPAN = WatchRule(min_span=NODE_MIN_SPAN, span_free_hits=NODE_SPAN_FREE_HITS)
+#: The node's rule before it read positions.
+WITHOUT_POSITIONS = WatchRule()
+#: The node default's rule is measured beside these neighbours (none reads positions): the evidence alone,
+#: a hits test that flags sooner, one with a looser share of hits, and the rule without positions.
+NEIGHBOURS = (EVIDENCE_ONLY, WatchRule(min_hits=6), WatchRule(min_hit_share=0.8), WITHOUT_POSITIONS)
 
 
 def detection_table(flags: list[dict[str, object]], adaptive_report: dict[str, object] | None = None) -> str:
