@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from pyroaring import BitMap
+from tiny_lab import TINY, TINY_PER_NODE
 
 from genoshare.access.privacy import PrivacySettings
 from genoshare_lab.privacy import per_node
 from genoshare_lab.privacy.accounting import EvidencePriced, GatedBeacon, ShareGate, diluted_plan, walk_positions
 from genoshare_lab.privacy.attacks import plan_queries
-from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
+from genoshare_lab.privacy.cohort import AttackCohort, load_or_simulate
 from genoshare_lab.privacy.harness import GuardedBeacon
 
-TINY = CohortConfig(n_members=120, n_panel=120, n_targets=16, n_contigs=2, contig_length=6_000_000, seed=11)
 BEST_POINT = PrivacySettings(budget=0.5, count_epsilon=2.2)
 
 
@@ -94,15 +93,7 @@ def test_a_diluted_walk_keeps_the_walk_order_and_pads_with_others_alleles(cohort
 
 
 def test_per_node_measures_each_node_apart_with_its_interval() -> None:
-    config = replace(
-        per_node.CONFIG,
-        cohort=TINY,
-        max_queries=300,
-        defended_queries=100,
-        benign_queries=400,
-        screen_queries=100,
-        spread_seeds=(9,),
-    )
+    config = TINY_PER_NODE
     report = per_node.run(
         config, None, rows=("budget=0.5 + geometric eps=2.2",), gates=[(BEST_POINT, ShareGate(0.02))], workers=1
     )

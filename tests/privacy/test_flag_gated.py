@@ -13,20 +13,18 @@ What a reader of the measurement relies on:
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
+from tiny_lab import TINY, TINY_PER_NODE
 
 from genoshare.access.attack_watch import WatchRule
 from genoshare.access.privacy import PrivacySettings
 from genoshare_lab.privacy import per_node
 from genoshare_lab.privacy.accounting import GatedBeacon, ShareGate
 from genoshare_lab.privacy.attacks import plan_queries
-from genoshare_lab.privacy.cohort import AttackCohort, CohortConfig, load_or_simulate
+from genoshare_lab.privacy.cohort import AttackCohort, load_or_simulate
 from genoshare_lab.privacy.flag_gated import FlagGate, FlagGatedBeacon, evasive_attacks
 
-TINY = CohortConfig(n_members=120, n_panel=120, n_targets=16, n_contigs=2, contig_length=6_000_000, seed=11)
 #: No noise and a budget no walk here exhausts: every answer is the truth unless the flag changes it.
 EXACT = PrivacySettings(budget=50.0)
 GATE = ShareGate(share=0.003)
@@ -94,15 +92,7 @@ def test_the_evasive_walk_stays_under_the_rule(cohort: AttackCohort, share: floa
 
 
 def test_per_node_measures_the_flag_gated_point_on_each_node() -> None:
-    config = replace(
-        per_node.CONFIG,
-        cohort=TINY,
-        max_queries=300,
-        defended_queries=100,
-        benign_queries=400,
-        screen_queries=100,
-        spread_seeds=(9,),
-    )
+    config = TINY_PER_NODE
     flag = FlagGate(GATE, WatchRule(), after="stop")
     report = per_node.run(
         config, None, rows=(), gates=[(PrivacySettings(budget=0.5, count_epsilon=2.2), flag)], workers=1
