@@ -12,13 +12,12 @@ harness flag the same questions (SQLite and PostgreSQL, through the guard the Be
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from test_defences import ask, dataset, guard
 from test_person_budgets import passport
+from test_walks_in_any_order import flagged_people
 
 from genoshare.access.attack_watch import NODE_MIN_SPAN, NODE_SPAN_FREE_HITS, SessionWatch, SqlAttackWatch, WatchRule
 from genoshare.store.db import Database
-from genoshare.store.privacy_tables import PrivacyWatch
 from genoshare_lab.privacy.detection import SPAN
 
 Question = tuple[list[int], int, tuple[str, int]]
@@ -75,12 +74,6 @@ SESSIONS: dict[str, list[Question]] = {
 }  # fmt: skip
 
 
-def _flags(database: Database) -> dict[str, int]:
-    with database.session() as session:
-        rows = session.scalars(select(PrivacyWatch).where(PrivacyWatch.flagged_at.is_not(None))).all()
-        return {row.principal: row.rare_questions for row in rows}
-
-
 def test_the_node_reads_positions_as_the_harness_does(database: Database) -> None:
     ds = dataset(database, budget=5.0, flag_min_evidence=0.6)
     g = guard(database, watch=SqlAttackWatch(database, None))
@@ -95,7 +88,7 @@ def test_the_node_reads_positions_as_the_harness_does(database: Database) -> Non
         flagged[name] = None
         for i, (carriers, copies, position) in enumerate(questions):
             ask(g, caller, ds, f"{name}-{i}", carriers, copies, position)
-            if caller.principal in _flags(database):
+            if caller.principal in flagged_people(database):
                 flagged[name] = i + 1
                 break
     assert flagged == expected, "the node must flag the sessions the harness does, at the same question"

@@ -27,7 +27,8 @@ def _carriers(i: int, copies: int) -> list[int]:
     return [7, *(OTHERS[(i * 37 + j) % len(OTHERS)] for j in range(copies - 1))]
 
 
-def _flags(database: Database) -> dict[str, int]:
+def flagged_people(database: Database) -> dict[str, int]:
+    """The people the node flagged, with the watched questions they had asked by then."""
     with database.session() as session:
         rows = session.scalars(select(PrivacyWatch).where(PrivacyWatch.flagged_at.is_not(None))).all()
         return {row.principal: row.rare_questions for row in rows}
@@ -48,12 +49,12 @@ def test_a_random_order_walk_is_flagged_by_its_hits_before_any_evidence(database
         ask(g, walker, ds, f"member-7-{i}", carriers, copies)
         if memory.observe(carriers, copies):
             flagged_at = i + 1
-        if _flags(database):
+        if flagged_people(database):
             break
     # Each of these weighs nothing as evidence (a "yes" on 10+ copies tells nothing about a carrier) ...
     assert memory.total == 0.0
     # ... and the eighth on member 7's alleles, all of the person's watched questions, flags the person.
-    assert _flags(database) == {walker.principal: rule.min_hits}
+    assert flagged_people(database) == {walker.principal: rule.min_hits}
     assert flagged_at == rule.min_hits, "the harness's rule must flag where the node does"
 
 
@@ -75,4 +76,4 @@ def test_questions_spread_over_many_members_or_half_absent_are_not_a_walk(databa
     for i in range(60):
         carriers = [] if i % 9 == 0 else _carriers(i, 20)
         ask(g, careful, ds, f"careful-{i}", carriers, len(carriers))
-    assert _flags(database) == {}
+    assert flagged_people(database) == {}
